@@ -1,0 +1,1 @@
+//! Finding, checking and installing geth 1.13.x.

@@ -1,0 +1,3 @@
+//! Chain artefacts: genesis, geth config, the geth binary.
+pub mod genesis;
+pub mod geth;

@@ -1,0 +1,1 @@
+//! Minimal RLP encoding (what transaction signing needs). Bodies by the crypto work.

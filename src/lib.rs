@@ -1,0 +1,12 @@
+//! consort: deploy private Ethereum consortium networks (geth, Clique PoA) as
+//! infrastructure-as-code. See DESIGN.md in the shared folder for the pipeline.
+
+pub mod chain;
+pub mod cli;
+pub mod crypto;
+pub mod plan;
+pub mod provider;
+pub mod render;
+pub mod rpc;
+pub mod state;
+pub mod topology;

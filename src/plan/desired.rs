@@ -1,0 +1,1 @@
+//! The provider-independent desired resources of a topology.

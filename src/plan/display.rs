@@ -1,0 +1,1 @@
+//! Human rendering of a plan.

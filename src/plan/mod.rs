@@ -1,0 +1,382 @@
+//! Plan as data: desired resources diffed against state.
+//!
+//! A resource has an address (`node.contoso-validator-0`), a kind, non-secret attributes and
+//! dependencies. `diff` compares desired with state (plus live drift from the provider) and
+//! yields changes: `+` create, `~` update, `-` destroy, `-/+` replace, each with a reason.
+
+pub mod desired;
+pub mod display;
+
+use crate::state::State;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// Fixed at first apply: chain id, Clique period/epoch, gas limit, signers, alloc.
+    Genesis,
+    /// A node's devp2p key (`nodekey`): gives the enode id.
+    NodeKey,
+    /// A validator's signer key, its keystore and password file.
+    SignerKey,
+    /// A funded application account: key, keystore, password file.
+    Account,
+    /// Funding of an account that joined after genesis (a signed transfer).
+    Funding,
+    /// "This validator is an authorised Clique signer": in genesis, or voted in/out.
+    Signer,
+    /// A geth process on this machine.
+    LocalNode,
+    AzureResourceGroup,
+    AzureVnet,
+    AzureNsg,
+    AzureSubnet,
+    AzurePublicIp,
+    AzureNic,
+    AzureVm,
+}
+
+impl Kind {
+    /// Attributes whose change forces destroy-then-create rather than an in-place update.
+    pub fn force_new(self) -> &'static [&'static str] {
+        match self {
+            Kind::NodeKey | Kind::SignerKey | Kind::Account => &["node", "member", "name"],
+            Kind::LocalNode => &["role", "member", "geth"],
+            Kind::AzureVm => &["size", "image", "admin_username", "ssh_public_key", "custom_data_sha256"],
+            Kind::AzureNic => &["private_ip", "subnet"],
+            Kind::AzureSubnet => &["address_prefix"],
+            Kind::AzureVnet => &["address_space"],
+            Kind::AzureResourceGroup => &["location"],
+            _ => &[],
+        }
+    }
+
+    /// Kinds handled by the core (generated locally, identical for every provider).
+    pub fn is_core(self) -> bool {
+        matches!(
+            self,
+            Kind::Genesis | Kind::NodeKey | Kind::SignerKey | Kind::Account
+        )
+    }
+}
+
+/// One desired resource.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Resource {
+    pub addr: String,
+    pub kind: Kind,
+    /// Non-secret, deterministic attributes (a JSON object). Compared with state to diff.
+    pub attrs: Value,
+    pub deps: Vec<String>,
+    /// Human summary for plan output ("validator of contoso", "enode known after apply").
+    pub summary: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Create,
+    Update,
+    Destroy,
+    Replace,
+}
+
+impl Action {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Action::Create => "+",
+            Action::Update => "~",
+            Action::Destroy => "-",
+            Action::Replace => "-/+",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub addr: String,
+    pub kind: Kind,
+    pub action: Action,
+    pub reason: String,
+    pub summary: String,
+    /// Attributes in state (None for create).
+    pub before: Option<Value>,
+    /// Desired attributes (None for destroy).
+    pub after: Option<Value>,
+    /// For create/update/replace: desired deps. For destroy: the deps recorded in state.
+    pub deps: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub format_version: u32,
+    pub network: String,
+    pub provider: String,
+    /// The state this plan was made against: `apply PLAN` refuses if it moved on.
+    pub state_lineage: Option<String>,
+    pub state_serial: u64,
+    /// sha256 of the topology file's bytes when the plan was made.
+    pub topology_sha256: String,
+    pub destroy: bool,
+    pub changes: Vec<Change>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub add: usize,
+    pub change: usize,
+    pub destroy: usize,
+}
+
+impl Plan {
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary::default();
+        for c in &self.changes {
+            match c.action {
+                Action::Create => s.add += 1,
+                Action::Update => s.change += 1,
+                Action::Destroy => s.destroy += 1,
+                Action::Replace => {
+                    s.add += 1;
+                    s.destroy += 1
+                }
+            }
+        }
+        s
+    }
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+}
+
+/// Diffs desired against state. `drift` maps addresses of resources that exist in state
+/// but need work anyway (e.g. a dead process) to the reason.
+pub fn diff(
+    desired: &[Resource],
+    state: Option<&State>,
+    drift: &BTreeMap<String, String>,
+) -> Vec<Change> {
+    let empty = BTreeMap::new();
+    let existing = state.map(|s| &s.resources).unwrap_or(&empty);
+    let mut changes = Vec::new();
+    let mut wanted = BTreeSet::new();
+    for r in desired {
+        wanted.insert(r.addr.as_str());
+        match existing.get(&r.addr) {
+            None => changes.push(Change {
+                addr: r.addr.clone(),
+                kind: r.kind,
+                action: Action::Create,
+                reason: String::new(),
+                summary: r.summary.clone(),
+                before: None,
+                after: Some(r.attrs.clone()),
+                deps: r.deps.clone(),
+            }),
+            Some(cur) => {
+                let changed = changed_keys(&cur.attrs, &r.attrs);
+                if changed.is_empty() {
+                    if let Some(reason) = drift.get(&r.addr) {
+                        changes.push(Change {
+                            addr: r.addr.clone(),
+                            kind: r.kind,
+                            action: Action::Update,
+                            reason: reason.clone(),
+                            summary: r.summary.clone(),
+                            before: Some(cur.attrs.clone()),
+                            after: Some(r.attrs.clone()),
+                            deps: r.deps.clone(),
+                        });
+                    }
+                    continue;
+                }
+                let forced: Vec<&String> = changed
+                    .iter()
+                    .filter(|k| r.kind.force_new().contains(&k.as_str()))
+                    .collect();
+                let (action, reason) = if forced.is_empty() {
+                    (Action::Update, describe_changes(&cur.attrs, &r.attrs, &changed))
+                } else {
+                    (
+                        Action::Replace,
+                        format!(
+                            "{} (forces replacement)",
+                            describe_changes(&cur.attrs, &r.attrs, &changed)
+                        ),
+                    )
+                };
+                changes.push(Change {
+                    addr: r.addr.clone(),
+                    kind: r.kind,
+                    action,
+                    reason,
+                    summary: r.summary.clone(),
+                    before: Some(cur.attrs.clone()),
+                    after: Some(r.attrs.clone()),
+                    deps: r.deps.clone(),
+                });
+            }
+        }
+    }
+    for (addr, cur) in existing {
+        if !wanted.contains(addr.as_str()) {
+            changes.push(Change {
+                addr: addr.clone(),
+                kind: cur.kind,
+                action: Action::Destroy,
+                reason: "no longer in the topology".into(),
+                summary: String::new(),
+                before: Some(cur.attrs.clone()),
+                after: None,
+                deps: cur.deps.clone(),
+            });
+        }
+    }
+    changes
+}
+
+fn changed_keys(before: &Value, after: &Value) -> Vec<String> {
+    let (Some(b), Some(a)) = (before.as_object(), after.as_object()) else {
+        return if before == after {
+            vec![]
+        } else {
+            vec!["value".into()]
+        };
+    };
+    let mut keys: BTreeSet<&String> = b.keys().collect();
+    keys.extend(a.keys());
+    keys.into_iter()
+        .filter(|k| b.get(*k) != a.get(*k))
+        .cloned()
+        .collect()
+}
+
+fn short(v: Option<&Value>) -> String {
+    match v {
+        None => "(none)".into(),
+        Some(Value::String(s)) => s.clone(),
+        Some(v) => {
+            let s = v.to_string();
+            if s.chars().count() > 60 {
+                format!("{}…", s.chars().take(57).collect::<String>())
+            } else {
+                s
+            }
+        }
+    }
+}
+
+/// "peers: +delta-validator-0 -fabrikam-tx-0" for string lists, "size: a → b" otherwise.
+fn describe_changes(before: &Value, after: &Value, keys: &[String]) -> String {
+    keys.iter()
+        .map(|k| {
+            let (b, a) = (before.get(k), after.get(k));
+            if let (Some(Value::Array(bl)), Some(Value::Array(al))) = (b, a) {
+                let added: Vec<String> = al
+                    .iter()
+                    .filter(|x| !bl.contains(x))
+                    .map(|x| format!("+{}", short(Some(x))))
+                    .collect();
+                let removed: Vec<String> = bl
+                    .iter()
+                    .filter(|x| !al.contains(x))
+                    .map(|x| format!("-{}", short(Some(x))))
+                    .collect();
+                let mut parts = added;
+                parts.extend(removed);
+                if !parts.is_empty() {
+                    return format!("{k}: {}", parts.join(" "));
+                }
+            }
+            format!("{k}: {} → {}", short(b), short(a))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::ResourceState;
+    use serde_json::json;
+
+    fn res(addr: &str, kind: Kind, attrs: Value) -> Resource {
+        Resource {
+            addr: addr.into(),
+            kind,
+            attrs,
+            deps: vec![],
+            summary: String::new(),
+        }
+    }
+
+    #[test]
+    fn diff_classifies_create_update_replace_destroy_and_drift() {
+        let mut st = State::new("n", "local");
+        for (a, k, v) in [
+            ("node.a", Kind::LocalNode, json!({"role":"tx","peers":["b"]})),
+            ("node.b", Kind::LocalNode, json!({"role":"tx","peers":["a"]})),
+            ("node.c", Kind::LocalNode, json!({"role":"tx"})),
+            ("node.gone", Kind::LocalNode, json!({"role":"tx"})),
+        ] {
+            st.resources.insert(
+                a.into(),
+                ResourceState {
+                    kind: k,
+                    attrs: v,
+                    outputs: json!({}),
+                    deps: vec![],
+                },
+            );
+        }
+        let desired = vec![
+            res("node.a", Kind::LocalNode, json!({"role":"tx","peers":["b","d"]})),
+            res("node.b", Kind::LocalNode, json!({"role":"validator","peers":["a"]})),
+            res("node.c", Kind::LocalNode, json!({"role":"tx"})),
+            res("node.d", Kind::LocalNode, json!({"role":"tx"})),
+        ];
+        let drift = BTreeMap::from([("node.c".to_string(), "restart (process not running)".to_string())]);
+        let ch = diff(&desired, Some(&st), &drift);
+        let got: Vec<(String, Action, String)> = ch
+            .iter()
+            .map(|c| (c.addr.clone(), c.action, c.reason.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("node.a".into(), Action::Update, "peers: +d".into()),
+                (
+                    "node.b".into(),
+                    Action::Replace,
+                    "role: tx → validator (forces replacement)".into()
+                ),
+                ("node.c".into(), Action::Update, "restart (process not running)".into()),
+                ("node.d".into(), Action::Create, "".into()),
+                ("node.gone".into(), Action::Destroy, "no longer in the topology".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn unchanged_gives_no_changes() {
+        let mut st = State::new("n", "local");
+        st.resources.insert(
+            "genesis".into(),
+            ResourceState {
+                kind: Kind::Genesis,
+                attrs: json!({"chain_id": 1}),
+                outputs: json!({}),
+                deps: vec![],
+            },
+        );
+        let ch = diff(
+            &[res("genesis", Kind::Genesis, json!({"chain_id": 1}))],
+            Some(&st),
+            &BTreeMap::new(),
+        );
+        assert!(ch.is_empty());
+    }
+}

@@ -1,0 +1,340 @@
+//! Providers turn changes into reality. The executor here is shared: it runs a plan's
+//! changes in dependency order (each change starts as soon as what it needs is done, up to
+//! the provider's parallelism), saves state after every change, stops starting new work on
+//! Ctrl-C or on the first failure, and reports through events. Providers never print.
+
+pub mod core;
+pub mod events;
+pub mod local;
+
+#[cfg(feature = "azure")]
+pub mod azure;
+
+use crate::plan::{Action, Change, Kind, Resource};
+use crate::state::{ResourceState, State, StateDir};
+use crate::topology::Topology;
+use events::{Event, EventSink};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// A failure tied to one resource: the message says what and how to fix it.
+    #[error("{addr}: {message}")]
+    Resource { addr: String, message: String },
+    #[error("{0}")]
+    Other(String),
+    #[error("the {provider} provider does not support {what}")]
+    Unsupported {
+        provider: &'static str,
+        what: String,
+    },
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+}
+
+impl ProviderError {
+    pub fn at(addr: &str, message: impl Into<String>) -> ProviderError {
+        ProviderError::Resource {
+            addr: addr.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// What an apply works with. `state` is shared by parallel changes; hold its lock briefly.
+pub struct ApplyCtx<'a> {
+    pub topology: &'a Topology,
+    pub state: Mutex<State>,
+    pub state_dir: &'a StateDir,
+    pub events: EventSink,
+    pub interrupted: &'a AtomicBool,
+    pub health_timeout: Duration,
+}
+
+impl ApplyCtx<'_> {
+    /// A copy of the current state (cheap enough at our sizes; avoids holding the lock).
+    pub fn snapshot(&self) -> State {
+        self.state.lock().unwrap().clone()
+    }
+    pub fn emit(&self, ev: Event) {
+        (self.events)(ev)
+    }
+}
+
+/// Health of the whole network, as `status` shows it and `apply` waits for.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Health {
+    pub healthy: bool,
+    pub head: u64,
+    pub nodes: Vec<NodeHealth>,
+    /// Clique proposals pending on signers: (proposer node, address, authorize).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub proposals: Vec<Proposal>,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct NodeHealth {
+    pub name: String,
+    pub member: String,
+    pub role: String,
+    pub running: bool,
+    pub peers: u32,
+    pub block: u64,
+    pub rpc_url: String,
+    /// Why this node is not healthy (empty when it is).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Proposal {
+    pub proposer: String,
+    pub address: String,
+    pub authorize: bool,
+}
+
+pub trait Provider: Sync {
+    fn name(&self) -> &'static str;
+
+    /// Provider resources (nodes, VMs, networks) for the topology; `core` are the
+    /// provider-independent ones (keys, accounts, genesis, signers) to depend on.
+    fn desired(
+        &self,
+        topology: &Topology,
+        state: Option<&State>,
+        core: &[Resource],
+    ) -> Result<Vec<Resource>, ProviderError>;
+
+    /// Live drift of resources that state says exist: address → reason (e.g. a dead
+    /// process: "restart (process not running)"). Offline providers return nothing.
+    fn refresh(&self, _topology: &Topology, _state: &State) -> BTreeMap<String, String> {
+        BTreeMap::new()
+    }
+
+    /// How many changes may run at once.
+    fn parallelism(&self) -> usize {
+        4
+    }
+
+    /// Makes one non-core change real; returns the resource's new state (None once
+    /// destroyed). On failure, whatever was created must be reflected by a later refresh
+    /// or be safe to create again.
+    fn apply_change(
+        &self,
+        ctx: &ApplyCtx,
+        change: &Change,
+    ) -> Result<Option<ResourceState>, ProviderError>;
+
+    /// Waits (polling, with `ctx.health_timeout`) until the network is healthy; the error
+    /// names each unhealthy node and why.
+    fn wait_healthy(&self, ctx: &ApplyCtx) -> Result<Health, ProviderError>;
+
+    /// Live health for `status`.
+    fn health(&self, topology: &Topology, state: &State) -> Health;
+
+    /// Removes what the provider keeps outside state resources after a full destroy.
+    fn cleanup(&self, _state_dir: &StateDir) -> Result<(), ProviderError> {
+        Ok(())
+    }
+}
+
+/// Outcome of executing a plan.
+#[derive(Debug, Default)]
+pub struct ExecReport {
+    pub done: Vec<String>,
+    pub failed: Vec<(String, String)>,
+    pub skipped: Vec<String>,
+    pub interrupted: bool,
+}
+
+/// When may change `c` start? Create/update/replace: after every planned non-destroy change
+/// it depends on. Destroy: after every planned destroy of a resource that depends on it.
+fn blockers(changes: &[Change]) -> Vec<Vec<usize>> {
+    let index: HashMap<&str, usize> = changes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.addr.as_str(), i))
+        .collect();
+    changes
+        .iter()
+        .map(|c| {
+            if c.action == Action::Destroy {
+                changes
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, o)| {
+                        matches!(o.action, Action::Destroy | Action::Replace)
+                            && o.deps.iter().any(|d| d == &c.addr)
+                    })
+                    .map(|(i, _)| i)
+                    .collect()
+            } else {
+                c.deps
+                    .iter()
+                    .filter_map(|d| index.get(d.as_str()).copied())
+                    .filter(|&i| changes[i].action != Action::Destroy)
+                    .collect()
+            }
+        })
+        .collect()
+}
+
+/// Runs the changes. State is saved after each one. Returns when all are done, or after
+/// the first failure / an interrupt once in-flight changes finished.
+pub fn execute(
+    provider: &dyn Provider,
+    ctx: &ApplyCtx,
+    changes: &[Change],
+) -> Result<ExecReport, ProviderError> {
+    let block = blockers(changes);
+    let mut pending: Vec<usize> = (0..changes.len()).collect();
+    let mut finished: HashSet<usize> = HashSet::new();
+    let mut report = ExecReport::default();
+    let mut stop = false;
+    let parallel = provider.parallelism().max(1);
+    let (tx, rx) = mpsc::channel::<(usize, Result<Option<ResourceState>, ProviderError>, Duration)>();
+
+    std::thread::scope(|scope| -> Result<(), ProviderError> {
+        let mut running = 0usize;
+        loop {
+            if ctx.interrupted.load(Ordering::SeqCst) && !stop {
+                stop = true;
+                report.interrupted = true;
+            }
+            if !stop {
+                let mut i = 0;
+                while i < pending.len() && running < parallel {
+                    let ci = pending[i];
+                    if block[ci].iter().all(|b| finished.contains(b)) {
+                        pending.remove(i);
+                        running += 1;
+                        let c = &changes[ci];
+                        ctx.emit(Event::ChangeStarted {
+                            addr: c.addr.clone(),
+                            action: c.action,
+                        });
+                        let tx = tx.clone();
+                        scope.spawn(move || {
+                            let t0 = Instant::now();
+                            let r = if c.kind.is_core() {
+                                core::apply_change(ctx, c)
+                            } else {
+                                provider.apply_change(ctx, c)
+                            };
+                            let _ = tx.send((ci, r, t0.elapsed()));
+                        });
+                    } else {
+                        i += 1;
+                    }
+                }
+            }
+            if running == 0 {
+                break;
+            }
+            let (ci, result, elapsed) = rx.recv().expect("workers send results");
+            running -= 1;
+            let c = &changes[ci];
+            match result {
+                Ok(new) => {
+                    let mut st = ctx.state.lock().unwrap();
+                    match new {
+                        Some(rs) => {
+                            st.resources.insert(c.addr.clone(), rs);
+                        }
+                        None => {
+                            st.resources.remove(&c.addr);
+                        }
+                    }
+                    ctx.state_dir.save(&mut st)?;
+                    drop(st);
+                    finished.insert(ci);
+                    report.done.push(c.addr.clone());
+                    ctx.emit(Event::ChangeDone {
+                        addr: c.addr.clone(),
+                        action: c.action,
+                        elapsed,
+                    });
+                }
+                Err(e) => {
+                    stop = true;
+                    ctx.emit(Event::ChangeFailed {
+                        addr: c.addr.clone(),
+                        error: e.to_string(),
+                    });
+                    report.failed.push((c.addr.clone(), e.to_string()));
+                }
+            }
+            if pending.is_empty() && running == 0 {
+                break;
+            }
+        }
+        Ok(())
+    })?;
+    report.skipped = pending.iter().map(|&i| changes[i].addr.clone()).collect();
+    Ok(report)
+}
+
+/// Picks the provider for a topology.
+pub fn for_topology(topology: &Topology) -> Result<Box<dyn Provider>, ProviderError> {
+    match &topology.provider {
+        crate::topology::ProviderConfig::Local(cfg) => {
+            Ok(Box::new(local::LocalProvider::new(cfg.clone())))
+        }
+        #[cfg(feature = "azure")]
+        crate::topology::ProviderConfig::Azure(cfg) => {
+            Ok(Box::new(azure::AzureProvider::new(cfg.clone())?))
+        }
+        #[cfg(not(feature = "azure"))]
+        crate::topology::ProviderConfig::Azure(_) => Err(ProviderError::Unsupported {
+            provider: "azure",
+            what: "this build (compiled without the `azure` feature)".into(),
+        }),
+    }
+}
+
+/// Kinds a provider is responsible for, for its `apply_change` guard.
+pub fn unsupported(provider: &'static str, change: &Change) -> ProviderError {
+    ProviderError::Unsupported {
+        provider,
+        what: format!("{:?} resources ({})", change.kind, change.addr),
+    }
+}
+
+#[allow(dead_code)]
+fn _kind_is_used(_: Kind) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ch(addr: &str, action: Action, deps: &[&str]) -> Change {
+        Change {
+            addr: addr.into(),
+            kind: Kind::LocalNode,
+            action,
+            reason: String::new(),
+            summary: String::new(),
+            before: None,
+            after: None,
+            deps: deps.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn creates_wait_for_deps_destroys_wait_for_dependents() {
+        let changes = vec![
+            ch("a", Action::Create, &[]),
+            ch("b", Action::Create, &["a", "not-planned"]),
+            ch("x", Action::Destroy, &[]),
+            ch("y", Action::Destroy, &["x"]),
+        ];
+        let b = blockers(&changes);
+        assert_eq!(b[0], Vec::<usize>::new());
+        assert_eq!(b[1], vec![0]);
+        assert_eq!(b[2], vec![3], "x is destroyed after y, which depends on it");
+        assert_eq!(b[3], Vec::<usize>::new());
+    }
+}

@@ -1,0 +1,1 @@
+//! tera templates embedded in the binary.

@@ -1,0 +1,229 @@
+//! The typed topology: what `consort.yaml` says once loaded and validated.
+//!
+//! The serde structs deny unknown fields; semantic checks (names, duplicates, chain ids,
+//! balances) live in `validate.rs` and report positions through the span index.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Amount of wei. `u128` holds 3.4e38 wei (3.4e20 ether), far above any sane genesis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Wei(pub u128);
+
+impl Wei {
+    pub const ETHER: u128 = 1_000_000_000_000_000_000;
+    pub const GWEI: u128 = 1_000_000_000;
+}
+
+impl fmt::Display for Wei {
+    /// Displays as the shortest exact unit: `5000000 ether`, `1.5 ether`, `21 gwei`, `7 wei`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let v = self.0;
+        if v == 0 {
+            return write!(f, "0 wei");
+        }
+        for (unit, scale) in [("ether", Wei::ETHER), ("gwei", Wei::GWEI)] {
+            if v >= scale / 1000 && v % (scale / 1_000_000_000).max(1) == 0 {
+                let whole = v / scale;
+                let frac = v % scale;
+                if frac == 0 {
+                    return write!(f, "{whole} {unit}");
+                }
+                let digits = scale.ilog10() as usize;
+                let s = format!("{frac:0digits$}");
+                let s = s.trim_end_matches('0');
+                if s.len() <= 9 {
+                    return write!(f, "{whole}.{s} {unit}");
+                }
+            }
+        }
+        write!(f, "{v} wei")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Topology {
+    pub network: Network,
+    pub client: Client,
+    pub members: Vec<Member>,
+    pub provider: ProviderConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Network {
+    pub name: String,
+    pub chain_id: u64,
+    pub clique: Clique,
+    pub gas_limit: u64,
+    /// `<member>/<account>` that funds accounts added after genesis.
+    pub funding_account: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Clique {
+    pub period: u64,
+    pub epoch: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Client {
+    /// geth version, e.g. "1.13.15".
+    pub geth: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Member {
+    pub name: String,
+    pub validators: u32,
+    pub tx_nodes: u32,
+    pub accounts: Vec<Account>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Account {
+    pub name: String,
+    #[serde(with = "wei_serde")]
+    pub balance: Wei,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderConfig {
+    Local(LocalConfig),
+    Azure(AzureConfig),
+}
+
+impl ProviderConfig {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProviderConfig::Local(_) => "local",
+            ProviderConfig::Azure(_) => "azure",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalConfig {
+    /// First port to try; p2p/http/authrpc ports are chosen free from here upwards.
+    pub base_port: Option<u16>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AzureConfig {
+    /// From the file or `AZURE_SUBSCRIPTION_ID`; `None` only for offline plan/export.
+    pub subscription_id: Option<String>,
+    pub location: String,
+    pub resource_group: String,
+    pub address_space: String,
+    pub vm_size: String,
+    pub validator_vm_size: Option<String>,
+    pub tx_vm_size: Option<String>,
+    pub admin_username: String,
+    /// The public key text (already read from `ssh_public_key_file` if that was given).
+    pub ssh_public_key: String,
+    pub allowed_rpc_cidrs: Vec<String>,
+    pub allowed_ssh_cidrs: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Validator,
+    Tx,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Validator => "validator",
+            Role::Tx => "tx",
+        })
+    }
+}
+
+/// One node the topology asks for: `<member>-validator-<i>` or `<member>-tx-<i>`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct NodeSpec {
+    pub name: String,
+    pub member: String,
+    pub role: Role,
+    pub index: u32,
+}
+
+impl Topology {
+    /// All nodes in a stable order: members in file order, validators before tx nodes.
+    pub fn nodes(&self) -> Vec<NodeSpec> {
+        let mut out = Vec::new();
+        for m in &self.members {
+            for i in 0..m.validators {
+                out.push(NodeSpec {
+                    name: format!("{}-validator-{i}", m.name),
+                    member: m.name.clone(),
+                    role: Role::Validator,
+                    index: i,
+                });
+            }
+            for i in 0..m.tx_nodes {
+                out.push(NodeSpec {
+                    name: format!("{}-tx-{i}", m.name),
+                    member: m.name.clone(),
+                    role: Role::Tx,
+                    index: i,
+                });
+            }
+        }
+        out
+    }
+
+    pub fn validator_count(&self) -> u32 {
+        self.members.iter().map(|m| m.validators).sum()
+    }
+
+    pub fn member(&self, name: &str) -> Option<&Member> {
+        self.members.iter().find(|m| m.name == name)
+    }
+
+    /// The funding account as (member, account): the configured one, else the first account
+    /// of the first member that has one.
+    pub fn funding_account(&self) -> Option<(&Member, &Account)> {
+        if let Some(spec) = &self.network.funding_account {
+            let (m, a) = spec.split_once('/')?;
+            let member = self.member(m)?;
+            let acct = member.accounts.iter().find(|x| x.name == a)?;
+            return Some((member, acct));
+        }
+        self.members
+            .iter()
+            .find_map(|m| m.accounts.first().map(|a| (m, a)))
+    }
+}
+
+/// Balances serialise as decimal wei strings (JSON numbers cannot hold u128 safely).
+pub mod wei_serde {
+    use super::Wei;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(w: &Wei, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&w.0.to_string())
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Wei, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse::<u128>()
+            .map(Wei)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wei_display_picks_exact_unit() {
+        assert_eq!(Wei(5_000_000 * Wei::ETHER).to_string(), "5000000 ether");
+        assert_eq!(Wei(Wei::ETHER * 3 / 2).to_string(), "1.5 ether");
+        assert_eq!(Wei(21 * Wei::GWEI).to_string(), "21 gwei");
+        assert_eq!(Wei(7).to_string(), "7 wei");
+        assert_eq!(Wei(0).to_string(), "0 wei");
+    }
+}
