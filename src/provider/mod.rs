@@ -99,6 +99,12 @@ pub struct Proposal {
 pub trait Provider: Sync {
     fn name(&self) -> &'static str;
 
+    /// The address of the resource that runs node `name` (`node.<name>` locally,
+    /// `azure.vm.<name>` on Azure): signers and funding depend on it.
+    fn node_addr(&self, name: &str) -> String {
+        format!("node.{name}")
+    }
+
     /// Provider resources (nodes, VMs, networks) for the topology; `core` are the
     /// provider-independent ones (keys, accounts, genesis, signers) to depend on.
     fn desired(
@@ -112,6 +118,11 @@ pub trait Provider: Sync {
     /// process: "restart (process not running)"). Offline providers return nothing.
     fn refresh(&self, _topology: &Topology, _state: &State) -> BTreeMap<String, String> {
         BTreeMap::new()
+    }
+
+    /// Whether `plan` asks for drift without `--refresh` (cheap, offline checks only).
+    fn refresh_by_default(&self) -> bool {
+        false
     }
 
     /// How many changes may run at once.
@@ -195,7 +206,11 @@ pub fn execute(
     let mut report = ExecReport::default();
     let mut stop = false;
     let parallel = provider.parallelism().max(1);
-    let (tx, rx) = mpsc::channel::<(usize, Result<Option<ResourceState>, ProviderError>, Duration)>();
+    let (tx, rx) = mpsc::channel::<(
+        usize,
+        Result<Option<ResourceState>, ProviderError>,
+        Duration,
+    )>();
 
     std::thread::scope(|scope| -> Result<(), ProviderError> {
         let mut running = 0usize;
