@@ -15,7 +15,8 @@ fn walk(cmd: &mut clap::Command, path: &str, out: &mut String) {
     };
     out.push_str(&format!("### `{name}`\n\n```text\n"));
     let help = cmd.render_long_help().to_string();
-    out.push_str(help.trim_end());
+    let help: Vec<&str> = help.lines().map(str::trim_end).collect();
+    out.push_str(help.join("\n").trim_end());
     out.push_str("\n```\n\n");
     let mut subs: Vec<clap::Command> = cmd
         .get_subcommands()

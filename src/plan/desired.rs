@@ -303,6 +303,7 @@ pub fn build(input: PlanInput, provider: &dyn Provider) -> Result<Plan, PlanErro
         _ => BTreeMap::new(),
     };
     let mut changes = diff(&desired, state, &drift);
+    describe_mesh_changes(topo, state, input.destroy, &mut changes);
     changes.sort_by(|a, b| {
         let da = a.action == super::Action::Destroy;
         let db = b.action == super::Action::Destroy;
@@ -393,4 +394,76 @@ fn check_genesis_unchanged(
         topo.network.name,
         problems.join("\n  ")
     )))
+}
+
+/// Nodes' `mesh` digests change together when nodes come or go: say which peers.
+fn describe_mesh_changes(
+    topo: &Topology,
+    state: Option<&State>,
+    destroy: bool,
+    changes: &mut [super::Change],
+) {
+    let mesh_changed = |c: &super::Change| {
+        c.action != super::Action::Destroy
+            && c.before.as_ref().and_then(|b| b.get("mesh"))
+                != c.after.as_ref().and_then(|a| a.get("mesh"))
+            && c.before.as_ref().and_then(|b| b.get("mesh")).is_some()
+    };
+    if !changes.iter().any(mesh_changed) {
+        return;
+    }
+    let want: BTreeSet<String> = if destroy {
+        BTreeSet::new()
+    } else {
+        topo.nodes().into_iter().map(|n| n.name).collect()
+    };
+    let have: BTreeSet<String> = state
+        .map(|s| {
+            s.resources
+                .values()
+                .filter(|r| r.attrs.get("mesh").is_some())
+                .filter_map(|r| {
+                    r.attrs
+                        .get("node")
+                        .and_then(|v| v.as_str())
+                        .map(String::from)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let added: Vec<&String> = want.difference(&have).collect();
+    let removed: Vec<&String> = have.difference(&want).collect();
+    let mut text = Vec::new();
+    if !added.is_empty() {
+        text.push(format!(
+            "peer add {}",
+            added
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if !removed.is_empty() {
+        text.push(format!(
+            "peer remove {}",
+            removed
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let text = if text.is_empty() {
+        "static peers changed".to_string()
+    } else {
+        text.join("; ")
+    };
+    for c in changes.iter_mut().filter(|c| mesh_changed(c)) {
+        c.reason = if c.reason.is_empty() {
+            text.clone()
+        } else {
+            format!("{text}; {}", c.reason)
+        };
+    }
 }

@@ -247,6 +247,20 @@ pub fn diff(
     changes
 }
 
+/// A digest of the full node set: every node's `mesh` attribute. Adding or removing a node
+/// changes it on every other node (its static peers change) in O(n) plan data.
+pub fn mesh_digest<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut v: Vec<&str> = names.into_iter().collect();
+    v.sort_unstable();
+    let mut h = Sha256::new();
+    for n in v {
+        h.update(n.as_bytes());
+        h.update(b"\n");
+    }
+    hex::encode(&h.finalize()[..8])
+}
+
 fn changed_keys(before: &Value, after: &Value) -> Vec<String> {
     let (Some(b), Some(a)) = (before.as_object(), after.as_object()) else {
         return if before == after {
@@ -281,6 +295,8 @@ fn short(v: Option<&Value>) -> String {
 /// "peers: +delta-validator-0 -fabrikam-tx-0" for string lists, "size: a → b" otherwise.
 fn describe_changes(before: &Value, after: &Value, keys: &[String]) -> String {
     keys.iter()
+        // `mesh` is a digest; plan::desired::build rewrites it as "peer add/remove …".
+        .filter(|k| k.as_str() != "mesh")
         .map(|k| {
             let (b, a) = (before.get(k), after.get(k));
             if let (Some(Value::Array(bl)), Some(Value::Array(al))) = (b, a) {
