@@ -1,2 +1,4 @@
 //! Command line.
-pub fn run() -> i32 { 0 }
+pub fn run() -> i32 {
+    0
+}

@@ -44,7 +44,13 @@ impl Kind {
         match self {
             Kind::NodeKey | Kind::SignerKey | Kind::Account => &["node", "member", "name"],
             Kind::LocalNode => &["role", "member", "geth"],
-            Kind::AzureVm => &["size", "image", "admin_username", "ssh_public_key", "custom_data_sha256"],
+            Kind::AzureVm => &[
+                "size",
+                "image",
+                "admin_username",
+                "ssh_public_key",
+                "custom_data_sha256",
+            ],
             Kind::AzureNic => &["private_ip", "subnet"],
             Kind::AzureSubnet => &["address_prefix"],
             Kind::AzureVnet => &["address_space"],
@@ -198,7 +204,10 @@ pub fn diff(
                     .filter(|k| r.kind.force_new().contains(&k.as_str()))
                     .collect();
                 let (action, reason) = if forced.is_empty() {
-                    (Action::Update, describe_changes(&cur.attrs, &r.attrs, &changed))
+                    (
+                        Action::Update,
+                        describe_changes(&cur.attrs, &r.attrs, &changed),
+                    )
                 } else {
                     (
                         Action::Replace,
@@ -317,8 +326,16 @@ mod tests {
     fn diff_classifies_create_update_replace_destroy_and_drift() {
         let mut st = State::new("n", "local");
         for (a, k, v) in [
-            ("node.a", Kind::LocalNode, json!({"role":"tx","peers":["b"]})),
-            ("node.b", Kind::LocalNode, json!({"role":"tx","peers":["a"]})),
+            (
+                "node.a",
+                Kind::LocalNode,
+                json!({"role":"tx","peers":["b"]}),
+            ),
+            (
+                "node.b",
+                Kind::LocalNode,
+                json!({"role":"tx","peers":["a"]}),
+            ),
             ("node.c", Kind::LocalNode, json!({"role":"tx"})),
             ("node.gone", Kind::LocalNode, json!({"role":"tx"})),
         ] {
@@ -333,12 +350,23 @@ mod tests {
             );
         }
         let desired = vec![
-            res("node.a", Kind::LocalNode, json!({"role":"tx","peers":["b","d"]})),
-            res("node.b", Kind::LocalNode, json!({"role":"validator","peers":["a"]})),
+            res(
+                "node.a",
+                Kind::LocalNode,
+                json!({"role":"tx","peers":["b","d"]}),
+            ),
+            res(
+                "node.b",
+                Kind::LocalNode,
+                json!({"role":"validator","peers":["a"]}),
+            ),
             res("node.c", Kind::LocalNode, json!({"role":"tx"})),
             res("node.d", Kind::LocalNode, json!({"role":"tx"})),
         ];
-        let drift = BTreeMap::from([("node.c".to_string(), "restart (process not running)".to_string())]);
+        let drift = BTreeMap::from([(
+            "node.c".to_string(),
+            "restart (process not running)".to_string(),
+        )]);
         let ch = diff(&desired, Some(&st), &drift);
         let got: Vec<(String, Action, String)> = ch
             .iter()
@@ -353,9 +381,17 @@ mod tests {
                     Action::Replace,
                     "role: tx → validator (forces replacement)".into()
                 ),
-                ("node.c".into(), Action::Update, "restart (process not running)".into()),
+                (
+                    "node.c".into(),
+                    Action::Update,
+                    "restart (process not running)".into()
+                ),
                 ("node.d".into(), Action::Create, "".into()),
-                ("node.gone".into(), Action::Destroy, "no longer in the topology".into()),
+                (
+                    "node.gone".into(),
+                    Action::Destroy,
+                    "no longer in the topology".into()
+                ),
             ]
         );
     }

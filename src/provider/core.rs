@@ -5,7 +5,13 @@ use super::{ApplyCtx, ProviderError};
 use crate::plan::Change;
 use crate::state::ResourceState;
 
-pub fn apply_change(ctx: &ApplyCtx, change: &Change) -> Result<Option<ResourceState>, ProviderError> {
+pub fn apply_change(
+    ctx: &ApplyCtx,
+    change: &Change,
+) -> Result<Option<ResourceState>, ProviderError> {
     let _ = ctx;
-    Err(ProviderError::at(&change.addr, "core resources: not implemented yet"))
+    Err(ProviderError::at(
+        &change.addr,
+        "core resources: not implemented yet",
+    ))
 }

@@ -195,7 +195,11 @@ pub fn execute(
     let mut report = ExecReport::default();
     let mut stop = false;
     let parallel = provider.parallelism().max(1);
-    let (tx, rx) = mpsc::channel::<(usize, Result<Option<ResourceState>, ProviderError>, Duration)>();
+    let (tx, rx) = mpsc::channel::<(
+        usize,
+        Result<Option<ResourceState>, ProviderError>,
+        Duration,
+    )>();
 
     std::thread::scope(|scope| -> Result<(), ProviderError> {
         let mut running = 0usize;
