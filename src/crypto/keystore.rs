@@ -14,9 +14,17 @@ pub struct ScryptParams {
 
 impl ScryptParams {
     /// geth's StandardScryptN/P: n = 2^18, r = 8, p = 1.
-    pub const STANDARD: ScryptParams = ScryptParams { log_n: 18, r: 8, p: 1 };
+    pub const STANDARD: ScryptParams = ScryptParams {
+        log_n: 18,
+        r: 8,
+        p: 1,
+    };
     /// geth's LightScryptN/P: n = 2^12, r = 8, p = 6.
-    pub const LIGHT: ScryptParams = ScryptParams { log_n: 12, r: 8, p: 6 };
+    pub const LIGHT: ScryptParams = ScryptParams {
+        log_n: 12,
+        r: 8,
+        p: 6,
+    };
 }
 
 pub fn encrypt(key: &SecretKey, password: &str, params: ScryptParams) -> serde_json::Value {

@@ -88,6 +88,7 @@ pub struct Account {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[allow(clippy::large_enum_variant)] // one per topology; boxing buys nothing
 pub enum ProviderConfig {
     Local(LocalConfig),
     Azure(AzureConfig),
@@ -208,9 +209,7 @@ pub mod wei_serde {
     }
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Wei, D::Error> {
         let s = String::deserialize(d)?;
-        s.parse::<u128>()
-            .map(Wei)
-            .map_err(serde::de::Error::custom)
+        s.parse::<u128>().map(Wei).map_err(serde::de::Error::custom)
     }
 }
 

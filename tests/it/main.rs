@@ -1,5 +1,6 @@
-//! The one integration-test binary; each module is a group of tests.
+//! Integration tests: one binary, one module per area.
 
 mod support;
 
 mod local_geth;
+mod readme;
