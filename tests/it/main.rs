@@ -1,4 +1,8 @@
 //! Integration tests: one binary, one module per area.
 
+mod support;
+
+mod cloud_init;
 mod crypto_geth;
+mod local_geth;
 mod readme;

@@ -1,5 +1,7 @@
 //! The local provider: real geth processes on 127.0.0.1.
 
+pub mod process;
+
 use super::{ApplyCtx, Health, Provider, ProviderError};
 use crate::plan::{Change, Resource};
 use crate::state::{ResourceState, State};

@@ -1,0 +1,113 @@
+//! Shared helpers for integration tests: the geth binary (built if missing, never
+//! skipped), free ports, and handles that stop geth processes on Drop so a failing test
+//! never leaks a node.
+#![allow(dead_code)]
+
+use consort::chain::geth::{ensure_geth, GethBinary};
+use consort::provider::events::{Event, EventSink};
+use consort::provider::local::process::{self, NodePorts, PortAllocator, ProcessId};
+use consort::rpc::RpcClient;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+pub const GETH_VERSION: &str = "1.13.15";
+
+/// geth 1.13.15: found like consort finds it, or built into the cache with Go. A test that
+/// needs geth fails loudly here if neither works; it never skips.
+pub fn geth() -> &'static GethBinary {
+    static GETH: OnceLock<GethBinary> = OnceLock::new();
+    GETH.get_or_init(|| {
+        let sink: EventSink = Arc::new(|e| match e {
+            Event::Phase { message } => eprintln!("[support] {message} …"),
+            Event::PhaseDone { message, elapsed } => {
+                eprintln!("[support] {message}: done in {elapsed:.1?}")
+            }
+            Event::Warning { message } => eprintln!("[support] warning: {message}"),
+            _ => {}
+        });
+        match ensure_geth(None, GETH_VERSION, &sink) {
+            Ok(g) => g,
+            Err(e) => {
+                panic!("integration tests need geth {GETH_VERSION} and could not get it: {e}")
+            }
+        }
+    })
+}
+
+/// Free ports for test nodes, shared by all tests of this binary so parallel tests never
+/// pick the same ones; the base is spread by pid so concurrent test runs rarely meet.
+pub fn node_ports() -> NodePorts {
+    static ALLOC: OnceLock<Mutex<PortAllocator>> = OnceLock::new();
+    let alloc = ALLOC.get_or_init(|| {
+        let base = 40000 + (std::process::id() % 200) as u16 * 100;
+        Mutex::new(PortAllocator::new(Some(base), []))
+    });
+    alloc
+        .lock()
+        .unwrap()
+        .node()
+        .expect("free ports for a test node")
+}
+
+/// Polls `f` until it returns Some or `timeout` passes (then panics with `what` and the
+/// last observation).
+pub fn poll<T>(
+    what: &str,
+    timeout: Duration,
+    mut f: impl FnMut() -> Result<Option<T>, String>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let last = match f() {
+            Ok(Some(v)) => return v,
+            Ok(None) => "not yet".to_string(),
+            Err(e) => e,
+        };
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}; last: {last}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// One geth process started by a test; stopped (SIGTERM, then SIGKILL) on Drop.
+pub struct NodeHandle {
+    pub id: ProcessId,
+    pub datadir: PathBuf,
+    pub ports: NodePorts,
+    pub rpc: RpcClient,
+    stopped: bool,
+}
+
+impl NodeHandle {
+    pub fn start(datadir: &Path, ports: NodePorts, args: &[String]) -> NodeHandle {
+        let id = process::start(&geth().path, args, datadir)
+            .unwrap_or_else(|e| panic!("starting geth in {}: {e}", datadir.display()));
+        NodeHandle {
+            id,
+            datadir: datadir.to_path_buf(),
+            ports,
+            rpc: RpcClient::local(ports.http),
+            stopped: false,
+        }
+    }
+
+    /// Stops the node now; returns how.
+    pub fn stop(&mut self) -> process::Stopped {
+        self.stopped = true;
+        process::stop(self.id, &self.datadir, Duration::from_secs(10)).expect("stop geth")
+    }
+
+    pub fn log_tail(&self) -> String {
+        process::log_tail(&self.datadir, 30)
+    }
+}
+
+impl Drop for NodeHandle {
+    fn drop(&mut self) {
+        if !self.stopped {
+            let _ = process::stop(self.id, &self.datadir, Duration::from_secs(5));
+        }
+    }
+}
