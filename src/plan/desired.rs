@@ -27,6 +27,8 @@ pub struct GenesisFacts {
     pub signers: BTreeSet<String>,
     /// "member/account" → wei (decimal string).
     pub accounts: BTreeMap<String, String>,
+    /// The default funding account genesis recorded (its first funded account).
+    pub funding_account: Option<String>,
 }
 
 impl GenesisFacts {
@@ -54,6 +56,7 @@ impl GenesisFacts {
             exists: true,
             signers,
             accounts,
+            funding_account: g.outputs["funding_account"].as_str().map(String::from),
         }
     }
 }
@@ -303,6 +306,17 @@ pub fn build(input: PlanInput, provider: &dyn Provider) -> Result<Plan, PlanErro
         check_genesis_unchanged(topo, state, &desired)?;
         if let Some(st) = state {
             check_membership(topo, st, &drift, provider)?;
+        }
+        let unfundable: Vec<&str> = desired
+            .iter()
+            .filter(|r| r.kind == Kind::Funding && r.attrs["from"].is_null())
+            .map(|r| r.addr.as_str())
+            .collect();
+        if !unfundable.is_empty() {
+            return Err(PlanError::Refused(format!(
+                "accounts added after genesis are funded by a transfer, but the topology has                  no funding account for {}: give a member an account in genesis, or set                  network.funding_account: <member>/<account>",
+                unfundable.join(", ")
+            )));
         }
     }
     let mut changes = diff(&desired, state, &drift);
@@ -914,6 +928,16 @@ mod tests {
         assert!(err.contains("only 1 running"), "{err}");
         assert!(err.contains("b-validator-0"), "{err}");
         assert!(err.contains("needs 2 of 2"), "{err}");
+    }
+
+    #[test]
+    fn later_accounts_without_a_funding_account_are_refused() {
+        let t = topo(vec![member("a", 1, 0, &[])]);
+        let st = applied(&t, &plan(&t, None).unwrap());
+        let mut t2 = t.clone();
+        t2.members.push(member("b", 0, 1, &["ops"]));
+        let err = plan(&t2, Some(&st)).unwrap_err().to_string();
+        assert!(err.contains("no funding account for fund.b.ops"), "{err}");
     }
 
     #[test]

@@ -31,6 +31,7 @@
 
 pub mod core;
 pub mod events;
+pub mod governance;
 pub mod local;
 
 #[cfg(feature = "azure")]
