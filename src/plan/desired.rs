@@ -195,9 +195,13 @@ pub fn core_resources(
     }
 
     if facts.exists {
+        // Named in the topology, else the default genesis recorded: never an account that
+        // is itself waiting to be funded.
         let funder = topo
-            .funding_account()
-            .map(|(m, a)| account_id(&m.name, &a.name));
+            .network
+            .funding_account
+            .clone()
+            .or_else(|| facts.funding_account.clone());
         for m in &topo.members {
             for a in &m.accounts {
                 let id = account_id(&m.name, &a.name);

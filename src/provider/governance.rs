@@ -113,7 +113,10 @@ pub fn vote(
                 proposed.join(", "),
                 if authorize { "lacks" } else { "lists" },
                 timeout,
-                now.iter().map(|a| a.to_checksum()).collect::<Vec<_>>().join(", ")
+                now.iter()
+                    .map(|a| a.to_checksum())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -121,7 +124,11 @@ pub fn vote(
     discard(&proposers, target);
     events(Event::Step {
         subject: subject.to_string(),
-        step: if authorize { "signer".into() } else { "no longer a signer".into() },
+        step: if authorize {
+            "signer".into()
+        } else {
+            "no longer a signer".into()
+        },
     });
     Ok(proposed)
 }
