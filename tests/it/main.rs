@@ -3,4 +3,5 @@
 mod support;
 
 mod local_geth;
+mod local_provider;
 mod readme;
