@@ -175,7 +175,13 @@ pub fn run() -> i32 {
     match commands::dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            let msg = format!("{e:#}");
+            // Topology diagnostics carry their own `error:` headers.
+            if msg.starts_with("error") {
+                eprintln!("{msg}");
+            } else {
+                eprintln!("error: {msg}");
+            }
             e.downcast_ref::<commands::Exit>().map(|x| x.0).unwrap_or(1)
         }
     }

@@ -295,13 +295,16 @@ pub fn build(input: PlanInput, provider: &dyn Provider) -> Result<Plan, PlanErro
         core.extend(prov);
         core
     };
-    if !input.destroy {
-        check_genesis_unchanged(topo, state, &desired)?;
-    }
     let drift = match (state, input.refresh) {
         (Some(st), true) => provider.refresh(topo, st),
         _ => BTreeMap::new(),
     };
+    if !input.destroy {
+        check_genesis_unchanged(topo, state, &desired)?;
+        if let Some(st) = state {
+            check_membership(topo, st, &drift, provider)?;
+        }
+    }
     let mut changes = diff(&desired, state, &drift);
     describe_mesh_changes(topo, state, input.destroy, &mut changes);
     changes.sort_by(|a, b| {
@@ -465,5 +468,467 @@ fn describe_mesh_changes(
         } else {
             format!("{text}; {}", c.reason)
         };
+    }
+}
+
+/// Removing validators must leave the chain live: at least one signer, and at least
+/// ⌊N/2⌋+1 of the N remaining signers running (Clique needs that many to seal). The member
+/// holding the funding account may only go once another funding account is named.
+fn check_membership(
+    topo: &Topology,
+    st: &State,
+    drift: &BTreeMap<String, String>,
+    provider: &dyn Provider,
+) -> Result<(), PlanError> {
+    let validators: BTreeSet<String> = topo
+        .nodes()
+        .into_iter()
+        .filter(|n| n.role == Role::Validator)
+        .map(|n| n.name)
+        .collect();
+    let signers_now: Vec<String> = st
+        .resources
+        .iter()
+        .filter(|(_, r)| r.kind == Kind::Signer)
+        .filter_map(|(a, _)| a.strip_prefix("signer.").map(String::from))
+        .collect();
+    let removed: Vec<&String> = signers_now
+        .iter()
+        .filter(|s| !validators.contains(*s))
+        .collect();
+    if removed.is_empty() {
+        return Ok(());
+    }
+    let removed_list = removed
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let remaining: Vec<&String> = signers_now
+        .iter()
+        .filter(|s| validators.contains(*s))
+        .collect();
+    if remaining.is_empty() {
+        return Err(PlanError::Refused(format!(
+            "removing {removed_list} would leave the network with no signer, and no block could              ever be sealed again. Keep at least one validator (add a member with validators              first), or run `consort destroy` to end the network."
+        )));
+    }
+    let n = remaining.len();
+    let need = n / 2 + 1;
+    let running: Vec<&&String> = remaining
+        .iter()
+        .filter(|s| !drift.contains_key(&provider.node_addr(s)))
+        .collect();
+    if running.len() < need {
+        let down: Vec<&str> = remaining
+            .iter()
+            .filter(|s| drift.contains_key(&provider.node_addr(s)))
+            .map(|s| s.as_str())
+            .collect();
+        return Err(PlanError::Refused(format!(
+            "removing {removed_list} would leave {n} signer(s), of which only {} running ({} down:              {}); Clique needs {need} of {n} to seal. Bring the stopped nodes back first              (`consort apply` without this removal restarts them), then remove.",
+            running.len(),
+            down.len(),
+            down.join(", ")
+        )));
+    }
+    // The funding account recorded at genesis (the default when none is named).
+    if topo.network.funding_account.is_none() {
+        if let Some(f) = st
+            .resources
+            .get("genesis")
+            .and_then(|g| g.outputs.get("funding_account"))
+            .and_then(|v| v.as_str())
+        {
+            let member = f.split('/').next().unwrap_or("");
+            if topo.member(member).is_none() {
+                return Err(PlanError::Refused(format!(
+                    "member {member} holds the funding account {f}, which pays for accounts                      added later. Name another before removing it: set                      `network.funding_account: <member>/<account>` in the topology."
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{mesh_digest, Action};
+    use crate::provider::{ApplyCtx, Health};
+    use crate::state::ResourceState;
+    use crate::topology::*;
+
+    /// A provider with one resource per node, for plan tests (applies nothing).
+    struct Nodes;
+    impl Provider for Nodes {
+        fn name(&self) -> &'static str {
+            "local"
+        }
+        fn desired(
+            &self,
+            t: &Topology,
+            _s: Option<&State>,
+            _c: &[Resource],
+        ) -> Result<Vec<Resource>, ProviderError> {
+            let nodes = t.nodes();
+            let mesh = mesh_digest(nodes.iter().map(|n| n.name.as_str()));
+            Ok(nodes
+                .iter()
+                .map(|n| Resource {
+                    addr: format!("node.{}", n.name),
+                    kind: Kind::LocalNode,
+                    attrs: json!({"node": n.name, "member": n.member, "role": n.role, "mesh": mesh}),
+                    deps: vec!["key.node.*".into()],
+                    summary: String::new(),
+                })
+                .collect())
+        }
+        fn apply_change(
+            &self,
+            _: &ApplyCtx,
+            c: &crate::plan::Change,
+        ) -> Result<Option<ResourceState>, ProviderError> {
+            Err(crate::provider::unsupported("local", c))
+        }
+        fn wait_healthy(&self, _: &ApplyCtx) -> Result<Health, ProviderError> {
+            unreachable!()
+        }
+        fn health(&self, _: &Topology, _: &State) -> Health {
+            Health::default()
+        }
+    }
+
+    fn member(name: &str, validators: u32, tx: u32, accounts: &[&str]) -> Member {
+        Member {
+            name: name.into(),
+            validators,
+            tx_nodes: tx,
+            accounts: accounts
+                .iter()
+                .map(|a| Account {
+                    name: a.to_string(),
+                    balance: Wei(1000 * Wei::ETHER),
+                })
+                .collect(),
+        }
+    }
+
+    fn topo(members: Vec<Member>) -> Topology {
+        Topology {
+            network: Network {
+                name: "net".into(),
+                chain_id: 707070,
+                clique: Clique {
+                    period: 5,
+                    epoch: 30000,
+                },
+                gas_limit: 30_000_000,
+                funding_account: None,
+            },
+            client: Client {
+                geth: "1.13.15".into(),
+            },
+            members,
+            provider: ProviderConfig::Local(LocalConfig::default()),
+        }
+    }
+
+    fn plan(t: &Topology, st: Option<&State>) -> Result<Plan, PlanError> {
+        plan_drift(t, st, false)
+    }
+
+    fn plan_drift(t: &Topology, st: Option<&State>, refresh: bool) -> Result<Plan, PlanError> {
+        build(
+            PlanInput {
+                topology: t,
+                topology_sha256: String::new(),
+                state: st,
+                destroy: false,
+                refresh,
+            },
+            &Nodes,
+        )
+    }
+
+    /// State as if `p` had been applied (genesis outputs filled like core::create_genesis).
+    fn applied(t: &Topology, p: &Plan) -> State {
+        let mut st = State::new("net", "local");
+        for c in &p.changes {
+            let outputs = if c.addr == "genesis" {
+                let signers: Vec<String> = t
+                    .nodes()
+                    .into_iter()
+                    .filter(|n| n.role == Role::Validator)
+                    .map(|n| n.name)
+                    .collect();
+                let accounts: serde_json::Map<String, serde_json::Value> = t
+                    .members
+                    .iter()
+                    .flat_map(|m| {
+                        m.accounts.iter().map(move |a| {
+                            (account_id(&m.name, &a.name), json!(a.balance.0.to_string()))
+                        })
+                    })
+                    .collect();
+                let funding = t
+                    .funding_account()
+                    .map(|(m, a)| account_id(&m.name, &a.name));
+                json!({"signers": signers, "accounts": accounts, "funding_account": funding})
+            } else {
+                json!({})
+            };
+            st.resources.insert(
+                c.addr.clone(),
+                ResourceState {
+                    kind: c.kind,
+                    attrs: c.after.clone().unwrap(),
+                    outputs,
+                    deps: c.deps.clone(),
+                },
+            );
+        }
+        st
+    }
+
+    fn lines(p: &Plan) -> Vec<String> {
+        p.changes
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {} | {}",
+                    c.action.symbol(),
+                    c.addr,
+                    if c.reason.is_empty() {
+                        &c.summary
+                    } else {
+                        &c.reason
+                    }
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn first_plan_creates_keys_genesis_nodes_signers_in_order() {
+        let t = topo(vec![member("a", 1, 1, &["t"]), member("b", 1, 0, &[])]);
+        let p = plan(&t, None).unwrap();
+        let got: Vec<String> = p
+            .changes
+            .iter()
+            .map(|c| format!("{} {}", c.action.symbol(), c.addr))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "+ key.node.a-tx-0",
+                "+ key.node.a-validator-0",
+                "+ key.node.b-validator-0",
+                "+ key.signer.a-validator-0",
+                "+ key.signer.b-validator-0",
+                "+ account.a.t",
+                "+ genesis",
+                "+ node.a-tx-0",
+                "+ node.a-validator-0",
+                "+ node.b-validator-0",
+                "+ signer.a-validator-0",
+                "+ signer.b-validator-0",
+            ]
+        );
+        let g = p.changes.iter().find(|c| c.addr == "genesis").unwrap();
+        assert_eq!(
+            g.deps,
+            [
+                "key.signer.a-validator-0",
+                "key.signer.b-validator-0",
+                "account.a.t"
+            ]
+        );
+        assert_eq!(p.summary().add, 12);
+        let text = crate::plan::display::render(&p);
+        assert!(
+            text.ends_with("Plan: 12 to add, 0 to change, 0 to destroy.\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn replan_after_apply_is_empty() {
+        let t = topo(vec![member("a", 1, 1, &["t"])]);
+        let st = applied(&t, &plan(&t, None).unwrap());
+        let p = plan(&t, Some(&st)).unwrap();
+        assert!(p.changes.is_empty(), "{:?}", lines(&p));
+        assert!(crate::plan::display::render(&p).starts_with("No changes."));
+    }
+
+    #[test]
+    fn adding_a_member_votes_funds_and_peers() {
+        let t = topo(vec![member("a", 1, 0, &["t"]), member("b", 1, 0, &[])]);
+        let st = applied(&t, &plan(&t, None).unwrap());
+        let mut t2 = t.clone();
+        t2.members.push(member("c", 1, 1, &["ops"]));
+        let p = plan(&t2, Some(&st)).unwrap();
+        let l = lines(&p);
+        assert!(
+            l.contains(&"~ node.a-validator-0 | peer add c-tx-0, c-validator-0".to_string()),
+            "{l:#?}"
+        );
+        assert!(
+            l.iter().any(|x| x.starts_with("+ signer.c-validator-0 | vote in signer of c by a majority of a-validator-0, b-validator-0")),
+            "{l:#?}"
+        );
+        assert!(
+            l.iter()
+                .any(|x| x.starts_with("+ fund.c.ops | transfer 1000 ether to c/ops from a/t")),
+            "{l:#?}"
+        );
+        assert!(
+            !l.iter().any(|x| x.contains("genesis")),
+            "genesis untouched: {l:#?}"
+        );
+        let vote = p
+            .changes
+            .iter()
+            .find(|c| c.addr == "signer.c-validator-0")
+            .unwrap();
+        assert!(vote.deps.contains(&"node.c-validator-0".to_string()));
+        assert!(vote.deps.contains(&"node.a-validator-0".to_string()));
+    }
+
+    #[test]
+    fn removing_a_member_votes_out_and_unpeers() {
+        let t = topo(vec![
+            member("a", 1, 0, &["t"]),
+            member("b", 1, 0, &[]),
+            member("c", 1, 0, &[]),
+        ]);
+        let st = applied(&t, &plan(&t, None).unwrap());
+        let mut t2 = t.clone();
+        t2.members.remove(2);
+        let p = plan(&t2, Some(&st)).unwrap();
+        let l = lines(&p);
+        assert!(
+            l.contains(&"- signer.c-validator-0 | no longer in the topology".to_string()),
+            "{l:#?}"
+        );
+        assert!(
+            l.contains(&"~ node.a-validator-0 | peer remove c-validator-0".to_string()),
+            "{l:#?}"
+        );
+        let node_destroy = p
+            .changes
+            .iter()
+            .find(|c| c.addr == "node.c-validator-0")
+            .unwrap();
+        assert_eq!(node_destroy.action, Action::Destroy);
+        // The vote-out depends on the node, so the executor destroys the node after it.
+        let vote = p
+            .changes
+            .iter()
+            .find(|c| c.addr == "signer.c-validator-0")
+            .unwrap();
+        assert!(vote.deps.contains(&"node.c-validator-0".to_string()));
+    }
+
+    #[test]
+    fn genesis_changes_are_refused_with_the_way_out() {
+        let t = topo(vec![member("a", 1, 0, &["t"])]);
+        let st = applied(&t, &plan(&t, None).unwrap());
+        let mut t2 = t.clone();
+        t2.network.chain_id = 8080;
+        t2.members[0].accounts[0].balance = Wei(5 * Wei::ETHER);
+        let err = plan(&t2, Some(&st)).unwrap_err().to_string();
+        assert!(err.contains("network.chain_id: 707070 → 8080"), "{err}");
+        assert!(
+            err.contains("members.a.accounts.t.balance: 1000 ether → 5 ether (funded in genesis)"),
+            "{err}"
+        );
+        assert!(err.contains("consort destroy"), "{err}");
+    }
+
+    #[test]
+    fn removal_leaving_no_signer_is_refused() {
+        let t = topo(vec![member("a", 1, 0, &[]), member("b", 0, 1, &[])]);
+        let st = applied(&t, &plan(&t, None).unwrap());
+        let mut t2 = t.clone();
+        t2.members.remove(0);
+        let err = plan(&t2, Some(&st)).unwrap_err().to_string();
+        assert!(err.contains("no signer"), "{err}");
+    }
+
+    #[test]
+    fn removal_below_liveness_with_nodes_down_is_refused() {
+        struct Down;
+        impl Provider for Down {
+            fn name(&self) -> &'static str {
+                "local"
+            }
+            fn desired(
+                &self,
+                t: &Topology,
+                s: Option<&State>,
+                c: &[Resource],
+            ) -> Result<Vec<Resource>, ProviderError> {
+                Nodes.desired(t, s, c)
+            }
+            fn refresh(&self, _: &Topology, _: &State) -> BTreeMap<String, String> {
+                BTreeMap::from([(
+                    "node.b-validator-0".into(),
+                    "restart (process not running)".into(),
+                )])
+            }
+            fn apply_change(
+                &self,
+                a: &ApplyCtx,
+                c: &crate::plan::Change,
+            ) -> Result<Option<ResourceState>, ProviderError> {
+                Nodes.apply_change(a, c)
+            }
+            fn wait_healthy(&self, _: &ApplyCtx) -> Result<Health, ProviderError> {
+                unreachable!()
+            }
+            fn health(&self, _: &Topology, _: &State) -> Health {
+                Health::default()
+            }
+        }
+        let t = topo(vec![
+            member("a", 1, 0, &[]),
+            member("b", 1, 0, &[]),
+            member("c", 1, 0, &[]),
+        ]);
+        let st = applied(&t, &plan(&t, None).unwrap());
+        let mut t2 = t.clone();
+        t2.members.remove(2);
+        let err = build(
+            PlanInput {
+                topology: &t2,
+                topology_sha256: String::new(),
+                state: Some(&st),
+                destroy: false,
+                refresh: true,
+            },
+            &Down,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("only 1 running"), "{err}");
+        assert!(err.contains("b-validator-0"), "{err}");
+        assert!(err.contains("needs 2 of 2"), "{err}");
+    }
+
+    #[test]
+    fn removing_the_funding_member_needs_another_named() {
+        let t = topo(vec![
+            member("a", 1, 0, &["t"]),
+            member("b", 1, 0, &["u"]),
+            member("c", 1, 0, &[]),
+        ]);
+        let st = applied(&t, &plan(&t, None).unwrap());
+        let mut t2 = t.clone();
+        t2.members.remove(0);
+        let err = plan(&t2, Some(&st)).unwrap_err().to_string();
+        assert!(err.contains("holds the funding account a/t"), "{err}");
+        t2.network.funding_account = Some("b/u".into());
+        plan(&t2, Some(&st)).unwrap();
     }
 }

@@ -237,8 +237,12 @@ fn create_genesis(ctx: &ApplyCtx, change: &Change, root: &Path) -> Result<Value,
         hash: String::new(),
     });
     let total: u128 = alloc.iter().map(|(_, w)| w.0).sum();
+    let funding = topo
+        .funding_account()
+        .map(|(m, a)| format!("{}/{}", m.name, a.name));
     Ok(json!({
         "file": p(&path),
+        "funding_account": funding,
         "signers": signer_names,
         "accounts": accounts,
         "total_alloc": Wei(total).to_string(),

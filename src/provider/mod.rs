@@ -2,6 +2,32 @@
 //! changes in dependency order (each change starts as soon as what it needs is done, up to
 //! the provider's parallelism), saves state after every change, stops starting new work on
 //! Ctrl-C or on the first failure, and reports through events. Providers never print.
+//!
+//! # Contract between the core and providers
+//!
+//! Core resources (applied by `core.rs`, identical for every provider), outputs in state:
+//! - `key.node.<n>`: `{enode_id, key_file}` (key_file: hex node key, 0600)
+//! - `key.signer.<n>`: `{address, keystore, keystore_dir, password_file}` (validators)
+//! - `account.<m>.<a>`: `{address, keystore, password_file, key_file}`
+//! - `genesis`: `{file, signers: [node names], accounts: {"m/a": wei}, funding_account}`;
+//!   the JSON is also in `State::genesis`, whose `hash` the provider fills once a node
+//!   reports block 0.
+//!
+//! Provider node resources (`node_addr(n)`: `node.<n>` locally, `azure.vm.<n>` on Azure):
+//! - attrs: `{node, member, role, geth, mesh}` with `mesh = plan::mesh_digest(all node
+//!   names)`, so adding/removing nodes updates every node (peer add/remove) in O(n);
+//! - deps: `key.node.<n>`, `key.signer.<n>` (validators), `genesis`, and `key.node.*` (a
+//!   wildcard: every node key, because the static peers need every enode);
+//! - outputs must include `rpc_url` and `enode` (full `enode://id@host:port`), which
+//!   `consort output` reports.
+//!
+//! Non-core kinds a provider applies: its node resources; `signer.<n>` (attrs `{node,
+//! member, genesis}`: `genesis: true` is a no-op record, otherwise create = vote in by a
+//! majority of current signers, destroy = vote out); `fund.<m>.<a>` (attrs `{member, name,
+//! balance, from}`: a signed transfer from the funding account).
+//!
+//! Rendering: `render::NodeLaunch` → `geth_config_toml` / `geth_args`; Azure VMs'
+//! customData is base64 of `render::cloud_init`.
 
 pub mod core;
 pub mod events;

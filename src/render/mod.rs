@@ -147,6 +147,76 @@ pub fn geth_args(n: &NodeLaunch) -> Result<Vec<String>, RenderError> {
         .collect())
 }
 
+/// The official geth release archive for linux-amd64 and its SHA-256.
+pub const GETH_RELEASE_URL: &str =
+    "https://gethstore.blob.core.windows.net/builds/geth-linux-amd64-1.13.15-c5ba367e.tar.gz";
+pub const GETH_RELEASE_SHA256: &str =
+    "cd0aa1e73bad4c2dcbaa225675a11556281d10e2bc25b8b1bd669da0670e33c2";
+
+/// What a VM's cloud-init needs. Paths in `node` are the VM's (`/var/lib/consort/...`);
+/// `cloud_init` prefixes them with `$ROOT` so the bootstrap also runs under a directory.
+#[derive(Debug, Clone, Serialize)]
+pub struct CloudInit {
+    pub node: NodeLaunch,
+    pub member: String,
+    pub role: String,
+    pub geth_version: String,
+    pub geth_url: String,
+    pub geth_sha256: String,
+    pub genesis_json: String,
+    /// Secret: the node key hex. Only this node's.
+    pub nodekey: String,
+    /// Secret: validators only.
+    pub keystore: Option<CloudKeystore>,
+    /// Secret: validators only.
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CloudKeystore {
+    pub file_name: String,
+    pub json: String,
+}
+
+/// The VM layout the cloud-init bootstrap writes.
+pub mod vm_paths {
+    pub const DATADIR: &str = "/var/lib/consort/geth";
+    pub const CONFIG: &str = "/etc/consort/config.toml";
+    pub const NODEKEY: &str = "/var/lib/consort/nodekey";
+    pub const KEYSTORE_DIR: &str = "/var/lib/consort/keystore";
+    pub const PASSWORD: &str = "/var/lib/consort/password";
+}
+
+/// Renders the cloud-init `customData` (before base64) for one VM.
+pub fn cloud_init(c: &CloudInit) -> Result<String, RenderError> {
+    let config_toml = geth_config_toml(&c.node)?;
+    let mut node = c.node.clone();
+    let root = |p: &str| format!("$ROOT{p}");
+    node.datadir = root(&node.datadir);
+    node.config_path = root(&node.config_path);
+    node.nodekey_path = root(&node.nodekey_path);
+    if let Some(s) = node.signer.as_mut() {
+        s.keystore_dir = root(&s.keystore_dir);
+        s.password_file = root(&s.password_file);
+    }
+    let args = geth_args(&node)?;
+    #[derive(Serialize)]
+    struct Ctx<'a> {
+        #[serde(flatten)]
+        c: &'a CloudInit,
+        config_toml: String,
+        geth_args: Vec<String>,
+    }
+    render(
+        "cloud-init.yaml",
+        &Ctx {
+            c,
+            config_toml,
+            geth_args: args,
+        },
+    )
+}
+
 pub fn enode_url(enode_id: &str, host: &str, port: u16) -> String {
     format!("enode://{enode_id}@{host}:{port}")
 }
@@ -208,6 +278,91 @@ mod tests {
             !t.iter().any(|a| a.starts_with("--port")),
             "--port would bind 0.0.0.0"
         );
+    }
+
+    fn cloud(signer: bool) -> CloudInit {
+        let mut node = launch(signer);
+        node.datadir = vm_paths::DATADIR.into();
+        node.config_path = vm_paths::CONFIG.into();
+        node.nodekey_path = vm_paths::NODEKEY.into();
+        if let Some(s) = node.signer.as_mut() {
+            s.keystore_dir = vm_paths::KEYSTORE_DIR.into();
+            s.password_file = vm_paths::PASSWORD.into();
+        }
+        CloudInit {
+            node,
+            member: "a".into(),
+            role: if signer { "validator" } else { "tx" }.into(),
+            geth_version: "1.13.15".into(),
+            geth_url: GETH_RELEASE_URL.into(),
+            geth_sha256: GETH_RELEASE_SHA256.into(),
+            genesis_json: "{\"config\": {\"chainId\": 7}}\n".into(),
+            nodekey: "NODEKEY-SECRET".into(),
+            keystore: signer.then(|| CloudKeystore {
+                file_name: "UTC--x--abc".into(),
+                json: "{\"crypto\": {}}".into(),
+            }),
+            password: signer.then(|| "PASSWORD-SECRET".into()),
+        }
+    }
+
+    #[test]
+    fn cloud_init_is_valid_yaml_with_0600_secrets_and_verified_download() {
+        let text = cloud_init(&cloud(true)).unwrap();
+        assert!(text.starts_with("#cloud-config\n"));
+        let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        let files = doc["write_files"].as_sequence().unwrap();
+        let file = |path: &str| {
+            files
+                .iter()
+                .find(|f| f["path"].as_str() == Some(path))
+                .unwrap_or_else(|| panic!("{path} missing"))
+        };
+        assert_eq!(
+            file("/var/lib/consort/nodekey")["content"].as_str(),
+            Some("NODEKEY-SECRET")
+        );
+        for secret in [
+            "/var/lib/consort/nodekey",
+            "/var/lib/consort/password",
+            "/var/lib/consort/keystore/UTC--x--abc",
+        ] {
+            assert_eq!(
+                file(secret)["permissions"].as_str(),
+                Some("0600"),
+                "{secret}"
+            );
+        }
+        assert_eq!(
+            file("/etc/consort/genesis.json")["content"].as_str(),
+            Some("{\"config\": {\"chainId\": 7}}\n")
+        );
+        let boot = file("/var/lib/consort/bootstrap.sh")["content"]
+            .as_str()
+            .unwrap();
+        assert!(
+            boot.contains(GETH_RELEASE_SHA256) && boot.contains("sha256sum -c"),
+            "{boot}"
+        );
+        let run = file("/var/lib/consort/run-geth.sh")["content"]
+            .as_str()
+            .unwrap();
+        assert!(
+            run.contains("\"--datadir=$ROOT/var/lib/consort/geth\""),
+            "{run}"
+        );
+        assert!(
+            run.contains("\"--password=$ROOT/var/lib/consort/password\""),
+            "{run}"
+        );
+        let toml = file("/etc/consort/config.toml")["content"]
+            .as_str()
+            .unwrap();
+        assert!(toml.contains("StaticNodes"), "{toml}");
+        // A tx node gets no signer secrets at all.
+        let tx = cloud_init(&cloud(false)).unwrap();
+        assert!(!tx.contains("PASSWORD-SECRET") && !tx.contains("/var/lib/consort/password"));
+        assert!(!tx.contains("--mine"));
     }
 
     #[test]
