@@ -5,4 +5,5 @@ mod support;
 mod cloud_init;
 mod crypto_geth;
 mod local_geth;
+mod local_provider;
 mod readme;

@@ -111,3 +111,76 @@ impl Drop for NodeHandle {
         }
     }
 }
+
+/// Stops every geth a test network started, on Drop: the processes recorded in the
+/// network's state and any `consort.pid` left in its node dirs (both only after the /proc
+/// check). Keeps the temp dir alive as long as the handle.
+pub struct NetworkHandle {
+    pub dir: tempfile::TempDir,
+    /// `<dir>/.consort`
+    pub base: PathBuf,
+    pub network: String,
+}
+
+impl NetworkHandle {
+    pub fn new(network: &str) -> NetworkHandle {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let base = dir.path().canonicalize().unwrap().join(".consort");
+        NetworkHandle {
+            dir,
+            base,
+            network: network.to_string(),
+        }
+    }
+
+    pub fn state_dir(&self) -> consort::state::StateDir {
+        consort::state::StateDir::new(&self.base, &self.network)
+    }
+
+    /// (pid, start time, data dir) of every geth this network may have running.
+    pub fn processes(&self) -> Vec<(ProcessId, PathBuf)> {
+        let sd = self.state_dir();
+        let mut out = Vec::new();
+        if let Ok(Some(st)) = sd.load() {
+            for (addr, r) in &st.resources {
+                if !addr.starts_with("node.") {
+                    continue;
+                }
+                if let Ok(o) = serde_json::from_value::<consort::provider::local::NodeOutputs>(
+                    r.outputs.clone(),
+                ) {
+                    out.push((o.process(), PathBuf::from(o.datadir)));
+                }
+            }
+        }
+        if let Ok(entries) = std::fs::read_dir(sd.nodes_dir()) {
+            for e in entries.flatten() {
+                let pid_file = e.path().join("consort.pid");
+                if let Ok(bytes) = std::fs::read(&pid_file) {
+                    if let Ok(id) = serde_json::from_slice::<ProcessId>(&bytes) {
+                        out.push((id, e.path()));
+                    }
+                }
+            }
+        }
+        out.sort_by_key(|(id, _)| (id.pid, id.start_time));
+        out.dedup_by_key(|(id, _)| *id);
+        out
+    }
+
+    /// Processes of this network that are alive.
+    pub fn running(&self) -> Vec<(ProcessId, PathBuf)> {
+        self.processes()
+            .into_iter()
+            .filter(|(id, d)| process::is_ours(*id, d))
+            .collect()
+    }
+}
+
+impl Drop for NetworkHandle {
+    fn drop(&mut self) {
+        for (id, d) in self.processes() {
+            let _ = process::stop(id, &d, Duration::from_secs(5));
+        }
+    }
+}

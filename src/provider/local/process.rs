@@ -330,6 +330,11 @@ fn udp_free(port: u16) -> bool {
     UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)).is_ok()
 }
 
+/// Whether all three ports of a node can be bound right now.
+pub fn ports_free(p: NodePorts) -> bool {
+    tcp_free(p.p2p) && udp_free(p.p2p) && tcp_free(p.http) && tcp_free(p.authrpc)
+}
+
 /// Hands out free ports on 127.0.0.1 from a base upwards, never one in `reserved` (ports
 /// recorded in state for other nodes, or already handed out by this allocator). Freedom is
 /// checked by binding (TCP for HTTP/authrpc, TCP and UDP for p2p); something may still take
