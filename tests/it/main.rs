@@ -2,6 +2,7 @@
 
 mod support;
 
+mod cli;
 mod cloud_init;
 mod crypto_geth;
 mod local_geth;
