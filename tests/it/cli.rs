@@ -71,10 +71,17 @@ fn plan_is_a_dry_run_that_writes_and_generates_nothing() {
     assert!(o.status.success(), "{out}{err}");
     assert!(out.contains("+ genesis"), "{out}");
     assert!(out.contains("(enode known after apply)"), "{out}");
-    assert!(out.ends_with("Plan: 16 to add, 0 to change, 0 to destroy.\n"), "{out}");
+    assert!(
+        out.ends_with("Plan: 16 to add, 0 to change, 0 to destroy.\n"),
+        "{out}"
+    );
     // Three signers: nothing to warn about.
     assert!(err.is_empty(), "{err}");
-    assert_eq!(tree(dir.path()), before, "plan must not create state, keys or dirs");
+    assert_eq!(
+        tree(dir.path()),
+        before,
+        "plan must not create state, keys or dirs"
+    );
 }
 
 #[test]
@@ -84,7 +91,10 @@ fn two_signers_warn_about_liveness_but_plan() {
     let o = consort(dir.path(), &["plan"]);
     let (_, err) = text(&o);
     assert!(o.status.success());
-    assert!(err.contains("warning") && err.contains("the chain halts"), "{err}");
+    assert!(
+        err.contains("warning") && err.contains("the chain halts"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -129,7 +139,9 @@ fn saved_plan_refuses_once_the_topology_changed() {
 #[test]
 fn saved_plan_refuses_once_state_moved_on() {
     let (dir, _) = workdir();
-    assert!(consort(dir.path(), &["plan", "--out", "p.json"]).status.success());
+    assert!(consort(dir.path(), &["plan", "--out", "p.json"])
+        .status
+        .success());
     // Someone else applied in between: state now exists with a newer serial.
     let sd = StateDir::new(&dir.path().join(".consort"), "clinet");
     let mut st = State::new("clinet", "local");
@@ -151,8 +163,14 @@ fn a_second_command_on_a_locked_network_fails_fast_naming_the_holder() {
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(1));
     assert!(t0.elapsed() < std::time::Duration::from_secs(10));
-    assert!(err.contains("is locked by another consort command"), "{err}");
-    assert!(err.contains(&format!("pid {}", std::process::id())), "{err}");
+    assert!(
+        err.contains("is locked by another consort command"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("pid {}", std::process::id())),
+        "{err}"
+    );
     assert!(!sd.state_file().exists());
 }
 
@@ -181,7 +199,10 @@ fn init_writes_a_topology_that_validates_and_never_overwrites() {
     let o = consort(dir.path(), &["init"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).1.contains("already exists"));
-    assert_eq!(std::fs::read(dir.path().join("consort.yaml")).unwrap(), before);
+    assert_eq!(
+        std::fs::read(dir.path().join("consort.yaml")).unwrap(),
+        before
+    );
 }
 
 #[test]
