@@ -345,6 +345,15 @@ impl RpcClient {
         self.call("admin_removePeer", json!([enode]))
     }
 
+    /// Trusted peers may connect even when the node is at MaxPeers.
+    pub fn admin_add_trusted_peer(&self, enode: &str) -> Result<bool, RpcError> {
+        self.call("admin_addTrustedPeer", json!([enode]))
+    }
+
+    pub fn admin_remove_trusted_peer(&self, enode: &str) -> Result<bool, RpcError> {
+        self.call("admin_removeTrustedPeer", json!([enode]))
+    }
+
     pub fn clique_get_signers(&self) -> Result<Vec<Address>, RpcError> {
         const M: &str = "clique_getSigners";
         let raw: Vec<String> = self.call(M, json!([null]))?;

@@ -187,6 +187,8 @@ fn single_clique_node_seals_and_answers_rpc_then_stops() {
     let ghost = format!("enode://{g}@127.0.0.1:1");
     assert!(rpc.admin_add_peer(&ghost).unwrap());
     assert!(rpc.admin_remove_peer(&ghost).unwrap());
+    assert!(rpc.admin_add_trusted_peer(&ghost).unwrap());
+    assert!(rpc.admin_remove_trusted_peer(&ghost).unwrap());
 
     // Clique votes: propose, see it, discard.
     let candidate = parse_address("0x00000000000000000000000000000000000000aa").unwrap();

@@ -545,7 +545,11 @@ impl LocalProvider {
             authrpc_port: ports.authrpc,
             cache_mb: 64,
             verbosity: 3,
-            max_peers: (2 * n).max(25),
+            // Exactly the mesh: geth starts its first sync once min(5, MaxPeers) peers
+            // are connected, so a larger value would leave non-sealing nodes of small
+            // networks discarding blocks until its 10 s forced sync. Mesh peers are
+            // trusted, so they are never refused for exceeding it.
+            max_peers: n.saturating_sub(1).max(1),
             static_nodes,
             signer,
         })
@@ -874,13 +878,15 @@ impl LocalProvider {
             let rpc = RpcClient::new(cur.rpc_url.clone()).with_timeout(PROBE_TIMEOUT);
             let old: BTreeSet<&String> = cur.static_nodes.iter().collect();
             let new: BTreeSet<&String> = statics.iter().collect();
+            let e = |err: rpc::RpcError| ProviderError::at(addr, err.to_string());
             for gone in old.difference(&new) {
-                rpc.admin_remove_peer(gone)
-                    .map_err(|e| ProviderError::at(addr, e.to_string()))?;
+                rpc.admin_remove_trusted_peer(gone).map_err(e)?;
+                rpc.admin_remove_peer(gone).map_err(e)?;
             }
             for added in new.difference(&old) {
-                rpc.admin_add_peer(added)
-                    .map_err(|e| ProviderError::at(addr, e.to_string()))?;
+                // Trusted first: the running node's MaxPeers is the old mesh size.
+                rpc.admin_add_trusted_peer(added).map_err(e)?;
+                rpc.admin_add_peer(added).map_err(e)?;
             }
             NodeOutputs {
                 static_nodes: statics,
