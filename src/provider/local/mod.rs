@@ -21,6 +21,7 @@
 pub mod process;
 
 use super::events::Event;
+use super::governance::{self, SignerNode};
 use super::{ApplyCtx, Health, NodeHealth, Proposal, Provider, ProviderError};
 use crate::chain::geth::{ensure_geth, GethBinary};
 use crate::crypto::Address;
@@ -1057,8 +1058,9 @@ impl LocalProvider {
         }
     }
 
-    /// Clique vote by every other current signer; waits (health timeout) until
-    /// `clique_getSigners` reflects it, then discards the proposals.
+    /// A Clique vote through `governance::vote`: every running validator that is a current
+    /// signer proposes (the target too, when voting itself out), a majority is required,
+    /// then it waits until `clique_getSigners` reflects it and discards the proposals.
     fn vote(
         &self,
         ctx: &ApplyCtx,
@@ -1070,59 +1072,35 @@ impl LocalProvider {
         let target = rpc::parse_address(address)
             .ok_or_else(|| ProviderError::at(addr, format!("{address:?} is not an address")))?;
         let st = ctx.snapshot();
-        let voters: Vec<(String, RpcClient)> = st
-            .resources
-            .keys()
-            .filter_map(|k| k.strip_prefix("signer."))
-            .filter(|n| *n != node)
-            .filter_map(|n| {
-                let o = NodeOutputs::from_state(&st, n)?;
-                o.is_running()
-                    .then(|| (n.to_string(), RpcClient::new(o.rpc_url)))
+        let candidates: Vec<SignerNode> = recorded_nodes(&st)
+            .into_iter()
+            .filter(|(_, o)| o.is_running())
+            .filter_map(|(n, o)| {
+                let a = st.output_str(&format!("key.signer.{n}"), "address")?;
+                Some(SignerNode {
+                    address: rpc::parse_address(a)?,
+                    rpc: RpcClient::new(o.rpc_url),
+                    name: n,
+                })
             })
             .collect();
-        if voters.is_empty() {
+        if candidates.is_empty() {
             return Err(ProviderError::at(
                 addr,
                 "no running signer can vote; bring the validators back (`consort apply`) first",
             ));
         }
-        let verb = if authorize { "vote in" } else { "vote out" };
-        step(ctx, node, verb);
-        for (n, rpc) in &voters {
-            rpc.clique_propose(&target, authorize)
-                .map_err(|e| ProviderError::at(addr, format!("{verb} {address} on {n}: {e}")))?;
-        }
-        let deadline = Instant::now() + ctx.health_timeout;
-        loop {
-            let done = voters.iter().all(|(_, rpc)| {
-                rpc.clique_get_signers()
-                    .map(|s| s.contains(&target) == authorize)
-                    .unwrap_or(false)
-            });
-            if done {
-                break;
-            }
-            if Instant::now() >= deadline {
-                for (_, rpc) in &voters {
-                    let _ = rpc.clique_discard(&target);
-                }
-                return Err(ProviderError::at(
-                    addr,
-                    format!(
-                        "the {verb} of {address} did not pass within {:?} ({} voter(s): {}); are more than half of the signers running and peered? `consort status` shows them",
-                        ctx.health_timeout,
-                        voters.len(),
-                        voters.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
-                    ),
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        for (_, rpc) in &voters {
-            let _ = rpc.clique_discard(&target);
-        }
-        Ok(())
+        step(ctx, node, if authorize { "vote in" } else { "vote out" });
+        governance::vote(
+            &candidates,
+            target,
+            authorize,
+            ctx.health_timeout,
+            node,
+            &ctx.events,
+        )
+        .map(|_| ())
+        .map_err(|e| ProviderError::at(addr, e.to_string()))
     }
 
     /// Funds an account added after genesis with a transfer signed by the funding account.
@@ -1188,43 +1166,22 @@ impl LocalProvider {
             })?;
         let rpc = RpcClient::new(node.rpc_url.clone());
         let from_addr = key.address();
-        let e = |err: rpc::RpcError| ProviderError::at(addr, err.to_string());
-        let nonce = rpc.eth_get_pending_nonce(&from_addr).map_err(e)?;
-        let gas_price = rpc.eth_gas_price().map_err(e)?;
-        let tx = crate::crypto::tx::LegacyTx {
-            chain_id: ctx.topology.network.chain_id,
-            nonce,
-            gas_price: gas_price.max(1) * 2,
-            gas: 21_000,
-            to: Some(to),
-            value,
-            data: vec![],
-        }
-        .sign(&key);
-        let hash = rpc.eth_send_raw_transaction(&tx.raw_hex()).map_err(e)?;
-        let deadline = Instant::now() + ctx.health_timeout;
-        let receipt = loop {
-            if let Some(r) = rpc.eth_get_transaction_receipt(&hash).map_err(e)? {
-                break r;
-            }
-            if Instant::now() >= deadline {
-                return Err(ProviderError::at(
-                    addr,
-                    format!("transfer {hash} was not mined within {:?}; is the network sealing? (`consort status`)", ctx.health_timeout),
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        };
-        if !receipt.success {
-            return Err(ProviderError::at(
-                addr,
-                format!("transfer {hash} failed in block {}", receipt.block_number),
-            ));
-        }
+        let hash = governance::fund(
+            &rpc,
+            ctx.topology.network.chain_id,
+            &from,
+            &key,
+            &format!("{member}/{name}"),
+            to,
+            crate::topology::Wei(value),
+            ctx.health_timeout,
+        )
+        .map_err(|e| ProviderError::at(addr, e.to_string()))?;
         Ok(Some(ResourceState {
             kind: Kind::Funding,
             attrs,
-            outputs: json!({ "tx_hash": hash, "block": receipt.block_number, "from": rpc::hex_address(&from_addr) }),
+            // tx_hash is null when an earlier, interrupted run's transfer had already landed.
+            outputs: json!({ "tx_hash": hash, "from": rpc::hex_address(&from_addr) }),
             deps: change.deps.clone(),
         }))
     }
