@@ -77,7 +77,9 @@ fn run_cmds(root: &Path, doc: &serde_yaml::Value, url: &str, sha: &str) -> std::
         .map(|a| {
             let a = a.as_str().unwrap();
             if a.starts_with('/') {
-                root.join(a.trim_start_matches('/')).to_string_lossy().into_owned()
+                root.join(a.trim_start_matches('/'))
+                    .to_string_lossy()
+                    .into_owned()
             } else {
                 a.to_string()
             }
@@ -167,7 +169,10 @@ fn rendered_bootstrap_brings_up_two_members_that_peer_and_seal() {
         .unwrap();
         // Only this node's secrets are in its customData.
         for (j, other) in signers.iter().enumerate().filter(|(j, _)| *j != i) {
-            assert!(!text.contains(&node_keys[j].to_hex()), "node key of node {j} leaked");
+            assert!(
+                !text.contains(&node_keys[j].to_hex()),
+                "node key of node {j} leaked"
+            );
             assert!(!text.contains(&other.to_hex()));
         }
         let root = &roots.0[i];
@@ -192,22 +197,26 @@ fn rendered_bootstrap_brings_up_two_members_that_peer_and_seal() {
             .unwrap_or_default()
     };
     for (i, rpc) in rpcs.iter().enumerate() {
-        poll(&format!("{} to peer", names[i]), Duration::from_secs(60), || {
-            match rpc.net_peer_count() {
+        poll(
+            &format!("{} to peer", names[i]),
+            Duration::from_secs(60),
+            || match rpc.net_peer_count() {
                 Ok(n) if n >= 1 => Ok(Some(())),
                 Ok(n) => Ok(None).map_err(|_: ()| format!("{n} peers")),
                 Err(e) => Err(format!("{e}\n{}", log(i))),
-            }
-        });
+            },
+        );
     }
     // Both signers must take turns for the head to pass 3 with N = 2.
-    let head = poll("blocks to be sealed", Duration::from_secs(60), || {
-        match rpcs[0].block_number() {
+    let head = poll(
+        "blocks to be sealed",
+        Duration::from_secs(60),
+        || match rpcs[0].block_number() {
             Ok(n) if n >= 4 => Ok(Some(n)),
             Ok(n) => Err(format!("head {n}")),
             Err(e) => Err(e.to_string()),
-        }
-    });
+        },
+    );
     assert!(head >= 4);
     let mut signers_seen = rpcs[1].clique_get_signers().unwrap();
     signers_seen.sort();
@@ -263,12 +272,23 @@ fn bootstrap_refuses_an_archive_with_the_wrong_checksum() {
     let root = tmp.path().join("node");
     let _guard = Roots(vec![root.clone()]);
     let doc = write_files(&root, &text);
-    let out = run_cmds(&root, &doc, &format!("file://{}", tar.display()), &"0".repeat(64));
-    assert!(!out.status.success(), "a wrong checksum must stop the bootstrap");
+    let out = run_cmds(
+        &root,
+        &doc,
+        &format!("file://{}", tar.display()),
+        &"0".repeat(64),
+    );
+    assert!(
+        !out.status.success(),
+        "a wrong checksum must stop the bootstrap"
+    );
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("checksum mismatch"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(!root.join("usr/local/bin/geth").exists(), "nothing installed");
+    assert!(
+        !root.join("usr/local/bin/geth").exists(),
+        "nothing installed"
+    );
 }

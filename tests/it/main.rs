@@ -4,6 +4,7 @@ mod support;
 
 mod cloud_init;
 mod crypto_geth;
+mod local_cli;
 mod local_geth;
 mod local_provider;
 mod readme;
