@@ -2,7 +2,7 @@
 //! key material is seeded by hand here (node keys with k256, signer keystores with
 //! `geth account new`), so these tests exercise the provider on its own.
 
-use crate::support::{geth, poll, NetworkHandle};
+use crate::support::{geth, poll, port_base, NetworkHandle};
 use consort::chain::genesis::genesis_json;
 use consort::plan::desired::{build, PlanInput};
 use consort::plan::{Action, Plan};
@@ -19,19 +19,11 @@ use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(90);
-
-/// A block of 100 ports per call, spread by pid so concurrent test runs rarely meet (a
-/// port in use is skipped anyway).
-fn port_base() -> u16 {
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let start = 20000 + (std::process::id() % 50) as u16 * 400;
-    start + NEXT.fetch_add(100, Ordering::SeqCst)
-}
 
 fn topology(
     name: &str,

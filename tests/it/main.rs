@@ -5,6 +5,7 @@ mod support;
 mod cli;
 mod cloud_init;
 mod crypto_geth;
+mod local_cli;
 mod local_geth;
 mod local_provider;
 mod readme;

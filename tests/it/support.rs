@@ -163,6 +163,10 @@ impl NetworkHandle {
                 }
             }
         }
+        // And any geth on a data dir of this network that neither names (a run killed
+        // between starting it and recording it).
+        let nodes = sd.nodes_dir();
+        out.extend(process::find_by_datadir(|d| d.starts_with(&nodes)));
         out.sort_by_key(|(id, _)| (id.pid, id.start_time));
         out.dedup_by_key(|(id, _)| *id);
         out
@@ -183,4 +187,104 @@ impl Drop for NetworkHandle {
             let _ = process::stop(id, &d, Duration::from_secs(5));
         }
     }
+}
+
+/// Runs the real `consort` binary in `dir` with the test geth.
+pub fn consort(dir: &Path, args: &[&str]) -> std::process::Output {
+    let out = consort_cmd(dir, args).output().expect("run consort");
+    eprintln!(
+        "[consort {}] exit {:?}\n--- stdout\n{}--- stderr\n{}",
+        args.join(" "),
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn consort_cmd(dir: &Path, args: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_consort"));
+    c.args(args)
+        .current_dir(dir)
+        .env("CONSORT_GETH", &geth().path)
+        .env_remove("CONSORT_STATE_DIR")
+        .stdin(std::process::Stdio::null());
+    c
+}
+
+/// Like [`consort`], asserting success; returns stdout.
+pub fn consort_ok(dir: &Path, args: &[&str]) -> String {
+    let out = consort(dir, args);
+    assert!(
+        out.status.success(),
+        "consort {} failed ({:?}):\n{}{}",
+        args.join(" "),
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Pids of live processes whose command line names a data dir under `dir`.
+pub fn processes_under(dir: &Path) -> Vec<u32> {
+    let needle = dir.to_string_lossy().into_owned();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if process::start_time_of(pid).is_none() {
+            continue; // gone or a zombie
+        }
+        if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd);
+            if cmd.split('\0').any(|a| {
+                a.strip_prefix("--datadir=")
+                    .is_some_and(|d| d.starts_with(&needle))
+            }) {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
+
+/// A copy of a shipped topology in `dir`, with `local: {}` given a base port (so parallel
+/// tests start their search in different ranges) and optionally renamed.
+pub fn topology_copy(
+    dir: &Path,
+    shipped: &str,
+    base_port: u16,
+    rename: Option<(&str, u64)>,
+) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("topologies")
+        .join(shipped);
+    let mut text = std::fs::read_to_string(&src).unwrap();
+    assert!(text.contains("local: {}"), "{shipped} has no `local: {{}}`");
+    text = text.replace("local: {}", &format!("local: {{ base_port: {base_port} }}"));
+    let mut file = shipped.to_string();
+    if let Some((name, chain_id)) = rename {
+        let old_name = shipped.trim_end_matches(".yaml");
+        text = text.replace(&format!("name: {old_name}"), &format!("name: {name}"));
+        let re_chain = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("chain_id:"))
+            .unwrap()
+            .to_string();
+        text = text.replace(&re_chain, &format!("  chain_id: {chain_id}"));
+        file = format!("{name}.yaml");
+    }
+    let path = dir.join(file);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A block of 100 ports per call, spread by pid so concurrent test runs rarely meet (a
+/// port in use is skipped anyway).
+pub fn port_base() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let start = 20000 + (std::process::id() % 50) as u16 * 400;
+    start + NEXT.fetch_add(100, std::sync::atomic::Ordering::SeqCst)
 }

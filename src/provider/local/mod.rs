@@ -45,8 +45,9 @@ pub const STOP_GRACE: Duration = Duration::from_secs(15);
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Lines of geth.log quoted in errors.
 const LOG_TAIL: usize = 12;
-/// A node this many blocks behind the head is reported as behind.
-const BEHIND_TOLERANCE: u64 = 2;
+/// A node more than this many blocks behind the head is reported as behind (a block
+/// sealed between two probes is not yet everywhere).
+const BEHIND_TOLERANCE: u64 = 1;
 /// RPC timeout for health probes (a hung node must not stall the others).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 const PID_FILE: &str = "consort.pid";
@@ -269,13 +270,22 @@ fn read_pid_file(datadir: &Path) -> Option<ProcessId> {
     serde_json::from_slice(&text).ok()
 }
 
-/// Stops whatever consort last started in `datadir` (if it is still that process).
+/// Stops whatever consort started in `datadir`: the recorded process, the one in its pid
+/// file, and any other geth whose `--datadir` is exactly this dir (started by a run killed
+/// before it wrote either). `process::stop` re-checks each against /proc first.
 fn stop_recorded(
     addr: &str,
     datadir: &Path,
     recorded: Option<ProcessId>,
 ) -> Result<(), ProviderError> {
-    for id in recorded.into_iter().chain(read_pid_file(datadir)) {
+    let strays = process::find_by_datadir(|d| d == datadir)
+        .into_iter()
+        .map(|(id, _)| id);
+    for id in recorded
+        .into_iter()
+        .chain(read_pid_file(datadir))
+        .chain(strays)
+    {
         process::stop(id, datadir, STOP_GRACE)
             .map_err(|e| ProviderError::at(addr, e.to_string()))?;
     }
@@ -451,7 +461,7 @@ impl Provider for LocalProvider {
     fn cleanup(&self, state_dir: &StateDir) -> Result<(), ProviderError> {
         // Leftovers of interrupted creates: stop what their pid files name (after the
         // /proc check), then remove the node dirs, which only consort creates.
-        let nodes = state_dir.nodes_dir();
+        let nodes = abs(&state_dir.nodes_dir());
         if let Ok(entries) = std::fs::read_dir(&nodes) {
             for e in entries.flatten() {
                 let dir = abs(&e.path());
@@ -461,6 +471,10 @@ impl Provider for LocalProvider {
                     None,
                 )?;
             }
+        }
+        // A geth on a node dir that is already gone (nothing else names it any more).
+        for (id, dir) in process::find_by_datadir(|d| d.starts_with(&nodes)) {
+            process::stop(id, &dir, STOP_GRACE).map_err(|e| ProviderError::Other(e.to_string()))?;
         }
         match std::fs::remove_dir_all(&nodes) {
             Ok(()) => {}

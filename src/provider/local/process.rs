@@ -176,6 +176,51 @@ pub fn is_ours(id: ProcessId, datadir: &Path) -> bool {
     }
 }
 
+/// The value of `--datadir` in a NUL-separated command line (`--datadir=X` or
+/// `--datadir X`, one or two dashes).
+fn datadir_arg(cmdline: &[u8]) -> Option<PathBuf> {
+    let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+    for (i, a) in args.iter().enumerate() {
+        let a = a.strip_prefix(b"-").unwrap_or(a);
+        let a = a.strip_prefix(b"-").unwrap_or(a);
+        if let Some(v) = a.strip_prefix(b"datadir=") {
+            return Some(PathBuf::from(OsStr::from_bytes(v)));
+        }
+        if a == b"datadir" {
+            return args.get(i + 1).map(|v| PathBuf::from(OsStr::from_bytes(v)));
+        }
+    }
+    None
+}
+
+/// Live processes whose `--datadir` satisfies `wanted`: finds a geth started by a run that
+/// was killed before it could record it. Each is returned with its identity, so `stop`
+/// re-checks it before signalling.
+pub fn find_by_datadir(wanted: impl Fn(&Path) -> bool) -> Vec<(ProcessId, PathBuf)> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let Some(dir) = datadir_arg(&cmdline) else {
+            continue;
+        };
+        if !wanted(&dir) {
+            continue;
+        }
+        if let Some(start_time) = start_time_of(pid) {
+            out.push((ProcessId { pid, start_time }, dir));
+        }
+    }
+    out
+}
+
 /// Collects the exit status if `pid` is our child and has exited (no-op otherwise).
 pub fn reap(pid: u32) {
     let mut status = 0;
@@ -428,6 +473,20 @@ mod tests {
     }
 
     #[test]
+    fn datadir_argument_forms() {
+        assert_eq!(
+            datadir_arg(b"geth\0--datadir=/a/b\0--mine\0"),
+            Some(PathBuf::from("/a/b"))
+        );
+        assert_eq!(
+            datadir_arg(b"geth\0-datadir\0/a/b\0"),
+            Some(PathBuf::from("/a/b"))
+        );
+        assert_eq!(datadir_arg(b"geth\0--datadirx=/a\0"), None);
+        assert_eq!(datadir_arg(b"ls\0/a/b\0"), None);
+    }
+
+    #[test]
     fn start_is_ours_and_stop_with_sigterm() {
         let d = tempfile::tempdir().unwrap();
         let dir = d.path().canonicalize().unwrap();
@@ -459,6 +518,8 @@ mod tests {
         )
         .unwrap();
         assert!(is_ours(id, &dir));
+        let found = find_by_datadir(|d| d == dir);
+        assert_eq!(found, vec![(id, dir.clone())]);
         assert!(!is_ours(
             ProcessId {
                 start_time: id.start_time + 1,
