@@ -1171,31 +1171,62 @@ impl LocalProvider {
         let key = crate::crypto::SecretKey::from_hex(key_hex.trim()).map_err(|_| {
             ProviderError::at(addr, format!("{key_file} does not hold a valid key"))
         })?;
-        // Any running node of the network will do; prefer the member's own.
+        // Any running node of the network will do; prefer the funding member's own: they
+        // were running before this change, so they are synced (a node that just started
+        // may not be, and would give a stale nonce and balance).
+        let funder_nodes: BTreeSet<String> = ctx
+            .topology
+            .nodes()
+            .into_iter()
+            .filter(|n| n.member == fm)
+            .map(|n| n.name)
+            .collect();
         let nodes = recorded_nodes(&st);
         let (_, node) = nodes
             .iter()
             .filter(|(_, o)| o.is_running())
-            .min_by_key(|(n, _)| !n.starts_with(&format!("{member}-")))
+            .min_by_key(|(n, _)| !funder_nodes.contains(n))
             .ok_or_else(|| {
                 ProviderError::at(addr, "no running node to send the transfer through")
             })?;
         let rpc = RpcClient::new(node.rpc_url.clone());
         let from_addr = key.address();
         let e = |err: rpc::RpcError| ProviderError::at(addr, err.to_string());
-        let nonce = rpc.eth_get_pending_nonce(&from_addr).map_err(e)?;
-        let gas_price = rpc.eth_gas_price().map_err(e)?;
-        let tx = crate::crypto::tx::LegacyTx {
-            chain_id: ctx.topology.network.chain_id,
-            nonce,
-            gas_price: gas_price.max(1) * 2,
-            gas: 21_000,
-            to: Some(to),
-            value,
-            data: vec![],
-        }
-        .sign(&key);
-        let hash = rpc.eth_send_raw_transaction(&tx.raw_hex()).map_err(e)?;
+        // One transfer at a time: parallel fundings from one account would read the same
+        // pending nonce and replace each other.
+        static SENDING: Mutex<()> = Mutex::new(());
+        let sending = SENDING.lock().unwrap_or_else(|p| p.into_inner());
+        // Idempotent across interruptions (kill -9 between sending and recording): a
+        // transfer already mined shows in the balance; one still pooled is awaited.
+        let hash = match super::governance::earlier_transfer(&rpc, &from_addr, &to, value)
+            .map_err(e)?
+        {
+            super::governance::EarlierTransfer::Mined => {
+                return Ok(Some(ResourceState {
+                    kind: Kind::Funding,
+                    attrs,
+                    outputs: json!({ "tx_hash": null, "from": rpc::hex_address(&from_addr), "note": "already funded by an earlier run" }),
+                    deps: change.deps.clone(),
+                }));
+            }
+            super::governance::EarlierTransfer::Pending(hash) => hash,
+            super::governance::EarlierTransfer::None => {
+                let nonce = rpc.eth_get_pending_nonce(&from_addr).map_err(e)?;
+                let gas_price = rpc.eth_gas_price().map_err(e)?;
+                let tx = crate::crypto::tx::LegacyTx {
+                    chain_id: ctx.topology.network.chain_id,
+                    nonce,
+                    gas_price: gas_price.max(1) * 2,
+                    gas: 21_000,
+                    to: Some(to),
+                    value,
+                    data: vec![],
+                }
+                .sign(&key);
+                rpc.eth_send_raw_transaction(&tx.raw_hex()).map_err(e)?
+            }
+        };
+        drop(sending);
         let deadline = Instant::now() + ctx.health_timeout;
         let receipt = loop {
             if let Some(r) = rpc.eth_get_transaction_receipt(&hash).map_err(e)? {
