@@ -7,4 +7,5 @@ mod cloud_init;
 mod crypto_geth;
 mod local_geth;
 mod local_provider;
+mod membership;
 mod readme;
