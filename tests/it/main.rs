@@ -8,4 +8,5 @@ mod crypto_geth;
 mod local_cli;
 mod local_geth;
 mod local_provider;
+mod membership;
 mod readme;
