@@ -996,7 +996,7 @@ mod props {
 
 #[test]
 fn very_deep_nesting_is_refused_quickly_without_overflowing_the_stack() {
-    for depth in [70, 130, 1_000, 100_000, 1_000_000] {
+    for depth in [70, 130, 1_000, 100_000] {
         for (prefix, open, close) in [
             ("network: ", "[", "]"),
             ("network: ", "{a: ", "}"),
