@@ -10,3 +10,4 @@ mod local_geth;
 mod local_provider;
 mod membership;
 mod readme;
+mod topology;
