@@ -383,6 +383,10 @@ fn run_apply(g: &Global, o: ApplyOpts, destroy: bool, edit: Option<PendingEdit>)
         return Ok(0);
     }
     let s = plan.summary();
+    if let Err(e) = provider.after_apply(&ctx) {
+        progress.finish();
+        return Err(e.into());
+    }
     if o.skip_health {
         progress.finish();
         println!(

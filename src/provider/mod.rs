@@ -166,6 +166,12 @@ pub trait Provider: Sync {
         change: &Change,
     ) -> Result<Option<ResourceState>, ProviderError>;
 
+    /// Runs once all changes are made, whether or not health is waited for (the local
+    /// provider starts sealing here once validators are peered).
+    fn after_apply(&self, _ctx: &ApplyCtx) -> Result<(), ProviderError> {
+        Ok(())
+    }
+
     /// Waits (polling, with `ctx.health_timeout`) until the network is healthy; the error
     /// names each unhealthy node and why.
     fn wait_healthy(&self, ctx: &ApplyCtx) -> Result<Health, ProviderError>;

@@ -405,15 +405,37 @@ impl Provider for LocalProvider {
         }
     }
 
+    fn after_apply(&self, ctx: &ApplyCtx) -> Result<(), ProviderError> {
+        // Validators start without --mine; seal once each sees every running node, so no
+        // two signers fork block 1 unseen by each other (then Clique's "signed recently"
+        // rule deadlocks them). Past the wait, start the rest anyway: sealing beats halting.
+        let deadline = Instant::now() + ctx.health_timeout.min(Duration::from_secs(30));
+        let mut started = BTreeSet::new();
+        self.sync_mesh(ctx.topology, &ctx.snapshot());
+        loop {
+            let h = assess(ctx.topology, &ctx.snapshot());
+            let waiting = start_sealing(&h, &mut started, Instant::now() >= deadline);
+            if waiting == 0 || Instant::now() >= deadline {
+                return Ok(());
+            }
+            if ctx.interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     fn wait_healthy(&self, ctx: &ApplyCtx) -> Result<Health, ProviderError> {
         let deadline = Instant::now() + ctx.health_timeout;
         let st = ctx.snapshot();
         self.sync_mesh(ctx.topology, &st);
         let mut announced: BTreeMap<String, BTreeSet<&'static str>> = BTreeMap::new();
         let mut last_add_peer = Instant::now();
+        let mut sealing = BTreeSet::new();
         loop {
             let st = ctx.snapshot();
             let h = assess(ctx.topology, &st);
+            start_sealing(&h, &mut sealing, false);
             for n in &h.nodes {
                 let done = announced.entry(n.name.clone()).or_default();
                 let peered = n.running && !n.problems.iter().any(|p| p.starts_with("not peered"));
@@ -539,6 +561,8 @@ impl LocalProvider {
                 address: address.to_string(),
                 keystore_dir: s(&datadir.join("keystore")),
                 password_file: s(&datadir.join("password")),
+                // Sealing starts once peered: see `start_sealing`.
+                mine: false,
             })
         } else {
             None
@@ -1208,6 +1232,28 @@ impl LocalProvider {
             deps: change.deps.clone(),
         }))
     }
+}
+
+/// `miner_start` on each running validator (not yet in `started`) that is peered with every
+/// other running node, or on all of them with `force`. Idempotent in geth. Returns how
+/// many running validators still wait.
+fn start_sealing(h: &Health, started: &mut BTreeSet<String>, force: bool) -> usize {
+    let running = h.nodes.iter().filter(|n| n.running).count() as u32;
+    let mut waiting = 0;
+    for n in h.nodes.iter().filter(|n| n.running && n.role == "validator") {
+        if started.contains(&n.name) {
+            continue;
+        }
+        if force || n.peers + 1 >= running {
+            let rpc = RpcClient::new(n.rpc_url.clone()).with_timeout(PROBE_TIMEOUT);
+            if rpc.call_raw("miner_start", json!([])).is_ok() {
+                started.insert(n.name.clone());
+                continue;
+            }
+        }
+        waiting += 1;
+    }
+    waiting
 }
 
 /// What one probe of a node saw.
