@@ -1,5 +1,7 @@
 //! The Azure provider: ARM resources through azure_mgmt_* (our own LRO polling).
 
+pub mod arm;
+
 use super::{ApplyCtx, Health, Provider, ProviderError};
 use crate::plan::{Change, Resource};
 use crate::state::{ResourceState, State};
@@ -19,14 +21,25 @@ impl Provider for AzureProvider {
     fn name(&self) -> &'static str {
         "azure"
     }
-    fn desired(&self, _t: &Topology, _s: Option<&State>, _c: &[Resource]) -> Result<Vec<Resource>, ProviderError> {
+    fn desired(
+        &self,
+        _t: &Topology,
+        _s: Option<&State>,
+        _c: &[Resource],
+    ) -> Result<Vec<Resource>, ProviderError> {
         Ok(vec![])
     }
-    fn apply_change(&self, _ctx: &ApplyCtx, change: &Change) -> Result<Option<ResourceState>, ProviderError> {
+    fn apply_change(
+        &self,
+        _ctx: &ApplyCtx,
+        change: &Change,
+    ) -> Result<Option<ResourceState>, ProviderError> {
         Err(super::unsupported("azure", change))
     }
     fn wait_healthy(&self, _ctx: &ApplyCtx) -> Result<Health, ProviderError> {
-        Err(ProviderError::Other("azure health: not implemented yet".into()))
+        Err(ProviderError::Other(
+            "azure health: not implemented yet".into(),
+        ))
     }
     fn health(&self, _t: &Topology, _s: &State) -> Health {
         Health::default()
