@@ -1,1 +1,962 @@
-//! The provider-independent desired resources of a topology.
+//! The provider-independent desired resources of a topology, and plan building.
+//!
+//! Addresses:
+//! - `key.node.<node>`       NodeKey    devp2p key (enode id)
+//! - `key.signer.<node>`     SignerKey  validator's signer key, keystore, password
+//! - `account.<m>.<a>`       Account    application account key, keystore, password
+//! - `genesis`               Genesis    fixed at first apply (signers + alloc recorded)
+//! - `signer.<node>`         Signer     validator authorised: in genesis, or voted in/out
+//! - `fund.<m>.<a>`          Funding    account added after genesis, funded by transfer
+//!
+//! Once genesis exists its signers and funded accounts are those recorded in its outputs;
+//! validators and accounts added later become votes and transfers.
+
+use super::{diff, Kind, Plan, Resource};
+use crate::provider::{Provider, ProviderError};
+use crate::state::State;
+use crate::topology::{Role, Topology};
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+
+pub const PLAN_FORMAT_VERSION: u32 = 1;
+
+/// What genesis fixed, read back from state.
+#[derive(Debug, Default, Clone)]
+pub struct GenesisFacts {
+    pub exists: bool,
+    pub signers: BTreeSet<String>,
+    /// "member/account" → wei (decimal string).
+    pub accounts: BTreeMap<String, String>,
+    /// The default funding account genesis recorded (its first funded account).
+    pub funding_account: Option<String>,
+}
+
+impl GenesisFacts {
+    pub fn from_state(state: Option<&State>) -> GenesisFacts {
+        let Some(g) = state.and_then(|s| s.resources.get("genesis")) else {
+            return GenesisFacts::default();
+        };
+        let signers = g.outputs["signers"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let accounts = g.outputs["accounts"]
+            .as_object()
+            .map(|o| {
+                o.iter()
+                    .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        GenesisFacts {
+            exists: true,
+            signers,
+            accounts,
+            funding_account: g.outputs["funding_account"].as_str().map(String::from),
+        }
+    }
+}
+
+pub fn account_id(member: &str, name: &str) -> String {
+    format!("{member}/{name}")
+}
+
+/// Core resources. `node_addr` maps a node name to the provider's address of that node
+/// (signers and funding depend on nodes running).
+pub fn core_resources(
+    topo: &Topology,
+    state: Option<&State>,
+    node_addr: &dyn Fn(&str) -> String,
+) -> Vec<Resource> {
+    let facts = GenesisFacts::from_state(state);
+    let nodes = topo.nodes();
+    let mut out = Vec::new();
+    for n in &nodes {
+        out.push(Resource {
+            addr: format!("key.node.{}", n.name),
+            kind: Kind::NodeKey,
+            attrs: json!({ "node": n.name }),
+            deps: vec![],
+            summary: "node key (enode known after apply)".into(),
+        });
+    }
+    let validators: Vec<_> = nodes.iter().filter(|n| n.role == Role::Validator).collect();
+    for n in &validators {
+        out.push(Resource {
+            addr: format!("key.signer.{}", n.name),
+            kind: Kind::SignerKey,
+            attrs: json!({ "node": n.name }),
+            deps: vec![],
+            summary: format!(
+                "signer key + keystore of {} (address known after apply)",
+                n.member
+            ),
+        });
+    }
+    let mut genesis_accounts = Vec::new();
+    for m in &topo.members {
+        for a in &m.accounts {
+            let id = account_id(&m.name, &a.name);
+            let addr = format!("account.{}.{}", m.name, a.name);
+            out.push(Resource {
+                addr: addr.clone(),
+                kind: Kind::Account,
+                attrs: json!({ "member": m.name, "name": a.name }),
+                deps: vec![],
+                summary: format!("account {id}: key + keystore + password file"),
+            });
+            if !facts.exists || facts.accounts.contains_key(&id) {
+                genesis_accounts.push((addr, id, a.balance));
+            }
+        }
+    }
+    let genesis_signers: Vec<&str> = if facts.exists {
+        validators
+            .iter()
+            .map(|n| n.name.as_str())
+            .filter(|n| facts.signers.contains(*n))
+            .collect()
+    } else {
+        validators.iter().map(|n| n.name.as_str()).collect()
+    };
+    let mut gdeps: Vec<String> = genesis_signers
+        .iter()
+        .map(|n| format!("key.signer.{n}"))
+        .collect();
+    gdeps.extend(genesis_accounts.iter().map(|(a, _, _)| a.clone()));
+    let c = &topo.network;
+    out.push(Resource {
+        addr: "genesis".into(),
+        kind: Kind::Genesis,
+        attrs: json!({
+            "chain_id": c.chain_id,
+            "period": c.clique.period,
+            "epoch": c.clique.epoch,
+            "gas_limit": c.gas_limit,
+        }),
+        deps: if facts.exists { vec![] } else { gdeps },
+        summary: if facts.exists {
+            format!("chain {}, clique period {}s", c.chain_id, c.clique.period)
+        } else {
+            format!(
+                "chain {}, clique period {}s, {} signer(s), {} funded account(s)",
+                c.chain_id,
+                c.clique.period,
+                genesis_signers.len(),
+                genesis_accounts.len()
+            )
+        },
+    });
+
+    let current_signers: Vec<&str> = if facts.exists {
+        // Who signs now: genesis signers and voted-in validators still in state.
+        let mut s: Vec<&str> = validators
+            .iter()
+            .map(|n| n.name.as_str())
+            .filter(|n| {
+                state
+                    .map(|st| st.resources.contains_key(&format!("signer.{n}")))
+                    .unwrap_or(false)
+            })
+            .collect();
+        s.sort();
+        s
+    } else {
+        vec![]
+    };
+    for n in &validators {
+        let in_genesis = !facts.exists || facts.signers.contains(&n.name);
+        let mut deps = vec![format!("key.signer.{}", n.name), node_addr(&n.name)];
+        let summary = if in_genesis {
+            format!("genesis signer of {}", n.member)
+        } else {
+            deps.extend(current_signers.iter().map(|s| node_addr(s)));
+            format!(
+                "vote in signer of {} by a majority of {}",
+                n.member,
+                if current_signers.is_empty() {
+                    "the current signers".to_string()
+                } else {
+                    current_signers.join(", ")
+                }
+            )
+        };
+        out.push(Resource {
+            addr: format!("signer.{}", n.name),
+            kind: Kind::Signer,
+            attrs: json!({ "node": n.name, "member": n.member, "genesis": in_genesis }),
+            deps,
+            summary,
+        });
+    }
+
+    if facts.exists {
+        // Named in the topology, else the default genesis recorded: never an account that
+        // is itself waiting to be funded.
+        let funder = topo
+            .network
+            .funding_account
+            .clone()
+            .or_else(|| facts.funding_account.clone());
+        for m in &topo.members {
+            for a in &m.accounts {
+                let id = account_id(&m.name, &a.name);
+                if facts.accounts.contains_key(&id) {
+                    continue;
+                }
+                let mut deps = vec![format!("account.{}.{}", m.name, a.name)];
+                if let Some(f) = &funder {
+                    let (fm, fa) = f.split_once('/').unwrap_or((f, ""));
+                    deps.push(format!("account.{fm}.{fa}"));
+                }
+                deps.extend(
+                    nodes
+                        .iter()
+                        .filter(|n| n.member == m.name)
+                        .map(|n| node_addr(&n.name)),
+                );
+                out.push(Resource {
+                    addr: format!("fund.{}.{}", m.name, a.name),
+                    kind: Kind::Funding,
+                    attrs: json!({
+                        "member": m.name,
+                        "name": a.name,
+                        "balance": a.balance.0.to_string(),
+                        "from": funder,
+                    }),
+                    deps,
+                    summary: format!(
+                        "transfer {} to {id} from {}",
+                        a.balance,
+                        funder.as_deref().unwrap_or("(no funding account)")
+                    ),
+                });
+            }
+        }
+    }
+    out
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+}
+
+/// Order in which changes are listed (and, for equal readiness, started).
+fn kind_rank(k: Kind) -> u8 {
+    match k {
+        Kind::NodeKey => 0,
+        Kind::SignerKey => 1,
+        Kind::Account => 2,
+        Kind::Genesis => 3,
+        Kind::AzureResourceGroup => 4,
+        Kind::AzureVnet => 5,
+        Kind::AzureNsg => 6,
+        Kind::AzureSubnet => 7,
+        Kind::AzurePublicIp => 8,
+        Kind::AzureNic => 9,
+        Kind::AzureVm => 10,
+        Kind::LocalNode => 11,
+        Kind::Signer => 12,
+        Kind::Funding => 13,
+    }
+}
+
+pub struct PlanInput<'a> {
+    pub topology: &'a Topology,
+    pub topology_sha256: String,
+    pub state: Option<&'a State>,
+    pub destroy: bool,
+    /// Ask the provider for live drift (local: process liveness; Azure: `--refresh`).
+    pub refresh: bool,
+}
+
+pub fn build(input: PlanInput, provider: &dyn Provider) -> Result<Plan, PlanError> {
+    let topo = input.topology;
+    let state = input.state;
+    let warnings = Vec::new();
+    if let Some(st) = state {
+        if st.provider != provider.name() {
+            return Err(PlanError::Refused(format!(
+                "network {:?} was deployed with the {} provider but the topology now says {}; \
+                 run `consort destroy` with the old topology first",
+                st.network,
+                st.provider,
+                provider.name()
+            )));
+        }
+    }
+    let desired = if input.destroy {
+        vec![]
+    } else {
+        let node_addr = |n: &str| provider.node_addr(n);
+        let mut core = core_resources(topo, state, &node_addr);
+        let prov = provider.desired(topo, state, &core)?;
+        core.extend(prov);
+        core
+    };
+    let drift = match (state, input.refresh) {
+        (Some(st), true) => provider.refresh(topo, st),
+        _ => BTreeMap::new(),
+    };
+    if !input.destroy {
+        check_genesis_unchanged(topo, state, &desired)?;
+        if let Some(st) = state {
+            check_membership(topo, st, &drift, provider)?;
+        }
+        let unfundable: Vec<&str> = desired
+            .iter()
+            .filter(|r| r.kind == Kind::Funding && r.attrs["from"].is_null())
+            .map(|r| r.addr.as_str())
+            .collect();
+        if !unfundable.is_empty() {
+            return Err(PlanError::Refused(format!(
+                "accounts added after genesis are funded by a transfer, but the topology has                  no funding account for {}: give a member an account in genesis, or set                  network.funding_account: <member>/<account>",
+                unfundable.join(", ")
+            )));
+        }
+    }
+    let mut changes = diff(&desired, state, &drift);
+    describe_mesh_changes(topo, state, input.destroy, &mut changes);
+    changes.sort_by(|a, b| {
+        let da = a.action == super::Action::Destroy;
+        let db = b.action == super::Action::Destroy;
+        let ra = kind_rank(a.kind);
+        let rb = kind_rank(b.kind);
+        // Creates in dependency-ish order, destroys in reverse.
+        (da, if da { u8::MAX - ra } else { ra }, &a.addr).cmp(&(
+            db,
+            if db { u8::MAX - rb } else { rb },
+            &b.addr,
+        ))
+    });
+    Ok(Plan {
+        format_version: PLAN_FORMAT_VERSION,
+        network: topo.network.name.clone(),
+        provider: provider.name().to_string(),
+        state_lineage: state.map(|s| s.lineage.clone()),
+        state_serial: state.map(|s| s.serial).unwrap_or(0),
+        topology_sha256: input.topology_sha256,
+        destroy: input.destroy,
+        changes,
+        warnings,
+    })
+}
+
+/// Genesis fixes chain id, Clique period/epoch, gas limit and the balances of the accounts
+/// it funded: changing them on a deployed network would fork it. Refuse, saying what to do.
+fn check_genesis_unchanged(
+    topo: &Topology,
+    state: Option<&State>,
+    desired: &[Resource],
+) -> Result<(), PlanError> {
+    let Some(st) = state else { return Ok(()) };
+    let Some(cur) = st.resources.get("genesis") else {
+        return Ok(());
+    };
+    let Some(want) = desired.iter().find(|r| r.addr == "genesis") else {
+        return Ok(());
+    };
+    let mut problems = Vec::new();
+    for key in ["chain_id", "period", "epoch", "gas_limit"] {
+        if cur.attrs.get(key) != want.attrs.get(key) {
+            problems.push(format!(
+                "network.{}: {} → {}",
+                match key {
+                    "period" | "epoch" => format!("consensus.clique.{key}"),
+                    k => k.to_string(),
+                },
+                cur.attrs
+                    .get(key)
+                    .map(|v| v.to_string())
+                    .unwrap_or_default(),
+                want.attrs
+                    .get(key)
+                    .map(|v| v.to_string())
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    let facts = GenesisFacts::from_state(Some(st));
+    for m in &topo.members {
+        for a in &m.accounts {
+            let id = account_id(&m.name, &a.name);
+            if let Some(old) = facts.accounts.get(&id) {
+                if *old != a.balance.0.to_string() {
+                    let old_wei = old.parse::<u128>().map(crate::topology::Wei).ok();
+                    problems.push(format!(
+                        "members.{}.accounts.{}.balance: {} → {} (funded in genesis)",
+                        m.name,
+                        a.name,
+                        old_wei
+                            .map(|w| w.to_string())
+                            .unwrap_or_else(|| old.clone()),
+                        a.balance
+                    ));
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(PlanError::Refused(format!(
+        "network {:?} is deployed and its genesis fixes these, which the topology now changes:\n  {}\n\
+         Changing genesis would start a different chain. Either revert these lines, or run \
+         `consort destroy` and then `consort apply` to start a new chain (all chain data is lost).\n\
+         To give an account more ether, add a new account (it is funded by transfer) instead.",
+        topo.network.name,
+        problems.join("\n  ")
+    )))
+}
+
+/// Nodes' `mesh` digests change together when nodes come or go: say which peers.
+fn describe_mesh_changes(
+    topo: &Topology,
+    state: Option<&State>,
+    destroy: bool,
+    changes: &mut [super::Change],
+) {
+    let mesh_changed = |c: &super::Change| {
+        c.action != super::Action::Destroy
+            && c.before.as_ref().and_then(|b| b.get("mesh"))
+                != c.after.as_ref().and_then(|a| a.get("mesh"))
+            && c.before.as_ref().and_then(|b| b.get("mesh")).is_some()
+    };
+    if !changes.iter().any(mesh_changed) {
+        return;
+    }
+    let want: BTreeSet<String> = if destroy {
+        BTreeSet::new()
+    } else {
+        topo.nodes().into_iter().map(|n| n.name).collect()
+    };
+    let have: BTreeSet<String> = state
+        .map(|s| {
+            s.resources
+                .values()
+                .filter(|r| r.attrs.get("mesh").is_some())
+                .filter_map(|r| {
+                    r.attrs
+                        .get("node")
+                        .and_then(|v| v.as_str())
+                        .map(String::from)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let added: Vec<&String> = want.difference(&have).collect();
+    let removed: Vec<&String> = have.difference(&want).collect();
+    let mut text = Vec::new();
+    if !added.is_empty() {
+        text.push(format!(
+            "peer add {}",
+            added
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if !removed.is_empty() {
+        text.push(format!(
+            "peer remove {}",
+            removed
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let text = if text.is_empty() {
+        "static peers changed".to_string()
+    } else {
+        text.join("; ")
+    };
+    for c in changes.iter_mut().filter(|c| mesh_changed(c)) {
+        c.reason = if c.reason.is_empty() {
+            text.clone()
+        } else {
+            format!("{text}; {}", c.reason)
+        };
+    }
+}
+
+/// Removing validators must leave the chain live: at least one signer, and at least
+/// ⌊N/2⌋+1 of the N remaining signers running (Clique needs that many to seal). The member
+/// holding the funding account may only go once another funding account is named.
+fn check_membership(
+    topo: &Topology,
+    st: &State,
+    drift: &BTreeMap<String, String>,
+    provider: &dyn Provider,
+) -> Result<(), PlanError> {
+    let validators: BTreeSet<String> = topo
+        .nodes()
+        .into_iter()
+        .filter(|n| n.role == Role::Validator)
+        .map(|n| n.name)
+        .collect();
+    let signers_now: Vec<String> = st
+        .resources
+        .iter()
+        .filter(|(_, r)| r.kind == Kind::Signer)
+        .filter_map(|(a, _)| a.strip_prefix("signer.").map(String::from))
+        .collect();
+    let removed: Vec<&String> = signers_now
+        .iter()
+        .filter(|s| !validators.contains(*s))
+        .collect();
+    if removed.is_empty() {
+        return Ok(());
+    }
+    let removed_list = removed
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let remaining: Vec<&String> = signers_now
+        .iter()
+        .filter(|s| validators.contains(*s))
+        .collect();
+    if remaining.is_empty() {
+        return Err(PlanError::Refused(format!(
+            "removing {removed_list} would leave the network with no signer, and no block could              ever be sealed again. Keep at least one validator (add a member with validators              first), or run `consort destroy` to end the network."
+        )));
+    }
+    let n = remaining.len();
+    let need = n / 2 + 1;
+    let running: Vec<&&String> = remaining
+        .iter()
+        .filter(|s| !drift.contains_key(&provider.node_addr(s)))
+        .collect();
+    if running.len() < need {
+        let down: Vec<&str> = remaining
+            .iter()
+            .filter(|s| drift.contains_key(&provider.node_addr(s)))
+            .map(|s| s.as_str())
+            .collect();
+        return Err(PlanError::Refused(format!(
+            "removing {removed_list} would leave {n} signer(s), of which only {} running ({} down:              {}); Clique needs {need} of {n} to seal. Bring the stopped nodes back first              (`consort apply` without this removal restarts them), then remove.",
+            running.len(),
+            down.len(),
+            down.join(", ")
+        )));
+    }
+    // The funding account recorded at genesis (the default when none is named).
+    if topo.network.funding_account.is_none() {
+        if let Some(f) = st
+            .resources
+            .get("genesis")
+            .and_then(|g| g.outputs.get("funding_account"))
+            .and_then(|v| v.as_str())
+        {
+            let member = f.split('/').next().unwrap_or("");
+            if topo.member(member).is_none() {
+                return Err(PlanError::Refused(format!(
+                    "member {member} holds the funding account {f}, which pays for accounts                      added later. Name another before removing it: set                      `network.funding_account: <member>/<account>` in the topology."
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{mesh_digest, Action};
+    use crate::provider::{ApplyCtx, Health};
+    use crate::state::ResourceState;
+    use crate::topology::*;
+
+    /// A provider with one resource per node, for plan tests (applies nothing).
+    struct Nodes;
+    impl Provider for Nodes {
+        fn name(&self) -> &'static str {
+            "local"
+        }
+        fn desired(
+            &self,
+            t: &Topology,
+            _s: Option<&State>,
+            _c: &[Resource],
+        ) -> Result<Vec<Resource>, ProviderError> {
+            let nodes = t.nodes();
+            let mesh = mesh_digest(nodes.iter().map(|n| n.name.as_str()));
+            Ok(nodes
+                .iter()
+                .map(|n| Resource {
+                    addr: format!("node.{}", n.name),
+                    kind: Kind::LocalNode,
+                    attrs: json!({"node": n.name, "member": n.member, "role": n.role, "mesh": mesh}),
+                    deps: vec!["key.node.*".into()],
+                    summary: String::new(),
+                })
+                .collect())
+        }
+        fn apply_change(
+            &self,
+            _: &ApplyCtx,
+            c: &crate::plan::Change,
+        ) -> Result<Option<ResourceState>, ProviderError> {
+            Err(crate::provider::unsupported("local", c))
+        }
+        fn wait_healthy(&self, _: &ApplyCtx) -> Result<Health, ProviderError> {
+            unreachable!()
+        }
+        fn health(&self, _: &Topology, _: &State) -> Health {
+            Health::default()
+        }
+    }
+
+    fn member(name: &str, validators: u32, tx: u32, accounts: &[&str]) -> Member {
+        Member {
+            name: name.into(),
+            validators,
+            tx_nodes: tx,
+            accounts: accounts
+                .iter()
+                .map(|a| Account {
+                    name: a.to_string(),
+                    balance: Wei(1000 * Wei::ETHER),
+                })
+                .collect(),
+        }
+    }
+
+    fn topo(members: Vec<Member>) -> Topology {
+        Topology {
+            network: Network {
+                name: "net".into(),
+                chain_id: 707070,
+                clique: Clique {
+                    period: 5,
+                    epoch: 30000,
+                },
+                gas_limit: 30_000_000,
+                funding_account: None,
+            },
+            client: Client {
+                geth: "1.13.15".into(),
+            },
+            members,
+            provider: ProviderConfig::Local(LocalConfig::default()),
+        }
+    }
+
+    fn plan(t: &Topology, st: Option<&State>) -> Result<Plan, PlanError> {
+        plan_drift(t, st, false)
+    }
+
+    fn plan_drift(t: &Topology, st: Option<&State>, refresh: bool) -> Result<Plan, PlanError> {
+        build(
+            PlanInput {
+                topology: t,
+                topology_sha256: String::new(),
+                state: st,
+                destroy: false,
+                refresh,
+            },
+            &Nodes,
+        )
+    }
+
+    /// State as if `p` had been applied (genesis outputs filled like core::create_genesis).
+    fn applied(t: &Topology, p: &Plan) -> State {
+        let mut st = State::new("net", "local");
+        for c in &p.changes {
+            let outputs = if c.addr == "genesis" {
+                let signers: Vec<String> = t
+                    .nodes()
+                    .into_iter()
+                    .filter(|n| n.role == Role::Validator)
+                    .map(|n| n.name)
+                    .collect();
+                let accounts: serde_json::Map<String, serde_json::Value> = t
+                    .members
+                    .iter()
+                    .flat_map(|m| {
+                        m.accounts.iter().map(move |a| {
+                            (account_id(&m.name, &a.name), json!(a.balance.0.to_string()))
+                        })
+                    })
+                    .collect();
+                let funding = t
+                    .funding_account()
+                    .map(|(m, a)| account_id(&m.name, &a.name));
+                json!({"signers": signers, "accounts": accounts, "funding_account": funding})
+            } else {
+                json!({})
+            };
+            st.resources.insert(
+                c.addr.clone(),
+                ResourceState {
+                    kind: c.kind,
+                    attrs: c.after.clone().unwrap(),
+                    outputs,
+                    deps: c.deps.clone(),
+                },
+            );
+        }
+        st
+    }
+
+    fn lines(p: &Plan) -> Vec<String> {
+        p.changes
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {} | {}",
+                    c.action.symbol(),
+                    c.addr,
+                    if c.reason.is_empty() {
+                        &c.summary
+                    } else {
+                        &c.reason
+                    }
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn first_plan_creates_keys_genesis_nodes_signers_in_order() {
+        let t = topo(vec![member("a", 1, 1, &["t"]), member("b", 1, 0, &[])]);
+        let p = plan(&t, None).unwrap();
+        let got: Vec<String> = p
+            .changes
+            .iter()
+            .map(|c| format!("{} {}", c.action.symbol(), c.addr))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "+ key.node.a-tx-0",
+                "+ key.node.a-validator-0",
+                "+ key.node.b-validator-0",
+                "+ key.signer.a-validator-0",
+                "+ key.signer.b-validator-0",
+                "+ account.a.t",
+                "+ genesis",
+                "+ node.a-tx-0",
+                "+ node.a-validator-0",
+                "+ node.b-validator-0",
+                "+ signer.a-validator-0",
+                "+ signer.b-validator-0",
+            ]
+        );
+        let g = p.changes.iter().find(|c| c.addr == "genesis").unwrap();
+        assert_eq!(
+            g.deps,
+            [
+                "key.signer.a-validator-0",
+                "key.signer.b-validator-0",
+                "account.a.t"
+            ]
+        );
+        assert_eq!(p.summary().add, 12);
+        let text = crate::plan::display::render(&p);
+        assert!(
+            text.ends_with("Plan: 12 to add, 0 to change, 0 to destroy.\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn replan_after_apply_is_empty() {
+        let t = topo(vec![member("a", 1, 1, &["t"])]);
+        let st = applied(&t, &plan(&t, None).unwrap());
+        let p = plan(&t, Some(&st)).unwrap();
+        assert!(p.changes.is_empty(), "{:?}", lines(&p));
+        assert!(crate::plan::display::render(&p).starts_with("No changes."));
+    }
+
+    #[test]
+    fn adding_a_member_votes_funds_and_peers() {
+        let t = topo(vec![member("a", 1, 0, &["t"]), member("b", 1, 0, &[])]);
+        let st = applied(&t, &plan(&t, None).unwrap());
+        let mut t2 = t.clone();
+        t2.members.push(member("c", 1, 1, &["ops"]));
+        let p = plan(&t2, Some(&st)).unwrap();
+        let l = lines(&p);
+        assert!(
+            l.contains(&"~ node.a-validator-0 | peer add c-tx-0, c-validator-0".to_string()),
+            "{l:#?}"
+        );
+        assert!(
+            l.iter().any(|x| x.starts_with("+ signer.c-validator-0 | vote in signer of c by a majority of a-validator-0, b-validator-0")),
+            "{l:#?}"
+        );
+        assert!(
+            l.iter()
+                .any(|x| x.starts_with("+ fund.c.ops | transfer 1000 ether to c/ops from a/t")),
+            "{l:#?}"
+        );
+        assert!(
+            !l.iter().any(|x| x.contains("genesis")),
+            "genesis untouched: {l:#?}"
+        );
+        let vote = p
+            .changes
+            .iter()
+            .find(|c| c.addr == "signer.c-validator-0")
+            .unwrap();
+        assert!(vote.deps.contains(&"node.c-validator-0".to_string()));
+        assert!(vote.deps.contains(&"node.a-validator-0".to_string()));
+    }
+
+    #[test]
+    fn removing_a_member_votes_out_and_unpeers() {
+        let t = topo(vec![
+            member("a", 1, 0, &["t"]),
+            member("b", 1, 0, &[]),
+            member("c", 1, 0, &[]),
+        ]);
+        let st = applied(&t, &plan(&t, None).unwrap());
+        let mut t2 = t.clone();
+        t2.members.remove(2);
+        let p = plan(&t2, Some(&st)).unwrap();
+        let l = lines(&p);
+        assert!(
+            l.contains(&"- signer.c-validator-0 | no longer in the topology".to_string()),
+            "{l:#?}"
+        );
+        assert!(
+            l.contains(&"~ node.a-validator-0 | peer remove c-validator-0".to_string()),
+            "{l:#?}"
+        );
+        let node_destroy = p
+            .changes
+            .iter()
+            .find(|c| c.addr == "node.c-validator-0")
+            .unwrap();
+        assert_eq!(node_destroy.action, Action::Destroy);
+        // The vote-out depends on the node, so the executor destroys the node after it.
+        let vote = p
+            .changes
+            .iter()
+            .find(|c| c.addr == "signer.c-validator-0")
+            .unwrap();
+        assert!(vote.deps.contains(&"node.c-validator-0".to_string()));
+    }
+
+    #[test]
+    fn genesis_changes_are_refused_with_the_way_out() {
+        let t = topo(vec![member("a", 1, 0, &["t"])]);
+        let st = applied(&t, &plan(&t, None).unwrap());
+        let mut t2 = t.clone();
+        t2.network.chain_id = 8080;
+        t2.members[0].accounts[0].balance = Wei(5 * Wei::ETHER);
+        let err = plan(&t2, Some(&st)).unwrap_err().to_string();
+        assert!(err.contains("network.chain_id: 707070 → 8080"), "{err}");
+        assert!(
+            err.contains("members.a.accounts.t.balance: 1000 ether → 5 ether (funded in genesis)"),
+            "{err}"
+        );
+        assert!(err.contains("consort destroy"), "{err}");
+    }
+
+    #[test]
+    fn removal_leaving_no_signer_is_refused() {
+        let t = topo(vec![member("a", 1, 0, &[]), member("b", 0, 1, &[])]);
+        let st = applied(&t, &plan(&t, None).unwrap());
+        let mut t2 = t.clone();
+        t2.members.remove(0);
+        let err = plan(&t2, Some(&st)).unwrap_err().to_string();
+        assert!(err.contains("no signer"), "{err}");
+    }
+
+    #[test]
+    fn removal_below_liveness_with_nodes_down_is_refused() {
+        struct Down;
+        impl Provider for Down {
+            fn name(&self) -> &'static str {
+                "local"
+            }
+            fn desired(
+                &self,
+                t: &Topology,
+                s: Option<&State>,
+                c: &[Resource],
+            ) -> Result<Vec<Resource>, ProviderError> {
+                Nodes.desired(t, s, c)
+            }
+            fn refresh(&self, _: &Topology, _: &State) -> BTreeMap<String, String> {
+                BTreeMap::from([(
+                    "node.b-validator-0".into(),
+                    "restart (process not running)".into(),
+                )])
+            }
+            fn apply_change(
+                &self,
+                a: &ApplyCtx,
+                c: &crate::plan::Change,
+            ) -> Result<Option<ResourceState>, ProviderError> {
+                Nodes.apply_change(a, c)
+            }
+            fn wait_healthy(&self, _: &ApplyCtx) -> Result<Health, ProviderError> {
+                unreachable!()
+            }
+            fn health(&self, _: &Topology, _: &State) -> Health {
+                Health::default()
+            }
+        }
+        let t = topo(vec![
+            member("a", 1, 0, &[]),
+            member("b", 1, 0, &[]),
+            member("c", 1, 0, &[]),
+        ]);
+        let st = applied(&t, &plan(&t, None).unwrap());
+        let mut t2 = t.clone();
+        t2.members.remove(2);
+        let err = build(
+            PlanInput {
+                topology: &t2,
+                topology_sha256: String::new(),
+                state: Some(&st),
+                destroy: false,
+                refresh: true,
+            },
+            &Down,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("only 1 running"), "{err}");
+        assert!(err.contains("b-validator-0"), "{err}");
+        assert!(err.contains("needs 2 of 2"), "{err}");
+    }
+
+    #[test]
+    fn later_accounts_without_a_funding_account_are_refused() {
+        let t = topo(vec![member("a", 1, 0, &[])]);
+        let st = applied(&t, &plan(&t, None).unwrap());
+        let mut t2 = t.clone();
+        t2.members.push(member("b", 0, 1, &["ops"]));
+        let err = plan(&t2, Some(&st)).unwrap_err().to_string();
+        assert!(err.contains("no funding account for fund.b.ops"), "{err}");
+    }
+
+    #[test]
+    fn removing_the_funding_member_needs_another_named() {
+        let t = topo(vec![
+            member("a", 1, 0, &["t"]),
+            member("b", 1, 0, &["u"]),
+            member("c", 1, 0, &[]),
+        ]);
+        let st = applied(&t, &plan(&t, None).unwrap());
+        let mut t2 = t.clone();
+        t2.members.remove(0);
+        let err = plan(&t2, Some(&st)).unwrap_err().to_string();
+        assert!(err.contains("holds the funding account a/t"), "{err}");
+        t2.network.funding_account = Some("b/u".into());
+        plan(&t2, Some(&st)).unwrap();
+    }
+}

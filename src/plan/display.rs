@@ -1,1 +1,60 @@
-//! Human rendering of a plan.
+//! Human rendering of a plan (Terraform's shape): one line per change with its symbol,
+//! address, and reason or summary, then `Plan: N to add, N to change, N to destroy.`
+
+use super::{Action, Plan};
+use std::fmt::Write;
+
+pub fn render(plan: &Plan) -> String {
+    let mut out = String::new();
+    for w in &plan.warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
+    if plan.changes.is_empty() && plan.destroy {
+        let _ = writeln!(
+            out,
+            "No changes. Nothing to destroy: network {} has nothing in state.",
+            plan.network
+        );
+        return out;
+    }
+    if plan.changes.is_empty() {
+        let _ = writeln!(
+            out,
+            "No changes. Network {} matches the topology.",
+            plan.network
+        );
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "consort will perform these actions on network {} ({} provider):\n",
+        plan.network, plan.provider
+    );
+    let width = plan
+        .changes
+        .iter()
+        .map(|c| c.addr.chars().count())
+        .max()
+        .unwrap_or(0);
+    for c in &plan.changes {
+        let detail = match c.action {
+            Action::Create => c.summary.clone(),
+            Action::Destroy => c.reason.clone(),
+            Action::Update | Action::Replace => c.reason.clone(),
+        };
+        let _ = writeln!(
+            out,
+            "  {:>3} {:<width$}  {}",
+            c.action.symbol(),
+            c.addr,
+            detail
+        );
+    }
+    let s = plan.summary();
+    let _ = writeln!(
+        out,
+        "\nPlan: {} to add, {} to change, {} to destroy.",
+        s.add, s.change, s.destroy
+    );
+    out
+}

@@ -44,7 +44,13 @@ impl Kind {
         match self {
             Kind::NodeKey | Kind::SignerKey | Kind::Account => &["node", "member", "name"],
             Kind::LocalNode => &["role", "member", "geth"],
-            Kind::AzureVm => &["size", "image", "admin_username", "ssh_public_key", "custom_data_sha256"],
+            Kind::AzureVm => &[
+                "size",
+                "image",
+                "admin_username",
+                "ssh_public_key",
+                "custom_data_sha256",
+            ],
             Kind::AzureNic => &["private_ip", "subnet"],
             Kind::AzureSubnet => &["address_prefix"],
             Kind::AzureVnet => &["address_space"],
@@ -198,7 +204,10 @@ pub fn diff(
                     .filter(|k| r.kind.force_new().contains(&k.as_str()))
                     .collect();
                 let (action, reason) = if forced.is_empty() {
-                    (Action::Update, describe_changes(&cur.attrs, &r.attrs, &changed))
+                    (
+                        Action::Update,
+                        describe_changes(&cur.attrs, &r.attrs, &changed),
+                    )
                 } else {
                     (
                         Action::Replace,
@@ -238,6 +247,20 @@ pub fn diff(
     changes
 }
 
+/// A digest of the full node set: every node's `mesh` attribute. Adding or removing a node
+/// changes it on every other node (its static peers change) in O(n) plan data.
+pub fn mesh_digest<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut v: Vec<&str> = names.into_iter().collect();
+    v.sort_unstable();
+    let mut h = Sha256::new();
+    for n in v {
+        h.update(n.as_bytes());
+        h.update(b"\n");
+    }
+    hex::encode(&h.finalize()[..8])
+}
+
 fn changed_keys(before: &Value, after: &Value) -> Vec<String> {
     let (Some(b), Some(a)) = (before.as_object(), after.as_object()) else {
         return if before == after {
@@ -272,6 +295,8 @@ fn short(v: Option<&Value>) -> String {
 /// "peers: +delta-validator-0 -fabrikam-tx-0" for string lists, "size: a → b" otherwise.
 fn describe_changes(before: &Value, after: &Value, keys: &[String]) -> String {
     keys.iter()
+        // `mesh` is a digest; plan::desired::build rewrites it as "peer add/remove …".
+        .filter(|k| k.as_str() != "mesh")
         .map(|k| {
             let (b, a) = (before.get(k), after.get(k));
             if let (Some(Value::Array(bl)), Some(Value::Array(al))) = (b, a) {
@@ -317,8 +342,16 @@ mod tests {
     fn diff_classifies_create_update_replace_destroy_and_drift() {
         let mut st = State::new("n", "local");
         for (a, k, v) in [
-            ("node.a", Kind::LocalNode, json!({"role":"tx","peers":["b"]})),
-            ("node.b", Kind::LocalNode, json!({"role":"tx","peers":["a"]})),
+            (
+                "node.a",
+                Kind::LocalNode,
+                json!({"role":"tx","peers":["b"]}),
+            ),
+            (
+                "node.b",
+                Kind::LocalNode,
+                json!({"role":"tx","peers":["a"]}),
+            ),
             ("node.c", Kind::LocalNode, json!({"role":"tx"})),
             ("node.gone", Kind::LocalNode, json!({"role":"tx"})),
         ] {
@@ -333,12 +366,23 @@ mod tests {
             );
         }
         let desired = vec![
-            res("node.a", Kind::LocalNode, json!({"role":"tx","peers":["b","d"]})),
-            res("node.b", Kind::LocalNode, json!({"role":"validator","peers":["a"]})),
+            res(
+                "node.a",
+                Kind::LocalNode,
+                json!({"role":"tx","peers":["b","d"]}),
+            ),
+            res(
+                "node.b",
+                Kind::LocalNode,
+                json!({"role":"validator","peers":["a"]}),
+            ),
             res("node.c", Kind::LocalNode, json!({"role":"tx"})),
             res("node.d", Kind::LocalNode, json!({"role":"tx"})),
         ];
-        let drift = BTreeMap::from([("node.c".to_string(), "restart (process not running)".to_string())]);
+        let drift = BTreeMap::from([(
+            "node.c".to_string(),
+            "restart (process not running)".to_string(),
+        )]);
         let ch = diff(&desired, Some(&st), &drift);
         let got: Vec<(String, Action, String)> = ch
             .iter()
@@ -353,9 +397,17 @@ mod tests {
                     Action::Replace,
                     "role: tx → validator (forces replacement)".into()
                 ),
-                ("node.c".into(), Action::Update, "restart (process not running)".into()),
+                (
+                    "node.c".into(),
+                    Action::Update,
+                    "restart (process not running)".into()
+                ),
                 ("node.d".into(), Action::Create, "".into()),
-                ("node.gone".into(), Action::Destroy, "no longer in the topology".into()),
+                (
+                    "node.gone".into(),
+                    Action::Destroy,
+                    "no longer in the topology".into()
+                ),
             ]
         );
     }

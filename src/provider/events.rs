@@ -7,17 +7,37 @@ use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    ChangeStarted { addr: String, action: Action },
-    ChangeDone { addr: String, action: Action, elapsed: Duration },
-    ChangeFailed { addr: String, error: String },
+    ChangeStarted {
+        addr: String,
+        action: Action,
+    },
+    ChangeDone {
+        addr: String,
+        action: Action,
+        elapsed: Duration,
+    },
+    ChangeFailed {
+        addr: String,
+        error: String,
+    },
     /// A step of one subject (usually a node: keys → init → start → peered → sealing).
-    Step { subject: String, step: String },
+    Step {
+        subject: String,
+        step: String,
+    },
     /// Something long with no subject ("building geth 1.13.15 with go install").
-    Phase { message: String },
+    Phase {
+        message: String,
+    },
     /// A phase finished.
-    PhaseDone { message: String, elapsed: Duration },
+    PhaseDone {
+        message: String,
+        elapsed: Duration,
+    },
     /// Something the user should read.
-    Warning { message: String },
+    Warning {
+        message: String,
+    },
 }
 
 pub type EventSink = Arc<dyn Fn(Event) + Send + Sync>;

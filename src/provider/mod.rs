@@ -2,9 +2,36 @@
 //! changes in dependency order (each change starts as soon as what it needs is done, up to
 //! the provider's parallelism), saves state after every change, stops starting new work on
 //! Ctrl-C or on the first failure, and reports through events. Providers never print.
+//!
+//! # Contract between the core and providers
+//!
+//! Core resources (applied by `core.rs`, identical for every provider), outputs in state:
+//! - `key.node.<n>`: `{enode_id, key_file}` (key_file: hex node key, 0600)
+//! - `key.signer.<n>`: `{address, keystore, keystore_dir, password_file}` (validators)
+//! - `account.<m>.<a>`: `{address, keystore, password_file, key_file}`
+//! - `genesis`: `{file, signers: [node names], accounts: {"m/a": wei}, funding_account}`;
+//!   the JSON is also in `State::genesis`, whose `hash` the provider fills once a node
+//!   reports block 0.
+//!
+//! Provider node resources (`node_addr(n)`: `node.<n>` locally, `azure.vm.<n>` on Azure):
+//! - attrs: `{node, member, role, geth, mesh}` with `mesh = plan::mesh_digest(all node
+//!   names)`, so adding/removing nodes updates every node (peer add/remove) in O(n);
+//! - deps: `key.node.<n>`, `key.signer.<n>` (validators), `genesis`, and `key.node.*` (a
+//!   wildcard: every node key, because the static peers need every enode);
+//! - outputs must include `rpc_url` and `enode` (full `enode://id@host:port`), which
+//!   `consort output` reports.
+//!
+//! Non-core kinds a provider applies: its node resources; `signer.<n>` (attrs `{node,
+//! member, genesis}`: `genesis: true` is a no-op record, otherwise create = vote in by a
+//! majority of current signers, destroy = vote out); `fund.<m>.<a>` (attrs `{member, name,
+//! balance, from}`: a signed transfer from the funding account).
+//!
+//! Rendering: `render::NodeLaunch` → `geth_config_toml` / `geth_args`; Azure VMs'
+//! customData is base64 of `render::cloud_init`.
 
 pub mod core;
 pub mod events;
+pub mod governance;
 pub mod local;
 
 #[cfg(feature = "azure")]
@@ -99,6 +126,12 @@ pub struct Proposal {
 pub trait Provider: Sync {
     fn name(&self) -> &'static str;
 
+    /// The address of the resource that runs node `name` (`node.<name>` locally,
+    /// `azure.vm.<name>` on Azure): signers and funding depend on it.
+    fn node_addr(&self, name: &str) -> String {
+        format!("node.{name}")
+    }
+
     /// Provider resources (nodes, VMs, networks) for the topology; `core` are the
     /// provider-independent ones (keys, accounts, genesis, signers) to depend on.
     fn desired(
@@ -112,6 +145,11 @@ pub trait Provider: Sync {
     /// process: "restart (process not running)"). Offline providers return nothing.
     fn refresh(&self, _topology: &Topology, _state: &State) -> BTreeMap<String, String> {
         BTreeMap::new()
+    }
+
+    /// Whether `plan` asks for drift without `--refresh` (cheap, offline checks only).
+    fn refresh_by_default(&self) -> bool {
+        false
     }
 
     /// How many changes may run at once.
@@ -150,6 +188,15 @@ pub struct ExecReport {
     pub interrupted: bool,
 }
 
+/// Does dependency `dep` name `addr`? A dep ending in `*` names every address with that
+/// prefix (`key.node.*`: all node keys), which keeps full-mesh dependencies O(n).
+pub fn dep_matches(dep: &str, addr: &str) -> bool {
+    match dep.strip_suffix('*') {
+        Some(prefix) => addr.starts_with(prefix),
+        None => dep == addr,
+    }
+}
+
 /// When may change `c` start? Create/update/replace: after every planned non-destroy change
 /// it depends on. Destroy: after every planned destroy of a resource that depends on it.
 fn blockers(changes: &[Change]) -> Vec<Vec<usize>> {
@@ -160,23 +207,41 @@ fn blockers(changes: &[Change]) -> Vec<Vec<usize>> {
         .collect();
     changes
         .iter()
-        .map(|c| {
+        .enumerate()
+        .map(|(ci, c)| {
             if c.action == Action::Destroy {
                 changes
                     .iter()
                     .enumerate()
-                    .filter(|(_, o)| {
-                        matches!(o.action, Action::Destroy | Action::Replace)
-                            && o.deps.iter().any(|d| d == &c.addr)
+                    .filter(|(oi, o)| {
+                        *oi != ci
+                            && matches!(o.action, Action::Destroy | Action::Replace)
+                            && o.deps.iter().any(|d| dep_matches(d, &c.addr))
                     })
                     .map(|(i, _)| i)
                     .collect()
             } else {
-                c.deps
-                    .iter()
-                    .filter_map(|d| index.get(d.as_str()).copied())
-                    .filter(|&i| changes[i].action != Action::Destroy)
-                    .collect()
+                let mut out = Vec::new();
+                for d in &c.deps {
+                    if d.ends_with('*') {
+                        out.extend(
+                            changes
+                                .iter()
+                                .enumerate()
+                                .filter(|(oi, o)| {
+                                    *oi != ci
+                                        && o.action != Action::Destroy
+                                        && dep_matches(d, &o.addr)
+                                })
+                                .map(|(i, _)| i),
+                        );
+                    } else if let Some(&i) = index.get(d.as_str()) {
+                        if changes[i].action != Action::Destroy {
+                            out.push(i);
+                        }
+                    }
+                }
+                out
             }
         })
         .collect()
@@ -195,7 +260,11 @@ pub fn execute(
     let mut report = ExecReport::default();
     let mut stop = false;
     let parallel = provider.parallelism().max(1);
-    let (tx, rx) = mpsc::channel::<(usize, Result<Option<ResourceState>, ProviderError>, Duration)>();
+    let (tx, rx) = mpsc::channel::<(
+        usize,
+        Result<Option<ResourceState>, ProviderError>,
+        Duration,
+    )>();
 
     std::thread::scope(|scope| -> Result<(), ProviderError> {
         let mut running = 0usize;
@@ -330,11 +399,15 @@ mod tests {
             ch("b", Action::Create, &["a", "not-planned"]),
             ch("x", Action::Destroy, &[]),
             ch("y", Action::Destroy, &["x"]),
+            ch("key.node.a", Action::Create, &[]),
+            ch("key.node.b", Action::Create, &[]),
+            ch("node.a", Action::Create, &["key.node.*"]),
         ];
         let b = blockers(&changes);
         assert_eq!(b[0], Vec::<usize>::new());
         assert_eq!(b[1], vec![0]);
         assert_eq!(b[2], vec![3], "x is destroyed after y, which depends on it");
         assert_eq!(b[3], Vec::<usize>::new());
+        assert_eq!(b[6], vec![4, 5], "a wildcard dep waits for every match");
     }
 }

@@ -1,1 +1,379 @@
-//! tera templates embedded in the binary.
+//! tera templates, embedded in the binary at build time (`templates/*.tera`).
+//!
+//! A render error names the template, the line of the template where the missing or bad
+//! variable is used, and the variable.
+
+use serde::Serialize;
+use std::sync::OnceLock;
+use tera::Tera;
+
+pub const TEMPLATES: &[(&str, &str)] = &[
+    (
+        "geth-config.toml",
+        include_str!("../../templates/geth-config.toml.tera"),
+    ),
+    ("geth-args", include_str!("../../templates/geth-args.tera")),
+    (
+        "cloud-init.yaml",
+        include_str!("../../templates/cloud-init.yaml.tera"),
+    ),
+];
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("template {template}{}: {message}", line.map(|l| format!(" line {l}")).unwrap_or_default())]
+pub struct RenderError {
+    pub template: String,
+    pub line: Option<usize>,
+    pub variable: Option<String>,
+    pub message: String,
+}
+
+fn engine() -> &'static Result<Tera, RenderError> {
+    static ENGINE: OnceLock<Result<Tera, RenderError>> = OnceLock::new();
+    ENGINE.get_or_init(|| build(TEMPLATES))
+}
+
+fn build(templates: &[(&str, &str)]) -> Result<Tera, RenderError> {
+    let mut t = Tera::default();
+    t.autoescape_on(vec![]);
+    for (name, src) in templates {
+        t.add_raw_template(name, src).map_err(|e| RenderError {
+            template: name.to_string(),
+            line: None,
+            variable: None,
+            message: error_chain(&e),
+        })?;
+    }
+    Ok(t)
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut src = e.source();
+    while let Some(s) = src {
+        parts.push(s.to_string());
+        src = s.source();
+    }
+    parts.join(": ")
+}
+
+/// Renders a named template with a serialisable context.
+pub fn render<C: Serialize>(template: &str, ctx: &C) -> Result<String, RenderError> {
+    let tera = engine().as_ref().map_err(Clone::clone)?;
+    render_with(tera, TEMPLATES, template, ctx)
+}
+
+fn render_with<C: Serialize>(
+    tera: &Tera,
+    sources: &[(&str, &str)],
+    template: &str,
+    ctx: &C,
+) -> Result<String, RenderError> {
+    let context = tera::Context::from_serialize(ctx).map_err(|e| RenderError {
+        template: template.to_string(),
+        line: None,
+        variable: None,
+        message: error_chain(&e),
+    })?;
+    tera.render(template, &context).map_err(|e| {
+        let message = error_chain(&e);
+        let variable = message
+            .split("Variable `")
+            .nth(1)
+            .and_then(|rest| rest.split('`').next())
+            .map(str::to_string);
+        let source = sources
+            .iter()
+            .find(|(n, _)| *n == template)
+            .map(|(_, s)| *s)
+            .unwrap_or("");
+        let line = variable.as_ref().and_then(|v| {
+            let root = v.split('.').next().unwrap_or(v);
+            source.lines().position(|l| l.contains(root)).map(|i| i + 1)
+        });
+        RenderError {
+            template: template.to_string(),
+            line,
+            variable,
+            message,
+        }
+    })
+}
+
+/// Everything needed to launch one geth node; rendered into config.toml and the argv.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeLaunch {
+    pub network: String,
+    pub node_name: String,
+    pub geth_version: String,
+    pub chain_id: u64,
+    pub datadir: String,
+    pub config_path: String,
+    pub nodekey_path: String,
+    /// Address p2p listens on: 127.0.0.1 locally, the private IP on Azure.
+    pub listen_addr: String,
+    pub p2p_port: u16,
+    /// `none` locally; `extip:<private ip>` on Azure.
+    pub nat: String,
+    pub http_addr: String,
+    pub http_port: u16,
+    pub authrpc_port: u16,
+    pub cache_mb: u32,
+    pub verbosity: u8,
+    pub max_peers: u32,
+    /// Full enode URLs of every other node.
+    pub static_nodes: Vec<String>,
+    pub signer: Option<SignerLaunch>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SignerLaunch {
+    /// 0x-prefixed signer address.
+    pub address: String,
+    pub keystore_dir: String,
+    pub password_file: String,
+}
+
+pub fn geth_config_toml(n: &NodeLaunch) -> Result<String, RenderError> {
+    render("geth-config.toml", n)
+}
+
+pub fn geth_args(n: &NodeLaunch) -> Result<Vec<String>, RenderError> {
+    Ok(render("geth-args", n)?
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect())
+}
+
+/// The official geth release archive for linux-amd64 and its SHA-256.
+pub const GETH_RELEASE_URL: &str =
+    "https://gethstore.blob.core.windows.net/builds/geth-linux-amd64-1.13.15-c5ba367e.tar.gz";
+pub const GETH_RELEASE_SHA256: &str =
+    "cd0aa1e73bad4c2dcbaa225675a11556281d10e2bc25b8b1bd669da0670e33c2";
+
+/// What a VM's cloud-init needs. Paths in `node` are the VM's (`/var/lib/consort/...`);
+/// `cloud_init` prefixes them with `$ROOT` so the bootstrap also runs under a directory.
+#[derive(Debug, Clone, Serialize)]
+pub struct CloudInit {
+    pub node: NodeLaunch,
+    pub member: String,
+    pub role: String,
+    pub geth_version: String,
+    pub geth_url: String,
+    pub geth_sha256: String,
+    pub genesis_json: String,
+    /// Secret: the node key hex. Only this node's.
+    pub nodekey: String,
+    /// Secret: validators only.
+    pub keystore: Option<CloudKeystore>,
+    /// Secret: validators only.
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CloudKeystore {
+    pub file_name: String,
+    pub json: String,
+}
+
+/// The VM layout the cloud-init bootstrap writes.
+pub mod vm_paths {
+    pub const DATADIR: &str = "/var/lib/consort/geth";
+    pub const CONFIG: &str = "/etc/consort/config.toml";
+    pub const NODEKEY: &str = "/var/lib/consort/nodekey";
+    pub const KEYSTORE_DIR: &str = "/var/lib/consort/keystore";
+    pub const PASSWORD: &str = "/var/lib/consort/password";
+}
+
+/// Renders the cloud-init `customData` (before base64) for one VM.
+pub fn cloud_init(c: &CloudInit) -> Result<String, RenderError> {
+    let config_toml = geth_config_toml(&c.node)?;
+    let mut node = c.node.clone();
+    let root = |p: &str| format!("$ROOT{p}");
+    node.datadir = root(&node.datadir);
+    node.config_path = root(&node.config_path);
+    node.nodekey_path = root(&node.nodekey_path);
+    if let Some(s) = node.signer.as_mut() {
+        s.keystore_dir = root(&s.keystore_dir);
+        s.password_file = root(&s.password_file);
+    }
+    let args = geth_args(&node)?;
+    #[derive(Serialize)]
+    struct Ctx<'a> {
+        #[serde(flatten)]
+        c: &'a CloudInit,
+        config_toml: String,
+        geth_args: Vec<String>,
+    }
+    render(
+        "cloud-init.yaml",
+        &Ctx {
+            c,
+            config_toml,
+            geth_args: args,
+        },
+    )
+}
+
+pub fn enode_url(enode_id: &str, host: &str, port: u16) -> String {
+    format!("enode://{enode_id}@{host}:{port}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn launch(signer: bool) -> NodeLaunch {
+        NodeLaunch {
+            network: "net".into(),
+            node_name: "a-validator-0".into(),
+            geth_version: "1.13.15".into(),
+            chain_id: 707070,
+            datadir: "/d".into(),
+            config_path: "/d/config.toml".into(),
+            nodekey_path: "/d/nodekey".into(),
+            listen_addr: "127.0.0.1".into(),
+            p2p_port: 30303,
+            nat: "none".into(),
+            http_addr: "127.0.0.1".into(),
+            http_port: 8545,
+            authrpc_port: 8551,
+            cache_mb: 64,
+            verbosity: 3,
+            max_peers: 50,
+            static_nodes: vec![enode_url("ab", "127.0.0.1", 30304)],
+            signer: signer.then(|| SignerLaunch {
+                address: "0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf".into(),
+                keystore_dir: "/d/keystore".into(),
+                password_file: "/d/password".into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn config_lists_static_and_trusted_nodes_on_loopback() {
+        let c = geth_config_toml(&launch(false)).unwrap();
+        assert!(c.contains("ListenAddr = \"127.0.0.1:30303\""), "{c}");
+        assert_eq!(
+            c.matches("\"enode://ab@127.0.0.1:30304\",").count(),
+            2,
+            "{c}"
+        );
+    }
+
+    #[test]
+    fn args_seal_only_for_signers_and_never_pprof() {
+        let v = geth_args(&launch(true)).unwrap();
+        assert!(v.contains(&"--mine".to_string()));
+        assert!(v.contains(&"--allow-insecure-unlock".to_string()));
+        assert!(v.contains(&"--http.addr=127.0.0.1".to_string()));
+        let t = geth_args(&launch(false)).unwrap();
+        assert!(!t
+            .iter()
+            .any(|a| a.starts_with("--mine") || a.starts_with("--unlock")));
+        assert!(!v.iter().chain(&t).any(|a| a.contains("pprof")));
+        assert!(
+            !t.iter().any(|a| a.starts_with("--port")),
+            "--port would bind 0.0.0.0"
+        );
+    }
+
+    fn cloud(signer: bool) -> CloudInit {
+        let mut node = launch(signer);
+        node.datadir = vm_paths::DATADIR.into();
+        node.config_path = vm_paths::CONFIG.into();
+        node.nodekey_path = vm_paths::NODEKEY.into();
+        if let Some(s) = node.signer.as_mut() {
+            s.keystore_dir = vm_paths::KEYSTORE_DIR.into();
+            s.password_file = vm_paths::PASSWORD.into();
+        }
+        CloudInit {
+            node,
+            member: "a".into(),
+            role: if signer { "validator" } else { "tx" }.into(),
+            geth_version: "1.13.15".into(),
+            geth_url: GETH_RELEASE_URL.into(),
+            geth_sha256: GETH_RELEASE_SHA256.into(),
+            genesis_json: "{\"config\": {\"chainId\": 7}}\n".into(),
+            nodekey: "NODEKEY-SECRET".into(),
+            keystore: signer.then(|| CloudKeystore {
+                file_name: "UTC--x--abc".into(),
+                json: "{\"crypto\": {}}".into(),
+            }),
+            password: signer.then(|| "PASSWORD-SECRET".into()),
+        }
+    }
+
+    #[test]
+    fn cloud_init_is_valid_yaml_with_0600_secrets_and_verified_download() {
+        let text = cloud_init(&cloud(true)).unwrap();
+        assert!(text.starts_with("#cloud-config\n"));
+        let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        let files = doc["write_files"].as_sequence().unwrap();
+        let file = |path: &str| {
+            files
+                .iter()
+                .find(|f| f["path"].as_str() == Some(path))
+                .unwrap_or_else(|| panic!("{path} missing"))
+        };
+        assert_eq!(
+            file("/var/lib/consort/nodekey")["content"].as_str(),
+            Some("NODEKEY-SECRET")
+        );
+        for secret in [
+            "/var/lib/consort/nodekey",
+            "/var/lib/consort/password",
+            "/var/lib/consort/keystore/UTC--x--abc",
+        ] {
+            assert_eq!(
+                file(secret)["permissions"].as_str(),
+                Some("0600"),
+                "{secret}"
+            );
+        }
+        assert_eq!(
+            file("/etc/consort/genesis.json")["content"].as_str(),
+            Some("{\"config\": {\"chainId\": 7}}\n")
+        );
+        let boot = file("/var/lib/consort/bootstrap.sh")["content"]
+            .as_str()
+            .unwrap();
+        assert!(
+            boot.contains(GETH_RELEASE_SHA256) && boot.contains("sha256sum -c"),
+            "{boot}"
+        );
+        let run = file("/var/lib/consort/run-geth.sh")["content"]
+            .as_str()
+            .unwrap();
+        assert!(
+            run.contains("\"--datadir=$ROOT/var/lib/consort/geth\""),
+            "{run}"
+        );
+        assert!(
+            run.contains("\"--password=$ROOT/var/lib/consort/password\""),
+            "{run}"
+        );
+        let toml = file("/etc/consort/config.toml")["content"]
+            .as_str()
+            .unwrap();
+        assert!(toml.contains("StaticNodes"), "{toml}");
+        // A tx node gets no signer secrets at all.
+        let tx = cloud_init(&cloud(false)).unwrap();
+        assert!(!tx.contains("PASSWORD-SECRET") && !tx.contains("/var/lib/consort/password"));
+        assert!(!tx.contains("--mine"));
+    }
+
+    #[test]
+    fn missing_variable_names_template_line_and_variable() {
+        let src = [("t", "a\nb {{ nope }}\n")];
+        let tera = build(&src).unwrap();
+        let err = render_with(&tera, &src, "t", &serde_json::json!({})).unwrap_err();
+        assert_eq!(err.variable.as_deref(), Some("nope"));
+        assert_eq!(err.line, Some(2));
+        assert!(err.to_string().starts_with("template t line 2: "), "{err}");
+        assert_eq!(err.template, "t");
+        assert!(err.message.contains("nope"), "{err}");
+    }
+}

@@ -9,7 +9,10 @@ use std::path::Path;
 /// directory (created with `mode`, so a secret is never briefly world-readable), fsync,
 /// rename over the target, fsync the directory.
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
     fs::create_dir_all(dir)?;
     let name = path
         .file_name()
@@ -57,13 +60,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn bare_file_name_writes_in_the_current_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let prev = std::env::current_dir().unwrap();
+        std::env::set_current_dir(dir.path()).unwrap();
+        let r = write_atomic(Path::new("plain.txt"), b"x", 0o644);
+        std::env::set_current_dir(prev).unwrap();
+        r.unwrap();
+        assert_eq!(fs::read(dir.path().join("plain.txt")).unwrap(), b"x");
+    }
+
+    #[test]
     fn secret_files_are_0600_and_replace_atomically() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("sub/secret");
         write_secret(&p, b"one").unwrap();
         write_secret(&p, b"two").unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let leftovers: Vec<_> = fs::read_dir(p.parent().unwrap())
             .unwrap()
             .map(|e| e.unwrap().file_name())

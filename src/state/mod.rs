@@ -205,7 +205,11 @@ impl StateDir {
         }
         let _ = file.set_len(0);
         let _ = file.rewind();
-        let _ = write!(file, "pid {} running `consort {command}`", std::process::id());
+        let _ = write!(
+            file,
+            "pid {} running `consort {command}`",
+            std::process::id()
+        );
         let _ = file.flush();
         Ok(LockGuard { _file: file })
     }

@@ -1,6 +1,15 @@
-//! The one integration-test binary: each module is one area.
+//! Integration tests: one binary, one module per area.
+
+mod support;
 
 #[cfg(feature = "azure")]
 mod azure_arm;
+mod cli;
+mod cloud_init;
+mod crypto_geth;
 #[cfg(feature = "azure")]
 mod fake_arm;
+mod local_cli;
+mod local_geth;
+mod local_provider;
+mod readme;

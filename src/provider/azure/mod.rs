@@ -45,3 +45,14 @@ impl Provider for AzureProvider {
         Health::default()
     }
 }
+
+/// Writes `azuredeploy.json` + `azuredeploy.parameters.json` into `out_dir`.
+pub fn export_arm(
+    _topology: &Topology,
+    _out_dir: &std::path::Path,
+) -> Result<Vec<std::path::PathBuf>, ProviderError> {
+    Err(ProviderError::Unsupported {
+        provider: "azure",
+        what: "`export arm` yet (being built)".into(),
+    })
+}

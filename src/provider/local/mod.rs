@@ -1,34 +1,1427 @@
 //! The local provider: real geth processes on 127.0.0.1.
+//!
+//! Each node `node.<name>` is a geth process with its data dir at
+//! `.consort/<network>/nodes/<name>/`:
+//!
+//! ```text
+//! geth/            chain data (`geth init` with the network's genesis)
+//! config.toml      rendered: [Node.P2P] ListenAddr, StaticNodes/TrustedNodes = full mesh
+//! keystore/        validators: a copy of the signer keystore (0600)
+//! password         validators: its password (0600)
+//! consort.pid      {pid, start_time} written right after the start, before state is
+//!                  saved, so a run killed in between still finds (and stops) its process
+//! geth.log         stdout + stderr
+//! ```
+//!
+//! Ports are chosen free at apply (from `provider.local.base_port`, skipping every port
+//! recorded in this network's and sibling networks' state) and recorded in the node's
+//! outputs. A process is only ever signalled after `/proc/<pid>` proves it is ours (see
+//! [`process`]).
 
-use super::{ApplyCtx, Health, Provider, ProviderError};
-use crate::plan::{Change, Resource};
-use crate::state::{ResourceState, State};
-use crate::topology::{LocalConfig, Topology};
+pub mod process;
+
+use super::events::Event;
+use super::governance::{self, SignerNode};
+use super::{ApplyCtx, Health, NodeHealth, Proposal, Provider, ProviderError};
+use crate::chain::geth::{ensure_geth, GethBinary};
+use crate::crypto::Address;
+use crate::plan::{mesh_digest, Action, Change, Kind, Resource};
+use crate::render::{self, NodeLaunch, SignerLaunch};
+use crate::rpc::{self, BlockId, RpcClient};
+use crate::state::fsutil::{create_private_dir, write_atomic, write_secret};
+use crate::state::{ResourceState, State, StateDir};
+use crate::topology::{LocalConfig, NodeSpec, Role, Topology};
+use process::{NodePorts, PortAllocator, ProcessId};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// SIGTERM → SIGKILL grace for geth (it flushes its database on SIGTERM).
+pub const STOP_GRACE: Duration = Duration::from_secs(15);
+/// How long a started geth may take to answer RPC.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Lines of geth.log quoted in errors.
+const LOG_TAIL: usize = 12;
+/// A node more than this many blocks behind the head is reported as behind (a block
+/// sealed between two probes is not yet everywhere).
+const BEHIND_TOLERANCE: u64 = 1;
+/// RPC timeout for health probes (a hung node must not stall the others).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+const PID_FILE: &str = "consort.pid";
+
+/// What state records for a running node (`node.<name>` outputs). No secrets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeOutputs {
+    pub datadir: String,
+    pub pid: u32,
+    pub start_time: u64,
+    pub ports: NodePorts,
+    pub rpc_url: String,
+    pub enode: String,
+    /// The StaticNodes in config.toml (enode URLs of every other node).
+    #[serde(default)]
+    pub static_nodes: Vec<String>,
+    pub geth: String,
+    pub geth_version: String,
+    pub log: String,
+}
+
+impl NodeOutputs {
+    pub fn process(&self) -> ProcessId {
+        ProcessId {
+            pid: self.pid,
+            start_time: self.start_time,
+        }
+    }
+    pub fn is_running(&self) -> bool {
+        process::is_ours(self.process(), Path::new(&self.datadir))
+    }
+    pub fn from_state(state: &State, node: &str) -> Option<NodeOutputs> {
+        let r = state.resources.get(&format!("node.{node}"))?;
+        serde_json::from_value(r.outputs.clone()).ok()
+    }
+}
+
+/// Ports handed out during one command: every node of the topology gets its ports from
+/// one table, so each config.toml can list the final p2p port of every peer even while
+/// the peers are still being created.
+struct PortTable {
+    alloc: PortAllocator,
+    assigned: BTreeMap<String, NodePorts>,
+}
 
 pub struct LocalProvider {
     pub config: LocalConfig,
+    geth: Mutex<Option<GethBinary>>,
+    ports: Mutex<Option<PortTable>>,
 }
 
 impl LocalProvider {
     pub fn new(config: LocalConfig) -> LocalProvider {
-        LocalProvider { config }
+        LocalProvider {
+            config,
+            geth: Mutex::new(None),
+            ports: Mutex::new(None),
+        }
     }
+
+    /// The geth binary for this command (found or built once).
+    fn geth(&self, ctx: &ApplyCtx) -> Result<GethBinary, ProviderError> {
+        let mut g = self.geth.lock().unwrap();
+        if let Some(b) = &*g {
+            return Ok(b.clone());
+        }
+        let bin = ensure_geth(None, &ctx.topology.client.geth, &ctx.events)
+            .map_err(|e| ProviderError::Other(e.to_string()))?;
+        *g = Some(bin.clone());
+        Ok(bin)
+    }
+
+    fn with_ports<T>(
+        &self,
+        ctx: &ApplyCtx,
+        f: impl FnOnce(&mut PortTable) -> Result<T, ProviderError>,
+    ) -> Result<T, ProviderError> {
+        let mut guard = self.ports.lock().unwrap();
+        if guard.is_none() {
+            let st = ctx.snapshot();
+            let mut reserved: BTreeSet<u16> = sibling_ports(ctx.state_dir);
+            let mut assigned = BTreeMap::new();
+            for (name, out) in recorded_nodes(&st) {
+                reserved.extend(out.ports.all());
+                assigned.insert(name, out.ports);
+            }
+            *guard = Some(PortTable {
+                alloc: PortAllocator::new(self.config.base_port, reserved),
+                assigned,
+            });
+        }
+        f(guard.as_mut().unwrap())
+    }
+
+    /// Ports of `node`: recorded, or already handed out this command, or new — allocating
+    /// for every node of the topology that has none yet, in topology order.
+    fn ports_of(&self, ctx: &ApplyCtx, node: &str) -> Result<NodePorts, ProviderError> {
+        self.with_ports(ctx, |t| {
+            for n in ctx.topology.nodes() {
+                if !t.assigned.contains_key(&n.name) {
+                    let p = t.alloc.node().map_err(|e| {
+                        ProviderError::at(&format!("node.{}", n.name), e.to_string())
+                    })?;
+                    t.assigned.insert(n.name, p);
+                }
+            }
+            t.assigned
+                .get(node)
+                .copied()
+                .ok_or_else(|| ProviderError::at(&format!("node.{node}"), "is not in the topology"))
+        })
+    }
+
+    /// New ports for `node` (its old ones were taken by something else).
+    fn fresh_ports(&self, ctx: &ApplyCtx, node: &str) -> Result<NodePorts, ProviderError> {
+        self.with_ports(ctx, |t| {
+            let p = t
+                .alloc
+                .node()
+                .map_err(|e| ProviderError::at(&format!("node.{node}"), e.to_string()))?;
+            t.assigned.insert(node.to_string(), p);
+            Ok(p)
+        })
+    }
+
+    /// Enode URLs of every other node of the topology whose key and ports are known.
+    fn static_nodes(&self, ctx: &ApplyCtx, node: &str) -> Result<Vec<String>, ProviderError> {
+        let st = ctx.snapshot();
+        let mut out = Vec::new();
+        for n in ctx.topology.nodes() {
+            if n.name == node {
+                continue;
+            }
+            let Some(id) = st.output_str(&format!("key.node.{}", n.name), "enode_id") else {
+                continue;
+            };
+            let ports = self.ports_of(ctx, &n.name)?;
+            out.push(render::enode_url(id, "127.0.0.1", ports.p2p));
+        }
+        Ok(out)
+    }
+}
+
+/// Nodes recorded in state with their outputs.
+fn recorded_nodes(st: &State) -> Vec<(String, NodeOutputs)> {
+    st.resources
+        .iter()
+        .filter(|(_, r)| r.kind == Kind::LocalNode)
+        .filter_map(|(addr, r)| {
+            let name = addr.strip_prefix("node.")?.to_string();
+            Some((name, serde_json::from_value(r.outputs.clone()).ok()?))
+        })
+        .collect()
+}
+
+/// Ports recorded by the other networks under the same `.consort/` directory, so two
+/// networks never share a port even while one of them is stopped.
+fn sibling_ports(sd: &StateDir) -> BTreeSet<u16> {
+    let mut out = BTreeSet::new();
+    let Some(base) = sd.root.parent() else {
+        return out;
+    };
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name == sd.network || !e.path().is_dir() {
+            continue;
+        }
+        if let Ok(Some(st)) = StateDir::new(base, &name).load() {
+            for (_, o) in recorded_nodes(&st) {
+                out.extend(o.ports.all());
+            }
+        }
+    }
+    out
+}
+
+fn abs(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+fn node_dir(sd: &StateDir, node: &str) -> PathBuf {
+    abs(&sd.nodes_dir().join(node))
+}
+
+fn s(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+fn node_name(change: &Change) -> String {
+    change
+        .after
+        .as_ref()
+        .or(change.before.as_ref())
+        .and_then(|a| a.get("node"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            change
+                .addr
+                .split_once('.')
+                .map(|x| x.1)
+                .unwrap_or("")
+                .to_string()
+        })
+}
+
+fn step(ctx: &ApplyCtx, node: &str, step: &str) {
+    ctx.emit(Event::Step {
+        subject: node.to_string(),
+        step: step.to_string(),
+    });
+}
+
+/// `{pid, start_time}` of the process last started in `datadir`.
+fn read_pid_file(datadir: &Path) -> Option<ProcessId> {
+    let text = std::fs::read(datadir.join(PID_FILE)).ok()?;
+    serde_json::from_slice(&text).ok()
+}
+
+/// Stops whatever consort started in `datadir`: the recorded process, the one in its pid
+/// file, and any other geth whose `--datadir` is exactly this dir (started by a run killed
+/// before it wrote either). `process::stop` re-checks each against /proc first.
+fn stop_recorded(
+    addr: &str,
+    datadir: &Path,
+    recorded: Option<ProcessId>,
+) -> Result<(), ProviderError> {
+    let strays = process::find_by_datadir(|d| d == datadir)
+        .into_iter()
+        .map(|(id, _)| id);
+    for id in recorded
+        .into_iter()
+        .chain(read_pid_file(datadir))
+        .chain(strays)
+    {
+        process::stop(id, datadir, STOP_GRACE)
+            .map_err(|e| ProviderError::at(addr, e.to_string()))?;
+    }
+    Ok(())
+}
+
+fn log_excerpt(datadir: &Path) -> String {
+    let tail = process::log_tail(datadir, LOG_TAIL);
+    format!(
+        "last lines of {}:\n{}",
+        datadir.join(process::LOG_FILE).display(),
+        tail.lines()
+            .map(|l| format!("    {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    )
+}
+
+/// Why a started geth did not come up.
+enum StartFailure {
+    /// It exited; `port_clash` if its log says a port was taken.
+    Exited {
+        port_clash: bool,
+    },
+    Other(String),
 }
 
 impl Provider for LocalProvider {
     fn name(&self) -> &'static str {
         "local"
     }
-    fn desired(&self, _t: &Topology, _s: Option<&State>, _c: &[Resource]) -> Result<Vec<Resource>, ProviderError> {
-        Ok(vec![])
+
+    fn desired(
+        &self,
+        topology: &Topology,
+        _state: Option<&State>,
+        _core: &[Resource],
+    ) -> Result<Vec<Resource>, ProviderError> {
+        let nodes = topology.nodes();
+        let mesh = mesh_digest(nodes.iter().map(|n| n.name.as_str()));
+        Ok(nodes
+            .iter()
+            .map(|n| {
+                let mut deps = vec![format!("key.node.{}", n.name)];
+                if n.role == Role::Validator {
+                    deps.push(format!("key.signer.{}", n.name));
+                }
+                deps.push("genesis".into());
+                // Every peer's node key: its enode goes into our StaticNodes.
+                deps.push("key.node.*".into());
+                Resource {
+                    addr: format!("node.{}", n.name),
+                    kind: Kind::LocalNode,
+                    attrs: json!({
+                        "node": n.name,
+                        "member": n.member,
+                        "role": n.role.to_string(),
+                        "geth": topology.client.geth,
+                        "mesh": mesh,
+                    }),
+                    deps,
+                    summary: format!(
+                        "geth {} {} of {} on 127.0.0.1, peered with {} other node(s)",
+                        topology.client.geth,
+                        n.role,
+                        n.member,
+                        nodes.len() - 1
+                    ),
+                }
+            })
+            .collect())
     }
-    fn apply_change(&self, _ctx: &ApplyCtx, change: &Change) -> Result<Option<ResourceState>, ProviderError> {
-        Err(super::unsupported("local", change))
+
+    fn refresh(&self, _topology: &Topology, state: &State) -> BTreeMap<String, String> {
+        recorded_nodes(state)
+            .into_iter()
+            .filter(|(_, o)| !o.is_running())
+            .map(|(name, _)| {
+                (
+                    format!("node.{name}"),
+                    "restart (process not running)".to_string(),
+                )
+            })
+            .collect()
     }
-    fn wait_healthy(&self, _ctx: &ApplyCtx) -> Result<Health, ProviderError> {
-        Err(ProviderError::Other("local health: not implemented yet".into()))
+
+    fn refresh_by_default(&self) -> bool {
+        true
     }
-    fn health(&self, _t: &Topology, _s: &State) -> Health {
-        Health::default()
+
+    fn parallelism(&self) -> usize {
+        // Mostly waiting on geth start-up; scrypt work is spread over all of it too.
+        16
     }
+
+    fn apply_change(
+        &self,
+        ctx: &ApplyCtx,
+        change: &Change,
+    ) -> Result<Option<ResourceState>, ProviderError> {
+        match change.kind {
+            Kind::LocalNode => match change.action {
+                Action::Create => self.create_node(ctx, change).map(Some),
+                Action::Update => self.update_node(ctx, change).map(Some),
+                Action::Replace => {
+                    self.destroy_node(ctx, change)?;
+                    self.create_node(ctx, change).map(Some)
+                }
+                Action::Destroy => {
+                    self.destroy_node(ctx, change)?;
+                    Ok(None)
+                }
+            },
+            Kind::Signer => self.apply_signer(ctx, change),
+            Kind::Funding => self.apply_funding(ctx, change),
+            _ => Err(super::unsupported("local", change)),
+        }
+    }
+
+    fn wait_healthy(&self, ctx: &ApplyCtx) -> Result<Health, ProviderError> {
+        let deadline = Instant::now() + ctx.health_timeout;
+        let st = ctx.snapshot();
+        self.sync_mesh(ctx.topology, &st);
+        let mut announced: BTreeMap<String, BTreeSet<&'static str>> = BTreeMap::new();
+        let mut last_add_peer = Instant::now();
+        loop {
+            let st = ctx.snapshot();
+            let h = assess(ctx.topology, &st);
+            for n in &h.nodes {
+                let done = announced.entry(n.name.clone()).or_default();
+                let peered = n.running && !n.problems.iter().any(|p| p.starts_with("not peered"));
+                if peered && done.insert("peered") {
+                    step(ctx, &n.name, "peered");
+                }
+                if n.problems.is_empty() && done.insert("sealing") {
+                    let what = if n.role == "validator" {
+                        "sealing"
+                    } else {
+                        "synced"
+                    };
+                    step(ctx, &n.name, what);
+                }
+            }
+            if h.healthy {
+                return Ok(h);
+            }
+            if ctx.interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(ProviderError::Other(
+                    "interrupted while waiting for the network to become healthy; the nodes keep running — `consort status` shows them".into(),
+                ));
+            }
+            if Instant::now() >= deadline {
+                return Err(ProviderError::Other(unhealthy_report(
+                    ctx.topology,
+                    &st,
+                    &h,
+                    ctx.health_timeout,
+                )));
+            }
+            // Static dials that failed are retried late by geth; nudge missing peers.
+            if last_add_peer.elapsed() > Duration::from_secs(3) {
+                self.sync_mesh(ctx.topology, &st);
+                last_add_peer = Instant::now();
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn health(&self, topology: &Topology, state: &State) -> Health {
+        assess(topology, state)
+    }
+
+    fn cleanup(&self, state_dir: &StateDir) -> Result<(), ProviderError> {
+        // Leftovers of interrupted creates: stop what their pid files name (after the
+        // /proc check), then remove the node dirs, which only consort creates.
+        let nodes = abs(&state_dir.nodes_dir());
+        if let Ok(entries) = std::fs::read_dir(&nodes) {
+            for e in entries.flatten() {
+                let dir = abs(&e.path());
+                stop_recorded(
+                    &format!("node.{}", e.file_name().to_string_lossy()),
+                    &dir,
+                    None,
+                )?;
+            }
+        }
+        // A geth on a node dir that is already gone (nothing else names it any more).
+        for (id, dir) in process::find_by_datadir(|d| d.starts_with(&nodes)) {
+            process::stop(id, &dir, STOP_GRACE).map_err(|e| ProviderError::Other(e.to_string()))?;
+        }
+        match std::fs::remove_dir_all(&nodes) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(ProviderError::Other(format!(
+                    "cannot remove {}: {e}; remove it by hand",
+                    nodes.display()
+                )))
+            }
+        }
+        // Empty key directories left after the key resources were destroyed.
+        let keys = state_dir.keys_dir();
+        for sub in ["nodes", "signers", "accounts"] {
+            let d = keys.join(sub);
+            if let Ok(entries) = std::fs::read_dir(&d) {
+                for e in entries.flatten() {
+                    let _ = std::fs::remove_dir(e.path());
+                }
+            }
+            let _ = std::fs::remove_dir(&d);
+        }
+        let _ = std::fs::remove_dir(&keys);
+        Ok(())
+    }
+}
+
+impl LocalProvider {
+    fn spec(ctx: &ApplyCtx, addr: &str, node: &str) -> Result<NodeSpec, ProviderError> {
+        ctx.topology
+            .nodes()
+            .into_iter()
+            .find(|n| n.name == node)
+            .ok_or_else(|| ProviderError::at(addr, format!("node {node} is not in the topology")))
+    }
+
+    /// The NodeLaunch for `spec` with `ports`.
+    fn launch(
+        ctx: &ApplyCtx,
+        addr: &str,
+        spec: &NodeSpec,
+        datadir: &Path,
+        ports: NodePorts,
+        static_nodes: Vec<String>,
+        geth: &GethBinary,
+    ) -> Result<NodeLaunch, ProviderError> {
+        let st = ctx.snapshot();
+        let nodekey = st
+            .output_str(&format!("key.node.{}", spec.name), "key_file")
+            .ok_or_else(|| {
+                ProviderError::at(
+                    addr,
+                    format!("key.node.{} is not in state; run apply again", spec.name),
+                )
+            })?;
+        let signer = if spec.role == Role::Validator {
+            let key_addr = format!("key.signer.{}", spec.name);
+            let address = st.output_str(&key_addr, "address").ok_or_else(|| {
+                ProviderError::at(addr, format!("{key_addr} is not in state; run apply again"))
+            })?;
+            Some(SignerLaunch {
+                address: address.to_string(),
+                keystore_dir: s(&datadir.join("keystore")),
+                password_file: s(&datadir.join("password")),
+            })
+        } else {
+            None
+        };
+        let n = ctx.topology.nodes().len() as u32;
+        Ok(NodeLaunch {
+            network: ctx.topology.network.name.clone(),
+            node_name: spec.name.clone(),
+            geth_version: geth.version.clone(),
+            chain_id: ctx.topology.network.chain_id,
+            datadir: s(datadir),
+            config_path: s(&datadir.join("config.toml")),
+            nodekey_path: s(&abs(Path::new(nodekey))),
+            listen_addr: "127.0.0.1".into(),
+            p2p_port: ports.p2p,
+            nat: "none".into(),
+            http_addr: "127.0.0.1".into(),
+            http_port: ports.http,
+            authrpc_port: ports.authrpc,
+            cache_mb: 64,
+            verbosity: 3,
+            // Exactly the mesh: geth starts its first sync once min(5, MaxPeers) peers
+            // are connected, so a larger value would leave non-sealing nodes of small
+            // networks discarding blocks until its 10 s forced sync. Mesh peers are
+            // trusted, so they are never refused for exceeding it.
+            max_peers: n.saturating_sub(1).max(1),
+            static_nodes,
+            signer,
+        })
+    }
+
+    fn write_config(addr: &str, launch: &NodeLaunch) -> Result<(), ProviderError> {
+        let toml =
+            render::geth_config_toml(launch).map_err(|e| ProviderError::at(addr, e.to_string()))?;
+        let path = Path::new(&launch.config_path);
+        write_atomic(path, toml.as_bytes(), 0o644)
+            .map_err(|e| ProviderError::at(addr, format!("cannot write {}: {e}", path.display())))
+    }
+
+    /// Copies the signer keystore and password into the node's dir (0600).
+    fn install_signer(
+        ctx: &ApplyCtx,
+        addr: &str,
+        node: &str,
+        datadir: &Path,
+    ) -> Result<(), ProviderError> {
+        let st = ctx.snapshot();
+        let key_addr = format!("key.signer.{node}");
+        let get = |k: &str| {
+            st.output_str(&key_addr, k)
+                .map(PathBuf::from)
+                .ok_or_else(|| {
+                    ProviderError::at(
+                        addr,
+                        format!("{key_addr} has no {k} in state; run apply again"),
+                    )
+                })
+        };
+        let keystore = get("keystore")?;
+        let password = get("password_file")?;
+        let ks_dir = datadir.join("keystore");
+        create_private_dir(&ks_dir).map_err(|e| {
+            ProviderError::at(addr, format!("cannot create {}: {e}", ks_dir.display()))
+        })?;
+        for (from, to) in [
+            (
+                keystore.clone(),
+                ks_dir.join(keystore.file_name().unwrap_or_default()),
+            ),
+            (password, datadir.join("password")),
+        ] {
+            let bytes = std::fs::read(&from).map_err(|e| {
+                ProviderError::at(
+                    addr,
+                    format!(
+                        "cannot read {}: {e}; run apply again to regenerate {key_addr}",
+                        from.display()
+                    ),
+                )
+            })?;
+            write_secret(&to, &bytes).map_err(|e| {
+                ProviderError::at(addr, format!("cannot write {}: {e}", to.display()))
+            })?;
+        }
+        Ok(())
+    }
+
+    fn geth_init(
+        addr: &str,
+        geth: &GethBinary,
+        datadir: &Path,
+        genesis: &Path,
+    ) -> Result<(), ProviderError> {
+        let out = std::process::Command::new(&geth.path)
+            .arg("init")
+            .arg("--datadir")
+            .arg(datadir)
+            .arg(genesis)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| {
+                ProviderError::at(
+                    addr,
+                    format!("cannot run {} init: {e}", geth.path.display()),
+                )
+            })?;
+        if !out.status.success() {
+            let text = String::from_utf8_lossy(&out.stderr);
+            let tail: Vec<&str> = text.lines().rev().take(LOG_TAIL).collect();
+            return Err(ProviderError::at(
+                addr,
+                format!(
+                    "`geth init` of {} with {} failed ({}):\n{}",
+                    datadir.display(),
+                    genesis.display(),
+                    out.status,
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Starts geth and waits until it answers RPC with the right chain id.
+    fn start_and_wait(
+        geth: &GethBinary,
+        launch: &NodeLaunch,
+    ) -> Result<ProcessId, (StartFailure, Option<ProcessId>)> {
+        let datadir = Path::new(&launch.datadir);
+        let args =
+            render::geth_args(launch).map_err(|e| (StartFailure::Other(e.to_string()), None))?;
+        let id = match process::start(&geth.path, &args, datadir) {
+            Ok(id) => id,
+            Err(process::ProcessError::ExitedEarly { .. }) => {
+                let clash = process::log_tail(datadir, LOG_TAIL).contains("address already in use");
+                return Err((StartFailure::Exited { port_clash: clash }, None));
+            }
+            Err(e) => return Err((StartFailure::Other(e.to_string()), None)),
+        };
+        // Before anything else: a consort killed from here on still finds this process.
+        let pid_json = serde_json::to_vec(&id).expect("pid serialises");
+        if let Err(e) = write_atomic(&datadir.join(PID_FILE), &pid_json, 0o644) {
+            let _ = process::stop(id, datadir, STOP_GRACE);
+            return Err((
+                StartFailure::Other(format!(
+                    "cannot write {}: {e}",
+                    datadir.join(PID_FILE).display()
+                )),
+                None,
+            ));
+        }
+        let rpc = RpcClient::local(launch.http_port).with_timeout(PROBE_TIMEOUT);
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if !process::is_ours(id, datadir) {
+                process::reap(id.pid);
+                let clash = process::log_tail(datadir, LOG_TAIL).contains("address already in use");
+                return Err((StartFailure::Exited { port_clash: clash }, Some(id)));
+            }
+            match rpc.chain_id() {
+                Ok(c) if c == launch.chain_id => return Ok(id),
+                Ok(c) => {
+                    return Err((
+                        StartFailure::Other(format!(
+                            "answers on port {} with chain id {c}, not {}: another process holds that port",
+                            launch.http_port, launch.chain_id
+                        )),
+                        Some(id),
+                    ))
+                }
+                Err(_) if Instant::now() < deadline => {}
+                Err(e) => {
+                    return Err((
+                        StartFailure::Other(format!("did not answer RPC within {START_TIMEOUT:?}: {e}")),
+                        Some(id),
+                    ))
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts the node, choosing new ports (up to 3 times) if its ports turn out taken.
+    /// Returns the process, the ports it runs on and the static nodes in its config.
+    fn launch_with_retries(
+        &self,
+        ctx: &ApplyCtx,
+        addr: &str,
+        spec: &NodeSpec,
+        datadir: &Path,
+        geth: &GethBinary,
+        mut ports: NodePorts,
+    ) -> Result<(ProcessId, NodePorts, Vec<String>), ProviderError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let statics = self.static_nodes(ctx, &spec.name)?;
+            let launch = Self::launch(ctx, addr, spec, datadir, ports, statics.clone(), geth)?;
+            Self::write_config(addr, &launch)?;
+            step(ctx, &spec.name, "start");
+            match Self::start_and_wait(geth, &launch) {
+                Ok(id) => return Ok((id, ports, statics)),
+                Err((StartFailure::Exited { port_clash: true }, _)) if attempt < 3 => {
+                    let old = ports;
+                    ports = self.fresh_ports(ctx, &spec.name)?;
+                    ctx.emit(Event::Warning {
+                        message: format!(
+                            "{addr}: a port of {:?} was taken by another process; retrying on {:?}",
+                            old.all(),
+                            ports.all()
+                        ),
+                    });
+                }
+                Err((why, id)) => {
+                    if let Some(id) = id {
+                        let _ = process::stop(id, datadir, STOP_GRACE);
+                    }
+                    let msg = match why {
+                        StartFailure::Exited { port_clash: true } => format!(
+                            "geth exited: its ports {:?} are taken by another process; set `provider.local.base_port` to a free range",
+                            ports.all()
+                        ),
+                        StartFailure::Exited { port_clash: false } => "geth exited right after starting".into(),
+                        StartFailure::Other(m) => m,
+                    };
+                    return Err(ProviderError::at(
+                        addr,
+                        format!("{msg}\n{}", log_excerpt(datadir)),
+                    ));
+                }
+            }
+        }
+    }
+
+    fn outputs(
+        datadir: &Path,
+        id: ProcessId,
+        ports: NodePorts,
+        enode_id: &str,
+        statics: Vec<String>,
+        geth: &GethBinary,
+    ) -> NodeOutputs {
+        NodeOutputs {
+            datadir: s(datadir),
+            pid: id.pid,
+            start_time: id.start_time,
+            ports,
+            rpc_url: format!("http://127.0.0.1:{}", ports.http),
+            enode: render::enode_url(enode_id, "127.0.0.1", ports.p2p),
+            static_nodes: statics,
+            geth: s(&geth.path),
+            geth_version: geth.version.clone(),
+            log: s(&datadir.join(process::LOG_FILE)),
+        }
+    }
+
+    fn record_genesis_hash(ctx: &ApplyCtx, ports: NodePorts) {
+        let needs = ctx
+            .state
+            .lock()
+            .unwrap()
+            .genesis
+            .as_ref()
+            .is_some_and(|g| g.hash.is_empty());
+        if !needs {
+            return;
+        }
+        if let Ok(h) = RpcClient::local(ports.http)
+            .with_timeout(PROBE_TIMEOUT)
+            .genesis_hash()
+        {
+            if let Some(g) = ctx.state.lock().unwrap().genesis.as_mut() {
+                if g.hash.is_empty() {
+                    g.hash = h;
+                }
+            }
+        }
+    }
+
+    fn create_node(&self, ctx: &ApplyCtx, change: &Change) -> Result<ResourceState, ProviderError> {
+        let addr = change.addr.as_str();
+        let name = node_name(change);
+        let spec = Self::spec(ctx, addr, &name)?;
+        let geth = self.geth(ctx)?;
+        let datadir = node_dir(ctx.state_dir, &name);
+        // Leftovers of an interrupted run: stop its process (if still ours), start afresh.
+        stop_recorded(addr, &datadir, None)?;
+        if datadir.exists() {
+            std::fs::remove_dir_all(&datadir).map_err(|e| {
+                ProviderError::at(addr, format!("cannot clear {}: {e}", datadir.display()))
+            })?;
+        }
+        create_private_dir(&datadir).map_err(|e| {
+            ProviderError::at(addr, format!("cannot create {}: {e}", datadir.display()))
+        })?;
+        if spec.role == Role::Validator {
+            Self::install_signer(ctx, addr, &name, &datadir)?;
+        }
+        let genesis = abs(&ctx.state_dir.root.join("genesis.json"));
+        step(ctx, &name, "init");
+        Self::geth_init(addr, &geth, &datadir, &genesis)?;
+        let ports = self.ports_of(ctx, &name)?;
+        let (id, ports, statics) =
+            self.launch_with_retries(ctx, addr, &spec, &datadir, &geth, ports)?;
+        Self::record_genesis_hash(ctx, ports);
+        let enode_id = ctx
+            .snapshot()
+            .output_str(&format!("key.node.{name}"), "enode_id")
+            .unwrap_or_default()
+            .to_string();
+        let out = Self::outputs(&datadir, id, ports, &enode_id, statics, &geth);
+        Ok(ResourceState {
+            kind: Kind::LocalNode,
+            attrs: change.after.clone().unwrap_or(json!({})),
+            outputs: serde_json::to_value(out).expect("outputs serialise"),
+            deps: change.deps.clone(),
+        })
+    }
+
+    /// Peers changed → rewrite config.toml and add/remove peers live (no restart);
+    /// process dead → start it again (same ports if still free).
+    fn update_node(&self, ctx: &ApplyCtx, change: &Change) -> Result<ResourceState, ProviderError> {
+        let addr = change.addr.as_str();
+        let name = node_name(change);
+        let spec = Self::spec(ctx, addr, &name)?;
+        let st = ctx.snapshot();
+        let Some(cur) = NodeOutputs::from_state(&st, &name) else {
+            // Nothing usable recorded: make it from scratch.
+            return self.create_node(ctx, change);
+        };
+        let datadir = PathBuf::from(&cur.datadir);
+        let enode_id = st
+            .output_str(&format!("key.node.{name}"), "enode_id")
+            .unwrap_or_default()
+            .to_string();
+        let mut out = if cur.is_running() {
+            let statics = self.static_nodes(ctx, &name)?;
+            let geth = GethBinary {
+                path: PathBuf::from(&cur.geth),
+                version: cur.geth_version.clone(),
+            };
+            let launch = Self::launch(
+                ctx,
+                addr,
+                &spec,
+                &datadir,
+                cur.ports,
+                statics.clone(),
+                &geth,
+            )?;
+            Self::write_config(addr, &launch)?;
+            let rpc = RpcClient::new(cur.rpc_url.clone()).with_timeout(PROBE_TIMEOUT);
+            let old: BTreeSet<&String> = cur.static_nodes.iter().collect();
+            let new: BTreeSet<&String> = statics.iter().collect();
+            let e = |err: rpc::RpcError| ProviderError::at(addr, err.to_string());
+            for gone in old.difference(&new) {
+                rpc.admin_remove_trusted_peer(gone).map_err(e)?;
+                rpc.admin_remove_peer(gone).map_err(e)?;
+            }
+            for added in new.difference(&old) {
+                // Trusted first: the running node's MaxPeers is the old mesh size.
+                rpc.admin_add_trusted_peer(added).map_err(e)?;
+                rpc.admin_add_peer(added).map_err(e)?;
+            }
+            NodeOutputs {
+                static_nodes: statics,
+                ..cur.clone()
+            }
+        } else {
+            let geth = self.geth(ctx)?;
+            // Ours or not, nothing of this pid is signalled unless /proc proves it is.
+            stop_recorded(addr, &datadir, Some(cur.process()))?;
+            if !datadir.join("geth").is_dir() {
+                return self.create_node(ctx, change);
+            }
+            if spec.role == Role::Validator {
+                Self::install_signer(ctx, addr, &name, &datadir)?;
+            }
+            let mut ports = cur.ports;
+            if !process::ports_free(ports) {
+                let old = ports;
+                ports = self.fresh_ports(ctx, &name)?;
+                ctx.emit(Event::Warning {
+                    message: format!(
+                        "{addr}: its ports {:?} are now used by another process; restarting on {:?}",
+                        old.all(),
+                        ports.all()
+                    ),
+                });
+            }
+            let (id, ports, statics) =
+                self.launch_with_retries(ctx, addr, &spec, &datadir, &geth, ports)?;
+            Self::outputs(&datadir, id, ports, &enode_id, statics, &geth)
+        };
+        out.enode = render::enode_url(&enode_id, "127.0.0.1", out.ports.p2p);
+        Ok(ResourceState {
+            kind: Kind::LocalNode,
+            attrs: change.after.clone().unwrap_or(json!({})),
+            outputs: serde_json::to_value(out).expect("outputs serialise"),
+            deps: change.deps.clone(),
+        })
+    }
+
+    fn destroy_node(&self, ctx: &ApplyCtx, change: &Change) -> Result<(), ProviderError> {
+        let addr = change.addr.as_str();
+        let name = node_name(change);
+        let st = ctx.snapshot();
+        let cur = NodeOutputs::from_state(&st, &name);
+        let datadir = cur
+            .as_ref()
+            .map(|o| PathBuf::from(&o.datadir))
+            .unwrap_or_else(|| node_dir(ctx.state_dir, &name));
+        stop_recorded(addr, &datadir, cur.as_ref().map(NodeOutputs::process))?;
+        match std::fs::remove_dir_all(&datadir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(ProviderError::at(
+                    addr,
+                    format!(
+                        "cannot remove {}: {e}; remove it by hand",
+                        datadir.display()
+                    ),
+                ))
+            }
+        }
+        if cur.is_some() {
+            self.with_ports(ctx, |t| {
+                t.assigned.remove(&name);
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Periodic repair: every running node's config lists all others and has them as
+    /// peers (admin_addPeer for missing ones; geth retries failed static dials late).
+    fn sync_mesh(&self, topology: &Topology, st: &State) {
+        let nodes = recorded_nodes(st);
+        let enodes: BTreeMap<&str, &str> = nodes
+            .iter()
+            .map(|(n, o)| (n.as_str(), o.enode.as_str()))
+            .collect();
+        std::thread::scope(|scope| {
+            for (name, o) in &nodes {
+                if !o.is_running() || topology.nodes().iter().all(|n| &n.name != name) {
+                    continue;
+                }
+                let enodes = &enodes;
+                scope.spawn(move || {
+                    let rpc = RpcClient::new(o.rpc_url.clone()).with_timeout(PROBE_TIMEOUT);
+                    let Ok(peers) = rpc.admin_peers() else { return };
+                    let have: BTreeSet<&str> = peers.iter().filter_map(|p| p.pubkey()).collect();
+                    for (peer, enode) in enodes {
+                        if peer == name {
+                            continue;
+                        }
+                        if let Some(k) = rpc::enode_pubkey(enode) {
+                            if !have.contains(k) {
+                                let _ = rpc.admin_add_peer(enode);
+                            }
+                        }
+                    }
+                });
+            }
+        });
+    }
+
+    fn apply_signer(
+        &self,
+        ctx: &ApplyCtx,
+        change: &Change,
+    ) -> Result<Option<ResourceState>, ProviderError> {
+        let addr = change.addr.as_str();
+        let attrs = change
+            .after
+            .as_ref()
+            .or(change.before.as_ref())
+            .cloned()
+            .unwrap_or(json!({}));
+        let node = attrs
+            .get("node")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let in_genesis = attrs
+            .get("genesis")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let st = ctx.snapshot();
+        let signer_addr = st
+            .output_str(&format!("key.signer.{node}"), "address")
+            .map(str::to_string)
+            .or_else(|| {
+                st.resources
+                    .get(addr)
+                    .and_then(|r| r.outputs.get("address"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            });
+        let record = |outputs: Value| ResourceState {
+            kind: Kind::Signer,
+            attrs: change.after.clone().unwrap_or(json!({})),
+            outputs,
+            deps: change.deps.clone(),
+        };
+        match change.action {
+            Action::Update => Ok(st.resources.get(addr).cloned()),
+            Action::Create | Action::Replace if in_genesis => {
+                // Authorised by genesis: nothing to do but record it.
+                Ok(Some(record(
+                    json!({ "address": signer_addr, "via": "genesis" }),
+                )))
+            }
+            Action::Create | Action::Replace => {
+                let a = signer_addr.ok_or_else(|| {
+                    ProviderError::at(addr, format!("key.signer.{node} has no address in state"))
+                })?;
+                self.vote(ctx, addr, &node, &a, true)?;
+                Ok(Some(record(json!({ "address": a, "via": "vote" }))))
+            }
+            Action::Destroy => {
+                // A validator removed from the topology is voted out by the others. One
+                // still in it is going away with the whole network (`destroy`): no vote.
+                let removed = ctx.topology.nodes().iter().all(|n| n.name != node);
+                if let (true, Some(a)) = (removed, signer_addr) {
+                    self.vote(ctx, addr, &node, &a, false)?;
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// A Clique vote through `governance::vote`: every running validator that is a current
+    /// signer proposes (the target too, when voting itself out), a majority is required,
+    /// then it waits until `clique_getSigners` reflects it and discards the proposals.
+    fn vote(
+        &self,
+        ctx: &ApplyCtx,
+        addr: &str,
+        node: &str,
+        address: &str,
+        authorize: bool,
+    ) -> Result<(), ProviderError> {
+        let target = rpc::parse_address(address)
+            .ok_or_else(|| ProviderError::at(addr, format!("{address:?} is not an address")))?;
+        let st = ctx.snapshot();
+        let candidates: Vec<SignerNode> = recorded_nodes(&st)
+            .into_iter()
+            .filter(|(_, o)| o.is_running())
+            .filter_map(|(n, o)| {
+                let a = st.output_str(&format!("key.signer.{n}"), "address")?;
+                Some(SignerNode {
+                    address: rpc::parse_address(a)?,
+                    rpc: RpcClient::new(o.rpc_url),
+                    name: n,
+                })
+            })
+            .collect();
+        if candidates.is_empty() {
+            return Err(ProviderError::at(
+                addr,
+                "no running signer can vote; bring the validators back (`consort apply`) first",
+            ));
+        }
+        step(ctx, node, if authorize { "vote in" } else { "vote out" });
+        governance::vote(
+            &candidates,
+            target,
+            authorize,
+            ctx.health_timeout,
+            node,
+            &ctx.events,
+        )
+        .map(|_| ())
+        .map_err(|e| ProviderError::at(addr, e.to_string()))
+    }
+
+    /// Funds an account added after genesis with a transfer signed by the funding account.
+    fn apply_funding(
+        &self,
+        ctx: &ApplyCtx,
+        change: &Change,
+    ) -> Result<Option<ResourceState>, ProviderError> {
+        let addr = change.addr.as_str();
+        let st = ctx.snapshot();
+        match change.action {
+            // A transfer cannot be undone; forgetting it is all a destroy can do.
+            Action::Destroy => return Ok(None),
+            Action::Update => return Ok(st.resources.get(addr).cloned()),
+            Action::Create | Action::Replace => {}
+        }
+        let attrs = change.after.clone().unwrap_or(json!({}));
+        let get = |k: &str| {
+            attrs
+                .get(k)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        let (member, name, from) = (get("member"), get("name"), get("from"));
+        let value: u128 = get("balance")
+            .parse()
+            .map_err(|_| ProviderError::at(addr, "balance is not a number"))?;
+        let (fm, fa) = from.split_once('/').ok_or_else(|| {
+            ProviderError::at(
+                addr,
+                "no funding account; set `network.funding_account: <member>/<account>`",
+            )
+        })?;
+        let to = st
+            .output_str(&format!("account.{member}.{name}"), "address")
+            .and_then(rpc::parse_address)
+            .ok_or_else(|| {
+                ProviderError::at(
+                    addr,
+                    format!("account.{member}.{name} has no address in state"),
+                )
+            })?;
+        let key_file = st
+            .output_str(&format!("account.{fm}.{fa}"), "key_file")
+            .ok_or_else(|| {
+                ProviderError::at(addr, format!("account.{fm}.{fa} has no key file in state"))
+            })?;
+        let key_hex = std::fs::read_to_string(key_file).map_err(|e| {
+            ProviderError::at(addr, format!("cannot read the funding key {key_file}: {e}"))
+        })?;
+        let key = crate::crypto::SecretKey::from_hex(key_hex.trim()).map_err(|_| {
+            ProviderError::at(addr, format!("{key_file} does not hold a valid key"))
+        })?;
+        // Any running node of the network will do; prefer the member's own.
+        let nodes = recorded_nodes(&st);
+        let (_, node) = nodes
+            .iter()
+            .filter(|(_, o)| o.is_running())
+            .min_by_key(|(n, _)| !n.starts_with(&format!("{member}-")))
+            .ok_or_else(|| {
+                ProviderError::at(addr, "no running node to send the transfer through")
+            })?;
+        let rpc = RpcClient::new(node.rpc_url.clone());
+        let from_addr = key.address();
+        let hash = governance::fund(
+            &rpc,
+            ctx.topology.network.chain_id,
+            &from,
+            &key,
+            &format!("{member}/{name}"),
+            to,
+            crate::topology::Wei(value),
+            ctx.health_timeout,
+        )
+        .map_err(|e| ProviderError::at(addr, e.to_string()))?;
+        Ok(Some(ResourceState {
+            kind: Kind::Funding,
+            attrs,
+            // tx_hash is null when an earlier, interrupted run's transfer had already landed.
+            outputs: json!({ "tx_hash": hash, "from": rpc::hex_address(&from_addr) }),
+            deps: change.deps.clone(),
+        }))
+    }
+}
+
+/// What one probe of a node saw.
+#[derive(Debug, Default, Clone)]
+struct Probe {
+    running: bool,
+    rpc_error: Option<String>,
+    block: u64,
+    block_time: u64,
+    genesis: Option<String>,
+    peers: BTreeSet<String>,
+    signers: Option<BTreeSet<Address>>,
+    proposals: Vec<rpc::CliqueProposal>,
+}
+
+fn probe(o: &NodeOutputs, validator: bool) -> Probe {
+    let mut p = Probe {
+        running: o.is_running(),
+        ..Default::default()
+    };
+    if !p.running {
+        return p;
+    }
+    let rpc = RpcClient::new(o.rpc_url.clone()).with_timeout(PROBE_TIMEOUT);
+    let r = (|| -> Result<(), rpc::RpcError> {
+        if let Some(b) = rpc.block_by_number(BlockId::Latest)? {
+            p.block = b.number;
+            p.block_time = b.timestamp;
+        }
+        p.genesis = Some(rpc.genesis_hash()?);
+        p.peers = rpc
+            .admin_peers()?
+            .iter()
+            .filter_map(|x| x.pubkey().map(str::to_string))
+            .collect();
+        p.signers = Some(rpc.clique_get_signers()?.into_iter().collect());
+        if validator {
+            p.proposals = rpc.clique_proposals()?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = r {
+        p.rpc_error = Some(e.to_string());
+    }
+    p
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Health of the network as state and the live nodes say.
+fn assess(topology: &Topology, st: &State) -> Health {
+    let specs = topology.nodes();
+    let outs: BTreeMap<String, NodeOutputs> = recorded_nodes(st).into_iter().collect();
+    let probes: BTreeMap<String, Probe> = std::thread::scope(|scope| {
+        let handles: Vec<_> = specs
+            .iter()
+            .filter_map(|n| {
+                let o = outs.get(&n.name)?;
+                let v = n.role == Role::Validator;
+                Some((n.name.clone(), scope.spawn(move || probe(o, v))))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|(n, h)| (n, h.join().unwrap_or_default()))
+            .collect()
+    });
+
+    // What the network should look like.
+    let enode_ids: BTreeMap<&str, &str> = specs
+        .iter()
+        .filter_map(|n| {
+            Some((
+                n.name.as_str(),
+                st.output_str(&format!("key.node.{}", n.name), "enode_id")?,
+            ))
+        })
+        .collect();
+    let validators: Vec<&NodeSpec> = specs.iter().filter(|n| n.role == Role::Validator).collect();
+    let any_signer_record = st.resources.keys().any(|k| k.starts_with("signer."));
+    let expected_signers: BTreeSet<Address> = validators
+        .iter()
+        .filter(|n| !any_signer_record || st.resources.contains_key(&format!("signer.{}", n.name)))
+        .filter_map(|n| st.output_str(&format!("key.signer.{}", n.name), "address"))
+        .filter_map(rpc::parse_address)
+        .collect();
+    let genesis = st
+        .genesis
+        .as_ref()
+        .map(|g| g.hash.clone())
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            // Not recorded yet: the most common answer.
+            let mut count: BTreeMap<&str, usize> = BTreeMap::new();
+            for p in probes.values() {
+                if let Some(g) = &p.genesis {
+                    *count.entry(g.as_str()).or_default() += 1;
+                }
+            }
+            count
+                .into_iter()
+                .max_by_key(|(_, c)| *c)
+                .map(|(g, _)| g.to_string())
+        });
+    let head = probes.values().map(|p| p.block).max().unwrap_or(0);
+    let period = topology.network.clique.period;
+    let stale_after = 2 * period + 10;
+    let now = now_secs();
+
+    let mut health = Health {
+        healthy: true,
+        head,
+        nodes: vec![],
+        proposals: vec![],
+    };
+    for n in &specs {
+        let o = outs.get(&n.name);
+        let p = probes.get(&n.name).cloned().unwrap_or_default();
+        let mut problems = Vec::new();
+        match (o, p.running) {
+            (None, _) => problems.push("not created (run `consort apply`)".to_string()),
+            (Some(_), false) => problems.push("process not running".to_string()),
+            (Some(_), true) => {
+                if let Some(e) = &p.rpc_error {
+                    problems.push(format!("RPC not answering: {e}"));
+                } else {
+                    let missing: Vec<&str> = enode_ids
+                        .iter()
+                        .filter(|(peer, id)| **peer != n.name && !p.peers.contains(**id))
+                        .map(|(peer, _)| *peer)
+                        .collect();
+                    if !missing.is_empty() {
+                        problems.push(format!("not peered with {}", missing.join(", ")));
+                    }
+                    if let (Some(want), Some(got)) = (&genesis, &p.genesis) {
+                        if want != got {
+                            problems
+                                .push(format!("genesis {got} differs from the network's {want}"));
+                        }
+                    }
+                    if p.block + BEHIND_TOLERANCE < head {
+                        problems.push(format!("at block {} while the head is {head}", p.block));
+                    }
+                    if period > 0 && now.saturating_sub(p.block_time) > stale_after {
+                        problems.push(if p.block == 0 {
+                            "no block sealed yet (head is the genesis block)".to_string()
+                        } else {
+                            format!(
+                                "head not advancing: block {} is {}s old (period {period}s); are more than half of the signers running?",
+                                p.block,
+                                now.saturating_sub(p.block_time)
+                            )
+                        });
+                    }
+                    if let Some(got) = &p.signers {
+                        if !expected_signers.is_empty() && got != &expected_signers {
+                            let fmt = |s: &BTreeSet<Address>| {
+                                s.iter()
+                                    .map(rpc::hex_address)
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            };
+                            problems.push(format!(
+                                "clique signers are [{}], expected [{}]",
+                                fmt(got),
+                                fmt(&expected_signers)
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        for prop in &p.proposals {
+            health.proposals.push(Proposal {
+                proposer: n.name.clone(),
+                address: rpc::hex_address(&prop.address),
+                authorize: prop.authorize,
+            });
+        }
+        if !problems.is_empty() {
+            health.healthy = false;
+        }
+        health.nodes.push(NodeHealth {
+            name: n.name.clone(),
+            member: n.member.clone(),
+            role: n.role.to_string(),
+            running: p.running,
+            peers: p.peers.len() as u32,
+            block: p.block,
+            rpc_url: o.map(|o| o.rpc_url.clone()).unwrap_or_default(),
+            problems,
+        });
+    }
+    if specs.is_empty() {
+        health.healthy = false;
+    }
+    health
+}
+
+/// The deadline error: each unhealthy node, why, and the tail of its log.
+fn unhealthy_report(topology: &Topology, st: &State, h: &Health, waited: Duration) -> String {
+    let bad: Vec<&NodeHealth> = h.nodes.iter().filter(|n| !n.problems.is_empty()).collect();
+    let mut msg = format!(
+        "network {} is not healthy after {}s ({} of {} node(s) unhealthy, head #{}):",
+        topology.network.name,
+        waited.as_secs(),
+        bad.len(),
+        h.nodes.len(),
+        h.head
+    );
+    for n in bad {
+        msg.push_str(&format!("\n  {}: {}", n.name, n.problems.join("; ")));
+        if let Some(o) = NodeOutputs::from_state(st, &n.name) {
+            msg.push_str(&format!("\n  {}", log_excerpt(Path::new(&o.datadir))));
+        }
+    }
+    msg.push_str(
+        "\nThe nodes keep running: `consort status` shows them live, `consort apply --timeout N` waits longer, `consort destroy` removes them.",
+    );
+    msg
 }

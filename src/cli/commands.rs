@@ -1,0 +1,691 @@
+//! One function per command: each a walk along load → plan → apply → health.
+
+use super::progress::Progress;
+use super::{ApplyArgs, Cli, Command, ExportCommand, Global, MemberApply, MemberCommand};
+use crate::plan::desired::{build, PlanInput};
+use crate::plan::{display, Plan};
+use crate::provider::{self, ApplyCtx, Provider};
+use crate::state::{fsutil, State, StateDir};
+use crate::topology::{self, Loaded};
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// An exit code carried through anyhow (e.g. 130 after Ctrl-C).
+#[derive(Debug)]
+pub struct Exit(pub i32);
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {}", self.0)
+    }
+}
+impl std::error::Error for Exit {}
+
+pub fn dispatch(cli: Cli) -> Result<i32> {
+    let g = cli.global;
+    match cli.command {
+        Command::Init { members, force } => init(&g, members, force),
+        Command::Validate => validate(&g),
+        Command::Plan {
+            json,
+            out,
+            destroy,
+            detailed_exitcode,
+            refresh,
+        } => plan(&g, json, out, destroy, detailed_exitcode, refresh),
+        Command::Apply(a) => apply(&g, &a),
+        Command::Status { json } => status(&g, json),
+        Command::Output { json } => output(&g, json),
+        Command::Destroy { yes } => destroy(&g, yes),
+        Command::Member(MemberCommand::Add {
+            name,
+            validators,
+            tx_nodes,
+            accounts,
+            apply: a,
+        }) => member_add(&g, name, validators, tx_nodes, accounts, &a),
+        Command::Member(MemberCommand::Remove { name, apply: a }) => member_remove(&g, name, &a),
+        Command::Export(ExportCommand::Arm { out_dir }) => export_arm(&g, &out_dir),
+    }
+}
+
+fn load(g: &Global) -> Result<Loaded> {
+    let loaded = topology::load(&g.file).map_err(|e| anyhow!("{e}"))?;
+    for w in &loaded.warnings {
+        eprintln!("{w}");
+    }
+    Ok(loaded)
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn state_dir(g: &Global, network: &str) -> StateDir {
+    let base = match &g.state_dir {
+        Some(d) => d.clone(),
+        None => {
+            let parent = g
+                .file
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            parent.join(".consort")
+        }
+    };
+    StateDir::new(&base, network)
+}
+
+fn init(g: &Global, members: u32, force: bool) -> Result<i32> {
+    if g.file.exists() && !force {
+        bail!(
+            "{} already exists; use --force to overwrite it or -f to write another file",
+            g.file.display()
+        );
+    }
+    let text = topology::starter(members);
+    fsutil::write_atomic(&g.file, text.as_bytes(), 0o644)
+        .with_context(|| format!("cannot write {}", g.file.display()))?;
+    println!(
+        "Wrote {} ({members} member{}). Next: `consort plan`, then `consort apply`.",
+        g.file.display(),
+        if members == 1 { "" } else { "s" }
+    );
+    Ok(0)
+}
+
+fn validate(g: &Global) -> Result<i32> {
+    let l = load(g)?;
+    let t = &l.topology;
+    let nodes = t.nodes();
+    let v = t.validator_count();
+    println!(
+        "{} is valid: network {} (chain {}), {} member(s), {} node(s): {} validator(s), {} tx node(s); provider {}.",
+        g.file.display(),
+        t.network.name,
+        t.network.chain_id,
+        t.members.len(),
+        nodes.len(),
+        v,
+        nodes.len() as u32 - v,
+        t.provider.kind()
+    );
+    Ok(0)
+}
+
+struct Planned {
+    loaded: Loaded,
+    sd: StateDir,
+    state: Option<State>,
+    provider: Box<dyn Provider>,
+    plan: Plan,
+}
+
+fn make_plan(g: &Global, destroy: bool, refresh: bool) -> Result<Planned> {
+    let loaded = load(g)?;
+    let sd = state_dir(g, &loaded.topology.network.name);
+    let state = sd.load()?;
+    let provider = provider::for_topology(&loaded.topology)?;
+    let refresh = refresh || provider.refresh_by_default();
+    let plan = build(
+        PlanInput {
+            topology: &loaded.topology,
+            topology_sha256: sha256_hex(loaded.source.as_bytes()),
+            state: state.as_ref(),
+            destroy,
+            refresh,
+        },
+        provider.as_ref(),
+    )?;
+    Ok(Planned {
+        loaded,
+        sd,
+        state,
+        provider,
+        plan,
+    })
+}
+
+fn plan_json(plan: &Plan) -> serde_json::Value {
+    let s = plan.summary();
+    let mut v = serde_json::to_value(plan).expect("plan serialises");
+    v["summary"] = json!({ "add": s.add, "change": s.change, "destroy": s.destroy });
+    v
+}
+
+fn plan(
+    g: &Global,
+    as_json: bool,
+    out: Option<PathBuf>,
+    destroy: bool,
+    detailed: bool,
+    refresh: bool,
+) -> Result<i32> {
+    let p = make_plan(g, destroy, refresh)?;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&plan_json(&p.plan))?);
+    } else {
+        print!("{}", display::render(&p.plan));
+    }
+    if let Some(path) = out {
+        let mut text = serde_json::to_vec_pretty(&p.plan)?;
+        text.push(b'\n');
+        fsutil::write_atomic(&path, &text, 0o644)
+            .with_context(|| format!("cannot write plan {}", path.display()))?;
+        if !as_json {
+            println!(
+                "\nSaved the plan to {}. Apply exactly it with `consort apply {}`.",
+                path.display(),
+                path.display()
+            );
+        }
+    }
+    Ok(if detailed && !p.plan.is_empty() { 2 } else { 0 })
+}
+
+// ---- Ctrl-C: first stops new work, second exits at once ----
+
+static INTERRUPTS: AtomicUsize = AtomicUsize::new(0);
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    let n = INTERRUPTS.fetch_add(1, Ordering::SeqCst);
+    INTERRUPTED.store(true, Ordering::SeqCst);
+    if n >= 1 {
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(130) };
+    }
+}
+
+fn install_interrupt_handler() {
+    // SAFETY: installing a handler that only touches atomics and calls _exit.
+    unsafe {
+        libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_sigint as *const () as libc::sighandler_t);
+    }
+}
+
+fn confirm(question: &str, yes: bool) -> Result<bool> {
+    if yes {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("refusing to {question} without confirmation: stdin is not a terminal; pass --yes");
+    }
+    print!("\nDo you want to {question}? Only 'yes' will be accepted: ");
+    std::io::stdout().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim() == "yes")
+}
+
+struct ApplyOpts<'a> {
+    yes: bool,
+    timeout: u64,
+    skip_health: bool,
+    geth: Option<&'a Path>,
+    saved_plan: Option<&'a Path>,
+}
+
+fn apply(g: &Global, a: &ApplyArgs) -> Result<i32> {
+    run_apply(
+        g,
+        ApplyOpts {
+            yes: a.yes,
+            timeout: a.timeout,
+            skip_health: a.skip_health_check,
+            geth: a.geth.as_deref(),
+            saved_plan: a.plan.as_deref(),
+        },
+        false,
+    )
+}
+
+fn run_apply(g: &Global, o: ApplyOpts, destroy: bool) -> Result<i32> {
+    if let Some(geth) = o.geth {
+        std::env::set_var("CONSORT_GETH", geth);
+    }
+    // Lock first, then plan against the state we hold.
+    let loaded = load(g)?;
+    let sd = state_dir(g, &loaded.topology.network.name);
+    let _lock = sd.lock(if destroy { "destroy" } else { "apply" })?;
+    let Planned {
+        loaded,
+        sd,
+        state,
+        provider,
+        plan,
+    } = make_plan(g, destroy, false)?;
+    let plan = match o.saved_plan {
+        None => plan,
+        Some(path) => {
+            let text = std::fs::read(path)
+                .with_context(|| format!("cannot read plan {}", path.display()))?;
+            let saved: Plan = serde_json::from_slice(&text)
+                .with_context(|| format!("{} is not a consort plan", path.display()))?;
+            check_saved_plan(&saved, &loaded, state.as_ref(), path)?;
+            saved
+        }
+    };
+    print!("{}", display::render(&plan));
+    if plan.is_empty() {
+        return Ok(0);
+    }
+    let question = if destroy {
+        format!("destroy network {}", plan.network)
+    } else {
+        "perform these actions".to_string()
+    };
+    if !confirm(&question, o.yes)? {
+        println!("Cancelled: nothing was changed.");
+        return Ok(1);
+    }
+    install_interrupt_handler();
+    let progress = Progress::new();
+    let state = state.unwrap_or_else(|| State::new(&loaded.topology.network.name, provider.name()));
+    let ctx = ApplyCtx {
+        topology: &loaded.topology,
+        state: Mutex::new(state),
+        state_dir: &sd,
+        events: progress.sink(),
+        interrupted: &INTERRUPTED,
+        health_timeout: Duration::from_secs(o.timeout),
+    };
+    let report = provider::execute(provider.as_ref(), &ctx, &plan.changes)?;
+    if report.interrupted {
+        progress.finish();
+        eprintln!(
+            "Interrupted: {} change(s) done and saved, {} not started. Run `consort {}` again to converge.",
+            report.done.len(),
+            report.skipped.len(),
+            if destroy { "destroy" } else { "apply" }
+        );
+        return Ok(130);
+    }
+    if !report.failed.is_empty() {
+        progress.finish();
+        let mut msg = format!(
+            "apply failed: {} change(s) done and saved, {} failed, {} not started:",
+            report.done.len(),
+            report.failed.len(),
+            report.skipped.len()
+        );
+        for (addr, err) in &report.failed {
+            msg.push_str(&format!("\n  {addr}: {err}"));
+        }
+        msg.push_str(
+            "\nFix the cause and run the command again: it continues from what was saved.",
+        );
+        bail!(msg);
+    }
+    if destroy {
+        provider.cleanup(&sd)?;
+        let st = ctx.state.lock().unwrap();
+        if st.resources.is_empty() {
+            sd.remove_state()?;
+            let _ = std::fs::remove_file(sd.lock_file());
+            let _ = std::fs::remove_dir(&sd.root);
+            if let Some(parent) = sd.root.parent() {
+                let _ = std::fs::remove_dir(parent);
+            }
+        }
+        progress.finish();
+        let s = plan.summary();
+        println!("Destroy complete: {} resource(s) destroyed.", s.destroy);
+        return Ok(0);
+    }
+    let s = plan.summary();
+    if o.skip_health {
+        progress.finish();
+        println!(
+            "Apply complete: {} added, {} changed, {} destroyed (health check skipped).",
+            s.add, s.change, s.destroy
+        );
+        return Ok(0);
+    }
+    progress.phase("waiting for the network to become healthy");
+    let health = provider.wait_healthy(&ctx);
+    progress.finish();
+    let health = health?;
+    println!(
+        "Apply complete: {} added, {} changed, {} destroyed. Network {} is healthy: {} node(s) peered, head #{}.",
+        s.add,
+        s.change,
+        s.destroy,
+        plan.network,
+        health.nodes.len(),
+        health.head
+    );
+    let st = ctx.state.lock().unwrap().clone();
+    print!("{}", render_output_human(&loaded.topology, &st));
+    Ok(0)
+}
+
+fn check_saved_plan(
+    saved: &Plan,
+    loaded: &Loaded,
+    state: Option<&State>,
+    path: &Path,
+) -> Result<()> {
+    if saved.network != loaded.topology.network.name {
+        bail!(
+            "{} is a plan for network {}, but {} describes network {}",
+            path.display(),
+            saved.network,
+            loaded.path.display(),
+            loaded.topology.network.name
+        );
+    }
+    let (lineage, serial) = (
+        state.map(|s| s.lineage.clone()),
+        state.map(|s| s.serial).unwrap_or(0),
+    );
+    if saved.state_lineage != lineage || saved.state_serial != serial {
+        bail!(
+            "{} is stale: state has moved on since it was made (plan serial {}, state serial {}). \
+             Run `consort plan --out {}` again and review it.",
+            path.display(),
+            saved.state_serial,
+            serial,
+            path.display()
+        );
+    }
+    if saved.topology_sha256 != sha256_hex(loaded.source.as_bytes()) {
+        bail!(
+            "{} was made from a different version of {}; run `consort plan --out {}` again",
+            path.display(),
+            loaded.path.display(),
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+fn destroy(g: &Global, yes: bool) -> Result<i32> {
+    run_apply(
+        g,
+        ApplyOpts {
+            yes,
+            timeout: 60,
+            skip_health: true,
+            geth: None,
+            saved_plan: None,
+        },
+        true,
+    )
+}
+
+fn status(g: &Global, as_json: bool) -> Result<i32> {
+    let loaded = load(g)?;
+    let sd = state_dir(g, &loaded.topology.network.name);
+    let Some(state) = sd.load()? else {
+        bail!(
+            "network {} has no state in {}: nothing is deployed (run `consort apply`)",
+            loaded.topology.network.name,
+            sd.root.display()
+        );
+    };
+    let provider = provider::for_topology(&loaded.topology)?;
+    let health = provider.health(&loaded.topology, &state);
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&health)?);
+    } else {
+        println!(
+            "Network {}: {} — head #{}",
+            state.network,
+            if health.healthy {
+                "healthy"
+            } else {
+                "UNHEALTHY"
+            },
+            health.head
+        );
+        let w = health
+            .nodes
+            .iter()
+            .map(|n| n.name.len())
+            .max()
+            .unwrap_or(4)
+            .max(4);
+        println!(
+            "  {:<w$}  {:<9}  {:<7}  {:>5}  {:>8}  RPC",
+            "NODE", "ROLE", "RUNNING", "PEERS", "BLOCK"
+        );
+        for n in &health.nodes {
+            println!(
+                "  {:<w$}  {:<9}  {:<7}  {:>5}  {:>8}  {}",
+                n.name,
+                n.role,
+                if n.running { "yes" } else { "NO" },
+                n.peers,
+                n.block,
+                n.rpc_url
+            );
+            for p in &n.problems {
+                println!("  {:<w$}    ! {p}", "");
+            }
+        }
+        for p in &health.proposals {
+            println!(
+                "  pending proposal: {} votes to {} {}",
+                p.proposer,
+                if p.authorize { "add" } else { "remove" },
+                p.address
+            );
+        }
+    }
+    Ok(if health.healthy { 0 } else { 1 })
+}
+
+/// `consort output --json`: how to reach the network. Never a secret: paths to the
+/// keystore and password files, not their contents.
+pub fn output_json(topo: &topology::Topology, st: &State) -> serde_json::Value {
+    let abs = |s: &str| -> String {
+        std::path::absolute(s)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| s.to_string())
+    };
+    let mut nodes = Vec::new();
+    for n in topo.nodes() {
+        let Some(r) = st.resources.values().find(|r| {
+            r.attrs.get("node").and_then(|v| v.as_str()) == Some(n.name.as_str())
+                && matches!(
+                    r.kind,
+                    crate::plan::Kind::LocalNode | crate::plan::Kind::AzureVm
+                )
+        }) else {
+            continue;
+        };
+        let address = st
+            .output_str(&format!("key.signer.{}", n.name), "address")
+            .map(String::from);
+        nodes.push(json!({
+            "name": n.name,
+            "member": n.member,
+            "role": n.role.to_string(),
+            "rpc_url": r.outputs.get("rpc_url").cloned().unwrap_or(serde_json::Value::Null),
+            "enode": r.outputs.get("enode").cloned().unwrap_or(serde_json::Value::Null),
+            "address": address,
+        }));
+    }
+    let mut accounts = Vec::new();
+    for m in &topo.members {
+        for a in &m.accounts {
+            let addr = format!("account.{}.{}", m.name, a.name);
+            let Some(r) = st.resources.get(&addr) else {
+                continue;
+            };
+            accounts.push(json!({
+                "member": m.name,
+                "name": a.name,
+                "address": r.outputs.get("address"),
+                "keystore": r.outputs.get("keystore").and_then(|v| v.as_str()).map(abs),
+                "password_file": r.outputs.get("password_file").and_then(|v| v.as_str()).map(abs),
+            }));
+        }
+    }
+    json!({
+        "network": {
+            "name": st.network,
+            "chain_id": topo.network.chain_id,
+            "genesis_hash": st.genesis.as_ref().map(|g| g.hash.clone()).filter(|h| !h.is_empty()),
+        },
+        "nodes": nodes,
+        "accounts": accounts,
+    })
+}
+
+fn render_output_human(topo: &topology::Topology, st: &State) -> String {
+    let v = output_json(topo, st);
+    let mut out = String::new();
+    out.push_str(&format!(
+        "\nNetwork {} (chain id {})\n",
+        v["network"]["name"].as_str().unwrap_or(""),
+        v["network"]["chain_id"]
+    ));
+    let nodes = v["nodes"].as_array().cloned().unwrap_or_default();
+    let w = nodes
+        .iter()
+        .map(|n| n["name"].as_str().unwrap_or("").len())
+        .max()
+        .unwrap_or(4);
+    out.push_str("Nodes:\n");
+    for n in &nodes {
+        out.push_str(&format!(
+            "  {:<w$}  {:<9}  {}{}\n",
+            n["name"].as_str().unwrap_or(""),
+            n["role"].as_str().unwrap_or(""),
+            n["rpc_url"].as_str().unwrap_or("-"),
+            n["address"]
+                .as_str()
+                .map(|a| format!("  signer {a}"))
+                .unwrap_or_default()
+        ));
+    }
+    let accounts = v["accounts"].as_array().cloned().unwrap_or_default();
+    if !accounts.is_empty() {
+        out.push_str("Accounts (keystore + password file, both 0600):\n");
+        for a in &accounts {
+            out.push_str(&format!(
+                "  {}/{}  {}\n    {}\n    {}\n",
+                a["member"].as_str().unwrap_or(""),
+                a["name"].as_str().unwrap_or(""),
+                a["address"].as_str().unwrap_or(""),
+                a["keystore"].as_str().unwrap_or(""),
+                a["password_file"].as_str().unwrap_or("")
+            ));
+        }
+    }
+    out
+}
+
+fn output(g: &Global, as_json: bool) -> Result<i32> {
+    let loaded = load(g)?;
+    let sd = state_dir(g, &loaded.topology.network.name);
+    let Some(state) = sd.load()? else {
+        bail!(
+            "network {} has no state in {}: nothing is deployed (run `consort apply`)",
+            loaded.topology.network.name,
+            sd.root.display()
+        );
+    };
+    if as_json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&output_json(&loaded.topology, &state))?
+        );
+    } else {
+        print!("{}", render_output_human(&loaded.topology, &state));
+    }
+    Ok(0)
+}
+
+fn edit_topology(g: &Global, edit: impl FnOnce(&str) -> Result<String>) -> Result<()> {
+    let source = std::fs::read_to_string(&g.file)
+        .with_context(|| format!("cannot read {}", g.file.display()))?;
+    let edited = edit(&source)?;
+    // Refuse an edit that would not load, before touching the file.
+    topology::parse(&g.file, edited.as_bytes()).map_err(|e| anyhow!("{e}"))?;
+    fsutil::write_atomic(&g.file, edited.as_bytes(), 0o644)
+        .with_context(|| format!("cannot write {}", g.file.display()))?;
+    Ok(())
+}
+
+fn member_add(
+    g: &Global,
+    name: String,
+    validators: u32,
+    tx_nodes: u32,
+    accounts: Vec<String>,
+    a: &MemberApply,
+) -> Result<i32> {
+    let mut accts = Vec::new();
+    for spec in accounts {
+        let (n, b) = spec.split_once('=').ok_or_else(|| {
+            anyhow!("--account {spec:?}: expected NAME=BALANCE, e.g. --account ops=\"100 ether\"")
+        })?;
+        topology::parse_balance(b.trim()).map_err(|e| anyhow!("--account {spec:?}: {e}"))?;
+        accts.push((n.trim().to_string(), b.trim().to_string()));
+    }
+    let m = topology::edit::NewMember {
+        name: name.clone(),
+        validators,
+        tx_nodes,
+        accounts: accts,
+    };
+    edit_topology(g, |src| {
+        topology::edit::add_member(src, &m).map_err(|e| anyhow!("{}: {e}", g.file.display()))
+    })?;
+    println!("Added member {name} to {}.", g.file.display());
+    run_apply(
+        g,
+        ApplyOpts {
+            yes: a.yes,
+            timeout: a.timeout,
+            skip_health: false,
+            geth: a.geth.as_deref(),
+            saved_plan: None,
+        },
+        false,
+    )
+}
+
+fn member_remove(g: &Global, name: String, a: &MemberApply) -> Result<i32> {
+    edit_topology(g, |src| {
+        topology::edit::remove_member(src, &name).map_err(|e| anyhow!("{}: {e}", g.file.display()))
+    })?;
+    println!("Removed member {name} from {}.", g.file.display());
+    run_apply(
+        g,
+        ApplyOpts {
+            yes: a.yes,
+            timeout: a.timeout,
+            skip_health: false,
+            geth: a.geth.as_deref(),
+            saved_plan: None,
+        },
+        false,
+    )
+}
+
+fn export_arm(g: &Global, out_dir: &Path) -> Result<i32> {
+    let loaded = load(g)?;
+    #[cfg(feature = "azure")]
+    {
+        let files = provider::azure::export_arm(&loaded.topology, out_dir)?;
+        for f in files {
+            println!("wrote {}", f.display());
+        }
+        Ok(0)
+    }
+    #[cfg(not(feature = "azure"))]
+    {
+        let _ = (loaded, out_dir);
+        bail!("this consort was built without the `azure` feature")
+    }
+}

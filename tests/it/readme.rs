@@ -1,0 +1,50 @@
+//! The README's CLI reference is generated from `--help`; it must be current.
+
+use consort::cli::reference;
+use std::path::Path;
+
+#[test]
+fn readme_cli_reference_is_current() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let generated = reference::markdown();
+    let current = match (text.find(reference::BEGIN), text.find(reference::END)) {
+        (Some(b), Some(e)) => &text[b..e + reference::END.len()],
+        _ => "",
+    };
+    if current == generated {
+        return;
+    }
+    if std::env::var_os("UPDATE_README").is_some() {
+        let updated = if current.is_empty() {
+            format!("{}\n{generated}\n", text.trim_end())
+        } else {
+            text.replacen(current, &generated, 1)
+        };
+        std::fs::write(&path, updated).unwrap();
+        return;
+    }
+    panic!("README.md's CLI reference is stale: run `UPDATE_README=1 cargo test readme` and commit README.md");
+}
+
+#[test]
+fn readme_starts_with_the_two_commands() {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let first_block = text.split("```").nth(1).expect("a code block");
+    assert!(
+        first_block.contains("apply -f topologies/"),
+        "{first_block}"
+    );
+    assert!(first_block.contains("cargo test"), "{first_block}");
+    for line in first_block.lines().filter(|l| l.contains("topologies/")) {
+        let file = line
+            .split_whitespace()
+            .find(|w| w.starts_with("topologies/"))
+            .unwrap();
+        assert!(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(file).exists(),
+            "README names {file}, which does not exist"
+        );
+    }
+}

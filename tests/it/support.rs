@@ -1,0 +1,290 @@
+//! Shared helpers for integration tests: the geth binary (built if missing, never
+//! skipped), free ports, and handles that stop geth processes on Drop so a failing test
+//! never leaks a node.
+#![allow(dead_code)]
+
+use consort::chain::geth::{ensure_geth, GethBinary};
+use consort::provider::events::{Event, EventSink};
+use consort::provider::local::process::{self, NodePorts, PortAllocator, ProcessId};
+use consort::rpc::RpcClient;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+pub const GETH_VERSION: &str = "1.13.15";
+
+/// geth 1.13.15: found like consort finds it, or built into the cache with Go. A test that
+/// needs geth fails loudly here if neither works; it never skips.
+pub fn geth() -> &'static GethBinary {
+    static GETH: OnceLock<GethBinary> = OnceLock::new();
+    GETH.get_or_init(|| {
+        let sink: EventSink = Arc::new(|e| match e {
+            Event::Phase { message } => eprintln!("[support] {message} …"),
+            Event::PhaseDone { message, elapsed } => {
+                eprintln!("[support] {message}: done in {elapsed:.1?}")
+            }
+            Event::Warning { message } => eprintln!("[support] warning: {message}"),
+            _ => {}
+        });
+        match ensure_geth(None, GETH_VERSION, &sink) {
+            Ok(g) => g,
+            Err(e) => {
+                panic!("integration tests need geth {GETH_VERSION} and could not get it: {e}")
+            }
+        }
+    })
+}
+
+/// Free ports for test nodes, shared by all tests of this binary so parallel tests never
+/// pick the same ones; the base is spread by pid so concurrent test runs rarely meet.
+pub fn node_ports() -> NodePorts {
+    static ALLOC: OnceLock<Mutex<PortAllocator>> = OnceLock::new();
+    let alloc = ALLOC.get_or_init(|| {
+        let base = 40000 + (std::process::id() % 200) as u16 * 100;
+        Mutex::new(PortAllocator::new(Some(base), []))
+    });
+    alloc
+        .lock()
+        .unwrap()
+        .node()
+        .expect("free ports for a test node")
+}
+
+/// Polls `f` until it returns Some or `timeout` passes (then panics with `what` and the
+/// last observation).
+pub fn poll<T>(
+    what: &str,
+    timeout: Duration,
+    mut f: impl FnMut() -> Result<Option<T>, String>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let last = match f() {
+            Ok(Some(v)) => return v,
+            Ok(None) => "not yet".to_string(),
+            Err(e) => e,
+        };
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}; last: {last}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// One geth process started by a test; stopped (SIGTERM, then SIGKILL) on Drop.
+pub struct NodeHandle {
+    pub id: ProcessId,
+    pub datadir: PathBuf,
+    pub ports: NodePorts,
+    pub rpc: RpcClient,
+    stopped: bool,
+}
+
+impl NodeHandle {
+    pub fn start(datadir: &Path, ports: NodePorts, args: &[String]) -> NodeHandle {
+        let id = process::start(&geth().path, args, datadir)
+            .unwrap_or_else(|e| panic!("starting geth in {}: {e}", datadir.display()));
+        NodeHandle {
+            id,
+            datadir: datadir.to_path_buf(),
+            ports,
+            rpc: RpcClient::local(ports.http),
+            stopped: false,
+        }
+    }
+
+    /// Stops the node now; returns how.
+    pub fn stop(&mut self) -> process::Stopped {
+        self.stopped = true;
+        process::stop(self.id, &self.datadir, Duration::from_secs(10)).expect("stop geth")
+    }
+
+    pub fn log_tail(&self) -> String {
+        process::log_tail(&self.datadir, 30)
+    }
+}
+
+impl Drop for NodeHandle {
+    fn drop(&mut self) {
+        if !self.stopped {
+            let _ = process::stop(self.id, &self.datadir, Duration::from_secs(5));
+        }
+    }
+}
+
+/// Stops every geth a test network started, on Drop: the processes recorded in the
+/// network's state and any `consort.pid` left in its node dirs (both only after the /proc
+/// check). Keeps the temp dir alive as long as the handle.
+pub struct NetworkHandle {
+    pub dir: tempfile::TempDir,
+    /// `<dir>/.consort`
+    pub base: PathBuf,
+    pub network: String,
+}
+
+impl NetworkHandle {
+    pub fn new(network: &str) -> NetworkHandle {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let base = dir.path().canonicalize().unwrap().join(".consort");
+        NetworkHandle {
+            dir,
+            base,
+            network: network.to_string(),
+        }
+    }
+
+    pub fn state_dir(&self) -> consort::state::StateDir {
+        consort::state::StateDir::new(&self.base, &self.network)
+    }
+
+    /// (pid, start time, data dir) of every geth this network may have running.
+    pub fn processes(&self) -> Vec<(ProcessId, PathBuf)> {
+        let sd = self.state_dir();
+        let mut out = Vec::new();
+        if let Ok(Some(st)) = sd.load() {
+            for (addr, r) in &st.resources {
+                if !addr.starts_with("node.") {
+                    continue;
+                }
+                if let Ok(o) = serde_json::from_value::<consort::provider::local::NodeOutputs>(
+                    r.outputs.clone(),
+                ) {
+                    out.push((o.process(), PathBuf::from(o.datadir)));
+                }
+            }
+        }
+        if let Ok(entries) = std::fs::read_dir(sd.nodes_dir()) {
+            for e in entries.flatten() {
+                let pid_file = e.path().join("consort.pid");
+                if let Ok(bytes) = std::fs::read(&pid_file) {
+                    if let Ok(id) = serde_json::from_slice::<ProcessId>(&bytes) {
+                        out.push((id, e.path()));
+                    }
+                }
+            }
+        }
+        // And any geth on a data dir of this network that neither names (a run killed
+        // between starting it and recording it).
+        let nodes = sd.nodes_dir();
+        out.extend(process::find_by_datadir(|d| d.starts_with(&nodes)));
+        out.sort_by_key(|(id, _)| (id.pid, id.start_time));
+        out.dedup_by_key(|(id, _)| *id);
+        out
+    }
+
+    /// Processes of this network that are alive.
+    pub fn running(&self) -> Vec<(ProcessId, PathBuf)> {
+        self.processes()
+            .into_iter()
+            .filter(|(id, d)| process::is_ours(*id, d))
+            .collect()
+    }
+}
+
+impl Drop for NetworkHandle {
+    fn drop(&mut self) {
+        for (id, d) in self.processes() {
+            let _ = process::stop(id, &d, Duration::from_secs(5));
+        }
+    }
+}
+
+/// Runs the real `consort` binary in `dir` with the test geth.
+pub fn consort(dir: &Path, args: &[&str]) -> std::process::Output {
+    let out = consort_cmd(dir, args).output().expect("run consort");
+    eprintln!(
+        "[consort {}] exit {:?}\n--- stdout\n{}--- stderr\n{}",
+        args.join(" "),
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn consort_cmd(dir: &Path, args: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_consort"));
+    c.args(args)
+        .current_dir(dir)
+        .env("CONSORT_GETH", &geth().path)
+        .env_remove("CONSORT_STATE_DIR")
+        .stdin(std::process::Stdio::null());
+    c
+}
+
+/// Like [`consort`], asserting success; returns stdout.
+pub fn consort_ok(dir: &Path, args: &[&str]) -> String {
+    let out = consort(dir, args);
+    assert!(
+        out.status.success(),
+        "consort {} failed ({:?}):\n{}{}",
+        args.join(" "),
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Pids of live processes whose command line names a data dir under `dir`.
+pub fn processes_under(dir: &Path) -> Vec<u32> {
+    let needle = dir.to_string_lossy().into_owned();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if process::start_time_of(pid).is_none() {
+            continue; // gone or a zombie
+        }
+        if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd);
+            if cmd.split('\0').any(|a| {
+                a.strip_prefix("--datadir=")
+                    .is_some_and(|d| d.starts_with(&needle))
+            }) {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
+
+/// A copy of a shipped topology in `dir`, with `local: {}` given a base port (so parallel
+/// tests start their search in different ranges) and optionally renamed.
+pub fn topology_copy(
+    dir: &Path,
+    shipped: &str,
+    base_port: u16,
+    rename: Option<(&str, u64)>,
+) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("topologies")
+        .join(shipped);
+    let mut text = std::fs::read_to_string(&src).unwrap();
+    assert!(text.contains("local: {}"), "{shipped} has no `local: {{}}`");
+    text = text.replace("local: {}", &format!("local: {{ base_port: {base_port} }}"));
+    let mut file = shipped.to_string();
+    if let Some((name, chain_id)) = rename {
+        let old_name = shipped.trim_end_matches(".yaml");
+        text = text.replace(&format!("name: {old_name}"), &format!("name: {name}"));
+        let re_chain = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("chain_id:"))
+            .unwrap()
+            .to_string();
+        text = text.replace(&re_chain, &format!("  chain_id: {chain_id}"));
+        file = format!("{name}.yaml");
+    }
+    let path = dir.join(file);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A block of 100 ports per call, spread by pid so concurrent test runs rarely meet (a
+/// port in use is skipped anyway).
+pub fn port_base() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let start = 20000 + (std::process::id() % 50) as u16 * 400;
+    start + NEXT.fetch_add(100, std::sync::atomic::Ordering::SeqCst)
+}
