@@ -4,6 +4,8 @@ mod support;
 
 #[cfg(feature = "azure")]
 mod azure_arm;
+#[cfg(feature = "azure")]
+mod azure_provider;
 mod cli;
 mod cloud_init;
 mod crypto_geth;

@@ -281,6 +281,24 @@ impl Arm {
         })
     }
 
+    /// `properties.provisioningState` of any resource by ARM id (None: it does not exist).
+    pub async fn provisioning_state_of(
+        &self,
+        resource_id: &str,
+        api_version: &str,
+    ) -> Result<Option<String>, ArmError> {
+        match self
+            .get_url(resource_id, self.resource_url(resource_id, api_version))
+            .await
+        {
+            Ok(a) => Ok(Some(
+                provisioning_state(&a.body).unwrap_or("(none)").to_string(),
+            )),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The resource's own URL with an api-version.
     pub(crate) fn resource_url(&self, resource_id: &str, api_version: &str) -> Url {
         let mut url = self.settings.endpoint.clone();

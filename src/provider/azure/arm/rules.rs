@@ -19,27 +19,27 @@
 //! (the destination is tx nodes only), and validators get no public IP anyway. Outbound
 //! stays at Azure's default (the VMs download geth from the official release archive).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub const P2P_PORT: u16 = 30303;
 pub const RPC_PORT: u16 = 8545;
 pub const SSH_PORT: u16 = 22;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Protocol {
     Tcp,
     Udp,
     Any,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Access {
     Allow,
     Deny,
 }
 
 /// One inbound security rule.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleSpec {
     pub name: String,
     pub priority: i32,
