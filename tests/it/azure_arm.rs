@@ -237,7 +237,7 @@ async fn without_operation_headers_polls_provisioning_state() {
         fake.requests()
     );
     let ip = consort::provider::azure::arm::public_ip_address(&pip);
-    assert_eq!(ip.as_deref(), Some("198.51.100.10"));
+    assert_eq!(ip.as_deref(), Some("127.0.0.10"));
     let stored = fake
         .resource(&arm.public_ip_id(RG, "acme-tx-0-pip"))
         .unwrap();

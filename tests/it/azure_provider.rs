@@ -357,7 +357,7 @@ fn apply_is_parallel_then_reapply_sends_no_put() {
     assert!(out("contoso-tx-0")["rpc_url"]
         .as_str()
         .unwrap()
-        .starts_with("http://198.51.100."));
+        .starts_with("http://127.0.0."));
     assert_eq!(out("contoso-validator-0")["rpc_url"], "");
     assert!(out("contoso-validator-0")["enode"]
         .as_str()
@@ -599,4 +599,55 @@ fn destroy_goes_in_reverse_order_and_keeps_a_group_with_foreign_resources() {
         .unwrap()
         .map(|s| azure_addrs(&s).is_empty())
         .unwrap_or(true));
+}
+
+/// The real binary: offline plan without credentials, then apply / re-plan / destroy
+/// against the stand-in through CONSORT_ARM_ENDPOINT + CONSORT_ARM_TOKEN.
+#[test]
+fn cli_plans_offline_and_applies_through_the_endpoint_override() {
+    let fake = FakeArm::start();
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/azure.yaml");
+    let text = std::fs::read_to_string(shipped).unwrap();
+    assert!(text.contains(&fake.subscription_id()));
+    std::fs::write(dir.path().join("consort.yaml"), text).unwrap();
+    let cmd = |args: &[&str], endpoint: bool| {
+        let mut c = crate::support::consort_cmd(dir.path(), args);
+        c.env_remove("CONSORT_ARM_ENDPOINT")
+            .env_remove("CONSORT_ARM_TOKEN")
+            .env_remove("AZURE_SUBSCRIPTION_ID");
+        if endpoint {
+            c.env("CONSORT_ARM_ENDPOINT", fake.url())
+                .env("CONSORT_ARM_TOKEN", fake.token());
+        }
+        let out = c.output().unwrap();
+        let (so, se) = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        assert!(out.status.success(), "consort {args:?} failed:\n{so}\n{se}");
+        so
+    };
+    let plan = cmd(&["plan"], false);
+    assert!(plan.contains("azure.vm.contoso-tx-0"), "{plan}");
+    assert!(plan.contains("azure.pip.contoso-tx-0"), "{plan}");
+    assert!(!plan.contains("azure.pip.fabrikam"), "{plan}");
+    assert!(fake.requests().is_empty(), "plan must be offline");
+
+    cmd(&["apply", "--yes", "--skip-health-check"], true);
+    assert_eq!(
+        fake.count("PUT", "/virtualMachines/"),
+        4,
+        "{:#?}",
+        fake.requests()
+    );
+    fake.clear_log();
+    let again = cmd(&["plan"], false);
+    assert!(again.contains("No changes"), "{again}");
+    let refreshed = cmd(&["plan", "--refresh"], true);
+    assert!(refreshed.contains("No changes"), "{refreshed}");
+    assert_eq!(fake.count("PUT", "/"), 0);
+
+    cmd(&["destroy", "--yes"], true);
+    assert!(fake.ids().is_empty(), "{:?}", fake.ids());
 }

@@ -73,7 +73,8 @@ pub struct FakeArmConfig {
     pub poll_retry_after_ms: Option<u64>,
     /// Resources per page of a group listing.
     pub page_size: usize,
-    /// Public IPs are handed out as `<prefix><n>` (documentation range: never contacted).
+    /// Public IPs are handed out as `<prefix><n>` (loopback by default, so even a stray
+    /// health probe never leaves the machine).
     pub public_ip_prefix: String,
 }
 
@@ -89,7 +90,7 @@ impl Default for FakeArmConfig {
             delete_style: DeleteStyle::Location,
             poll_retry_after_ms: Some(10),
             page_size: 100,
-            public_ip_prefix: "198.51.100.".into(),
+            public_ip_prefix: "127.0.0.".into(),
         }
     }
 }
