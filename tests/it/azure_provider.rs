@@ -651,3 +651,87 @@ fn cli_plans_offline_and_applies_through_the_endpoint_override() {
     cmd(&["destroy", "--yes"], true);
     assert!(fake.ids().is_empty(), "{:?}", fake.ids());
 }
+
+#[test]
+fn export_arm_template_matches_what_apply_sends() {
+    use consort::provider::azure::{custom_data_parameter, export_arm, export_arm_with_state};
+    use std::os::unix::fs::PermissionsExt;
+    let fake = FakeArm::start();
+    let topo = topology(
+        &[("contoso", 1, 1), ("fabrikam", 1, 0)],
+        Some(&fake.subscription_id()),
+    );
+    let out = tempfile::tempdir().unwrap();
+
+    // Before any apply: the template is complete, customData is left as parameters.
+    let files = export_arm(&topo, out.path()).unwrap();
+    assert_eq!(files.len(), 2);
+    let t: Value = serde_json::from_slice(&std::fs::read(&files[0]).unwrap()).unwrap();
+    let res = t["resources"].as_array().unwrap();
+    let of = |ty: &str| res.iter().filter(|r| r["type"] == ty).collect::<Vec<_>>();
+    assert_eq!(of("Microsoft.Network/networkSecurityGroups").len(), 2);
+    assert_eq!(of("Microsoft.Network/virtualNetworks").len(), 1);
+    assert_eq!(of("Microsoft.Network/publicIPAddresses").len(), 1);
+    assert_eq!(of("Microsoft.Network/networkInterfaces").len(), 3);
+    assert_eq!(of("Microsoft.Compute/virtualMachines").len(), 3);
+    let vnet = of("Microsoft.Network/virtualNetworks")[0];
+    assert_eq!(vnet["properties"]["subnets"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        vnet["properties"]["subnets"][0]["properties"]["networkSecurityGroup"]["id"],
+        "[resourceId('Microsoft.Network/networkSecurityGroups', 'contoso-nsg')]"
+    );
+    let vnic = res
+        .iter()
+        .find(|r| r["name"] == "fabrikam-validator-0-nic")
+        .unwrap();
+    assert!(vnic["properties"]["ipConfigurations"][0]["properties"]["publicIPAddress"].is_null());
+    let vm = res.iter().find(|r| r["name"] == "contoso-tx-0-vm").unwrap();
+    assert_eq!(
+        vm["properties"]["osProfile"]["customData"],
+        "[parameters('customData_contoso_tx_0')]"
+    );
+    assert_eq!(
+        vm["properties"]["osProfile"]["linuxConfiguration"]["disablePasswordAuthentication"],
+        true
+    );
+    assert_eq!(
+        vm["dependsOn"][0],
+        "[resourceId('Microsoft.Network/networkInterfaces', 'contoso-tx-0-nic')]"
+    );
+    assert_eq!(
+        t["parameters"]["customData_contoso_tx_0"]["type"],
+        "securestring"
+    );
+    let p: Value = serde_json::from_slice(&std::fs::read(&files[1]).unwrap()).unwrap();
+    assert!(p["parameters"].get("customData_contoso_tx_0").is_none());
+    assert!(p["metadata"]["customData"]
+        .as_str()
+        .unwrap()
+        .contains("consort apply"));
+
+    // After apply: the parameters file holds the very customData apply sent (0600).
+    let p_ = provider(&fake, &topo);
+    let e = env();
+    assert!(run(&p_, &topo, &e.sd, false, None).report.failed.is_empty());
+    let files = export_arm_with_state(&topo, Some(&state(&e.sd)), out.path()).unwrap();
+    let mode = std::fs::metadata(&files[1]).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let p: Value = serde_json::from_slice(&std::fs::read(&files[1]).unwrap()).unwrap();
+    for n in [
+        "contoso-validator-0",
+        "contoso-tx-0",
+        "fabrikam-validator-0",
+    ] {
+        let b64 = p["parameters"][custom_data_parameter(n)]["value"]
+            .as_str()
+            .unwrap();
+        let sent = fake
+            .custom_data(&format!(
+                "/subscriptions/{}/resourceGroups/{RG}/providers/Microsoft.Compute/virtualMachines/{n}-vm",
+                fake.subscription_id()
+            ))
+            .unwrap();
+        let exported = String::from_utf8(azure_core::base64::decode(b64).unwrap()).unwrap();
+        assert_eq!(exported, sent, "{n}");
+    }
+}

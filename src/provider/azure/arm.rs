@@ -25,6 +25,7 @@ mod ops;
 pub mod rules;
 
 pub use error::{hint, ArmError};
+pub(crate) use ops::{nic_body, nsg_body, public_ip_body, subnet_body, vm_body, vnet_body};
 pub use ops::{
     nic_private_ip, public_ip_address, CustomData, ImageRef, NicSpec, NsgSpec, PublicIpSpec,
     ResourceGroupInfo, ResourceInfo, SubnetSpec, VmSpec, VnetSpec,

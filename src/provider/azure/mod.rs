@@ -29,7 +29,10 @@
 //! validators of a running network is refused with an explanation.
 
 pub mod arm;
+mod export;
 pub mod layout;
+
+pub use export::{custom_data_parameter, export_arm_with_state};
 
 use super::events::Event;
 use super::{ApplyCtx, Health, NodeHealth, Provider, ProviderError};
@@ -1231,13 +1234,11 @@ impl AzureProvider {
     }
 }
 
-/// Writes `azuredeploy.json` + `azuredeploy.parameters.json` into `out_dir`.
+/// Writes `azuredeploy.json` + `azuredeploy.parameters.json` into `out_dir` (customData
+/// parameters left for the user; see [`export_arm_with_state`]).
 pub fn export_arm(
-    _topology: &Topology,
-    _out_dir: &std::path::Path,
+    topology: &Topology,
+    out_dir: &std::path::Path,
 ) -> Result<Vec<std::path::PathBuf>, ProviderError> {
-    Err(ProviderError::Unsupported {
-        provider: "azure",
-        what: "`export arm` yet (being built)".into(),
-    })
+    export::export_arm_with_state(topology, None, out_dir)
 }

@@ -143,7 +143,7 @@ impl CustomData {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
-    fn base64(&self) -> String {
+    pub(crate) fn base64(&self) -> String {
         azure_core::base64::encode(self.0.as_bytes())
     }
 }
@@ -195,7 +195,7 @@ fn net_ref<T: Default>(id: &str, set: impl FnOnce(&mut T, Option<String>)) -> T 
     t
 }
 
-fn rule_model(r: &RuleSpec) -> nm::SecurityRule {
+pub(crate) fn rule_model(r: &RuleSpec) -> nm::SecurityRule {
     use nm::security_rule_properties_format::Protocol as P;
     let protocol = match r.protocol {
         Protocol::Tcp => P::Tcp,
@@ -245,7 +245,9 @@ fn storage_type(t: &str) -> cm::StorageAccountType {
         .unwrap_or_else(|_| cm::StorageAccountType::UnknownValue(t.to_string()))
 }
 
-fn vm_model(spec: &VmSpec) -> cm::VirtualMachine {
+/// The VM body; `custom_data` is the customData value as sent (base64, or a template
+/// expression).
+pub(crate) fn vm_body(spec: &VmSpec, custom_data: String) -> cm::VirtualMachine {
     let mut resource = cm::Resource::new(spec.location.clone());
     resource.tags = tags_value(&spec.tags);
     let mut vm = cm::VirtualMachine::new(resource);
@@ -276,7 +278,7 @@ fn vm_model(spec: &VmSpec) -> cm::VirtualMachine {
     let os_profile = cm::OsProfile {
         computer_name: Some(spec.name.clone()),
         admin_username: Some(spec.admin_username.clone()),
-        custom_data: Some(spec.custom_data.base64()),
+        custom_data: Some(custom_data),
         linux_configuration: Some(linux),
         ..Default::default()
     };
@@ -313,6 +315,113 @@ fn vm_model(spec: &VmSpec) -> cm::VirtualMachine {
         ..Default::default()
     });
     vm
+}
+
+pub(crate) fn vnet_body(spec: &VnetSpec, subnets: Vec<nm::Subnet>) -> nm::VirtualNetwork {
+    nm::VirtualNetwork {
+        resource: nm::Resource {
+            location: Some(spec.location.clone()),
+            tags: tags_value(&spec.tags),
+            ..Default::default()
+        },
+        properties: Some(nm::VirtualNetworkPropertiesFormat {
+            address_space: Some(nm::AddressSpace {
+                address_prefixes: vec![spec.address_space.clone()],
+            }),
+            subnets,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+pub(crate) fn subnet_body(spec: &SubnetSpec) -> nm::Subnet {
+    nm::Subnet {
+        name: Some(spec.name.clone()),
+        properties: Some(nm::SubnetPropertiesFormat {
+            address_prefix: Some(spec.address_prefix.clone()),
+            network_security_group: spec.nsg_id.as_deref().map(|nsg| {
+                net_ref(nsg, |n: &mut nm::NetworkSecurityGroup, id| {
+                    n.resource.id = id
+                })
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+pub(crate) fn nsg_body(spec: &NsgSpec) -> nm::NetworkSecurityGroup {
+    nm::NetworkSecurityGroup {
+        resource: nm::Resource {
+            location: Some(spec.location.clone()),
+            tags: tags_value(&spec.tags),
+            ..Default::default()
+        },
+        properties: Some(nm::NetworkSecurityGroupPropertiesFormat {
+            security_rules: spec.rules.iter().map(rule_model).collect(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+pub(crate) fn public_ip_body(spec: &PublicIpSpec) -> nm::PublicIpAddress {
+    nm::PublicIpAddress {
+        resource: nm::Resource {
+            location: Some(spec.location.clone()),
+            tags: tags_value(&spec.tags),
+            ..Default::default()
+        },
+        sku: Some(nm::PublicIpAddressSku {
+            name: Some(nm::public_ip_address_sku::Name::Standard),
+            tier: Some(nm::public_ip_address_sku::Tier::Regional),
+        }),
+        properties: Some(Box::new(nm::PublicIpAddressPropertiesFormat {
+            public_ip_allocation_method: Some(nm::IpAllocationMethod::Static),
+            public_ip_address_version: Some(nm::IpVersion::IPv4),
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+pub(crate) fn nic_body(spec: &NicSpec) -> nm::NetworkInterface {
+    let ipconfig = nm::NetworkInterfaceIpConfiguration {
+        name: Some("ipconfig1".into()),
+        properties: Some(nm::NetworkInterfaceIpConfigurationPropertiesFormat {
+            private_ip_address: Some(spec.private_ip.clone()),
+            private_ip_allocation_method: Some(nm::IpAllocationMethod::Static),
+            private_ip_address_version: Some(nm::IpVersion::IPv4),
+            subnet: Some(net_ref(&spec.subnet_id, |s: &mut nm::Subnet, id| {
+                s.sub_resource.id = id
+            })),
+            public_ip_address: spec
+                .public_ip_id
+                .as_deref()
+                .map(|p| net_ref(p, |x: &mut nm::PublicIpAddress, id| x.resource.id = id)),
+            primary: Some(true),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    nm::NetworkInterface {
+        resource: nm::Resource {
+            location: Some(spec.location.clone()),
+            tags: tags_value(&spec.tags),
+            ..Default::default()
+        },
+        properties: Some(nm::NetworkInterfacePropertiesFormat {
+            ip_configurations: vec![ipconfig],
+            network_security_group: spec.nsg_id.as_deref().map(|nsg| {
+                net_ref(nsg, |n: &mut nm::NetworkSecurityGroup, id| {
+                    n.resource.id = id
+                })
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
 }
 
 /// `Ok(None)` for a 404.
@@ -471,21 +580,7 @@ impl Arm {
             .and_then(|v| v.properties)
             .map(|p| p.subnets)
             .unwrap_or_default();
-        let body = nm::VirtualNetwork {
-            resource: nm::Resource {
-                location: Some(spec.location.clone()),
-                tags: tags_value(&spec.tags),
-                ..Default::default()
-            },
-            properties: Some(nm::VirtualNetworkPropertiesFormat {
-                address_space: Some(nm::AddressSpace {
-                    address_prefixes: vec![spec.address_space.clone()],
-                }),
-                subnets: existing_subnets,
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
+        let body = vnet_body(spec, existing_subnets);
         let c = self.network.virtual_networks_client();
         let rsp = self
             .send_first(&id, || {
@@ -530,19 +625,7 @@ impl Arm {
 
     pub async fn put_subnet(&self, rg: &str, spec: &SubnetSpec) -> Result<nm::Subnet, ArmError> {
         let id = self.subnet_id(rg, &spec.vnet, &spec.name);
-        let body = nm::Subnet {
-            name: Some(spec.name.clone()),
-            properties: Some(nm::SubnetPropertiesFormat {
-                address_prefix: Some(spec.address_prefix.clone()),
-                network_security_group: spec.nsg_id.as_deref().map(|nsg| {
-                    net_ref(nsg, |n: &mut nm::NetworkSecurityGroup, id| {
-                        n.resource.id = id
-                    })
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
+        let body = subnet_body(spec);
         let c = self.network.subnets_client();
         let rsp = self
             .send_first(&id, || {
@@ -594,18 +677,7 @@ impl Arm {
         spec: &NsgSpec,
     ) -> Result<nm::NetworkSecurityGroup, ArmError> {
         let id = self.nsg_id(rg, &spec.name);
-        let body = nm::NetworkSecurityGroup {
-            resource: nm::Resource {
-                location: Some(spec.location.clone()),
-                tags: tags_value(&spec.tags),
-                ..Default::default()
-            },
-            properties: Some(nm::NetworkSecurityGroupPropertiesFormat {
-                security_rules: spec.rules.iter().map(rule_model).collect(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
+        let body = nsg_body(spec);
         let c = self.network.network_security_groups_client();
         let rsp = self
             .send_first(&id, || {
@@ -654,23 +726,7 @@ impl Arm {
         spec: &PublicIpSpec,
     ) -> Result<nm::PublicIpAddress, ArmError> {
         let id = self.public_ip_id(rg, &spec.name);
-        let body = nm::PublicIpAddress {
-            resource: nm::Resource {
-                location: Some(spec.location.clone()),
-                tags: tags_value(&spec.tags),
-                ..Default::default()
-            },
-            sku: Some(nm::PublicIpAddressSku {
-                name: Some(nm::public_ip_address_sku::Name::Standard),
-                tier: Some(nm::public_ip_address_sku::Tier::Regional),
-            }),
-            properties: Some(Box::new(nm::PublicIpAddressPropertiesFormat {
-                public_ip_allocation_method: Some(nm::IpAllocationMethod::Static),
-                public_ip_address_version: Some(nm::IpVersion::IPv4),
-                ..Default::default()
-            })),
-            ..Default::default()
-        };
+        let body = public_ip_body(spec);
         let c = self.network.public_ip_addresses_client();
         let rsp = self
             .send_first(&id, || {
@@ -719,41 +775,7 @@ impl Arm {
         spec: &NicSpec,
     ) -> Result<nm::NetworkInterface, ArmError> {
         let id = self.nic_id(rg, &spec.name);
-        let ipconfig = nm::NetworkInterfaceIpConfiguration {
-            name: Some("ipconfig1".into()),
-            properties: Some(nm::NetworkInterfaceIpConfigurationPropertiesFormat {
-                private_ip_address: Some(spec.private_ip.clone()),
-                private_ip_allocation_method: Some(nm::IpAllocationMethod::Static),
-                private_ip_address_version: Some(nm::IpVersion::IPv4),
-                subnet: Some(net_ref(&spec.subnet_id, |s: &mut nm::Subnet, id| {
-                    s.sub_resource.id = id
-                })),
-                public_ip_address: spec
-                    .public_ip_id
-                    .as_deref()
-                    .map(|p| net_ref(p, |x: &mut nm::PublicIpAddress, id| x.resource.id = id)),
-                primary: Some(true),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let body = nm::NetworkInterface {
-            resource: nm::Resource {
-                location: Some(spec.location.clone()),
-                tags: tags_value(&spec.tags),
-                ..Default::default()
-            },
-            properties: Some(nm::NetworkInterfacePropertiesFormat {
-                ip_configurations: vec![ipconfig],
-                network_security_group: spec.nsg_id.as_deref().map(|nsg| {
-                    net_ref(nsg, |n: &mut nm::NetworkSecurityGroup, id| {
-                        n.resource.id = id
-                    })
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
+        let body = nic_body(spec);
         let c = self.network.network_interfaces_client();
         let rsp = self
             .send_first(&id, || {
@@ -798,7 +820,7 @@ impl Arm {
 
     pub async fn put_vm(&self, rg: &str, spec: &VmSpec) -> Result<cm::VirtualMachine, ArmError> {
         let id = self.vm_id(rg, &spec.name);
-        let body = vm_model(spec);
+        let body = vm_body(spec, spec.custom_data.base64());
         let c = self.compute.virtual_machines_client();
         let rsp = self
             .send_first(&id, || {
@@ -861,7 +883,7 @@ mod tests {
 
     #[test]
     fn vm_body_is_key_only_ubuntu_with_base64_custom_data() {
-        let v = serde_json::to_value(vm_model(&spec())).unwrap();
+        let v = serde_json::to_value(vm_body(&spec(), spec().custom_data.base64())).unwrap();
         let p = &v["properties"];
         assert_eq!(p["hardwareProfile"]["vmSize"], "Standard_B2s");
         assert_eq!(
@@ -894,7 +916,7 @@ mod tests {
         // An unknown size still goes out verbatim.
         let mut s = spec();
         s.size = "Standard_Future_v9".into();
-        let v = serde_json::to_value(vm_model(&s)).unwrap();
+        let v = serde_json::to_value(vm_body(&s, s.custom_data.base64())).unwrap();
         assert_eq!(
             v["properties"]["hardwareProfile"]["vmSize"],
             "Standard_Future_v9"
