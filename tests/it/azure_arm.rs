@@ -556,3 +556,48 @@ async fn independent_operations_overlap() {
         "not concurrent: {took:?}"
     );
 }
+
+/// The stand-in itself: paths are case-insensitive, api-version and auth are required.
+#[test]
+fn stand_in_paths_are_case_insensitive_and_api_version_is_required() {
+    let fake = FakeArm::start();
+    let http = reqwest::blocking::Client::new();
+    let sub = fake.subscription_id();
+    let url = |path: &str| format!("{}{path}", fake.url());
+    let put = http
+        .put(url(&format!(
+            "/subscriptions/{sub}/resourceGroups/MixedCase?api-version=2021-04-01"
+        )))
+        .bearer_auth(fake.token())
+        .json(&serde_json::json!({"location": "westeurope"}))
+        .send()
+        .unwrap();
+    assert_eq!(put.status().as_u16(), 201);
+    let get = http
+        .get(url(&format!(
+            "/SUBSCRIPTIONS/{sub}/RESOURCEGROUPS/mixedcase?api-version=2021-04-01"
+        )))
+        .bearer_auth(fake.token())
+        .send()
+        .unwrap();
+    assert_eq!(get.status().as_u16(), 200);
+    let body: serde_json::Value = get.json().unwrap();
+    assert_eq!(body["name"], "MixedCase");
+    let no_version = http
+        .get(url(&format!(
+            "/subscriptions/{sub}/resourceGroups/MixedCase"
+        )))
+        .bearer_auth(fake.token())
+        .send()
+        .unwrap();
+    assert_eq!(no_version.status().as_u16(), 400);
+    let body: serde_json::Value = no_version.json().unwrap();
+    assert_eq!(body["error"]["code"], "MissingApiVersionParameter");
+    let no_auth = http
+        .get(url(&format!(
+            "/subscriptions/{sub}/resourceGroups/MixedCase?api-version=2021-04-01"
+        )))
+        .send()
+        .unwrap();
+    assert_eq!(no_auth.status().as_u16(), 401);
+}
