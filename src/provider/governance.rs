@@ -5,13 +5,16 @@
 //! - a vote that already took effect is only cleaned up (`clique_discard`); proposals are
 //!   re-sent every time (geth forgets them on restart);
 //! - a funding transfer is skipped when the recipient already holds the amount (a fresh
-//!   account starts at zero, so that means an earlier run's transfer was mined).
+//!   account starts at zero, so that means an earlier run's transfer was mined), and
+//!   awaited, not sent again, when an earlier run's transfer still waits in the pool
+//!   (see [`earlier_transfer`]).
 
 use super::events::{Event, EventSink};
 use crate::crypto::tx::LegacyTx;
 use crate::crypto::{Address, SecretKey};
-use crate::rpc::{BlockId, RpcClient, RpcError};
+use crate::rpc::{self, BlockId, RpcClient, RpcError};
 use crate::topology::Wei;
+use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
@@ -154,11 +157,20 @@ pub fn fund(
     amount: Wei,
     timeout: Duration,
 ) -> Result<Option<String>, GovError> {
-    let have = rpc.eth_get_balance(&to, BlockId::Latest)?;
-    if have >= amount.0 {
-        return Ok(None);
-    }
     let from = funder.address();
+    // One transfer at a time per process: parallel fundings from one account would read
+    // the same pending nonce and replace each other in the pool.
+    static SENDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let sending = SENDING.lock().unwrap_or_else(|p| p.into_inner());
+    match earlier_transfer(rpc, &from, &to, amount.0)? {
+        EarlierTransfer::Mined => return Ok(None),
+        EarlierTransfer::Pending(hash) => {
+            drop(sending);
+            wait_mined(rpc, &hash, to_name, timeout)?;
+            return Ok(Some(hash));
+        }
+        EarlierTransfer::None => {}
+    }
     let gas: u64 = 21_000;
     // Pay well above the base fee so the transfer is never stuck behind it.
     let gas_price = rpc.eth_gas_price()?.saturating_mul(2).max(1_000_000_000);
@@ -190,16 +202,80 @@ pub fn fund(
         Err(RpcError::Node { message, .. }) if message.contains("already known") => tx.hash_hex(),
         Err(e) => return Err(e.into()),
     };
+    // Sent: the pool now holds the nonce, the next sender reads the one after it.
+    drop(sending);
+    wait_mined(rpc, &hash, to_name, timeout)?;
+    Ok(Some(hash))
+}
+
+/// What an earlier, interrupted run may already have done about a transfer of `amount`
+/// from `from` to `to`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EarlierTransfer {
+    /// The recipient (a fresh account) already holds the amount: it was mined.
+    Mined,
+    /// Sent and still in the transaction pool (its hash): wait for it, never send another
+    /// (a second one would get the next nonce and be mined too: funded twice).
+    Pending(String),
+    /// Nothing: send it.
+    None,
+}
+
+/// Looks at the recipient's balance, then at the funder's transactions in `rpc`'s pool
+/// (`txpool_contentFrom`) for one to `to` of exactly `amount`.
+pub fn earlier_transfer(
+    rpc: &RpcClient,
+    from: &Address,
+    to: &Address,
+    amount: u128,
+) -> Result<EarlierTransfer, RpcError> {
+    if rpc.eth_get_balance(to, BlockId::Latest)? >= amount {
+        return Ok(EarlierTransfer::Mined);
+    }
+    let pool = rpc.call_raw("txpool_contentFrom", json!([rpc::hex_address(from)]))?;
+    Ok(pooled_transfer(&pool, to, amount)
+        .map(EarlierTransfer::Pending)
+        .unwrap_or(EarlierTransfer::None))
+}
+
+/// The hash of a transaction to `to` of `amount` in a `txpool_contentFrom` answer
+/// (`{"pending": {nonce: tx}, "queued": {nonce: tx}}`).
+fn pooled_transfer(pool: &Value, to: &Address, amount: u128) -> Option<String> {
+    ["pending", "queued"]
+        .iter()
+        .filter_map(|section| pool.get(section).and_then(Value::as_object))
+        .flat_map(|txs| txs.values())
+        .find(|tx| {
+            tx.get("to")
+                .and_then(Value::as_str)
+                .and_then(rpc::parse_address)
+                == Some(*to)
+                && tx
+                    .get("value")
+                    .and_then(Value::as_str)
+                    .and_then(rpc::parse_quantity_u128)
+                    == Some(amount)
+        })
+        .and_then(|tx| tx.get("hash").and_then(Value::as_str).map(String::from))
+}
+
+/// Waits (up to `timeout`) for `hash` to be mined successfully.
+fn wait_mined(
+    rpc: &RpcClient,
+    hash: &str,
+    to_name: &str,
+    timeout: Duration,
+) -> Result<(), GovError> {
     let deadline = Instant::now() + timeout;
     loop {
-        if let Some(r) = rpc.eth_get_transaction_receipt(&hash)? {
+        if let Some(r) = rpc.eth_get_transaction_receipt(hash)? {
             if !r.success {
                 return Err(GovError::Refused(format!(
                     "funding transfer {hash} to {to_name} was mined in block {} but failed",
                     r.block_number
                 )));
             }
-            return Ok(Some(hash));
+            return Ok(());
         }
         if Instant::now() >= deadline {
             return Err(GovError::Timeout(format!(
@@ -208,5 +284,42 @@ pub fn fund(
             )));
         }
         std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pooled_transfer_is_found_by_recipient_and_exact_amount() {
+        let to = rpc::parse_address("0xf4f7e1f4eeb084394c1edaae9dde59fb590f21a9").unwrap();
+        let other = rpc::parse_address("0x150d3f7209ab68efd96e71db61577d1395bb1a41").unwrap();
+        // The shape of geth 1.13's txpool_contentFrom (fields trimmed).
+        let pool = json!({
+            "pending": {
+                "0": {"to": "0x150D3F7209ab68efD96E71dB61577d1395BB1A41",
+                      "value": "0x6124fee993bc0000", "hash": "0xaa"},
+                "1": {"to": "0xF4F7e1F4eEb084394c1EdAAE9Dde59Fb590f21A9",
+                      "value": "0x6124fee993bc0000", "hash": "0xbb"}
+            },
+            "queued": {}
+        });
+        let seven = 7_000_000_000_000_000_000u128;
+        assert_eq!(pooled_transfer(&pool, &to, seven).as_deref(), Some("0xbb"));
+        assert_eq!(
+            pooled_transfer(&pool, &other, seven).as_deref(),
+            Some("0xaa")
+        );
+        assert_eq!(pooled_transfer(&pool, &to, seven + 1), None);
+        let queued = json!({"pending": {}, "queued": {"5": pool["pending"]["1"].clone()}});
+        assert_eq!(
+            pooled_transfer(&queued, &to, seven).as_deref(),
+            Some("0xbb")
+        );
+        assert_eq!(
+            pooled_transfer(&json!({"pending": {}, "queued": {}}), &to, seven),
+            None
+        );
     }
 }

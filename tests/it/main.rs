@@ -14,4 +14,5 @@ mod fake_arm;
 mod local_cli;
 mod local_geth;
 mod local_provider;
+mod membership;
 mod readme;

@@ -1169,12 +1169,21 @@ impl LocalProvider {
         let key = crate::crypto::SecretKey::from_hex(key_hex.trim()).map_err(|_| {
             ProviderError::at(addr, format!("{key_file} does not hold a valid key"))
         })?;
-        // Any running node of the network will do; prefer the member's own.
+        // Any running node of the network will do; prefer the funding member's own: they
+        // were running before this change, so they are synced (a node that just started
+        // may not be, and would give a stale nonce and balance).
+        let funder_nodes: BTreeSet<String> = ctx
+            .topology
+            .nodes()
+            .into_iter()
+            .filter(|n| n.member == fm)
+            .map(|n| n.name)
+            .collect();
         let nodes = recorded_nodes(&st);
         let (_, node) = nodes
             .iter()
             .filter(|(_, o)| o.is_running())
-            .min_by_key(|(n, _)| !n.starts_with(&format!("{member}-")))
+            .min_by_key(|(n, _)| !funder_nodes.contains(n))
             .ok_or_else(|| {
                 ProviderError::at(addr, "no running node to send the transfer through")
             })?;
