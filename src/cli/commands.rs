@@ -728,7 +728,10 @@ fn export_arm(g: &Global, out_dir: &Path) -> Result<i32> {
     let loaded = load(g)?;
     #[cfg(feature = "azure")]
     {
-        let files = provider::azure::export_arm(&loaded.topology, out_dir)?;
+        // With keys and genesis in state, the parameters file carries each VM's customData.
+        let state = state_dir(g, &loaded.topology.network.name).load()?;
+        let files =
+            provider::azure::export_arm_with_state(&loaded.topology, state.as_ref(), out_dir)?;
         for f in files {
             println!("wrote {}", f.display());
         }
