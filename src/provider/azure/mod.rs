@@ -214,6 +214,8 @@ impl AzureProvider {
                     address: address.to_string(),
                     keystore_dir: vm_paths::KEYSTORE_DIR.into(),
                     password_file: vm_paths::PASSWORD.into(),
+                    // A VM has no consort beside it to start sealing later.
+                    mine: true,
                 }),
                 Some(CloudKeystore {
                     file_name,
