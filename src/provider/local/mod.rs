@@ -1064,11 +1064,13 @@ impl LocalProvider {
         let target = rpc::parse_address(address)
             .ok_or_else(|| ProviderError::at(addr, format!("{address:?} is not an address")))?;
         let st = ctx.snapshot();
+        // Every running signer votes, the departing one too: voting a member out needs
+        // more than half of the current signers, which may not be running without it.
         let voters: Vec<(String, RpcClient)> = st
             .resources
             .keys()
             .filter_map(|k| k.strip_prefix("signer."))
-            .filter(|n| *n != node)
+            .filter(|n| !authorize || *n != node)
             .filter_map(|n| {
                 let o = NodeOutputs::from_state(&st, n)?;
                 o.is_running()
