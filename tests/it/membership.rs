@@ -852,3 +852,83 @@ fn a_removal_that_breaks_liveness_is_refused_and_changes_nothing() {
     let rpc = net.rpc("contoso-validator-0");
     assert!(signers(&rpc).contains(&net.address("key.signer.fabrikam-validator-0")));
 }
+
+#[test]
+fn a_removal_allowed_with_a_signer_down_completes_without_stalling() {
+    // Four signers (the founders + delta), northwind dies, fabrikam leaves: 3 of the 4
+    // current signers (fabrikam voting itself out) can vote, and 2 of the 3 remaining run.
+    let net = Net::start("downnet", 717_406);
+    let mut args = vec!["member", "add", "delta", "--validators", "1"];
+    args.extend(["--yes", "--timeout", APPLY_TIMEOUT]);
+    net.run(&args).ok();
+    let h = net.head(FOUNDERS[0]);
+    net.wait_head(FOUNDERS[0], h + 2);
+    let dead = net.node("northwind-validator-0");
+    assert!(process::is_ours(dead.process(), Path::new(&dead.datadir)));
+    // SAFETY: signalling a pid /proc just proved is that geth.
+    assert_eq!(unsafe { libc::kill(dead.pid as i32, libc::SIGKILL) }, 0);
+    poll("northwind-validator-0 to die", WAIT, || {
+        Ok(process_gone(dead.process()).then_some(()))
+    });
+    let gone = net.node("fabrikam-validator-0");
+    let gone_id = net.enode_id("fabrikam-validator-0");
+    let head_before = net.head(FOUNDERS[0]);
+
+    let r = net
+        .run(&[
+            "member",
+            "remove",
+            "fabrikam",
+            "--yes",
+            "--timeout",
+            APPLY_TIMEOUT,
+        ])
+        .ok();
+    // The dead node is restarted by the same apply, and every peer list drops fabrikam
+    // only after it was voted out and stopped (the executor's order, as printed).
+    assert!(r.out.contains("~ node.northwind-validator-0"), "{}", r.out);
+    let at = |needle: &str| {
+        r.out
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} not in:\n{}", r.out))
+    };
+    let voted_out = at("  - signer.fabrikam-validator-0 (");
+    let stopped = at("  - node.fabrikam-validator-0 (");
+    assert!(voted_out < stopped, "{}", r.out);
+    for n in [
+        "contoso-validator-0",
+        "delta-validator-0",
+        "northwind-validator-0",
+    ] {
+        assert!(stopped < at(&format!("  ~ node.{n} (")), "{n}:\n{}", r.out);
+    }
+
+    let want: BTreeSet<Address> = [
+        "contoso-validator-0",
+        "northwind-validator-0",
+        "delta-validator-0",
+    ]
+    .iter()
+    .map(|n| net.address(&format!("key.signer.{n}")))
+    .collect();
+    for n in [
+        "contoso-validator-0",
+        "northwind-validator-0",
+        "delta-validator-0",
+    ] {
+        assert_eq!(signers(&net.rpc(n)), want, "clique_getSigners on {n}");
+        assert!(
+            !peer_ids(&net.rpc(n)).contains(&gone_id),
+            "{n} still peers with fabrikam"
+        );
+    }
+    assert!(process_gone(gone.process()));
+    let rpc = net.rpc(FOUNDERS[0]);
+    let head_after = net.wait_head(FOUNDERS[0], net.head(FOUNDERS[0]) + 2);
+    assert_no_stall(
+        &rpc,
+        head_before,
+        head_after,
+        "member remove with a signer down",
+    );
+}
