@@ -327,6 +327,9 @@ pub fn build(input: PlanInput, provider: &dyn Provider) -> Result<Plan, PlanErro
     }
     let mut changes = diff(&desired, state, &drift);
     describe_mesh_changes(topo, state, input.destroy, &mut changes);
+    if !input.destroy {
+        describe_vote_outs(state, &mut changes);
+    }
     changes.sort_by(|a, b| {
         let da = a.action == super::Action::Destroy;
         let db = b.action == super::Action::Destroy;
@@ -488,6 +491,37 @@ fn describe_mesh_changes(
         } else {
             format!("{text}; {}", c.reason)
         };
+    }
+}
+
+/// A signer leaving the topology is voted out by the running current signers (itself
+/// included): say so, with its address when state knows it.
+fn describe_vote_outs(state: Option<&State>, changes: &mut [super::Change]) {
+    let Some(st) = state else { return };
+    let signers: Vec<&str> = st
+        .resources
+        .iter()
+        .filter(|(_, r)| r.kind == Kind::Signer)
+        .filter_map(|(a, _)| a.strip_prefix("signer."))
+        .collect();
+    for c in changes
+        .iter_mut()
+        .filter(|c| c.kind == Kind::Signer && c.action == super::Action::Destroy)
+    {
+        let before = c.before.as_ref();
+        let field = |k: &str| {
+            before
+                .and_then(|b| b.get(k))
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string()
+        };
+        let (node, member) = (field("node"), field("member"));
+        let who = match st.output_str(&format!("key.signer.{node}"), "address") {
+            Some(a) => format!("{a} (signer of {member})"),
+            None => format!("the signer of {member}"),
+        };
+        c.reason = format!("vote out {who} by a majority of {}", signers.join(", "));
     }
 }
 
@@ -854,7 +888,11 @@ mod tests {
         let p = plan(&t2, Some(&st)).unwrap();
         let l = lines(&p);
         assert!(
-            l.contains(&"- signer.c-validator-0 | no longer in the topology".to_string()),
+            l.contains(
+                &"- signer.c-validator-0 | vote out the signer of c by a majority of \
+                  a-validator-0, b-validator-0, c-validator-0"
+                    .to_string()
+            ),
             "{l:#?}"
         );
         assert!(

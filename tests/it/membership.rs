@@ -594,6 +594,13 @@ fn member_remove_votes_out_stops_deletes_and_unpeers_a_founder() {
     }
     assert!(!process_gone(out.process()));
     let head_before = net.head(stay[0]);
+    let vote_out = format!(
+        "vote out {} (signer of fabrikam) by a majority of \
+         contoso-validator-0, fabrikam-validator-0, northwind-validator-0",
+        net.state()
+            .output_str(&format!("key.signer.{gone}"), "address")
+            .unwrap()
+    );
 
     let r = net
         .run(&[
@@ -605,7 +612,12 @@ fn member_remove_votes_out_stops_deletes_and_unpeers_a_founder() {
             APPLY_TIMEOUT,
         ])
         .ok();
-    assert!(r.out.contains("- signer.fabrikam-validator-0"), "{}", r.out);
+    let line = r
+        .out
+        .lines()
+        .find(|l| l.trim_start().starts_with("- signer.fabrikam-validator-0 "))
+        .unwrap_or_else(|| panic!("no vote-out in the plan:\n{}", r.out));
+    assert!(line.ends_with(&vote_out), "{line:?} is not {vote_out:?}");
     assert!(
         r.out.contains("peer remove fabrikam-validator-0"),
         "{}",
