@@ -849,6 +849,7 @@ fn a_removal_that_breaks_liveness_is_refused_and_changes_nothing() {
         "northwind-validator-0",
         "Clique needs 2 of 2 to seal",
         "Bring the stopped nodes back first",
+        "consort.yaml is unchanged.",
     ] {
         assert!(r.err.contains(part), "refusal lacks {part:?}:\n{}", r.err);
     }
