@@ -76,6 +76,8 @@ pub struct Block {
     pub miner: Address,
     /// 0x-hex; under Clique: 32 vanity bytes ‖ (signers at epoch blocks) ‖ 65-byte seal.
     pub extra_data: String,
+    /// Chain weight up to this block (geth 1.13 reports it; Clique: in-turn blocks weigh 2).
+    pub total_difficulty: Option<u128>,
 }
 
 /// `latest`, `earliest`, `pending` or a number.
@@ -267,6 +269,7 @@ impl RpcClient {
             timestamp: String,
             miner: String,
             extra_data: String,
+            total_difficulty: Option<String>,
         }
         let raw: Option<Raw> = self.call(M, json!([id.param(), false]))?;
         let Some(r) = raw else { return Ok(None) };
@@ -278,6 +281,7 @@ impl RpcClient {
             miner: parse_address(&r.miner).ok_or_else(|| bad("miner", &r.miner))?,
             hash: r.hash,
             extra_data: r.extra_data,
+            total_difficulty: r.total_difficulty.as_deref().and_then(parse_quantity_u128),
         }))
     }
 

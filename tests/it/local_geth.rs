@@ -152,6 +152,8 @@ fn single_clique_node_seals_and_answers_rpc_then_stops() {
     assert!(latest.timestamp > 1_600_000_000, "{latest:?}");
     // Clique: miner is zero; the 65-byte seal sits at the end of extraData.
     assert_eq!(latest.miner.0, [0u8; 20]);
+    // A lone signer is always in turn: every block weighs 2 on top of genesis' 1.
+    assert_eq!(latest.total_difficulty, Some(1 + 2 * latest.number as u128));
     assert_eq!(
         latest.extra_data.len(),
         2 + 2 * (32 + 65),

@@ -433,10 +433,15 @@ impl Provider for LocalProvider {
         let mut announced: BTreeMap<String, BTreeSet<&'static str>> = BTreeMap::new();
         let mut last_add_peer = Instant::now();
         let mut sealing = BTreeSet::new();
+        let mut progress = (0u64, Instant::now());
+        let mut repairs = 0;
         loop {
             let st = ctx.snapshot();
             let h = assess(ctx.topology, &st);
             start_sealing(&h, &st, &mut sealing, false);
+            if h.head > progress.0 {
+                progress = (h.head, Instant::now());
+            }
             for n in &h.nodes {
                 let done = announced.entry(n.name.clone()).or_default();
                 let peered = n.running && !n.problems.iter().any(|p| p.starts_with("not peered"));
@@ -467,6 +472,14 @@ impl Provider for LocalProvider {
                     &h,
                     ctx.health_timeout,
                 )));
+            }
+            // A start-up fork that geth cannot leave on its own (see `repair_forks`).
+            let stall = Duration::from_secs(ctx.topology.network.clique.period + 3);
+            if progress.1.elapsed() > stall && repairs < 3 && self.repair_forks(ctx)? {
+                repairs += 1;
+                progress.1 = Instant::now();
+                // Restarted validators come back without sealing: start them again.
+                sealing.clear();
             }
             // Static dials that failed are retried late by geth; nudge missing peers.
             if last_add_peer.elapsed() > Duration::from_secs(3) {
@@ -999,6 +1012,78 @@ impl LocalProvider {
         Ok(())
     }
 
+    /// Validators that started sealing at the same moment can each end up on their own
+    /// block 1: geth drops blocks propagated before a node counts itself synced (mining
+    /// start), and a propagated block does not tell the receiver its weight, so nobody
+    /// learns of the heavier fork and every signer has "signed recently" on its own. Only
+    /// a new handshake (which carries the total difficulty) lets a node sync to the
+    /// heaviest fork, so restart each validator whose head is not the heaviest block.
+    /// Returns whether it restarted anything.
+    fn repair_forks(&self, ctx: &ApplyCtx) -> Result<bool, ProviderError> {
+        let st = ctx.snapshot();
+        let heads: Vec<(NodeSpec, NodeOutputs, rpc::Block)> = ctx
+            .topology
+            .nodes()
+            .into_iter()
+            .filter(|n| n.role == Role::Validator)
+            .filter_map(|n| {
+                let o = NodeOutputs::from_state(&st, &n.name)?;
+                if !o.is_running() {
+                    return None;
+                }
+                let b = RpcClient::new(o.rpc_url.clone())
+                    .with_timeout(PROBE_TIMEOUT)
+                    .block_by_number(BlockId::Latest)
+                    .ok()??;
+                Some((n, o, b))
+            })
+            .collect();
+        let Some(best) = heads
+            .iter()
+            .map(|(_, _, b)| b)
+            .max_by_key(|b| (b.total_difficulty, b.number))
+            .cloned()
+        else {
+            return Ok(false);
+        };
+        let behind: Vec<_> = heads
+            .into_iter()
+            .filter(|(_, _, b)| b.hash != best.hash && b.total_difficulty < best.total_difficulty)
+            .collect();
+        if behind.is_empty() {
+            return Ok(false);
+        }
+        for (spec, o, b) in behind {
+            let addr = format!("node.{}", spec.name);
+            ctx.emit(Event::Warning {
+                message: format!(
+                    "{addr}: stuck on a competing block {} while the heaviest chain is at block {} (a geth start-up race between signers); restarting it so it syncs to that chain",
+                    b.number, best.number
+                ),
+            });
+            let datadir = PathBuf::from(&o.datadir);
+            process::stop(o.process(), &datadir, STOP_GRACE)
+                .map_err(|e| ProviderError::at(&addr, e.to_string()))?;
+            let geth = GethBinary {
+                path: PathBuf::from(&o.geth),
+                version: o.geth_version.clone(),
+            };
+            let (id, ports, statics) =
+                self.launch_with_retries(ctx, &addr, &spec, &datadir, &geth, o.ports)?;
+            let enode_id = st
+                .output_str(&format!("key.node.{}", spec.name), "enode_id")
+                .unwrap_or_default()
+                .to_string();
+            let out = Self::outputs(&datadir, id, ports, &enode_id, statics, &geth);
+            let mut guard = ctx.state.lock().unwrap();
+            if let Some(r) = guard.resources.get_mut(&addr) {
+                r.outputs = serde_json::to_value(out).expect("outputs serialise");
+            }
+            ctx.state_dir.save(&mut guard)?;
+        }
+        Ok(true)
+    }
+
     /// Periodic repair: every running node's config lists all others and has them as
     /// peers (admin_addPeer for missing ones; geth retries failed static dials late).
     fn sync_mesh(&self, topology: &Topology, st: &State) {
@@ -1246,12 +1331,7 @@ impl LocalProvider {
 /// "signed recently" on its own fork and the chain never moves. Why the unlock check:
 /// geth unlocks `--unlock` accounts a moment after its RPC is up, a seal tried before that
 /// fails, and geth's Clique worker does not retry without new transactions.
-fn start_sealing(
-    h: &Health,
-    st: &State,
-    started: &mut BTreeSet<String>,
-    force: bool,
-) -> usize {
+fn start_sealing(h: &Health, st: &State, started: &mut BTreeSet<String>, force: bool) -> usize {
     let running = h.nodes.iter().filter(|n| n.running).count() as u32;
     let pending: Vec<&NodeHealth> = h
         .nodes
