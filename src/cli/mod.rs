@@ -35,7 +35,7 @@ pub struct Global {
     )]
     pub file: PathBuf,
     /// State directory (default: .consort beside the topology file)
-    #[arg(long, global = true, env = "CONSORT_STATE_DIR")]
+    #[arg(long, global = true, env = "CONSORT_STATE_DIR", hide_env_values = true)]
     pub state_dir: Option<PathBuf>,
 }
 
@@ -112,7 +112,7 @@ pub struct ApplyArgs {
     #[arg(long)]
     pub skip_health_check: bool,
     /// geth binary to use (else PATH, then consort's cache, else built with `go install`)
-    #[arg(long, env = "CONSORT_GETH")]
+    #[arg(long, env = "CONSORT_GETH", hide_env_values = true)]
     pub geth: Option<PathBuf>,
 }
 
@@ -148,7 +148,7 @@ pub struct MemberApply {
     #[arg(long, default_value_t = 120)]
     pub timeout: u64,
     /// geth binary to use
-    #[arg(long, env = "CONSORT_GETH")]
+    #[arg(long, env = "CONSORT_GETH", hide_env_values = true)]
     pub geth: Option<PathBuf>,
 }
 
