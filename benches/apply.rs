@@ -91,6 +91,8 @@ fn floor_once(geth: &GethBinary, ports: &mut PortAllocator) -> Duration {
             address: key.address().to_checksum(),
             keystore_dir: ks_dir.to_string_lossy().into(),
             password_file: pw.to_string_lossy().into(),
+            // A lone node has nobody to fork with: seal from the start.
+            mine: true,
         }),
     };
     std::fs::write(

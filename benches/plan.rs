@@ -13,7 +13,7 @@ fn topology_yaml(members: usize) -> String {
     let mut s = String::from("network:\n  name: bench\n  chain_id: 707070\nmembers:\n");
     for i in 0..members {
         s.push_str(&format!(
-            "  - name: m{i}\n    validators: 2\n    tx_nodes: 1\n    accounts:\n      - name: a\n        balance: 1000 ether\n"
+            "  - name: m{i}\n    validators: 2\n    tx_nodes: 1\n    accounts:\n      - name: ops\n        balance: 1000 ether\n"
         ));
     }
     s.push_str("provider:\n  local: {}\n");
@@ -51,7 +51,7 @@ fn applied_state(yaml: &str) -> State {
                 .iter()
                 .map(|m| {
                     (
-                        format!("{}/a", m.name),
+                        format!("{}/ops", m.name),
                         serde_json::json!("1000000000000000000000"),
                     )
                 })
@@ -79,6 +79,9 @@ fn bench(c: &mut Criterion) {
     for members in [10usize, 100, 300] {
         let yaml = topology_yaml(members);
         let provider = LocalProvider::new(LocalConfig::default());
+        g.bench_with_input(BenchmarkId::new("load-only", members), &yaml, |b, yaml| {
+            b.iter(|| topology::parse(Path::new("bench.yaml"), yaml.as_bytes()).unwrap())
+        });
         g.bench_with_input(BenchmarkId::new("fresh", members), &yaml, |b, yaml| {
             b.iter(|| {
                 let loaded = topology::parse(Path::new("bench.yaml"), yaml.as_bytes()).unwrap();
@@ -97,6 +100,26 @@ fn bench(c: &mut Criterion) {
                 plan
             })
         });
+        let parsed = topology::parse(Path::new("bench.yaml"), yaml.as_bytes()).unwrap();
+        g.bench_with_input(
+            BenchmarkId::new("build-only", members),
+            &parsed,
+            |b, loaded| {
+                b.iter(|| {
+                    build(
+                        PlanInput {
+                            topology: &loaded.topology,
+                            topology_sha256: String::new(),
+                            state: None,
+                            destroy: false,
+                            refresh: false,
+                        },
+                        &provider,
+                    )
+                    .unwrap()
+                })
+            },
+        );
         let st = applied_state(&yaml);
         g.bench_with_input(BenchmarkId::new("no-op", members), &yaml, |b, yaml| {
             b.iter(|| {

@@ -127,7 +127,10 @@ struct Planned {
 }
 
 fn make_plan(g: &Global, destroy: bool, refresh: bool) -> Result<Planned> {
-    let loaded = load(g)?;
+    plan_loaded(g, load(g)?, destroy, refresh)
+}
+
+fn plan_loaded(g: &Global, loaded: Loaded, destroy: bool, refresh: bool) -> Result<Planned> {
     let sd = state_dir(g, &loaded.topology.network.name);
     let state = sd.load()?;
     let provider = provider::for_topology(&loaded.topology)?;
@@ -243,15 +246,33 @@ fn apply(g: &Global, a: &ApplyArgs) -> Result<i32> {
             saved_plan: a.plan.as_deref(),
         },
         false,
+        None,
     )
 }
 
-fn run_apply(g: &Global, o: ApplyOpts, destroy: bool) -> Result<i32> {
+/// A topology edit (`member add/remove`) that is planned from memory and only written to
+/// the file once its plan is accepted: a refused or cancelled change leaves the file as it
+/// was.
+struct PendingEdit {
+    text: String,
+    done: String,
+}
+
+fn run_apply(g: &Global, o: ApplyOpts, destroy: bool, edit: Option<PendingEdit>) -> Result<i32> {
     if let Some(geth) = o.geth {
         std::env::set_var("CONSORT_GETH", geth);
     }
+    let loaded = match &edit {
+        None => load(g)?,
+        Some(e) => {
+            let l = topology::parse(&g.file, e.text.as_bytes()).map_err(|e| anyhow!("{e}"))?;
+            for w in &l.warnings {
+                eprintln!("{w}");
+            }
+            l
+        }
+    };
     // Lock first, then plan against the state we hold.
-    let loaded = load(g)?;
     let sd = state_dir(g, &loaded.topology.network.name);
     let _lock = sd.lock(if destroy { "destroy" } else { "apply" })?;
     let Planned {
@@ -260,7 +281,16 @@ fn run_apply(g: &Global, o: ApplyOpts, destroy: bool) -> Result<i32> {
         state,
         provider,
         plan,
-    } = make_plan(g, destroy, false)?;
+    } = plan_loaded(g, loaded, destroy, false).map_err(|e| match &edit {
+        Some(_) => anyhow!("{e:#}\n{} is unchanged.", g.file.display()),
+        None => e,
+    })?;
+    let write_edit = |e: &PendingEdit| -> Result<()> {
+        fsutil::write_atomic(&g.file, e.text.as_bytes(), 0o644)
+            .with_context(|| format!("cannot write {}", g.file.display()))?;
+        println!("{}", e.done);
+        Ok(())
+    };
     let plan = match o.saved_plan {
         None => plan,
         Some(path) => {
@@ -274,6 +304,9 @@ fn run_apply(g: &Global, o: ApplyOpts, destroy: bool) -> Result<i32> {
     };
     print!("{}", display::render(&plan));
     if plan.is_empty() {
+        if let Some(e) = &edit {
+            write_edit(e)?;
+        }
         return Ok(0);
     }
     let question = if destroy {
@@ -282,8 +315,18 @@ fn run_apply(g: &Global, o: ApplyOpts, destroy: bool) -> Result<i32> {
         "perform these actions".to_string()
     };
     if !confirm(&question, o.yes)? {
-        println!("Cancelled: nothing was changed.");
+        match &edit {
+            Some(_) => println!(
+                "Cancelled: nothing was changed, {} included.",
+                g.file.display()
+            ),
+            None => println!("Cancelled: nothing was changed."),
+        }
         return Ok(1);
+    }
+    // Accepted: from here on the file says what the network is becoming.
+    if let Some(e) = &edit {
+        write_edit(e)?;
     }
     install_interrupt_handler();
     let progress = Progress::new();
@@ -340,6 +383,10 @@ fn run_apply(g: &Global, o: ApplyOpts, destroy: bool) -> Result<i32> {
         return Ok(0);
     }
     let s = plan.summary();
+    if let Err(e) = provider.after_apply(&ctx) {
+        progress.finish();
+        return Err(e.into());
+    }
     if o.skip_health {
         progress.finish();
         println!(
@@ -417,6 +464,7 @@ fn destroy(g: &Global, yes: bool) -> Result<i32> {
             saved_plan: None,
         },
         true,
+        None,
     )
 }
 
@@ -605,15 +653,12 @@ fn output(g: &Global, as_json: bool) -> Result<i32> {
     Ok(0)
 }
 
-fn edit_topology(g: &Global, edit: impl FnOnce(&str) -> Result<String>) -> Result<()> {
+/// The topology file with `edit` applied, in memory: [`run_apply`] writes it once the plan
+/// is accepted (an edit that would not load is refused when it is planned).
+fn edit_topology(g: &Global, edit: impl FnOnce(&str) -> Result<String>) -> Result<String> {
     let source = std::fs::read_to_string(&g.file)
         .with_context(|| format!("cannot read {}", g.file.display()))?;
-    let edited = edit(&source)?;
-    // Refuse an edit that would not load, before touching the file.
-    topology::parse(&g.file, edited.as_bytes()).map_err(|e| anyhow!("{e}"))?;
-    fsutil::write_atomic(&g.file, edited.as_bytes(), 0o644)
-        .with_context(|| format!("cannot write {}", g.file.display()))?;
-    Ok(())
+    edit(&source)
 }
 
 fn member_add(
@@ -638,10 +683,9 @@ fn member_add(
         tx_nodes,
         accounts: accts,
     };
-    edit_topology(g, |src| {
+    let text = edit_topology(g, |src| {
         topology::edit::add_member(src, &m).map_err(|e| anyhow!("{}: {e}", g.file.display()))
     })?;
-    println!("Added member {name} to {}.", g.file.display());
     run_apply(
         g,
         ApplyOpts {
@@ -652,14 +696,17 @@ fn member_add(
             saved_plan: None,
         },
         false,
+        Some(PendingEdit {
+            text,
+            done: format!("Added member {name} to {}.", g.file.display()),
+        }),
     )
 }
 
 fn member_remove(g: &Global, name: String, a: &MemberApply) -> Result<i32> {
-    edit_topology(g, |src| {
+    let text = edit_topology(g, |src| {
         topology::edit::remove_member(src, &name).map_err(|e| anyhow!("{}: {e}", g.file.display()))
     })?;
-    println!("Removed member {name} from {}.", g.file.display());
     run_apply(
         g,
         ApplyOpts {
@@ -670,6 +717,10 @@ fn member_remove(g: &Global, name: String, a: &MemberApply) -> Result<i32> {
             saved_plan: None,
         },
         false,
+        Some(PendingEdit {
+            text,
+            done: format!("Removed member {name} from {}.", g.file.display()),
+        }),
     )
 }
 
@@ -677,7 +728,10 @@ fn export_arm(g: &Global, out_dir: &Path) -> Result<i32> {
     let loaded = load(g)?;
     #[cfg(feature = "azure")]
     {
-        let files = provider::azure::export_arm(&loaded.topology, out_dir)?;
+        // With keys and genesis in state, the parameters file carries each VM's customData.
+        let state = state_dir(g, &loaded.topology.network.name).load()?;
+        let files =
+            provider::azure::export_arm_with_state(&loaded.topology, state.as_ref(), out_dir)?;
         for f in files {
             println!("wrote {}", f.display());
         }

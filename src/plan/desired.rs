@@ -27,6 +27,8 @@ pub struct GenesisFacts {
     pub signers: BTreeSet<String>,
     /// "member/account" → wei (decimal string).
     pub accounts: BTreeMap<String, String>,
+    /// The default funding account genesis recorded (its first funded account).
+    pub funding_account: Option<String>,
 }
 
 impl GenesisFacts {
@@ -54,6 +56,7 @@ impl GenesisFacts {
             exists: true,
             signers,
             accounts,
+            funding_account: g.outputs["funding_account"].as_str().map(String::from),
         }
     }
 }
@@ -192,9 +195,13 @@ pub fn core_resources(
     }
 
     if facts.exists {
+        // Named in the topology, else the default genesis recorded: never an account that
+        // is itself waiting to be funded.
         let funder = topo
-            .funding_account()
-            .map(|(m, a)| account_id(&m.name, &a.name));
+            .network
+            .funding_account
+            .clone()
+            .or_else(|| facts.funding_account.clone());
         for m in &topo.members {
             for a in &m.accounts {
                 let id = account_id(&m.name, &a.name);
@@ -304,9 +311,25 @@ pub fn build(input: PlanInput, provider: &dyn Provider) -> Result<Plan, PlanErro
         if let Some(st) = state {
             check_membership(topo, st, &drift, provider)?;
         }
+        let unfundable: Vec<&str> = desired
+            .iter()
+            .filter(|r| r.kind == Kind::Funding && r.attrs["from"].is_null())
+            .map(|r| r.addr.as_str())
+            .collect();
+        if !unfundable.is_empty() {
+            return Err(PlanError::Refused(format!(
+                "accounts added after genesis are funded by a transfer, but the topology has \
+                 no funding account for {}: give a member an account in genesis, or set \
+                 network.funding_account: <member>/<account>",
+                unfundable.join(", ")
+            )));
+        }
     }
     let mut changes = diff(&desired, state, &drift);
     describe_mesh_changes(topo, state, input.destroy, &mut changes);
+    if !input.destroy {
+        describe_vote_outs(state, &mut changes);
+    }
     changes.sort_by(|a, b| {
         let da = a.action == super::Action::Destroy;
         let db = b.action == super::Action::Destroy;
@@ -471,6 +494,37 @@ fn describe_mesh_changes(
     }
 }
 
+/// A signer leaving the topology is voted out by the running current signers (itself
+/// included): say so, with its address when state knows it.
+fn describe_vote_outs(state: Option<&State>, changes: &mut [super::Change]) {
+    let Some(st) = state else { return };
+    let signers: Vec<&str> = st
+        .resources
+        .iter()
+        .filter(|(_, r)| r.kind == Kind::Signer)
+        .filter_map(|(a, _)| a.strip_prefix("signer."))
+        .collect();
+    for c in changes
+        .iter_mut()
+        .filter(|c| c.kind == Kind::Signer && c.action == super::Action::Destroy)
+    {
+        let before = c.before.as_ref();
+        let field = |k: &str| {
+            before
+                .and_then(|b| b.get(k))
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string()
+        };
+        let (node, member) = (field("node"), field("member"));
+        let who = match st.output_str(&format!("key.signer.{node}"), "address") {
+            Some(a) => format!("{a} (signer of {member})"),
+            None => format!("the signer of {member}"),
+        };
+        c.reason = format!("vote out {who} by a majority of {}", signers.join(", "));
+    }
+}
+
 /// Removing validators must leave the chain live: at least one signer, and at least
 /// ⌊N/2⌋+1 of the N remaining signers running (Clique needs that many to seal). The member
 /// holding the funding account may only go once another funding account is named.
@@ -510,7 +564,9 @@ fn check_membership(
         .collect();
     if remaining.is_empty() {
         return Err(PlanError::Refused(format!(
-            "removing {removed_list} would leave the network with no signer, and no block could              ever be sealed again. Keep at least one validator (add a member with validators              first), or run `consort destroy` to end the network."
+            "removing {removed_list} would leave the network with no signer, and no block could \
+             ever be sealed again. Keep at least one validator (add a member with validators \
+             first), or run `consort destroy` to end the network."
         )));
     }
     let n = remaining.len();
@@ -526,10 +582,32 @@ fn check_membership(
             .map(|s| s.as_str())
             .collect();
         return Err(PlanError::Refused(format!(
-            "removing {removed_list} would leave {n} signer(s), of which only {} running ({} down:              {}); Clique needs {need} of {n} to seal. Bring the stopped nodes back first              (`consort apply` without this removal restarts them), then remove.",
+            "removing {removed_list} would leave {n} signer(s), of which only {} running ({} down: \
+             {}); Clique needs {need} of {n} to seal. Bring the stopped nodes back first \
+             (`consort apply` without this removal restarts them), then remove.",
             running.len(),
             down.len(),
             down.join(", ")
+        )));
+    }
+    // Voting them out takes more than half of the current signers (the departing ones
+    // vote too while they run): with fewer running, the vote can never pass.
+    let n_now = signers_now.len();
+    let need_now = n_now / 2 + 1;
+    let down_now: Vec<&str> = signers_now
+        .iter()
+        .filter(|s| drift.contains_key(&provider.node_addr(s)))
+        .map(|s| s.as_str())
+        .collect();
+    if n_now - down_now.len() < need_now {
+        return Err(PlanError::Refused(format!(
+            "voting out {removed_list} needs {need_now} of the {n_now} current signers, but only \
+             {} are running ({} down: {}); Clique cannot change its signers (nor seal) \
+             without them. Bring the stopped nodes back first (`consort apply` without this \
+             removal restarts them), then remove.",
+            n_now - down_now.len(),
+            down_now.len(),
+            down_now.join(", ")
         )));
     }
     // The funding account recorded at genesis (the default when none is named).
@@ -543,7 +621,9 @@ fn check_membership(
             let member = f.split('/').next().unwrap_or("");
             if topo.member(member).is_none() {
                 return Err(PlanError::Refused(format!(
-                    "member {member} holds the funding account {f}, which pays for accounts                      added later. Name another before removing it: set                      `network.funding_account: <member>/<account>` in the topology."
+                    "member {member} holds the funding account {f}, which pays for accounts \
+                     added later. Name another before removing it: set \
+                     `network.funding_account: <member>/<account>` in the topology."
                 )));
             }
         }
@@ -808,7 +888,11 @@ mod tests {
         let p = plan(&t2, Some(&st)).unwrap();
         let l = lines(&p);
         assert!(
-            l.contains(&"- signer.c-validator-0 | no longer in the topology".to_string()),
+            l.contains(
+                &"- signer.c-validator-0 | vote out the signer of c by a majority of \
+                  a-validator-0, b-validator-0, c-validator-0"
+                    .to_string()
+            ),
             "{l:#?}"
         );
         assert!(
@@ -856,41 +940,87 @@ mod tests {
         assert!(err.contains("no signer"), "{err}");
     }
 
+    /// A provider whose refresh reports the nodes `self.0` as not running.
+    struct Down(&'static [&'static str]);
+    impl Provider for Down {
+        fn name(&self) -> &'static str {
+            "local"
+        }
+        fn desired(
+            &self,
+            t: &Topology,
+            s: Option<&State>,
+            c: &[Resource],
+        ) -> Result<Vec<Resource>, ProviderError> {
+            Nodes.desired(t, s, c)
+        }
+        fn refresh(&self, _: &Topology, _: &State) -> BTreeMap<String, String> {
+            self.0
+                .iter()
+                .map(|n| (format!("node.{n}"), "restart (process not running)".into()))
+                .collect()
+        }
+        fn apply_change(
+            &self,
+            a: &ApplyCtx,
+            c: &crate::plan::Change,
+        ) -> Result<Option<ResourceState>, ProviderError> {
+            Nodes.apply_change(a, c)
+        }
+        fn wait_healthy(&self, _: &ApplyCtx) -> Result<Health, ProviderError> {
+            unreachable!()
+        }
+        fn health(&self, _: &Topology, _: &State) -> Health {
+            Health::default()
+        }
+    }
+
+    fn plan_with_down(
+        t: &Topology,
+        st: &State,
+        down: &'static [&'static str],
+    ) -> Result<Plan, PlanError> {
+        build(
+            PlanInput {
+                topology: t,
+                topology_sha256: String::new(),
+                state: Some(st),
+                destroy: false,
+                refresh: true,
+            },
+            &Down(down),
+        )
+    }
+
+    #[test]
+    fn removal_the_current_signers_cannot_vote_through_is_refused() {
+        let t = topo(vec![
+            member("a", 1, 0, &[]),
+            member("b", 1, 0, &[]),
+            member("c", 1, 0, &[]),
+            member("d", 1, 0, &[]),
+        ]);
+        let st = applied(&t, &plan(&t, None).unwrap());
+        let mut t2 = t.clone();
+        t2.members.remove(3);
+        // d and c down: a and b would still seal for {a, b, c}, but voting d out takes 3 of
+        // the 4 current signers.
+        let err = plan_with_down(&t2, &st, &["c-validator-0", "d-validator-0"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("needs 3 of the 4 current signers"), "{err}");
+        assert!(err.contains("only 2 are running"), "{err}");
+        assert!(err.contains("c-validator-0, d-validator-0"), "{err}");
+        // One down (c): a, b and d (voting itself out) are 3 of 4; a and b seal for 3.
+        let p = plan_with_down(&t2, &st, &["c-validator-0"]).unwrap();
+        assert!(p
+            .changes
+            .iter()
+            .any(|c| c.addr == "signer.d-validator-0" && c.action == Action::Destroy));
+    }
+
     #[test]
     fn removal_below_liveness_with_nodes_down_is_refused() {
-        struct Down;
-        impl Provider for Down {
-            fn name(&self) -> &'static str {
-                "local"
-            }
-            fn desired(
-                &self,
-                t: &Topology,
-                s: Option<&State>,
-                c: &[Resource],
-            ) -> Result<Vec<Resource>, ProviderError> {
-                Nodes.desired(t, s, c)
-            }
-            fn refresh(&self, _: &Topology, _: &State) -> BTreeMap<String, String> {
-                BTreeMap::from([(
-                    "node.b-validator-0".into(),
-                    "restart (process not running)".into(),
-                )])
-            }
-            fn apply_change(
-                &self,
-                a: &ApplyCtx,
-                c: &crate::plan::Change,
-            ) -> Result<Option<ResourceState>, ProviderError> {
-                Nodes.apply_change(a, c)
-            }
-            fn wait_healthy(&self, _: &ApplyCtx) -> Result<Health, ProviderError> {
-                unreachable!()
-            }
-            fn health(&self, _: &Topology, _: &State) -> Health {
-                Health::default()
-            }
-        }
         let t = topo(vec![
             member("a", 1, 0, &[]),
             member("b", 1, 0, &[]),
@@ -899,21 +1029,26 @@ mod tests {
         let st = applied(&t, &plan(&t, None).unwrap());
         let mut t2 = t.clone();
         t2.members.remove(2);
-        let err = build(
-            PlanInput {
-                topology: &t2,
-                topology_sha256: String::new(),
-                state: Some(&st),
-                destroy: false,
-                refresh: true,
-            },
-            &Down,
-        )
-        .unwrap_err()
-        .to_string();
+        let err = plan_with_down(&t2, &st, &["b-validator-0"])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("only 1 running"), "{err}");
         assert!(err.contains("b-validator-0"), "{err}");
         assert!(err.contains("needs 2 of 2"), "{err}");
+        assert!(
+            !err.contains("  "),
+            "no runs of spaces in the message: {err}"
+        );
+    }
+
+    #[test]
+    fn later_accounts_without_a_funding_account_are_refused() {
+        let t = topo(vec![member("a", 1, 0, &[])]);
+        let st = applied(&t, &plan(&t, None).unwrap());
+        let mut t2 = t.clone();
+        t2.members.push(member("b", 0, 1, &["ops"]));
+        let err = plan(&t2, Some(&st)).unwrap_err().to_string();
+        assert!(err.contains("no funding account for fund.b.ops"), "{err}");
     }
 
     #[test]

@@ -9,6 +9,14 @@ pub fn render(plan: &Plan) -> String {
     for w in &plan.warnings {
         let _ = writeln!(out, "warning: {w}");
     }
+    if plan.changes.is_empty() && plan.destroy {
+        let _ = writeln!(
+            out,
+            "No changes. Nothing to destroy: network {} has nothing in state.",
+            plan.network
+        );
+        return out;
+    }
     if plan.changes.is_empty() {
         let _ = writeln!(
             out,

@@ -31,6 +31,7 @@
 
 pub mod core;
 pub mod events;
+pub mod governance;
 pub mod local;
 
 #[cfg(feature = "azure")]
@@ -165,6 +166,12 @@ pub trait Provider: Sync {
         change: &Change,
     ) -> Result<Option<ResourceState>, ProviderError>;
 
+    /// Runs once all changes are made, whether or not health is waited for (the local
+    /// provider starts sealing here once validators are peered).
+    fn after_apply(&self, _ctx: &ApplyCtx) -> Result<(), ProviderError> {
+        Ok(())
+    }
+
     /// Waits (polling, with `ctx.health_timeout`) until the network is healthy; the error
     /// names each unhealthy node and why.
     fn wait_healthy(&self, ctx: &ApplyCtx) -> Result<Health, ProviderError>;
@@ -198,6 +205,9 @@ pub fn dep_matches(dep: &str, addr: &str) -> bool {
 
 /// When may change `c` start? Create/update/replace: after every planned non-destroy change
 /// it depends on. Destroy: after every planned destroy of a resource that depends on it.
+/// An update also waits for the destroys among its dependencies: a node's peer list drops
+/// a departing node only once that node is voted out and gone, never while it still counts
+/// as a signer (no cycle: destroys only ever wait for destroys and replaces).
 fn blockers(changes: &[Change]) -> Vec<Vec<usize>> {
     let index: HashMap<&str, usize> = changes
         .iter()
@@ -220,6 +230,8 @@ fn blockers(changes: &[Change]) -> Vec<Vec<usize>> {
                     .map(|(i, _)| i)
                     .collect()
             } else {
+                let waits_for =
+                    |o: &Change| o.action != Action::Destroy || c.action == Action::Update;
                 let mut out = Vec::new();
                 for d in &c.deps {
                     if d.ends_with('*') {
@@ -228,14 +240,12 @@ fn blockers(changes: &[Change]) -> Vec<Vec<usize>> {
                                 .iter()
                                 .enumerate()
                                 .filter(|(oi, o)| {
-                                    *oi != ci
-                                        && o.action != Action::Destroy
-                                        && dep_matches(d, &o.addr)
+                                    *oi != ci && waits_for(o) && dep_matches(d, &o.addr)
                                 })
                                 .map(|(i, _)| i),
                         );
                     } else if let Some(&i) = index.get(d.as_str()) {
-                        if changes[i].action != Action::Destroy {
+                        if waits_for(&changes[i]) {
                             out.push(i);
                         }
                     }
@@ -408,5 +418,32 @@ mod tests {
         assert_eq!(b[2], vec![3], "x is destroyed after y, which depends on it");
         assert_eq!(b[3], Vec::<usize>::new());
         assert_eq!(b[6], vec![4, 5], "a wildcard dep waits for every match");
+    }
+
+    #[test]
+    fn peers_are_dropped_only_after_the_departing_signer_is_voted_out_and_gone() {
+        // What removing member c plans for the local provider.
+        let changes = vec![
+            ch("key.node.c", Action::Destroy, &[]),
+            ch("node.c", Action::Destroy, &["key.node.c", "key.node.*"]),
+            ch("signer.c", Action::Destroy, &["node.c"]),
+            ch("node.a", Action::Update, &["key.node.a", "key.node.*"]),
+            ch("node.d", Action::Create, &["key.node.d", "key.node.*"]),
+            ch("key.node.d", Action::Create, &[]),
+        ];
+        let b = blockers(&changes);
+        assert_eq!(b[2], Vec::<usize>::new(), "the vote-out goes first");
+        assert_eq!(b[1], vec![2], "the node stops once voted out");
+        assert_eq!(b[0], vec![1], "its key goes with it");
+        assert_eq!(
+            b[3],
+            vec![0, 5],
+            "peers drop it once it is gone (and learn d)"
+        );
+        assert!(
+            b[4].contains(&5) && !b[4].contains(&0),
+            "creates still ignore destroys: {:?}",
+            b[4]
+        );
     }
 }

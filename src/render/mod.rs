@@ -132,6 +132,10 @@ pub struct SignerLaunch {
     pub address: String,
     pub keystore_dir: String,
     pub password_file: String,
+    /// `--mine` at start. Locally false: sealing starts (`miner_start`, the `miner` API on
+    /// loopback) only once the node is peered, because signers that seal block 1 before
+    /// they see each other fork and then deadlock on Clique's "signed recently" rule.
+    pub mine: bool,
 }
 
 pub fn geth_config_toml(n: &NodeLaunch) -> Result<String, RenderError> {
@@ -248,6 +252,7 @@ mod tests {
                 address: "0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf".into(),
                 keystore_dir: "/d/keystore".into(),
                 password_file: "/d/password".into(),
+                mine: true,
             }),
         }
     }
@@ -269,6 +274,12 @@ mod tests {
         assert!(v.contains(&"--mine".to_string()));
         assert!(v.contains(&"--allow-insecure-unlock".to_string()));
         assert!(v.contains(&"--http.addr=127.0.0.1".to_string()));
+        let mut later = launch(true);
+        later.signer.as_mut().unwrap().mine = false;
+        let l = geth_args(&later).unwrap();
+        assert!(!l.contains(&"--mine".to_string()), "{l:?}");
+        assert!(l.iter().any(|a| a.starts_with("--http.api=") && a.ends_with(",miner")));
+        assert!(v.iter().any(|a| a.starts_with("--http.api=") && !a.contains("miner")));
         let t = geth_args(&launch(false)).unwrap();
         assert!(!t
             .iter()

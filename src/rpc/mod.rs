@@ -424,6 +424,12 @@ impl RpcClient {
         self.quantity_u128("eth_gasPrice", json!([]))
     }
 
+    /// Signs `data` (EIP-191 personal message) with an account the node holds unlocked;
+    /// fails with "authentication needed" while it is locked. Nothing is broadcast.
+    pub fn eth_sign(&self, address: &Address, data_hex: &str) -> Result<String, RpcError> {
+        self.call("eth_sign", json!([hex_address(address), data_hex]))
+    }
+
     /// Sends a signed transaction (`0x…` raw bytes); returns its hash.
     pub fn eth_send_raw_transaction(&self, raw_hex: &str) -> Result<String, RpcError> {
         self.call("eth_sendRawTransaction", json!([raw_hex]))
@@ -441,7 +447,17 @@ impl RpcClient {
             status: Option<String>,
             gas_used: String,
         }
-        let raw: Option<Raw> = self.call(M, json!([tx_hash]))?;
+        let raw: Option<Raw> = match self.call(M, json!([tx_hash])) {
+            Ok(r) => r,
+            // geth 1.13 answers this instead of null while its transaction index is still
+            // being built (a node that just started): not known to this node yet.
+            Err(RpcError::Node { message, .. })
+                if message.contains("transaction indexing is in progress") =>
+            {
+                return Ok(None)
+            }
+            Err(e) => return Err(e),
+        };
         let Some(r) = raw else { return Ok(None) };
         let bad = |what: &str, v: &str| self.decode_err(M, format!("{what} {v:?} is not valid"));
         Ok(Some(Receipt {
@@ -517,6 +533,44 @@ mod tests {
             "0x00000000000000000000000000000000000000ff"
         );
         assert!(parse_address("0x1234").is_none());
+    }
+
+    /// A JSON-RPC endpoint on 127.0.0.1 answering every call with `answer`.
+    fn fake_node(answer: Value) -> RpcClient {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let app = axum::Router::new().route(
+                    "/",
+                    axum::routing::post(move || {
+                        let a = answer.clone();
+                        async move { axum::Json(a) }
+                    }),
+                );
+                let l = tokio::net::TcpListener::from_std(listener).unwrap();
+                axum::serve(l, app).await.unwrap();
+            });
+        });
+        RpcClient::local(port)
+    }
+
+    #[test]
+    fn receipt_of_a_transaction_not_indexed_yet_is_not_mined_yet() {
+        // What geth 1.13.15 answers on a node that just started.
+        let rpc = fake_node(json!({"jsonrpc": "2.0", "id": 1, "error": {
+            "code": -32000, "message": "transaction indexing is in progress"}}));
+        assert_eq!(rpc.eth_get_transaction_receipt("0x12").unwrap(), None);
+        // Any other error is still an error.
+        let rpc = fake_node(json!({"jsonrpc": "2.0", "id": 1, "error": {
+            "code": -32000, "message": "something else"}}));
+        let e = rpc.eth_get_transaction_receipt("0x12").unwrap_err();
+        assert!(e.to_string().contains("something else"), "{e}");
     }
 
     #[test]

@@ -60,9 +60,10 @@ impl fmt::Display for Diagnostic {
         let gutter = self.line.map(|l| l.to_string().len()).unwrap_or(1);
         let pad = " ".repeat(gutter);
         if let (Some(line), Some(text)) = (self.line, &self.snippet) {
-            write!(f, "\n{pad} |\n{line} | {text}")?;
-            if let Some(col) = self.column {
-                write!(f, "\n{pad} | {}", caret_line(text, col))?;
+            let (shown, col) = window(text, self.column.unwrap_or(1));
+            write!(f, "\n{pad} |\n{line} | {shown}")?;
+            if self.column.is_some() {
+                write!(f, "\n{pad} | {}", caret_line(&shown, col))?;
             }
         }
         if let Some(help) = &self.help {
@@ -76,6 +77,27 @@ impl fmt::Display for Diagnostic {
         }
         Ok(())
     }
+}
+
+/// At most [`WINDOW`] characters of a long line, around `col`; returns the text and
+/// the column within it.
+fn window(text: &str, col: usize) -> (String, usize) {
+    const WINDOW: usize = 100;
+    let n = text.chars().count();
+    if n <= WINDOW {
+        return (text.to_string(), col);
+    }
+    let start = col.saturating_sub(WINDOW / 2).min(n - WINDOW);
+    let mut shown: String = text.chars().skip(start).take(WINDOW).collect();
+    let mut col = col - start;
+    if start > 0 {
+        shown.insert_str(0, "...");
+        col += 3;
+    }
+    if start + WINDOW < n {
+        shown.push_str("...");
+    }
+    (shown, col.max(1))
 }
 
 /// Spaces (tabs kept, so terminals align) up to `col`, then `^` under the token there.
@@ -108,14 +130,18 @@ fn token_len(rest: &str) -> usize {
             let v: Vec<char> = rest.chars().collect();
             let key_colon =
                 |i: usize| v.get(i) == Some(&':') && v.get(i + 1).is_none_or(|c| c.is_whitespace());
-            (0..v.len())
+            let comment = |i: usize| v.get(i) == Some(&'#') && i > 0 && v[i - 1].is_whitespace();
+            let n = (0..v.len())
                 .take_while(|&i| {
-                    let c = v[i];
-                    !c.is_whitespace()
-                        && !matches!(c, ',' | '[' | ']' | '{' | '}' | '#')
-                        && !key_colon(i)
+                    !matches!(v[i], ',' | '[' | ']' | '{' | '}') && !key_colon(i) && !comment(i)
                 })
-                .count()
+                .count();
+            let trailing = v[..n]
+                .iter()
+                .rev()
+                .take_while(|c| c.is_whitespace())
+                .count();
+            n - trailing
         }
     }
 }
@@ -193,6 +219,21 @@ mod tests {
     }
 
     #[test]
+    fn long_lines_show_a_window_around_the_column() {
+        let line = format!("{}X{}", "a".repeat(300), "b".repeat(300));
+        let (shown, col) = window(&line, 301);
+        assert_eq!(shown.chars().count(), 106);
+        assert!(shown.starts_with("...") && shown.ends_with("..."));
+        assert_eq!(shown.chars().nth(col - 1), Some('X'));
+        let (shown, col) = window(&line, 1);
+        assert_eq!((shown.chars().count(), col), (103, 1));
+        let (shown, col) = window(&line, 601);
+        assert_eq!(shown.chars().nth(col - 1), Some('b'));
+        assert!(shown.starts_with("...") && !shown.ends_with("..."));
+        assert_eq!(window("short", 99), ("short".to_string(), 99));
+    }
+
+    #[test]
     fn caret_handles_tabs_quotes_and_columns_past_the_end() {
         assert_eq!(caret_line("\tname: x", 8), "\t      ^");
         assert_eq!(caret_line("  name: \"a b\" # c", 9), "        ^^^^^");
@@ -200,6 +241,11 @@ mod tests {
         assert_eq!(caret_line("", 1), "^");
         assert_eq!(caret_line("x", 0), "^");
         assert_eq!(caret_line("  validators: 2", 3), "  ^^^^^^^^^^");
+        assert_eq!(caret_line("  balance: 5 eth  # x", 12), "           ^^^^^");
+        assert_eq!(
+            caret_line("  local: {base_port: 8, x: 1}", 22),
+            "                     ^"
+        );
         assert_eq!(caret_line("  url: http://x", 8), "       ^^^^^^^^");
     }
 }

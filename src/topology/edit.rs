@@ -6,7 +6,8 @@
 //! exactly that member or is refused with [`EditError::Unsafe`]; it never corrupts a file.
 
 use super::balance::parse_balance;
-use super::validate::{check_name, MAX_NODES_PER_ROLE};
+use super::spans::LineMap;
+use super::validate::{check_name, flow_too_deep, MAX_FLOW_DEPTH, MAX_NODES_PER_ROLE};
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
@@ -86,6 +87,8 @@ pub fn add_member(source: &str, m: &NewMember) -> Result<String, EditError> {
     let style = doc.style(&members);
     let nl = if source.contains("\r\n") {
         "\r\n"
+    } else if source.contains('\r') && !source.contains('\n') {
+        "\r"
     } else {
         "\n"
     };
@@ -98,10 +101,21 @@ pub fn add_member(source: &str, m: &NewMember) -> Result<String, EditError> {
             let offset = lines.end_of(end);
             (offset, !lines.has_break(end))
         }
-        // `members:` with nothing after it: the first item goes right below the key line.
+        // `members:` with nothing after it: the first item goes below the key line and
+        // the comment lines indented under it (which removing the item would take along).
         None => {
-            let key_line = members.key_line;
-            (lines.end_of(key_line), !lines.has_break(key_line))
+            let mut last = members.key_line;
+            for l in last + 1..=lines.count() {
+                let (indent, blank, comment) = lines.shape(l);
+                if blank {
+                    continue;
+                }
+                if !(comment && indent > style.dash) {
+                    break;
+                }
+                last = l;
+            }
+            (lines.end_of(last), !lines.has_break(last))
         }
     };
     let mut out = String::with_capacity(source.len() + block.len() + 2);
@@ -277,8 +291,15 @@ struct Lines<'a> {
 
 impl<'a> Lines<'a> {
     fn new(src: &'a str) -> Self {
+        // Breaks as in `LineMap`: \n, \r\n and a lone \r.
         let mut starts = vec![0];
-        starts.extend(src.match_indices('\n').map(|(i, _)| i + 1));
+        let bytes = src.as_bytes();
+        for (i, b) in bytes.iter().enumerate() {
+            let is_break = *b == b'\n' || (*b == b'\r' && bytes.get(i + 1) != Some(&b'\n'));
+            if is_break {
+                starts.push(i + 1);
+            }
+        }
         if starts.last() == Some(&src.len()) && starts.len() > 1 {
             starts.pop();
         }
@@ -307,9 +328,7 @@ impl<'a> Lines<'a> {
             .src
             .get(self.start_of(line)..self.end_of(line))
             .unwrap_or("");
-        raw.strip_suffix('\n')
-            .map(|r| r.strip_suffix('\r').unwrap_or(r))
-            .unwrap_or(raw)
+        &raw[..raw.len() - self.break_len(line)]
     }
 
     fn has_break(&self, line: usize) -> bool {
@@ -323,7 +342,7 @@ impl<'a> Lines<'a> {
             .unwrap_or("");
         if raw.ends_with("\r\n") {
             2
-        } else if raw.ends_with('\n') {
+        } else if raw.ends_with('\n') || raw.ends_with('\r') {
             1
         } else {
             0
@@ -350,10 +369,33 @@ enum Kind {
     Alias,
 }
 
+/// A position with lines counted as in [`LineMap`] (yaml-rust2's own line numbers count
+/// breaks slightly differently; its char index is exact).
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    index: usize,
+    line: usize,
+    col: usize,
+}
+
+impl Mark {
+    fn index(&self) -> usize {
+        self.index
+    }
+    /// 1-based.
+    fn line(&self) -> usize {
+        self.line
+    }
+    /// 0-based, in characters.
+    fn col(&self) -> usize {
+        self.col
+    }
+}
+
 #[derive(Debug)]
 struct Node {
     kind: Kind,
-    mark: Marker,
+    mark: Mark,
     /// Index range of this node's events in [`Doc::events`] (inclusive).
     first_event: usize,
     last_event: usize,
@@ -388,7 +430,7 @@ impl Node {
     }
 
     /// Position of the first scalar inside (for a block mapping: its first key).
-    fn first_mark(&self) -> Marker {
+    fn first_mark(&self) -> Mark {
         match &self.kind {
             Kind::Map(entries) => entries.first().map_or(self.mark, |(k, _)| k.first_mark()),
             _ => self.mark,
@@ -432,6 +474,11 @@ struct Members {
 }
 
 fn events_of(src: &str) -> Result<Vec<(Event, Marker)>, EditError> {
+    if flow_too_deep(src).is_some() {
+        return Err(EditError::Yaml {
+            message: format!("brackets are nested more than {MAX_FLOW_DEPTH} levels deep"),
+        });
+    }
     // serde_yaml first: it bounds nesting depth before yaml-rust2 recurses.
     serde_yaml::from_str::<super::raw::Peek>(src).map_err(|e| EditError::Yaml {
         message: e.to_string(),
@@ -445,8 +492,14 @@ fn events_of(src: &str) -> Result<Vec<(Event, Marker)>, EditError> {
     Ok(rx.events)
 }
 
-fn build(events: &[(Event, Marker)], i: &mut usize) -> Option<Node> {
-    let (ev, mark) = events.get(*i)?;
+fn build(events: &[(Event, Marker)], lines: &LineMap, i: &mut usize) -> Option<Node> {
+    let (ev, marker) = events.get(*i)?;
+    let pos = lines.pos(marker.index());
+    let mark = Mark {
+        index: marker.index(),
+        line: pos.line,
+        col: pos.column - 1,
+    };
     let first_event = *i;
     *i += 1;
     let kind = match ev {
@@ -455,7 +508,7 @@ fn build(events: &[(Event, Marker)], i: &mut usize) -> Option<Node> {
         Event::SequenceStart(..) => {
             let mut items = Vec::new();
             while !matches!(events.get(*i), Some((Event::SequenceEnd, _)) | None) {
-                items.push(build(events, i)?);
+                items.push(build(events, lines, i)?);
             }
             *i += 1;
             Kind::Seq(items)
@@ -463,8 +516,8 @@ fn build(events: &[(Event, Marker)], i: &mut usize) -> Option<Node> {
         Event::MappingStart(..) => {
             let mut entries = Vec::new();
             while !matches!(events.get(*i), Some((Event::MappingEnd, _)) | None) {
-                let k = build(events, i)?;
-                let v = build(events, i)?;
+                let k = build(events, lines, i)?;
+                let v = build(events, lines, i)?;
                 entries.push((k, v));
             }
             *i += 1;
@@ -474,7 +527,7 @@ fn build(events: &[(Event, Marker)], i: &mut usize) -> Option<Node> {
     };
     Some(Node {
         kind,
-        mark: *mark,
+        mark,
         first_event,
         last_event: i.saturating_sub(1),
     })
@@ -488,7 +541,7 @@ impl<'a> Doc<'a> {
             .position(|(e, _)| *e == Event::DocumentStart)
             .map_or(events.len(), |p| p + 1);
         let mut i = start;
-        let root = build(&events, &mut i).ok_or(EditError::NotBlockMapping)?;
+        let root = build(&events, &LineMap::new(src), &mut i).ok_or(EditError::NotBlockMapping)?;
         let is_flow = src.chars().nth(root.mark.index()).is_some_and(|c| c == '{');
         if !matches!(root.kind, Kind::Map(_)) || is_flow {
             return Err(EditError::NotBlockMapping);
@@ -508,7 +561,7 @@ impl<'a> Doc<'a> {
         rest.is_empty() || rest.starts_with('#')
     }
 
-    fn char_at(&self, m: Marker) -> Option<char> {
+    fn char_at(&self, m: Mark) -> Option<char> {
         self.src.chars().nth(m.index())
     }
 
@@ -592,7 +645,7 @@ impl<'a> Doc<'a> {
     }
 
     /// Where a list item's content starts: first key of a block mapping, else the node.
-    fn content_mark(&self, n: &Node) -> Marker {
+    fn content_mark(&self, n: &Node) -> Mark {
         match n.kind {
             Kind::Map(_) if self.char_at(n.mark) != Some('{') => n.first_mark(),
             _ => n.mark,
@@ -633,9 +686,10 @@ impl<'a> Doc<'a> {
             let start = first.first_mark();
             let (_, adash) = find_dash(&lines, start.line(), start.col())?;
             let akk = start.col();
-            (adash >= akey && akk >= adash + 2).then_some((adash - akey, akk - adash))
+            (adash >= akey && akk >= adash + 2).then(|| (adash - akey, akk - adash))
         });
-        let (adash_off, akey_off) = accounts.unwrap_or((dash - members.key_col, step));
+        let (adash_off, akey_off) =
+            accounts.unwrap_or((dash.saturating_sub(members.key_col), step));
         Style {
             dash,
             key,
@@ -644,9 +698,10 @@ impl<'a> Doc<'a> {
         }
     }
 
-    /// First and last line of a member item's block: from its `-` line over every line
-    /// indented deeper than the `-` (blank and comment lines included), trailing blank
-    /// lines excluded.
+    /// First and last line of a member item's block: from its `-` line to the last line
+    /// indented deeper than the `-` before the next line that is not (the next item or
+    /// key). Blank and comment lines in between belong to it; after its last deeper line
+    /// they do not.
     fn item_lines(
         &self,
         lines: &Lines,
@@ -668,11 +723,12 @@ impl<'a> Doc<'a> {
         }
         let mut last = dash_line;
         for l in dash_line + 1..=lines.count() {
-            let (indent, blank, _comment) = lines.shape(l);
-            if blank {
+            let (indent, blank, comment) = lines.shape(l);
+            if blank || (comment && indent <= dash) {
+                // Inside the block only if deeper content follows; decided below.
                 continue;
             }
-            if indent <= dash {
+            if !comment && indent <= dash {
                 break;
             }
             last = l;
@@ -888,6 +944,11 @@ provider:
 
     #[test]
     fn invalid_input_is_refused() {
+        let deep = format!("members: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(matches!(
+            add_member(&deep, &new_member("wingtip")),
+            Err(EditError::Yaml { .. })
+        ));
         assert!(matches!(
             add_member("a: [", &new_member("wingtip")),
             Err(EditError::Yaml { .. })
@@ -952,6 +1013,34 @@ provider:
             add_member("members: ~\n", &new_member("wingtip")),
             Err(EditError::NotAList { .. })
         ));
+    }
+
+    #[test]
+    fn lone_carriage_returns_are_line_breaks() {
+        let src = "members:\r  - name: contoso\r    validators: 1\r    tx_nodes: 1\rprovider:\r  local: {}\r";
+        let out = add_member(src, &new_member("wingtip")).unwrap();
+        assert!(
+            out.contains("\r  - name: wingtip\r    validators: 1\r"),
+            "{out:?}"
+        );
+        assert_eq!(remove_member(&out, "wingtip").unwrap(), src);
+        // Mixed: a lone \r inside an otherwise \n file.
+        let src = "members:\n  - name: contoso\n    validators: 1\r    tx_nodes: 1\nprovider:\n  local: {}\n";
+        let out = add_member(src, &new_member("wingtip")).unwrap();
+        assert_eq!(remove_member(&out, "wingtip").unwrap(), src);
+        assert_eq!(remove_member(&out, "contoso").unwrap(), src.replace("  - name: contoso\n    validators: 1\r    tx_nodes: 1\n", "").replace("provider:", "  - name: wingtip\n    validators: 1\n    tx_nodes: 1\n    accounts:\n      - name: ops\n        balance: 100 ether\n      - name: fees\n        balance: 21 gwei\nprovider:"));
+    }
+
+    #[test]
+    fn dash_alone_on_its_line() {
+        let src = "members:\n  -\n    name: contoso\n    validators: 1\n  -   # fabrikam\n    name: fabrikam\n    validators: 1\nprovider: {local: {}}\n";
+        let out = remove_member(src, "fabrikam").unwrap();
+        assert_eq!(
+            out,
+            "members:\n  -\n    name: contoso\n    validators: 1\nprovider: {local: {}}\n"
+        );
+        let out = add_member(src, &new_member("wingtip")).unwrap();
+        assert_eq!(remove_member(&out, "wingtip").unwrap(), src);
     }
 
     #[test]

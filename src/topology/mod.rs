@@ -10,7 +10,7 @@ pub mod diagnostic;
 pub mod edit;
 pub mod model;
 mod raw;
-pub mod spans;
+mod spans;
 mod starter;
 pub mod validate;
 

@@ -91,7 +91,6 @@ pub struct Account {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-#[allow(clippy::large_enum_variant)] // one per topology; boxing buys nothing
 pub enum ProviderConfig {
     Local(LocalConfig),
     Azure(AzureConfig),

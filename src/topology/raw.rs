@@ -360,8 +360,10 @@ impl<'de> Visitor<'de> for PeekVisitor {
         })
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Peek, A::Error> {
+        // Nested values are read as `Peek` too (not skipped), so serde_yaml's recursion
+        // limit refuses absurd nesting before anything recursive sees it.
         let mut len = 0;
-        while seq.next_element::<IgnoredAny>()?.is_some() {
+        while seq.next_element::<Peek>()?.is_some() {
             len += 1;
         }
         Ok(Peek {
@@ -372,7 +374,7 @@ impl<'de> Visitor<'de> for PeekVisitor {
     fn visit_enum<A: de::EnumAccess<'de>>(self, data: A) -> Result<Peek, A::Error> {
         use de::VariantAccess;
         let (_, variant) = data.variant::<IgnoredAny>()?;
-        variant.newtype_variant::<IgnoredAny>()?;
+        variant.newtype_variant::<Peek>()?;
         Ok(Peek::kind("a tagged value"))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Peek, A::Error> {
@@ -381,7 +383,7 @@ impl<'de> Visitor<'de> for PeekVisitor {
             if key.text.as_deref() == Some("members") {
                 members = map.next_value::<Peek>()?.len;
             } else {
-                map.next_value::<IgnoredAny>()?;
+                map.next_value::<Peek>()?;
             }
         }
         Ok(Peek {

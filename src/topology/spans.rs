@@ -15,13 +15,62 @@ pub struct Pos {
     pub column: usize,
 }
 
-impl From<Marker> for Pos {
-    fn from(m: Marker) -> Self {
+/// Char index -> (line, column), with the line breaks both YAML parsers agree on: `\n`,
+/// `\r\n` and a lone `\r`. (libyaml also breaks lines at U+0085, U+2028 and U+2029 and
+/// yaml-rust2 does not, so their own line numbers can disagree; their char indices do not.)
+#[derive(Debug, Default)]
+pub struct LineMap {
+    starts: Vec<usize>,
+}
+
+impl LineMap {
+    pub fn new(text: &str) -> Self {
+        let mut starts = vec![0];
+        let mut chars = text.chars().enumerate().peekable();
+        while let Some((i, c)) = chars.next() {
+            let is_break = match c {
+                '\n' => true,
+                '\r' => chars.peek().map(|(_, n)| *n) != Some('\n'),
+                _ => false,
+            };
+            if is_break {
+                starts.push(i + 1);
+            }
+        }
+        LineMap { starts }
+    }
+
+    pub fn pos(&self, char_index: usize) -> Pos {
+        let line = self.starts.partition_point(|&s| s <= char_index).max(1);
+        let start = self.starts.get(line - 1).copied().unwrap_or(0);
         Pos {
-            line: m.line(),
-            column: m.col().saturating_add(1),
+            line,
+            column: char_index - start + 1,
         }
     }
+}
+
+/// Text of 1-based `line` (breaks as in [`LineMap`]), without its break or trailing blanks.
+pub fn line_text(text: &str, line: usize) -> Option<&str> {
+    let mut n = 1;
+    let mut start = 0;
+    let mut iter = text.char_indices().peekable();
+    while let Some((i, c)) = iter.next() {
+        let end = match c {
+            '\n' => Some(i + 1),
+            '\r' if iter.peek().map(|(_, n)| *n) == Some('\n') => None,
+            '\r' => Some(i + 1),
+            _ => None,
+        };
+        if let Some(next) = end {
+            if n == line {
+                return Some(text[start..i].trim_end());
+            }
+            n += 1;
+            start = next;
+        }
+    }
+    (n == line).then(|| text[start..].trim_end())
 }
 
 #[derive(Debug, Default)]
@@ -39,7 +88,10 @@ impl SpanIndex {
     /// Builds the index; on a syntax error it keeps what it saw before it (positions are a
     /// help, never a requirement).
     pub fn build(text: &str) -> SpanIndex {
-        let mut rx = Receiver::default();
+        let mut rx = Receiver {
+            lines: LineMap::new(text),
+            ..Receiver::default()
+        };
         let mut parser = Parser::new_from_str(text);
         let _ = parser.load(&mut rx, false);
         rx.index
@@ -92,6 +144,9 @@ pub fn child_index(path: &str, i: usize) -> String {
     format!("{path}[{i}]")
 }
 
+/// Mappings and lists nested deeper than this are not indexed.
+const MAX_DEPTH: usize = 12;
+
 enum Frame {
     Map {
         path: String,
@@ -115,6 +170,7 @@ enum Frame {
 struct Receiver {
     index: SpanIndex,
     stack: Vec<Frame>,
+    lines: LineMap,
 }
 
 impl Receiver {
@@ -183,6 +239,12 @@ impl Receiver {
             *depth += 1;
             return;
         }
+        // Topology paths are a few levels deep; deeper nodes point at their ancestors
+        // (which also keeps path strings from growing with the nesting).
+        if self.stack.len() >= MAX_DEPTH {
+            self.stack.push(Frame::Ignored { depth: 0 });
+            return;
+        }
         let Some(path) = self.next_path() else {
             self.stack.push(Frame::Ignored { depth: 0 });
             return;
@@ -223,7 +285,7 @@ impl Receiver {
 
 impl MarkedEventReceiver for Receiver {
     fn on_event(&mut self, ev: Event, mark: Marker) {
-        let pos = Pos::from(mark);
+        let pos = self.lines.pos(mark.index());
         match ev {
             Event::Scalar(text, ..) => self.on_scalar(text, pos),
             Event::Alias(_) => self.on_scalar(String::from("*alias"), pos),
@@ -281,6 +343,38 @@ mod tests {
     fn broken_yaml_keeps_what_came_before() {
         let ix = SpanIndex::build("network:\n  name: x\n  bad: [\n");
         assert_eq!(ix.value("network.name"), Some(Pos { line: 2, column: 9 }));
+    }
+
+    #[test]
+    fn line_map_and_text_agree() {
+        let text = "a\r\nbé\rc\n\u{2028}d\n";
+        let m = LineMap::new(text);
+        assert_eq!(m.pos(0), Pos { line: 1, column: 1 });
+        assert_eq!(m.pos(4), Pos { line: 2, column: 2 });
+        assert_eq!(m.pos(6), Pos { line: 3, column: 1 });
+        assert_eq!(m.pos(9), Pos { line: 4, column: 2 });
+        assert_eq!(
+            m.pos(99),
+            Pos {
+                line: 5,
+                column: 89
+            }
+        );
+        let lines: Vec<_> = (1..=6).map(|l| line_text(text, l)).collect();
+        assert_eq!(
+            lines,
+            [
+                Some("a"),
+                Some("bé"),
+                Some("c"),
+                Some("\u{2028}d"),
+                Some(""),
+                None
+            ]
+        );
+        assert_eq!(line_text("x", 1), Some("x"));
+        assert_eq!(line_text("", 1), Some(""));
+        assert_eq!(line_text("x", 0), None);
     }
 
     #[test]

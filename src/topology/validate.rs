@@ -9,7 +9,7 @@ use super::balance::parse_balance;
 use super::diagnostic::{Diagnostic, LoadError, Severity};
 use super::model::*;
 use super::raw::*;
-use super::spans::{child_index, child_key, Pos, SpanIndex};
+use super::spans::{child_index, child_key, line_text, LineMap, Pos, SpanIndex};
 use serde::de::DeserializeSeed;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -149,7 +149,10 @@ impl<'a> Ctx<'a> {
         make_diag(self.file, self.text, sev, pos, msg, help)
     }
 
+    /// Pushes a diagnostic about the content: without a position from the index it points
+    /// at the first line with content, so every such diagnostic has a line.
     fn push(&mut self, sev: Severity, pos: Option<Pos>, msg: String, help: Option<String>) {
+        let pos = pos.or_else(|| first_content(self.text));
         let d = self.diag(sev, pos, msg, help);
         self.diags.push(d);
     }
@@ -181,7 +184,6 @@ impl<'a> Ctx<'a> {
     }
 
     fn finish(mut self) -> Vec<Diagnostic> {
-        self.diags.dedup();
         let mut seen = std::collections::HashSet::new();
         self.diags
             .retain(|d| seen.insert((d.line, d.column, d.message.clone())));
@@ -214,14 +216,17 @@ fn make_diag(
     }
 }
 
-/// Text of 1-based `line`, without its line break or trailing blanks.
-fn line_text(text: &str, line: usize) -> Option<&str> {
-    let l = text.split('\n').nth(line.checked_sub(1)?)?;
-    Some(l.trim_end())
-}
-
 pub fn load(path: &Path) -> Result<Loaded, LoadError> {
-    let bytes = std::fs::read(path).map_err(|e| {
+    // At most one byte over the limit is read, so `-f /dev/zero` fails fast too.
+    let read = |path: &Path| -> std::io::Result<Vec<u8>> {
+        use std::io::Read;
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)?
+            .take(MAX_FILE_BYTES as u64 + 1)
+            .read_to_end(&mut bytes)?;
+        Ok(bytes)
+    };
+    let bytes = read(path).map_err(|e| {
         let (message, help) = if e.kind() == std::io::ErrorKind::NotFound {
             (
                 "topology file not found".to_string(),
@@ -254,10 +259,7 @@ pub fn parse(path_for_messages: &Path, bytes: &[u8]) -> Result<Loaded, LoadError
             "",
             Severity::Error,
             None,
-            format!(
-                "the file is {} bytes, too large to be a topology (the limit is {MAX_FILE_BYTES})",
-                bytes.len()
-            ),
+            format!("the file is larger than {MAX_FILE_BYTES} bytes, too large to be a topology"),
             Some("check that -f points at a consort topology file".into()),
         )));
     }
@@ -267,6 +269,18 @@ pub fn parse(path_for_messages: &Path, bytes: &[u8]) -> Result<Loaded, LoadError
     };
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut ctx = Ctx::new(file, text);
+
+    // libyaml slows down quadratically with flow nesting depth; refuse absurd nesting
+    // before it sees the file.
+    if let Some(at) = flow_too_deep(text) {
+        let pos = LineMap::new(text).pos(at);
+        return Err(fail(ctx.diag(
+            Severity::Error,
+            Some(pos),
+            format!("brackets are nested more than {MAX_FLOW_DEPTH} levels deep here"),
+            Some("a topology nests a few levels at most; check for unclosed `[` or `{`".into()),
+        )));
+    }
 
     // YAML syntax and the top-level shape.
     let top: Peek = match serde_yaml::from_str(text) {
@@ -335,6 +349,46 @@ pub fn parse(path_for_messages: &Path, bytes: &[u8]) -> Result<Loaded, LoadError
     }
 }
 
+/// Deepest `[`/`{` nesting accepted before parsing (a topology uses two or three).
+pub(crate) const MAX_FLOW_DEPTH: usize = 64;
+
+/// Char index where `[`/`{` nesting first exceeds [`MAX_FLOW_DEPTH`], skipping comments
+/// and quoted text (roughly: a bracket inside a plain scalar still counts).
+pub(crate) fn flow_too_deep(text: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    let mut comment = false;
+    let mut prev = '\n';
+    for (i, c) in text.chars().enumerate() {
+        if c == '\n' || c == '\r' {
+            comment = false;
+            if quote == Some('\'') {
+                quote = None;
+            }
+        } else if comment {
+        } else if let Some(q) = quote {
+            if c == q && !(q == '"' && prev == '\\') {
+                quote = None;
+            }
+        } else {
+            match c {
+                '#' if prev.is_whitespace() => comment = true,
+                '"' | '\'' if prev.is_whitespace() || "[{,:".contains(prev) => quote = Some(c),
+                '[' | '{' => {
+                    depth += 1;
+                    if depth > MAX_FLOW_DEPTH {
+                        return Some(i);
+                    }
+                }
+                ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        prev = c;
+    }
+    None
+}
+
 fn utf8_diag(file: &Path, bytes: &[u8], valid_up_to: usize) -> Diagnostic {
     let prefix = bytes.get(..valid_up_to).unwrap_or_default();
     let line_start = prefix
@@ -364,14 +418,55 @@ fn utf8_diag(file: &Path, bytes: &[u8], valid_up_to: usize) -> Diagnostic {
 // serde_yaml errors -> diagnostics
 
 fn serde_diag(ctx: &Ctx, e: &serde_yaml::Error) -> Diagnostic {
-    let pos = e.location().map(|l| Pos {
-        line: l.line(),
-        column: l.column(),
+    // libyaml's index counts bytes (yaml-rust2's counts chars); map both the same way.
+    let pos = e.location().map(|l| {
+        let mut b = l.index().min(ctx.text.len());
+        while !ctx.text.is_char_boundary(b) {
+            b -= 1;
+        }
+        LineMap::new(ctx.text).pos(ctx.text[..b].chars().count())
     });
     let full = strip_first_location(&e.to_string());
     let (path, msg) = split_path(&full);
+    let pos = pos.or_else(|| {
+        full.contains("more than one document")
+            .then(|| second_document(ctx.text))
+            .flatten()
+    });
     let (pos, message, help) = explain_serde(ctx, path, msg, pos);
     ctx.diag(Severity::Error, pos, message, help)
+}
+
+/// The first non-blank, non-comment character of the file (else its start).
+fn first_content(text: &str) -> Option<Pos> {
+    for line in 1.. {
+        let Some(l) = line_text(text, line) else {
+            break;
+        };
+        let t = l.trim_start();
+        if !t.is_empty() && !t.starts_with('#') {
+            return Some(Pos {
+                line,
+                column: l.chars().count() - t.chars().count() + 1,
+            });
+        }
+    }
+    Some(Pos { line: 1, column: 1 })
+}
+
+/// The `---` line that starts a second document (after some content).
+fn second_document(text: &str) -> Option<Pos> {
+    let mut content = false;
+    for line in 1.. {
+        let l = line_text(text, line)?;
+        let is_marker = l == "---" || l.starts_with("--- ");
+        if is_marker && content {
+            return Some(Pos { line, column: 1 });
+        }
+        let t = l.trim_start();
+        content |= !(is_marker || t.is_empty() || t.starts_with('#') || t.starts_with('%'));
+    }
+    None
 }
 
 /// Drops the first ` at line N column M` (the diagnostic shows the position already).
@@ -946,10 +1041,11 @@ fn check_funding(ctx: &mut Ctx, spec: &str, members: &[Member]) {
         None => ctx.error(
             PATH,
             format!("funding_account {spec:?} names no existing member {m:?}"),
-            Some(format!(
-                "members: {}",
-                list(members.iter().map(|x| x.name.as_str()).collect())
-            )),
+            Some(format!("members: {}", {
+                let mut names: Vec<&str> = members.iter().map(|x| x.name.as_str()).collect();
+                names.dedup();
+                list(names)
+            })),
         ),
         Some(member) if !member.accounts.iter().any(|x| x.name == a) => ctx.error(
             PATH,
@@ -1314,7 +1410,7 @@ fn check_ssh_key(ctx: &mut Ctx, path: &str, text: &str, what: &str) -> bool {
     if kind != "ssh-rsa" && kind != "ssh-ed25519" {
         ctx.error(
             path,
-            format!("{what} holds a {kind} key; Azure accepts only ssh-rsa and ssh-ed25519 keys"),
+            format!("{what} holds a key of type {kind}; Azure accepts only ssh-rsa and ssh-ed25519 keys"),
             Some("create one with `ssh-keygen -t ed25519`".to_string()),
         );
         return false;

@@ -149,6 +149,7 @@ fn rendered_bootstrap_brings_up_two_members_that_peer_and_seal() {
                 address: addrs[i].to_checksum(),
                 keystore_dir: vm_paths::KEYSTORE_DIR.into(),
                 password_file: vm_paths::PASSWORD.into(),
+                mine: true,
             }),
         };
         let text = render::cloud_init(&CloudInit {

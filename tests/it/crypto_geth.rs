@@ -109,14 +109,20 @@ struct Node {
 }
 
 impl Node {
-    fn start(&self, unlock: &Address, password_file: &Path, node_key: &SecretKey) -> GethProcess {
+    fn start(
+        &self,
+        label: &str,
+        unlock: &Address,
+        password_file: &Path,
+        node_key: &SecretKey,
+    ) -> GethProcess {
         let data = self.dir.join("data");
         // Pin the devp2p listener to loopback (there is no flag for the address).
         let config = self.dir.join("config.toml");
         fs::write(&config, "[Node.P2P]\nListenAddr = \"127.0.0.1:0\"\n").unwrap();
         let node_key_file = self.dir.join("nodekey");
         write_secret(&node_key_file, node_key.to_hex().as_bytes()).unwrap();
-        let log = self.dir.join(format!("geth-{}.log", free_port()));
+        let log = self.dir.join(format!("geth-{label}.log"));
         let log_file = fs::File::create(&log).unwrap();
         let unlock = unlock.to_string();
         let http_port = self.http_port.to_string();
@@ -252,7 +258,7 @@ fn geth_unlocks_our_keystore_and_agrees_on_signatures_enode_and_transactions() {
     // 2. With a wrong password geth refuses to unlock our keystore and exits: so the
     // successful unlock below really means geth decrypted our file.
     {
-        let mut geth = node.start(&addr, &wrong_password_file, &node_key);
+        let mut geth = node.start("wrong-password", &addr, &wrong_password_file, &node_key);
         let deadline = Instant::now() + Duration::from_secs(60);
         let status = loop {
             if let Some(status) = geth.exited() {
@@ -275,7 +281,7 @@ fn geth_unlocks_our_keystore_and_agrees_on_signatures_enode_and_transactions() {
 
     // 3. With the right password geth unlocks it: eth_sign works only on an unlocked
     // account, and geth's signature must equal ours (both RFC 6979, low s).
-    let mut geth = node.start(&addr, &password_file, &node_key);
+    let mut geth = node.start("unlocked", &addr, &password_file, &node_key);
     let port = node.http_port;
     let msg = b"consort crypto test";
     let deadline = Instant::now() + Duration::from_secs(60);

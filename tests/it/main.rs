@@ -2,9 +2,18 @@
 
 mod support;
 
+#[cfg(feature = "azure")]
+mod azure_arm;
+#[cfg(feature = "azure")]
+mod azure_provider;
+mod cli;
 mod cloud_init;
 mod crypto_geth;
+#[cfg(feature = "azure")]
+mod fake_arm;
 mod local_cli;
 mod local_geth;
 mod local_provider;
+mod membership;
 mod readme;
+mod topology;

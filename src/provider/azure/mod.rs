@@ -1,56 +1,1246 @@
-//! The Azure provider: ARM resources through azure_mgmt_* (our own LRO polling).
+//! The Azure provider: the consortium on Azure VMs, through ARM.
+//!
+//! Resources (state address → ARM resource), with the dependencies the executor uses to
+//! create independent resources in parallel, in waves:
+//!
+//! ```text
+//! azure.rg                 resource group, tagged managed-by=consort, consort-network=<net>
+//! ├─ azure.vnet            <net>-vnet with the whole address_space
+//! ├─ azure.nsg.<m>         <m>-nsg (rules: see arm::rules)
+//! │  └─ azure.subnet.<m>   <m>-subnet, a /24 of address_space, NSG attached   (+ vnet)
+//! │     └─ azure.nic.<n>   <n>-nic, static private IP, NSG                    (+ pip)
+//! │        └─ azure.vm.<n> <n>-vm, Ubuntu LTS, SSH key only, cloud-init customData
+//! └─ azure.pip.<n>         <n>-pip, Standard static public IP, tx nodes only
+//! ```
+//!
+//! `desired` is offline (no credentials): plan shows every resource before anything
+//! exists. Requests go through [`arm::Arm`] (our own long-running-operation polling) on a
+//! private tokio runtime; the executor's threads `block_on` it.
+//!
+//! Destroy runs in reverse dependency order (VMs, then NICs, then public IPs, subnets, the
+//! VNet and NSGs) and finally the resource group, which is deleted only when nothing else
+//! is left in it: otherwise the destroy of `azure.rg` fails naming the foreign resources. A
+//! resource group that existed before consort (not tagged by it) is never deleted.
+//!
+//! Mesh changes (a node added or removed) do not touch running VMs: their customData is
+//! fixed at creation, new nodes' configs list every existing node and dial them, and the
+//! existing nodes accept those inbound connections (MaxPeers leaves room). Clique votes
+//! need the validators' RPC, which Azure validators do not expose, so adding or removing
+//! validators of a running network is refused with an explanation.
 
-use super::{ApplyCtx, Health, Provider, ProviderError};
-use crate::plan::{Change, Resource};
-use crate::state::{ResourceState, State};
-use crate::topology::{AzureConfig, Topology};
+pub mod arm;
+mod export;
+pub mod layout;
+
+pub use export::{custom_data_parameter, export_arm_with_state};
+
+use super::events::Event;
+use super::{ApplyCtx, Health, NodeHealth, Provider, ProviderError};
+use crate::plan::{mesh_digest, Action, Change, Kind, Resource};
+use crate::render::{self, vm_paths, CloudInit, CloudKeystore, NodeLaunch, SignerLaunch};
+use crate::rpc::RpcClient;
+use crate::state::{ResourceState, State, StateDir};
+use crate::topology::{AzureConfig, NodeSpec, Role, Topology};
+use arm::{
+    Arm, ArmError, CustomData, ImageRef, NicSpec, NsgSpec, PublicIpSpec, RuleSpec, SubnetSpec,
+    VmSpec, VnetSpec,
+};
+use layout::*;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The only geth whose official release archive (and SHA-256) the bootstrap pins.
+pub const PINNED_GETH: &str = "1.13.15";
+pub const P2P_PORT: u16 = 30303;
+pub const RPC_PORT: u16 = 8545;
+pub const AUTHRPC_PORT: u16 = 8551;
+/// Managed OS disk type of every VM.
+pub const OS_DISK_TYPE: &str = "StandardSSD_LRS";
+/// VM tag holding the SHA-256 of its customData (lets an interrupted create be adopted or
+/// redone: customData cannot be read back or changed).
+pub const CUSTOM_DATA_TAG: &str = "consort-custom-data-sha256";
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub struct AzureProvider {
     pub config: AzureConfig,
+    arm: Mutex<Option<Arc<Arm>>>,
+    runtime: OnceLock<tokio::runtime::Runtime>,
 }
 
 impl AzureProvider {
+    /// No credentials or network needed (plan is offline); the ARM client is made on the
+    /// first request, from `CONSORT_ARM_ENDPOINT` / `CONSORT_ARM_TOKEN` / azure_identity.
     pub fn new(config: AzureConfig) -> Result<AzureProvider, ProviderError> {
-        Ok(AzureProvider { config })
+        Ok(AzureProvider {
+            config,
+            arm: Mutex::new(None),
+            runtime: OnceLock::new(),
+        })
     }
+
+    /// With a ready ARM client (tests and benches against a stand-in endpoint).
+    pub fn with_arm(config: AzureConfig, arm: Arm) -> AzureProvider {
+        AzureProvider {
+            config,
+            arm: Mutex::new(Some(Arc::new(arm))),
+            runtime: OnceLock::new(),
+        }
+    }
+
+    fn arm(&self) -> Result<Arc<Arm>, ProviderError> {
+        let mut g = self.arm.lock().unwrap();
+        if let Some(a) = &*g {
+            return Ok(a.clone());
+        }
+        let sub = self
+            .config
+            .subscription_id
+            .clone()
+            .or_else(|| std::env::var("AZURE_SUBSCRIPTION_ID").ok())
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| {
+                ProviderError::Other(
+                    "provider.azure.subscription_id is not set (nor AZURE_SUBSCRIPTION_ID): \
+                     apply, destroy and plan --refresh need the subscription to work in"
+                        .into(),
+                )
+            })?;
+        let a = Arc::new(Arm::from_env(&sub).map_err(|e| ProviderError::Other(e.to_string()))?);
+        *g = Some(a.clone());
+        Ok(a)
+    }
+
+    fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.runtime
+            .get_or_init(|| {
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("consort-arm")
+                    .enable_all()
+                    .build()
+                    .expect("tokio runtime for ARM requests")
+            })
+            .block_on(f)
+    }
+
+    fn rg(&self) -> &str {
+        &self.config.resource_group
+    }
+
+    fn tags(&self, network: &str) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("managed-by".to_string(), "consort".to_string()),
+            ("consort-network".to_string(), network.to_string()),
+        ])
+    }
+
+    fn vm_size(&self, role: Role) -> String {
+        match role {
+            Role::Validator => self.config.validator_vm_size.clone(),
+            Role::Tx => self.config.tx_vm_size.clone(),
+        }
+        .unwrap_or_else(|| self.config.vm_size.clone())
+    }
+
+    /// The cloud-init of one node's VM, exactly as apply renders it into customData: this
+    /// node's key (and signer keystore + password for validators) read from the state
+    /// directory, the genesis from state, StaticNodes = every other node at its private IP.
+    pub fn vm_cloud_init(
+        &self,
+        topology: &Topology,
+        state: &State,
+        node: &str,
+    ) -> Result<CloudInit, ProviderError> {
+        let addr = vm_addr(node);
+        let spec = topology
+            .nodes()
+            .into_iter()
+            .find(|n| n.name == node)
+            .ok_or_else(|| {
+                ProviderError::at(&addr, format!("node {node} is not in the topology"))
+            })?;
+        let l = layout::layout(topology, &self.config.address_space, Some(state))
+            .map_err(|e| ProviderError::at(&addr, e))?;
+        let missing = |what: &str| {
+            ProviderError::at(&addr, format!("{what} is not in state; run apply again"))
+        };
+        let read = |path: &str, what: &str| {
+            std::fs::read_to_string(path).map_err(|e| {
+                ProviderError::at(
+                    &addr,
+                    format!("cannot read {what} {path}: {e}; run apply again to regenerate it"),
+                )
+            })
+        };
+        let key_addr = format!("key.node.{node}");
+        let nodekey = read(
+            state
+                .output_str(&key_addr, "key_file")
+                .ok_or_else(|| missing(&key_addr))?,
+            "the node key",
+        )?
+        .trim()
+        .to_string();
+        let genesis = state.genesis.as_ref().ok_or_else(|| missing("genesis"))?;
+        let genesis_json = serde_json::to_string_pretty(&genesis.json).expect("genesis serialises");
+        let mut static_nodes = Vec::new();
+        for other in topology.nodes().iter().filter(|o| o.name != node) {
+            let id = state
+                .output_str(&format!("key.node.{}", other.name), "enode_id")
+                .ok_or_else(|| missing(&format!("key.node.{}", other.name)))?;
+            static_nodes.push(render::enode_url(id, &l.ip(&other.name), P2P_PORT));
+        }
+        let ip = l.ip(node);
+        let (signer, keystore, password) = if spec.role == Role::Validator {
+            let sk = format!("key.signer.{node}");
+            let address = state
+                .output_str(&sk, "address")
+                .ok_or_else(|| missing(&sk))?;
+            let ks_path = state
+                .output_str(&sk, "keystore")
+                .ok_or_else(|| missing(&sk))?;
+            let pw_path = state
+                .output_str(&sk, "password_file")
+                .ok_or_else(|| missing(&sk))?;
+            let file_name = std::path::Path::new(ks_path)
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .ok_or_else(|| ProviderError::at(&addr, format!("{ks_path} is not a file")))?;
+            (
+                Some(SignerLaunch {
+                    address: address.to_string(),
+                    keystore_dir: vm_paths::KEYSTORE_DIR.into(),
+                    password_file: vm_paths::PASSWORD.into(),
+                    // A VM has no consort beside it to start sealing later.
+                    mine: true,
+                }),
+                Some(CloudKeystore {
+                    file_name,
+                    json: read(ks_path, "the signer keystore")?,
+                }),
+                Some(read(pw_path, "the signer password")?.trim_end().to_string()),
+            )
+        } else {
+            (None, None, None)
+        };
+        let n = topology.nodes().len() as u32;
+        let launch = NodeLaunch {
+            network: topology.network.name.clone(),
+            node_name: node.to_string(),
+            geth_version: topology.client.geth.clone(),
+            chain_id: topology.network.chain_id,
+            datadir: vm_paths::DATADIR.into(),
+            config_path: vm_paths::CONFIG.into(),
+            nodekey_path: vm_paths::NODEKEY.into(),
+            listen_addr: ip.clone(),
+            p2p_port: P2P_PORT,
+            nat: format!("extip:{ip}"),
+            // Validators keep their (unlocked) RPC on loopback; tx nodes serve it on the
+            // private IP, which their public IP maps to (the NSG decides who gets there).
+            http_addr: if spec.role == Role::Tx {
+                ip.clone()
+            } else {
+                "127.0.0.1".into()
+            },
+            http_port: RPC_PORT,
+            authrpc_port: AUTHRPC_PORT,
+            cache_mb: 512,
+            verbosity: 3,
+            // Room for nodes that join later: existing VMs keep their boot-time StaticNodes
+            // and accept the newcomers' inbound connections.
+            max_peers: (n.saturating_sub(1)).max(25),
+            static_nodes,
+            signer,
+        };
+        Ok(CloudInit {
+            node: launch,
+            member: spec.member.clone(),
+            role: spec.role.to_string(),
+            geth_version: topology.client.geth.clone(),
+            geth_url: render::GETH_RELEASE_URL.into(),
+            geth_sha256: render::GETH_RELEASE_SHA256.into(),
+            genesis_json,
+            nodekey,
+            keystore,
+            password,
+        })
+    }
+}
+
+fn attrs_of(change: &Change) -> Value {
+    change
+        .after
+        .as_ref()
+        .or(change.before.as_ref())
+        .cloned()
+        .unwrap_or(json!({}))
+}
+
+fn attr(v: &Value, key: &str) -> String {
+    v.get(key).and_then(Value::as_str).unwrap_or("").to_string()
+}
+
+fn node_of(change: &Change) -> String {
+    let a = attrs_of(change);
+    let n = attr(&a, "node");
+    if n.is_empty() {
+        change
+            .addr
+            .rsplit_once('.')
+            .map(|(_, n)| n.to_string())
+            .unwrap_or_default()
+    } else {
+        n
+    }
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+fn record(change: &Change, kind: Kind, outputs: Value) -> ResourceState {
+    ResourceState {
+        kind,
+        attrs: change.after.clone().unwrap_or(json!({})),
+        outputs,
+        deps: change.deps.clone(),
+    }
+}
+
+fn is_azure_kind(k: Kind) -> bool {
+    matches!(
+        k,
+        Kind::AzureResourceGroup
+            | Kind::AzureVnet
+            | Kind::AzureNsg
+            | Kind::AzureSubnet
+            | Kind::AzurePublicIp
+            | Kind::AzureNic
+            | Kind::AzureVm
+    )
 }
 
 impl Provider for AzureProvider {
     fn name(&self) -> &'static str {
         "azure"
     }
+
+    fn node_addr(&self, name: &str) -> String {
+        vm_addr(name)
+    }
+
     fn desired(
         &self,
-        _t: &Topology,
-        _s: Option<&State>,
-        _c: &[Resource],
+        topology: &Topology,
+        state: Option<&State>,
+        _core: &[Resource],
     ) -> Result<Vec<Resource>, ProviderError> {
-        Ok(vec![])
+        let cfg = &self.config;
+        if topology.client.geth != PINNED_GETH {
+            return Err(ProviderError::Other(format!(
+                "client.geth {:?}: Azure VMs install geth {PINNED_GETH} from its official release archive (verified by SHA-256); set client.geth: {PINNED_GETH}",
+                topology.client.geth
+            )));
+        }
+        let l =
+            layout::layout(topology, &cfg.address_space, state).map_err(ProviderError::Other)?;
+        let net = &topology.network.name;
+        let tags = self.tags(net);
+        let space = l.address_space.to_string();
+        let nodes = topology.nodes();
+        let mesh = mesh_digest(nodes.iter().map(|n| n.name.as_str()));
+        let mut out = vec![
+            Resource {
+                addr: RG_ADDR.into(),
+                kind: Kind::AzureResourceGroup,
+                attrs: json!({"name": cfg.resource_group, "location": cfg.location, "tags": tags}),
+                deps: vec![],
+                summary: format!(
+                    "resource group {} in {}, tagged managed-by=consort",
+                    cfg.resource_group, cfg.location
+                ),
+            },
+            Resource {
+                addr: VNET_ADDR.into(),
+                kind: Kind::AzureVnet,
+                attrs: json!({"name": vnet_name(net), "location": cfg.location, "address_space": space}),
+                deps: vec![RG_ADDR.into()],
+                summary: format!("virtual network {} {space}", vnet_name(net)),
+            },
+        ];
+        for m in &topology.members {
+            let tx_ips: Vec<String> = nodes
+                .iter()
+                .filter(|n| n.member == m.name && n.role == Role::Tx)
+                .map(|n| l.ip(&n.name))
+                .collect();
+            let rules = arm::rules::member_rules(
+                &space,
+                &tx_ips,
+                &cfg.allowed_rpc_cidrs,
+                &cfg.allowed_ssh_cidrs,
+            );
+            let rpc = if rules.iter().any(|r| r.name == "allow-rpc") {
+                format!(
+                    "RPC 8545 on tx nodes from {}",
+                    cfg.allowed_rpc_cidrs.join(", ")
+                )
+            } else {
+                "no RPC".into()
+            };
+            let ssh = if cfg.allowed_ssh_cidrs.is_empty() {
+                "no SSH".to_string()
+            } else {
+                format!("SSH from {}", cfg.allowed_ssh_cidrs.join(", "))
+            };
+            out.push(Resource {
+                addr: nsg_addr(&m.name),
+                kind: Kind::AzureNsg,
+                attrs: json!({"name": nsg_name(&m.name), "location": cfg.location, "rules": rules}),
+                deps: vec![RG_ADDR.into()],
+                summary: format!(
+                    "network security group {}: p2p 30303 from {space}, {rpc}, {ssh}, deny the rest",
+                    nsg_name(&m.name)
+                ),
+            });
+            out.push(Resource {
+                addr: subnet_addr(&m.name),
+                kind: Kind::AzureSubnet,
+                attrs: json!({
+                    "name": subnet_name(&m.name),
+                    "vnet": vnet_name(net),
+                    "address_prefix": l.subnets[&m.name].to_string(),
+                    "nsg": nsg_name(&m.name),
+                }),
+                deps: vec![VNET_ADDR.into(), nsg_addr(&m.name)],
+                summary: format!(
+                    "subnet {} {} of {}",
+                    subnet_name(&m.name),
+                    l.subnets[&m.name],
+                    m.name
+                ),
+            });
+        }
+        for n in &nodes {
+            let tx = n.role == Role::Tx;
+            if tx {
+                out.push(Resource {
+                    addr: pip_addr(&n.name),
+                    kind: Kind::AzurePublicIp,
+                    attrs: json!({"name": pip_name(&n.name), "location": cfg.location, "sku": "Standard", "allocation": "Static"}),
+                    deps: vec![RG_ADDR.into()],
+                    summary: format!("public IP {} (Standard, static) for {}", pip_name(&n.name), n.name),
+                });
+            }
+            let mut nic_deps = vec![subnet_addr(&n.member), nsg_addr(&n.member)];
+            if tx {
+                nic_deps.push(pip_addr(&n.name));
+            }
+            out.push(Resource {
+                addr: nic_addr(&n.name),
+                kind: Kind::AzureNic,
+                attrs: json!({
+                    "name": nic_name(&n.name),
+                    "location": cfg.location,
+                    "subnet": subnet_name(&n.member),
+                    "private_ip": l.ip(&n.name),
+                    "public_ip": if tx { json!(pip_name(&n.name)) } else { Value::Null },
+                    "nsg": nsg_name(&n.member),
+                }),
+                deps: nic_deps,
+                summary: format!(
+                    "network interface {} with static private IP {}{}",
+                    nic_name(&n.name),
+                    l.ip(&n.name),
+                    if tx { ", public IP" } else { ", no public IP" }
+                ),
+            });
+            let mut deps = vec![nic_addr(&n.name), format!("key.node.{}", n.name)];
+            if n.role == Role::Validator {
+                deps.push(format!("key.signer.{}", n.name));
+            }
+            deps.push("genesis".into());
+            deps.push("key.node.*".into());
+            let size = self.vm_size(n.role);
+            out.push(Resource {
+                addr: vm_addr(&n.name),
+                kind: Kind::AzureVm,
+                attrs: json!({
+                    "node": n.name,
+                    "member": n.member,
+                    "role": n.role.to_string(),
+                    "geth": topology.client.geth,
+                    "mesh": mesh,
+                    "name": vm_name(&n.name),
+                    "location": cfg.location,
+                    "size": size,
+                    "image": ImageRef::ubuntu_lts().urn(),
+                    "admin_username": cfg.admin_username,
+                    "ssh_public_key": cfg.ssh_public_key,
+                    "nic": nic_name(&n.name),
+                }),
+                deps,
+                summary: format!(
+                    "VM {} ({size}, Ubuntu LTS): geth {} {} of {}, peered with {} other node(s)",
+                    vm_name(&n.name),
+                    topology.client.geth,
+                    n.role,
+                    n.member,
+                    nodes.len() - 1
+                ),
+            });
+        }
+        Ok(out)
     }
+
+    fn refresh(&self, _topology: &Topology, state: &State) -> BTreeMap<String, String> {
+        let Ok(arm) = self.arm() else {
+            return BTreeMap::new();
+        };
+        let checks: Vec<(String, String, &'static str)> = state
+            .resources
+            .iter()
+            .filter(|(_, r)| is_azure_kind(r.kind))
+            .map(|(addr, r)| {
+                let id = r
+                    .outputs
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .unwrap_or_else(|| self.arm_id(&arm, r.kind, addr, &r.attrs));
+                (addr.clone(), id, api_of(r.kind))
+            })
+            .collect();
+        let arm = &arm;
+        let results = self.block_on(futures::future::join_all(
+            checks.iter().map(|(addr, id, api)| async move {
+                (addr.clone(), arm.provisioning_state_of(id, api).await)
+            }),
+        ));
+        results
+            .into_iter()
+            .filter_map(|(addr, r)| match r {
+                Ok(None) => Some((addr, "recreate (deleted outside consort)".to_string())),
+                Ok(Some(s)) if s.eq_ignore_ascii_case("Failed") => {
+                    Some((addr, "repair (provisioningState Failed)".to_string()))
+                }
+                // Errors cannot be reported through refresh; apply will surface them.
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn parallelism(&self) -> usize {
+        16
+    }
+
     fn apply_change(
         &self,
-        _ctx: &ApplyCtx,
+        ctx: &ApplyCtx,
         change: &Change,
     ) -> Result<Option<ResourceState>, ProviderError> {
-        Err(super::unsupported("azure", change))
+        match change.kind {
+            k if is_azure_kind(k) => self.apply_azure(ctx, change),
+            Kind::Signer => self.apply_signer(ctx, change),
+            Kind::Funding => self.apply_funding(ctx, change),
+            _ => Err(super::unsupported("azure", change)),
+        }
     }
-    fn wait_healthy(&self, _ctx: &ApplyCtx) -> Result<Health, ProviderError> {
-        Err(ProviderError::Other(
-            "azure health: not implemented yet".into(),
-        ))
+
+    fn wait_healthy(&self, ctx: &ApplyCtx) -> Result<Health, ProviderError> {
+        let st = ctx.snapshot();
+        let endpoints = tx_endpoints(&st);
+        if endpoints.is_empty() {
+            return Err(ProviderError::Other(
+                "cannot check health: the network has no tx node with a public RPC (validators \
+                 have none); add a tx node, or apply with --skip-health-check"
+                    .into(),
+            ));
+        }
+        if self.config.allowed_rpc_cidrs.is_empty() {
+            return Err(ProviderError::Other(
+                "cannot check health: the tx nodes' RPC is closed (provider.azure.allowed_rpc_cidrs \
+                 is empty); add this machine's address, or apply with --skip-health-check"
+                    .into(),
+            ));
+        }
+        let deadline = Instant::now() + ctx.health_timeout;
+        let mut first_heads: BTreeMap<String, u64> = BTreeMap::new();
+        loop {
+            let h = assess(ctx.topology, &ctx.snapshot(), &mut first_heads);
+            if h.healthy {
+                if let Some(g) = ctx.state.lock().unwrap().genesis.as_mut() {
+                    if g.hash.is_empty() {
+                        if let Some((_, url)) = endpoints.first() {
+                            if let Ok(hash) = RpcClient::new(url.clone())
+                                .with_timeout(PROBE_TIMEOUT)
+                                .genesis_hash()
+                            {
+                                g.hash = hash;
+                            }
+                        }
+                    }
+                }
+                return Ok(h);
+            }
+            if ctx.interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(ProviderError::Other(
+                    "interrupted while waiting for the network to become healthy; the VMs keep running — `consort status` shows them".into(),
+                ));
+            }
+            if Instant::now() >= deadline {
+                let detail: Vec<String> = h
+                    .nodes
+                    .iter()
+                    .filter(|n| !n.problems.is_empty())
+                    .map(|n| format!("{} ({}): {}", n.name, n.rpc_url, n.problems.join("; ")))
+                    .collect();
+                return Err(ProviderError::Other(format!(
+                    "the network did not become healthy within {}s (VMs can take several minutes to boot and install geth):\n  {}\nRun `consort status` to look again.",
+                    ctx.health_timeout.as_secs(),
+                    detail.join("\n  ")
+                )));
+            }
+            std::thread::sleep(Duration::from_secs(2));
+        }
     }
-    fn health(&self, _t: &Topology, _s: &State) -> Health {
-        Health::default()
+
+    fn health(&self, topology: &Topology, state: &State) -> Health {
+        assess(topology, state, &mut BTreeMap::new())
+    }
+
+    fn cleanup(&self, state_dir: &StateDir) -> Result<(), ProviderError> {
+        // Empty key directories left after the key resources were destroyed.
+        let keys = state_dir.keys_dir();
+        for sub in ["nodes", "signers", "accounts"] {
+            let d = keys.join(sub);
+            if let Ok(entries) = std::fs::read_dir(&d) {
+                for e in entries.flatten() {
+                    let _ = std::fs::remove_dir(e.path());
+                }
+            }
+            let _ = std::fs::remove_dir(&d);
+        }
+        let _ = std::fs::remove_dir(&keys);
+        Ok(())
     }
 }
 
-/// Writes `azuredeploy.json` + `azuredeploy.parameters.json` into `out_dir`.
+fn api_of(kind: Kind) -> &'static str {
+    match kind {
+        Kind::AzureResourceGroup => arm::RESOURCES_API,
+        Kind::AzureVm => arm::COMPUTE_API,
+        _ => arm::NETWORK_API,
+    }
+}
+
+/// Tx nodes with a public RPC, from state: (node, rpc_url).
+fn tx_endpoints(st: &State) -> Vec<(String, String)> {
+    st.resources
+        .iter()
+        .filter(|(a, r)| r.kind == Kind::AzureVm && a.starts_with("azure.vm."))
+        .filter_map(|(a, r)| {
+            let url = r.outputs.get("rpc_url")?.as_str()?;
+            (!url.is_empty()).then(|| (a["azure.vm.".len()..].to_string(), url.to_string()))
+        })
+        .collect()
+}
+
+/// One look at a tx node: (head, peers, genesis hash).
+type Probe = (u64, u64, String);
+
+/// Health as the tx nodes' public RPC shows it: every tx node answers, has peers, all
+/// report the same genesis, and the head advanced since the first look (which proves
+/// enough validators are sealing). Validators have no public RPC and are not listed.
+fn assess(topology: &Topology, st: &State, first_heads: &mut BTreeMap<String, u64>) -> Health {
+    let specs: BTreeMap<String, NodeSpec> = topology
+        .nodes()
+        .into_iter()
+        .map(|n| (n.name.clone(), n))
+        .collect();
+    let endpoints = tx_endpoints(st);
+    let probes: Vec<(String, String, Result<Probe, String>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = endpoints
+            .iter()
+            .map(|(n, url)| {
+                s.spawn(move || {
+                    let rpc = RpcClient::new(url.clone()).with_timeout(PROBE_TIMEOUT);
+                    let r = (|| {
+                        Ok::<_, crate::rpc::RpcError>((
+                            rpc.block_number()?,
+                            rpc.net_peer_count()?,
+                            rpc.genesis_hash()?,
+                        ))
+                    })()
+                    .map_err(|e| e.to_string());
+                    (n.clone(), url.clone(), r)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("probe thread"))
+            .collect()
+    });
+    let genesis: BTreeSet<&String> = probes
+        .iter()
+        .filter_map(|(_, _, r)| r.as_ref().ok().map(|x| &x.2))
+        .collect();
+    let mut h = Health::default();
+    for (name, url, r) in &probes {
+        let spec = specs.get(name);
+        let mut n = NodeHealth {
+            name: name.clone(),
+            member: spec.map(|s| s.member.clone()).unwrap_or_default(),
+            role: "tx".into(),
+            rpc_url: url.clone(),
+            ..Default::default()
+        };
+        match r {
+            Err(e) => n.problems.push(format!("RPC not answering ({e})")),
+            Ok((block, peers, _)) => {
+                n.running = true;
+                n.block = *block;
+                n.peers = *peers as u32;
+                h.head = h.head.max(*block);
+                let first = *first_heads.entry(name.clone()).or_insert(*block);
+                if *peers == 0 {
+                    n.problems.push("not peered".into());
+                }
+                if *block <= first {
+                    n.problems.push(format!("head #{block} not advancing yet"));
+                }
+                if genesis.len() > 1 {
+                    n.problems.push("genesis differs between nodes".into());
+                }
+            }
+        }
+        h.nodes.push(n);
+    }
+    h.healthy = !h.nodes.is_empty() && h.nodes.iter().all(|n| n.problems.is_empty());
+    h
+}
+
+impl AzureProvider {
+    /// The ARM id of a resource from its kind and attributes (when outputs lack it).
+    fn arm_id(&self, arm: &Arm, kind: Kind, addr: &str, attrs: &Value) -> String {
+        let rg = self.rg();
+        let name = attr(attrs, "name");
+        match kind {
+            Kind::AzureResourceGroup => arm.resource_group_id(rg),
+            Kind::AzureVnet => arm.vnet_id(rg, &name),
+            Kind::AzureNsg => arm.nsg_id(rg, &name),
+            Kind::AzureSubnet => arm.subnet_id(rg, &attr(attrs, "vnet"), &name),
+            Kind::AzurePublicIp => arm.public_ip_id(rg, &name),
+            Kind::AzureNic => arm.nic_id(rg, &name),
+            Kind::AzureVm => arm.vm_id(rg, &name),
+            _ => addr.to_string(),
+        }
+    }
+
+    fn apply_azure(
+        &self,
+        ctx: &ApplyCtx,
+        change: &Change,
+    ) -> Result<Option<ResourceState>, ProviderError> {
+        let arm = self.arm()?;
+        match change.action {
+            Action::Destroy => {
+                self.destroy(ctx, &arm, change)?;
+                Ok(None)
+            }
+            Action::Replace => {
+                self.destroy(ctx, &arm, change)?;
+                self.create(ctx, &arm, change).map(Some)
+            }
+            Action::Create => self.create(ctx, &arm, change).map(Some),
+            Action::Update if change.kind == Kind::AzureVm => {
+                self.update_vm(ctx, &arm, change).map(Some)
+            }
+            // Network resources: a PUT converges them (also after drift).
+            Action::Update => self.create(ctx, &arm, change).map(Some),
+        }
+    }
+
+    fn create(
+        &self,
+        ctx: &ApplyCtx,
+        arm: &Arm,
+        change: &Change,
+    ) -> Result<ResourceState, ProviderError> {
+        let addr = change.addr.as_str();
+        let at = |e: ArmError| ProviderError::at(addr, e.to_string());
+        let a = attrs_of(change);
+        let rg = self.rg();
+        let loc = self.config.location.clone();
+        let tags = self.tags(&ctx.topology.network.name);
+        let name = attr(&a, "name");
+        let outputs = match change.kind {
+            Kind::AzureResourceGroup => return self.create_rg(ctx, arm, change),
+            Kind::AzureVnet => {
+                let v = self
+                    .block_on(arm.put_vnet(
+                        rg,
+                        &VnetSpec {
+                            name: name.clone(),
+                            location: loc,
+                            address_space: attr(&a, "address_space"),
+                            tags,
+                        },
+                    ))
+                    .map_err(at)?;
+                json!({"id": v.resource.id.unwrap_or_else(|| arm.vnet_id(rg, &name))})
+            }
+            Kind::AzureNsg => {
+                let rules: Vec<RuleSpec> = serde_json::from_value(
+                    a.get("rules").cloned().unwrap_or(json!([])),
+                )
+                .map_err(|e| ProviderError::at(addr, format!("bad rules in the plan: {e}")))?;
+                let n = self
+                    .block_on(arm.put_nsg(
+                        rg,
+                        &NsgSpec {
+                            name: name.clone(),
+                            location: loc,
+                            rules,
+                            tags,
+                        },
+                    ))
+                    .map_err(at)?;
+                json!({"id": n.resource.id.unwrap_or_else(|| arm.nsg_id(rg, &name))})
+            }
+            Kind::AzureSubnet => {
+                let vnet = attr(&a, "vnet");
+                let s = self
+                    .block_on(arm.put_subnet(
+                        rg,
+                        &SubnetSpec {
+                            vnet: vnet.clone(),
+                            name: name.clone(),
+                            address_prefix: attr(&a, "address_prefix"),
+                            nsg_id: Some(arm.nsg_id(rg, &attr(&a, "nsg"))),
+                        },
+                    ))
+                    .map_err(at)?;
+                json!({"id": s.sub_resource.id.unwrap_or_else(|| arm.subnet_id(rg, &vnet, &name))})
+            }
+            Kind::AzurePublicIp => {
+                let p = self
+                    .block_on(arm.put_public_ip(
+                        rg,
+                        &PublicIpSpec {
+                            name: name.clone(),
+                            location: loc,
+                            tags,
+                        },
+                    ))
+                    .map_err(at)?;
+                json!({
+                    "id": p.resource.id.clone().unwrap_or_else(|| arm.public_ip_id(rg, &name)),
+                    "ip_address": arm::public_ip_address(&p),
+                })
+            }
+            Kind::AzureNic => {
+                let vnet = vnet_name(&ctx.topology.network.name);
+                let pip = a
+                    .get("public_ip")
+                    .and_then(Value::as_str)
+                    .map(|p| arm.public_ip_id(rg, p));
+                let n = self
+                    .block_on(arm.put_nic(
+                        rg,
+                        &NicSpec {
+                            name: name.clone(),
+                            location: loc,
+                            subnet_id: arm.subnet_id(rg, &vnet, &attr(&a, "subnet")),
+                            private_ip: attr(&a, "private_ip"),
+                            nsg_id: Some(arm.nsg_id(rg, &attr(&a, "nsg"))),
+                            public_ip_id: pip,
+                            tags,
+                        },
+                    ))
+                    .map_err(at)?;
+                json!({
+                    "id": n.resource.id.clone().unwrap_or_else(|| arm.nic_id(rg, &name)),
+                    "private_ip": arm::nic_private_ip(&n),
+                })
+            }
+            Kind::AzureVm => return self.create_vm(ctx, arm, change),
+            _ => return Err(super::unsupported("azure", change)),
+        };
+        Ok(record(change, change.kind, outputs))
+    }
+
+    fn create_rg(
+        &self,
+        ctx: &ApplyCtx,
+        arm: &Arm,
+        change: &Change,
+    ) -> Result<ResourceState, ProviderError> {
+        let addr = change.addr.as_str();
+        let at = |e: ArmError| ProviderError::at(addr, e.to_string());
+        let rg = self.rg();
+        let net = &ctx.topology.network.name;
+        let mut tags = self.tags(net);
+        // Recorded earlier (update): keep what we knew about its origin.
+        let recorded_pre = ctx
+            .snapshot()
+            .resources
+            .get(addr)
+            .and_then(|r| r.outputs.get("preexisting"))
+            .and_then(Value::as_bool);
+        let existing = self.block_on(arm.get_resource_group(rg)).map_err(at)?;
+        let preexisting = match (&existing, recorded_pre) {
+            (_, Some(p)) => p,
+            (None, None) => false,
+            (Some(g), None) => {
+                match (g.tags.get("managed-by").map(String::as_str), g.tags.get("consort-network")) {
+                    (Some("consort"), Some(other)) if other != net => {
+                        return Err(ProviderError::at(
+                            addr,
+                            format!(
+                                "resource group {rg} belongs to consort network {other:?}; choose another provider.azure.resource_group for {net:?}"
+                            ),
+                        ))
+                    }
+                    (Some("consort"), _) => false,
+                    _ => true,
+                }
+            }
+        };
+        if let Some(g) = &existing {
+            // A PUT replaces the tags: keep the ones others set.
+            for (k, v) in &g.tags {
+                tags.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+        let g = self
+            .block_on(arm.create_resource_group(rg, &self.config.location, &tags))
+            .map_err(at)?;
+        if preexisting {
+            ctx.emit(Event::Warning {
+                message: format!(
+                    "{addr}: resource group {rg} existed before consort; it is used (and tagged) but never deleted by `consort destroy`"
+                ),
+            });
+        }
+        Ok(record(
+            change,
+            Kind::AzureResourceGroup,
+            json!({"id": g.id, "preexisting": preexisting}),
+        ))
+    }
+
+    fn create_vm(
+        &self,
+        ctx: &ApplyCtx,
+        arm: &Arm,
+        change: &Change,
+    ) -> Result<ResourceState, ProviderError> {
+        let addr = change.addr.as_str();
+        let at = |e: ArmError| ProviderError::at(addr, e.to_string());
+        let a = attrs_of(change);
+        let node = node_of(change);
+        let rg = self.rg();
+        let st = ctx.snapshot();
+        let ci = self.vm_cloud_init(ctx.topology, &st, &node)?;
+        let text = render::cloud_init(&ci).map_err(|e| ProviderError::at(addr, e.to_string()))?;
+        let digest = sha256_hex(text.as_bytes());
+        let name = attr(&a, "name");
+        let mut tags = self.tags(&ctx.topology.network.name);
+        tags.insert(CUSTOM_DATA_TAG.into(), digest.clone());
+        // A VM left by an interrupted apply: its customData cannot be changed, so adopt it
+        // if it is the same, else delete it and start afresh.
+        if let Some(vm) = self.block_on(arm.get_vm(rg, &name)).map_err(at)? {
+            let same = vm
+                .resource
+                .tags
+                .as_ref()
+                .and_then(|t| t.get(CUSTOM_DATA_TAG))
+                .and_then(Value::as_str)
+                == Some(digest.as_str());
+            if !same {
+                ctx.emit(Event::Step {
+                    subject: node.clone(),
+                    step: "replacing a VM left by an interrupted apply".into(),
+                });
+                self.block_on(arm.delete_vm(rg, &name)).map_err(at)?;
+            }
+        }
+        let spec = VmSpec {
+            name: name.clone(),
+            location: self.config.location.clone(),
+            size: attr(&a, "size"),
+            admin_username: attr(&a, "admin_username"),
+            ssh_public_key: attr(&a, "ssh_public_key"),
+            nic_id: arm.nic_id(rg, &attr(&a, "nic")),
+            image: ImageRef::ubuntu_lts(),
+            os_disk_type: OS_DISK_TYPE.into(),
+            custom_data: CustomData::new(text),
+            tags,
+        };
+        let vm = self.block_on(arm.put_vm(rg, &spec)).map_err(at)?;
+        let pip = st
+            .resources
+            .get(&pip_addr(&node))
+            .and_then(|r| r.outputs.get("ip_address"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let private_ip = ci.node.listen_addr.clone();
+        let enode_id = st
+            .output_str(&format!("key.node.{node}"), "enode_id")
+            .unwrap_or_default();
+        Ok(record(
+            change,
+            Kind::AzureVm,
+            json!({
+                "id": vm.resource.id.clone().unwrap_or_else(|| arm.vm_id(rg, &name)),
+                "private_ip": private_ip,
+                "public_ip": pip,
+                "rpc_url": pip.as_ref().map(|p| format!("http://{p}:{RPC_PORT}")).unwrap_or_default(),
+                "enode": render::enode_url(enode_id, &private_ip, P2P_PORT),
+                "static_nodes": ci.node.static_nodes,
+                "geth_version": ci.geth_version,
+                "custom_data_sha256": digest,
+            }),
+        ))
+    }
+
+    /// An update of a VM: recreate it if it vanished; a mesh change is recorded (see the
+    /// module doc); anything else cannot be changed on a running VM.
+    fn update_vm(
+        &self,
+        ctx: &ApplyCtx,
+        arm: &Arm,
+        change: &Change,
+    ) -> Result<ResourceState, ProviderError> {
+        let addr = change.addr.as_str();
+        let a = attrs_of(change);
+        let exists = self
+            .block_on(arm.get_vm(self.rg(), &attr(&a, "name")))
+            .map_err(|e| ProviderError::at(addr, e.to_string()))?
+            .is_some();
+        if !exists {
+            return self.create_vm(ctx, arm, change);
+        }
+        let before = change.before.clone().unwrap_or(json!({}));
+        let changed: Vec<String> = a
+            .as_object()
+            .map(|o| {
+                o.keys()
+                    .filter(|k| before.get(*k) != a.get(*k))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let others: Vec<&String> = changed.iter().filter(|k| *k != "mesh").collect();
+        if !others.is_empty() {
+            return Err(ProviderError::at(
+                addr,
+                format!(
+                    "changing {} of a running Azure VM is not supported in place; remove the node from the topology, apply, then add it back (its chain data is resynced)",
+                    others.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        let node = node_of(change);
+        ctx.emit(Event::Step {
+            subject: node,
+            step: "peer list changed: the VM keeps its boot-time StaticNodes; new nodes dial it"
+                .into(),
+        });
+        let outputs = ctx
+            .snapshot()
+            .resources
+            .get(addr)
+            .map(|r| r.outputs.clone())
+            .unwrap_or(json!({}));
+        Ok(record(change, Kind::AzureVm, outputs))
+    }
+
+    fn destroy(&self, ctx: &ApplyCtx, arm: &Arm, change: &Change) -> Result<(), ProviderError> {
+        let addr = change.addr.as_str();
+        let at = |e: ArmError| ProviderError::at(addr, e.to_string());
+        let a = change.before.clone().unwrap_or_else(|| attrs_of(change));
+        let rg = self.rg();
+        let name = attr(&a, "name");
+        match change.kind {
+            Kind::AzureResourceGroup => return self.destroy_rg(ctx, arm, change),
+            Kind::AzureVm => self.block_on(arm.delete_vm(rg, &name)),
+            Kind::AzureNic => self.block_on(arm.delete_nic(rg, &name)),
+            Kind::AzurePublicIp => self.block_on(arm.delete_public_ip(rg, &name)),
+            Kind::AzureSubnet => self.block_on(arm.delete_subnet(rg, &attr(&a, "vnet"), &name)),
+            Kind::AzureNsg => self.block_on(arm.delete_nsg(rg, &name)),
+            Kind::AzureVnet => self.block_on(arm.delete_vnet(rg, &name)),
+            _ => return Err(super::unsupported("azure", change)),
+        }
+        .map_err(at)
+    }
+
+    fn destroy_rg(&self, ctx: &ApplyCtx, arm: &Arm, change: &Change) -> Result<(), ProviderError> {
+        let addr = change.addr.as_str();
+        let at = |e: ArmError| ProviderError::at(addr, e.to_string());
+        let rg = self.rg();
+        let st = ctx.snapshot();
+        let preexisting = st
+            .resources
+            .get(addr)
+            .and_then(|r| r.outputs.get("preexisting"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        if preexisting {
+            ctx.emit(Event::Warning {
+                message: format!(
+                    "{addr}: resource group {rg} existed before consort and is left in place"
+                ),
+            });
+            return Ok(());
+        }
+        let left = match self.block_on(arm.list_resources(rg)) {
+            Ok(l) => l,
+            Err(e) if e.code() == Some("ResourceGroupNotFound") => return Ok(()),
+            Err(e) => return Err(at(e)),
+        };
+        if !left.is_empty() {
+            let names: Vec<String> = left
+                .iter()
+                .map(|r| format!("{} ({})", r.name, r.rtype))
+                .collect();
+            return Err(ProviderError::at(
+                addr,
+                format!(
+                    "refusing to delete resource group {rg}: it still holds {} resource(s) consort did not create: {}. Delete or move them (or delete the group yourself), then run `consort destroy` again",
+                    left.len(),
+                    names.join(", ")
+                ),
+            ));
+        }
+        self.block_on(arm.delete_resource_group(rg)).map_err(at)
+    }
+
+    fn apply_signer(
+        &self,
+        ctx: &ApplyCtx,
+        change: &Change,
+    ) -> Result<Option<ResourceState>, ProviderError> {
+        let addr = change.addr.as_str();
+        let a = attrs_of(change);
+        let node = attr(&a, "node");
+        let in_genesis = a.get("genesis").and_then(Value::as_bool).unwrap_or(false);
+        let st = ctx.snapshot();
+        let address = st
+            .output_str(&format!("key.signer.{node}"), "address")
+            .map(str::to_string);
+        let no_vote = || {
+            ProviderError::at(
+                addr,
+                format!(
+                    "voting {node} {} needs Clique votes through the validators' RPC, which Azure validators keep on loopback; \
+                     on Azure, validators are fixed at genesis: change the set with `consort destroy` and a new apply",
+                    if change.action == Action::Destroy { "out" } else { "in" }
+                ),
+            )
+        };
+        match change.action {
+            Action::Update => Ok(st.resources.get(addr).cloned()),
+            Action::Create | Action::Replace if in_genesis => Ok(Some(record(
+                change,
+                Kind::Signer,
+                json!({"address": address, "via": "genesis"}),
+            ))),
+            Action::Create | Action::Replace => Err(no_vote()),
+            Action::Destroy => {
+                let removed = ctx.topology.nodes().iter().all(|n| n.name != node);
+                if removed {
+                    Err(no_vote())
+                } else {
+                    Ok(None)
+                }
+            }
+        }
+    }
+
+    /// Funds an account added after genesis through a tx node's public RPC.
+    fn apply_funding(
+        &self,
+        ctx: &ApplyCtx,
+        change: &Change,
+    ) -> Result<Option<ResourceState>, ProviderError> {
+        let addr = change.addr.as_str();
+        let st = ctx.snapshot();
+        match change.action {
+            Action::Destroy => return Ok(None),
+            Action::Update => return Ok(st.resources.get(addr).cloned()),
+            Action::Create | Action::Replace => {}
+        }
+        let a = change.after.clone().unwrap_or(json!({}));
+        let (member, name, from) = (attr(&a, "member"), attr(&a, "name"), attr(&a, "from"));
+        let value: u128 = attr(&a, "balance")
+            .parse()
+            .map_err(|_| ProviderError::at(addr, "balance is not a number"))?;
+        let (fm, fa) = from.split_once('/').ok_or_else(|| {
+            ProviderError::at(
+                addr,
+                "no funding account; set `network.funding_account: <member>/<account>`",
+            )
+        })?;
+        let to = st
+            .output_str(&format!("account.{member}.{name}"), "address")
+            .and_then(crate::rpc::parse_address)
+            .ok_or_else(|| {
+                ProviderError::at(
+                    addr,
+                    format!("account.{member}.{name} has no address in state"),
+                )
+            })?;
+        let key_file = st
+            .output_str(&format!("account.{fm}.{fa}"), "key_file")
+            .ok_or_else(|| {
+                ProviderError::at(addr, format!("account.{fm}.{fa} has no key file in state"))
+            })?;
+        let key_hex = std::fs::read_to_string(key_file).map_err(|e| {
+            ProviderError::at(addr, format!("cannot read the funding key {key_file}: {e}"))
+        })?;
+        let key = crate::crypto::SecretKey::from_hex(key_hex.trim()).map_err(|_| {
+            ProviderError::at(addr, format!("{key_file} does not hold a valid key"))
+        })?;
+        let endpoints = tx_endpoints(&st);
+        let (_, url) = endpoints
+            .iter()
+            .min_by_key(|(n, _)| !n.starts_with(&format!("{member}-")))
+            .ok_or_else(|| {
+                ProviderError::at(
+                    addr,
+                    "funding an account after genesis sends a transfer through a tx node's public RPC, and the network has no tx node",
+                )
+            })?;
+        let hash = super::governance::fund(
+            &RpcClient::new(url.clone()),
+            ctx.topology.network.chain_id,
+            &from,
+            &key,
+            &format!("{member}/{name}"),
+            to,
+            crate::topology::Wei(value),
+            ctx.health_timeout,
+        )
+        .map_err(|e| ProviderError::at(addr, e.to_string()))?;
+        Ok(Some(record(
+            change,
+            Kind::Funding,
+            json!({"tx_hash": hash, "from": crate::rpc::hex_address(&key.address())}),
+        )))
+    }
+}
+
+/// Writes `azuredeploy.json` + `azuredeploy.parameters.json` into `out_dir` (customData
+/// parameters left for the user; see [`export_arm_with_state`]).
 pub fn export_arm(
-    _topology: &Topology,
-    _out_dir: &std::path::Path,
+    topology: &Topology,
+    out_dir: &std::path::Path,
 ) -> Result<Vec<std::path::PathBuf>, ProviderError> {
-    Err(ProviderError::Unsupported {
-        provider: "azure",
-        what: "`export arm` yet (being built)".into(),
-    })
+    export::export_arm_with_state(topology, None, out_dir)
 }

@@ -21,6 +21,7 @@
 pub mod process;
 
 use super::events::Event;
+use super::governance::{self, SignerNode};
 use super::{ApplyCtx, Health, NodeHealth, Proposal, Provider, ProviderError};
 use crate::chain::geth::{ensure_geth, GethBinary};
 use crate::crypto::Address;
@@ -303,6 +304,17 @@ fn log_excerpt(datadir: &Path) -> String {
     )
 }
 
+/// Whether the node can sign with its signer key (always true for tx nodes).
+fn signer_ready(rpc: &RpcClient, launch: &NodeLaunch) -> bool {
+    let Some(signer) = &launch.signer else {
+        return true;
+    };
+    let Some(address) = rpc::parse_address(&signer.address) else {
+        return false;
+    };
+    rpc.eth_sign(&address, "0x00").is_ok()
+}
+
 /// Why a started geth did not come up.
 enum StartFailure {
     /// It exited; `port_clash` if its log says a port was taken.
@@ -404,17 +416,39 @@ impl Provider for LocalProvider {
         }
     }
 
+    fn after_apply(&self, ctx: &ApplyCtx) -> Result<(), ProviderError> {
+        // Validators start without --mine; seal once each sees every running node, so no
+        // two signers fork block 1 unseen by each other (then Clique's "signed recently"
+        // rule deadlocks them). Past the wait, start the rest anyway: sealing beats halting.
+        let deadline = Instant::now() + ctx.health_timeout.min(Duration::from_secs(30));
+        let mut started = BTreeSet::new();
+        self.sync_mesh(ctx.topology, &ctx.snapshot());
+        loop {
+            let h = assess(ctx.topology, &ctx.snapshot());
+            let waiting = start_sealing(&h, &mut started, Instant::now() >= deadline);
+            if waiting == 0 || Instant::now() >= deadline {
+                return Ok(());
+            }
+            if ctx.interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     fn wait_healthy(&self, ctx: &ApplyCtx) -> Result<Health, ProviderError> {
         let deadline = Instant::now() + ctx.health_timeout;
         let st = ctx.snapshot();
         self.sync_mesh(ctx.topology, &st);
         let mut announced: BTreeMap<String, BTreeSet<&'static str>> = BTreeMap::new();
         let mut last_add_peer = Instant::now();
+        let mut sealing = BTreeSet::new();
         let mut progress = (0u64, Instant::now());
         let mut repairs = 0;
         loop {
             let st = ctx.snapshot();
             let h = assess(ctx.topology, &st);
+            start_sealing(&h, &mut sealing, false);
             if h.head > progress.0 {
                 progress = (h.head, Instant::now());
             }
@@ -451,9 +485,16 @@ impl Provider for LocalProvider {
             }
             // A start-up fork that geth cannot leave on its own (see `repair_forks`).
             let stall = Duration::from_secs(ctx.topology.network.clique.period + 3);
-            if progress.1.elapsed() > stall && repairs < 3 && self.repair_forks(ctx)? {
-                repairs += 1;
-                progress.1 = Instant::now();
+            if progress.1.elapsed() > stall && repairs < 3 {
+                let restarted = self.repair_forks(ctx)?;
+                if !restarted.is_empty() {
+                    repairs += 1;
+                    progress.1 = Instant::now();
+                    // They come back without sealing; start it again once peered.
+                    for n in restarted {
+                        sealing.remove(&n);
+                    }
+                }
             }
             // Static dials that failed are retried late by geth; nudge missing peers.
             if last_add_peer.elapsed() > Duration::from_secs(3) {
@@ -549,6 +590,8 @@ impl LocalProvider {
                 address: address.to_string(),
                 keystore_dir: s(&datadir.join("keystore")),
                 password_file: s(&datadir.join("password")),
+                // Sealing starts once peered: see `start_sealing`.
+                mine: false,
             })
         } else {
             None
@@ -709,7 +752,11 @@ impl LocalProvider {
                 return Err((StartFailure::Exited { port_clash: clash }, Some(id)));
             }
             match rpc.chain_id() {
-                Ok(c) if c == launch.chain_id => return Ok(id),
+                // A validator is ready once its signer is unlocked too: geth answers RPC
+                // before `--unlock` is done, and a seal attempted in between fails and is
+                // not retried until the next block arrives (which may never come).
+                Ok(c) if c == launch.chain_id && signer_ready(&rpc, launch) => return Ok(id),
+                Ok(c) if c == launch.chain_id => {}
                 Ok(c) => {
                     return Err((
                         StartFailure::Other(format!(
@@ -990,8 +1037,10 @@ impl LocalProvider {
     /// learns of the heavier fork and every signer has "signed recently" on its own. Only
     /// a new handshake (which carries the total difficulty) lets a node sync to the
     /// heaviest fork, so restart each validator whose head is not the heaviest block.
-    /// Returns whether it restarted anything.
-    fn repair_forks(&self, ctx: &ApplyCtx) -> Result<bool, ProviderError> {
+    /// Returns the restarted nodes. (Sealing starts only once peered, which makes this
+    /// rare: a validator whose `miner_start` comes a few ms after the in-turn signer
+    /// sealed still drops that block.)
+    fn repair_forks(&self, ctx: &ApplyCtx) -> Result<Vec<String>, ProviderError> {
         let st = ctx.snapshot();
         let heads: Vec<(NodeSpec, NodeOutputs, rpc::Block)> = ctx
             .topology
@@ -1016,15 +1065,13 @@ impl LocalProvider {
             .max_by_key(|b| (b.total_difficulty, b.number))
             .cloned()
         else {
-            return Ok(false);
+            return Ok(vec![]);
         };
         let behind: Vec<_> = heads
             .into_iter()
             .filter(|(_, _, b)| b.hash != best.hash && b.total_difficulty < best.total_difficulty)
             .collect();
-        if behind.is_empty() {
-            return Ok(false);
-        }
+        let mut restarted = Vec::new();
         for (spec, o, b) in behind {
             let addr = format!("node.{}", spec.name);
             ctx.emit(Event::Warning {
@@ -1052,8 +1099,9 @@ impl LocalProvider {
                 r.outputs = serde_json::to_value(out).expect("outputs serialise");
             }
             ctx.state_dir.save(&mut guard)?;
+            restarted.push(spec.name);
         }
-        Ok(true)
+        Ok(restarted)
     }
 
     /// Periodic repair: every running node's config lists all others and has them as
@@ -1154,8 +1202,9 @@ impl LocalProvider {
         }
     }
 
-    /// Clique vote by every other current signer; waits (health timeout) until
-    /// `clique_getSigners` reflects it, then discards the proposals.
+    /// A Clique vote through `governance::vote`: every running validator that is a current
+    /// signer proposes (the target too, when voting itself out), a majority is required,
+    /// then it waits until `clique_getSigners` reflects it and discards the proposals.
     fn vote(
         &self,
         ctx: &ApplyCtx,
@@ -1167,59 +1216,35 @@ impl LocalProvider {
         let target = rpc::parse_address(address)
             .ok_or_else(|| ProviderError::at(addr, format!("{address:?} is not an address")))?;
         let st = ctx.snapshot();
-        let voters: Vec<(String, RpcClient)> = st
-            .resources
-            .keys()
-            .filter_map(|k| k.strip_prefix("signer."))
-            .filter(|n| *n != node)
-            .filter_map(|n| {
-                let o = NodeOutputs::from_state(&st, n)?;
-                o.is_running()
-                    .then(|| (n.to_string(), RpcClient::new(o.rpc_url)))
+        let candidates: Vec<SignerNode> = recorded_nodes(&st)
+            .into_iter()
+            .filter(|(_, o)| o.is_running())
+            .filter_map(|(n, o)| {
+                let a = st.output_str(&format!("key.signer.{n}"), "address")?;
+                Some(SignerNode {
+                    address: rpc::parse_address(a)?,
+                    rpc: RpcClient::new(o.rpc_url),
+                    name: n,
+                })
             })
             .collect();
-        if voters.is_empty() {
+        if candidates.is_empty() {
             return Err(ProviderError::at(
                 addr,
                 "no running signer can vote; bring the validators back (`consort apply`) first",
             ));
         }
-        let verb = if authorize { "vote in" } else { "vote out" };
-        step(ctx, node, verb);
-        for (n, rpc) in &voters {
-            rpc.clique_propose(&target, authorize)
-                .map_err(|e| ProviderError::at(addr, format!("{verb} {address} on {n}: {e}")))?;
-        }
-        let deadline = Instant::now() + ctx.health_timeout;
-        loop {
-            let done = voters.iter().all(|(_, rpc)| {
-                rpc.clique_get_signers()
-                    .map(|s| s.contains(&target) == authorize)
-                    .unwrap_or(false)
-            });
-            if done {
-                break;
-            }
-            if Instant::now() >= deadline {
-                for (_, rpc) in &voters {
-                    let _ = rpc.clique_discard(&target);
-                }
-                return Err(ProviderError::at(
-                    addr,
-                    format!(
-                        "the {verb} of {address} did not pass within {:?} ({} voter(s): {}); are more than half of the signers running and peered? `consort status` shows them",
-                        ctx.health_timeout,
-                        voters.len(),
-                        voters.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
-                    ),
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        for (_, rpc) in &voters {
-            let _ = rpc.clique_discard(&target);
-        }
-        Ok(())
+        step(ctx, node, if authorize { "vote in" } else { "vote out" });
+        governance::vote(
+            &candidates,
+            target,
+            authorize,
+            ctx.health_timeout,
+            node,
+            &ctx.events,
+        )
+        .map(|_| ())
+        .map_err(|e| ProviderError::at(addr, e.to_string()))
     }
 
     /// Funds an account added after genesis with a transfer signed by the funding account.
@@ -1274,57 +1299,71 @@ impl LocalProvider {
         let key = crate::crypto::SecretKey::from_hex(key_hex.trim()).map_err(|_| {
             ProviderError::at(addr, format!("{key_file} does not hold a valid key"))
         })?;
-        // Any running node of the network will do; prefer the member's own.
+        // Any running node of the network will do; prefer the funding member's own: they
+        // were running before this change, so they are synced (a node that just started
+        // may not be, and would give a stale nonce and balance).
+        let funder_nodes: BTreeSet<String> = ctx
+            .topology
+            .nodes()
+            .into_iter()
+            .filter(|n| n.member == fm)
+            .map(|n| n.name)
+            .collect();
         let nodes = recorded_nodes(&st);
         let (_, node) = nodes
             .iter()
             .filter(|(_, o)| o.is_running())
-            .min_by_key(|(n, _)| !n.starts_with(&format!("{member}-")))
+            .min_by_key(|(n, _)| !funder_nodes.contains(n))
             .ok_or_else(|| {
                 ProviderError::at(addr, "no running node to send the transfer through")
             })?;
         let rpc = RpcClient::new(node.rpc_url.clone());
         let from_addr = key.address();
-        let e = |err: rpc::RpcError| ProviderError::at(addr, err.to_string());
-        let nonce = rpc.eth_get_pending_nonce(&from_addr).map_err(e)?;
-        let gas_price = rpc.eth_gas_price().map_err(e)?;
-        let tx = crate::crypto::tx::LegacyTx {
-            chain_id: ctx.topology.network.chain_id,
-            nonce,
-            gas_price: gas_price.max(1) * 2,
-            gas: 21_000,
-            to: Some(to),
-            value,
-            data: vec![],
-        }
-        .sign(&key);
-        let hash = rpc.eth_send_raw_transaction(&tx.raw_hex()).map_err(e)?;
-        let deadline = Instant::now() + ctx.health_timeout;
-        let receipt = loop {
-            if let Some(r) = rpc.eth_get_transaction_receipt(&hash).map_err(e)? {
-                break r;
-            }
-            if Instant::now() >= deadline {
-                return Err(ProviderError::at(
-                    addr,
-                    format!("transfer {hash} was not mined within {:?}; is the network sealing? (`consort status`)", ctx.health_timeout),
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        };
-        if !receipt.success {
-            return Err(ProviderError::at(
-                addr,
-                format!("transfer {hash} failed in block {}", receipt.block_number),
-            ));
-        }
+        let hash = governance::fund(
+            &rpc,
+            ctx.topology.network.chain_id,
+            &from,
+            &key,
+            &format!("{member}/{name}"),
+            to,
+            crate::topology::Wei(value),
+            ctx.health_timeout,
+        )
+        .map_err(|e| ProviderError::at(addr, e.to_string()))?;
         Ok(Some(ResourceState {
             kind: Kind::Funding,
             attrs,
-            outputs: json!({ "tx_hash": hash, "block": receipt.block_number, "from": rpc::hex_address(&from_addr) }),
+            // tx_hash is null when an earlier, interrupted run's transfer had already landed.
+            outputs: json!({ "tx_hash": hash, "from": rpc::hex_address(&from_addr) }),
             deps: change.deps.clone(),
         }))
     }
+}
+
+/// `miner_start` on each running validator (not yet in `started`) that is peered with every
+/// other running node, or on all of them with `force`. Idempotent in geth. Returns how
+/// many running validators still wait.
+fn start_sealing(h: &Health, started: &mut BTreeSet<String>, force: bool) -> usize {
+    let running = h.nodes.iter().filter(|n| n.running).count() as u32;
+    let mut waiting = 0;
+    for n in h
+        .nodes
+        .iter()
+        .filter(|n| n.running && n.role == "validator")
+    {
+        if started.contains(&n.name) {
+            continue;
+        }
+        if force || n.peers + 1 >= running {
+            let rpc = RpcClient::new(n.rpc_url.clone()).with_timeout(PROBE_TIMEOUT);
+            if rpc.call_raw("miner_start", json!([])).is_ok() {
+                started.insert(n.name.clone());
+                continue;
+            }
+        }
+        waiting += 1;
+    }
+    waiting
 }
 
 /// What one probe of a node saw.
@@ -1398,6 +1437,46 @@ fn assess(topology: &Topology, st: &State) -> Health {
             .collect()
     });
 
+    // One chain: every answering node has the same block at the lowest height any of
+    // them is at (a start-up fork keeps equal heights but different hashes).
+    let common = probes
+        .values()
+        .filter(|p| p.running && p.rpc_error.is_none())
+        .map(|p| p.block)
+        .min();
+    let hashes_at_common: BTreeMap<String, String> = match common {
+        Some(h) if h > 0 => std::thread::scope(|scope| {
+            let handles: Vec<_> = probes
+                .iter()
+                .filter(|(_, p)| p.running && p.rpc_error.is_none())
+                .filter_map(|(n, _)| {
+                    let o = outs.get(n)?;
+                    Some((
+                        n.clone(),
+                        scope.spawn(move || {
+                            RpcClient::new(o.rpc_url.clone())
+                                .with_timeout(PROBE_TIMEOUT)
+                                .block_by_number(BlockId::Number(h))
+                                .ok()
+                                .flatten()
+                                .map(|b| b.hash)
+                        }),
+                    ))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .filter_map(|(n, j)| Some((n, j.join().ok()??)))
+                .collect()
+        }),
+        _ => BTreeMap::new(),
+    };
+    let mut hash_votes: BTreeMap<&str, usize> = BTreeMap::new();
+    for h in hashes_at_common.values() {
+        *hash_votes.entry(h.as_str()).or_default() += 1;
+    }
+    let forked = hash_votes.len() > 1;
+
     // What the network should look like.
     let enode_ids: BTreeMap<&str, &str> = specs
         .iter()
@@ -1470,6 +1549,19 @@ fn assess(topology: &Topology, st: &State) -> Health {
                                 .push(format!("genesis {got} differs from the network's {want}"));
                         }
                     }
+                    if let (true, Some(mine)) = (forked, hashes_at_common.get(&n.name)) {
+                        let others: Vec<String> = hash_votes
+                            .keys()
+                            .filter(|h| **h != mine.as_str())
+                            .map(|h| short_hash(h))
+                            .collect();
+                        problems.push(format!(
+                            "on its own fork: block {} is {} here but {} on other nodes",
+                            common.unwrap_or(0),
+                            short_hash(mine),
+                            others.join(", ")
+                        ));
+                    }
                     if p.block + BEHIND_TOLERANCE < head {
                         problems.push(format!("at block {} while the head is {head}", p.block));
                     }
@@ -1527,6 +1619,14 @@ fn assess(topology: &Topology, st: &State) -> Health {
         health.healthy = false;
     }
     health
+}
+
+fn short_hash(h: &str) -> String {
+    if h.len() > 14 {
+        format!("{}…{}", &h[..8], &h[h.len() - 4..])
+    } else {
+        h.to_string()
+    }
 }
 
 /// The deadline error: each unhealthy node, why, and the tail of its log.

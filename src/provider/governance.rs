@@ -1,0 +1,325 @@
+//! Changing a running consortium through the chain itself: Clique votes and funding
+//! transfers. Provider-independent: it talks JSON-RPC to whichever nodes the provider names.
+//!
+//! Both are idempotent, so an interrupted change resumes by running again:
+//! - a vote that already took effect is only cleaned up (`clique_discard`); proposals are
+//!   re-sent every time (geth forgets them on restart);
+//! - a funding transfer is skipped when the recipient already holds the amount (a fresh
+//!   account starts at zero, so that means an earlier run's transfer was mined), and
+//!   awaited, not sent again, when an earlier run's transfer still waits in the pool
+//!   (see [`earlier_transfer`]).
+
+use super::events::{Event, EventSink};
+use crate::crypto::tx::LegacyTx;
+use crate::crypto::{Address, SecretKey};
+use crate::rpc::{self, BlockId, RpcClient, RpcError};
+use crate::topology::Wei;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum GovError {
+    #[error("{0}")]
+    Rpc(#[from] RpcError),
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    Timeout(String),
+}
+
+/// A signer node that can propose: its name (for messages), RPC and signer address.
+#[derive(Debug, Clone)]
+pub struct SignerNode {
+    pub name: String,
+    pub rpc: RpcClient,
+    pub address: Address,
+}
+
+fn sorted(mut v: Vec<Address>) -> Vec<Address> {
+    v.sort();
+    v
+}
+
+/// Votes `target` in (`authorize`) or out, by every reachable current signer among
+/// `candidates` (at least a majority of the current signers must be reachable), then waits
+/// until `clique_getSigners` reflects it and discards the proposals. Returns the names of
+/// the nodes that proposed (empty when it had already taken effect).
+pub fn vote(
+    candidates: &[SignerNode],
+    target: Address,
+    authorize: bool,
+    timeout: Duration,
+    subject: &str,
+    events: &EventSink,
+) -> Result<Vec<String>, GovError> {
+    let deadline = Instant::now() + timeout;
+    let observe = || -> Result<Vec<Address>, GovError> {
+        let mut last = None;
+        for c in candidates {
+            match c.rpc.clique_get_signers() {
+                Ok(s) => return Ok(sorted(s)),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(match last {
+            Some(e) => GovError::Rpc(e),
+            None => GovError::Refused("no signer node to ask for the signer set".into()),
+        })
+    };
+    let done = |signers: &[Address]| signers.contains(&target) == authorize;
+    let verb = if authorize { "vote in" } else { "vote out" };
+
+    let signers = observe()?;
+    let proposers: Vec<&SignerNode> = candidates
+        .iter()
+        .filter(|c| signers.contains(&c.address))
+        .collect();
+    if done(&signers) {
+        discard(&proposers, target);
+        return Ok(vec![]);
+    }
+    let need = signers.len() / 2 + 1;
+    let mut proposed = Vec::new();
+    let mut failures = Vec::new();
+    for p in &proposers {
+        match p.rpc.clique_propose(&target, authorize) {
+            Ok(()) => proposed.push(p.name.clone()),
+            Err(e) => failures.push(format!("{}: {e}", p.name)),
+        }
+    }
+    if proposed.len() < need {
+        return Err(GovError::Refused(format!(
+            "cannot {verb} {target}: {} of {} current signers accepted the proposal, {need} are \
+             needed{}",
+            proposed.len(),
+            signers.len(),
+            if failures.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", failures.join("; "))
+            }
+        )));
+    }
+    events(Event::Step {
+        subject: subject.to_string(),
+        step: format!("{verb} proposed by {}", proposed.join(", ")),
+    });
+    loop {
+        let now = observe()?;
+        if done(&now) {
+            break;
+        }
+        if Instant::now() >= deadline {
+            return Err(GovError::Timeout(format!(
+                "{verb} {target}: proposed by {} but clique_getSigners still {} it after {:?} \
+                 (signers: {}); run apply again to re-send the proposals",
+                proposed.join(", "),
+                if authorize { "lacks" } else { "lists" },
+                timeout,
+                now.iter()
+                    .map(|a| a.to_checksum())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    discard(&proposers, target);
+    events(Event::Step {
+        subject: subject.to_string(),
+        step: if authorize {
+            "signer".into()
+        } else {
+            "no longer a signer".into()
+        },
+    });
+    Ok(proposed)
+}
+
+/// Drops pending proposals about `target` (best effort: a node that is down has none).
+fn discard(nodes: &[&SignerNode], target: Address) {
+    for n in nodes {
+        let _ = n.rpc.clique_discard(&target);
+    }
+}
+
+/// Transfers `amount` from `funder` to `to` through `rpc`, waiting for the receipt.
+/// Skipped when `to` already holds at least `amount`. Refuses, before sending, when the
+/// funder cannot cover amount + fee. Returns the transaction hash (None when skipped).
+#[allow(clippy::too_many_arguments)]
+pub fn fund(
+    rpc: &RpcClient,
+    chain_id: u64,
+    funder_name: &str,
+    funder: &SecretKey,
+    to_name: &str,
+    to: Address,
+    amount: Wei,
+    timeout: Duration,
+) -> Result<Option<String>, GovError> {
+    let from = funder.address();
+    // One transfer at a time per process: parallel fundings from one account would read
+    // the same pending nonce and replace each other in the pool.
+    static SENDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let sending = SENDING.lock().unwrap_or_else(|p| p.into_inner());
+    match earlier_transfer(rpc, &from, &to, amount.0)? {
+        EarlierTransfer::Mined => return Ok(None),
+        EarlierTransfer::Pending(hash) => {
+            drop(sending);
+            wait_mined(rpc, &hash, to_name, timeout)?;
+            return Ok(Some(hash));
+        }
+        EarlierTransfer::None => {}
+    }
+    let gas: u64 = 21_000;
+    // Pay well above the base fee so the transfer is never stuck behind it.
+    let gas_price = rpc.eth_gas_price()?.saturating_mul(2).max(1_000_000_000);
+    let fee = gas_price.saturating_mul(gas as u128);
+    let balance = rpc.eth_get_balance(&from, BlockId::Latest)?;
+    if balance < amount.0.saturating_add(fee) {
+        return Err(GovError::Refused(format!(
+            "funding account {funder_name} ({from}) holds {} and cannot cover {} for {to_name} \
+             plus the fee; fund it, lower the balance, or name another funding account with \
+             network.funding_account",
+            Wei(balance),
+            amount
+        )));
+    }
+    let nonce = rpc.eth_get_pending_nonce(&from)?;
+    let tx = LegacyTx {
+        chain_id,
+        nonce,
+        gas_price,
+        gas,
+        to: Some(to),
+        value: amount.0,
+        data: vec![],
+    }
+    .sign(funder);
+    let hash = match rpc.eth_send_raw_transaction(&tx.raw_hex()) {
+        Ok(h) => h,
+        // An earlier, interrupted run may have sent exactly this transaction.
+        Err(RpcError::Node { message, .. }) if message.contains("already known") => tx.hash_hex(),
+        Err(e) => return Err(e.into()),
+    };
+    // Sent: the pool now holds the nonce, the next sender reads the one after it.
+    drop(sending);
+    wait_mined(rpc, &hash, to_name, timeout)?;
+    Ok(Some(hash))
+}
+
+/// What an earlier, interrupted run may already have done about a transfer of `amount`
+/// from `from` to `to`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EarlierTransfer {
+    /// The recipient (a fresh account) already holds the amount: it was mined.
+    Mined,
+    /// Sent and still in the transaction pool (its hash): wait for it, never send another
+    /// (a second one would get the next nonce and be mined too: funded twice).
+    Pending(String),
+    /// Nothing: send it.
+    None,
+}
+
+/// Looks at the recipient's balance, then at the funder's transactions in `rpc`'s pool
+/// (`txpool_contentFrom`) for one to `to` of exactly `amount`.
+pub fn earlier_transfer(
+    rpc: &RpcClient,
+    from: &Address,
+    to: &Address,
+    amount: u128,
+) -> Result<EarlierTransfer, RpcError> {
+    if rpc.eth_get_balance(to, BlockId::Latest)? >= amount {
+        return Ok(EarlierTransfer::Mined);
+    }
+    let pool = rpc.call_raw("txpool_contentFrom", json!([rpc::hex_address(from)]))?;
+    Ok(pooled_transfer(&pool, to, amount)
+        .map(EarlierTransfer::Pending)
+        .unwrap_or(EarlierTransfer::None))
+}
+
+/// The hash of a transaction to `to` of `amount` in a `txpool_contentFrom` answer
+/// (`{"pending": {nonce: tx}, "queued": {nonce: tx}}`).
+fn pooled_transfer(pool: &Value, to: &Address, amount: u128) -> Option<String> {
+    ["pending", "queued"]
+        .iter()
+        .filter_map(|section| pool.get(section).and_then(Value::as_object))
+        .flat_map(|txs| txs.values())
+        .find(|tx| {
+            tx.get("to")
+                .and_then(Value::as_str)
+                .and_then(rpc::parse_address)
+                == Some(*to)
+                && tx
+                    .get("value")
+                    .and_then(Value::as_str)
+                    .and_then(rpc::parse_quantity_u128)
+                    == Some(amount)
+        })
+        .and_then(|tx| tx.get("hash").and_then(Value::as_str).map(String::from))
+}
+
+/// Waits (up to `timeout`) for `hash` to be mined successfully.
+fn wait_mined(
+    rpc: &RpcClient,
+    hash: &str,
+    to_name: &str,
+    timeout: Duration,
+) -> Result<(), GovError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(r) = rpc.eth_get_transaction_receipt(hash)? {
+            if !r.success {
+                return Err(GovError::Refused(format!(
+                    "funding transfer {hash} to {to_name} was mined in block {} but failed",
+                    r.block_number
+                )));
+            }
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(GovError::Timeout(format!(
+                "funding transfer {hash} to {to_name} not mined after {timeout:?}; are blocks \
+                 being sealed? (`consort status`)"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pooled_transfer_is_found_by_recipient_and_exact_amount() {
+        let to = rpc::parse_address("0xf4f7e1f4eeb084394c1edaae9dde59fb590f21a9").unwrap();
+        let other = rpc::parse_address("0x150d3f7209ab68efd96e71db61577d1395bb1a41").unwrap();
+        // The shape of geth 1.13's txpool_contentFrom (fields trimmed).
+        let pool = json!({
+            "pending": {
+                "0": {"to": "0x150D3F7209ab68efD96E71dB61577d1395BB1A41",
+                      "value": "0x6124fee993bc0000", "hash": "0xaa"},
+                "1": {"to": "0xF4F7e1F4eEb084394c1EdAAE9Dde59Fb590f21A9",
+                      "value": "0x6124fee993bc0000", "hash": "0xbb"}
+            },
+            "queued": {}
+        });
+        let seven = 7_000_000_000_000_000_000u128;
+        assert_eq!(pooled_transfer(&pool, &to, seven).as_deref(), Some("0xbb"));
+        assert_eq!(
+            pooled_transfer(&pool, &other, seven).as_deref(),
+            Some("0xaa")
+        );
+        assert_eq!(pooled_transfer(&pool, &to, seven + 1), None);
+        let queued = json!({"pending": {}, "queued": {"5": pool["pending"]["1"].clone()}});
+        assert_eq!(
+            pooled_transfer(&queued, &to, seven).as_deref(),
+            Some("0xbb")
+        );
+        assert_eq!(
+            pooled_transfer(&json!({"pending": {}, "queued": {}}), &to, seven),
+            None
+        );
+    }
+}

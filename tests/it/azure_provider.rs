@@ -1,0 +1,737 @@
+//! The Azure provider through the core's plan + executor against the stand-in ARM server:
+//! offline plan, full apply (parallel), no-op re-apply, interrupted apply then resume,
+//! drift, ARM errors, destroy with the resource-group rule.
+
+use crate::fake_arm::{FakeArm, FakeArmConfig};
+use consort::plan::desired::{build, PlanInput};
+use consort::plan::{Action, Plan};
+use consort::provider::azure::arm::{Arm, ArmSettings, StaticTokenCredential};
+use consort::provider::azure::AzureProvider;
+use consort::provider::events::{Event, EventSink};
+use consort::provider::{execute, ApplyCtx, ExecReport, Provider};
+use consort::state::{State, StateDir};
+use consort::topology::{AzureConfig, Client, Clique, Member, Network, ProviderConfig, Topology};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const RG: &str = "consort-tradelane";
+
+fn azure_config(sub: Option<&str>) -> AzureConfig {
+    AzureConfig {
+        subscription_id: sub.map(str::to_string),
+        location: "westeurope".into(),
+        resource_group: RG.into(),
+        address_space: "10.42.0.0/16".into(),
+        vm_size: "Standard_B2s".into(),
+        validator_vm_size: None,
+        tx_vm_size: Some("Standard_B2ms".into()),
+        admin_username: "consort".into(),
+        ssh_public_key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITest you@example".into(),
+        allowed_rpc_cidrs: vec!["203.0.113.0/24".into()],
+        allowed_ssh_cidrs: vec![],
+    }
+}
+
+/// `members`: (name, validators, tx nodes).
+fn topology(members: &[(&str, u32, u32)], sub: Option<&str>) -> Topology {
+    Topology {
+        network: Network {
+            name: "tradelane".into(),
+            chain_id: 707070,
+            clique: Clique {
+                period: 5,
+                epoch: 30000,
+            },
+            gas_limit: 30_000_000,
+            funding_account: None,
+        },
+        client: Client {
+            geth: "1.13.15".into(),
+        },
+        members: members
+            .iter()
+            .map(|(m, v, t)| Member {
+                name: m.to_string(),
+                validators: *v,
+                tx_nodes: *t,
+                accounts: vec![],
+            })
+            .collect(),
+        provider: ProviderConfig::Azure(azure_config(sub)),
+    }
+}
+
+fn provider(fake: &FakeArm, topo: &Topology) -> AzureProvider {
+    let ProviderConfig::Azure(cfg) = &topo.provider else {
+        unreachable!()
+    };
+    let mut s = ArmSettings::new(fake.url().parse().unwrap(), fake.subscription_id());
+    s.poll_interval = Duration::from_millis(10);
+    s.retry_initial_delay = Duration::from_millis(10);
+    s.operation_timeout = Duration::from_secs(30);
+    let arm = Arm::new(s, Arc::new(StaticTokenCredential::new(fake.token()))).unwrap();
+    AzureProvider::with_arm(cfg.clone(), arm)
+}
+
+struct Env {
+    _dir: tempfile::TempDir,
+    sd: StateDir,
+}
+
+fn env() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let sd = StateDir::new(&dir.path().join(".consort"), "tradelane");
+    Env { _dir: dir, sd }
+}
+
+fn plan(p: &dyn Provider, topo: &Topology, sd: &StateDir, destroy: bool, refresh: bool) -> Plan {
+    let st = sd.load().unwrap();
+    build(
+        PlanInput {
+            topology: topo,
+            topology_sha256: String::new(),
+            state: st.as_ref(),
+            destroy,
+            refresh,
+        },
+        p,
+    )
+    .unwrap()
+}
+
+struct Run {
+    report: ExecReport,
+    events: Vec<Event>,
+    took: Duration,
+}
+
+/// plan + execute, as `consort apply --skip-health-check` / `consort destroy` do.
+/// `interrupt_after`: raise the Ctrl-C flag after that many Azure changes finished.
+fn run(
+    p: &AzureProvider,
+    topo: &Topology,
+    sd: &StateDir,
+    destroy: bool,
+    interrupt_after: Option<usize>,
+) -> Run {
+    let pl = plan(p, topo, sd, destroy, false);
+    let st = sd
+        .load()
+        .unwrap()
+        .unwrap_or_else(|| State::new(&topo.network.name, "azure"));
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicUsize::new(0));
+    let (ev, flag, n) = (events.clone(), interrupted.clone(), done.clone());
+    let sink: EventSink = Arc::new(move |e: Event| {
+        if let Event::ChangeDone { addr, .. } = &e {
+            if addr.starts_with("azure.") {
+                let k = n.fetch_add(1, Ordering::SeqCst) + 1;
+                if Some(k) == interrupt_after {
+                    flag.store(true, Ordering::SeqCst);
+                }
+            }
+        }
+        ev.lock().unwrap().push(e);
+    });
+    let ctx = ApplyCtx {
+        topology: topo,
+        state: Mutex::new(st),
+        state_dir: sd,
+        events: sink,
+        interrupted: &interrupted,
+        health_timeout: Duration::from_secs(30),
+    };
+    let t0 = Instant::now();
+    let report = execute(p, &ctx, &pl.changes).unwrap();
+    let took = t0.elapsed();
+    if destroy && report.failed.is_empty() && !report.interrupted {
+        p.cleanup(sd).unwrap();
+    }
+    let events = events.lock().unwrap().clone();
+    Run {
+        report,
+        events,
+        took,
+    }
+}
+
+fn state(sd: &StateDir) -> State {
+    sd.load().unwrap().unwrap()
+}
+
+fn azure_addrs(st: &State) -> Vec<String> {
+    st.resources
+        .keys()
+        .filter(|a| a.starts_with("azure."))
+        .cloned()
+        .collect()
+}
+
+/// PUTs per lowercase ARM path (query dropped).
+fn puts(fake: &FakeArm) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for l in fake.requests().into_iter().filter(|l| l.method == "PUT") {
+        *m.entry(l.path.to_ascii_lowercase()).or_insert(0) += 1;
+    }
+    m
+}
+
+#[test]
+fn plan_is_offline_and_shows_every_resource() {
+    // No stand-in, no credentials, no subscription: plan still works.
+    let topo = topology(&[("contoso", 1, 1), ("fabrikam", 1, 0)], None);
+    let ProviderConfig::Azure(cfg) = &topo.provider else {
+        unreachable!()
+    };
+    let p = AzureProvider::new(cfg.clone()).unwrap();
+    let e = env();
+    let pl = plan(&p, &topo, &e.sd, false, false);
+    let azure: Vec<(&str, Action)> = pl
+        .changes
+        .iter()
+        .filter(|c| c.addr.starts_with("azure."))
+        .map(|c| (c.addr.as_str(), c.action))
+        .collect();
+    let mut addrs: Vec<&str> = azure.iter().map(|(a, _)| *a).collect();
+    addrs.sort();
+    assert_eq!(
+        addrs,
+        [
+            "azure.nic.contoso-tx-0",
+            "azure.nic.contoso-validator-0",
+            "azure.nic.fabrikam-validator-0",
+            "azure.nsg.contoso",
+            "azure.nsg.fabrikam",
+            "azure.pip.contoso-tx-0",
+            "azure.rg",
+            "azure.subnet.contoso",
+            "azure.subnet.fabrikam",
+            "azure.vm.contoso-tx-0",
+            "azure.vm.contoso-validator-0",
+            "azure.vm.fabrikam-validator-0",
+            "azure.vnet",
+        ],
+        "validators get no public IP"
+    );
+    assert!(azure.iter().all(|(_, a)| *a == Action::Create));
+    let get = |addr: &str| pl.changes.iter().find(|c| c.addr == addr).unwrap();
+    let nic = get("azure.nic.fabrikam-validator-0").after.clone().unwrap();
+    assert_eq!(nic["private_ip"], "10.42.1.4");
+    assert_eq!(nic["public_ip"], Value::Null);
+    assert_eq!(
+        get("azure.subnet.fabrikam").after.as_ref().unwrap()["address_prefix"],
+        "10.42.1.0/24"
+    );
+    assert_eq!(
+        get("azure.vm.contoso-tx-0").after.as_ref().unwrap()["size"],
+        "Standard_B2ms"
+    );
+    assert_eq!(
+        get("azure.vm.contoso-validator-0").after.as_ref().unwrap()["name"],
+        "contoso-validator-0-vm"
+    );
+    let vm = get("azure.vm.contoso-validator-0");
+    for d in [
+        "azure.nic.contoso-validator-0",
+        "key.node.contoso-validator-0",
+        "key.signer.contoso-validator-0",
+        "genesis",
+        "key.node.*",
+    ] {
+        assert!(
+            vm.deps.iter().any(|x| x == d),
+            "vm lacks dep {d}: {:?}",
+            vm.deps
+        );
+    }
+    // Only the tx member's NSG opens RPC, and only to the tx node.
+    let rules = |m: &str| get(&format!("azure.nsg.{m}")).after.clone().unwrap()["rules"].clone();
+    let rpc = rules("contoso")
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "allow-rpc")
+        .cloned()
+        .unwrap();
+    assert_eq!(rpc["destinations"], serde_json::json!(["10.42.0.5"]));
+    assert!(rules("fabrikam")
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["name"] != "allow-rpc"));
+}
+
+#[test]
+fn apply_is_parallel_then_reapply_sends_no_put() {
+    let latency = Duration::from_millis(400);
+    let fake = FakeArm::with_config(FakeArmConfig {
+        latency,
+        polls_in_progress: 1,
+        ..Default::default()
+    });
+    let topo = topology(
+        &[("contoso", 1, 1), ("fabrikam", 1, 1)],
+        Some(&fake.subscription_id()),
+    );
+    let p = provider(&fake, &topo);
+    let e = env();
+    let r = run(&p, &topo, &e.sd, false, None);
+    assert!(r.report.failed.is_empty(), "{:#?}", r.report.failed);
+    let st = state(&e.sd);
+    let arm_resources = azure_addrs(&st).len() - 1; // the RG PUT is synchronous
+    assert_eq!(arm_resources + 1, 16);
+
+    // Dependency chain: rg → vnet → subnet → nic → vm, four long-running operations.
+    let chain = latency * 4;
+    let sum = latency * arm_resources as u32;
+    eprintln!(
+        "azure apply parallelism: {} ARM operations of >= {:?} each; apply took {:?}; chain {:?}; sum {:?}; peak concurrent operations {}",
+        arm_resources,
+        latency,
+        r.took,
+        chain,
+        sum,
+        fake.peak_concurrent_operations()
+    );
+    assert!(r.took >= chain, "faster than the chain? {:?}", r.took);
+    assert!(
+        r.took < sum / 2,
+        "apply took {:?}, not parallel (sum {:?})",
+        r.took,
+        sum
+    );
+    assert!(fake.peak_concurrent_operations() >= 4);
+
+    // What ARM now holds.
+    let rg = fake
+        .resource(&format!(
+            "/subscriptions/{}/resourceGroups/{RG}",
+            fake.subscription_id()
+        ))
+        .unwrap();
+    assert_eq!(rg["tags"]["managed-by"], "consort");
+    assert_eq!(rg["tags"]["consort-network"], "tradelane");
+    let vm_id = |n: &str| {
+        format!("/subscriptions/{}/resourceGroups/{RG}/providers/Microsoft.Compute/virtualMachines/{n}-vm", fake.subscription_id())
+    };
+    let nic_id = |n: &str| {
+        format!("/subscriptions/{}/resourceGroups/{RG}/providers/Microsoft.Network/networkInterfaces/{n}-nic", fake.subscription_id())
+    };
+    let vnic = fake.resource(&nic_id("contoso-validator-0")).unwrap();
+    assert!(vnic["properties"]["ipConfigurations"][0]["properties"]["publicIPAddress"].is_null());
+    assert_eq!(
+        vnic["properties"]["ipConfigurations"][0]["properties"]["privateIPAllocationMethod"],
+        "Static"
+    );
+    let tnic = fake.resource(&nic_id("contoso-tx-0")).unwrap();
+    assert!(
+        tnic["properties"]["ipConfigurations"][0]["properties"]["publicIPAddress"]["id"]
+            .as_str()
+            .unwrap()
+            .ends_with("/contoso-tx-0-pip")
+    );
+    // Each VM gets only its own secrets.
+    let own_key = |n: &str| {
+        let f = st.output_str(&format!("key.node.{n}"), "key_file").unwrap();
+        std::fs::read_to_string(f).unwrap().trim().to_string()
+    };
+    let cd = fake.custom_data(&vm_id("contoso-validator-0")).unwrap();
+    assert!(cd.starts_with("#cloud-config"));
+    assert!(cd.contains(&own_key("contoso-validator-0")));
+    assert!(!cd.contains(&own_key("fabrikam-validator-0")));
+    assert!(
+        cd.contains("10.42.1.4:30303"),
+        "static nodes at private IPs"
+    );
+    let tx_cd = fake.custom_data(&vm_id("contoso-tx-0")).unwrap();
+    assert!(
+        !tx_cd.contains("/var/lib/consort/password"),
+        "tx nodes get no signer secrets"
+    );
+    // Outputs: enode on the private IP, RPC on the public IP for tx nodes only.
+    let out = |n: &str| st.resources[&format!("azure.vm.{n}")].outputs.clone();
+    assert!(out("contoso-tx-0")["rpc_url"]
+        .as_str()
+        .unwrap()
+        .starts_with("http://127.0.0."));
+    assert_eq!(out("contoso-validator-0")["rpc_url"], "");
+    assert!(out("contoso-validator-0")["enode"]
+        .as_str()
+        .unwrap()
+        .ends_with("@10.42.0.4:30303"));
+    // No secret reached state.
+    let text = std::fs::read_to_string(e.sd.state_file()).unwrap();
+    assert!(!text.contains(&own_key("contoso-validator-0")));
+
+    // Re-apply of the unchanged topology: empty plan, no request at all.
+    fake.clear_log();
+    let pl = plan(&p, &topo, &e.sd, false, false);
+    assert!(pl.changes.is_empty(), "{:#?}", pl.changes);
+    let r = run(&p, &topo, &e.sd, false, None);
+    assert!(r.report.done.is_empty());
+    assert_eq!(fake.count("PUT", "/"), 0, "{:#?}", fake.requests());
+}
+
+#[test]
+fn interrupted_apply_resumes_without_redoing_work() {
+    let fake = FakeArm::with_config(FakeArmConfig {
+        latency: Duration::from_millis(150),
+        ..Default::default()
+    });
+    let topo = topology(
+        &[("contoso", 1, 1), ("fabrikam", 1, 0)],
+        Some(&fake.subscription_id()),
+    );
+    let p = provider(&fake, &topo);
+    let e = env();
+    let first = run(&p, &topo, &e.sd, false, Some(3));
+    assert!(first.report.interrupted, "{:?}", first.report);
+    assert!(!first.report.skipped.is_empty());
+    let saved = azure_addrs(&state(&e.sd));
+    assert!(saved.len() >= 3 && saved.len() < 13, "{saved:?}");
+    // Every change that started also finished and was saved.
+    let started = first
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::ChangeStarted { addr, .. } if addr.starts_with("azure.")))
+        .count();
+    assert_eq!(started, saved.len());
+
+    let second = run(&p, &topo, &e.sd, false, None);
+    assert!(
+        second.report.failed.is_empty() && !second.report.interrupted,
+        "{:?}",
+        second.report
+    );
+    assert_eq!(azure_addrs(&state(&e.sd)).len(), 13);
+    for a in &saved {
+        assert!(!second.report.done.contains(a), "{a} was redone");
+    }
+    // Across both runs, every ARM resource was PUT exactly once.
+    let p = puts(&fake);
+    assert_eq!(p.len(), 13, "{p:#?}");
+    assert!(p.values().all(|&n| n == 1), "{p:#?}");
+}
+
+#[test]
+fn vm_created_but_not_saved_is_adopted_not_duplicated() {
+    let fake = FakeArm::start();
+    let topo = topology(&[("contoso", 1, 0)], Some(&fake.subscription_id()));
+    let p = provider(&fake, &topo);
+    let e = env();
+    assert!(run(&p, &topo, &e.sd, false, None).report.failed.is_empty());
+    // As if consort was killed after the VM's PUT, before state was saved.
+    let mut st = state(&e.sd);
+    st.resources.remove("azure.vm.contoso-validator-0");
+    e.sd.save(&mut st).unwrap();
+    fake.clear_log();
+    let r = run(&p, &topo, &e.sd, false, None);
+    assert_eq!(r.report.done, ["azure.vm.contoso-validator-0"]);
+    assert_eq!(
+        fake.count("DELETE", "/"),
+        0,
+        "same customData: adopted, not recreated"
+    );
+    assert!(state(&e.sd)
+        .resources
+        .contains_key("azure.vm.contoso-validator-0"));
+}
+
+#[test]
+fn arm_error_fails_the_change_naming_it_and_a_rerun_converges() {
+    let fake = FakeArm::start();
+    let topo = topology(
+        &[("contoso", 1, 1), ("fabrikam", 1, 0)],
+        Some(&fake.subscription_id()),
+    );
+    let p = provider(&fake, &topo);
+    let e = env();
+    fake.fail_put(
+        "fabrikam-validator-0-vm",
+        409,
+        "QuotaExceeded",
+        "Operation could not be completed as it results in exceeding approved Total Regional Cores quota.",
+        Some(1),
+    );
+    let r = run(&p, &topo, &e.sd, false, None);
+    assert_eq!(r.report.failed.len(), 1, "{:?}", r.report.failed);
+    let (addr, msg) = &r.report.failed[0];
+    assert_eq!(addr, "azure.vm.fabrikam-validator-0");
+    assert!(
+        msg.contains("QuotaExceeded") && msg.contains("Total Regional Cores"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("virtualMachines/fabrikam-validator-0-vm"),
+        "{msg}"
+    );
+    assert!(msg.contains("quota increase"), "{msg}");
+    let r = run(&p, &topo, &e.sd, false, None);
+    assert!(r.report.failed.is_empty(), "{:?}", r.report.failed);
+    assert_eq!(azure_addrs(&state(&e.sd)).len(), 13);
+}
+
+#[test]
+fn refresh_shows_drift_and_apply_repairs_it() {
+    let fake = FakeArm::start();
+    let topo = topology(&[("contoso", 1, 1)], Some(&fake.subscription_id()));
+    let p = provider(&fake, &topo);
+    let e = env();
+    assert!(run(&p, &topo, &e.sd, false, None).report.failed.is_empty());
+    let pip = format!(
+        "/subscriptions/{}/resourceGroups/{RG}/providers/Microsoft.Network/publicIPAddresses/contoso-tx-0-pip",
+        fake.subscription_id()
+    );
+    assert!(fake.remove(&pip));
+    let drift = p.refresh(&topo, &state(&e.sd));
+    assert_eq!(
+        drift,
+        BTreeMap::from([(
+            "azure.pip.contoso-tx-0".to_string(),
+            "recreate (deleted outside consort)".to_string()
+        )])
+    );
+    let pl = plan(&p, &topo, &e.sd, false, true);
+    let changed: Vec<(&str, Action)> = pl
+        .changes
+        .iter()
+        .map(|c| (c.addr.as_str(), c.action))
+        .collect();
+    assert_eq!(changed, [("azure.pip.contoso-tx-0", Action::Update)]);
+    fake.clear_log();
+    let r = {
+        // apply with the refreshed plan
+        let st = state(&e.sd);
+        let interrupted = AtomicBool::new(false);
+        let ctx = ApplyCtx {
+            topology: &topo,
+            state: Mutex::new(st),
+            state_dir: &e.sd,
+            events: consort::provider::events::null_sink(),
+            interrupted: &interrupted,
+            health_timeout: Duration::from_secs(10),
+        };
+        execute(&p, &ctx, &pl.changes).unwrap()
+    };
+    assert!(r.failed.is_empty(), "{:?}", r.failed);
+    assert!(fake.resource(&pip).is_some());
+    assert_eq!(fake.count("PUT", "/"), 1);
+    assert!(p.refresh(&topo, &state(&e.sd)).is_empty());
+}
+
+#[test]
+fn destroy_goes_in_reverse_order_and_keeps_a_group_with_foreign_resources() {
+    let fake = FakeArm::start();
+    let topo = topology(
+        &[("contoso", 1, 1), ("fabrikam", 1, 0)],
+        Some(&fake.subscription_id()),
+    );
+    let p = provider(&fake, &topo);
+    let e = env();
+    assert!(run(&p, &topo, &e.sd, false, None).report.failed.is_empty());
+    let foreign = fake.add_foreign(RG, "Microsoft.Storage/storageAccounts", "someonesdata");
+    fake.clear_log();
+
+    let r = run(&p, &topo, &e.sd, true, None);
+    assert_eq!(r.report.failed.len(), 1, "{:?}", r.report.failed);
+    let (addr, msg) = &r.report.failed[0];
+    assert_eq!(addr, "azure.rg");
+    assert!(
+        msg.contains("refusing to delete resource group consort-tradelane"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("someonesdata (Microsoft.Storage/storageAccounts)"),
+        "{msg}"
+    );
+    // Only the group and the foreign resource are left; state keeps just the group.
+    let mut left = fake.ids();
+    left.sort();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(left.contains(&foreign));
+    assert_eq!(azure_addrs(&state(&e.sd)), ["azure.rg"]);
+
+    // Reverse dependency order, from the DELETE log.
+    let deletes: Vec<String> = fake
+        .requests()
+        .into_iter()
+        .filter(|l| l.method == "DELETE")
+        .map(|l| l.path.rsplit('/').next().unwrap().to_string())
+        .collect();
+    let pos = |name: &str| {
+        deletes
+            .iter()
+            .position(|d| d == name)
+            .unwrap_or_else(|| panic!("{name} not deleted: {deletes:?}"))
+    };
+    for n in [
+        "contoso-validator-0",
+        "contoso-tx-0",
+        "fabrikam-validator-0",
+    ] {
+        assert!(
+            pos(&format!("{n}-vm")) < pos(&format!("{n}-nic")),
+            "{deletes:?}"
+        );
+    }
+    assert!(pos("contoso-tx-0-nic") < pos("contoso-tx-0-pip"));
+    assert!(pos("contoso-tx-0-nic") < pos("contoso-subnet"));
+    assert!(pos("contoso-subnet") < pos("contoso-nsg"));
+    assert!(pos("contoso-subnet") < pos("tradelane-vnet"));
+    assert!(pos("fabrikam-subnet") < pos("tradelane-vnet"));
+    assert!(
+        !deletes.iter().any(|d| d == RG),
+        "group must not be deleted"
+    );
+
+    // Once the foreign resource is gone, destroy finishes and takes the group.
+    assert!(fake.remove(&foreign));
+    let r = run(&p, &topo, &e.sd, true, None);
+    assert!(r.report.failed.is_empty(), "{:?}", r.report.failed);
+    assert!(fake.ids().is_empty(), "{:?}", fake.ids());
+    assert!(e
+        .sd
+        .load()
+        .unwrap()
+        .map(|s| azure_addrs(&s).is_empty())
+        .unwrap_or(true));
+}
+
+/// The real binary: offline plan without credentials, then apply / re-plan / destroy
+/// against the stand-in through CONSORT_ARM_ENDPOINT + CONSORT_ARM_TOKEN.
+#[test]
+fn cli_plans_offline_and_applies_through_the_endpoint_override() {
+    let fake = FakeArm::start();
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/azure.yaml");
+    let text = std::fs::read_to_string(shipped).unwrap();
+    assert!(text.contains(&fake.subscription_id()));
+    std::fs::write(dir.path().join("consort.yaml"), text).unwrap();
+    let cmd = |args: &[&str], endpoint: bool| {
+        let mut c = crate::support::consort_cmd(dir.path(), args);
+        c.env_remove("CONSORT_ARM_ENDPOINT")
+            .env_remove("CONSORT_ARM_TOKEN")
+            .env_remove("AZURE_SUBSCRIPTION_ID");
+        if endpoint {
+            c.env("CONSORT_ARM_ENDPOINT", fake.url())
+                .env("CONSORT_ARM_TOKEN", fake.token());
+        }
+        let out = c.output().unwrap();
+        let (so, se) = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        assert!(out.status.success(), "consort {args:?} failed:\n{so}\n{se}");
+        so
+    };
+    let plan = cmd(&["plan"], false);
+    assert!(plan.contains("azure.vm.contoso-tx-0"), "{plan}");
+    assert!(plan.contains("azure.pip.contoso-tx-0"), "{plan}");
+    assert!(!plan.contains("azure.pip.fabrikam"), "{plan}");
+    assert!(fake.requests().is_empty(), "plan must be offline");
+
+    cmd(&["apply", "--yes", "--skip-health-check"], true);
+    assert_eq!(
+        fake.count("PUT", "/virtualMachines/"),
+        4,
+        "{:#?}",
+        fake.requests()
+    );
+    fake.clear_log();
+    let again = cmd(&["plan"], false);
+    assert!(again.contains("No changes"), "{again}");
+    let refreshed = cmd(&["plan", "--refresh"], true);
+    assert!(refreshed.contains("No changes"), "{refreshed}");
+    assert_eq!(fake.count("PUT", "/"), 0);
+
+    cmd(&["destroy", "--yes"], true);
+    assert!(fake.ids().is_empty(), "{:?}", fake.ids());
+}
+
+#[test]
+fn export_arm_template_matches_what_apply_sends() {
+    use consort::provider::azure::{custom_data_parameter, export_arm, export_arm_with_state};
+    use std::os::unix::fs::PermissionsExt;
+    let fake = FakeArm::start();
+    let topo = topology(
+        &[("contoso", 1, 1), ("fabrikam", 1, 0)],
+        Some(&fake.subscription_id()),
+    );
+    let out = tempfile::tempdir().unwrap();
+
+    // Before any apply: the template is complete, customData is left as parameters.
+    let files = export_arm(&topo, out.path()).unwrap();
+    assert_eq!(files.len(), 2);
+    let t: Value = serde_json::from_slice(&std::fs::read(&files[0]).unwrap()).unwrap();
+    let res = t["resources"].as_array().unwrap();
+    let of = |ty: &str| res.iter().filter(|r| r["type"] == ty).collect::<Vec<_>>();
+    assert_eq!(of("Microsoft.Network/networkSecurityGroups").len(), 2);
+    assert_eq!(of("Microsoft.Network/virtualNetworks").len(), 1);
+    assert_eq!(of("Microsoft.Network/publicIPAddresses").len(), 1);
+    assert_eq!(of("Microsoft.Network/networkInterfaces").len(), 3);
+    assert_eq!(of("Microsoft.Compute/virtualMachines").len(), 3);
+    let vnet = of("Microsoft.Network/virtualNetworks")[0];
+    assert_eq!(vnet["properties"]["subnets"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        vnet["properties"]["subnets"][0]["properties"]["networkSecurityGroup"]["id"],
+        "[resourceId('Microsoft.Network/networkSecurityGroups', 'contoso-nsg')]"
+    );
+    let vnic = res
+        .iter()
+        .find(|r| r["name"] == "fabrikam-validator-0-nic")
+        .unwrap();
+    assert!(vnic["properties"]["ipConfigurations"][0]["properties"]["publicIPAddress"].is_null());
+    let vm = res.iter().find(|r| r["name"] == "contoso-tx-0-vm").unwrap();
+    assert_eq!(
+        vm["properties"]["osProfile"]["customData"],
+        "[parameters('customData_contoso_tx_0')]"
+    );
+    assert_eq!(
+        vm["properties"]["osProfile"]["linuxConfiguration"]["disablePasswordAuthentication"],
+        true
+    );
+    assert_eq!(
+        vm["dependsOn"][0],
+        "[resourceId('Microsoft.Network/networkInterfaces', 'contoso-tx-0-nic')]"
+    );
+    assert_eq!(
+        t["parameters"]["customData_contoso_tx_0"]["type"],
+        "securestring"
+    );
+    let p: Value = serde_json::from_slice(&std::fs::read(&files[1]).unwrap()).unwrap();
+    assert!(p["parameters"].get("customData_contoso_tx_0").is_none());
+    assert!(p["metadata"]["customData"]
+        .as_str()
+        .unwrap()
+        .contains("consort apply"));
+
+    // After apply: the parameters file holds the very customData apply sent (0600).
+    let p_ = provider(&fake, &topo);
+    let e = env();
+    assert!(run(&p_, &topo, &e.sd, false, None).report.failed.is_empty());
+    let files = export_arm_with_state(&topo, Some(&state(&e.sd)), out.path()).unwrap();
+    let mode = std::fs::metadata(&files[1]).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let p: Value = serde_json::from_slice(&std::fs::read(&files[1]).unwrap()).unwrap();
+    for n in [
+        "contoso-validator-0",
+        "contoso-tx-0",
+        "fabrikam-validator-0",
+    ] {
+        let b64 = p["parameters"][custom_data_parameter(n)]["value"]
+            .as_str()
+            .unwrap();
+        let sent = fake
+            .custom_data(&format!(
+                "/subscriptions/{}/resourceGroups/{RG}/providers/Microsoft.Compute/virtualMachines/{n}-vm",
+                fake.subscription_id()
+            ))
+            .unwrap();
+        let exported = String::from_utf8(azure_core::base64::decode(b64).unwrap()).unwrap();
+        assert_eq!(exported, sent, "{n}");
+    }
+}
