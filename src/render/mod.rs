@@ -278,8 +278,12 @@ mod tests {
         later.signer.as_mut().unwrap().mine = false;
         let l = geth_args(&later).unwrap();
         assert!(!l.contains(&"--mine".to_string()), "{l:?}");
-        assert!(l.iter().any(|a| a.starts_with("--http.api=") && a.ends_with(",miner")));
-        assert!(v.iter().any(|a| a.starts_with("--http.api=") && !a.contains("miner")));
+        assert!(l
+            .iter()
+            .any(|a| a.starts_with("--http.api=") && a.ends_with(",miner")));
+        assert!(v
+            .iter()
+            .any(|a| a.starts_with("--http.api=") && !a.contains("miner")));
         let t = geth_args(&launch(false)).unwrap();
         assert!(!t
             .iter()

@@ -424,8 +424,9 @@ impl Provider for LocalProvider {
         let mut started = BTreeSet::new();
         self.sync_mesh(ctx.topology, &ctx.snapshot());
         loop {
-            let h = assess(ctx.topology, &ctx.snapshot());
-            let waiting = start_sealing(&h, &mut started, Instant::now() >= deadline);
+            let st = ctx.snapshot();
+            let h = assess(ctx.topology, &st);
+            let waiting = start_sealing(&h, &st, &mut started, Instant::now() >= deadline);
             if waiting == 0 || Instant::now() >= deadline {
                 return Ok(());
             }
@@ -448,7 +449,7 @@ impl Provider for LocalProvider {
         loop {
             let st = ctx.snapshot();
             let h = assess(ctx.topology, &st);
-            start_sealing(&h, &mut sealing, false);
+            start_sealing(&h, &st, &mut sealing, false);
             if h.head > progress.0 {
                 progress = (h.head, Instant::now());
             }
@@ -485,16 +486,11 @@ impl Provider for LocalProvider {
             }
             // A start-up fork that geth cannot leave on its own (see `repair_forks`).
             let stall = Duration::from_secs(ctx.topology.network.clique.period + 3);
-            if progress.1.elapsed() > stall && repairs < 3 {
-                let restarted = self.repair_forks(ctx)?;
-                if !restarted.is_empty() {
-                    repairs += 1;
-                    progress.1 = Instant::now();
-                    // They come back without sealing; start it again once peered.
-                    for n in restarted {
-                        sealing.remove(&n);
-                    }
-                }
+            if progress.1.elapsed() > stall && repairs < 3 && !self.repair_forks(ctx)?.is_empty() {
+                repairs += 1;
+                progress.1 = Instant::now();
+                // Restarted validators come back without sealing: start them again.
+                sealing.clear();
             }
             // Static dials that failed are retried late by geth; nudge missing peers.
             if last_add_peer.elapsed() > Duration::from_secs(3) {
@@ -1340,30 +1336,56 @@ impl LocalProvider {
     }
 }
 
-/// `miner_start` on each running validator (not yet in `started`) that is peered with every
-/// other running node, or on all of them with `force`. Idempotent in geth. Returns how
-/// many running validators still wait.
-fn start_sealing(h: &Health, started: &mut BTreeSet<String>, force: bool) -> usize {
+/// Starts sealing (`miner_start`) on the running validators not yet in `started`, all at
+/// once and only when every one of them is ready: its signer account unlocked and peered
+/// with every other running node (with `force`: the ready ones, whatever the others do).
+/// Idempotent in geth. Returns how many running validators still wait.
+///
+/// Why all at once: geth drops propagated blocks until it counts itself synced, which a
+/// node without `--mine` does only when mining starts. A validator started seconds after
+/// the others drops their block 1, seals its own, and the signers fork; each then has
+/// "signed recently" on its own fork and the chain never moves. Why the unlock check:
+/// geth unlocks `--unlock` accounts a moment after its RPC is up, a seal tried before that
+/// fails, and geth's Clique worker does not retry without new transactions.
+fn start_sealing(h: &Health, st: &State, started: &mut BTreeSet<String>, force: bool) -> usize {
     let running = h.nodes.iter().filter(|n| n.running).count() as u32;
-    let mut waiting = 0;
-    for n in h
+    let pending: Vec<&NodeHealth> = h
         .nodes
         .iter()
-        .filter(|n| n.running && n.role == "validator")
-    {
-        if started.contains(&n.name) {
-            continue;
-        }
-        if force || n.peers + 1 >= running {
+        .filter(|n| n.running && n.role == "validator" && !started.contains(&n.name))
+        .collect();
+    let ready: Vec<(&NodeHealth, RpcClient)> = pending
+        .iter()
+        .filter(|n| n.peers + 1 >= running)
+        .filter_map(|n| {
+            let address = st.output_str(&format!("key.signer.{}", n.name), "address")?;
             let rpc = RpcClient::new(n.rpc_url.clone()).with_timeout(PROBE_TIMEOUT);
-            if rpc.call_raw("miner_start", json!([])).is_ok() {
-                started.insert(n.name.clone());
-                continue;
-            }
-        }
-        waiting += 1;
+            let unlocked = rpc.call_raw("eth_sign", json!([address, "0x00"])).is_ok();
+            unlocked.then_some((*n, rpc))
+        })
+        .collect();
+    if ready.is_empty() || (ready.len() < pending.len() && !force) {
+        return pending.len();
     }
-    waiting
+    let ok: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = ready
+            .iter()
+            .map(|(n, rpc)| {
+                scope.spawn(move || {
+                    rpc.call_raw("miner_start", json!([]))
+                        .ok()
+                        .map(|_| n.name.clone())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|h| h.join().ok().flatten())
+            .collect()
+    });
+    let n = ok.len();
+    started.extend(ok);
+    pending.len() - n
 }
 
 /// What one probe of a node saw.
