@@ -34,10 +34,23 @@ fn secs(d: Duration) -> String {
     format!("{:.2} s", d.as_secs_f64())
 }
 
+/// Stops every geth whose data dir is under the path when dropped, also when a run panics,
+/// so a failed measurement never leaves nodes running.
+struct Reaper(std::path::PathBuf);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        for (id, dir) in process::find_by_datadir(|d| d.starts_with(&self.0)) {
+            let _ = process::stop(id, &dir, Duration::from_secs(15));
+        }
+    }
+}
+
 /// One node: init + start + first sealed block.
 fn floor_once(geth: &GethBinary, ports: &mut PortAllocator) -> Duration {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().canonicalize().unwrap();
+    let _reaper = Reaper(dir.clone());
     let datadir = dir.join("node");
     let ks_dir = datadir.join("keystore");
     std::fs::create_dir_all(&ks_dir).unwrap();
@@ -136,6 +149,7 @@ fn floor_once(geth: &GethBinary, ports: &mut PortAllocator) -> Duration {
 fn apply_once(topology: &str, base_port: u16) -> Duration {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
+    let _reaper = Reaper(dir.canonicalize().unwrap());
     let src = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("topologies")
         .join(topology);

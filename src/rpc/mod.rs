@@ -424,6 +424,12 @@ impl RpcClient {
         self.quantity_u128("eth_gasPrice", json!([]))
     }
 
+    /// Signs `data` (EIP-191 personal message) with an account the node holds unlocked;
+    /// fails with "authentication needed" while it is locked. Nothing is broadcast.
+    pub fn eth_sign(&self, address: &Address, data_hex: &str) -> Result<String, RpcError> {
+        self.call("eth_sign", json!([hex_address(address), data_hex]))
+    }
+
     /// Sends a signed transaction (`0x…` raw bytes); returns its hash.
     pub fn eth_send_raw_transaction(&self, raw_hex: &str) -> Result<String, RpcError> {
         self.call("eth_sendRawTransaction", json!([raw_hex]))

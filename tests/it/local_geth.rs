@@ -207,6 +207,10 @@ fn single_clique_node_seals_and_answers_rpc_then_stops() {
         rpc.eth_get_balance(&signer_addr, BlockId::Latest).unwrap(),
         BALANCE_WEI
     );
+    // The unlocked signer signs; an account the node does not hold cannot.
+    let sig = rpc.eth_sign(&signer_addr, "0x00").unwrap();
+    assert_eq!(sig.len(), 2 + 130, "{sig}");
+    assert!(rpc.eth_sign(&candidate, "0x00").is_err());
     assert_eq!(rpc.eth_get_balance(&candidate, BlockId::Latest).unwrap(), 0);
     assert_eq!(
         rpc.eth_get_transaction_count(&signer_addr, BlockId::Latest)

@@ -304,6 +304,17 @@ fn log_excerpt(datadir: &Path) -> String {
     )
 }
 
+/// Whether the node can sign with its signer key (always true for tx nodes).
+fn signer_ready(rpc: &RpcClient, launch: &NodeLaunch) -> bool {
+    let Some(signer) = &launch.signer else {
+        return true;
+    };
+    let Some(address) = rpc::parse_address(&signer.address) else {
+        return false;
+    };
+    rpc.eth_sign(&address, "0x00").is_ok()
+}
+
 /// Why a started geth did not come up.
 enum StartFailure {
     /// It exited; `port_clash` if its log says a port was taken.
@@ -475,7 +486,7 @@ impl Provider for LocalProvider {
             }
             // A start-up fork that geth cannot leave on its own (see `repair_forks`).
             let stall = Duration::from_secs(ctx.topology.network.clique.period + 3);
-            if progress.1.elapsed() > stall && repairs < 3 && self.repair_forks(ctx)? {
+            if progress.1.elapsed() > stall && repairs < 3 && !self.repair_forks(ctx)?.is_empty() {
                 repairs += 1;
                 progress.1 = Instant::now();
                 // Restarted validators come back without sealing: start them again.
@@ -737,7 +748,11 @@ impl LocalProvider {
                 return Err((StartFailure::Exited { port_clash: clash }, Some(id)));
             }
             match rpc.chain_id() {
-                Ok(c) if c == launch.chain_id => return Ok(id),
+                // A validator is ready once its signer is unlocked too: geth answers RPC
+                // before `--unlock` is done, and a seal attempted in between fails and is
+                // not retried until the next block arrives (which may never come).
+                Ok(c) if c == launch.chain_id && signer_ready(&rpc, launch) => return Ok(id),
+                Ok(c) if c == launch.chain_id => {}
                 Ok(c) => {
                     return Err((
                         StartFailure::Other(format!(
@@ -1018,8 +1033,10 @@ impl LocalProvider {
     /// learns of the heavier fork and every signer has "signed recently" on its own. Only
     /// a new handshake (which carries the total difficulty) lets a node sync to the
     /// heaviest fork, so restart each validator whose head is not the heaviest block.
-    /// Returns whether it restarted anything.
-    fn repair_forks(&self, ctx: &ApplyCtx) -> Result<bool, ProviderError> {
+    /// Returns the restarted nodes. (Sealing starts only once peered, which makes this
+    /// rare: a validator whose `miner_start` comes a few ms after the in-turn signer
+    /// sealed still drops that block.)
+    fn repair_forks(&self, ctx: &ApplyCtx) -> Result<Vec<String>, ProviderError> {
         let st = ctx.snapshot();
         let heads: Vec<(NodeSpec, NodeOutputs, rpc::Block)> = ctx
             .topology
@@ -1044,15 +1061,13 @@ impl LocalProvider {
             .max_by_key(|b| (b.total_difficulty, b.number))
             .cloned()
         else {
-            return Ok(false);
+            return Ok(vec![]);
         };
         let behind: Vec<_> = heads
             .into_iter()
             .filter(|(_, _, b)| b.hash != best.hash && b.total_difficulty < best.total_difficulty)
             .collect();
-        if behind.is_empty() {
-            return Ok(false);
-        }
+        let mut restarted = Vec::new();
         for (spec, o, b) in behind {
             let addr = format!("node.{}", spec.name);
             ctx.emit(Event::Warning {
@@ -1080,8 +1095,9 @@ impl LocalProvider {
                 r.outputs = serde_json::to_value(out).expect("outputs serialise");
             }
             ctx.state_dir.save(&mut guard)?;
+            restarted.push(spec.name);
         }
-        Ok(true)
+        Ok(restarted)
     }
 
     /// Periodic repair: every running node's config lists all others and has them as
@@ -1443,6 +1459,46 @@ fn assess(topology: &Topology, st: &State) -> Health {
             .collect()
     });
 
+    // One chain: every answering node has the same block at the lowest height any of
+    // them is at (a start-up fork keeps equal heights but different hashes).
+    let common = probes
+        .values()
+        .filter(|p| p.running && p.rpc_error.is_none())
+        .map(|p| p.block)
+        .min();
+    let hashes_at_common: BTreeMap<String, String> = match common {
+        Some(h) if h > 0 => std::thread::scope(|scope| {
+            let handles: Vec<_> = probes
+                .iter()
+                .filter(|(_, p)| p.running && p.rpc_error.is_none())
+                .filter_map(|(n, _)| {
+                    let o = outs.get(n)?;
+                    Some((
+                        n.clone(),
+                        scope.spawn(move || {
+                            RpcClient::new(o.rpc_url.clone())
+                                .with_timeout(PROBE_TIMEOUT)
+                                .block_by_number(BlockId::Number(h))
+                                .ok()
+                                .flatten()
+                                .map(|b| b.hash)
+                        }),
+                    ))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .filter_map(|(n, j)| Some((n, j.join().ok()??)))
+                .collect()
+        }),
+        _ => BTreeMap::new(),
+    };
+    let mut hash_votes: BTreeMap<&str, usize> = BTreeMap::new();
+    for h in hashes_at_common.values() {
+        *hash_votes.entry(h.as_str()).or_default() += 1;
+    }
+    let forked = hash_votes.len() > 1;
+
     // What the network should look like.
     let enode_ids: BTreeMap<&str, &str> = specs
         .iter()
@@ -1515,6 +1571,19 @@ fn assess(topology: &Topology, st: &State) -> Health {
                                 .push(format!("genesis {got} differs from the network's {want}"));
                         }
                     }
+                    if let (true, Some(mine)) = (forked, hashes_at_common.get(&n.name)) {
+                        let others: Vec<String> = hash_votes
+                            .keys()
+                            .filter(|h| **h != mine.as_str())
+                            .map(|h| short_hash(h))
+                            .collect();
+                        problems.push(format!(
+                            "on its own fork: block {} is {} here but {} on other nodes",
+                            common.unwrap_or(0),
+                            short_hash(mine),
+                            others.join(", ")
+                        ));
+                    }
                     if p.block + BEHIND_TOLERANCE < head {
                         problems.push(format!("at block {} while the head is {head}", p.block));
                     }
@@ -1572,6 +1641,14 @@ fn assess(topology: &Topology, st: &State) -> Health {
         health.healthy = false;
     }
     health
+}
+
+fn short_hash(h: &str) -> String {
+    if h.len() > 14 {
+        format!("{}…{}", &h[..8], &h[h.len() - 4..])
+    } else {
+        h.to_string()
+    }
 }
 
 /// The deadline error: each unhealthy node, why, and the tail of its log.
