@@ -17,6 +17,61 @@ use crate::topology::Wei;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
+/// Who pays whom for a `fund.<member>.<account>` change, read from its attributes and state.
+pub struct Funding {
+    pub member: String,
+    pub name: String,
+    /// `<member>/<account>` of the funding account, and its member.
+    pub funder: String,
+    pub funder_member: String,
+    pub key: SecretKey,
+    pub to: Address,
+    pub amount: Wei,
+}
+
+/// Resolves a funding change: the recipient's address and the funder's key (its 0600 key
+/// file under the state directory). Errors say what is missing.
+pub fn funding_parties(
+    change: &crate::plan::Change,
+    st: &crate::state::State,
+) -> Result<Funding, String> {
+    let attrs = change.after.clone().unwrap_or_default();
+    let get = |k: &str| {
+        attrs
+            .get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    let (member, name, funder) = (get("member"), get("name"), get("from"));
+    let amount: u128 = get("balance")
+        .parse()
+        .map_err(|_| "balance is not a number".to_string())?;
+    let (fm, fa) = funder
+        .split_once('/')
+        .ok_or("no funding account; set `network.funding_account: <member>/<account>`")?;
+    let to = st
+        .output_str(&format!("account.{member}.{name}"), "address")
+        .and_then(crate::rpc::parse_address)
+        .ok_or_else(|| format!("account.{member}.{name} has no address in state"))?;
+    let key_file = st
+        .output_str(&format!("account.{fm}.{fa}"), "key_file")
+        .ok_or_else(|| format!("account.{fm}.{fa} has no key file in state"))?;
+    let key_hex = std::fs::read_to_string(key_file)
+        .map_err(|e| format!("cannot read the funding key {key_file}: {e}"))?;
+    let key = SecretKey::from_hex(key_hex.trim())
+        .map_err(|_| format!("{key_file} does not hold a valid key"))?;
+    Ok(Funding {
+        funder_member: fm.to_string(),
+        member,
+        name,
+        funder,
+        key,
+        to,
+        amount: Wei(amount),
+    })
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum GovError {
     #[error("{0}")]

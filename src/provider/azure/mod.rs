@@ -1176,37 +1176,16 @@ impl AzureProvider {
             Action::Update => return Ok(st.resources.get(addr).cloned()),
             Action::Create | Action::Replace => {}
         }
-        let a = change.after.clone().unwrap_or(json!({}));
-        let (member, name, from) = (attr(&a, "member"), attr(&a, "name"), attr(&a, "from"));
-        let value: u128 = attr(&a, "balance")
-            .parse()
-            .map_err(|_| ProviderError::at(addr, "balance is not a number"))?;
-        let (fm, fa) = from.split_once('/').ok_or_else(|| {
-            ProviderError::at(
-                addr,
-                "no funding account; set `network.funding_account: <member>/<account>`",
-            )
-        })?;
-        let to = st
-            .output_str(&format!("account.{member}.{name}"), "address")
-            .and_then(crate::rpc::parse_address)
-            .ok_or_else(|| {
-                ProviderError::at(
-                    addr,
-                    format!("account.{member}.{name} has no address in state"),
-                )
-            })?;
-        let key_file = st
-            .output_str(&format!("account.{fm}.{fa}"), "key_file")
-            .ok_or_else(|| {
-                ProviderError::at(addr, format!("account.{fm}.{fa} has no key file in state"))
-            })?;
-        let key_hex = std::fs::read_to_string(key_file).map_err(|e| {
-            ProviderError::at(addr, format!("cannot read the funding key {key_file}: {e}"))
-        })?;
-        let key = crate::crypto::SecretKey::from_hex(key_hex.trim()).map_err(|_| {
-            ProviderError::at(addr, format!("{key_file} does not hold a valid key"))
-        })?;
+        let super::governance::Funding {
+            member,
+            name,
+            funder: from,
+            key,
+            to,
+            amount,
+            ..
+        } = super::governance::funding_parties(change, &st)
+            .map_err(|m| ProviderError::at(addr, m))?;
         let endpoints = tx_endpoints(&st);
         let (_, url) = endpoints
             .iter()
@@ -1224,7 +1203,7 @@ impl AzureProvider {
             &key,
             &format!("{member}/{name}"),
             to,
-            crate::topology::Wei(value),
+            amount,
             ctx.health_timeout,
         )
         .map_err(|e| ProviderError::at(addr, e.to_string()))?;

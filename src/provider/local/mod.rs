@@ -1258,43 +1258,15 @@ impl LocalProvider {
             Action::Create | Action::Replace => {}
         }
         let attrs = change.after.clone().unwrap_or(json!({}));
-        let get = |k: &str| {
-            attrs
-                .get(k)
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string()
-        };
-        let (member, name, from) = (get("member"), get("name"), get("from"));
-        let value: u128 = get("balance")
-            .parse()
-            .map_err(|_| ProviderError::at(addr, "balance is not a number"))?;
-        let (fm, fa) = from.split_once('/').ok_or_else(|| {
-            ProviderError::at(
-                addr,
-                "no funding account; set `network.funding_account: <member>/<account>`",
-            )
-        })?;
-        let to = st
-            .output_str(&format!("account.{member}.{name}"), "address")
-            .and_then(rpc::parse_address)
-            .ok_or_else(|| {
-                ProviderError::at(
-                    addr,
-                    format!("account.{member}.{name} has no address in state"),
-                )
-            })?;
-        let key_file = st
-            .output_str(&format!("account.{fm}.{fa}"), "key_file")
-            .ok_or_else(|| {
-                ProviderError::at(addr, format!("account.{fm}.{fa} has no key file in state"))
-            })?;
-        let key_hex = std::fs::read_to_string(key_file).map_err(|e| {
-            ProviderError::at(addr, format!("cannot read the funding key {key_file}: {e}"))
-        })?;
-        let key = crate::crypto::SecretKey::from_hex(key_hex.trim()).map_err(|_| {
-            ProviderError::at(addr, format!("{key_file} does not hold a valid key"))
-        })?;
+        let governance::Funding {
+            member,
+            name,
+            funder: from,
+            funder_member: fm,
+            key,
+            to,
+            amount,
+        } = governance::funding_parties(change, &st).map_err(|m| ProviderError::at(addr, m))?;
         // Any running node of the network will do; prefer the funding member's own: they
         // were running before this change, so they are synced (a node that just started
         // may not be, and would give a stale nonce and balance).
@@ -1322,7 +1294,7 @@ impl LocalProvider {
             &key,
             &format!("{member}/{name}"),
             to,
-            crate::topology::Wei(value),
+            amount,
             ctx.health_timeout,
         )
         .map_err(|e| ProviderError::at(addr, e.to_string()))?;
