@@ -368,6 +368,7 @@ fn run_apply(g: &Global, o: ApplyOpts, destroy: bool, edit: Option<PendingEdit>)
     }
     if destroy {
         provider.cleanup(&sd)?;
+        provider::core::cleanup_key_dirs(&sd);
         let st = ctx.state.lock().unwrap();
         if st.resources.is_empty() {
             sd.remove_state()?;

@@ -248,3 +248,19 @@ fn create_genesis(ctx: &ApplyCtx, change: &Change, root: &Path) -> Result<Value,
         "total_alloc": Wei(total).to_string(),
     }))
 }
+
+/// Removes the key directories left empty once every key resource is destroyed (each key
+/// resource removes its own directory; their parents are the core's).
+pub fn cleanup_key_dirs(state_dir: &crate::state::StateDir) {
+    let keys = state_dir.keys_dir();
+    for sub in ["nodes", "signers", "accounts"] {
+        let d = keys.join(sub);
+        if let Ok(entries) = fs::read_dir(&d) {
+            for e in entries.flatten() {
+                let _ = fs::remove_dir(e.path());
+            }
+        }
+        let _ = fs::remove_dir(&d);
+    }
+    let _ = fs::remove_dir(&keys);
+}

@@ -215,7 +215,10 @@ fn apply(net: &NetworkHandle, topo: &Topology, destroy: bool) -> Applied {
         report.failed
     );
     let health = if destroy {
-        provider.cleanup(&sd).map(|_| Health::default())
+        // As `consort destroy` does: the provider's cleanup, then the core's key dirs.
+        let r = provider.cleanup(&sd).map(|_| Health::default());
+        consort::provider::core::cleanup_key_dirs(&sd);
+        r
     } else {
         provider.wait_healthy(&ctx)
     };

@@ -39,7 +39,7 @@ use super::{ApplyCtx, Health, NodeHealth, Provider, ProviderError};
 use crate::plan::{mesh_digest, Action, Change, Kind, Resource};
 use crate::render::{self, vm_paths, CloudInit, CloudKeystore, NodeLaunch, SignerLaunch};
 use crate::rpc::RpcClient;
-use crate::state::{ResourceState, State, StateDir};
+use crate::state::{ResourceState, State};
 use crate::topology::{AzureConfig, NodeSpec, Role, Topology};
 use arm::{
     Arm, ArmError, CustomData, ImageRef, NicSpec, NsgSpec, PublicIpSpec, RuleSpec, SubnetSpec,
@@ -610,22 +610,6 @@ impl Provider for AzureProvider {
 
     fn health(&self, topology: &Topology, state: &State) -> Health {
         assess(topology, state, &mut BTreeMap::new())
-    }
-
-    fn cleanup(&self, state_dir: &StateDir) -> Result<(), ProviderError> {
-        // Empty key directories left after the key resources were destroyed.
-        let keys = state_dir.keys_dir();
-        for sub in ["nodes", "signers", "accounts"] {
-            let d = keys.join(sub);
-            if let Ok(entries) = std::fs::read_dir(&d) {
-                for e in entries.flatten() {
-                    let _ = std::fs::remove_dir(e.path());
-                }
-            }
-            let _ = std::fs::remove_dir(&d);
-        }
-        let _ = std::fs::remove_dir(&keys);
-        Ok(())
     }
 }
 

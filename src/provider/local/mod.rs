@@ -533,18 +533,6 @@ impl Provider for LocalProvider {
                 )))
             }
         }
-        // Empty key directories left after the key resources were destroyed.
-        let keys = state_dir.keys_dir();
-        for sub in ["nodes", "signers", "accounts"] {
-            let d = keys.join(sub);
-            if let Ok(entries) = std::fs::read_dir(&d) {
-                for e in entries.flatten() {
-                    let _ = std::fs::remove_dir(e.path());
-                }
-            }
-            let _ = std::fs::remove_dir(&d);
-        }
-        let _ = std::fs::remove_dir(&keys);
         Ok(())
     }
 }
