@@ -687,20 +687,11 @@ fn member_add(
     let text = edit_topology(g, |src| {
         topology::edit::add_member(src, &m).map_err(|e| anyhow!("{}: {e}", g.file.display()))
     })?;
-    run_apply(
+    apply_member_edit(
         g,
-        ApplyOpts {
-            yes: a.yes,
-            timeout: a.timeout,
-            skip_health: false,
-            geth: a.geth.as_deref(),
-            saved_plan: None,
-        },
-        false,
-        Some(PendingEdit {
-            text,
-            done: format!("Added member {name} to {}.", g.file.display()),
-        }),
+        a,
+        text,
+        format!("Added member {name} to {}.", g.file.display()),
     )
 }
 
@@ -708,6 +699,16 @@ fn member_remove(g: &Global, name: String, a: &MemberApply) -> Result<i32> {
     let text = edit_topology(g, |src| {
         topology::edit::remove_member(src, &name).map_err(|e| anyhow!("{}: {e}", g.file.display()))
     })?;
+    apply_member_edit(
+        g,
+        a,
+        text,
+        format!("Removed member {name} from {}.", g.file.display()),
+    )
+}
+
+/// Plans and applies an edited topology; the file is written only once the plan is accepted.
+fn apply_member_edit(g: &Global, a: &MemberApply, text: String, done: String) -> Result<i32> {
     run_apply(
         g,
         ApplyOpts {
@@ -718,10 +719,7 @@ fn member_remove(g: &Global, name: String, a: &MemberApply) -> Result<i32> {
             saved_plan: None,
         },
         false,
-        Some(PendingEdit {
-            text,
-            done: format!("Removed member {name} from {}.", g.file.display()),
-        }),
+        Some(PendingEdit { text, done }),
     )
 }
 
