@@ -518,7 +518,19 @@ mod tests {
         )
         .unwrap();
         assert!(is_ours(id, &dir));
-        let found = find_by_datadir(|d| d == dir);
+        // The shell forks `sleep` children; between fork and exec a child carries the
+        // shell's command line for a moment, so a scan may briefly see it too. Poll
+        // (with a deadline) for a scan that sees exactly ours.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut found = find_by_datadir(|d| d == dir);
+        while found != vec![(id, dir.clone())] && Instant::now() < deadline {
+            assert!(
+                found.contains(&(id, dir.clone())),
+                "scan missed the process: {found:?}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+            found = find_by_datadir(|d| d == dir);
+        }
         assert_eq!(found, vec![(id, dir.clone())]);
         assert!(!is_ours(
             ProcessId {
