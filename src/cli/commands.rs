@@ -338,6 +338,7 @@ fn run_apply(g: &Global, o: ApplyOpts, destroy: bool, edit: Option<PendingEdit>)
         events: progress.sink(),
         interrupted: &INTERRUPTED,
         health_timeout: Duration::from_secs(o.timeout),
+        failed: Default::default(),
     };
     let report = provider::execute(provider.as_ref(), &ctx, &plan.changes)?;
     if report.interrupted {

@@ -5,7 +5,7 @@
 //! .consort/<net>/keys/nodes/<node>/nodekey                   devp2p key, hex (0600)
 //! .consort/<net>/keys/signers/<node>/keystore/UTC--…         V3 keystore (0600, light scrypt)
 //! .consort/<net>/keys/signers/<node>/password                (0600)
-//! .consort/<net>/keys/accounts/<member>/<name>/keystore/UTC--…  V3 keystore (0600, standard scrypt)
+//! .consort/<net>/keys/accounts/<member>/<name>/keystore/UTC--…  V3 keystore (0600, light scrypt)
 //! .consort/<net>/keys/accounts/<member>/<name>/password      (0600)
 //! .consort/<net>/keys/accounts/<member>/<name>/key           raw key, hex (0600): signs funding transfers
 //! .consort/<net>/genesis.json
@@ -110,6 +110,13 @@ fn fresh_dir(addr: &str, dir: &Path) -> Result<(), ProviderError> {
     create_private_dir(dir).map_err(|e| io(addr, "cannot create", dir, e))
 }
 
+/// Scrypt for every keystore consort writes: geth's light parameters. Key stretching
+/// only defends guessable passwords; ours are 32 random alphanumerics (~190 bits), beyond
+/// brute force at any work factor, and each sits 0600 beside its keystore anyway (an
+/// account's raw key too). Standard scrypt (n = 2^18) would add ~0.5 s of CPU per key to
+/// the path to genesis and to every signer's `--unlock`, and buy nothing.
+const KEYSTORE_KDF: ScryptParams = ScryptParams::LIGHT;
+
 fn write_keystore(
     addr: &str,
     dir: &Path,
@@ -155,9 +162,7 @@ fn create(ctx: &ApplyCtx, change: &Change, root: &Path) -> Result<ResourceState,
             let dir = resource_dir(root, addr, change.kind).expect("signer address");
             fresh_dir(addr, &dir)?;
             let key = SecretKey::random();
-            // Light scrypt: the password file sits beside the keystore with the same
-            // protection, so standard scrypt would only slow every node start.
-            let (ks, pw) = write_keystore(addr, &dir, &key, ScryptParams::LIGHT)?;
+            let (ks, pw) = write_keystore(addr, &dir, &key, KEYSTORE_KDF)?;
             json!({
                 "address": key.address().to_checksum(),
                 "keystore": p(&ks),
@@ -169,7 +174,7 @@ fn create(ctx: &ApplyCtx, change: &Change, root: &Path) -> Result<ResourceState,
             let dir = resource_dir(root, addr, change.kind).expect("account address");
             fresh_dir(addr, &dir)?;
             let key = SecretKey::random();
-            let (ks, pw) = write_keystore(addr, &dir, &key, ScryptParams::STANDARD)?;
+            let (ks, pw) = write_keystore(addr, &dir, &key, KEYSTORE_KDF)?;
             let raw = dir.join("key");
             write_secret(&raw, key.to_hex().as_bytes())
                 .map_err(|e| io(addr, "cannot write", &raw, e))?;

@@ -79,6 +79,9 @@ pub struct ApplyCtx<'a> {
     pub events: EventSink,
     pub interrupted: &'a AtomicBool,
     pub health_timeout: Duration,
+    /// Set by `execute` once a change has failed: changes in flight that wait for others
+    /// (a tx node waiting for block 1) stop waiting.
+    pub failed: AtomicBool,
 }
 
 impl ApplyCtx<'_> {
@@ -338,6 +341,7 @@ pub fn execute(
                 }
                 Err(e) => {
                     stop = true;
+                    ctx.failed.store(true, Ordering::SeqCst);
                     ctx.emit(Event::ChangeFailed {
                         addr: c.addr.clone(),
                         error: e.to_string(),

@@ -144,6 +144,7 @@ fn run(
         events: sink,
         interrupted: &interrupted,
         health_timeout: Duration::from_secs(30),
+        failed: Default::default(),
     };
     let t0 = Instant::now();
     let report = execute(p, &ctx, &pl.changes).unwrap();
@@ -514,6 +515,7 @@ fn refresh_shows_drift_and_apply_repairs_it() {
             events: consort::provider::events::null_sink(),
             interrupted: &interrupted,
             health_timeout: Duration::from_secs(10),
+            failed: Default::default(),
         };
         execute(&p, &ctx, &pl.changes).unwrap()
     };

@@ -207,6 +207,7 @@ fn apply(net: &NetworkHandle, topo: &Topology, destroy: bool) -> Applied {
         events: sink,
         interrupted: &interrupted,
         health_timeout: HEALTH_TIMEOUT,
+        failed: Default::default(),
     };
     let report = execute(&provider, &ctx, &p.changes).unwrap();
     assert!(

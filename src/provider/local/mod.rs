@@ -4,7 +4,8 @@
 //! `.consort/<network>/nodes/<name>/`:
 //!
 //! ```text
-//! geth/            chain data (`geth init` with the network's genesis)
+//! geth/            chain data: `geth init` with the network's genesis, run once into
+//!                  `.consort/<network>/genesis-db/` and copied from there
 //! config.toml      rendered: [Node.P2P] ListenAddr, StaticNodes/TrustedNodes = full mesh
 //! keystore/        validators: a copy of the signer keystore (0600)
 //! password         validators: its password (0600)
@@ -51,6 +52,8 @@ const BEHIND_TOLERANCE: u64 = 1;
 /// RPC timeout for health probes (a hung node must not stall the others).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 const PID_FILE: &str = "consort.pid";
+/// Interval of the loops that wait for nodes (start-up, sealing, health).
+const POLL: Duration = Duration::from_millis(50);
 
 /// What state records for a running node (`node.<name>` outputs). No secrets.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -97,6 +100,8 @@ pub struct LocalProvider {
     pub config: LocalConfig,
     geth: Mutex<Option<GethBinary>>,
     ports: Mutex<Option<PortTable>>,
+    /// Serialises building the genesis-db template (see `init_datadir`).
+    genesis_db: Mutex<()>,
 }
 
 impl LocalProvider {
@@ -105,6 +110,7 @@ impl LocalProvider {
             config,
             geth: Mutex::new(None),
             ports: Mutex::new(None),
+            genesis_db: Mutex::new(()),
         }
     }
 
@@ -229,6 +235,33 @@ fn sibling_ports(sd: &StateDir) -> BTreeSet<u16> {
 
 fn abs(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// Where the genesis-initialised database that node data dirs are copied from lives.
+fn genesis_db_dir(sd: &StateDir) -> PathBuf {
+    sd.root.join("genesis-db")
+}
+
+/// The genesis.json a genesis-db was initialised with (inside it).
+const GENESIS_DB_SOURCE: &str = "genesis.json";
+
+/// Copies the directory tree `from` to `to` (created), skipping paths `skip` names.
+fn copy_tree(from: &Path, to: &Path, skip: &dyn Fn(&Path) -> bool) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let src = e.path();
+        if skip(&src) {
+            continue;
+        }
+        let dst = to.join(e.file_name());
+        if e.file_type()?.is_dir() {
+            copy_tree(&src, &dst, skip)?;
+        } else {
+            std::fs::copy(&src, &dst)?;
+        }
+    }
+    Ok(())
 }
 
 fn node_dir(sd: &StateDir, node: &str) -> PathBuf {
@@ -433,7 +466,7 @@ impl Provider for LocalProvider {
             if ctx.interrupted.load(std::sync::atomic::Ordering::SeqCst) {
                 return Ok(());
             }
-            std::thread::sleep(Duration::from_millis(200));
+            std::thread::sleep(POLL);
         }
     }
 
@@ -497,7 +530,7 @@ impl Provider for LocalProvider {
                 self.sync_mesh(ctx.topology, &st);
                 last_add_peer = Instant::now();
             }
-            std::thread::sleep(Duration::from_millis(200));
+            std::thread::sleep(2 * POLL);
         }
     }
 
@@ -523,14 +556,17 @@ impl Provider for LocalProvider {
         for (id, dir) in process::find_by_datadir(|d| d.starts_with(&nodes)) {
             process::stop(id, &dir, STOP_GRACE).map_err(|e| ProviderError::Other(e.to_string()))?;
         }
-        match std::fs::remove_dir_all(&nodes) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(ProviderError::Other(format!(
-                    "cannot remove {}: {e}; remove it by hand",
-                    nodes.display()
-                )))
+        let genesis_db = abs(&genesis_db_dir(state_dir));
+        for dir in [nodes, genesis_db.with_extension("tmp"), genesis_db] {
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(ProviderError::Other(format!(
+                        "cannot remove {}: {e}; remove it by hand",
+                        dir.display()
+                    )))
+                }
             }
         }
         Ok(())
@@ -663,6 +699,66 @@ impl LocalProvider {
         Ok(())
     }
 
+    /// `geth init` of a node's data dir with the network's genesis: run once per genesis
+    /// into `.consort/<net>/genesis-db/` and copied from there, because every init costs a
+    /// geth start-up's worth of CPU (~0.2 s) and a network's nodes all start from the same
+    /// database. The template is rebuilt whenever genesis.json differs from the one it was
+    /// made from; destroy removes it.
+    fn init_datadir(
+        &self,
+        ctx: &ApplyCtx,
+        addr: &str,
+        geth: &GethBinary,
+        datadir: &Path,
+        genesis: &Path,
+    ) -> Result<(), ProviderError> {
+        let template = {
+            let _one_at_a_time = self.genesis_db.lock().unwrap();
+            let root = abs(&genesis_db_dir(ctx.state_dir));
+            let wanted = std::fs::read(genesis).map_err(|e| {
+                ProviderError::at(addr, format!("cannot read {}: {e}", genesis.display()))
+            })?;
+            let made_from = std::fs::read(root.join(GENESIS_DB_SOURCE)).ok();
+            if made_from.as_deref() != Some(wanted.as_slice()) {
+                // One apply at a time holds the state lock, so one fixed scratch name.
+                let tmp = root.with_extension("tmp");
+                let fail = |what: &str, p: &Path, e: std::io::Error| {
+                    ProviderError::at(addr, format!("cannot {what} {}: {e}", p.display()))
+                };
+                for d in [&root, &tmp] {
+                    match std::fs::remove_dir_all(d) {
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                            return Err(fail("clear", d, e))
+                        }
+                        _ => {}
+                    }
+                }
+                create_private_dir(&tmp).map_err(|e| fail("create", &tmp, e))?;
+                Self::geth_init(addr, geth, &tmp, genesis)?;
+                // Written last: a template is only ever used once it is complete.
+                write_atomic(&tmp.join(GENESIS_DB_SOURCE), &wanted, 0o644)
+                    .map_err(|e| fail("write", &tmp, e))?;
+                std::fs::rename(&tmp, &root).map_err(|e| fail("rename", &tmp, e))?;
+            }
+            root
+        };
+        // Only the chain database: the template's keystore/ is empty and its geth/nodekey
+        // unused (nodes get theirs with --nodekey).
+        copy_tree(&template.join("geth"), &datadir.join("geth"), &|p| {
+            p.file_name().is_some_and(|n| n == "nodekey")
+        })
+        .map_err(|e| {
+            ProviderError::at(
+                addr,
+                format!(
+                    "cannot copy the initialised chain database from {} into {}: {e}",
+                    template.display(),
+                    datadir.display()
+                ),
+            )
+        })
+    }
+
     fn geth_init(
         addr: &str,
         geth: &GethBinary,
@@ -758,7 +854,7 @@ impl LocalProvider {
                     ))
                 }
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -880,7 +976,10 @@ impl LocalProvider {
         }
         let genesis = abs(&ctx.state_dir.root.join("genesis.json"));
         step(ctx, &name, "init");
-        Self::geth_init(addr, &geth, &datadir, &genesis)?;
+        self.init_datadir(ctx, addr, &geth, &datadir, &genesis)?;
+        if spec.role == Role::Tx {
+            await_first_block(ctx);
+        }
         let ports = self.ports_of(ctx, &name)?;
         let (id, ports, statics) =
             self.launch_with_retries(ctx, addr, &spec, &datadir, &geth, ports)?;
@@ -1346,6 +1445,55 @@ fn start_sealing(h: &Health, st: &State, started: &mut BTreeSet<String>, force: 
     let n = ok.len();
     started.extend(ok);
     pending.len() - n
+}
+
+/// Returns once a validator has sealed block 1 (at once on a running chain), starting
+/// the validators' sealing itself when they are all up and peered; gives up when a
+/// change failed, on Ctrl-C or after 30 s (the node then starts anyway).
+///
+/// Why tx nodes of a new network wait for it: geth accepts propagated blocks only once it
+/// counts itself synced, which a node that does not seal becomes only through a sync from
+/// a peer that is ahead — noticed at the peer handshake, or when a propagated block's
+/// *parent* is ahead. Started with the validators, a tx node meets them at block 0 and
+/// stays there until block 2 arrives, one Clique period after block 1. Started after
+/// block 1, it syncs at its first handshake.
+fn await_first_block(ctx: &ApplyCtx) {
+    use std::sync::atomic::Ordering::SeqCst;
+    let validators: Vec<String> = ctx
+        .topology
+        .nodes()
+        .into_iter()
+        .filter(|n| n.role == Role::Validator)
+        .map(|n| n.name)
+        .collect();
+    let deadline = Instant::now() + ctx.health_timeout.min(Duration::from_secs(30));
+    let mut sealing = BTreeSet::new();
+    loop {
+        let st = ctx.snapshot();
+        let recorded: BTreeMap<String, NodeOutputs> = recorded_nodes(&st).into_iter().collect();
+        let running: Vec<&NodeOutputs> = validators
+            .iter()
+            .filter_map(|v| recorded.get(v))
+            .filter(|o| o.is_running())
+            .collect();
+        let sealed = running.iter().any(|o| {
+            RpcClient::new(o.rpc_url.clone())
+                .with_timeout(PROBE_TIMEOUT)
+                .block_number()
+                .is_ok_and(|b| b >= 1)
+        });
+        if sealed || ctx.failed.load(SeqCst) || ctx.interrupted.load(SeqCst) {
+            return;
+        }
+        if running.len() == validators.len() {
+            let h = assess(ctx.topology, &st);
+            start_sealing(&h, &st, &mut sealing, false);
+        }
+        if Instant::now() >= deadline {
+            return;
+        }
+        std::thread::sleep(POLL);
+    }
 }
 
 /// What one probe of a node saw.
