@@ -100,6 +100,7 @@ fn floor_once(geth: &GethBinary, ports: &mut PortAllocator) -> Duration {
         verbosity: 3,
         max_peers: 1,
         static_nodes: vec![],
+        trusted_nodes: vec![],
         signer: Some(SignerLaunch {
             address: key.address().to_checksum(),
             keystore_dir: ks_dir.to_string_lossy().into(),

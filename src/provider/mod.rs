@@ -169,6 +169,11 @@ pub trait Provider: Sync {
         change: &Change,
     ) -> Result<Option<ResourceState>, ProviderError>;
 
+    /// Runs beside the first changes of an apply (on its own thread), for slow lookups
+    /// later changes need: the local provider finds geth while keys are generated. Its
+    /// failures are not reported here; the change that needs the result reports them.
+    fn prepare(&self, _ctx: &ApplyCtx, _changes: &[Change]) {}
+
     /// Runs once all changes are made, whether or not health is waited for (the local
     /// provider starts sealing here once validators are peered).
     fn after_apply(&self, _ctx: &ApplyCtx) -> Result<(), ProviderError> {
@@ -279,6 +284,7 @@ pub fn execute(
     )>();
 
     std::thread::scope(|scope| -> Result<(), ProviderError> {
+        scope.spawn(|| provider.prepare(ctx, changes));
         let mut running = 0usize;
         loop {
             if ctx.interrupted.load(Ordering::SeqCst) && !stop {

@@ -121,8 +121,11 @@ pub struct NodeLaunch {
     pub cache_mb: u32,
     pub verbosity: u8,
     pub max_peers: u32,
-    /// Full enode URLs of every other node.
+    /// Enode URLs geth dials (StaticNodes): every other node, except locally at a
+    /// node's first start (see the local provider's `launch_with_retries`).
     pub static_nodes: Vec<String>,
+    /// Enode URLs always let in, even past MaxPeers (TrustedNodes): every other node.
+    pub trusted_nodes: Vec<String>,
     pub signer: Option<SignerLaunch>,
 }
 
@@ -248,6 +251,7 @@ mod tests {
             verbosity: 3,
             max_peers: 50,
             static_nodes: vec![enode_url("ab", "127.0.0.1", 30304)],
+            trusted_nodes: vec![enode_url("ab", "127.0.0.1", 30304)],
             signer: signer.then(|| SignerLaunch {
                 address: "0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf".into(),
                 keystore_dir: "/d/keystore".into(),

@@ -121,7 +121,7 @@ fn rendered_bootstrap_brings_up_two_members_that_peer_and_seal() {
 
     let roots = Roots(names.iter().map(|n| tmp.path().join(n)).collect());
     for (i, name) in names.iter().enumerate() {
-        let static_nodes = (0..names.len())
+        let static_nodes: Vec<String> = (0..names.len())
             .filter(|&j| j != i)
             .map(|j| render::enode_url(&node_keys[j].enode_id(), "127.0.0.1", ports[j].p2p))
             .collect();
@@ -144,6 +144,7 @@ fn rendered_bootstrap_brings_up_two_members_that_peer_and_seal() {
             cache_mb: 64,
             verbosity: 3,
             max_peers: 50,
+            trusted_nodes: static_nodes.clone(),
             static_nodes,
             signer: Some(SignerLaunch {
                 address: addrs[i].to_checksum(),
@@ -257,6 +258,7 @@ fn bootstrap_refuses_an_archive_with_the_wrong_checksum() {
             verbosity: 3,
             max_peers: 50,
             static_nodes: vec![],
+            trusted_nodes: vec![],
             signer: None,
         },
         member: "alpha".into(),

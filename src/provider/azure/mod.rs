@@ -252,6 +252,7 @@ impl AzureProvider {
             // Room for nodes that join later: existing VMs keep their boot-time StaticNodes
             // and accept the newcomers' inbound connections.
             max_peers: (n.saturating_sub(1)).max(25),
+            trusted_nodes: static_nodes.clone(),
             static_nodes,
             signer,
         };

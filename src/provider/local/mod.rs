@@ -98,8 +98,10 @@ struct PortTable {
 
 pub struct LocalProvider {
     pub config: LocalConfig,
-    geth: Mutex<Option<GethBinary>>,
+    geth: Mutex<Option<Result<GethBinary, String>>>,
     ports: Mutex<Option<PortTable>>,
+    /// Nodes up, by name (see `join_mesh`).
+    up: Mutex<Option<BTreeMap<String, UpNode>>>,
     /// Serialises building the genesis-db template (see `init_datadir`).
     genesis_db: Mutex<()>,
 }
@@ -110,6 +112,7 @@ impl LocalProvider {
             config,
             geth: Mutex::new(None),
             ports: Mutex::new(None),
+            up: Mutex::new(None),
             genesis_db: Mutex::new(()),
         }
     }
@@ -117,13 +120,18 @@ impl LocalProvider {
     /// The geth binary for this command (found or built once).
     fn geth(&self, ctx: &ApplyCtx) -> Result<GethBinary, ProviderError> {
         let mut g = self.geth.lock().unwrap();
-        if let Some(b) = &*g {
-            return Ok(b.clone());
+        if g.is_none() {
+            // The outcome, failure included, is kept: a build that failed is not retried
+            // by every node.
+            *g = Some(
+                ensure_geth(None, &ctx.topology.client.geth, &ctx.events)
+                    .map_err(|e| e.to_string()),
+            );
         }
-        let bin = ensure_geth(None, &ctx.topology.client.geth, &ctx.events)
-            .map_err(|e| ProviderError::Other(e.to_string()))?;
-        *g = Some(bin.clone());
-        Ok(bin)
+        match g.as_ref().expect("just set") {
+            Ok(b) => Ok(b.clone()),
+            Err(e) => Err(ProviderError::Other(e.clone())),
+        }
     }
 
     fn with_ports<T>(
@@ -179,6 +187,58 @@ impl LocalProvider {
         })
     }
 
+    /// Runs `f` on the nodes known to be up (name → enode URL): those running when this
+    /// command first asked, and those started since (`join_mesh`).
+    fn nodes_up<T>(&self, ctx: &ApplyCtx, f: impl FnOnce(&mut BTreeMap<String, UpNode>) -> T) -> T {
+        let mut guard = self.up.lock().unwrap();
+        let up = guard.get_or_insert_with(|| {
+            recorded_nodes(&ctx.snapshot())
+                .into_iter()
+                .filter(|(_, o)| o.is_running())
+                .map(|(n, o)| {
+                    let up = UpNode {
+                        enode: o.enode,
+                        rpc_url: o.rpc_url,
+                    };
+                    (n, up)
+                })
+                .collect()
+        });
+        f(up)
+    }
+
+    /// A freshly started node joins the mesh: it dials every node that came up after its
+    /// config was written, then counts as up itself — atomically, so of two nodes
+    /// starting together exactly one dials the other, and only once that one is up.
+    ///
+    /// Why not let every node dial the whole mesh from its config: two nodes starting
+    /// together dial each other at the same moment, each keeps its own outgoing
+    /// connection and drops the other's as a duplicate, both connections close, and geth
+    /// redials neither for 35 s (its dial history). Seen once in ~15 applies of 7 nodes.
+    fn join_mesh(&self, ctx: &ApplyCtx, node: &str, launch: &NodeLaunch, dialled: &[String]) {
+        let rpc = RpcClient::local(launch.http_port).with_timeout(PROBE_TIMEOUT);
+        let me = UpNode {
+            enode: Self::own_enode(ctx, node, launch),
+            rpc_url: format!("http://127.0.0.1:{}", launch.http_port),
+        };
+        self.nodes_up(ctx, |up| {
+            for (name, peer) in up.iter() {
+                if name != node && !dialled.contains(&peer.enode) {
+                    let _ = rpc.admin_add_peer(&peer.enode);
+                }
+            }
+            up.insert(node.to_string(), me);
+        });
+    }
+
+    fn own_enode(ctx: &ApplyCtx, node: &str, launch: &NodeLaunch) -> String {
+        let st = ctx.snapshot();
+        let id = st
+            .output_str(&format!("key.node.{node}"), "enode_id")
+            .unwrap_or_default();
+        render::enode_url(id, "127.0.0.1", launch.p2p_port)
+    }
+
     /// Enode URLs of every other node of the topology whose key and ports are known.
     fn static_nodes(&self, ctx: &ApplyCtx, node: &str) -> Result<Vec<String>, ProviderError> {
         let st = ctx.snapshot();
@@ -195,6 +255,20 @@ impl LocalProvider {
         }
         Ok(out)
     }
+}
+
+/// A node that is up: where it listens for peers and answers RPC.
+#[derive(Debug, Clone)]
+struct UpNode {
+    enode: String,
+    rpc_url: String,
+}
+
+/// A node's peers at its start: whom it dials, and the whole mesh (trusted, and dialled
+/// on later restarts).
+struct Peers {
+    dial: Vec<String>,
+    mesh: Vec<String>,
 }
 
 /// Nodes recorded in state with their outputs.
@@ -449,6 +523,16 @@ impl Provider for LocalProvider {
         }
     }
 
+    fn prepare(&self, ctx: &ApplyCtx, changes: &[Change]) {
+        // `geth version` takes ~50 ms; nodes need it only after keys and genesis.
+        let starts_nodes = changes
+            .iter()
+            .any(|c| c.kind == Kind::LocalNode && c.action != Action::Destroy);
+        if starts_nodes {
+            let _ = self.geth(ctx);
+        }
+    }
+
     fn after_apply(&self, ctx: &ApplyCtx) -> Result<(), ProviderError> {
         // Validators start without --mine; seal once each sees every running node, so no
         // two signers fork block 1 unseen by each other (then Clique's "signed recently"
@@ -589,7 +673,7 @@ impl LocalProvider {
         spec: &NodeSpec,
         datadir: &Path,
         ports: NodePorts,
-        static_nodes: Vec<String>,
+        peers: Peers,
         geth: &GethBinary,
     ) -> Result<NodeLaunch, ProviderError> {
         let st = ctx.snapshot();
@@ -638,7 +722,8 @@ impl LocalProvider {
             // networks discarding blocks until its 10 s forced sync. Mesh peers are
             // trusted, so they are never refused for exceeding it.
             max_peers: n.saturating_sub(1).max(1),
-            static_nodes,
+            static_nodes: peers.dial,
+            trusted_nodes: peers.mesh,
             signer,
         })
     }
@@ -872,12 +957,41 @@ impl LocalProvider {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let statics = self.static_nodes(ctx, &spec.name)?;
-            let launch = Self::launch(ctx, addr, spec, datadir, ports, statics.clone(), geth)?;
+            let mesh = self.static_nodes(ctx, &spec.name)?;
+            let up: Vec<UpNode> = self.nodes_up(ctx, |up| {
+                up.iter()
+                    .filter(|(n, _)| **n != spec.name)
+                    .map(|(_, u)| u.clone())
+                    .collect()
+            });
+            let dial: Vec<String> = up.iter().map(|u| u.enode.clone()).collect();
+            let peers = Peers {
+                dial: dial.clone(),
+                mesh: mesh.clone(),
+            };
+            let mut launch = Self::launch(ctx, addr, spec, datadir, ports, peers, geth)?;
+            // The nodes it is about to dial let it in even when their MaxPeers (the mesh
+            // size when they started) is reached: a member joining a running network.
+            let me = Self::own_enode(ctx, &spec.name, &launch);
+            std::thread::scope(|scope| {
+                for u in &up {
+                    let me = &me;
+                    scope.spawn(move || {
+                        let rpc = RpcClient::new(u.rpc_url.clone()).with_timeout(PROBE_TIMEOUT);
+                        let _ = rpc.admin_add_trusted_peer(me);
+                    });
+                }
+            });
             Self::write_config(addr, &launch)?;
             step(ctx, &spec.name, "start");
             match Self::start_and_wait(geth, &launch) {
-                Ok(id) => return Ok((id, ports, statics)),
+                Ok(id) => {
+                    self.join_mesh(ctx, &spec.name, &launch, &dial);
+                    // From now on (restarts) it dials the whole mesh.
+                    launch.static_nodes = mesh.clone();
+                    Self::write_config(addr, &launch)?;
+                    return Ok((id, ports, mesh));
+                }
                 Err((StartFailure::Exited { port_clash: true }, _)) if attempt < 3 => {
                     let old = ports;
                     ports = self.fresh_ports(ctx, &spec.name)?;
@@ -1020,15 +1134,11 @@ impl LocalProvider {
                 path: PathBuf::from(&cur.geth),
                 version: cur.geth_version.clone(),
             };
-            let launch = Self::launch(
-                ctx,
-                addr,
-                &spec,
-                &datadir,
-                cur.ports,
-                statics.clone(),
-                &geth,
-            )?;
+            let peers = Peers {
+                dial: statics.clone(),
+                mesh: statics.clone(),
+            };
+            let launch = Self::launch(ctx, addr, &spec, &datadir, cur.ports, peers, &geth)?;
             Self::write_config(addr, &launch)?;
             let rpc = RpcClient::new(cur.rpc_url.clone()).with_timeout(PROBE_TIMEOUT);
             let old: BTreeSet<&String> = cur.static_nodes.iter().collect();
@@ -1039,9 +1149,9 @@ impl LocalProvider {
                 rpc.admin_remove_peer(gone).map_err(e)?;
             }
             for added in new.difference(&old) {
-                // Trusted first: the running node's MaxPeers is the old mesh size.
+                // Trusted, or it would be refused past MaxPeers (the old mesh size). Not
+                // dialled from here: the new node dials us (see `join_mesh`).
                 rpc.admin_add_trusted_peer(added).map_err(e)?;
-                rpc.admin_add_peer(added).map_err(e)?;
             }
             NodeOutputs {
                 static_nodes: statics,
@@ -1091,6 +1201,7 @@ impl LocalProvider {
             .as_ref()
             .map(|o| PathBuf::from(&o.datadir))
             .unwrap_or_else(|| node_dir(ctx.state_dir, &name));
+        self.nodes_up(ctx, |up| up.remove(&name));
         stop_recorded(addr, &datadir, cur.as_ref().map(NodeOutputs::process))?;
         match std::fs::remove_dir_all(&datadir) {
             Ok(()) => {}
@@ -1206,7 +1317,9 @@ impl LocalProvider {
                     let Ok(peers) = rpc.admin_peers() else { return };
                     let have: BTreeSet<&str> = peers.iter().filter_map(|p| p.pubkey()).collect();
                     for (peer, enode) in enodes {
-                        if peer == name {
+                        // One side of a pair dials: two dialling each other at once can
+                        // drop both connections (see `join_mesh`).
+                        if *peer >= name.as_str() {
                             continue;
                         }
                         if let Some(k) = rpc::enode_pubkey(enode) {
