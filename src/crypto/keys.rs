@@ -207,51 +207,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn secret_key_one_has_the_published_address_and_generator_public_key() {
-        // Private key 1: its public key is the secp256k1 generator G (SEC 2, section 2.4.1)
-        // and its address is the widely published 0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf.
-        let key = SecretKey::from_hex(
-            "0x0000000000000000000000000000000000000000000000000000000000000001",
-        )
-        .unwrap();
-        assert_eq!(
-            key.address().to_string(),
-            "0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf"
-        );
-        assert_eq!(
-            key.enode_id(),
-            "79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798\
-             483ada7726a3c4655da4fbfc0e1108a8fd17b448a68554199c47d08ffb10d4b8"
-        );
-        assert_eq!(
-            key.to_hex(),
-            "0000000000000000000000000000000000000000000000000000000000000001"
-        );
-    }
-
-    #[test]
-    fn enode_id_matches_the_devp2p_enr_test_vector() {
-        // devp2p enr.md "Test Vectors" (also geth p2p/enode TestPythonInterop):
-        // private key b71c71a6...f291 has compressed public key
-        // 03ca634cae0d49acb401d8a4c6b6fe8c55b70d115bf400769cc1400f3258cd3138 and node id
-        // (keccak256 of the 64-byte public key) a448f24c...17f7.
-        let key =
-            SecretKey::from_hex("b71c71a67e1177ad4e901695e1b4b9ee17ae16c6668d313eac2f96dbcda3f291")
-                .unwrap();
-        let id = key.enode_id();
-        assert_eq!(id.len(), 128);
-        assert_eq!(
-            &id[..64],
-            "ca634cae0d49acb401d8a4c6b6fe8c55b70d115bf400769cc1400f3258cd3138"
-        );
-        // 03 prefix: y is odd.
-        assert_eq!(key.public_key()[63] & 1, 1);
-        assert_eq!(
-            hex::encode(keccak256(&key.public_key())),
-            "a448f24c6d18e575453db13171562b71999873db5b286df957af199ec94617f7"
-        );
-    }
+    // Published private-key vectors (key 1, the devp2p ENR key) are checked in
+    // tests/it/crypto_vectors.rs.
 
     #[test]
     fn eip55_vectors_from_the_eip_round_trip() {

@@ -320,147 +320,17 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    // Web3 Secret Storage Definition test vectors, as shipped in go-ethereum
-    // accounts/keystore/testdata/v3_test_vector.json ("wikipage_test_vector_scrypt",
-    // "wikipage_test_vector_pbkdf2", "31_byte_key", "30_byte_key"). Note the wiki's
-    // scrypt vector uses r=1, p=8: the parameters must be read from the file.
-    const TEST_PRIV: &str = "7a28b5ba57c53603b0b07b56bba752f7784bf506fa95edc395f5cf6c7514fe9d";
+    // The published keystore vectors (Web3 Secret Storage, go-ethereum testdata) are
+    // decrypted in tests/it/crypto_vectors.rs, from tests/fixtures.
 
-    fn wiki_scrypt() -> Value {
-        json!({
-            "crypto": {
-                "cipher": "aes-128-ctr",
-                "cipherparams": { "iv": "83dbcc02d8ccb40e466191a123791e0e" },
-                "ciphertext": "d172bf743a674da9cdad04534d56926ef8358534d458fffccd4e6ad2fbde479c",
-                "kdf": "scrypt",
-                "kdfparams": {
-                    "dklen": 32, "n": 262144, "r": 1, "p": 8,
-                    "salt": "ab0c7876052600dd703518d6fc3fe8984592145b591fc8fb5c6d43190334ba19"
-                },
-                "mac": "2103ac29920d71da29f15d75b4a16dbe95cfd7ff8faea1056c33131d846e3097"
-            },
-            "id": "3198bc9c-6672-5ab3-d995-4942343ae5b6",
-            "version": 3
-        })
-    }
-
-    fn wiki_pbkdf2() -> Value {
-        json!({
-            "crypto": {
-                "cipher": "aes-128-ctr",
-                "cipherparams": { "iv": "6087dab2f9fdbbfaddc31a909735c1e6" },
-                "ciphertext": "5318b4d5bcd28de64ee5559e671353e16f075ecae9f99c7a79a38af5f869aa46",
-                "kdf": "pbkdf2",
-                "kdfparams": {
-                    "c": 262144, "dklen": 32, "prf": "hmac-sha256",
-                    "salt": "ae3cd4e7013836a3df6bd7241b12db061dbe2c6785853cce422d148a624ce0bd"
-                },
-                "mac": "517ead924a9d0dc3124507e3393d175ce3ff7c1e96529c6c555ce9e51205e9b2"
-            },
-            "id": "3198bc9c-6672-5ab3-d995-4942343ae5b6",
-            "version": 3
-        })
-    }
-
-    #[test]
-    fn decrypts_the_web3_secret_storage_scrypt_vector() {
-        let key = decrypt(&wiki_scrypt(), "testpassword").unwrap();
-        assert_eq!(key.to_hex(), TEST_PRIV);
-        assert_eq!(
-            decrypt(&wiki_scrypt(), "testpassworD").unwrap_err(),
-            CryptoError::WrongPassword
-        );
-    }
-
-    #[test]
-    fn decrypts_the_web3_secret_storage_pbkdf2_vector() {
-        let key = decrypt(&wiki_pbkdf2(), "testpassword").unwrap();
-        assert_eq!(key.to_hex(), TEST_PRIV);
-        assert_eq!(
-            decrypt(&wiki_pbkdf2(), "").unwrap_err(),
-            CryptoError::WrongPassword
-        );
-    }
-
-    #[test]
-    fn decrypts_geths_short_key_vectors_left_padded() {
-        // go-ethereum v3_test_vector.json "31_byte_key" and "30_byte_key".
-        let k31 = json!({
-            "crypto": {
-                "cipher": "aes-128-ctr",
-                "cipherparams": { "iv": "e0c41130a323adc1446fc82f724bca2f" },
-                "ciphertext": "9517cd5bdbe69076f9bf5057248c6c050141e970efa36ce53692d5d59a3984",
-                "kdf": "scrypt",
-                "kdfparams": {
-                    "dklen": 32, "n": 2, "r": 8, "p": 1,
-                    "salt": "711f816911c92d649fb4c84b047915679933555030b3552c1212609b38208c63"
-                },
-                "mac": "d5e116151c6aa71470e67a7d42c9620c75c4d23229847dcc127794f0732b0db5"
-            },
-            "id": "fecfc4ce-e956-48fd-953b-30f8b52ed66c",
-            "version": 3
-        });
-        assert_eq!(
-            decrypt(&k31, "foo").unwrap().to_hex(),
-            "00fa7b3db73dc7dfdf8c5fbdb796d741e4488628c41fc4febd9160a866ba0f35"
-        );
-        let k30 = json!({
-            "crypto": {
-                "cipher": "aes-128-ctr",
-                "cipherparams": { "iv": "3ca92af36ad7c2cd92454c59cea5ef00" },
-                "ciphertext": "108b7d34f3442fc26ab1ab90ca91476ba6bfa8c00975a49ef9051dc675aa",
-                "kdf": "scrypt",
-                "kdfparams": {
-                    "dklen": 32, "n": 2, "r": 8, "p": 1,
-                    "salt": "d0769e608fb86cda848065642a9c6fa046845c928175662b8e356c77f914cd3b"
-                },
-                "mac": "75d0e6759f7b3cefa319c3be41680ab6beea7d8328653474bd06706d4cc67420"
-            },
-            "id": "a37e1559-5955-450d-8075-7b8931b392b2",
-            "version": 3
-        });
-        assert_eq!(
-            decrypt(&k30, "foo").unwrap().to_hex(),
-            "000081c29e8142bb6a81bef5a92bda7a8328a5c85bb2f9542e76f9b0f94fc018"
-        );
-    }
-
-    #[test]
-    fn decrypts_geths_very_light_scrypt_file_and_checks_its_address() {
-        // go-ethereum accounts/keystore/testdata/very-light-scrypt.json (password "").
-        let file = json!({
-            "address": "45dea0fb0bba44f4fcf290bba71fd57d7117cbb8",
-            "crypto": {
-                "cipher": "aes-128-ctr",
-                "ciphertext": "b87781948a1befd247bff51ef4063f716cf6c2d3481163e9a8f42e1f9bb74145",
-                "cipherparams": { "iv": "dc4926b48a105133d2f16b96833abf1e" },
-                "kdf": "scrypt",
-                "kdfparams": {
-                    "dklen": 32, "n": 2, "p": 1, "r": 8,
-                    "salt": "004244bbdc51cadda545b1cfa43cff9ed2ae88e08c61f1479dbb45410722f8f0"
-                },
-                "mac": "39990c1684557447940d4c69e06b1b82b2aceacb43f284df65c956daf3046b85"
-            },
-            "id": "ce541d8d-c79b-40f8-9f8c-20f59616faba",
-            "version": 3
-        });
-        let key = decrypt(&file, "").unwrap();
-        assert_eq!(
-            key.address().to_lower_hex(),
-            "45dea0fb0bba44f4fcf290bba71fd57d7117cbb8"
-        );
-        // A file whose address field was swapped for another account is refused.
-        let mut swapped = file.clone();
-        swapped["address"] = json!("7e5f4552091a69125d5dfcb7b8c2659029395bdf");
-        match decrypt(&swapped, "") {
-            Err(CryptoError::Keystore(msg)) => assert!(msg.contains("address"), "{msg}"),
-            other => panic!("expected an address mismatch, got {other:?}"),
-        }
+    /// A keystore of a fresh key, password "testpassword".
+    fn sample() -> Value {
+        encrypt(&SecretKey::random(), "testpassword", ScryptParams::LIGHT)
     }
 
     #[test]
     fn encrypt_writes_geths_layout_and_round_trips() {
-        let key = SecretKey::from_hex(TEST_PRIV).unwrap();
+        let key = SecretKey::random();
         let password = random_password();
         let json = encrypt(&key, &password, ScryptParams::LIGHT);
 
@@ -513,7 +383,7 @@ mod tests {
         assert_eq!(crypto["ciphertext"].as_str().unwrap().len(), 64);
         assert_eq!(crypto["mac"].as_str().unwrap().len(), 64);
         // The key itself never appears in the file.
-        assert!(!json.to_string().contains(TEST_PRIV));
+        assert!(!json.to_string().contains(&key.to_hex()));
 
         let back = decrypt(&json, &password).unwrap();
         assert_eq!(back.to_bytes(), key.to_bytes());
@@ -553,7 +423,7 @@ mod tests {
             (json!({"version": 3}), "crypto"),
             (
                 {
-                    let mut v = wiki_scrypt();
+                    let mut v = sample();
                     v["crypto"]["cipher"] = json!("aes-128-cbc");
                     v
                 },
@@ -561,7 +431,7 @@ mod tests {
             ),
             (
                 {
-                    let mut v = wiki_scrypt();
+                    let mut v = sample();
                     v["crypto"]["kdf"] = json!("argon2");
                     v
                 },
@@ -569,7 +439,7 @@ mod tests {
             ),
             (
                 {
-                    let mut v = wiki_scrypt();
+                    let mut v = sample();
                     v["crypto"]["kdfparams"]["n"] = json!(1000);
                     v
                 },
@@ -577,7 +447,7 @@ mod tests {
             ),
             (
                 {
-                    let mut v = wiki_scrypt();
+                    let mut v = sample();
                     v["crypto"]["mac"] = json!("xyz");
                     v
                 },
@@ -585,7 +455,7 @@ mod tests {
             ),
             (
                 {
-                    let mut v = wiki_scrypt();
+                    let mut v = sample();
                     v["crypto"]["kdfparams"]
                         .as_object_mut()
                         .unwrap()

@@ -9,6 +9,7 @@ mod azure_provider;
 mod cli;
 mod cloud_init;
 mod crypto_geth;
+mod crypto_vectors;
 #[cfg(feature = "azure")]
 mod fake_arm;
 mod local_cli;
