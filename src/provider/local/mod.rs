@@ -100,6 +100,9 @@ pub struct LocalProvider {
     pub config: LocalConfig,
     geth: Mutex<Option<Result<GethBinary, String>>>,
     ports: Mutex<Option<PortTable>>,
+    /// Validators `miner_start` was sent to while tx nodes wait for block 1; its lock
+    /// makes one waiting tx node the one that starts sealing (see `await_first_block`).
+    sealing_started: Mutex<BTreeSet<String>>,
     /// Nodes up, by name (see `join_mesh`).
     up: Mutex<Option<BTreeMap<String, UpNode>>>,
     /// Serialises building the genesis-db template (see `init_datadir`).
@@ -113,6 +116,7 @@ impl LocalProvider {
             geth: Mutex::new(None),
             ports: Mutex::new(None),
             up: Mutex::new(None),
+            sealing_started: Mutex::new(BTreeSet::new()),
             genesis_db: Mutex::new(()),
         }
     }
@@ -215,10 +219,17 @@ impl LocalProvider {
     /// together dial each other at the same moment, each keeps its own outgoing
     /// connection and drops the other's as a duplicate, both connections close, and geth
     /// redials neither for 35 s (its dial history). Seen once in ~15 applies of 7 nodes.
-    fn join_mesh(&self, ctx: &ApplyCtx, node: &str, launch: &NodeLaunch, dialled: &[String]) {
+    fn join_mesh(
+        &self,
+        ctx: &ApplyCtx,
+        node: &str,
+        me: String,
+        launch: &NodeLaunch,
+        dialled: &[String],
+    ) {
         let rpc = RpcClient::local(launch.http_port).with_timeout(PROBE_TIMEOUT);
         let me = UpNode {
-            enode: Self::own_enode(ctx, node, launch),
+            enode: me,
             rpc_url: format!("http://127.0.0.1:{}", launch.http_port),
         };
         self.nodes_up(ctx, |up| {
@@ -844,6 +855,57 @@ impl LocalProvider {
         })
     }
 
+    /// Returns once a validator has sealed block 1 (at once on a running chain), starting
+    /// the validators' sealing itself when they are all up and peered; gives up when a
+    /// change failed, on Ctrl-C or after 30 s (the node then starts anyway).
+    ///
+    /// Why tx nodes of a new network wait for it: geth accepts propagated blocks only once it
+    /// counts itself synced, which a node that does not seal becomes only through a sync from
+    /// a peer that is ahead — noticed at the peer handshake, or when a propagated block's
+    /// *parent* is ahead. Started with the validators, a tx node meets them at block 0 and
+    /// stays there until block 2 arrives, one Clique period after block 1. Started after
+    /// block 1, it syncs at its first handshake.
+    fn await_first_block(&self, ctx: &ApplyCtx) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let validators: Vec<String> = ctx
+            .topology
+            .nodes()
+            .into_iter()
+            .filter(|n| n.role == Role::Validator)
+            .map(|n| n.name)
+            .collect();
+        let deadline = Instant::now() + ctx.health_timeout.min(Duration::from_secs(30));
+        loop {
+            let st = ctx.snapshot();
+            let recorded: BTreeMap<String, NodeOutputs> = recorded_nodes(&st).into_iter().collect();
+            let running: Vec<&NodeOutputs> = validators
+                .iter()
+                .filter_map(|v| recorded.get(v))
+                .filter(|o| o.is_running())
+                .collect();
+            let sealed = running.iter().any(|o| {
+                RpcClient::new(o.rpc_url.clone())
+                    .with_timeout(PROBE_TIMEOUT)
+                    .block_number()
+                    .is_ok_and(|b| b >= 1)
+            });
+            if sealed || ctx.failed.load(SeqCst) || ctx.interrupted.load(SeqCst) {
+                return;
+            }
+            // One waiting tx node drives sealing; the others only watch for block 1.
+            if running.len() == validators.len() {
+                if let Ok(mut started) = self.sealing_started.try_lock() {
+                    let h = assess(ctx.topology, &st);
+                    start_sealing(&h, &st, &mut started, false);
+                }
+            }
+            if Instant::now() >= deadline {
+                return;
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
     fn geth_init(
         addr: &str,
         geth: &GethBinary,
@@ -986,7 +1048,7 @@ impl LocalProvider {
             step(ctx, &spec.name, "start");
             match Self::start_and_wait(geth, &launch) {
                 Ok(id) => {
-                    self.join_mesh(ctx, &spec.name, &launch, &dial);
+                    self.join_mesh(ctx, &spec.name, me.clone(), &launch, &dial);
                     // From now on (restarts) it dials the whole mesh.
                     launch.static_nodes = mesh.clone();
                     Self::write_config(addr, &launch)?;
@@ -1092,7 +1154,7 @@ impl LocalProvider {
         step(ctx, &name, "init");
         self.init_datadir(ctx, addr, &geth, &datadir, &genesis)?;
         if spec.role == Role::Tx {
-            await_first_block(ctx);
+            self.await_first_block(ctx);
         }
         let ports = self.ports_of(ctx, &name)?;
         let (id, ports, statics) =
@@ -1558,55 +1620,6 @@ fn start_sealing(h: &Health, st: &State, started: &mut BTreeSet<String>, force: 
     let n = ok.len();
     started.extend(ok);
     pending.len() - n
-}
-
-/// Returns once a validator has sealed block 1 (at once on a running chain), starting
-/// the validators' sealing itself when they are all up and peered; gives up when a
-/// change failed, on Ctrl-C or after 30 s (the node then starts anyway).
-///
-/// Why tx nodes of a new network wait for it: geth accepts propagated blocks only once it
-/// counts itself synced, which a node that does not seal becomes only through a sync from
-/// a peer that is ahead — noticed at the peer handshake, or when a propagated block's
-/// *parent* is ahead. Started with the validators, a tx node meets them at block 0 and
-/// stays there until block 2 arrives, one Clique period after block 1. Started after
-/// block 1, it syncs at its first handshake.
-fn await_first_block(ctx: &ApplyCtx) {
-    use std::sync::atomic::Ordering::SeqCst;
-    let validators: Vec<String> = ctx
-        .topology
-        .nodes()
-        .into_iter()
-        .filter(|n| n.role == Role::Validator)
-        .map(|n| n.name)
-        .collect();
-    let deadline = Instant::now() + ctx.health_timeout.min(Duration::from_secs(30));
-    let mut sealing = BTreeSet::new();
-    loop {
-        let st = ctx.snapshot();
-        let recorded: BTreeMap<String, NodeOutputs> = recorded_nodes(&st).into_iter().collect();
-        let running: Vec<&NodeOutputs> = validators
-            .iter()
-            .filter_map(|v| recorded.get(v))
-            .filter(|o| o.is_running())
-            .collect();
-        let sealed = running.iter().any(|o| {
-            RpcClient::new(o.rpc_url.clone())
-                .with_timeout(PROBE_TIMEOUT)
-                .block_number()
-                .is_ok_and(|b| b >= 1)
-        });
-        if sealed || ctx.failed.load(SeqCst) || ctx.interrupted.load(SeqCst) {
-            return;
-        }
-        if running.len() == validators.len() {
-            let h = assess(ctx.topology, &st);
-            start_sealing(&h, &st, &mut sealing, false);
-        }
-        if Instant::now() >= deadline {
-            return;
-        }
-        std::thread::sleep(POLL);
-    }
 }
 
 /// What one probe of a node saw.
