@@ -1,4 +1,7 @@
-//! JSON-RPC client for geth over HTTP (blocking; loopback/private endpoints only).
+//! JSON-RPC client for geth over HTTP or geth's IPC socket (blocking; loopback/private
+//! endpoints only). consort controls its own nodes over IPC (a unix socket in the node's
+//! 0700 directory, so only the operator can use it); HTTP is what applications get on tx
+//! nodes, with no `admin`, `miner`, `personal` or `debug` namespace.
 //!
 //! `reqwest::blocking` runs its own runtime thread, so it must not be used from inside a
 //! tokio runtime: the local provider calls it from plain threads.
@@ -149,19 +152,40 @@ pub struct CliqueProposal {
     pub authorize: bool,
 }
 
-/// A JSON-RPC endpoint: `http://127.0.0.1:<port>`.
+/// A JSON-RPC endpoint: `http://127.0.0.1:<port>` or the path of a geth IPC socket.
 #[derive(Debug, Clone)]
 pub struct RpcClient {
+    /// The URL, or the socket's path (what errors name).
     url: String,
+    ipc: bool,
     timeout: Duration,
 }
 
 impl RpcClient {
-    pub fn new(url: impl Into<String>) -> RpcClient {
+    /// An endpoint: `http://` or `https://` URLs speak HTTP; anything else is taken as the
+    /// path of a geth IPC socket.
+    pub fn new(endpoint: impl Into<String>) -> RpcClient {
+        let url = endpoint.into();
+        let ipc = !(url.starts_with("http://") || url.starts_with("https://"));
         RpcClient {
-            url: url.into(),
+            url,
+            ipc,
             timeout: DEFAULT_TIMEOUT,
         }
+    }
+
+    /// geth's IPC socket at `path` (`--ipcpath`).
+    pub fn ipc(path: impl AsRef<std::path::Path>) -> RpcClient {
+        RpcClient {
+            url: path.as_ref().to_string_lossy().into_owned(),
+            ipc: true,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// Whether this client talks to an IPC socket.
+    pub fn is_ipc(&self) -> bool {
+        self.ipc
     }
 
     /// `http://127.0.0.1:<port>`.
@@ -189,31 +213,11 @@ impl RpcClient {
     /// Calls `method`; the raw `result` (may be `null`).
     pub fn call_raw(&self, method: &str, params: Value) -> Result<Value, RpcError> {
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-        let resp = http()
-            .post(&self.url)
-            .timeout(self.timeout)
-            .json(&body)
-            .send()
-            .map_err(|e| RpcError::Transport {
-                url: self.url.clone(),
-                method: method.to_string(),
-                // Without the URL (we print it ourselves) and never with the body.
-                reason: root_cause(&e.without_url()),
-            })?;
-        let status = resp.status();
-        if !status.is_success() {
-            return Err(RpcError::Status {
-                url: self.url.clone(),
-                method: method.to_string(),
-                status: status.as_u16(),
-            });
-        }
-        let mut v: Value = resp.json().map_err(|e| {
-            self.decode_err(
-                method,
-                format!("not JSON: {}", root_cause(&e.without_url())),
-            )
-        })?;
+        let mut v = if self.ipc {
+            self.send_ipc(method, &body)?
+        } else {
+            self.send_http(method, &body)?
+        };
         if let Some(err) = v.get("error") {
             return Err(RpcError::Node {
                 url: self.url.clone(),
@@ -229,6 +233,74 @@ impl RpcClient {
         match v.get_mut("result") {
             Some(r) => Ok(r.take()),
             None => Err(self.decode_err(method, "no `result` in the answer")),
+        }
+    }
+
+    fn transport_err(&self, method: &str, reason: impl Into<String>) -> RpcError {
+        RpcError::Transport {
+            url: self.url.clone(),
+            method: method.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    fn send_http(&self, method: &str, body: &Value) -> Result<Value, RpcError> {
+        let resp = http()
+            .post(&self.url)
+            .timeout(self.timeout)
+            .json(body)
+            .send()
+            // Without the URL (we print it ourselves) and never with the body.
+            .map_err(|e| self.transport_err(method, root_cause(&e.without_url())))?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(RpcError::Status {
+                url: self.url.clone(),
+                method: method.to_string(),
+                status: status.as_u16(),
+            });
+        }
+        resp.json().map_err(|e| {
+            self.decode_err(
+                method,
+                format!("not JSON: {}", root_cause(&e.without_url())),
+            )
+        })
+    }
+
+    /// One request on a fresh connection to geth's IPC socket: geth reads a stream of
+    /// JSON values and answers each with one JSON value.
+    fn send_ipc(&self, method: &str, body: &Value) -> Result<Value, RpcError> {
+        use std::io::Write;
+        use std::os::unix::net::UnixStream;
+        let mut sock = UnixStream::connect(&self.url).map_err(|e| {
+            let why = match e.kind() {
+                std::io::ErrorKind::NotFound => "no socket there".to_string(),
+                std::io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
+                _ => e.to_string(),
+            };
+            self.transport_err(method, why)
+        })?;
+        let io = |e: std::io::Error| {
+            let why = match e.kind() {
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+                    format!("no answer within {:?}", self.timeout)
+                }
+                _ => e.to_string(),
+            };
+            self.transport_err(method, why)
+        };
+        sock.set_read_timeout(Some(self.timeout)).map_err(io)?;
+        sock.set_write_timeout(Some(self.timeout)).map_err(io)?;
+        let bytes = serde_json::to_vec(body).expect("a JSON value serialises");
+        sock.write_all(&bytes).map_err(io)?;
+        let mut answers = serde_json::Deserializer::from_reader(std::io::BufReader::new(&sock))
+            .into_iter::<Value>();
+        match answers.next() {
+            Some(Ok(v)) => Ok(v),
+            Some(Err(e)) if e.is_io() => Err(io(e.into())),
+            Some(Err(e)) => Err(self.decode_err(method, format!("not JSON: {e}"))),
+            None => Err(self.transport_err(method, "the node closed the connection")),
         }
     }
 
