@@ -94,8 +94,12 @@ fn floor_once(geth: &GethBinary, ports: &mut PortAllocator) -> Duration {
         p2p_port: p.p2p,
         nat: "none".into(),
         http_addr: "127.0.0.1".into(),
-        http_port: p.http,
-        authrpc_port: p.authrpc,
+        // Like every validator: no TCP RPC, controlled over IPC.
+        http_port: None,
+        ws_port: None,
+        authrpc_port: 0,
+        ipc_path: datadir.join("geth.ipc").to_string_lossy().into(),
+        netrestrict: None,
         cache_mb: 64,
         verbosity: 3,
         max_peers: 1,
@@ -128,7 +132,7 @@ fn floor_once(geth: &GethBinary, ports: &mut PortAllocator) -> Duration {
         .unwrap();
     assert!(init.success(), "geth init failed");
     let id = process::start(&geth.path, &args, &datadir).unwrap();
-    let rpc = RpcClient::local(p.http).with_timeout(Duration::from_secs(1));
+    let rpc = RpcClient::ipc(&launch.ipc_path).with_timeout(Duration::from_secs(1));
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if rpc.block_number().map(|n| n >= 1).unwrap_or(false) {

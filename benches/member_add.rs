@@ -121,7 +121,7 @@ impl Net {
 
     fn rpc(&self, node: &str) -> RpcClient {
         let st = self.sd().load().unwrap().unwrap();
-        RpcClient::new(NodeOutputs::from_state(&st, node).unwrap().rpc_url)
+        NodeOutputs::from_state(&st, node).unwrap().control()
     }
 }
 
@@ -195,17 +195,14 @@ fn one_node_start(net: &Net) -> Duration {
     let args: Vec<String> = vec![
         format!("--datadir={}", datadir.display()),
         "--nodiscover".into(),
-        "--ipcdisable".into(),
+        format!("--ipcpath={}", datadir.join("geth.ipc").display()),
         "--syncmode=full".into(),
         format!("--port={}", ports.p2p),
-        "--http".into(),
-        "--http.addr=127.0.0.1".into(),
-        format!("--http.port={}", ports.http),
         "--authrpc.addr=127.0.0.1".into(),
-        format!("--authrpc.port={}", ports.authrpc),
+        "--authrpc.port=0".into(),
     ];
     let id: ProcessId = process::start(&net.geth.path, &args, &datadir).expect("geth starts");
-    let rpc = RpcClient::local(ports.http).with_timeout(Duration::from_secs(2));
+    let rpc = RpcClient::ipc(datadir.join("geth.ipc")).with_timeout(Duration::from_secs(2));
     poll("geth to answer RPC", || rpc.chain_id().ok());
     let took = t0.elapsed();
     let _ = process::stop(id, &datadir, Duration::from_secs(10));

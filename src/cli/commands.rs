@@ -514,7 +514,11 @@ fn status(g: &Global, as_json: bool) -> Result<i32> {
                 if n.running { "yes" } else { "NO" },
                 n.peers,
                 n.block,
-                n.rpc_url
+                n.rpc_url.as_deref().unwrap_or(if n.role == "validator" {
+                    "(ipc only)"
+                } else {
+                    "-"
+                })
             );
             for p in &n.problems {
                 println!("  {:<w$}    ! {p}", "");
@@ -554,11 +558,22 @@ pub fn output_json(topo: &topology::Topology, st: &State) -> serde_json::Value {
         let address = st
             .output_str(&format!("key.signer.{}", n.name), "address")
             .map(String::from);
+        // Applications connect to tx nodes only; validators serve no TCP RPC, and consort
+        // controls every node over its IPC socket (operator only).
+        let url = |k: &str| {
+            r.outputs
+                .get(k)
+                .and_then(|v| v.as_str())
+                .filter(|u| !u.is_empty())
+                .map(String::from)
+        };
         nodes.push(json!({
             "name": n.name,
             "member": n.member,
             "role": n.role.to_string(),
-            "rpc_url": r.outputs.get("rpc_url").cloned().unwrap_or(serde_json::Value::Null),
+            "rpc_url": url("rpc_url"),
+            "ws_url": url("ws_url"),
+            "ipc_path": url("ipc_path").map(|p| abs(&p)),
             "enode": r.outputs.get("enode").cloned().unwrap_or(serde_json::Value::Null),
             "address": address,
         }));
@@ -610,7 +625,11 @@ fn render_output_human(topo: &topology::Topology, st: &State) -> String {
             "  {:<w$}  {:<9}  {}{}\n",
             n["name"].as_str().unwrap_or(""),
             n["role"].as_str().unwrap_or(""),
-            n["rpc_url"].as_str().unwrap_or("-"),
+            match (n["rpc_url"].as_str(), n["ws_url"].as_str()) {
+                (Some(h), Some(w)) => format!("{h}  {w}"),
+                (Some(h), None) => h.to_string(),
+                _ => "(ipc only)".to_string(),
+            },
             n["address"]
                 .as_str()
                 .map(|a| format!("  signer {a}"))

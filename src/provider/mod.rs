@@ -18,8 +18,9 @@
 //!   names)`, so adding/removing nodes updates every node (peer add/remove) in O(n);
 //! - deps: `key.node.<n>`, `key.signer.<n>` (validators), `genesis`, and `key.node.*` (a
 //!   wildcard: every node key, because the static peers need every enode);
-//! - outputs must include `rpc_url` and `enode` (full `enode://id@host:port`), which
-//!   `consort output` reports.
+//! - outputs must include `rpc_url` (tx nodes' application RPC; absent or null for
+//!   validators, which serve no TCP RPC) and `enode` (full `enode://id@host:port`), which
+//!   `consort output` reports; local nodes also `ipc_path` and `ws_url`.
 //!
 //! Non-core kinds a provider applies: its node resources; `signer.<n>` (attrs `{node,
 //! member, genesis}`: `genesis: true` is a no-op record, otherwise create = vote in by a
@@ -113,7 +114,8 @@ pub struct NodeHealth {
     pub running: bool,
     pub peers: u32,
     pub block: u64,
-    pub rpc_url: String,
+    /// The application RPC (tx nodes); validators have none (consort uses their IPC).
+    pub rpc_url: Option<String>,
     /// Why this node is not healthy (empty when it is).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,

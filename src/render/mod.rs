@@ -115,9 +115,21 @@ pub struct NodeLaunch {
     pub p2p_port: u16,
     /// `none` locally; `extip:<private ip>` on Azure.
     pub nat: String,
+    /// Address of the application RPC (HTTP and WebSocket): 127.0.0.1 locally, the
+    /// private IP on Azure. Only tx nodes serve it.
     pub http_addr: String,
-    pub http_port: u16,
+    /// HTTP JSON-RPC port, tx nodes only (`eth,net,web3,txpool,clique`). A validator serves
+    /// no TCP RPC at all: rendering refuses a signer with one.
+    pub http_port: Option<u16>,
+    /// WebSocket JSON-RPC port, tx nodes only (same namespaces).
+    pub ws_port: Option<u16>,
+    /// geth's engine API (JWT-authenticated; unused under Clique but always opened), on
+    /// 127.0.0.1. 0: a port the kernel picks.
     pub authrpc_port: u16,
+    /// geth's IPC socket (`--ipcpath`): consort's control channel (admin, clique, miner).
+    pub ipc_path: String,
+    /// `--netrestrict`: the only networks (CIDR list) this node exchanges p2p traffic with.
+    pub netrestrict: Option<String>,
     pub cache_mb: u32,
     pub verbosity: u8,
     pub max_peers: u32,
@@ -145,13 +157,40 @@ pub fn geth_config_toml(n: &NodeLaunch) -> Result<String, RenderError> {
     render("geth-config.toml", n)
 }
 
+/// The JSON-RPC namespaces applications get on a tx node (HTTP and WebSocket): no
+/// `admin`, `miner`, `personal` or `debug`, and no account is unlocked there.
+pub const APP_RPC_APIS: &str = "eth,net,web3,txpool,clique";
+
 pub fn geth_args(n: &NodeLaunch) -> Result<Vec<String>, RenderError> {
-    Ok(render("geth-args", n)?
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
-        .collect())
+    if n.signer.is_some() && (n.http_port.is_some() || n.ws_port.is_some()) {
+        return Err(RenderError {
+            template: "geth-args".into(),
+            line: None,
+            variable: Some("http_port".into()),
+            message: format!(
+                "{}: a validator serves no HTTP or WebSocket RPC (its signer key is unlocked); consort controls it over IPC",
+                n.node_name
+            ),
+        });
+    }
+    #[derive(Serialize)]
+    struct Ctx<'a> {
+        #[serde(flatten)]
+        n: &'a NodeLaunch,
+        apis: &'static str,
+    }
+    Ok(render(
+        "geth-args",
+        &Ctx {
+            n,
+            apis: APP_RPC_APIS,
+        },
+    )?
+    .lines()
+    .map(str::trim)
+    .filter(|l| !l.is_empty())
+    .map(str::to_string)
+    .collect())
 }
 
 /// The official geth release archive for linux-amd64 and its SHA-256.
@@ -192,6 +231,10 @@ pub mod vm_paths {
     pub const NODEKEY: &str = "/var/lib/consort/nodekey";
     pub const KEYSTORE_DIR: &str = "/var/lib/consort/keystore";
     pub const PASSWORD: &str = "/var/lib/consort/password";
+    /// geth's IPC socket: how Run Command scripts (as root) control the node.
+    pub const IPC: &str = "/var/lib/consort/geth/geth.ipc";
+    /// The system user geth runs as: no login shell, no sudo, never the VM's admin user.
+    pub const GETH_USER: &str = "geth";
 }
 
 /// Renders the cloud-init `customData` (before base64) for one VM.
@@ -202,6 +245,7 @@ pub fn cloud_init(c: &CloudInit) -> Result<String, RenderError> {
     node.datadir = root(&node.datadir);
     node.config_path = root(&node.config_path);
     node.nodekey_path = root(&node.nodekey_path);
+    node.ipc_path = root(&node.ipc_path);
     if let Some(s) = node.signer.as_mut() {
         s.keystore_dir = root(&s.keystore_dir);
         s.password_file = root(&s.password_file);
@@ -245,8 +289,11 @@ mod tests {
             p2p_port: 30303,
             nat: "none".into(),
             http_addr: "127.0.0.1".into(),
-            http_port: 8545,
-            authrpc_port: 8551,
+            http_port: (!signer).then_some(8545),
+            ws_port: (!signer).then_some(8546),
+            authrpc_port: 0,
+            ipc_path: "/d/geth.ipc".into(),
+            netrestrict: None,
             cache_mb: 64,
             verbosity: 3,
             max_peers: 50,
@@ -276,18 +323,10 @@ mod tests {
     fn args_seal_only_for_signers_and_never_pprof() {
         let v = geth_args(&launch(true)).unwrap();
         assert!(v.contains(&"--mine".to_string()));
-        assert!(v.contains(&"--allow-insecure-unlock".to_string()));
-        assert!(v.contains(&"--http.addr=127.0.0.1".to_string()));
         let mut later = launch(true);
         later.signer.as_mut().unwrap().mine = false;
         let l = geth_args(&later).unwrap();
         assert!(!l.contains(&"--mine".to_string()), "{l:?}");
-        assert!(l
-            .iter()
-            .any(|a| a.starts_with("--http.api=") && a.ends_with(",miner")));
-        assert!(v
-            .iter()
-            .any(|a| a.starts_with("--http.api=") && !a.contains("miner")));
         let t = geth_args(&launch(false)).unwrap();
         assert!(!t
             .iter()
@@ -299,11 +338,60 @@ mod tests {
         );
     }
 
+    #[test]
+    fn validators_serve_no_tcp_rpc_and_tx_nodes_only_application_namespaces() {
+        let v = geth_args(&launch(true)).unwrap();
+        // A validator: IPC only, so geth needs no --allow-insecure-unlock either.
+        for bad in ["--http", "--ws", "--allow-insecure-unlock", "--ipcdisable"] {
+            assert!(
+                !v.iter()
+                    .any(|a| a == bad || a.starts_with(&format!("{bad}."))),
+                "{bad} in {v:?}"
+            );
+        }
+        assert!(v.contains(&"--ipcpath=/d/geth.ipc".to_string()), "{v:?}");
+        assert!(v.contains(&"--unlock=0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf".to_string()));
+        // Rendering refuses a validator with an RPC port.
+        let mut open = launch(true);
+        open.http_port = Some(8545);
+        let e = geth_args(&open).unwrap_err();
+        assert!(e.to_string().contains("serves no HTTP"), "{e}");
+        // A tx node: HTTP and WS with the application namespaces, nothing unlocked.
+        let t = geth_args(&launch(false)).unwrap();
+        for want in [
+            "--http",
+            "--http.port=8545",
+            "--http.api=eth,net,web3,txpool,clique",
+            "--ws",
+            "--ws.port=8546",
+            "--ws.api=eth,net,web3,txpool,clique",
+            "--authrpc.addr=127.0.0.1",
+        ] {
+            assert!(t.contains(&want.to_string()), "{want} missing: {t:?}");
+        }
+        for a in v.iter().chain(&t) {
+            for ns in ["admin", "miner", "personal", "debug"] {
+                assert!(!(a.contains(".api=") && a.contains(ns)), "{a}");
+            }
+        }
+        assert!(!t
+            .iter()
+            .any(|a| a.starts_with("--unlock") || a.contains("insecure")));
+        let mut restricted = launch(false);
+        restricted.netrestrict = Some("10.42.0.0/16".into());
+        let r = geth_args(&restricted).unwrap();
+        assert!(
+            r.contains(&"--netrestrict=10.42.0.0/16".to_string()),
+            "{r:?}"
+        );
+    }
+
     fn cloud(signer: bool) -> CloudInit {
         let mut node = launch(signer);
         node.datadir = vm_paths::DATADIR.into();
         node.config_path = vm_paths::CONFIG.into();
         node.nodekey_path = vm_paths::NODEKEY.into();
+        node.ipc_path = vm_paths::IPC.into();
         if let Some(s) = node.signer.as_mut() {
             s.keystore_dir = vm_paths::KEYSTORE_DIR.into();
             s.password_file = vm_paths::PASSWORD.into();
@@ -382,6 +470,34 @@ mod tests {
         let tx = cloud_init(&cloud(false)).unwrap();
         assert!(!tx.contains("PASSWORD-SECRET") && !tx.contains("/var/lib/consort/password"));
         assert!(!tx.contains("--mine"));
+        // geth runs as its own system user, never the admin user (who has sudo) or root.
+        for text in [&text, &tx] {
+            let doc: serde_yaml::Value = serde_yaml::from_str(text).unwrap();
+            let files = doc["write_files"].as_sequence().unwrap();
+            let unit = files
+                .iter()
+                .find(|f| f["path"].as_str() == Some("/etc/systemd/system/consort-geth.service"))
+                .unwrap()["content"]
+                .as_str()
+                .unwrap();
+            let user: Vec<&str> = unit.lines().filter(|l| l.starts_with("User=")).collect();
+            assert_eq!(
+                user,
+                vec![format!("User={}", vm_paths::GETH_USER)],
+                "{unit}"
+            );
+            assert_ne!(vm_paths::GETH_USER, "root");
+            assert!(text.contains("useradd --system"), "{text}");
+            assert!(text.contains("--shell /usr/sbin/nologin geth"), "{text}");
+            assert!(
+                text.contains("\"--ipcpath=$ROOT/var/lib/consort/geth/geth.ipc\""),
+                "{text}"
+            );
+        }
+        assert!(
+            !text.contains("--http"),
+            "a validator VM serves no HTTP RPC"
+        );
     }
 
     #[test]

@@ -107,7 +107,8 @@ impl ProviderConfig {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LocalConfig {
-    /// First port to try; p2p/http/authrpc ports are chosen free from here upwards.
+    /// First p2p port (node i of the topology gets base + i; default 30303); tx nodes' HTTP
+    /// and WebSocket ports follow the p2p block (default: from 8545).
     pub base_port: Option<u16>,
 }
 

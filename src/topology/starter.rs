@@ -93,7 +93,7 @@ members:
 provider:
   local: {}            # geth processes on this machine, listening on 127.0.0.1 only
   # local:
-  #   base_port: 30303 # first port to try; consort picks free ports upwards from here
+  #   base_port: 30303 # first p2p port (node i: base + i); tx nodes' RPC follows the p2p block
   #
   # Or Azure VMs (one virtual network, a /24 subnet per member):
   # azure:

@@ -1099,7 +1099,7 @@ fn check_provider(
                 } else if u32::from(port) + needed > 65536 {
                     ctx.error(
                         "provider.local.base_port",
-                        format!("base_port {port} leaves {} ports, but {nodes} nodes need {needed} (p2p, http and authrpc each)", 65536 - u32::from(port)),
+                        format!("base_port {port} leaves {} ports, but {nodes} nodes need up to {needed} (p2p each, HTTP and WebSocket per tx node)", 65536 - u32::from(port)),
                         Some("lower base_port, e.g. `base_port: 30303`".to_string()),
                     );
                 }
@@ -1216,6 +1216,14 @@ fn check_azure(
             &path("admin_username"),
             format!("admin_username {admin_username:?} is not a valid Linux user name"),
             Some(format!("use up to 32 lowercase letters, digits, '_' or '-', starting with a letter; e.g. `{DEFAULT_ADMIN_USERNAME}`")),
+        );
+    } else if admin_username == crate::render::vm_paths::GETH_USER {
+        ctx.error(
+            &path("admin_username"),
+            format!("admin_username {admin_username:?} is the system user geth runs as on every VM"),
+            Some(format!(
+                "geth must never run as the admin user (who has sudo): pick another name, e.g. `{DEFAULT_ADMIN_USERNAME}`"
+            )),
         );
     } else if AZURE_RESERVED_USERS.contains(&admin_username.as_str()) {
         ctx.error(

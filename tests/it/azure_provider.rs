@@ -359,7 +359,49 @@ fn apply_is_parallel_then_reapply_sends_no_put() {
         .as_str()
         .unwrap()
         .starts_with("http://127.0.0."));
-    assert_eq!(out("contoso-validator-0")["rpc_url"], "");
+    assert!(out("contoso-validator-0")["rpc_url"].is_null());
+    // Least privilege in what the VMs run: validators serve no TCP RPC, tx nodes only the
+    // application namespaces, p2p restricted to the VNet, geth as its own user.
+    let run_geth = |cd: &str| -> String {
+        let doc: serde_yaml::Value = serde_yaml::from_str(cd).unwrap();
+        doc["write_files"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|f| f["path"].as_str() == Some("/var/lib/consort/run-geth.sh"))
+            .unwrap()["content"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let v = run_geth(&cd);
+    let t = run_geth(&tx_cd);
+    assert!(!v.contains("\"--http") && !v.contains("\"--ws"), "{v}");
+    assert!(!v.contains("insecure"), "{v}");
+    assert!(
+        t.contains("\"--http.api=eth,net,web3,txpool,clique\""),
+        "{t}"
+    );
+    for (s, role) in [(&v, "validator"), (&t, "tx")] {
+        assert!(s.contains("\"--netrestrict=10.42.0.0/16\""), "{role}: {s}");
+        assert!(
+            s.contains("\"--ipcpath=$ROOT/var/lib/consort/geth/geth.ipc\""),
+            "{role}"
+        );
+        for ns in ["admin", "miner", "personal", "debug"] {
+            assert!(
+                !s.lines().any(|l| l.contains(".api=") && l.contains(ns)),
+                "{role}: {s}"
+            );
+        }
+    }
+    for cd in [&cd, &tx_cd] {
+        assert!(
+            cd.contains("User=geth"),
+            "geth's unit runs as the geth user"
+        );
+        assert!(!cd.contains("User=consort") && !cd.contains("User=root"));
+    }
     assert!(out("contoso-validator-0")["enode"]
         .as_str()
         .unwrap()

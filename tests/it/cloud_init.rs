@@ -139,8 +139,13 @@ fn rendered_bootstrap_brings_up_two_members_that_peer_and_seal() {
             p2p_port: ports[i].p2p,
             nat: "none".into(),
             http_addr: "127.0.0.1".into(),
-            http_port: ports[i].http,
-            authrpc_port: ports[i].authrpc,
+            // A validator VM serves no TCP RPC: the test, like Run Command, uses IPC.
+            http_port: None,
+            ws_port: None,
+            authrpc_port: 0,
+            ipc_path: vm_paths::IPC.into(),
+            // What Azure renders with the VNet's range; here the loopback range.
+            netrestrict: Some("127.0.0.0/8".into()),
             cache_mb: 64,
             verbosity: 3,
             max_peers: 50,
@@ -193,7 +198,38 @@ fn rendered_bootstrap_brings_up_two_members_that_peer_and_seal() {
         );
     }
 
-    let rpcs: Vec<RpcClient> = ports.iter().map(|p| RpcClient::local(p.http)).collect();
+    let rpcs: Vec<RpcClient> = roots
+        .0
+        .iter()
+        .map(|r| RpcClient::ipc(r.join("var/lib/consort/geth/geth.ipc")))
+        .collect();
+    // The bootstrapped geth runs without HTTP/WS and with the VNet restriction.
+    for r in &roots.0 {
+        let pid: u32 = std::fs::read_to_string(r.join("var/lib/consort/geth/geth.pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let args = poll("geth to exec", Duration::from_secs(10), || {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).map_err(|e| e.to_string())?;
+            let args: Vec<String> = cmd
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            Ok(args
+                .iter()
+                .any(|a| a.starts_with("--datadir"))
+                .then_some(args))
+        });
+        assert!(
+            !args.iter().any(|a| a == "--http" || a == "--ws"),
+            "{args:?}"
+        );
+        assert!(
+            args.contains(&"--netrestrict=127.0.0.0/8".to_string()),
+            "{args:?}"
+        );
+    }
     let log = |i: usize| {
         std::fs::read_to_string(roots.0[i].join("var/lib/consort/geth/geth.log"))
             .unwrap_or_default()
@@ -253,7 +289,10 @@ fn bootstrap_refuses_an_archive_with_the_wrong_checksum() {
             nat: "none".into(),
             http_addr: "127.0.0.1".into(),
             http_port: p.http,
-            authrpc_port: p.authrpc,
+            ws_port: None,
+            authrpc_port: 0,
+            ipc_path: vm_paths::IPC.into(),
+            netrestrict: None,
             cache_mb: 64,
             verbosity: 3,
             max_peers: 50,

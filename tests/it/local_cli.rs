@@ -29,8 +29,9 @@ fn node<'a>(output: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no node {name} in {output}"))
 }
 
+/// The operator's control channel to a node: its IPC socket.
 fn rpc_of(output: &Value, name: &str) -> RpcClient {
-    RpcClient::new(node(output, name)["rpc_url"].as_str().unwrap())
+    RpcClient::ipc(node(output, name)["ipc_path"].as_str().unwrap())
 }
 
 fn account<'a>(output: &'a Value, member: &str, name: &str) -> &'a Value {
@@ -68,13 +69,17 @@ fn three_members_deploy_transact_survive_kill_and_destroy() {
     for n in nodes {
         assert_eq!(n["running"], true, "{n}");
         assert_eq!(n["peers"], 4, "{n}");
-        assert!(
-            n["rpc_url"]
-                .as_str()
-                .unwrap()
-                .starts_with("http://127.0.0.1:"),
-            "{n}"
-        );
+        // Applications connect to tx nodes; validators serve no TCP RPC.
+        match n["role"].as_str().unwrap() {
+            "tx" => assert!(
+                n["rpc_url"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("http://127.0.0.1:"),
+                "{n}"
+            ),
+            _ => assert!(n["rpc_url"].is_null(), "{n}"),
+        }
     }
 
     // ---- output --json: the documented shape, absolute paths, 0600 secrets.
@@ -90,7 +95,7 @@ fn three_members_deploy_transact_survive_kill_and_destroy() {
     assert_eq!(genesis_hash.len(), 66);
     let mut validators = BTreeSet::new();
     for n in output["nodes"].as_array().unwrap() {
-        let rpc = RpcClient::new(n["rpc_url"].as_str().unwrap());
+        let rpc = RpcClient::ipc(n["ipc_path"].as_str().unwrap());
         assert_eq!(rpc.genesis_hash().unwrap(), genesis_hash, "{n}");
         let enode = n["enode"].as_str().unwrap();
         assert_eq!(
@@ -390,7 +395,7 @@ fn two_networks_run_side_by_side_from_one_folder() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|n| n["rpc_url"].as_str().unwrap().to_string())
+            .filter_map(|n| n["rpc_url"].as_str().map(str::to_string))
             .collect()
     };
     assert!(urls(&o1).is_disjoint(&urls(&o2)));

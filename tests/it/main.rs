@@ -12,9 +12,11 @@ mod crypto_geth;
 mod crypto_vectors;
 #[cfg(feature = "azure")]
 mod fake_arm;
+mod least_privilege;
 mod local_cli;
 mod local_geth;
 mod local_provider;
 mod membership;
+mod ports;
 mod readme;
 mod topology;

@@ -263,7 +263,10 @@ impl Net {
     }
 
     fn rpc(&self, node: &str) -> RpcClient {
-        RpcClient::new(self.node(node).rpc_url).with_timeout(Duration::from_secs(5))
+        // consort's own control channel: the node's IPC socket.
+        self.node(node)
+            .control()
+            .with_timeout(Duration::from_secs(5))
     }
 
     /// `outputs.address` of a key or account resource.

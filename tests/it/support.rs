@@ -88,7 +88,11 @@ impl NodeHandle {
             id,
             datadir: datadir.to_path_buf(),
             ports,
-            rpc: RpcClient::local(ports.http),
+            // Over HTTP when the test gave it a port, else its IPC socket in the data dir.
+            rpc: match ports.http {
+                Some(p) => RpcClient::local(p),
+                None => RpcClient::ipc(datadir.join("geth.ipc")),
+            },
             stopped: false,
         }
     }

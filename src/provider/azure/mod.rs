@@ -238,15 +238,16 @@ impl AzureProvider {
             listen_addr: ip.clone(),
             p2p_port: P2P_PORT,
             nat: format!("extip:{ip}"),
-            // Validators keep their (unlocked) RPC on loopback; tx nodes serve it on the
-            // private IP, which their public IP maps to (the NSG decides who gets there).
-            http_addr: if spec.role == Role::Tx {
-                ip.clone()
-            } else {
-                "127.0.0.1".into()
-            },
-            http_port: RPC_PORT,
+            // Validators serve no TCP RPC (their signer key is unlocked); tx nodes serve the
+            // application namespaces on the private IP, which their public IP maps to (the
+            // NSG decides who gets there). consort itself uses IPC through Run Command.
+            http_addr: ip.clone(),
+            http_port: (spec.role == Role::Tx).then_some(RPC_PORT),
+            ws_port: None,
             authrpc_port: AUTHRPC_PORT,
+            ipc_path: vm_paths::IPC.into(),
+            // p2p only with the consortium's own VNet.
+            netrestrict: Some(l.address_space.to_string()),
             cache_mb: 512,
             verbosity: 3,
             // Room for nodes that join later: existing VMs keep their boot-time StaticNodes
@@ -597,7 +598,14 @@ impl Provider for AzureProvider {
                     .nodes
                     .iter()
                     .filter(|n| !n.problems.is_empty())
-                    .map(|n| format!("{} ({}): {}", n.name, n.rpc_url, n.problems.join("; ")))
+                    .map(|n| {
+                        format!(
+                            "{} ({}): {}",
+                            n.name,
+                            n.rpc_url.as_deref().unwrap_or("-"),
+                            n.problems.join("; ")
+                        )
+                    })
                     .collect();
                 return Err(ProviderError::Other(format!(
                     "the network did not become healthy within {}s (VMs can take several minutes to boot and install geth):\n  {}\nRun `consort status` to look again.",
@@ -681,7 +689,7 @@ fn assess(topology: &Topology, st: &State, first_heads: &mut BTreeMap<String, u6
             name: name.clone(),
             member: spec.map(|s| s.member.clone()).unwrap_or_default(),
             role: "tx".into(),
-            rpc_url: url.clone(),
+            rpc_url: Some(url.clone()),
             ..Default::default()
         };
         match r {
@@ -985,7 +993,8 @@ impl AzureProvider {
                 "id": vm.resource.id.clone().unwrap_or_else(|| arm.vm_id(rg, &name)),
                 "private_ip": private_ip,
                 "public_ip": pip,
-                "rpc_url": pip.as_ref().map(|p| format!("http://{p}:{RPC_PORT}")).unwrap_or_default(),
+                // Applications' RPC: tx nodes only (validators serve no TCP RPC).
+                "rpc_url": pip.as_ref().map(|p| format!("http://{p}:{RPC_PORT}")),
                 "enode": render::enode_url(enode_id, &private_ip, P2P_PORT),
                 "static_nodes": ci.node.static_nodes,
                 "geth_version": ci.geth_version,

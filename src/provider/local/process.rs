@@ -350,22 +350,32 @@ pub fn stop(id: ProcessId, datadir: &Path, grace: Duration) -> Result<Stopped, P
     }
 }
 
-/// The three ports of one geth node.
+/// The TCP/UDP ports of one geth node. Validators have only p2p: consort controls every
+/// node over its IPC socket, and applications connect to tx nodes (HTTP and WebSocket).
+/// geth's authrpc (engine API, JWT-authenticated, unused under Clique) always opens; it
+/// binds 127.0.0.1 on a port the kernel picks (`--authrpc.port=0`), so it is not recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NodePorts {
     pub p2p: u16,
-    pub http: u16,
-    pub authrpc: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ws: Option<u16>,
 }
 
 impl NodePorts {
-    pub fn all(&self) -> [u16; 3] {
-        [self.p2p, self.http, self.authrpc]
+    pub fn all(&self) -> Vec<u16> {
+        [Some(self.p2p), self.http, self.ws]
+            .into_iter()
+            .flatten()
+            .collect()
     }
 }
 
-/// First port tried when the topology sets no `provider.local.base_port`.
+/// First p2p port when the topology sets no `provider.local.base_port` (geth's default).
 pub const DEFAULT_BASE_PORT: u16 = 30303;
+/// First HTTP JSON-RPC port of tx nodes (the conventional 8545; WebSocket beside it).
+pub const DEFAULT_RPC_PORT: u16 = 8545;
 
 fn tcp_free(port: u16) -> bool {
     TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)).is_ok()
@@ -375,14 +385,19 @@ fn udp_free(port: u16) -> bool {
     UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)).is_ok()
 }
 
-/// Whether all three ports of a node can be bound right now.
+/// Whether a p2p port is free for TCP and UDP (devp2p).
+pub fn p2p_free(port: u16) -> bool {
+    tcp_free(port) && udp_free(port)
+}
+
+/// Whether all ports of a node can be bound right now.
 pub fn ports_free(p: NodePorts) -> bool {
-    tcp_free(p.p2p) && udp_free(p.p2p) && tcp_free(p.http) && tcp_free(p.authrpc)
+    p2p_free(p.p2p) && p.http.into_iter().chain(p.ws).all(tcp_free)
 }
 
 /// Hands out free ports on 127.0.0.1 from a base upwards, never one in `reserved` (ports
 /// recorded in state for other nodes, or already handed out by this allocator). Freedom is
-/// checked by binding (TCP for HTTP/authrpc, TCP and UDP for p2p); something may still take
+/// checked by binding (TCP for HTTP/WS, TCP and UDP for p2p); something may still take
 /// a port before geth binds it, so callers must detect a failed start and retry.
 #[derive(Debug, Clone)]
 pub struct PortAllocator {
@@ -406,6 +421,25 @@ impl PortAllocator {
         self.reserved.insert(port);
     }
 
+    /// Whether `port` is neither reserved nor handed out.
+    pub fn is_reserved(&self, port: u16) -> bool {
+        self.reserved.contains(&port)
+    }
+
+    /// Takes `port` if it is not reserved and `check` says it is free.
+    pub fn claim(&mut self, port: u16, check: impl Fn(u16) -> bool) -> bool {
+        if self.reserved.contains(&port) || !check(port) {
+            return false;
+        }
+        self.reserved.insert(port);
+        true
+    }
+
+    /// Moves the search for the next free port to `from` (never below the base).
+    pub fn skip_to(&mut self, from: u16) {
+        self.next = self.next.max(from);
+    }
+
     fn take(&mut self, check: impl Fn(u16) -> bool, why: &str) -> Result<u16, ProcessError> {
         loop {
             let p = self.next;
@@ -416,8 +450,7 @@ impl PortAllocator {
                 });
             }
             self.next += 1;
-            if !self.reserved.contains(&p) && check(p) {
-                self.reserved.insert(p);
+            if self.claim(p, &check) {
                 return Ok(p);
             }
         }
@@ -428,16 +461,27 @@ impl PortAllocator {
         self.take(tcp_free, "TCP")
     }
 
-    /// A port free for both TCP and UDP (devp2p).
-    pub fn p2p(&mut self) -> Result<u16, ProcessError> {
-        self.take(|p| tcp_free(p) && udp_free(p), "TCP+UDP")
+    /// Two free TCP ports next to each other (HTTP, then WebSocket).
+    pub fn tcp_pair(&mut self) -> Result<(u16, u16), ProcessError> {
+        loop {
+            let a = self.tcp()?;
+            if self.claim(a + 1, tcp_free) {
+                return Ok((a, a + 1));
+            }
+        }
     }
 
+    /// A port free for both TCP and UDP (devp2p).
+    pub fn p2p(&mut self) -> Result<u16, ProcessError> {
+        self.take(p2p_free, "TCP+UDP")
+    }
+
+    /// p2p and HTTP ports for a test node.
     pub fn node(&mut self) -> Result<NodePorts, ProcessError> {
         Ok(NodePorts {
             p2p: self.p2p()?,
-            http: self.tcp()?,
-            authrpc: self.tcp()?,
+            http: Some(self.tcp()?),
+            ws: None,
         })
     }
 }
@@ -591,7 +635,10 @@ mod tests {
         assert!(!p.all().contains(&(busy_port + 1)), "{p:?}");
         let q = a.node().unwrap();
         assert!(p.all().iter().all(|x| !q.all().contains(x)), "{p:?} {q:?}");
-        assert!(p.p2p > busy_port && p.http > p.p2p && p.authrpc > p.http);
+        assert!(p.p2p > busy_port && p.http.unwrap() > p.p2p);
+        let (h, w) = a.tcp_pair().unwrap();
+        assert_eq!(w, h + 1);
+        assert!(!q.all().contains(&h) && !q.all().contains(&w));
         // UDP taken is not a free p2p port.
         let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
         let up = udp.local_addr().unwrap().port();

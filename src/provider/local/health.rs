@@ -1,0 +1,294 @@
+//! Health: probe every node and assess the network.
+
+use super::*;
+
+/// What one probe of a node saw.
+#[derive(Debug, Default, Clone)]
+pub(super) struct Probe {
+    running: bool,
+    rpc_error: Option<String>,
+    block: u64,
+    block_time: u64,
+    genesis: Option<String>,
+    peers: BTreeSet<String>,
+    signers: Option<BTreeSet<Address>>,
+    proposals: Vec<rpc::CliqueProposal>,
+}
+
+pub(super) fn probe(o: &NodeOutputs, validator: bool) -> Probe {
+    let mut p = Probe {
+        running: o.is_running(),
+        ..Default::default()
+    };
+    if !p.running {
+        return p;
+    }
+    let rpc = o.control().with_timeout(PROBE_TIMEOUT);
+    let r = (|| -> Result<(), rpc::RpcError> {
+        if let Some(b) = rpc.block_by_number(BlockId::Latest)? {
+            p.block = b.number;
+            p.block_time = b.timestamp;
+        }
+        p.genesis = Some(rpc.genesis_hash()?);
+        p.peers = rpc
+            .admin_peers()?
+            .iter()
+            .filter_map(|x| x.pubkey().map(str::to_string))
+            .collect();
+        p.signers = Some(rpc.clique_get_signers()?.into_iter().collect());
+        if validator {
+            p.proposals = rpc.clique_proposals()?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = r {
+        p.rpc_error = Some(e.to_string());
+    }
+    p
+}
+
+pub(super) fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Health of the network as state and the live nodes say.
+pub(super) fn assess(topology: &Topology, st: &State) -> Health {
+    let specs = topology.nodes();
+    let outs: BTreeMap<String, NodeOutputs> = recorded_nodes(st).into_iter().collect();
+    let probes: BTreeMap<String, Probe> = std::thread::scope(|scope| {
+        let handles: Vec<_> = specs
+            .iter()
+            .filter_map(|n| {
+                let o = outs.get(&n.name)?;
+                let v = n.role == Role::Validator;
+                Some((n.name.clone(), scope.spawn(move || probe(o, v))))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|(n, h)| (n, h.join().unwrap_or_default()))
+            .collect()
+    });
+
+    // One chain: every answering node has the same block at the lowest height any of
+    // them is at (a start-up fork keeps equal heights but different hashes).
+    let common = probes
+        .values()
+        .filter(|p| p.running && p.rpc_error.is_none())
+        .map(|p| p.block)
+        .min();
+    let hashes_at_common: BTreeMap<String, String> = match common {
+        Some(h) if h > 0 => std::thread::scope(|scope| {
+            let handles: Vec<_> = probes
+                .iter()
+                .filter(|(_, p)| p.running && p.rpc_error.is_none())
+                .filter_map(|(n, _)| {
+                    let o = outs.get(n)?;
+                    Some((
+                        n.clone(),
+                        scope.spawn(move || {
+                            o.control()
+                                .with_timeout(PROBE_TIMEOUT)
+                                .block_by_number(BlockId::Number(h))
+                                .ok()
+                                .flatten()
+                                .map(|b| b.hash)
+                        }),
+                    ))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .filter_map(|(n, j)| Some((n, j.join().ok()??)))
+                .collect()
+        }),
+        _ => BTreeMap::new(),
+    };
+    let mut hash_votes: BTreeMap<&str, usize> = BTreeMap::new();
+    for h in hashes_at_common.values() {
+        *hash_votes.entry(h.as_str()).or_default() += 1;
+    }
+    let forked = hash_votes.len() > 1;
+
+    // What the network should look like.
+    let enode_ids: BTreeMap<&str, &str> = specs
+        .iter()
+        .filter_map(|n| {
+            Some((
+                n.name.as_str(),
+                st.output_str(&format!("key.node.{}", n.name), "enode_id")?,
+            ))
+        })
+        .collect();
+    let validators: Vec<&NodeSpec> = specs.iter().filter(|n| n.role == Role::Validator).collect();
+    let any_signer_record = st.resources.keys().any(|k| k.starts_with("signer."));
+    let expected_signers: BTreeSet<Address> = validators
+        .iter()
+        .filter(|n| !any_signer_record || st.resources.contains_key(&format!("signer.{}", n.name)))
+        .filter_map(|n| st.output_str(&format!("key.signer.{}", n.name), "address"))
+        .filter_map(rpc::parse_address)
+        .collect();
+    let genesis = st
+        .genesis
+        .as_ref()
+        .map(|g| g.hash.clone())
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            // Not recorded yet: the most common answer.
+            let mut count: BTreeMap<&str, usize> = BTreeMap::new();
+            for p in probes.values() {
+                if let Some(g) = &p.genesis {
+                    *count.entry(g.as_str()).or_default() += 1;
+                }
+            }
+            count
+                .into_iter()
+                .max_by_key(|(_, c)| *c)
+                .map(|(g, _)| g.to_string())
+        });
+    let head = probes.values().map(|p| p.block).max().unwrap_or(0);
+    let period = topology.network.clique.period;
+    let stale_after = 2 * period + 10;
+    let now = now_secs();
+
+    let mut health = Health {
+        healthy: true,
+        head,
+        nodes: vec![],
+        proposals: vec![],
+    };
+    for n in &specs {
+        let o = outs.get(&n.name);
+        let p = probes.get(&n.name).cloned().unwrap_or_default();
+        let mut problems = Vec::new();
+        match (o, p.running) {
+            (None, _) => problems.push("not created (run `consort apply`)".to_string()),
+            (Some(_), false) => problems.push("process not running".to_string()),
+            (Some(_), true) => {
+                if let Some(e) = &p.rpc_error {
+                    problems.push(format!("RPC not answering: {e}"));
+                } else {
+                    let missing: Vec<&str> = enode_ids
+                        .iter()
+                        .filter(|(peer, id)| **peer != n.name && !p.peers.contains(**id))
+                        .map(|(peer, _)| *peer)
+                        .collect();
+                    if !missing.is_empty() {
+                        problems.push(format!("not peered with {}", missing.join(", ")));
+                    }
+                    if let (Some(want), Some(got)) = (&genesis, &p.genesis) {
+                        if want != got {
+                            problems
+                                .push(format!("genesis {got} differs from the network's {want}"));
+                        }
+                    }
+                    if let (true, Some(mine)) = (forked, hashes_at_common.get(&n.name)) {
+                        let others: Vec<String> = hash_votes
+                            .keys()
+                            .filter(|h| **h != mine.as_str())
+                            .map(|h| short_hash(h))
+                            .collect();
+                        problems.push(format!(
+                            "on its own fork: block {} is {} here but {} on other nodes",
+                            common.unwrap_or(0),
+                            short_hash(mine),
+                            others.join(", ")
+                        ));
+                    }
+                    if p.block + BEHIND_TOLERANCE < head {
+                        problems.push(format!("at block {} while the head is {head}", p.block));
+                    }
+                    if period > 0 && now.saturating_sub(p.block_time) > stale_after {
+                        problems.push(if p.block == 0 {
+                            "no block sealed yet (head is the genesis block)".to_string()
+                        } else {
+                            format!(
+                                "head not advancing: block {} is {}s old (period {period}s); are more than half of the signers running?",
+                                p.block,
+                                now.saturating_sub(p.block_time)
+                            )
+                        });
+                    }
+                    if let Some(got) = &p.signers {
+                        if !expected_signers.is_empty() && got != &expected_signers {
+                            let fmt = |s: &BTreeSet<Address>| {
+                                s.iter()
+                                    .map(rpc::hex_address)
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            };
+                            problems.push(format!(
+                                "clique signers are [{}], expected [{}]",
+                                fmt(got),
+                                fmt(&expected_signers)
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        for prop in &p.proposals {
+            health.proposals.push(Proposal {
+                proposer: n.name.clone(),
+                address: rpc::hex_address(&prop.address),
+                authorize: prop.authorize,
+            });
+        }
+        if !problems.is_empty() {
+            health.healthy = false;
+        }
+        health.nodes.push(NodeHealth {
+            name: n.name.clone(),
+            member: n.member.clone(),
+            role: n.role.to_string(),
+            running: p.running,
+            peers: p.peers.len() as u32,
+            block: p.block,
+            rpc_url: o.and_then(|o| o.rpc_url.clone()),
+            problems,
+        });
+    }
+    if specs.is_empty() {
+        health.healthy = false;
+    }
+    health
+}
+
+pub(super) fn short_hash(h: &str) -> String {
+    if h.len() > 14 {
+        format!("{}…{}", &h[..8], &h[h.len() - 4..])
+    } else {
+        h.to_string()
+    }
+}
+
+/// The deadline error: each unhealthy node, why, and the tail of its log.
+pub(super) fn unhealthy_report(
+    topology: &Topology,
+    st: &State,
+    h: &Health,
+    waited: Duration,
+) -> String {
+    let bad: Vec<&NodeHealth> = h.nodes.iter().filter(|n| !n.problems.is_empty()).collect();
+    let mut msg = format!(
+        "network {} is not healthy after {}s ({} of {} node(s) unhealthy, head #{}):",
+        topology.network.name,
+        waited.as_secs(),
+        bad.len(),
+        h.nodes.len(),
+        h.head
+    );
+    for n in bad {
+        msg.push_str(&format!("\n  {}: {}", n.name, n.problems.join("; ")));
+        if let Some(o) = NodeOutputs::from_state(st, &n.name) {
+            msg.push_str(&format!("\n  {}", log_excerpt(Path::new(&o.datadir))));
+        }
+    }
+    msg.push_str(
+        "\nThe nodes keep running: `consort status` shows them live, `consort apply --timeout N` waits longer, `consort destroy` removes them.",
+    );
+    msg
+}

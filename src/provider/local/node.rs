@@ -1,0 +1,747 @@
+//! Node lifecycle: data dir, config, geth start, restart and removal.
+
+use super::*;
+
+/// The genesis.json a genesis-db was initialised with (inside it).
+pub(super) const GENESIS_DB_SOURCE: &str = "genesis.json";
+
+/// Copies the directory tree `from` to `to` (created), skipping paths `skip` names.
+pub(super) fn copy_tree(
+    from: &Path,
+    to: &Path,
+    skip: &dyn Fn(&Path) -> bool,
+) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let src = e.path();
+        if skip(&src) {
+            continue;
+        }
+        let dst = to.join(e.file_name());
+        if e.file_type()?.is_dir() {
+            copy_tree(&src, &dst, skip)?;
+        } else {
+            std::fs::copy(&src, &dst)?;
+        }
+    }
+    Ok(())
+}
+
+/// `{pid, start_time}` of the process last started in `datadir`.
+pub(super) fn read_pid_file(datadir: &Path) -> Option<ProcessId> {
+    let text = std::fs::read(datadir.join(PID_FILE)).ok()?;
+    serde_json::from_slice(&text).ok()
+}
+
+/// Stops whatever consort started in `datadir`: the recorded process, the one in its pid
+/// file, and any other geth whose `--datadir` is exactly this dir (started by a run killed
+/// before it wrote either). `process::stop` re-checks each against /proc first.
+pub(super) fn stop_recorded(
+    addr: &str,
+    datadir: &Path,
+    recorded: Option<ProcessId>,
+) -> Result<(), ProviderError> {
+    let strays = process::find_by_datadir(|d| d == datadir)
+        .into_iter()
+        .map(|(id, _)| id);
+    for id in recorded
+        .into_iter()
+        .chain(read_pid_file(datadir))
+        .chain(strays)
+    {
+        process::stop(id, datadir, STOP_GRACE)
+            .map_err(|e| ProviderError::at(addr, e.to_string()))?;
+    }
+    Ok(())
+}
+
+pub(super) fn log_excerpt(datadir: &Path) -> String {
+    let tail = process::log_tail(datadir, LOG_TAIL);
+    format!(
+        "last lines of {}:\n{}",
+        datadir.join(process::LOG_FILE).display(),
+        tail.lines()
+            .map(|l| format!("    {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    )
+}
+
+/// Whether the node can sign with its signer key (always true for tx nodes).
+pub(super) fn signer_ready(rpc: &RpcClient, launch: &NodeLaunch) -> bool {
+    let Some(signer) = &launch.signer else {
+        return true;
+    };
+    let Some(address) = rpc::parse_address(&signer.address) else {
+        return false;
+    };
+    rpc.eth_sign(&address, "0x00").is_ok()
+}
+
+/// The longest unix socket path (`sun_path` is 108 bytes with its NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// Where a node's IPC socket lives: `<node dir>/geth.ipc` (the node dir is 0700, so only
+/// the operator can connect), or, when that path is too long for a unix socket, a short
+/// one named after the node dir in a 0700 directory of ours under `$XDG_RUNTIME_DIR`
+/// (else `/tmp/consort-<uid>`). The same node dir always gives the same path.
+pub(super) fn ipc_path(datadir: &Path) -> PathBuf {
+    let own = datadir.join("geth.ipc");
+    if own.as_os_str().len() <= MAX_SOCKET_PATH {
+        return own;
+    }
+    use sha2::Digest;
+    let digest = hex::encode(&sha2::Sha256::digest(datadir.as_os_str().as_encoded_bytes())[..8]);
+    short_socket_dir().join(format!("{digest}.ipc"))
+}
+
+/// The directory for IPC sockets whose node dir is too deep (see [`ipc_path`]).
+pub(super) fn short_socket_dir() -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        Some(d) => PathBuf::from(d).join("consort"),
+        None => PathBuf::from(format!("/tmp/consort-{}", unsafe { libc::getuid() })),
+    }
+}
+
+/// Makes sure the directory of a node's IPC socket exists and is ours alone (0700, not a
+/// link, owned by us): another user must not be able to connect or plant a socket.
+pub(super) fn prepare_ipc_dir(addr: &str, ipc: &Path) -> Result<(), ProviderError> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let Some(dir) = ipc.parent() else {
+        return Ok(());
+    };
+    create_private_dir(dir)
+        .map_err(|e| ProviderError::at(addr, format!("cannot create {}: {e}", dir.display())))?;
+    let meta = std::fs::symlink_metadata(dir)
+        .map_err(|e| ProviderError::at(addr, format!("cannot read {}: {e}", dir.display())))?;
+    let mine = meta.uid() == unsafe { libc::getuid() };
+    if !meta.is_dir() || !mine {
+        return Err(ProviderError::at(
+            addr,
+            format!(
+                "{} (for the node's IPC socket) is not a directory of ours; remove it or set XDG_RUNTIME_DIR",
+                dir.display()
+            ),
+        ));
+    }
+    if meta.mode() & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| {
+            ProviderError::at(addr, format!("cannot make {} private: {e}", dir.display()))
+        })?;
+    }
+    Ok(())
+}
+
+/// Why a started geth did not come up.
+pub(super) enum StartFailure {
+    /// It exited; `port_clash` if its log says a port was taken.
+    Exited {
+        port_clash: bool,
+    },
+    Other(String),
+}
+
+impl LocalProvider {
+    pub(super) fn spec(ctx: &ApplyCtx, addr: &str, node: &str) -> Result<NodeSpec, ProviderError> {
+        ctx.topology
+            .nodes()
+            .into_iter()
+            .find(|n| n.name == node)
+            .ok_or_else(|| ProviderError::at(addr, format!("node {node} is not in the topology")))
+    }
+
+    /// The NodeLaunch for `spec` with `ports`.
+    pub(super) fn launch(
+        ctx: &ApplyCtx,
+        addr: &str,
+        spec: &NodeSpec,
+        datadir: &Path,
+        ports: NodePorts,
+        peers: Peers,
+        geth: &GethBinary,
+    ) -> Result<NodeLaunch, ProviderError> {
+        let st = ctx.snapshot();
+        let nodekey = st
+            .output_str(&format!("key.node.{}", spec.name), "key_file")
+            .ok_or_else(|| {
+                ProviderError::at(
+                    addr,
+                    format!("key.node.{} is not in state; run apply again", spec.name),
+                )
+            })?;
+        let signer = if spec.role == Role::Validator {
+            let key_addr = format!("key.signer.{}", spec.name);
+            let address = st.output_str(&key_addr, "address").ok_or_else(|| {
+                ProviderError::at(addr, format!("{key_addr} is not in state; run apply again"))
+            })?;
+            Some(SignerLaunch {
+                address: address.to_string(),
+                keystore_dir: s(&datadir.join("keystore")),
+                password_file: s(&datadir.join("password")),
+                // Sealing starts once peered: see `start_sealing`.
+                mine: false,
+            })
+        } else {
+            None
+        };
+        let n = ctx.topology.nodes().len() as u32;
+        Ok(NodeLaunch {
+            network: ctx.topology.network.name.clone(),
+            node_name: spec.name.clone(),
+            geth_version: geth.version.clone(),
+            chain_id: ctx.topology.network.chain_id,
+            datadir: s(datadir),
+            config_path: s(&datadir.join("config.toml")),
+            nodekey_path: s(&abs(Path::new(nodekey))),
+            listen_addr: "127.0.0.1".into(),
+            p2p_port: ports.p2p,
+            nat: "none".into(),
+            http_addr: "127.0.0.1".into(),
+            // Applications connect to tx nodes only; validators are controlled over IPC.
+            http_port: ports.http.filter(|_| spec.role == Role::Tx),
+            ws_port: ports.ws.filter(|_| spec.role == Role::Tx),
+            authrpc_port: 0,
+            ipc_path: s(&ipc_path(datadir)),
+            netrestrict: None,
+            cache_mb: 64,
+            verbosity: 3,
+            // Exactly the mesh: geth starts its first sync once min(5, MaxPeers) peers
+            // are connected, so a larger value would leave non-sealing nodes of small
+            // networks discarding blocks until its 10 s forced sync. Mesh peers are
+            // trusted, so they are never refused for exceeding it.
+            max_peers: n.saturating_sub(1).max(1),
+            static_nodes: peers.dial,
+            trusted_nodes: peers.mesh,
+            signer,
+        })
+    }
+
+    pub(super) fn write_config(addr: &str, launch: &NodeLaunch) -> Result<(), ProviderError> {
+        let toml =
+            render::geth_config_toml(launch).map_err(|e| ProviderError::at(addr, e.to_string()))?;
+        let path = Path::new(&launch.config_path);
+        write_atomic(path, toml.as_bytes(), 0o644)
+            .map_err(|e| ProviderError::at(addr, format!("cannot write {}: {e}", path.display())))
+    }
+
+    /// Copies the signer keystore and password into the node's dir (0600).
+    pub(super) fn install_signer(
+        ctx: &ApplyCtx,
+        addr: &str,
+        node: &str,
+        datadir: &Path,
+    ) -> Result<(), ProviderError> {
+        let st = ctx.snapshot();
+        let key_addr = format!("key.signer.{node}");
+        let get = |k: &str| {
+            st.output_str(&key_addr, k)
+                .map(PathBuf::from)
+                .ok_or_else(|| {
+                    ProviderError::at(
+                        addr,
+                        format!("{key_addr} has no {k} in state; run apply again"),
+                    )
+                })
+        };
+        let keystore = get("keystore")?;
+        let password = get("password_file")?;
+        let ks_dir = datadir.join("keystore");
+        create_private_dir(&ks_dir).map_err(|e| {
+            ProviderError::at(addr, format!("cannot create {}: {e}", ks_dir.display()))
+        })?;
+        for (from, to) in [
+            (
+                keystore.clone(),
+                ks_dir.join(keystore.file_name().unwrap_or_default()),
+            ),
+            (password, datadir.join("password")),
+        ] {
+            let bytes = std::fs::read(&from).map_err(|e| {
+                ProviderError::at(
+                    addr,
+                    format!(
+                        "cannot read {}: {e}; run apply again to regenerate {key_addr}",
+                        from.display()
+                    ),
+                )
+            })?;
+            write_secret(&to, &bytes).map_err(|e| {
+                ProviderError::at(addr, format!("cannot write {}: {e}", to.display()))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// `geth init` of a node's data dir with the network's genesis: run once per genesis
+    /// into `.consort/<net>/genesis-db/` and copied from there, because every init costs a
+    /// geth start-up's worth of CPU (~0.2 s) and a network's nodes all start from the same
+    /// database. The template is rebuilt whenever genesis.json differs from the one it was
+    /// made from; destroy removes it.
+    pub(super) fn init_datadir(
+        &self,
+        ctx: &ApplyCtx,
+        addr: &str,
+        geth: &GethBinary,
+        datadir: &Path,
+        genesis: &Path,
+    ) -> Result<(), ProviderError> {
+        let template = {
+            let _one_at_a_time = self.genesis_db.lock().unwrap();
+            let root = abs(&genesis_db_dir(ctx.state_dir));
+            let wanted = std::fs::read(genesis).map_err(|e| {
+                ProviderError::at(addr, format!("cannot read {}: {e}", genesis.display()))
+            })?;
+            let made_from = std::fs::read(root.join(GENESIS_DB_SOURCE)).ok();
+            if made_from.as_deref() != Some(wanted.as_slice()) {
+                // One apply at a time holds the state lock, so one fixed scratch name.
+                let tmp = root.with_extension("tmp");
+                let fail = |what: &str, p: &Path, e: std::io::Error| {
+                    ProviderError::at(addr, format!("cannot {what} {}: {e}", p.display()))
+                };
+                for d in [&root, &tmp] {
+                    match std::fs::remove_dir_all(d) {
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                            return Err(fail("clear", d, e))
+                        }
+                        _ => {}
+                    }
+                }
+                create_private_dir(&tmp).map_err(|e| fail("create", &tmp, e))?;
+                Self::geth_init(addr, geth, &tmp, genesis)?;
+                // Written last: a template is only ever used once it is complete.
+                write_atomic(&tmp.join(GENESIS_DB_SOURCE), &wanted, 0o644)
+                    .map_err(|e| fail("write", &tmp, e))?;
+                std::fs::rename(&tmp, &root).map_err(|e| fail("rename", &tmp, e))?;
+            }
+            root
+        };
+        // Only the chain database: the template's keystore/ is empty and its geth/nodekey
+        // unused (nodes get theirs with --nodekey).
+        copy_tree(&template.join("geth"), &datadir.join("geth"), &|p| {
+            p.file_name().is_some_and(|n| n == "nodekey")
+        })
+        .map_err(|e| {
+            ProviderError::at(
+                addr,
+                format!(
+                    "cannot copy the initialised chain database from {} into {}: {e}",
+                    template.display(),
+                    datadir.display()
+                ),
+            )
+        })
+    }
+
+    pub(super) fn geth_init(
+        addr: &str,
+        geth: &GethBinary,
+        datadir: &Path,
+        genesis: &Path,
+    ) -> Result<(), ProviderError> {
+        let out = std::process::Command::new(&geth.path)
+            .arg("init")
+            .arg("--datadir")
+            .arg(datadir)
+            .arg(genesis)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| {
+                ProviderError::at(
+                    addr,
+                    format!("cannot run {} init: {e}", geth.path.display()),
+                )
+            })?;
+        if !out.status.success() {
+            let text = String::from_utf8_lossy(&out.stderr);
+            let tail: Vec<&str> = text.lines().rev().take(LOG_TAIL).collect();
+            return Err(ProviderError::at(
+                addr,
+                format!(
+                    "`geth init` of {} with {} failed ({}):\n{}",
+                    datadir.display(),
+                    genesis.display(),
+                    out.status,
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Starts geth and waits until it answers RPC with the right chain id.
+    pub(super) fn start_and_wait(
+        geth: &GethBinary,
+        launch: &NodeLaunch,
+    ) -> Result<ProcessId, (StartFailure, Option<ProcessId>)> {
+        let datadir = Path::new(&launch.datadir);
+        let args =
+            render::geth_args(launch).map_err(|e| (StartFailure::Other(e.to_string()), None))?;
+        let id = match process::start(&geth.path, &args, datadir) {
+            Ok(id) => id,
+            Err(process::ProcessError::ExitedEarly { .. }) => {
+                let clash = process::log_tail(datadir, LOG_TAIL).contains("address already in use");
+                return Err((StartFailure::Exited { port_clash: clash }, None));
+            }
+            Err(e) => return Err((StartFailure::Other(e.to_string()), None)),
+        };
+        // Before anything else: a consort killed from here on still finds this process.
+        let pid_json = serde_json::to_vec(&id).expect("pid serialises");
+        if let Err(e) = write_atomic(&datadir.join(PID_FILE), &pid_json, 0o644) {
+            let _ = process::stop(id, datadir, STOP_GRACE);
+            return Err((
+                StartFailure::Other(format!(
+                    "cannot write {}: {e}",
+                    datadir.join(PID_FILE).display()
+                )),
+                None,
+            ));
+        }
+        let rpc = RpcClient::ipc(&launch.ipc_path).with_timeout(PROBE_TIMEOUT);
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if !process::is_ours(id, datadir) {
+                process::reap(id.pid);
+                let clash = process::log_tail(datadir, LOG_TAIL).contains("address already in use");
+                return Err((StartFailure::Exited { port_clash: clash }, Some(id)));
+            }
+            match rpc.chain_id() {
+                // A validator is ready once its signer is unlocked too: geth answers RPC
+                // before `--unlock` is done, and a seal attempted in between fails and is
+                // not retried until the next block arrives (which may never come).
+                Ok(c) if c == launch.chain_id && signer_ready(&rpc, launch) => return Ok(id),
+                Ok(c) if c == launch.chain_id => {}
+                Ok(c) => {
+                    return Err((
+                        StartFailure::Other(format!(
+                            "{} answers with chain id {c}, not {}: another geth holds that socket",
+                            launch.ipc_path, launch.chain_id
+                        )),
+                        Some(id),
+                    ))
+                }
+                Err(_) if Instant::now() < deadline => {}
+                Err(e) => {
+                    return Err((
+                        StartFailure::Other(format!(
+                            "did not answer RPC within {START_TIMEOUT:?}: {e}"
+                        )),
+                        Some(id),
+                    ))
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the node, choosing new ports (up to 3 times) if its ports turn out taken.
+    /// Returns the process, the ports it runs on and the static nodes in its config.
+    pub(super) fn launch_with_retries(
+        &self,
+        ctx: &ApplyCtx,
+        addr: &str,
+        spec: &NodeSpec,
+        datadir: &Path,
+        geth: &GethBinary,
+        mut ports: NodePorts,
+    ) -> Result<(ProcessId, NodePorts, Vec<String>), ProviderError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mesh = self.static_nodes(ctx, &spec.name)?;
+            let up: Vec<UpNode> = self.nodes_up(ctx, |up| {
+                up.iter()
+                    .filter(|(n, _)| **n != spec.name)
+                    .map(|(_, u)| u.clone())
+                    .collect()
+            });
+            let dial: Vec<String> = up.iter().map(|u| u.enode.clone()).collect();
+            let peers = Peers {
+                dial: dial.clone(),
+                mesh: mesh.clone(),
+            };
+            let mut launch = Self::launch(ctx, addr, spec, datadir, ports, peers, geth)?;
+            let ipc = PathBuf::from(&launch.ipc_path);
+            prepare_ipc_dir(addr, &ipc)?;
+            if attempt == 1 && !ipc.starts_with(datadir) {
+                ctx.emit(Event::Warning {
+                    message: format!(
+                        "{addr}: the path of {} is too long for a unix socket; its IPC socket is {}",
+                        datadir.join("geth.ipc").display(),
+                        ipc.display()
+                    ),
+                });
+            }
+            // The nodes it is about to dial let it in even when their MaxPeers (the mesh
+            // size when they started) is reached: a member joining a running network.
+            let me = Self::own_enode(ctx, &spec.name, &launch);
+            std::thread::scope(|scope| {
+                for u in &up {
+                    let me = &me;
+                    scope.spawn(move || {
+                        let rpc = u.control.clone().with_timeout(PROBE_TIMEOUT);
+                        let _ = rpc.admin_add_trusted_peer(me);
+                    });
+                }
+            });
+            Self::write_config(addr, &launch)?;
+            step(ctx, &spec.name, "start");
+            match Self::start_and_wait(geth, &launch) {
+                Ok(id) => {
+                    self.join_mesh(ctx, &spec.name, me.clone(), &launch, &dial);
+                    // From now on (restarts) it dials the whole mesh.
+                    launch.static_nodes = mesh.clone();
+                    Self::write_config(addr, &launch)?;
+                    return Ok((id, ports, mesh));
+                }
+                Err((StartFailure::Exited { port_clash: true }, _)) if attempt < 3 => {
+                    let old = ports;
+                    ports = self.fresh_ports(ctx, &spec.name)?;
+                    ctx.emit(Event::Warning {
+                        message: format!(
+                            "{addr}: a port of {:?} was taken by another process; retrying on {:?}",
+                            old.all(),
+                            ports.all()
+                        ),
+                    });
+                }
+                Err((why, id)) => {
+                    if let Some(id) = id {
+                        let _ = process::stop(id, datadir, STOP_GRACE);
+                    }
+                    let msg = match why {
+                        StartFailure::Exited { port_clash: true } => format!(
+                            "geth exited: its ports {:?} are taken by another process; set `provider.local.base_port` to a free range",
+                            ports.all()
+                        ),
+                        StartFailure::Exited { port_clash: false } => "geth exited right after starting".into(),
+                        StartFailure::Other(m) => m,
+                    };
+                    return Err(ProviderError::at(
+                        addr,
+                        format!("{msg}\n{}", log_excerpt(datadir)),
+                    ));
+                }
+            }
+        }
+    }
+
+    pub(super) fn outputs(
+        datadir: &Path,
+        id: ProcessId,
+        ports: NodePorts,
+        enode_id: &str,
+        statics: Vec<String>,
+        geth: &GethBinary,
+    ) -> NodeOutputs {
+        NodeOutputs {
+            datadir: s(datadir),
+            pid: id.pid,
+            start_time: id.start_time,
+            ports,
+            ipc_path: s(&ipc_path(datadir)),
+            rpc_url: ports.http.map(|p| format!("http://127.0.0.1:{p}")),
+            ws_url: ports.ws.map(|p| format!("ws://127.0.0.1:{p}")),
+            enode: render::enode_url(enode_id, "127.0.0.1", ports.p2p),
+            static_nodes: statics,
+            geth: s(&geth.path),
+            geth_version: geth.version.clone(),
+            log: s(&datadir.join(process::LOG_FILE)),
+        }
+    }
+
+    pub(super) fn record_genesis_hash(ctx: &ApplyCtx, datadir: &Path) {
+        let needs = ctx
+            .state
+            .lock()
+            .unwrap()
+            .genesis
+            .as_ref()
+            .is_some_and(|g| g.hash.is_empty());
+        if !needs {
+            return;
+        }
+        if let Ok(h) = RpcClient::ipc(ipc_path(datadir))
+            .with_timeout(PROBE_TIMEOUT)
+            .genesis_hash()
+        {
+            if let Some(g) = ctx.state.lock().unwrap().genesis.as_mut() {
+                if g.hash.is_empty() {
+                    g.hash = h;
+                }
+            }
+        }
+    }
+
+    pub(super) fn create_node(
+        &self,
+        ctx: &ApplyCtx,
+        change: &Change,
+    ) -> Result<ResourceState, ProviderError> {
+        let addr = change.addr.as_str();
+        let name = node_name(change);
+        let spec = Self::spec(ctx, addr, &name)?;
+        let geth = self.geth(ctx)?;
+        let datadir = node_dir(ctx.state_dir, &name);
+        // Leftovers of an interrupted run: stop its process (if still ours), start afresh.
+        stop_recorded(addr, &datadir, None)?;
+        if datadir.exists() {
+            std::fs::remove_dir_all(&datadir).map_err(|e| {
+                ProviderError::at(addr, format!("cannot clear {}: {e}", datadir.display()))
+            })?;
+        }
+        create_private_dir(&datadir).map_err(|e| {
+            ProviderError::at(addr, format!("cannot create {}: {e}", datadir.display()))
+        })?;
+        if spec.role == Role::Validator {
+            Self::install_signer(ctx, addr, &name, &datadir)?;
+        }
+        let genesis = abs(&ctx.state_dir.root.join("genesis.json"));
+        step(ctx, &name, "init");
+        self.init_datadir(ctx, addr, &geth, &datadir, &genesis)?;
+        if spec.role == Role::Tx {
+            self.await_first_block(ctx);
+        }
+        let ports = self.ports_of(ctx, &name)?;
+        let (id, ports, statics) =
+            self.launch_with_retries(ctx, addr, &spec, &datadir, &geth, ports)?;
+        Self::record_genesis_hash(ctx, &datadir);
+        let enode_id = ctx
+            .snapshot()
+            .output_str(&format!("key.node.{name}"), "enode_id")
+            .unwrap_or_default()
+            .to_string();
+        let out = Self::outputs(&datadir, id, ports, &enode_id, statics, &geth);
+        Ok(ResourceState {
+            kind: Kind::LocalNode,
+            attrs: change.after.clone().unwrap_or(json!({})),
+            outputs: serde_json::to_value(out).expect("outputs serialise"),
+            deps: change.deps.clone(),
+        })
+    }
+
+    /// Peers changed → rewrite config.toml and add/remove peers live (no restart);
+    /// process dead → start it again (same ports if still free).
+    pub(super) fn update_node(
+        &self,
+        ctx: &ApplyCtx,
+        change: &Change,
+    ) -> Result<ResourceState, ProviderError> {
+        let addr = change.addr.as_str();
+        let name = node_name(change);
+        let spec = Self::spec(ctx, addr, &name)?;
+        let st = ctx.snapshot();
+        let Some(cur) = NodeOutputs::from_state(&st, &name) else {
+            // Nothing usable recorded: make it from scratch.
+            return self.create_node(ctx, change);
+        };
+        let datadir = PathBuf::from(&cur.datadir);
+        let enode_id = st
+            .output_str(&format!("key.node.{name}"), "enode_id")
+            .unwrap_or_default()
+            .to_string();
+        // A node started before consort controlled nodes over IPC (no socket recorded) is
+        // restarted on the same data dir: validators lose their HTTP RPC, tx nodes keep
+        // theirs with the application namespaces only.
+        let live_update = cur.is_running() && !cur.ipc_path.is_empty();
+        let mut out = if live_update {
+            let statics = self.static_nodes(ctx, &name)?;
+            let geth = GethBinary {
+                path: PathBuf::from(&cur.geth),
+                version: cur.geth_version.clone(),
+            };
+            let peers = Peers {
+                dial: statics.clone(),
+                mesh: statics.clone(),
+            };
+            let launch = Self::launch(ctx, addr, &spec, &datadir, cur.ports, peers, &geth)?;
+            Self::write_config(addr, &launch)?;
+            let rpc = cur.control().with_timeout(PROBE_TIMEOUT);
+            let old: BTreeSet<&String> = cur.static_nodes.iter().collect();
+            let new: BTreeSet<&String> = statics.iter().collect();
+            let e = |err: rpc::RpcError| ProviderError::at(addr, err.to_string());
+            for gone in old.difference(&new) {
+                rpc.admin_remove_trusted_peer(gone).map_err(e)?;
+                rpc.admin_remove_peer(gone).map_err(e)?;
+            }
+            for added in new.difference(&old) {
+                // Trusted, or it would be refused past MaxPeers (the old mesh size). Not
+                // dialled from here: the new node dials us (see `join_mesh`).
+                rpc.admin_add_trusted_peer(added).map_err(e)?;
+            }
+            NodeOutputs {
+                static_nodes: statics,
+                ..cur.clone()
+            }
+        } else {
+            let geth = self.geth(ctx)?;
+            // Ours or not, nothing of this pid is signalled unless /proc proves it is.
+            stop_recorded(addr, &datadir, Some(cur.process()))?;
+            if !datadir.join("geth").is_dir() {
+                return self.create_node(ctx, change);
+            }
+            if spec.role == Role::Validator {
+                Self::install_signer(ctx, addr, &name, &datadir)?;
+            }
+            let mut ports = self.complete_ports(ctx, &spec, cur.ports);
+            if !process::ports_free(ports) {
+                let old = ports;
+                ports = self.fresh_ports(ctx, &name)?;
+                ctx.emit(Event::Warning {
+                    message: format!(
+                        "{addr}: its ports {:?} are now used by another process; restarting on {:?}",
+                        old.all(),
+                        ports.all()
+                    ),
+                });
+            }
+            let (id, ports, statics) =
+                self.launch_with_retries(ctx, addr, &spec, &datadir, &geth, ports)?;
+            Self::outputs(&datadir, id, ports, &enode_id, statics, &geth)
+        };
+        out.enode = render::enode_url(&enode_id, "127.0.0.1", out.ports.p2p);
+        Ok(ResourceState {
+            kind: Kind::LocalNode,
+            attrs: change.after.clone().unwrap_or(json!({})),
+            outputs: serde_json::to_value(out).expect("outputs serialise"),
+            deps: change.deps.clone(),
+        })
+    }
+
+    pub(super) fn destroy_node(
+        &self,
+        ctx: &ApplyCtx,
+        change: &Change,
+    ) -> Result<(), ProviderError> {
+        let addr = change.addr.as_str();
+        let name = node_name(change);
+        let st = ctx.snapshot();
+        let cur = NodeOutputs::from_state(&st, &name);
+        let datadir = cur
+            .as_ref()
+            .map(|o| PathBuf::from(&o.datadir))
+            .unwrap_or_else(|| node_dir(ctx.state_dir, &name));
+        self.nodes_up(ctx, |up| up.remove(&name));
+        stop_recorded(addr, &datadir, cur.as_ref().map(NodeOutputs::process))?;
+        match std::fs::remove_dir_all(&datadir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(ProviderError::at(
+                    addr,
+                    format!(
+                        "cannot remove {}: {e}; remove it by hand",
+                        datadir.display()
+                    ),
+                ))
+            }
+        }
+        if cur.is_some() {
+            self.with_ports(ctx, |t| {
+                t.assigned.remove(&name);
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+}

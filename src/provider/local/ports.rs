@@ -1,0 +1,247 @@
+//! Port assignment for local nodes: conventional and stable.
+//!
+//! Node `i` of the topology (in topology order) gets p2p port `p2p_base + i`; tx node `j`
+//! gets HTTP JSON-RPC `rpc_base + 2j` and WebSocket beside it. Without
+//! `provider.local.base_port` the bases are geth's conventional 30303 and 8545; with
+//! `base_port: B` p2p starts at B and RPC right after the p2p block (B + node count). So
+//! the same topology gets the same ports after destroy + apply, as long as they are free.
+//! A port that is taken (by another program, or recorded for another network under the
+//! same `.consort/`) moves only that node, to the first free port past the block, and
+//! says so. Recorded ports always win: a running node keeps its ports.
+
+use super::*;
+use process::{p2p_free, DEFAULT_RPC_PORT};
+
+/// Ports handed out during one command: every node of the topology gets its ports from
+/// one table, so each config.toml can list the final p2p port of every peer even while
+/// the peers are still being created.
+pub(super) struct PortTable {
+    /// Recorded for any node of this or a sibling network, or handed out this command.
+    taken: BTreeSet<u16>,
+    pub(super) assigned: BTreeMap<String, NodePorts>,
+}
+
+impl PortTable {
+    /// Takes `port` if nobody has it and `free` says it can be bound.
+    fn claim(&mut self, port: u16, free: impl Fn(u16) -> bool) -> bool {
+        if port < 1024 || self.taken.contains(&port) || !free(port) {
+            return false;
+        }
+        self.taken.insert(port);
+        true
+    }
+
+    /// The first port from `from` upwards with `width` consecutive ports claimable.
+    fn first_free(
+        &mut self,
+        node: &str,
+        from: u16,
+        width: u16,
+        free: impl Fn(u16) -> bool + Copy,
+    ) -> Result<u16, ProviderError> {
+        let mut p = from;
+        loop {
+            if u32::from(p) + u32::from(width) > 65535 {
+                return Err(ProviderError::at(
+                    &format!("node.{node}"),
+                    format!("no free port from {from} upwards; set `provider.local.base_port` to a free range"),
+                ));
+            }
+            if self.claim_run(p, width, free) {
+                return Ok(p);
+            }
+            p += 1;
+        }
+    }
+
+    fn claim_run(&mut self, first: u16, width: u16, free: impl Fn(u16) -> bool + Copy) -> bool {
+        let ports: Vec<u16> = (first..first.saturating_add(width)).collect();
+        if ports.len() != usize::from(width)
+            || ports
+                .iter()
+                .any(|p| *p < 1024 || self.taken.contains(p) || !free(*p))
+        {
+            return false;
+        }
+        self.taken.extend(ports);
+        true
+    }
+}
+
+/// Where the two port blocks start for `topology`.
+pub(super) fn bases(config: &LocalConfig, nodes: usize) -> (u16, u16) {
+    match config.base_port {
+        None => (process::DEFAULT_BASE_PORT, DEFAULT_RPC_PORT),
+        Some(b) => (b, b.saturating_add(nodes as u16)),
+    }
+}
+
+fn tcp_free(p: u16) -> bool {
+    std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, p)).is_ok()
+}
+
+impl LocalProvider {
+    pub(super) fn with_ports<T>(
+        &self,
+        ctx: &ApplyCtx,
+        f: impl FnOnce(&mut PortTable) -> Result<T, ProviderError>,
+    ) -> Result<T, ProviderError> {
+        let mut guard = self.ports.lock().unwrap();
+        if guard.is_none() {
+            let st = ctx.snapshot();
+            let mut taken: BTreeSet<u16> = sibling_ports(ctx.state_dir);
+            let mut assigned = BTreeMap::new();
+            for (name, out) in recorded_nodes(&st) {
+                taken.extend(out.ports.all());
+                assigned.insert(name, out.ports);
+            }
+            *guard = Some(PortTable { taken, assigned });
+        }
+        f(guard.as_mut().unwrap())
+    }
+
+    /// Ports of `node`: recorded, or already handed out this command, or new — allocating
+    /// for every node of the topology that has none yet (see the module docs).
+    pub(super) fn ports_of(&self, ctx: &ApplyCtx, node: &str) -> Result<NodePorts, ProviderError> {
+        let nodes = ctx.topology.nodes();
+        let (p2p_base, rpc_base) = bases(&self.config, nodes.len());
+        let tx_count = nodes.iter().filter(|n| n.role == Role::Tx).count() as u16;
+        let mut moved = Vec::new();
+        let ports = self.with_ports(ctx, |t| {
+            let mut tx_index = 0u16;
+            for (i, n) in nodes.iter().enumerate() {
+                let j = tx_index;
+                if n.role == Role::Tx {
+                    tx_index += 1;
+                }
+                if t.assigned.contains_key(&n.name) {
+                    continue;
+                }
+                let want_p2p = p2p_base.saturating_add(i as u16);
+                let p2p = if t.claim(want_p2p, p2p_free) {
+                    want_p2p
+                } else {
+                    let from = p2p_base.saturating_add(nodes.len() as u16);
+                    let p = t.first_free(&n.name, from, 1, p2p_free)?;
+                    moved.push(format!("node.{}: p2p port {want_p2p} is taken; using {p}", n.name));
+                    p
+                };
+                let (http, ws) = if n.role == Role::Tx {
+                    let want = rpc_base.saturating_add(2 * j);
+                    let h = if t.claim_run(want, 2, tcp_free) {
+                        want
+                    } else {
+                        let from = rpc_base.saturating_add(2 * tx_count);
+                        let h = t.first_free(&n.name, from, 2, tcp_free)?;
+                        moved.push(format!(
+                            "node.{}: RPC ports {want}/{} are taken; using HTTP {h} and WebSocket {}",
+                            n.name,
+                            want + 1,
+                            h + 1
+                        ));
+                        h
+                    };
+                    (Some(h), Some(h + 1))
+                } else {
+                    (None, None)
+                };
+                t.assigned.insert(n.name.clone(), NodePorts { p2p, http, ws });
+            }
+            t.assigned
+                .get(node)
+                .copied()
+                .ok_or_else(|| ProviderError::at(&format!("node.{node}"), "is not in the topology"))
+        });
+        for message in moved {
+            ctx.emit(Event::Warning { message });
+        }
+        ports
+    }
+
+    /// Recorded `ports` made to fit the node's role: a validator has no RPC ports; a tx
+    /// node recorded before it served WebSocket gets the port beside its HTTP one (or a
+    /// new pair when that is taken).
+    pub(super) fn complete_ports(
+        &self,
+        ctx: &ApplyCtx,
+        spec: &NodeSpec,
+        ports: NodePorts,
+    ) -> NodePorts {
+        match (spec.role, ports.http, ports.ws) {
+            (Role::Validator, _, _) => NodePorts {
+                http: None,
+                ws: None,
+                ..ports
+            },
+            (Role::Tx, Some(h), None) => {
+                let ws = self
+                    .with_ports(ctx, |t| Ok(t.claim(h + 1, tcp_free)))
+                    .unwrap_or(false);
+                if ws {
+                    NodePorts {
+                        ws: Some(h + 1),
+                        ..ports
+                    }
+                } else {
+                    self.fresh_ports(ctx, &spec.name).unwrap_or(ports)
+                }
+            }
+            _ => ports,
+        }
+    }
+
+    /// New ports for `node` (its old ones were taken by something else).
+    pub(super) fn fresh_ports(
+        &self,
+        ctx: &ApplyCtx,
+        node: &str,
+    ) -> Result<NodePorts, ProviderError> {
+        let nodes = ctx.topology.nodes();
+        let (p2p_base, rpc_base) = bases(&self.config, nodes.len());
+        let tx_count = nodes.iter().filter(|n| n.role == Role::Tx).count() as u16;
+        self.with_ports(ctx, |t| {
+            let tx = nodes.iter().any(|n| n.name == node && n.role == Role::Tx);
+            let p2p = t.first_free(
+                node,
+                p2p_base.saturating_add(nodes.len() as u16),
+                1,
+                p2p_free,
+            )?;
+            let (http, ws) = match tx {
+                true => {
+                    let h =
+                        t.first_free(node, rpc_base.saturating_add(2 * tx_count), 2, tcp_free)?;
+                    (Some(h), Some(h + 1))
+                }
+                false => (None, None),
+            };
+            let p = NodePorts { p2p, http, ws };
+            t.assigned.insert(node.to_string(), p);
+            Ok(p)
+        })
+    }
+}
+
+/// Ports recorded by the other networks under the same `.consort/` directory, so two
+/// networks never share a port even while one of them is stopped.
+pub(super) fn sibling_ports(sd: &StateDir) -> BTreeSet<u16> {
+    let mut out = BTreeSet::new();
+    let Some(base) = sd.root.parent() else {
+        return out;
+    };
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name == sd.network || !e.path().is_dir() {
+            continue;
+        }
+        if let Ok(Some(st)) = StateDir::new(base, &name).load() {
+            for (_, o) in recorded_nodes(&st) {
+                out.extend(o.ports.all());
+            }
+        }
+    }
+    out
+}

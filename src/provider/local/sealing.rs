@@ -1,0 +1,300 @@
+//! Sealing and Clique governance: when validators start sealing, start-up fork repair,
+//! and signer votes.
+
+use super::*;
+
+impl LocalProvider {
+    /// Returns once a validator has sealed block 1 (at once on a running chain), starting
+    /// the validators' sealing itself when they are all up and peered; gives up when a
+    /// change failed, on Ctrl-C or after 30 s (the node then starts anyway).
+    ///
+    /// Why tx nodes of a new network wait for it: geth accepts propagated blocks only once it
+    /// counts itself synced, which a node that does not seal becomes only through a sync from
+    /// a peer that is ahead — noticed at the peer handshake, or when a propagated block's
+    /// *parent* is ahead. Started with the validators, a tx node meets them at block 0 and
+    /// stays there until block 2 arrives, one Clique period after block 1. Started after
+    /// block 1, it syncs at its first handshake.
+    pub(super) fn await_first_block(&self, ctx: &ApplyCtx) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let validators: Vec<String> = ctx
+            .topology
+            .nodes()
+            .into_iter()
+            .filter(|n| n.role == Role::Validator)
+            .map(|n| n.name)
+            .collect();
+        let deadline = Instant::now() + ctx.health_timeout.min(Duration::from_secs(30));
+        loop {
+            let st = ctx.snapshot();
+            let recorded: BTreeMap<String, NodeOutputs> = recorded_nodes(&st).into_iter().collect();
+            let running: Vec<&NodeOutputs> = validators
+                .iter()
+                .filter_map(|v| recorded.get(v))
+                .filter(|o| o.is_running())
+                .collect();
+            let sealed = running.iter().any(|o| {
+                o.control()
+                    .with_timeout(PROBE_TIMEOUT)
+                    .block_number()
+                    .is_ok_and(|b| b >= 1)
+            });
+            if sealed || ctx.failed.load(SeqCst) || ctx.interrupted.load(SeqCst) {
+                return;
+            }
+            // One waiting tx node drives sealing; the others only watch for block 1.
+            if running.len() == validators.len() {
+                if let Ok(mut started) = self.sealing_started.try_lock() {
+                    let h = assess(ctx.topology, &st);
+                    start_sealing(&h, &st, &mut started, false);
+                }
+            }
+            if Instant::now() >= deadline {
+                return;
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Validators that started sealing at the same moment can each end up on their own
+    /// block 1: geth drops blocks propagated before a node counts itself synced (mining
+    /// start), and a propagated block does not tell the receiver its weight, so nobody
+    /// learns of the heavier fork and every signer has "signed recently" on its own. Only
+    /// a new handshake (which carries the total difficulty) lets a node sync to the
+    /// heaviest fork, so restart each validator whose head is not the heaviest block.
+    /// Returns the restarted nodes. (Sealing starts only once peered, which makes this
+    /// rare: a validator whose `miner_start` comes a few ms after the in-turn signer
+    /// sealed still drops that block.)
+    pub(super) fn repair_forks(&self, ctx: &ApplyCtx) -> Result<Vec<String>, ProviderError> {
+        let st = ctx.snapshot();
+        let heads: Vec<(NodeSpec, NodeOutputs, rpc::Block)> = ctx
+            .topology
+            .nodes()
+            .into_iter()
+            .filter(|n| n.role == Role::Validator)
+            .filter_map(|n| {
+                let o = NodeOutputs::from_state(&st, &n.name)?;
+                if !o.is_running() {
+                    return None;
+                }
+                let b = o
+                    .control()
+                    .with_timeout(PROBE_TIMEOUT)
+                    .block_by_number(BlockId::Latest)
+                    .ok()??;
+                Some((n, o, b))
+            })
+            .collect();
+        let Some(best) = heads
+            .iter()
+            .map(|(_, _, b)| b)
+            .max_by_key(|b| (b.total_difficulty, b.number))
+            .cloned()
+        else {
+            return Ok(vec![]);
+        };
+        let behind: Vec<_> = heads
+            .into_iter()
+            .filter(|(_, _, b)| b.hash != best.hash && b.total_difficulty < best.total_difficulty)
+            .collect();
+        let mut restarted = Vec::new();
+        for (spec, o, b) in behind {
+            let addr = format!("node.{}", spec.name);
+            ctx.emit(Event::Warning {
+                message: format!(
+                    "{addr}: stuck on a competing block {} while the heaviest chain is at block {} (a geth start-up race between signers); restarting it so it syncs to that chain",
+                    b.number, best.number
+                ),
+            });
+            let datadir = PathBuf::from(&o.datadir);
+            process::stop(o.process(), &datadir, STOP_GRACE)
+                .map_err(|e| ProviderError::at(&addr, e.to_string()))?;
+            let geth = GethBinary {
+                path: PathBuf::from(&o.geth),
+                version: o.geth_version.clone(),
+            };
+            let (id, ports, statics) =
+                self.launch_with_retries(ctx, &addr, &spec, &datadir, &geth, o.ports)?;
+            let enode_id = st
+                .output_str(&format!("key.node.{}", spec.name), "enode_id")
+                .unwrap_or_default()
+                .to_string();
+            let out = Self::outputs(&datadir, id, ports, &enode_id, statics, &geth);
+            let mut guard = ctx.state.lock().unwrap();
+            if let Some(r) = guard.resources.get_mut(&addr) {
+                r.outputs = serde_json::to_value(out).expect("outputs serialise");
+            }
+            ctx.state_dir.save(&mut guard)?;
+            restarted.push(spec.name);
+        }
+        Ok(restarted)
+    }
+
+    pub(super) fn apply_signer(
+        &self,
+        ctx: &ApplyCtx,
+        change: &Change,
+    ) -> Result<Option<ResourceState>, ProviderError> {
+        let addr = change.addr.as_str();
+        let attrs = change
+            .after
+            .as_ref()
+            .or(change.before.as_ref())
+            .cloned()
+            .unwrap_or(json!({}));
+        let node = attrs
+            .get("node")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let in_genesis = attrs
+            .get("genesis")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let st = ctx.snapshot();
+        let signer_addr = st
+            .output_str(&format!("key.signer.{node}"), "address")
+            .map(str::to_string)
+            .or_else(|| {
+                st.resources
+                    .get(addr)
+                    .and_then(|r| r.outputs.get("address"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            });
+        let record = |outputs: Value| ResourceState {
+            kind: Kind::Signer,
+            attrs: change.after.clone().unwrap_or(json!({})),
+            outputs,
+            deps: change.deps.clone(),
+        };
+        match change.action {
+            Action::Update => Ok(st.resources.get(addr).cloned()),
+            Action::Create | Action::Replace if in_genesis => {
+                // Authorised by genesis: nothing to do but record it.
+                Ok(Some(record(
+                    json!({ "address": signer_addr, "via": "genesis" }),
+                )))
+            }
+            Action::Create | Action::Replace => {
+                let a = signer_addr.ok_or_else(|| {
+                    ProviderError::at(addr, format!("key.signer.{node} has no address in state"))
+                })?;
+                self.vote(ctx, addr, &node, &a, true)?;
+                Ok(Some(record(json!({ "address": a, "via": "vote" }))))
+            }
+            Action::Destroy => {
+                // A validator removed from the topology is voted out by the others. One
+                // still in it is going away with the whole network (`destroy`): no vote.
+                let removed = ctx.topology.nodes().iter().all(|n| n.name != node);
+                if let (true, Some(a)) = (removed, signer_addr) {
+                    self.vote(ctx, addr, &node, &a, false)?;
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// A Clique vote through `governance::vote`: every running validator that is a current
+    /// signer proposes (the target too, when voting itself out), a majority is required,
+    /// then it waits until `clique_getSigners` reflects it and discards the proposals.
+    pub(super) fn vote(
+        &self,
+        ctx: &ApplyCtx,
+        addr: &str,
+        node: &str,
+        address: &str,
+        authorize: bool,
+    ) -> Result<(), ProviderError> {
+        let target = rpc::parse_address(address)
+            .ok_or_else(|| ProviderError::at(addr, format!("{address:?} is not an address")))?;
+        let st = ctx.snapshot();
+        let candidates: Vec<SignerNode> = recorded_nodes(&st)
+            .into_iter()
+            .filter(|(_, o)| o.is_running())
+            .filter_map(|(n, o)| {
+                let a = st.output_str(&format!("key.signer.{n}"), "address")?;
+                Some(SignerNode {
+                    address: rpc::parse_address(a)?,
+                    rpc: o.control(),
+                    name: n,
+                })
+            })
+            .collect();
+        if candidates.is_empty() {
+            return Err(ProviderError::at(
+                addr,
+                "no running signer can vote; bring the validators back (`consort apply`) first",
+            ));
+        }
+        step(ctx, node, if authorize { "vote in" } else { "vote out" });
+        governance::vote(
+            &candidates,
+            target,
+            authorize,
+            ctx.health_timeout,
+            node,
+            &ctx.events,
+        )
+        .map(|_| ())
+        .map_err(|e| ProviderError::at(addr, e.to_string()))
+    }
+}
+
+/// Starts sealing (`miner_start`) on the running validators not yet in `started`, all at
+/// once and only when every one of them is ready: its signer account unlocked and peered
+/// with every other running node (with `force`: the ready ones, whatever the others do).
+/// Idempotent in geth. Returns how many running validators still wait.
+///
+/// Why all at once: geth drops propagated blocks until it counts itself synced, which a
+/// node without `--mine` does only when mining starts. A validator started seconds after
+/// the others drops their block 1, seals its own, and the signers fork; each then has
+/// "signed recently" on its own fork and the chain never moves. Why the unlock check:
+/// geth unlocks `--unlock` accounts a moment after its RPC is up, a seal tried before that
+/// fails, and geth's Clique worker does not retry without new transactions.
+pub(super) fn start_sealing(
+    h: &Health,
+    st: &State,
+    started: &mut BTreeSet<String>,
+    force: bool,
+) -> usize {
+    let running = h.nodes.iter().filter(|n| n.running).count() as u32;
+    let pending: Vec<&NodeHealth> = h
+        .nodes
+        .iter()
+        .filter(|n| n.running && n.role == "validator" && !started.contains(&n.name))
+        .collect();
+    let ready: Vec<(&NodeHealth, RpcClient)> = pending
+        .iter()
+        .filter(|n| n.peers + 1 >= running)
+        .filter_map(|n| {
+            let address = st.output_str(&format!("key.signer.{}", n.name), "address")?;
+            let rpc = NodeOutputs::from_state(st, &n.name)?
+                .control()
+                .with_timeout(PROBE_TIMEOUT);
+            let unlocked = rpc.call_raw("eth_sign", json!([address, "0x00"])).is_ok();
+            unlocked.then_some((*n, rpc))
+        })
+        .collect();
+    if ready.is_empty() || (ready.len() < pending.len() && !force) {
+        return pending.len();
+    }
+    let ok: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = ready
+            .iter()
+            .map(|(n, rpc)| {
+                scope.spawn(move || {
+                    rpc.call_raw("miner_start", json!([]))
+                        .ok()
+                        .map(|_| n.name.clone())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|h| h.join().ok().flatten())
+            .collect()
+    });
+    let n = ok.len();
+    started.extend(ok);
+    pending.len() - n
+}
