@@ -188,6 +188,28 @@ fn plan(
             );
         }
     }
+    // "No changes" promises a healthy network: say so when it is not.
+    // (Providers whose health needs no credentials or public endpoints: local.)
+    if p.plan.is_empty() && !destroy && p.provider.refresh_by_default() {
+        if let Some(st) = &p.state {
+            let h = p.provider.health(&p.loaded.topology, st);
+            if !h.healthy {
+                let mut msg = format!(
+                    "network {} is not healthy, although its resources match the topology:",
+                    p.plan.network
+                );
+                if let Some(halted) = &h.halted {
+                    msg.push_str(&format!("\n  {halted}"));
+                }
+                for n in h.nodes.iter().filter(|n| !n.problems.is_empty()) {
+                    msg.push_str(&format!("\n  {}: {}", n.name, n.problems.join("; ")));
+                }
+                msg.push_str("\n`consort apply` waits for it and repairs what it can; `consort status` shows it live.");
+                eprintln!("{msg}");
+                return Ok(1);
+            }
+        }
+    }
     Ok(if detailed && !p.plan.is_empty() { 2 } else { 0 })
 }
 
@@ -303,18 +325,30 @@ fn run_apply(g: &Global, o: ApplyOpts, destroy: bool, edit: Option<PendingEdit>)
         }
     };
     print!("{}", display::render(&plan));
-    if plan.is_empty() {
+    // Nothing to change still means nothing only when the live network is healthy: check
+    // it (and repair what the provider can while waiting), as after any apply.
+    let verify_only = plan.is_empty() && !destroy && !o.skip_health && state.is_some();
+    if plan.is_empty() && !verify_only {
         if let Some(e) = &edit {
             write_edit(e)?;
         }
         return Ok(0);
+    }
+    if verify_only {
+        if let Some(e) = &edit {
+            write_edit(e)?;
+        }
+        let st = state.as_ref().expect("verify_only has state");
+        if provider.health(&loaded.topology, st).healthy {
+            return Ok(0);
+        }
     }
     let question = if destroy {
         format!("destroy network {}", plan.network)
     } else {
         "perform these actions".to_string()
     };
-    if !confirm(&question, o.yes)? {
+    if !verify_only && !confirm(&question, o.yes)? {
         match &edit {
             Some(_) => println!(
                 "Cancelled: nothing was changed, {} included.",
@@ -325,7 +359,7 @@ fn run_apply(g: &Global, o: ApplyOpts, destroy: bool, edit: Option<PendingEdit>)
         return Ok(1);
     }
     // Accepted: from here on the file says what the network is becoming.
-    if let Some(e) = &edit {
+    if let (Some(e), false) = (&edit, verify_only) {
         write_edit(e)?;
     }
     install_interrupt_handler();
@@ -340,6 +374,9 @@ fn run_apply(g: &Global, o: ApplyOpts, destroy: bool, edit: Option<PendingEdit>)
         health_timeout: Duration::from_secs(o.timeout),
         failed: Default::default(),
     };
+    if verify_only {
+        println!("The network is not healthy: waiting for it (and repairing what can be).");
+    }
     let report = provider::execute(provider.as_ref(), &ctx, &plan.changes)?;
     if report.interrupted {
         progress.finish();
@@ -495,6 +532,9 @@ fn status(g: &Global, as_json: bool) -> Result<i32> {
             },
             health.head
         );
+        if let Some(halted) = &health.halted {
+            println!("  {halted}");
+        }
         let w = health
             .nodes
             .iter()
@@ -698,6 +738,32 @@ fn member_add(
         topology::parse_balance(b.trim()).map_err(|e| anyhow!("--account {spec:?}: {e}"))?;
         accts.push((n.trim().to_string(), b.trim().to_string()));
     }
+    // An earlier `member add` of the same member that was interrupted (Ctrl-C, kill -9,
+    // a failed vote) wrote the topology already: finish it rather than refuse the name.
+    if let Ok(current) = topology::load(&g.file) {
+        if let Some(have) = current.topology.member(&name) {
+            let same = have.validators == validators
+                && have.tx_nodes == tx_nodes
+                && have.accounts.len() == accts.len()
+                && accts
+                    .iter()
+                    .all(|(n, _)| have.accounts.iter().any(|a| &a.name == n));
+            if !same {
+                bail!(
+                    "{}: member {name} is already in the topology, with {} validator(s), {} tx node(s) and {} account(s); run `consort apply` to finish adding {name}, or `consort member remove {name}` first to add it differently",
+                    g.file.display(),
+                    have.validators,
+                    have.tx_nodes,
+                    have.accounts.len()
+                );
+            }
+            println!(
+                "Member {name} is already in {}: finishing its addition.",
+                g.file.display()
+            );
+            return run_apply(g, member_apply_opts(a), false, None);
+        }
+    }
     let m = topology::edit::NewMember {
         name: name.clone(),
         validators,
@@ -716,6 +782,25 @@ fn member_add(
 }
 
 fn member_remove(g: &Global, name: String, a: &MemberApply) -> Result<i32> {
+    // An interrupted `member remove` wrote the topology already: if state still holds
+    // some of the member's resources, finish removing them.
+    if let Ok(current) = topology::load(&g.file) {
+        if current.topology.member(&name).is_none() {
+            let sd = state_dir(g, &current.topology.network.name);
+            let left = sd.load().ok().flatten().is_some_and(|st| {
+                st.resources
+                    .values()
+                    .any(|r| r.attrs.get("member").and_then(|m| m.as_str()) == Some(name.as_str()))
+            });
+            if left {
+                println!(
+                    "Member {name} is no longer in {} but the network still has some of it: finishing its removal.",
+                    g.file.display()
+                );
+                return run_apply(g, member_apply_opts(a), false, None);
+            }
+        }
+    }
     let text = edit_topology(g, |src| {
         topology::edit::remove_member(src, &name).map_err(|e| anyhow!("{}: {e}", g.file.display()))
     })?;
@@ -731,16 +816,20 @@ fn member_remove(g: &Global, name: String, a: &MemberApply) -> Result<i32> {
 fn apply_member_edit(g: &Global, a: &MemberApply, text: String, done: String) -> Result<i32> {
     run_apply(
         g,
-        ApplyOpts {
-            yes: a.yes,
-            timeout: a.timeout,
-            skip_health: false,
-            geth: a.geth.as_deref(),
-            saved_plan: None,
-        },
+        member_apply_opts(a),
         false,
         Some(PendingEdit { text, done }),
     )
+}
+
+fn member_apply_opts(a: &MemberApply) -> ApplyOpts<'_> {
+    ApplyOpts {
+        yes: a.yes,
+        timeout: a.timeout,
+        skip_health: false,
+        geth: a.geth.as_deref(),
+        saved_plan: None,
+    }
 }
 
 fn export_arm(g: &Global, out_dir: &Path) -> Result<i32> {

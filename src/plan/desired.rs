@@ -266,6 +266,7 @@ fn kind_rank(k: Kind) -> u8 {
         Kind::LocalNode => 11,
         Kind::Signer => 12,
         Kind::Funding => 13,
+        Kind::CliqueSigners => 14,
     }
 }
 
@@ -306,6 +307,9 @@ pub fn build(input: PlanInput, provider: &dyn Provider) -> Result<Plan, PlanErro
         (Some(st), true) => provider.refresh(topo, st),
         _ => BTreeMap::new(),
     };
+    if let (Some(st), true, false) = (state, input.refresh, input.destroy) {
+        provider.check_live(topo, st).map_err(PlanError::Refused)?;
+    }
     if !input.destroy {
         check_genesis_unchanged(topo, state, &desired)?;
         if let Some(st) = state {

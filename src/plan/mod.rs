@@ -27,6 +27,10 @@ pub enum Kind {
     Funding,
     /// "This validator is an authorised Clique signer": in genesis, or voted in/out.
     Signer,
+    /// One per network (`clique`): the live Clique signer set equals the topology's
+    /// validators and no proposal consort did not make is pending. Plan reads the chain
+    /// for it; apply discards stray proposals and votes until the sets agree.
+    CliqueSigners,
     /// A geth process on this machine.
     LocalNode,
     AzureResourceGroup,

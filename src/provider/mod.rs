@@ -104,6 +104,27 @@ pub struct Health {
     /// Clique proposals pending on signers: (proposer node, address, authorize).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub proposals: Vec<Proposal>,
+    /// Set when too few signers are online for Clique to seal: the chain is halted.
+    #[serde(rename = "chain_halted", skip_serializing_if = "Option::is_none")]
+    pub halted: Option<Halted>,
+}
+
+/// A halted Clique chain: `online` of `signers` signers answer, `needed` must.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Halted {
+    pub online: u32,
+    pub signers: u32,
+    pub needed: u32,
+}
+
+impl std::fmt::Display for Halted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "chain halted: {} of {} signers online, Clique needs {}",
+            self.online, self.signers, self.needed
+        )
+    }
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -150,6 +171,12 @@ pub trait Provider: Sync {
     /// process: "restart (process not running)"). Offline providers return nothing.
     fn refresh(&self, _topology: &Topology, _state: &State) -> BTreeMap<String, String> {
         BTreeMap::new()
+    }
+
+    /// After `refresh`: why the live network cannot be brought to the topology at all (a
+    /// plan refuses with this), e.g. a signer vote that too few signers could pass.
+    fn check_live(&self, _topology: &Topology, _state: &State) -> Result<(), String> {
+        Ok(())
     }
 
     /// Whether `plan` asks for drift without `--refresh` (cheap, offline checks only).

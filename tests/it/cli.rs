@@ -72,7 +72,7 @@ fn plan_is_a_dry_run_that_writes_and_generates_nothing() {
     assert!(out.contains("+ genesis"), "{out}");
     assert!(out.contains("(enode known after apply)"), "{out}");
     assert!(
-        out.ends_with("Plan: 16 to add, 0 to change, 0 to destroy.\n"),
+        out.ends_with("Plan: 17 to add, 0 to change, 0 to destroy.\n"),
         "{out}"
     );
     // Three signers: nothing to warn about.
@@ -103,7 +103,7 @@ fn plan_json_matches_the_human_summary() {
     let o = consort(dir.path(), &["plan", "--json"]);
     assert!(o.status.success());
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["summary"]["add"], 16);
+    assert_eq!(v["summary"]["add"], 17);
     assert_eq!(v["network"], "clinet");
     let changes = v["changes"].as_array().unwrap();
     assert!(changes

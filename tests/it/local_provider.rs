@@ -297,7 +297,8 @@ fn provider_deploys_restarts_and_destroys_a_real_mesh() {
             "node.beta-validator-0",
             "signer.alpha-validator-0",
             "signer.alpha-validator-1",
-            "signer.beta-validator-0"
+            "signer.beta-validator-0",
+            "clique",
         ]
     );
     let a = apply(&net, &topo, false);
@@ -420,8 +421,8 @@ fn provider_deploys_restarts_and_destroys_a_real_mesh() {
     assert_eq!(running_before.len(), 4);
     let d = apply(&net, &topo, true);
     d.health.unwrap();
-    // 4 nodes + 3 signers + the core's 4 node keys, 3 signer keys and genesis.
-    assert_eq!(d.report.done.len(), 4 + 3 + 4 + 3 + 1);
+    // 4 nodes + 3 signers + clique + the core's 4 node keys, 3 signer keys and genesis.
+    assert_eq!(d.report.done.len(), 4 + 3 + 1 + 4 + 3 + 1);
     for (id, dir) in &running_before {
         assert!(!consort::provider::local::process::is_ours(*id, dir));
         assert!(

@@ -934,3 +934,242 @@ fn a_removal_allowed_with_a_signer_down_completes_without_stalling() {
         "member remove with a signer down",
     );
 }
+
+// ---- Issue 8: convergence to the live chain ----
+
+/// Pending Clique proposals on the founders, by node.
+fn pending(net: &Net) -> BTreeMap<String, Vec<rpc::CliqueProposal>> {
+    FOUNDERS
+        .iter()
+        .map(|n| (n.to_string(), net.rpc(n).clique_proposals().unwrap()))
+        .filter(|(_, p)| !p.is_empty())
+        .collect()
+}
+
+/// `plan --detailed-exitcode`: 0 = the live network matches the topology and is healthy.
+fn plan_exit(net: &Net) -> (i32, String) {
+    let r = net.run(&["plan", "--detailed-exitcode"]);
+    (r.status.code().unwrap_or(-1), r.describe("planned"))
+}
+
+/// Starts `args` and SIGKILLs it right after it printed a line containing all of `needles`
+/// (before it can record the change in progress).
+fn kill_after_line(net: &Net, args: &[&str], needles: &[&str]) {
+    let (mut child, out, err) = net.spawn(args);
+    poll(
+        &format!("`{}` to print {needles:?}", args.join(" ")),
+        WAIT,
+        || {
+            let text = std::fs::read_to_string(&out).unwrap_or_default();
+            if text.lines().any(|l| needles.iter().all(|n| l.contains(n))) {
+                return Ok(Some(()));
+            }
+            if let Some(s) = child.0.try_wait().map_err(|e| e.to_string())? {
+                return Err(format!(
+                    "consort exited ({s}) before it could be interrupted:\n{text}\n{}",
+                    std::fs::read_to_string(&err).unwrap_or_default()
+                ));
+            }
+            Ok(None)
+        },
+    );
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+}
+
+/// The issue's reproduction: `member add delta --validators 2` killed right after its first
+/// vote went out, then `member remove delta`. The proposals left on the founders must not
+/// vote delta in after its keys are gone: plan and apply read the live chain.
+#[test]
+fn stray_proposals_of_a_killed_add_are_discarded_and_voted_back() {
+    let net = Net::start("straynet", 717_406);
+    let add = [
+        "member",
+        "add",
+        "delta",
+        "--validators",
+        "2",
+        "--yes",
+        "--timeout",
+        APPLY_TIMEOUT,
+    ];
+    kill_after_line(&net, &add, &["vote in", "proposed"]);
+    assert!(!net
+        .state()
+        .resources
+        .contains_key("signer.delta-validator-0"));
+
+    // Plan sees the chain: the stray proposals (and delta's signer if it got in meanwhile).
+    let plan = net.run(&["plan"]).ok();
+    assert!(plan.out.contains("~ clique"), "{}", plan.out);
+    assert!(
+        plan.out.contains("discard stray proposals") || plan.out.contains("vote out"),
+        "{}",
+        plan.out
+    );
+
+    let r = net
+        .run(&[
+            "member",
+            "remove",
+            "delta",
+            "--yes",
+            "--timeout",
+            APPLY_TIMEOUT,
+        ])
+        .ok();
+    assert!(r.out.contains("is healthy"), "{}", r.out);
+    let founders: BTreeSet<Address> = FOUNDERS
+        .iter()
+        .map(|n| net.address(&format!("key.signer.{n}")))
+        .collect();
+    // Long enough for any proposal left behind to have taken effect (3 periods).
+    let settle = net.head(FOUNDERS[0]) + 3;
+    net.wait_head(FOUNDERS[0], settle);
+    assert_eq!(signers(&net.rpc(FOUNDERS[0])), founders, "live signers");
+    assert!(
+        pending(&net).is_empty(),
+        "proposals left: {:?}",
+        pending(&net)
+    );
+    let (code, text) = plan_exit(&net);
+    assert_eq!(code, 0, "{text}");
+}
+
+/// Interrupted membership changes resume: the same `member add` finishes the addition,
+/// the same `member remove` finishes the removal, and neither leaves a proposal behind.
+#[test]
+fn interrupted_member_add_and_remove_resume_when_run_again() {
+    let net = Net::start("againnet", 717_407);
+    let add = [
+        "member",
+        "add",
+        "delta",
+        "--validators",
+        "1",
+        "--yes",
+        "--timeout",
+        APPLY_TIMEOUT,
+    ];
+    kill_after_line(&net, &add, &["vote in", "proposed"]);
+    let r = net.run(&add).ok();
+    assert!(
+        r.out.contains("finishing its addition"),
+        "{}",
+        r.describe("ran")
+    );
+    assert!(r.out.contains("is healthy"), "{}", r.out);
+    let delta = net.address("key.signer.delta-validator-0");
+    assert!(signers(&net.rpc(FOUNDERS[0])).contains(&delta));
+    assert_eq!(signers(&net.rpc(FOUNDERS[0])).len(), 4);
+
+    let remove = [
+        "member",
+        "remove",
+        "delta",
+        "--yes",
+        "--timeout",
+        APPLY_TIMEOUT,
+    ];
+    kill_after_line(&net, &remove, &["vote out", "proposed"]);
+    let r = net.run(&remove).ok();
+    assert!(
+        r.out.contains("finishing its removal"),
+        "{}",
+        r.describe("ran")
+    );
+    let settle = net.head(FOUNDERS[0]) + 3;
+    net.wait_head(FOUNDERS[0], settle);
+    let live = signers(&net.rpc(FOUNDERS[0]));
+    assert_eq!(live.len(), 3, "{live:?}");
+    assert!(!live.contains(&delta));
+    assert!(
+        pending(&net).is_empty(),
+        "proposals left: {:?}",
+        pending(&net)
+    );
+    let (code, text) = plan_exit(&net);
+    assert_eq!(code, 0, "{text}");
+}
+
+/// A chain with too few signers says so plainly; a stopped (SIGSTOP) node is restarted;
+/// a stranger voted in behind consort's back is voted out; every successful apply leaves
+/// `plan --detailed-exitcode` at 0.
+#[test]
+fn halted_stopped_and_stranger_signers_are_reported_and_repaired() {
+    let net = Net::start("repairnet", 717_408);
+    // 2 of 3 signers down: the chain halts.
+    for n in &FOUNDERS[1..] {
+        let o = net.node(n);
+        unsafe { libc::kill(o.pid as i32, libc::SIGKILL) };
+        poll(&format!("{n} to die"), WAIT, || {
+            Ok(process_gone(o.process()).then_some(()))
+        });
+    }
+    let st = net.run(&["status"]);
+    assert_eq!(st.status.code(), Some(1), "{}", st.describe("ran"));
+    assert!(
+        st.out
+            .contains("chain halted: 1 of 3 signers online, Clique needs 2"),
+        "{}",
+        st.out
+    );
+    let js: serde_json::Value = serde_json::from_str(&net.run(&["status", "--json"]).out).unwrap();
+    assert_eq!(
+        js["chain_halted"],
+        json!({"online": 1, "signers": 3, "needed": 2})
+    );
+    assert_eq!(plan_exit(&net).0, 2);
+    net.run(&["apply", "--yes", "--timeout", APPLY_TIMEOUT])
+        .ok();
+    let (code, text) = plan_exit(&net);
+    assert_eq!(code, 0, "{text}");
+
+    // A validator stopped with SIGSTOP: alive but silent. Plan restarts it.
+    let victim = net.node(FOUNDERS[2]);
+    unsafe { libc::kill(victim.pid as i32, libc::SIGSTOP) };
+    let plan = net.run(&["plan"]).ok();
+    assert!(
+        plan.out.contains(&format!("~ node.{}", FOUNDERS[2])) && plan.out.contains("not answering"),
+        "{}",
+        plan.out
+    );
+    net.run(&["apply", "--yes", "--timeout", APPLY_TIMEOUT])
+        .ok();
+    assert_ne!(net.node(FOUNDERS[2]).pid, victim.pid, "restarted");
+    let (code, text) = plan_exit(&net);
+    assert_eq!(code, 0, "{text}");
+
+    // Two founders propose a stranger: with 3 signers that is a majority, so it gets in.
+    let stranger = consort::crypto::SecretKey::random().address();
+    for n in &FOUNDERS[..2] {
+        net.rpc(n).clique_propose(&stranger, true).unwrap();
+    }
+    poll("the stranger to be voted in", WAIT, || {
+        Ok(signers(&net.rpc(FOUNDERS[0]))
+            .contains(&stranger)
+            .then_some(()))
+    });
+    let st = net.run(&["status"]);
+    assert_eq!(st.status.code(), Some(1), "{}", st.describe("ran"));
+    let plan = net.run(&["plan"]).ok();
+    assert!(
+        plan.out.contains("~ clique")
+            && plan
+                .out
+                .contains(&format!("vote out {}", stranger.to_checksum())),
+        "{}",
+        plan.out
+    );
+    net.run(&["apply", "--yes", "--timeout", APPLY_TIMEOUT])
+        .ok();
+    let live = signers(&net.rpc(FOUNDERS[0]));
+    assert!(!live.contains(&stranger) && live.len() == 3, "{live:?}");
+    assert!(
+        pending(&net).is_empty(),
+        "proposals left: {:?}",
+        pending(&net)
+    );
+    let (code, text) = plan_exit(&net);
+    assert_eq!(code, 0, "{text}");
+}

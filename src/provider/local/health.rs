@@ -159,6 +159,7 @@ pub(super) fn assess(topology: &Topology, st: &State) -> Health {
         head,
         nodes: vec![],
         proposals: vec![],
+        halted: None,
     };
     for n in &specs {
         let o = outs.get(&n.name);
@@ -236,6 +237,13 @@ pub(super) fn assess(topology: &Topology, st: &State) -> Health {
                 address: rpc::hex_address(&prop.address),
                 authorize: prop.authorize,
             });
+            // consort discards its proposals once a vote passed: a pending one takes
+            // effect later whatever the topology says.
+            problems.push(format!(
+                "pending Clique proposal to {} {} (no change of consort's is voting; `consort apply` discards it)",
+                if prop.authorize { "add" } else { "remove" },
+                prop.address.to_checksum()
+            ));
         }
         if !problems.is_empty() {
             health.healthy = false;
@@ -250,6 +258,33 @@ pub(super) fn assess(topology: &Topology, st: &State) -> Health {
             rpc_url: o.and_then(|o| o.rpc_url.clone()),
             problems,
         });
+    }
+    // Clique seals only while more than half of the signers are online.
+    let signers_total = expected_signers.len();
+    if signers_total > 0 {
+        let online = specs
+            .iter()
+            .filter(|n| n.role == Role::Validator)
+            .filter(|n| {
+                st.output_str(&format!("key.signer.{}", n.name), "address")
+                    .and_then(rpc::parse_address)
+                    .is_some_and(|a| expected_signers.contains(&a))
+            })
+            .filter(|n| {
+                probes
+                    .get(&n.name)
+                    .is_some_and(|p| p.running && p.rpc_error.is_none())
+            })
+            .count();
+        let needed = signers_total / 2 + 1;
+        if online < needed {
+            health.healthy = false;
+            health.halted = Some(Halted {
+                online: online as u32,
+                signers: signers_total as u32,
+                needed: needed as u32,
+            });
+        }
     }
     if specs.is_empty() {
         health.healthy = false;
@@ -281,6 +316,9 @@ pub(super) fn unhealthy_report(
         h.nodes.len(),
         h.head
     );
+    if let Some(halted) = &h.halted {
+        msg.push_str(&format!("\n  {halted}"));
+    }
     for n in bad {
         msg.push_str(&format!("\n  {}: {}", n.name, n.problems.join("; ")));
         if let Some(o) = NodeOutputs::from_state(st, &n.name) {

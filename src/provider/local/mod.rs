@@ -25,6 +25,7 @@ mod mesh;
 mod node;
 mod ports;
 pub mod process;
+mod reconcile;
 mod sealing;
 
 use health::{assess, unhealthy_report};
@@ -35,7 +36,7 @@ use sealing::start_sealing;
 
 use super::events::Event;
 use super::governance::{self, SignerNode};
-use super::{ApplyCtx, Health, NodeHealth, Proposal, Provider, ProviderError};
+use super::{ApplyCtx, Halted, Health, NodeHealth, Proposal, Provider, ProviderError};
 use crate::chain::geth::{ensure_geth, GethBinary};
 use crate::crypto::Address;
 use crate::plan::{mesh_digest, Action, Change, Kind, Resource};
@@ -133,6 +134,8 @@ pub struct LocalProvider {
     up: Mutex<Option<BTreeMap<String, UpNode>>>,
     /// Serialises building the genesis-db template (see `init_datadir`).
     genesis_db: Mutex<()>,
+    /// Why the live signers cannot be reconciled, as the last `refresh` found.
+    signer_refusal: Mutex<Option<String>>,
 }
 
 impl LocalProvider {
@@ -144,6 +147,7 @@ impl LocalProvider {
             up: Mutex::new(None),
             sealing_started: Mutex::new(BTreeSet::new()),
             genesis_db: Mutex::new(()),
+            signer_refusal: Mutex::new(None),
         }
     }
 
@@ -268,20 +272,62 @@ impl Provider for LocalProvider {
                     ),
                 }
             })
+            .chain(std::iter::once(Resource {
+                addr: reconcile::CLIQUE_ADDR.into(),
+                kind: Kind::CliqueSigners,
+                attrs: json!({}),
+                // After every vote of the same apply, on nodes that are up.
+                deps: vec!["signer.*".into(), "node.*".into()],
+                summary: "live Clique signers = the topology's validators, no stray proposal"
+                    .into(),
+            }))
             .collect())
     }
 
-    fn refresh(&self, _topology: &Topology, state: &State) -> BTreeMap<String, String> {
-        recorded_nodes(state)
-            .into_iter()
-            .filter(|(_, o)| !o.is_running())
-            .map(|(name, _)| {
-                (
-                    format!("node.{name}"),
-                    "restart (process not running)".to_string(),
-                )
-            })
-            .collect()
+    fn refresh(&self, topology: &Topology, state: &State) -> BTreeMap<String, String> {
+        let recorded = recorded_nodes(state);
+        // A process that exists but does not answer on its control socket (stopped,
+        // hung) is restarted like a dead one.
+        let mut drift: BTreeMap<String, String> = std::thread::scope(|scope| {
+            let handles: Vec<_> = recorded
+                .iter()
+                .map(|(name, o)| {
+                    scope.spawn(move || {
+                        let why = if !o.is_running() {
+                            "restart (process not running)".to_string()
+                        } else if o.ipc_path.is_empty() {
+                            return None;
+                        } else {
+                            match o.control().with_timeout(PROBE_TIMEOUT).block_number() {
+                                Ok(_) => return None,
+                                Err(_) => {
+                                    "restart (process alive but not answering on its IPC socket)"
+                                        .to_string()
+                                }
+                            }
+                        };
+                        Some((format!("node.{name}"), why))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .filter_map(|h| h.join().ok().flatten())
+                .collect()
+        });
+        let d = reconcile::signer_drift(topology, state);
+        *self.signer_refusal.lock().unwrap() = d.refusal();
+        if !d.is_empty() {
+            drift.insert(reconcile::CLIQUE_ADDR.into(), d.reason());
+        }
+        drift
+    }
+
+    fn check_live(&self, _topology: &Topology, _state: &State) -> Result<(), String> {
+        match self.signer_refusal.lock().unwrap().take() {
+            Some(why) => Err(why),
+            None => Ok(()),
+        }
     }
 
     fn refresh_by_default(&self) -> bool {
@@ -312,6 +358,7 @@ impl Provider for LocalProvider {
                 }
             },
             Kind::Signer => self.apply_signer(ctx, change),
+            Kind::CliqueSigners => self.reconcile_signers(ctx, change),
             Kind::Funding => self.apply_funding(ctx, change),
             _ => Err(super::unsupported("local", change)),
         }

@@ -643,7 +643,13 @@ impl LocalProvider {
         // A node started before consort controlled nodes over IPC (no socket recorded) is
         // restarted on the same data dir: validators lose their HTTP RPC, tx nodes keep
         // theirs with the application namespaces only.
-        let live_update = cur.is_running() && !cur.ipc_path.is_empty();
+        let live_update = cur.is_running()
+            && !cur.ipc_path.is_empty()
+            && cur
+                .control()
+                .with_timeout(PROBE_TIMEOUT)
+                .block_number()
+                .is_ok();
         let mut out = if live_update {
             let statics = self.static_nodes(ctx, &name)?;
             let geth = GethBinary {

@@ -331,6 +331,8 @@ pub fn stop(id: ProcessId, datadir: &Path, grace: Duration) -> Result<Stopped, P
         return Ok(Stopped::NotRunning);
     }
     send(id, datadir, &pidfd, libc::SIGTERM)?;
+    // A stopped process (SIGSTOP) acts on SIGTERM only once continued.
+    let _ = send(id, datadir, &pidfd, libc::SIGCONT);
     if wait_gone(id, Instant::now() + grace) {
         return Ok(Stopped::Terminated);
     }
