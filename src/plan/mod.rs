@@ -47,7 +47,8 @@ impl Kind {
     pub fn force_new(self) -> &'static [&'static str] {
         match self {
             Kind::NodeKey | Kind::SignerKey | Kind::Account => &["node", "member", "name"],
-            Kind::LocalNode => &["role", "member", "geth"],
+            // A new geth is a rolling restart that keeps the chain, not a new node.
+            Kind::LocalNode => &["role", "member"],
             Kind::AzureVm => &[
                 "size",
                 "image",

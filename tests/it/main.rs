@@ -20,3 +20,4 @@ mod membership;
 mod ports;
 mod readme;
 mod topology;
+mod upgrade;

@@ -136,6 +136,8 @@ pub struct LocalProvider {
     genesis_db: Mutex<()>,
     /// Why the live signers cannot be reconciled, as the last `refresh` found.
     signer_refusal: Mutex<Option<String>>,
+    /// Held by the node restarting during a rolling upgrade (one at a time).
+    rolling: Mutex<()>,
 }
 
 impl LocalProvider {
@@ -148,6 +150,7 @@ impl LocalProvider {
             sealing_started: Mutex::new(BTreeSet::new()),
             genesis_db: Mutex::new(()),
             signer_refusal: Mutex::new(None),
+            rolling: Mutex::new(()),
         }
     }
 

@@ -650,7 +650,10 @@ impl LocalProvider {
                 .with_timeout(PROBE_TIMEOUT)
                 .block_number()
                 .is_ok();
-        let mut out = if live_update {
+        // A running node on another geth than the topology's: a rolling restart on the new
+        // binary, keeping its chain data (see `rejoin`).
+        let upgrade = live_update && self.geth(ctx)?.version != cur.geth_version;
+        let mut out = if live_update && !upgrade {
             let statics = self.static_nodes(ctx, &name)?;
             let geth = GethBinary {
                 path: PathBuf::from(&cur.geth),
@@ -681,6 +684,22 @@ impl LocalProvider {
             }
         } else {
             let geth = self.geth(ctx)?;
+            // One node of an upgrade at a time, each back and caught up before the next,
+            // so more than half of the signers keep sealing throughout.
+            let _one_at_a_time = upgrade.then(|| self.rolling.lock().unwrap());
+            let head_before = if upgrade {
+                step(
+                    ctx,
+                    &name,
+                    &format!("upgrade geth {} → {}", cur.geth_version, geth.version),
+                );
+                cur.control()
+                    .with_timeout(PROBE_TIMEOUT)
+                    .block_number()
+                    .ok()
+            } else {
+                None
+            };
             // Ours or not, nothing of this pid is signalled unless /proc proves it is.
             stop_recorded(addr, &datadir, Some(cur.process()))?;
             if !datadir.join("geth").is_dir() {
@@ -703,7 +722,11 @@ impl LocalProvider {
             }
             let (id, ports, statics) =
                 self.launch_with_retries(ctx, addr, &spec, &datadir, &geth, ports)?;
-            Self::outputs(&datadir, id, ports, &enode_id, statics, &geth)
+            let out = Self::outputs(&datadir, id, ports, &enode_id, statics, &geth);
+            if upgrade {
+                self.rejoin(ctx, addr, &spec, &out, head_before)?;
+            }
+            out
         };
         out.enode = render::enode_url(&enode_id, "127.0.0.1", out.ports.p2p);
         Ok(ResourceState {
@@ -712,6 +735,59 @@ impl LocalProvider {
             outputs: serde_json::to_value(out).expect("outputs serialise"),
             deps: change.deps.clone(),
         })
+    }
+
+    /// Waits until a node restarted during a rolling upgrade is peered with every other
+    /// running node and has caught up with the head it left at; a validator then seals
+    /// again (`miner_start`, once its signer is unlocked) before the next node goes down.
+    fn rejoin(
+        &self,
+        ctx: &ApplyCtx,
+        addr: &str,
+        spec: &NodeSpec,
+        out: &NodeOutputs,
+        head_before: Option<u64>,
+    ) -> Result<(), ProviderError> {
+        let rpc = out.control().with_timeout(PROBE_TIMEOUT);
+        let others = recorded_nodes(&ctx.snapshot())
+            .into_iter()
+            .filter(|(n, o)| *n != spec.name && o.is_running())
+            .count();
+        let deadline = Instant::now() + ctx.health_timeout;
+        loop {
+            let peers = rpc.admin_peers().map(|p| p.len()).unwrap_or(0);
+            let head = rpc.block_number().unwrap_or(0);
+            let caught_up = head_before.is_none_or(|h| head >= h);
+            if peers >= others && caught_up {
+                let sealing = match spec.role {
+                    Role::Tx => true,
+                    Role::Validator => {
+                        let signer = ctx
+                            .snapshot()
+                            .output_str(&format!("key.signer.{}", spec.name), "address")
+                            .map(str::to_string)
+                            .unwrap_or_default();
+                        rpc.call_raw("eth_sign", json!([signer, "0x00"])).is_ok()
+                            && rpc.call_raw("miner_start", json!([])).is_ok()
+                    }
+                };
+                if sealing {
+                    step(ctx, &spec.name, "back on the new geth");
+                    return Ok(());
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(ProviderError::at(
+                    addr,
+                    format!(
+                        "after its restart on the new geth it has {peers} of {others} peers and is at block {head} (was {}); the other nodes were left as they are\n{}",
+                        head_before.unwrap_or(0),
+                        log_excerpt(Path::new(&out.datadir))
+                    ),
+                ));
+            }
+            std::thread::sleep(POLL);
+        }
     }
 
     pub(super) fn destroy_node(
