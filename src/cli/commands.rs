@@ -573,7 +573,23 @@ fn status(g: &Global, as_json: bool) -> Result<i32> {
             );
         }
     }
-    Ok(if health.healthy { 0 } else { 1 })
+    // Key files state names but the disk lacks (restorable ones: `consort apply`).
+    let keys = provider::key_files::check(&loaded.topology, &state);
+    let key_problems: Vec<String> = keys
+        .drift
+        .iter()
+        .map(|(a, why)| format!("{a}: key files missing; `consort apply` will {why}"))
+        .chain(keys.lost.iter().cloned())
+        .chain(keys.warnings.iter().cloned())
+        .collect();
+    for k in &key_problems {
+        eprintln!("! {k}");
+    }
+    Ok(if health.healthy && key_problems.is_empty() {
+        0
+    } else {
+        1
+    })
 }
 
 /// `consort output --json`: how to reach the network. Never a secret: paths to the
@@ -625,9 +641,16 @@ pub fn output_json(topo: &topology::Topology, st: &State) -> serde_json::Value {
             let Some(r) = st.resources.get(&addr) else {
                 continue;
             };
+            let missing = ["keystore", "password_file", "key_file"].iter().any(|k| {
+                r.outputs
+                    .get(*k)
+                    .and_then(|v| v.as_str())
+                    .is_some_and(|p| !Path::new(p).is_file())
+            });
             accounts.push(json!({
                 "member": m.name,
                 "name": a.name,
+                "key_files_missing": missing,
                 "address": r.outputs.get("address"),
                 "keystore": r.outputs.get("keystore").and_then(|v| v.as_str()).map(abs),
                 "password_file": r.outputs.get("password_file").and_then(|v| v.as_str()).map(abs),
@@ -681,10 +704,15 @@ fn render_output_human(topo: &topology::Topology, st: &State) -> String {
         out.push_str("Accounts (keystore + password file, both 0600):\n");
         for a in &accounts {
             out.push_str(&format!(
-                "  {}/{}  {}\n    {}\n    {}\n",
+                "  {}/{}  {}{}\n    {}\n    {}\n",
                 a["member"].as_str().unwrap_or(""),
                 a["name"].as_str().unwrap_or(""),
                 a["address"].as_str().unwrap_or(""),
+                if a["key_files_missing"] == true {
+                    "  (key files missing: `consort plan` says how to restore them)"
+                } else {
+                    ""
+                },
                 a["keystore"].as_str().unwrap_or(""),
                 a["password_file"].as_str().unwrap_or("")
             ));

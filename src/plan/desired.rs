@@ -282,7 +282,7 @@ pub struct PlanInput<'a> {
 pub fn build(input: PlanInput, provider: &dyn Provider) -> Result<Plan, PlanError> {
     let topo = input.topology;
     let state = input.state;
-    let warnings = Vec::new();
+    let warnings: Vec<String> = Vec::new();
     if let Some(st) = state {
         if st.provider != provider.name() {
             return Err(PlanError::Refused(format!(
@@ -303,10 +303,19 @@ pub fn build(input: PlanInput, provider: &dyn Provider) -> Result<Plan, PlanErro
         core.extend(prov);
         core
     };
-    let drift = match (state, input.refresh) {
+    let mut drift = match (state, input.refresh) {
         (Some(st), true) => provider.refresh(topo, st),
         _ => BTreeMap::new(),
     };
+    let mut warnings = warnings;
+    if let (Some(st), false) = (state, input.destroy) {
+        let keys = crate::provider::key_files::check(topo, st);
+        if !keys.lost.is_empty() {
+            return Err(PlanError::Refused(keys.lost.join("\n")));
+        }
+        drift.extend(keys.drift);
+        warnings.extend(keys.warnings);
+    }
     if let (Some(st), true, false) = (state, input.refresh, input.destroy) {
         provider.check_live(topo, st).map_err(PlanError::Refused)?;
     }

@@ -75,8 +75,12 @@ pub fn apply_change(
         }
         Action::Create => create(ctx, change, &root).map(Some),
         Action::Update => {
-            // Core resources have no updatable attributes: keep what state has.
-            let st = ctx.state.lock().unwrap();
+            // Core resources have no updatable attributes: an update restores key files
+            // that went missing from their other copy (see `key_files`).
+            let st = ctx.snapshot();
+            if matches!(change.kind, Kind::SignerKey | Kind::Account) {
+                super::key_files::restore(&st, &change.addr)?;
+            }
             Ok(st.resources.get(&change.addr).cloned())
         }
     }

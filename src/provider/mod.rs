@@ -33,6 +33,7 @@
 pub mod core;
 pub mod events;
 pub mod governance;
+pub mod key_files;
 pub mod local;
 
 #[cfg(feature = "azure")]

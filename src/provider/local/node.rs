@@ -261,7 +261,7 @@ impl LocalProvider {
                 ProviderError::at(
                     addr,
                     format!(
-                        "cannot read {}: {e}; run apply again to regenerate {key_addr}",
+                        "cannot read {}: {e}; `consort plan` shows whether {key_addr} can be restored from its other copy",
                         from.display()
                     ),
                 )
