@@ -12,6 +12,7 @@ mod crypto_geth;
 mod crypto_vectors;
 #[cfg(feature = "azure")]
 mod fake_arm;
+mod faults;
 mod key_restore;
 mod least_privilege;
 mod local_cli;
