@@ -952,6 +952,21 @@ fn plan_exit(net: &Net) -> (i32, String) {
     (r.status.code().unwrap_or(-1), r.describe("planned"))
 }
 
+/// Waits 3 blocks (long enough for any proposal left behind to take effect), asserts no
+/// proposal is pending and `plan --detailed-exitcode` is 0; returns the live signers.
+fn settled(net: &Net) -> BTreeSet<Address> {
+    let settle = net.head(FOUNDERS[0]) + 3;
+    net.wait_head(FOUNDERS[0], settle);
+    assert!(
+        pending(net).is_empty(),
+        "proposals left: {:?}",
+        pending(net)
+    );
+    let (code, text) = plan_exit(net);
+    assert_eq!(code, 0, "{text}");
+    signers(&net.rpc(FOUNDERS[0]))
+}
+
 /// Starts `args` and SIGKILLs it right after it printed a line containing all of `needles`
 /// (before it can record the change in progress).
 fn kill_after_line(net: &Net, args: &[&str], needles: &[&str]) {
@@ -1023,17 +1038,7 @@ fn stray_proposals_of_a_killed_add_are_discarded_and_voted_back() {
         .iter()
         .map(|n| net.address(&format!("key.signer.{n}")))
         .collect();
-    // Long enough for any proposal left behind to have taken effect (3 periods).
-    let settle = net.head(FOUNDERS[0]) + 3;
-    net.wait_head(FOUNDERS[0], settle);
-    assert_eq!(signers(&net.rpc(FOUNDERS[0])), founders, "live signers");
-    assert!(
-        pending(&net).is_empty(),
-        "proposals left: {:?}",
-        pending(&net)
-    );
-    let (code, text) = plan_exit(&net);
-    assert_eq!(code, 0, "{text}");
+    assert_eq!(settled(&net), founders, "live signers");
 }
 
 /// Interrupted membership changes resume: the same `member add` finishes the addition,
@@ -1078,18 +1083,9 @@ fn interrupted_member_add_and_remove_resume_when_run_again() {
         "{}",
         r.describe("ran")
     );
-    let settle = net.head(FOUNDERS[0]) + 3;
-    net.wait_head(FOUNDERS[0], settle);
-    let live = signers(&net.rpc(FOUNDERS[0]));
+    let live = settled(&net);
     assert_eq!(live.len(), 3, "{live:?}");
     assert!(!live.contains(&delta));
-    assert!(
-        pending(&net).is_empty(),
-        "proposals left: {:?}",
-        pending(&net)
-    );
-    let (code, text) = plan_exit(&net);
-    assert_eq!(code, 0, "{text}");
 }
 
 /// A chain with too few signers says so plainly; a stopped (SIGSTOP) node is restarted;
