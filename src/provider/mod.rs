@@ -33,6 +33,7 @@ pub mod core;
 pub mod events;
 pub mod governance;
 pub mod local;
+pub mod recover;
 
 #[cfg(feature = "azure")]
 pub mod azure;
