@@ -20,6 +20,7 @@
 //! [`process`]).
 
 pub mod process;
+pub mod recover;
 
 use super::events::Event;
 use super::governance::{self, SignerNode};
@@ -36,6 +37,7 @@ use process::{NodePorts, PortAllocator, ProcessId};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -913,6 +915,8 @@ impl LocalProvider {
         genesis: &Path,
     ) -> Result<(), ProviderError> {
         let out = std::process::Command::new(&geth.path)
+            // Its own process group: a Ctrl-C at the terminal reaches consort, not it.
+            .process_group(0)
             .arg("init")
             .arg("--datadir")
             .arg(datadir)
