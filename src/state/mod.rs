@@ -207,7 +207,8 @@ impl StateDir {
                 found: probe.version,
             });
         }
-        let state: State = serde_json::from_str(&text).map_err(corrupt)?;
+        let mut state: State = serde_json::from_str(&text).map_err(corrupt)?;
+        self.rebase_relative_paths(&mut state);
         if state.network != self.network {
             return Err(StateError::Corrupt {
                 reason: format!(
@@ -219,6 +220,35 @@ impl StateDir {
             });
         }
         Ok(Some(state))
+    }
+
+    /// Older consorts recorded paths relative to the directory a command ran in
+    /// (`./.consort/<net>/keys/…`), which break from any other directory. Each relative
+    /// path in the outputs that names a file under this state directory is made absolute.
+    fn rebase_relative_paths(&self, state: &mut State) {
+        if !self.root.is_absolute() {
+            return;
+        }
+        for r in state.resources.values_mut() {
+            let Some(outputs) = r.outputs.as_object_mut() else {
+                continue;
+            };
+            for v in outputs.values_mut() {
+                let Some(p) = v.as_str() else { continue };
+                if p.starts_with('/') || p.contains("://") || !p.contains('/') {
+                    continue;
+                }
+                let comps: Vec<_> = Path::new(p).components().collect();
+                let rebased = (0..comps.len())
+                    .rev()
+                    .filter(|&i| comps[i].as_os_str() == self.network.as_str())
+                    .map(|i| self.root.join(comps[i + 1..].iter().collect::<PathBuf>()))
+                    .find(|c| c.exists());
+                if let Some(c) = rebased {
+                    *v = serde_json::Value::String(c.to_string_lossy().into_owned());
+                }
+            }
+        }
     }
 
     /// Saves atomically and bumps `serial`; keeps a copy as `backups/state-<serial>.json`
@@ -415,6 +445,35 @@ mod tests {
         // A destroy that left nothing removes the backups with the state.
         sd.remove_state().unwrap();
         assert!(!sd.backups_dir().exists());
+    }
+
+    #[test]
+    fn relative_paths_of_older_states_resolve_against_the_state_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let sd = StateDir::new(dir.path(), "net");
+        let key = sd.root.join("keys/accounts/m/a/key");
+        fs::create_dir_all(key.parent().unwrap()).unwrap();
+        fs::write(&key, b"k").unwrap();
+        let mut st = State::new("net", "local");
+        st.resources.insert(
+            "account.m.a".into(),
+            ResourceState {
+                kind: crate::plan::Kind::Account,
+                attrs: serde_json::json!({}),
+                outputs: serde_json::json!({
+                    "key_file": "./.consort/net/keys/accounts/m/a/key",
+                    "rpc_url": "http://127.0.0.1:1/x",
+                    "address": "0xab",
+                }),
+                deps: vec![],
+            },
+        );
+        sd.save(&mut st).unwrap();
+        let back = sd.load().unwrap().unwrap();
+        let o = &back.resources["account.m.a"].outputs;
+        assert_eq!(o["key_file"], key.to_string_lossy().as_ref());
+        assert_eq!(o["rpc_url"], "http://127.0.0.1:1/x");
+        assert_eq!(o["address"], "0xab");
     }
 
     #[test]
