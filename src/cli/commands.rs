@@ -1,11 +1,14 @@
 //! One function per command: each a walk along load → plan → apply → health.
 
 use super::progress::Progress;
-use super::{ApplyArgs, Cli, Command, ExportCommand, Global, MemberApply, MemberCommand};
+use super::{
+    ApplyArgs, Cli, Command, ExportCommand, Global, MemberApply, MemberCommand, StateCommand,
+};
 use crate::plan::desired::{build, PlanInput};
 use crate::plan::{display, Plan};
-use crate::provider::{self, ApplyCtx, Provider};
-use crate::state::{fsutil, State, StateDir};
+use crate::provider::events::{Event, EventSink};
+use crate::provider::{self, recover, ApplyCtx, Provider};
+use crate::state::{fsutil, State, StateDir, StateError};
 use crate::topology::{self, Loaded};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::json;
@@ -28,6 +31,12 @@ impl std::error::Error for Exit {}
 
 pub fn dispatch(cli: Cli) -> Result<i32> {
     let g = cli.global;
+    if matches!(
+        cli.command,
+        Command::Apply(_) | Command::Destroy { .. } | Command::Member(_)
+    ) {
+        install_interrupt_handler();
+    }
     match cli.command {
         Command::Init { members, force } => init(&g, members, force),
         Command::Validate => validate(&g),
@@ -51,6 +60,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         }) => member_add(&g, name, validators, tx_nodes, accounts, &a),
         Command::Member(MemberCommand::Remove { name, apply: a }) => member_remove(&g, name, &a),
         Command::Export(ExportCommand::Arm { out_dir }) => export_arm(&g, &out_dir),
+        Command::State(StateCommand::Recover) => state_recover(&g),
     }
 }
 
@@ -78,6 +88,8 @@ fn state_dir(g: &Global, network: &str) -> StateDir {
             parent.join(".consort")
         }
     };
+    // Absolute, so every path recorded in state works from any directory.
+    let base = std::path::absolute(&base).unwrap_or(base);
     StateDir::new(&base, network)
 }
 
@@ -134,8 +146,15 @@ fn plan_loaded(g: &Global, loaded: Loaded, destroy: bool, refresh: bool) -> Resu
     let sd = state_dir(g, &loaded.topology.network.name);
     let state = sd.load()?;
     let provider = provider::for_topology(&loaded.topology)?;
+    if !destroy {
+        // Lost state must not mean a new chain.
+        let found = recover::unaccounted(&loaded.topology, &sd, state.as_ref());
+        if !found.is_empty() {
+            bail!(recover::refusal(&sd, state.as_ref(), &found, &g.file));
+        }
+    }
     let refresh = refresh || provider.refresh_by_default();
-    let plan = build(
+    let mut plan = build(
         PlanInput {
             topology: &loaded.topology,
             topology_sha256: sha256_hex(loaded.source.as_bytes()),
@@ -145,6 +164,11 @@ fn plan_loaded(g: &Global, loaded: Loaded, destroy: bool, refresh: bool) -> Resu
         },
         provider.as_ref(),
     )?;
+    if let Some(st) = &state {
+        plan.warnings
+            .extend(recover::unrecorded_processes(&loaded.topology, &sd, st));
+    }
+    mark_data_loss(&mut plan, state.as_ref());
     Ok(Planned {
         loaded,
         sd,
@@ -152,6 +176,38 @@ fn plan_loaded(g: &Global, loaded: Loaded, destroy: bool, refresh: bool) -> Resu
         provider,
         plan,
     })
+}
+
+/// A node of `st` that answers RPC (local networks; None elsewhere or when none runs).
+fn live_rpc(st: &State) -> Option<crate::rpc::RpcClient> {
+    st.resources
+        .values()
+        .filter(|r| r.kind == crate::plan::Kind::LocalNode)
+        .filter_map(|r| r.outputs.get("rpc_url").and_then(|v| v.as_str()))
+        .map(|u| crate::rpc::RpcClient::new(u).with_timeout(Duration::from_secs(2)))
+        .find(|c| c.block_number().is_ok())
+}
+
+/// The `!` lines: what the plan would lose, asking the live chain for balances.
+fn mark_data_loss(plan: &mut Plan, state: Option<&State>) {
+    use crate::plan::{Action, Kind};
+    let Some(st) = state else { return };
+    let destructive = plan.changes.iter().any(|c| {
+        matches!(c.action, Action::Destroy | Action::Replace)
+            && matches!(c.kind, Kind::Account | Kind::LocalNode | Kind::AzureVm)
+    });
+    if !destructive || plan.destroy {
+        return;
+    }
+    let rpc = live_rpc(st);
+    let head = rpc.as_ref().and_then(|c| c.block_number().ok());
+    let balance = |a: &str| -> Option<u128> {
+        let addr = a.parse().ok()?;
+        rpc.as_ref()?
+            .eth_get_balance(&addr, crate::rpc::BlockId::Latest)
+            .ok()
+    };
+    crate::plan::loss::mark(plan, state, head, &balance);
 }
 
 fn plan_json(plan: &Plan) -> serde_json::Value {
@@ -191,26 +247,84 @@ fn plan(
     Ok(if detailed && !p.plan.is_empty() { 2 } else { 0 })
 }
 
-// ---- Ctrl-C: first stops new work, second exits at once ----
+// ---- Ctrl-C, SIGTERM, SIGHUP: the first stops new work, lets the changes in flight
+// finish and be saved, then exits 130; the second exits 130 at once (state already holds
+// every change that finished: it is saved after each). Children run in their own process
+// group, so a Ctrl-C at the terminal reaches consort only.
 
 static INTERRUPTS: AtomicUsize = AtomicUsize::new(0);
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// Set while waiting at the confirmation prompt: nothing has started, exit at once.
+static AT_PROMPT: AtomicBool = AtomicBool::new(false);
+/// Changes started and not yet finished (counted from the progress events).
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 
-extern "C" fn on_sigint(_: libc::c_int) {
+fn write_stderr(msg: &[u8]) {
+    // SAFETY: write(2) is async-signal-safe; the buffer is valid for its length.
+    unsafe {
+        libc::write(2, msg.as_ptr().cast(), msg.len());
+    }
+}
+
+extern "C" fn on_interrupt(_: libc::c_int) {
     let n = INTERRUPTS.fetch_add(1, Ordering::SeqCst);
     INTERRUPTED.store(true, Ordering::SeqCst);
+    if AT_PROMPT.load(Ordering::SeqCst) {
+        write_stderr(b"\ninterrupted: nothing was changed\n");
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(130) };
+    }
     if n >= 1 {
+        write_stderr(
+            b"\ninterrupted again: stopping now; state holds every change finished so far \
+              (run the command again to converge)\n",
+        );
         // SAFETY: _exit is async-signal-safe.
         unsafe { libc::_exit(130) };
     }
 }
 
 fn install_interrupt_handler() {
-    // SAFETY: installing a handler that only touches atomics and calls _exit.
+    // SAFETY: a handler that only touches atomics, write(2) and _exit.
     unsafe {
-        libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_sigint as *const () as libc::sighandler_t);
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::signal(sig, on_interrupt as *const () as libc::sighandler_t);
+        }
     }
+    // The first interrupt's message, from a normal thread (formatting is not
+    // async-signal-safe).
+    std::thread::spawn(|| loop {
+        if INTERRUPTS.load(Ordering::SeqCst) >= 1 {
+            eprintln!(
+                "\ninterrupting: finishing {} change(s) in flight, Ctrl-C again to stop now",
+                IN_FLIGHT.load(Ordering::SeqCst)
+            );
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    });
+}
+
+/// Wraps the progress sink to count the changes in flight.
+fn counting(inner: EventSink) -> EventSink {
+    std::sync::Arc::new(move |e: Event| {
+        match &e {
+            Event::ChangeStarted { .. } => {
+                IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
+            }
+            Event::ChangeDone { .. } | Event::ChangeFailed { .. } => {
+                let _ = IN_FLIGHT.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                    Some(n.saturating_sub(1))
+                });
+            }
+            _ => {}
+        }
+        inner(e)
+    })
+}
+
+fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
 }
 
 fn confirm(question: &str, yes: bool) -> Result<bool> {
@@ -223,12 +337,16 @@ fn confirm(question: &str, yes: bool) -> Result<bool> {
     print!("\nDo you want to {question}? Only 'yes' will be accepted: ");
     std::io::stdout().flush()?;
     let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
+    AT_PROMPT.store(true, Ordering::SeqCst);
+    let read = std::io::stdin().lock().read_line(&mut line);
+    AT_PROMPT.store(false, Ordering::SeqCst);
+    read?;
     Ok(line.trim() == "yes")
 }
 
 struct ApplyOpts<'a> {
     yes: bool,
+    allow_data_loss: bool,
     timeout: u64,
     skip_health: bool,
     geth: Option<&'a Path>,
@@ -240,6 +358,7 @@ fn apply(g: &Global, a: &ApplyArgs) -> Result<i32> {
         g,
         ApplyOpts {
             yes: a.yes,
+            allow_data_loss: a.allow_data_loss,
             timeout: a.timeout,
             skip_health: a.skip_health_check,
             geth: a.geth.as_deref(),
@@ -299,10 +418,33 @@ fn run_apply(g: &Global, o: ApplyOpts, destroy: bool, edit: Option<PendingEdit>)
             let saved: Plan = serde_json::from_slice(&text)
                 .with_context(|| format!("{} is not a consort plan", path.display()))?;
             check_saved_plan(&saved, &loaded, state.as_ref(), path)?;
+            let mut saved = saved;
+            // What it loses is judged now, on the live network, not when it was saved.
+            mark_data_loss(&mut saved, state.as_ref());
             saved
         }
     };
     print!("{}", display::render(&plan));
+    if !plan.data_loss.is_empty() && !o.allow_data_loss {
+        let mut msg = format!(
+            "refusing to apply: {} change(s) would lose data that exists nowhere else:",
+            plan.data_loss.len()
+        );
+        for l in &plan.data_loss {
+            msg.push_str(&format!("\n  ! {}: {}", l.addr, l.what));
+        }
+        msg.push_str(
+            "\nRevert the topology change, or pass --allow-data-loss if this is really meant.",
+        );
+        if edit.is_some() {
+            msg.push_str(&format!("\n{} is unchanged.", g.file.display()));
+        }
+        bail!(msg);
+    }
+    if interrupted() {
+        eprintln!("Interrupted before any change: nothing was changed.");
+        return Ok(130);
+    }
     if plan.is_empty() {
         if let Some(e) = &edit {
             write_edit(e)?;
@@ -328,20 +470,19 @@ fn run_apply(g: &Global, o: ApplyOpts, destroy: bool, edit: Option<PendingEdit>)
     if let Some(e) = &edit {
         write_edit(e)?;
     }
-    install_interrupt_handler();
     let progress = Progress::new();
     let state = state.unwrap_or_else(|| State::new(&loaded.topology.network.name, provider.name()));
     let ctx = ApplyCtx {
         topology: &loaded.topology,
         state: Mutex::new(state),
         state_dir: &sd,
-        events: progress.sink(),
+        events: counting(progress.sink()),
         interrupted: &INTERRUPTED,
         health_timeout: Duration::from_secs(o.timeout),
         failed: Default::default(),
     };
     let report = provider::execute(provider.as_ref(), &ctx, &plan.changes)?;
-    if report.interrupted {
+    if report.interrupted || (interrupted() && report.failed.is_empty()) {
         progress.finish();
         eprintln!(
             "Interrupted: {} change(s) done and saved, {} not started. Run `consort {}` again to converge.",
@@ -372,6 +513,8 @@ fn run_apply(g: &Global, o: ApplyOpts, destroy: bool, edit: Option<PendingEdit>)
         provider::core::cleanup_key_dirs(&sd);
         let st = ctx.state.lock().unwrap();
         if st.resources.is_empty() {
+            // Only destroy deletes keys: the archived ones of removed members too.
+            remove_path(&sd.archive_dir())?;
             sd.remove_state()?;
             let _ = std::fs::remove_file(sd.lock_file());
             let _ = std::fs::remove_dir(&sd.root);
@@ -385,9 +528,24 @@ fn run_apply(g: &Global, o: ApplyOpts, destroy: bool, edit: Option<PendingEdit>)
         return Ok(0);
     }
     let s = plan.summary();
+    let interrupted_exit = |progress: &Progress| {
+        progress.finish();
+        eprintln!(
+            "Interrupted: all {} change(s) done and saved; the network was not checked for \
+             health. `consort status` shows it; `consort apply` finishes the job.",
+            report.done.len()
+        );
+        Ok(130)
+    };
     if let Err(e) = provider.after_apply(&ctx) {
+        if interrupted() {
+            return interrupted_exit(&progress);
+        }
         progress.finish();
         return Err(e.into());
+    }
+    if interrupted() {
+        return interrupted_exit(&progress);
     }
     if o.skip_health {
         progress.finish();
@@ -399,6 +557,9 @@ fn run_apply(g: &Global, o: ApplyOpts, destroy: bool, edit: Option<PendingEdit>)
     }
     progress.phase("waiting for the network to become healthy");
     let health = provider.wait_healthy(&ctx);
+    if health.is_err() && interrupted() {
+        return interrupted_exit(&progress);
+    }
     progress.finish();
     let health = health?;
     println!(
@@ -455,11 +616,31 @@ fn check_saved_plan(
     Ok(())
 }
 
+fn remove_path(p: &Path) -> Result<()> {
+    let r = match std::fs::symlink_metadata(p) {
+        Err(_) => return Ok(()),
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(p),
+        Ok(_) => std::fs::remove_file(p),
+    };
+    r.with_context(|| format!("cannot remove {}; remove it by hand", p.display()))
+}
+
 fn destroy(g: &Global, yes: bool) -> Result<i32> {
+    let loaded = load(g)?;
+    let sd = state_dir(g, &loaded.topology.network.name);
+    match sd.load() {
+        Ok(Some(_)) => {}
+        Ok(None) => return destroy_from_disk(&loaded, &sd, yes, None),
+        Err(e @ StateError::Corrupt { .. }) => {
+            return destroy_from_disk(&loaded, &sd, yes, Some(e.to_string()))
+        }
+        Err(e) => return Err(e.into()),
+    }
     run_apply(
         g,
         ApplyOpts {
             yes,
+            allow_data_loss: false,
             timeout: 60,
             skip_health: true,
             geth: None,
@@ -470,10 +651,143 @@ fn destroy(g: &Global, yes: bool) -> Result<i32> {
     )
 }
 
+/// `destroy` without a usable state: stop every process consort started under the state
+/// directory and delete what it finds there, after showing it all and confirming.
+fn destroy_from_disk(
+    loaded: &Loaded,
+    sd: &StateDir,
+    yes: bool,
+    corrupt: Option<String>,
+) -> Result<i32> {
+    let _lock = sd.lock("destroy")?;
+    let topo = &loaded.topology;
+    let found = recover::on_disk(topo, sd);
+    let remove_dirs = || {
+        let _ = std::fs::remove_file(sd.lock_file());
+        let _ = std::fs::remove_dir(&sd.root);
+        if let Some(parent) = sd.root.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
+    };
+    if found.is_empty() {
+        println!(
+            "No changes. Nothing to destroy: network {} has nothing in state or in {}.",
+            topo.network.name,
+            sd.root.display()
+        );
+        remove_dirs();
+        return Ok(0);
+    }
+    match &corrupt {
+        Some(e) => println!("{e}\n"),
+        None => println!("{} is missing.", sd.state_file().display()),
+    }
+    println!(
+        "consort found this of network {} in {}:\n  {}",
+        topo.network.name,
+        sd.root.display(),
+        found.join("\n  ")
+    );
+    println!(
+        "\nDestroying stops every geth process listed and deletes everything listed, keys included."
+    );
+    if !matches!(topo.provider, topology::ProviderConfig::Local(_)) {
+        println!(
+            "Without state consort cannot find the cloud resources of this network: delete them \
+             in the cloud yourself (Azure: its resource group)."
+        );
+    }
+    if !confirm(&format!("destroy network {}", topo.network.name), yes)? {
+        println!("Cancelled: nothing was changed.");
+        return Ok(1);
+    }
+    if matches!(topo.provider, topology::ProviderConfig::Local(_)) {
+        let stopped = provider::local::recover::stop_all(sd).map_err(|e| anyhow!(e))?;
+        println!("Stopped {stopped} geth process(es).");
+    }
+    let provider = provider::for_topology(topo)?;
+    provider.cleanup(sd)?;
+    for p in [
+        "nodes",
+        "genesis-db",
+        "genesis-db.tmp",
+        "keys",
+        "genesis.json",
+        "archive",
+        "backups",
+        "state.json",
+    ] {
+        remove_path(&sd.root.join(p))?;
+    }
+    remove_dirs();
+    println!(
+        "Destroy complete: everything consort found of network {} is gone.",
+        topo.network.name
+    );
+    Ok(0)
+}
+
+/// `consort state recover`: rebuilds state from the files in the state dir.
+fn state_recover(g: &Global) -> Result<i32> {
+    let loaded = load(g)?;
+    let topo = &loaded.topology;
+    let sd = state_dir(g, &topo.network.name);
+    let _lock = sd.lock("state recover")?;
+    let existing = match sd.load() {
+        Ok(s) => s,
+        Err(StateError::Corrupt { reason, .. }) => {
+            let stamp = time::OffsetDateTime::now_utc().unix_timestamp();
+            let aside = sd.root.join(format!("state.json.corrupt-{stamp}"));
+            std::fs::rename(sd.state_file(), &aside)
+                .with_context(|| format!("cannot move {} aside", sd.state_file().display()))?;
+            println!(
+                "{} was not valid ({reason}); moved it to {} and rebuilt state from disk.",
+                sd.state_file().display(),
+                aside.display()
+            );
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let provider = provider::for_topology(topo)?;
+    let had_state = existing.is_some();
+    let rec = recover::recover(topo, &sd, existing, provider.as_ref())?;
+    if rec.recovered.is_empty() {
+        println!(
+            "Nothing to recover: {} already lists everything consort found in {} that the topology names.",
+            if had_state { "state" } else { "there is no state and" },
+            sd.root.display()
+        );
+    } else {
+        let mut st = rec.state;
+        sd.save(&mut st)?;
+        println!(
+            "Recovered {} resource(s) of network {} into {}:\n  {}",
+            rec.recovered.len(),
+            topo.network.name,
+            sd.state_file().display(),
+            rec.recovered.join("\n  ")
+        );
+    }
+    if !rec.skipped.is_empty() {
+        println!("Not recovered:\n  {}", rec.skipped.join("\n  "));
+    }
+    println!(
+        "Next: `consort plan -f {}` shows what apply still has to do (for an unchanged topology: \
+         at most restarting nodes that are not running).",
+        g.file.display()
+    );
+    Ok(0)
+}
+
 fn status(g: &Global, as_json: bool) -> Result<i32> {
     let loaded = load(g)?;
     let sd = state_dir(g, &loaded.topology.network.name);
     let Some(state) = sd.load()? else {
+        let found = recover::unaccounted(&loaded.topology, &sd, None);
+        if !found.is_empty() {
+            bail!(recover::refusal(&sd, None, &found, &g.file));
+        }
         bail!(
             "network {} has no state in {}: nothing is deployed (run `consort apply`)",
             loaded.topology.network.name,
@@ -482,8 +796,13 @@ fn status(g: &Global, as_json: bool) -> Result<i32> {
     };
     let provider = provider::for_topology(&loaded.topology)?;
     let health = provider.health(&loaded.topology, &state);
+    let unrecorded = recover::unrecorded_processes(&loaded.topology, &sd, &state);
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&health)?);
+        let mut v = serde_json::to_value(&health)?;
+        if !unrecorded.is_empty() {
+            v["unrecorded_processes"] = json!(unrecorded);
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         println!(
             "Network {}: {} — head #{}",
@@ -527,6 +846,9 @@ fn status(g: &Global, as_json: bool) -> Result<i32> {
                 if p.authorize { "add" } else { "remove" },
                 p.address
             );
+        }
+        for u in &unrecorded {
+            println!("  ! {u}");
         }
     }
     Ok(if health.healthy { 0 } else { 1 })
@@ -714,6 +1036,7 @@ fn apply_member_edit(g: &Global, a: &MemberApply, text: String, done: String) ->
         g,
         ApplyOpts {
             yes: a.yes,
+            allow_data_loss: a.allow_data_loss,
             timeout: a.timeout,
             skip_health: false,
             geth: a.geth.as_deref(),
