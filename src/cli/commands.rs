@@ -515,6 +515,7 @@ fn run_apply(g: &Global, o: ApplyOpts, destroy: bool, edit: Option<PendingEdit>)
         if st.resources.is_empty() {
             // Only destroy deletes keys: the archived ones of removed members too.
             remove_path(&sd.archive_dir())?;
+            remove_set_aside_states(&sd)?;
             sd.remove_state()?;
             let _ = std::fs::remove_file(sd.lock_file());
             let _ = std::fs::remove_dir(&sd.root);
@@ -625,6 +626,22 @@ fn remove_path(p: &Path) -> Result<()> {
     r.with_context(|| format!("cannot remove {}; remove it by hand", p.display()))
 }
 
+/// State files `state recover` moved aside (`state.json.corrupt-<time>`): a destroy that
+/// leaves nothing removes them too.
+fn remove_set_aside_states(sd: &StateDir) -> Result<()> {
+    if let Ok(entries) = std::fs::read_dir(&sd.root) {
+        for e in entries.flatten() {
+            if e.file_name()
+                .to_string_lossy()
+                .starts_with("state.json.corrupt-")
+            {
+                remove_path(&e.path())?;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn destroy(g: &Global, yes: bool) -> Result<i32> {
     let loaded = load(g)?;
     let sd = state_dir(g, &loaded.topology.network.name);
@@ -719,6 +736,7 @@ fn destroy_from_disk(
     ] {
         remove_path(&sd.root.join(p))?;
     }
+    remove_set_aside_states(sd)?;
     remove_dirs();
     println!(
         "Destroy complete: everything consort found of network {} is gone.",

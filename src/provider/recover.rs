@@ -251,6 +251,15 @@ pub fn on_disk(topology: &Topology, sd: &StateDir) -> Vec<String> {
             out.push(f.to_string());
         }
     }
+    if let Ok(entries) = std::fs::read_dir(&sd.root) {
+        let mut aside: Vec<String> = entries
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("state.json.corrupt-"))
+            .collect();
+        aside.sort();
+        out.extend(aside);
+    }
     out
 }
 

@@ -17,4 +17,5 @@ mod local_geth;
 mod local_provider;
 mod membership;
 mod readme;
+mod safety;
 mod topology;
