@@ -445,30 +445,36 @@ fn run_apply(g: &Global, o: ApplyOpts, destroy: bool, edit: Option<PendingEdit>)
         eprintln!("Interrupted before any change: nothing was changed.");
         return Ok(130);
     }
-    if plan.is_empty() {
+    // No changes: still make sure the network is healthy (an interrupted run may have
+    // created every node but not started sealing), so apply exits 0 only when it is.
+    let nothing = plan.is_empty();
+    if nothing {
         if let Some(e) = &edit {
             write_edit(e)?;
         }
-        return Ok(0);
-    }
-    let question = if destroy {
-        format!("destroy network {}", plan.network)
-    } else {
-        "perform these actions".to_string()
-    };
-    if !confirm(&question, o.yes)? {
-        match &edit {
-            Some(_) => println!(
-                "Cancelled: nothing was changed, {} included.",
-                g.file.display()
-            ),
-            None => println!("Cancelled: nothing was changed."),
+        if destroy || o.skip_health || state.is_none() {
+            return Ok(0);
         }
-        return Ok(1);
-    }
-    // Accepted: from here on the file says what the network is becoming.
-    if let Some(e) = &edit {
-        write_edit(e)?;
+    } else {
+        let question = if destroy {
+            format!("destroy network {}", plan.network)
+        } else {
+            "perform these actions".to_string()
+        };
+        if !confirm(&question, o.yes)? {
+            match &edit {
+                Some(_) => println!(
+                    "Cancelled: nothing was changed, {} included.",
+                    g.file.display()
+                ),
+                None => println!("Cancelled: nothing was changed."),
+            }
+            return Ok(1);
+        }
+        // Accepted: from here on the file says what the network is becoming.
+        if let Some(e) = &edit {
+            write_edit(e)?;
+        }
     }
     let progress = Progress::new();
     let state = state.unwrap_or_else(|| State::new(&loaded.topology.network.name, provider.name()));
@@ -556,13 +562,24 @@ fn run_apply(g: &Global, o: ApplyOpts, destroy: bool, edit: Option<PendingEdit>)
         );
         return Ok(0);
     }
-    progress.phase("waiting for the network to become healthy");
+    if !nothing {
+        progress.phase("waiting for the network to become healthy");
+    }
     let health = provider.wait_healthy(&ctx);
     if health.is_err() && interrupted() {
         return interrupted_exit(&progress);
     }
     progress.finish();
     let health = health?;
+    if nothing {
+        println!(
+            "Network {} is healthy: {} node(s) peered, head #{}.",
+            plan.network,
+            health.nodes.len(),
+            health.head
+        );
+        return Ok(0);
+    }
     println!(
         "Apply complete: {} added, {} changed, {} destroyed. Network {} is healthy: {} node(s) peered, head #{}.",
         s.add,
