@@ -12,6 +12,7 @@ mod crypto_geth;
 mod crypto_vectors;
 #[cfg(feature = "azure")]
 mod fake_arm;
+mod faults;
 mod local_cli;
 mod local_geth;
 mod local_provider;
