@@ -292,6 +292,30 @@ fn a_funded_key_is_guarded_and_archived_not_deleted() {
         .join("keys/signers/fabrikam-validator-0/password")
         .is_file()));
 
+    // A client change replaces every node: the chain would be lost. Marked and refused.
+    let text = std::fs::read_to_string(&net.file).unwrap();
+    std::fs::write(
+        &net.file,
+        text.replace("network:\n", "client:\n  geth: 1.13.14\nnetwork:\n"),
+    )
+    .unwrap();
+    let serial = net.state().serial;
+    let plan = net.ok(&["plan"]);
+    let bangs = plan
+        .lines()
+        .filter(|l| l.contains("! its chain data is deleted and re-initialised"))
+        .count();
+    assert_eq!(bangs, 3, "one ! per remaining node:\n{plan}");
+    let out = net.run(&["apply", "--yes"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("refusing to apply"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(net.state().serial, serial, "a refused apply changed state");
+    std::fs::write(&net.file, text).unwrap();
+
     let plan = net.ok(&["plan", "--destroy"]);
     assert!(plan.contains("destroy (consort destroy)"), "{plan}");
     assert!(!plan.contains("no longer in the topology"), "{plan}");
@@ -341,12 +365,19 @@ fn a_process_state_does_not_record_is_seen_and_adopted() {
     std::fs::write(&tmp, b"{").unwrap();
     net.ok(&["apply", "--yes"]);
     assert!(!tmp.exists());
-    net.ok(&["destroy", "--yes"]);
+    // destroy works on a corrupt state too: it stops what it finds and leaves nothing.
+    std::fs::write(sd.state_file(), b"{ torn").unwrap();
+    let out = net.ok(&["destroy", "--yes"]);
+    assert!(out.contains("state file is not valid"), "{out}");
+    assert!(out.contains("Stopped 4 geth process(es)"), "{out}");
+    assert!(net.pids().is_empty());
+    assert!(!net.handle.base.exists());
 }
 
 /// Issue 8 item 13: a Ctrl-C sent to consort's whole process group (as a terminal does)
 /// during apply lets the changes in flight finish (geth init is not killed with it), saves,
-/// says so and exits 130; apply then converges. A second Ctrl-C exits 130 at once.
+/// says so and exits 130; apply then converges. A second signal (SIGTERM then SIGHUP
+/// here) exits 130 at once, during `member add` too.
 #[test]
 fn ctrl_c_finishes_in_flight_changes_saves_and_exits_130() {
     use std::os::unix::process::CommandExt;
@@ -398,12 +429,15 @@ fn ctrl_c_finishes_in_flight_changes_saves_and_exits_130() {
                 .map(|_| ()),
         )
     });
+    // SIGTERM then SIGHUP: the same as two Ctrl-Cs.
+    // SAFETY: signalling the process group of the child we spawned.
     unsafe {
-        libc::kill(-pgid, libc::SIGINT);
+        libc::kill(-pgid, libc::SIGTERM);
     }
     std::thread::sleep(Duration::from_millis(50));
+    // SAFETY: as above.
     unsafe {
-        libc::kill(-pgid, libc::SIGINT);
+        libc::kill(-pgid, libc::SIGHUP);
     }
     let t0 = Instant::now();
     let status = poll("consort to exit", Duration::from_secs(10), || {
