@@ -452,7 +452,9 @@ fn run_apply(g: &Global, o: ApplyOpts, destroy: bool, edit: Option<PendingEdit>)
         if let Some(e) = &edit {
             write_edit(e)?;
         }
-        if destroy || o.skip_health || state.is_none() {
+        // A destroy killed after its last change still has leftovers to clean up (its
+        // empty state, the lock, key dirs): go on to the cleanup below.
+        if state.is_none() || (!destroy && o.skip_health) {
             return Ok(0);
         }
     } else {
