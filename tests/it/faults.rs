@@ -2,7 +2,8 @@
 //! seeded random moment — SIGKILL, one SIGINT or two SIGINTs, the SIGINTs sent to its
 //! process group as a terminal's Ctrl-C is — then `apply` runs again. Every time: state.json
 //! is valid, the network is healthy, `plan --detailed-exitcode` exits 0, no geth runs that
-//! state does not list, and `destroy` leaves nothing.
+//! state does not list; then `destroy` is killed the same way and run again, and leaves
+//! nothing.
 //!
 //! `CONSORT_FAULT_RUNS` (default 2, for CI) sets the number of runs, `CONSORT_FAULT_SEED`
 //! (default 8) the seed; a failure names the run's seed, kill and delay to replay it.
@@ -36,16 +37,19 @@ fn apply_killed_at_random_moments_converges_on_rerun() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut summary = Vec::new();
     for run in 0..runs {
-        let kill = match rng.gen_range(0..3) {
+        let mut fault = || match rng.gen_range(0..3) {
             0 => Fault::Kill9,
             1 => Fault::Interrupt,
             _ => Fault::InterruptTwice,
         };
-        // Apply of 7 nodes takes ~1-2 s here: kill anywhere in it (or just after).
+        let (kill, destroy_kill) = (fault(), fault());
+        // Apply of 7 nodes takes ~1-2 s here, destroy well under 1 s: kill anywhere in
+        // them (or just after).
         let delay = Duration::from_millis(rng.gen_range(0..1500));
+        let destroy_delay = Duration::from_millis(rng.gen_range(0..700));
         let what = format!("run {run} (seed {seed}): {kill:?} after {delay:?}");
         eprintln!("[faults] {what}");
-        let code = one_run(run, kill, delay, &what);
+        let code = one_run(run, (kill, delay), (destroy_kill, destroy_delay), &what);
         summary.push(format!("{what}: first apply exit {code:?}"));
     }
     eprintln!(
@@ -56,7 +60,12 @@ fn apply_killed_at_random_moments_converges_on_rerun() {
 }
 
 /// One kill and recovery; returns the killed apply's exit code.
-fn one_run(run: u64, kill: Fault, delay: Duration, what: &str) -> Option<i32> {
+fn one_run(
+    run: u64,
+    (kill, delay): (Fault, Duration),
+    (destroy_kill, destroy_delay): (Fault, Duration),
+    what: &str,
+) -> Option<i32> {
     let name = format!("faults{run}");
     let net = NetworkHandle::new(&name);
     let dir = net.dir.path().canonicalize().unwrap();
@@ -74,22 +83,7 @@ fn one_run(run: u64, kill: Fault, delay: Duration, what: &str) -> Option<i32> {
     let mut child = cmd.spawn().unwrap();
     let pid = child.id() as i32;
     std::thread::sleep(delay);
-    // SAFETY: signalling the child we spawned, or its own process group.
-    unsafe {
-        match kill {
-            Fault::Kill9 => {
-                libc::kill(pid, libc::SIGKILL);
-            }
-            Fault::Interrupt => {
-                libc::kill(-pid, libc::SIGINT);
-            }
-            Fault::InterruptTwice => {
-                libc::kill(-pid, libc::SIGINT);
-                std::thread::sleep(Duration::from_millis(30));
-                libc::kill(-pid, libc::SIGINT);
-            }
-        }
-    }
+    signal(pid, kill);
     let t0 = Instant::now();
     let status = poll(
         &format!("{what}: the killed apply to exit"),
@@ -162,10 +156,55 @@ fn one_run(run: u64, kill: Fault, delay: Duration, what: &str) -> Option<i32> {
     let live: BTreeSet<u32> = processes_under(&net.base).into_iter().collect();
     assert_eq!(live, recorded, "geth not in state\n{}", log());
 
-    // destroy leaves nothing.
+    // destroy, killed too, then again: leaves nothing.
+    let mut cmd = consort_cmd(&dir, &["-f", &f, "destroy", "--yes"]);
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0);
+    let mut child = cmd.spawn().unwrap();
+    std::thread::sleep(destroy_delay);
+    signal(child.id() as i32, destroy_kill);
+    let first = poll(
+        &format!("{what}: the killed destroy to exit"),
+        Duration::from_secs(90),
+        || Ok(child.try_wait().unwrap()),
+    );
+    let what = format!(
+        "{what}, destroy: {destroy_kill:?} after {destroy_delay:?} (exit {:?})",
+        first.code()
+    );
+    eprintln!("[faults] {what}");
     let out = consort(&dir, &["-f", &f, "destroy", "--yes"]);
-    assert!(out.status.success(), "destroy failed\n{}", log());
-    assert!(processes_under(&net.base).is_empty(), "{}", log());
-    assert!(!net.base.exists(), "{} left\n{}", net.base.display(), log());
+    assert!(
+        out.status.success(),
+        "destroy failed: {what}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(processes_under(&net.base).is_empty(), "{what}\n{}", log());
+    assert!(
+        !net.base.exists(),
+        "{} left: {what}\n{}",
+        net.base.display(),
+        log()
+    );
     code
+}
+
+fn signal(pid: i32, kill: Fault) {
+    // SAFETY: signalling the child we spawned, or its own process group.
+    unsafe {
+        match kill {
+            Fault::Kill9 => {
+                libc::kill(pid, libc::SIGKILL);
+            }
+            Fault::Interrupt => {
+                libc::kill(-pid, libc::SIGINT);
+            }
+            Fault::InterruptTwice => {
+                libc::kill(-pid, libc::SIGINT);
+                std::thread::sleep(Duration::from_millis(30));
+                libc::kill(-pid, libc::SIGINT);
+            }
+        }
+    }
 }
