@@ -295,14 +295,23 @@ fn install_interrupt_handler() {
     // async-signal-safe).
     std::thread::spawn(|| loop {
         if INTERRUPTS.load(Ordering::SeqCst) >= 1 {
-            eprintln!(
-                "\ninterrupting: finishing {} change(s) in flight, Ctrl-C again to stop now",
-                IN_FLIGHT.load(Ordering::SeqCst)
-            );
+            announce_interrupt();
             return;
         }
         std::thread::sleep(Duration::from_millis(20));
     });
+}
+
+/// Prints the first interrupt's message once (from the watcher thread, or from an exit
+/// path that got there first).
+fn announce_interrupt() {
+    static ANNOUNCED: AtomicBool = AtomicBool::new(false);
+    if !ANNOUNCED.swap(true, Ordering::SeqCst) {
+        eprintln!(
+            "\ninterrupting: finishing {} change(s) in flight, Ctrl-C again to stop now",
+            IN_FLIGHT.load(Ordering::SeqCst)
+        );
+    }
 }
 
 /// Wraps the progress sink to count the changes in flight.
@@ -324,7 +333,11 @@ fn counting(inner: EventSink) -> EventSink {
 }
 
 fn interrupted() -> bool {
-    INTERRUPTED.load(Ordering::SeqCst)
+    let yes = INTERRUPTED.load(Ordering::SeqCst);
+    if yes {
+        announce_interrupt();
+    }
+    yes
 }
 
 fn confirm(question: &str, yes: bool) -> Result<bool> {
@@ -490,6 +503,9 @@ fn run_apply(g: &Global, o: ApplyOpts, destroy: bool, edit: Option<PendingEdit>)
         failed: Default::default(),
     };
     let report = provider::execute(provider.as_ref(), &ctx, &plan.changes)?;
+    if report.interrupted {
+        announce_interrupt();
+    }
     if report.interrupted || (interrupted() && report.failed.is_empty()) {
         progress.finish();
         eprintln!(

@@ -655,7 +655,14 @@ pub fn recover(
         match balance {
             Some(b) if b > 0 => {
                 let what = format!("{addr} (holds {})", Wei(b));
-                let from = d.attrs["from"].clone();
+                // As apply records it: the funding account's address.
+                let from = d.attrs["from"]
+                    .as_str()
+                    .and_then(|f| {
+                        st.output_str(&format!("account.{}", f.replacen('/', ".", 1)), "address")
+                    })
+                    .map(|a| Value::String(a.to_lowercase()))
+                    .unwrap_or(Value::Null);
                 record(
                     st,
                     &mut recovered,
@@ -667,7 +674,7 @@ pub fn recover(
             _ => skipped.push(format!(
                 "{addr}: {} (plan funds it)",
                 if rpc.is_none() {
-                    "no node answered for its balance"
+                    "no node answered for its balance; apply transfers only if it holds less"
                 } else {
                     "it holds no ether"
                 }
