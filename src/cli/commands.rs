@@ -1,21 +1,22 @@
 //! One function per command: each a walk along load → plan → apply → health.
 
+use super::interrupt::{
+    announce_interrupt, confirm, counting, install_interrupt_handler, interrupted, INTERRUPTED,
+};
 use super::progress::Progress;
+use super::recovery::{destroy_from_disk, remove_path, remove_set_aside_states, state_recover};
 use super::{
     ApplyArgs, Cli, Command, ExportCommand, Global, MemberApply, MemberCommand, StateCommand,
 };
 use crate::plan::desired::{build, PlanInput};
 use crate::plan::{display, Plan};
-use crate::provider::events::{Event, EventSink};
 use crate::provider::{self, recover, ApplyCtx, Provider};
 use crate::state::{fsutil, State, StateDir, StateError};
 use crate::topology::{self, Loaded};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -64,7 +65,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
     }
 }
 
-fn load(g: &Global) -> Result<Loaded> {
+pub(super) fn load(g: &Global) -> Result<Loaded> {
     let loaded = topology::load(&g.file).map_err(|e| anyhow!("{e}"))?;
     for w in &loaded.warnings {
         eprintln!("{w}");
@@ -76,7 +77,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-fn state_dir(g: &Global, network: &str) -> StateDir {
+pub(super) fn state_dir(g: &Global, network: &str) -> StateDir {
     let base = match &g.state_dir {
         Some(d) => d.clone(),
         None => {
@@ -245,116 +246,6 @@ fn plan(
         }
     }
     Ok(if detailed && !p.plan.is_empty() { 2 } else { 0 })
-}
-
-// ---- Ctrl-C, SIGTERM, SIGHUP: the first stops new work, lets the changes in flight
-// finish and be saved, then exits 130; the second exits 130 at once (state already holds
-// every change that finished: it is saved after each). Children run in their own process
-// group, so a Ctrl-C at the terminal reaches consort only.
-
-static INTERRUPTS: AtomicUsize = AtomicUsize::new(0);
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-/// Set while waiting at the confirmation prompt: nothing has started, exit at once.
-static AT_PROMPT: AtomicBool = AtomicBool::new(false);
-/// Changes started and not yet finished (counted from the progress events).
-static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
-
-fn write_stderr(msg: &[u8]) {
-    // SAFETY: write(2) is async-signal-safe; the buffer is valid for its length.
-    unsafe {
-        libc::write(2, msg.as_ptr().cast(), msg.len());
-    }
-}
-
-extern "C" fn on_interrupt(_: libc::c_int) {
-    let n = INTERRUPTS.fetch_add(1, Ordering::SeqCst);
-    INTERRUPTED.store(true, Ordering::SeqCst);
-    if AT_PROMPT.load(Ordering::SeqCst) {
-        write_stderr(b"\ninterrupted: nothing was changed\n");
-        // SAFETY: _exit is async-signal-safe.
-        unsafe { libc::_exit(130) };
-    }
-    if n >= 1 {
-        write_stderr(
-            b"\ninterrupted again: stopping now; state holds every change finished so far \
-              (run the command again to converge)\n",
-        );
-        // SAFETY: _exit is async-signal-safe.
-        unsafe { libc::_exit(130) };
-    }
-}
-
-fn install_interrupt_handler() {
-    // SAFETY: a handler that only touches atomics, write(2) and _exit.
-    unsafe {
-        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-            libc::signal(sig, on_interrupt as *const () as libc::sighandler_t);
-        }
-    }
-    // The first interrupt's message, from a normal thread (formatting is not
-    // async-signal-safe).
-    std::thread::spawn(|| loop {
-        if INTERRUPTS.load(Ordering::SeqCst) >= 1 {
-            announce_interrupt();
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    });
-}
-
-/// Prints the first interrupt's message once (from the watcher thread, or from an exit
-/// path that got there first).
-fn announce_interrupt() {
-    static ANNOUNCED: AtomicBool = AtomicBool::new(false);
-    if !ANNOUNCED.swap(true, Ordering::SeqCst) {
-        eprintln!(
-            "\ninterrupting: finishing {} change(s) in flight, Ctrl-C again to stop now",
-            IN_FLIGHT.load(Ordering::SeqCst)
-        );
-    }
-}
-
-/// Wraps the progress sink to count the changes in flight.
-fn counting(inner: EventSink) -> EventSink {
-    std::sync::Arc::new(move |e: Event| {
-        match &e {
-            Event::ChangeStarted { .. } => {
-                IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
-            }
-            Event::ChangeDone { .. } | Event::ChangeFailed { .. } => {
-                let _ = IN_FLIGHT.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                    Some(n.saturating_sub(1))
-                });
-            }
-            _ => {}
-        }
-        inner(e)
-    })
-}
-
-fn interrupted() -> bool {
-    let yes = INTERRUPTED.load(Ordering::SeqCst);
-    if yes {
-        announce_interrupt();
-    }
-    yes
-}
-
-fn confirm(question: &str, yes: bool) -> Result<bool> {
-    if yes {
-        return Ok(true);
-    }
-    if !std::io::stdin().is_terminal() {
-        bail!("refusing to {question} without confirmation: stdin is not a terminal; pass --yes");
-    }
-    print!("\nDo you want to {question}? Only 'yes' will be accepted: ");
-    std::io::stdout().flush()?;
-    let mut line = String::new();
-    AT_PROMPT.store(true, Ordering::SeqCst);
-    let read = std::io::stdin().lock().read_line(&mut line);
-    AT_PROMPT.store(false, Ordering::SeqCst);
-    read?;
-    Ok(line.trim() == "yes")
 }
 
 struct ApplyOpts<'a> {
@@ -652,31 +543,6 @@ fn check_saved_plan(
     Ok(())
 }
 
-fn remove_path(p: &Path) -> Result<()> {
-    let r = match std::fs::symlink_metadata(p) {
-        Err(_) => return Ok(()),
-        Ok(m) if m.is_dir() => std::fs::remove_dir_all(p),
-        Ok(_) => std::fs::remove_file(p),
-    };
-    r.with_context(|| format!("cannot remove {}; remove it by hand", p.display()))
-}
-
-/// State files `state recover` moved aside (`state.json.corrupt-<time>`): a destroy that
-/// leaves nothing removes them too.
-fn remove_set_aside_states(sd: &StateDir) -> Result<()> {
-    if let Ok(entries) = std::fs::read_dir(&sd.root) {
-        for e in entries.flatten() {
-            if e.file_name()
-                .to_string_lossy()
-                .starts_with("state.json.corrupt-")
-            {
-                remove_path(&e.path())?;
-            }
-        }
-    }
-    Ok(())
-}
-
 fn destroy(g: &Global, yes: bool) -> Result<i32> {
     let loaded = load(g)?;
     let sd = state_dir(g, &loaded.topology.network.name);
@@ -701,136 +567,6 @@ fn destroy(g: &Global, yes: bool) -> Result<i32> {
         true,
         None,
     )
-}
-
-/// `destroy` without a usable state: stop every process consort started under the state
-/// directory and delete what it finds there, after showing it all and confirming.
-fn destroy_from_disk(
-    loaded: &Loaded,
-    sd: &StateDir,
-    yes: bool,
-    corrupt: Option<String>,
-) -> Result<i32> {
-    let _lock = sd.lock("destroy")?;
-    let topo = &loaded.topology;
-    let found = recover::on_disk(topo, sd);
-    let remove_dirs = || {
-        let _ = std::fs::remove_file(sd.lock_file());
-        let _ = std::fs::remove_dir(&sd.root);
-        if let Some(parent) = sd.root.parent() {
-            let _ = std::fs::remove_dir(parent);
-        }
-    };
-    if found.is_empty() {
-        println!(
-            "No changes. Nothing to destroy: network {} has nothing in state or in {}.",
-            topo.network.name,
-            sd.root.display()
-        );
-        remove_dirs();
-        return Ok(0);
-    }
-    match &corrupt {
-        Some(e) => println!("{e}\n"),
-        None => println!("{} is missing.", sd.state_file().display()),
-    }
-    println!(
-        "consort found this of network {} in {}:\n  {}",
-        topo.network.name,
-        sd.root.display(),
-        found.join("\n  ")
-    );
-    println!(
-        "\nDestroying stops every geth process listed and deletes everything listed, keys included."
-    );
-    if !matches!(topo.provider, topology::ProviderConfig::Local(_)) {
-        println!(
-            "Without state consort cannot find the cloud resources of this network: delete them \
-             in the cloud yourself (Azure: its resource group)."
-        );
-    }
-    if !confirm(&format!("destroy network {}", topo.network.name), yes)? {
-        println!("Cancelled: nothing was changed.");
-        return Ok(1);
-    }
-    if matches!(topo.provider, topology::ProviderConfig::Local(_)) {
-        let stopped = provider::local::recover::stop_all(sd).map_err(|e| anyhow!(e))?;
-        println!("Stopped {stopped} geth process(es).");
-    }
-    let provider = provider::for_topology(topo)?;
-    provider.cleanup(sd)?;
-    for p in [
-        "nodes",
-        "genesis-db",
-        "genesis-db.tmp",
-        "keys",
-        "genesis.json",
-        "archive",
-        "backups",
-        "state.json",
-    ] {
-        remove_path(&sd.root.join(p))?;
-    }
-    remove_set_aside_states(sd)?;
-    remove_dirs();
-    println!(
-        "Destroy complete: everything consort found of network {} is gone.",
-        topo.network.name
-    );
-    Ok(0)
-}
-
-/// `consort state recover`: rebuilds state from the files in the state dir.
-fn state_recover(g: &Global) -> Result<i32> {
-    let loaded = load(g)?;
-    let topo = &loaded.topology;
-    let sd = state_dir(g, &topo.network.name);
-    let _lock = sd.lock("state recover")?;
-    let existing = match sd.load() {
-        Ok(s) => s,
-        Err(StateError::Corrupt { reason, .. }) => {
-            let stamp = time::OffsetDateTime::now_utc().unix_timestamp();
-            let aside = sd.root.join(format!("state.json.corrupt-{stamp}"));
-            std::fs::rename(sd.state_file(), &aside)
-                .with_context(|| format!("cannot move {} aside", sd.state_file().display()))?;
-            println!(
-                "{} was not valid ({reason}); moved it to {} and rebuilt state from disk.",
-                sd.state_file().display(),
-                aside.display()
-            );
-            None
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let provider = provider::for_topology(topo)?;
-    let had_state = existing.is_some();
-    let rec = recover::recover(topo, &sd, existing, provider.as_ref())?;
-    if rec.recovered.is_empty() {
-        println!(
-            "Nothing to recover: {} already lists everything consort found in {} that the topology names.",
-            if had_state { "state" } else { "there is no state and" },
-            sd.root.display()
-        );
-    } else {
-        let mut st = rec.state;
-        sd.save(&mut st)?;
-        println!(
-            "Recovered {} resource(s) of network {} into {}:\n  {}",
-            rec.recovered.len(),
-            topo.network.name,
-            sd.state_file().display(),
-            rec.recovered.join("\n  ")
-        );
-    }
-    if !rec.skipped.is_empty() {
-        println!("Not recovered:\n  {}", rec.skipped.join("\n  "));
-    }
-    println!(
-        "Next: `consort plan -f {}` shows what apply still has to do (for an unchanged topology: \
-         at most restarting nodes that are not running).",
-        g.file.display()
-    );
-    Ok(0)
 }
 
 fn status(g: &Global, as_json: bool) -> Result<i32> {

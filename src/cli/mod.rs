@@ -1,7 +1,9 @@
 //! Command line: clap definitions and dispatch. Core code never imports clap.
 
 mod commands;
+mod interrupt;
 mod progress;
+mod recovery;
 pub mod reference;
 
 use clap::{Args, Parser, Subcommand};
