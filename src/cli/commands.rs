@@ -169,6 +169,17 @@ fn plan_loaded(g: &Global, loaded: Loaded, destroy: bool, refresh: bool) -> Resu
         plan.warnings
             .extend(recover::unrecorded_processes(&loaded.topology, &sd, st));
     }
+    if destroy && state.is_none() {
+        let found = recover::on_disk(&loaded.topology, &sd);
+        if !found.is_empty() {
+            plan.warnings.push(format!(
+                "{} is missing, but {} holds: {}; `consort destroy` stops and deletes them (after asking)",
+                sd.state_file().display(),
+                sd.root.display(),
+                found.join(", ")
+            ));
+        }
+    }
     mark_data_loss(&mut plan, state.as_ref());
     Ok(Planned {
         loaded,

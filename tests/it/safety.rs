@@ -273,6 +273,11 @@ fn lost_state_is_refused_recovered_and_the_chain_carries_on() {
 
     // ---- destroy with state lost: stops what it finds, leaves nothing.
     std::fs::remove_file(sd.state_file()).unwrap();
+    let plan = net.ok(&["plan", "--destroy"]);
+    assert!(
+        plan.contains("`consort destroy` stops and deletes them"),
+        "{plan}"
+    );
     let out = net.ok(&["destroy", "--yes"]);
     assert!(out.contains("Stopped 5 geth process(es)"), "{out}");
     assert!(net.pids().is_empty(), "{:?}", net.pids());
