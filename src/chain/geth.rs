@@ -14,9 +14,14 @@
 
 use crate::provider::events::{Event, EventSink};
 use std::ffi::OsString;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How long `geth version` (or `go env`) may take: it answers in ~50 ms; a binary that
+/// hangs must not hang consort.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why consort pins geth to 1.13: later releases cannot seal Clique blocks.
 pub const WHY_113: &str =
@@ -155,18 +160,72 @@ pub fn parse_version_output(out: &str) -> Option<String> {
     })
 }
 
+/// Runs `cmd` in its own process group (so a Ctrl-C meant for consort does not reach it)
+/// with stdout and stderr captured; past `timeout` the whole group is killed and the
+/// error says so.
+pub fn output_with_timeout(
+    mut cmd: Command,
+    timeout: Duration,
+) -> std::io::Result<std::process::Output> {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()?;
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let out_reader = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = stdout.read_to_end(&mut b);
+        b
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = stderr.read_to_end(&mut b);
+        b
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            // SAFETY: signalling the process group we created for this child.
+            unsafe {
+                libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL);
+            }
+            let _ = child.wait();
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {timeout:?}, killed it"),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Ok(std::process::Output {
+        status,
+        stdout: out_reader.join().unwrap_or_default(),
+        stderr: err_reader.join().unwrap_or_default(),
+    })
+}
+
 /// Runs `<path> version` and returns the version it reports.
 pub fn version_of(path: &Path, wanted: &str) -> Result<String, GethError> {
+    version_of_within(path, wanted, PROBE_TIMEOUT)
+}
+
+fn version_of_within(path: &Path, wanted: &str, timeout: Duration) -> Result<String, GethError> {
     let not_runnable = |reason: String| GethError::NotRunnable {
         path: path.to_path_buf(),
         wanted: wanted.to_string(),
         reason,
     };
-    let out = Command::new(path)
-        .arg("version")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| not_runnable(e.to_string()))?;
+    let mut cmd = Command::new(path);
+    cmd.arg("version");
+    let out = output_with_timeout(cmd, timeout).map_err(|e| not_runnable(e.to_string()))?;
     let text = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
         return Err(not_runnable(format!("it exited with {}", out.status)));
@@ -276,7 +335,9 @@ fn absolute(p: &Path) -> PathBuf {
 
 /// The Go version as (major, minor), from `go env GOVERSION` ("go1.26.8").
 fn go_version(go: &Path) -> Option<(u32, u32)> {
-    let out = Command::new(go).args(["env", "GOVERSION"]).output().ok()?;
+    let mut cmd = Command::new(go);
+    cmd.args(["env", "GOVERSION"]);
+    let out = output_with_timeout(cmd, PROBE_TIMEOUT).ok()?;
     let s = String::from_utf8_lossy(&out.stdout);
     let v = s.trim().strip_prefix("go")?;
     let mut it = v.split(['.', 'r', 'b']);
@@ -327,9 +388,11 @@ fn build(
     let t0 = Instant::now();
     let run = |sumdb_off: bool| {
         let mut cmd = Command::new(go);
+        // Its own process group: a Ctrl-C of consort must not kill the build half-way.
         cmd.args(&args)
             .env("GOBIN", tmp.path())
-            .stdin(std::process::Stdio::null());
+            .stdin(std::process::Stdio::null())
+            .process_group(0);
         if sumdb_off {
             cmd.env("GOSUMDB", "off");
         }
@@ -421,6 +484,22 @@ mod tests {
         let got = Arc::new(Mutex::new(Vec::new()));
         let g = got.clone();
         (Arc::new(move |e| g.lock().unwrap().push(e)), got)
+    }
+
+    #[test]
+    fn a_hung_geth_version_times_out_naming_the_binary() {
+        let d = tempfile::tempdir().unwrap();
+        let g = script(&d.path().join("bin"), "geth", "sleep 600");
+        let t0 = Instant::now();
+        let err = version_of_within(&g, "1.13.15", Duration::from_millis(300))
+            .unwrap_err()
+            .to_string();
+        assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+        assert!(err.contains(&g.display().to_string()), "{err}");
+        assert!(err.contains("no answer within"), "{err}");
+        // The real probe still answers fast.
+        let g = fake_geth(&d.path().join("ok"), "1.13.15");
+        assert_eq!(version_of(&g, "1.13.15").unwrap(), "1.13.15");
     }
 
     #[test]

@@ -1,18 +1,22 @@
 //! One function per command: each a walk along load → plan → apply → health.
 
+use super::interrupt::{
+    announce_interrupt, confirm, counting, install_interrupt_handler, interrupted, INTERRUPTED,
+};
 use super::progress::Progress;
-use super::{ApplyArgs, Cli, Command, ExportCommand, Global, MemberApply, MemberCommand};
+use super::recovery::{destroy_from_disk, remove_path, remove_set_aside_states, state_recover};
+use super::{
+    ApplyArgs, Cli, Command, ExportCommand, Global, MemberApply, MemberCommand, StateCommand,
+};
 use crate::plan::desired::{build, PlanInput};
 use crate::plan::{display, Plan};
-use crate::provider::{self, ApplyCtx, Provider};
-use crate::state::{fsutil, State, StateDir};
+use crate::provider::{self, recover, ApplyCtx, Provider};
+use crate::state::{fsutil, State, StateDir, StateError};
 use crate::topology::{self, Loaded};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -28,6 +32,12 @@ impl std::error::Error for Exit {}
 
 pub fn dispatch(cli: Cli) -> Result<i32> {
     let g = cli.global;
+    if matches!(
+        cli.command,
+        Command::Apply(_) | Command::Destroy { .. } | Command::Member(_)
+    ) {
+        install_interrupt_handler();
+    }
     match cli.command {
         Command::Init { members, force } => init(&g, members, force),
         Command::Validate => validate(&g),
@@ -51,10 +61,11 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         }) => member_add(&g, name, validators, tx_nodes, accounts, &a),
         Command::Member(MemberCommand::Remove { name, apply: a }) => member_remove(&g, name, &a),
         Command::Export(ExportCommand::Arm { out_dir }) => export_arm(&g, &out_dir),
+        Command::State(StateCommand::Recover) => state_recover(&g),
     }
 }
 
-fn load(g: &Global) -> Result<Loaded> {
+pub(super) fn load(g: &Global) -> Result<Loaded> {
     let loaded = topology::load(&g.file).map_err(|e| anyhow!("{e}"))?;
     for w in &loaded.warnings {
         eprintln!("{w}");
@@ -66,7 +77,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-fn state_dir(g: &Global, network: &str) -> StateDir {
+pub(super) fn state_dir(g: &Global, network: &str) -> StateDir {
     let base = match &g.state_dir {
         Some(d) => d.clone(),
         None => {
@@ -78,6 +89,8 @@ fn state_dir(g: &Global, network: &str) -> StateDir {
             parent.join(".consort")
         }
     };
+    // Absolute, so every path recorded in state works from any directory.
+    let base = std::path::absolute(&base).unwrap_or(base);
     StateDir::new(&base, network)
 }
 
@@ -134,8 +147,15 @@ fn plan_loaded(g: &Global, loaded: Loaded, destroy: bool, refresh: bool) -> Resu
     let sd = state_dir(g, &loaded.topology.network.name);
     let state = sd.load()?;
     let provider = provider::for_topology(&loaded.topology)?;
+    if !destroy {
+        // Lost state must not mean a new chain.
+        let found = recover::unaccounted(&loaded.topology, &sd, state.as_ref());
+        if !found.is_empty() {
+            bail!(recover::refusal(&sd, state.as_ref(), &found, &g.file));
+        }
+    }
     let refresh = refresh || provider.refresh_by_default();
-    let plan = build(
+    let mut plan = build(
         PlanInput {
             topology: &loaded.topology,
             topology_sha256: sha256_hex(loaded.source.as_bytes()),
@@ -145,6 +165,22 @@ fn plan_loaded(g: &Global, loaded: Loaded, destroy: bool, refresh: bool) -> Resu
         },
         provider.as_ref(),
     )?;
+    if let Some(st) = &state {
+        plan.warnings
+            .extend(recover::unrecorded_processes(&loaded.topology, &sd, st));
+    }
+    if destroy && state.is_none() {
+        let found = recover::on_disk(&loaded.topology, &sd);
+        if !found.is_empty() {
+            plan.warnings.push(format!(
+                "{} is missing, but {} holds: {}; `consort destroy` stops and deletes them (after asking)",
+                sd.state_file().display(),
+                sd.root.display(),
+                found.join(", ")
+            ));
+        }
+    }
+    mark_data_loss(&mut plan, state.as_ref());
     Ok(Planned {
         loaded,
         sd,
@@ -152,6 +188,38 @@ fn plan_loaded(g: &Global, loaded: Loaded, destroy: bool, refresh: bool) -> Resu
         provider,
         plan,
     })
+}
+
+/// A node of `st` that answers RPC (local networks; None elsewhere or when none runs).
+fn live_rpc(st: &State) -> Option<crate::rpc::RpcClient> {
+    st.resources
+        .values()
+        .filter(|r| r.kind == crate::plan::Kind::LocalNode)
+        .filter_map(|r| r.outputs.get("rpc_url").and_then(|v| v.as_str()))
+        .map(|u| crate::rpc::RpcClient::new(u).with_timeout(Duration::from_secs(2)))
+        .find(|c| c.block_number().is_ok())
+}
+
+/// The `!` lines: what the plan would lose, asking the live chain for balances.
+fn mark_data_loss(plan: &mut Plan, state: Option<&State>) {
+    use crate::plan::{Action, Kind};
+    let Some(st) = state else { return };
+    let destructive = plan.changes.iter().any(|c| {
+        matches!(c.action, Action::Destroy | Action::Replace)
+            && matches!(c.kind, Kind::Account | Kind::LocalNode | Kind::AzureVm)
+    });
+    if !destructive || plan.destroy {
+        return;
+    }
+    let rpc = live_rpc(st);
+    let head = rpc.as_ref().and_then(|c| c.block_number().ok());
+    let balance = |a: &str| -> Option<u128> {
+        let addr = a.parse().ok()?;
+        rpc.as_ref()?
+            .eth_get_balance(&addr, crate::rpc::BlockId::Latest)
+            .ok()
+    };
+    crate::plan::loss::mark(plan, state, head, &balance);
 }
 
 fn plan_json(plan: &Plan) -> serde_json::Value {
@@ -213,44 +281,9 @@ fn plan(
     Ok(if detailed && !p.plan.is_empty() { 2 } else { 0 })
 }
 
-// ---- Ctrl-C: first stops new work, second exits at once ----
-
-static INTERRUPTS: AtomicUsize = AtomicUsize::new(0);
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_sigint(_: libc::c_int) {
-    let n = INTERRUPTS.fetch_add(1, Ordering::SeqCst);
-    INTERRUPTED.store(true, Ordering::SeqCst);
-    if n >= 1 {
-        // SAFETY: _exit is async-signal-safe.
-        unsafe { libc::_exit(130) };
-    }
-}
-
-fn install_interrupt_handler() {
-    // SAFETY: installing a handler that only touches atomics and calls _exit.
-    unsafe {
-        libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_sigint as *const () as libc::sighandler_t);
-    }
-}
-
-fn confirm(question: &str, yes: bool) -> Result<bool> {
-    if yes {
-        return Ok(true);
-    }
-    if !std::io::stdin().is_terminal() {
-        bail!("refusing to {question} without confirmation: stdin is not a terminal; pass --yes");
-    }
-    print!("\nDo you want to {question}? Only 'yes' will be accepted: ");
-    std::io::stdout().flush()?;
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
-    Ok(line.trim() == "yes")
-}
-
 struct ApplyOpts<'a> {
     yes: bool,
+    allow_data_loss: bool,
     timeout: u64,
     skip_health: bool,
     geth: Option<&'a Path>,
@@ -262,6 +295,7 @@ fn apply(g: &Global, a: &ApplyArgs) -> Result<i32> {
         g,
         ApplyOpts {
             yes: a.yes,
+            allow_data_loss: a.allow_data_loss,
             timeout: a.timeout,
             skip_health: a.skip_health_check,
             geth: a.geth.as_deref(),
@@ -321,64 +355,82 @@ fn run_apply(g: &Global, o: ApplyOpts, destroy: bool, edit: Option<PendingEdit>)
             let saved: Plan = serde_json::from_slice(&text)
                 .with_context(|| format!("{} is not a consort plan", path.display()))?;
             check_saved_plan(&saved, &loaded, state.as_ref(), path)?;
+            let mut saved = saved;
+            // What it loses is judged now, on the live network, not when it was saved.
+            mark_data_loss(&mut saved, state.as_ref());
             saved
         }
     };
     print!("{}", display::render(&plan));
-    // Nothing to change still means nothing only when the live network is healthy: check
-    // it (and repair what the provider can while waiting), as after any apply.
-    let verify_only = plan.is_empty() && !destroy && !o.skip_health && state.is_some();
-    if plan.is_empty() && !verify_only {
-        if let Some(e) = &edit {
-            write_edit(e)?;
+    if !plan.data_loss.is_empty() && !o.allow_data_loss {
+        let mut msg = format!(
+            "refusing to apply: {} change(s) would lose data that exists nowhere else:",
+            plan.data_loss.len()
+        );
+        for l in &plan.data_loss {
+            msg.push_str(&format!("\n  ! {}: {}", l.addr, l.what));
         }
-        return Ok(0);
+        msg.push_str(
+            "\nRevert the topology change, or pass --allow-data-loss if this is really meant.",
+        );
+        if edit.is_some() {
+            msg.push_str(&format!("\n{} is unchanged.", g.file.display()));
+        }
+        bail!(msg);
     }
-    if verify_only {
+    if interrupted() {
+        eprintln!("Interrupted before any change: nothing was changed.");
+        return Ok(130);
+    }
+    // No changes: still make sure the network is healthy (an interrupted run may have
+    // created every node but not started sealing), so apply exits 0 only when it is.
+    let nothing = plan.is_empty();
+    if nothing {
         if let Some(e) = &edit {
             write_edit(e)?;
         }
-        let st = state.as_ref().expect("verify_only has state");
-        if provider.health(&loaded.topology, st).healthy {
+        // A destroy killed after its last change still has leftovers to clean up (its
+        // empty state, the lock, key dirs): go on to the cleanup below.
+        if state.is_none() || (!destroy && o.skip_health) {
             return Ok(0);
         }
-    }
-    let question = if destroy {
-        format!("destroy network {}", plan.network)
     } else {
-        "perform these actions".to_string()
-    };
-    if !verify_only && !confirm(&question, o.yes)? {
-        match &edit {
-            Some(_) => println!(
-                "Cancelled: nothing was changed, {} included.",
-                g.file.display()
-            ),
-            None => println!("Cancelled: nothing was changed."),
+        let question = if destroy {
+            format!("destroy network {}", plan.network)
+        } else {
+            "perform these actions".to_string()
+        };
+        if !confirm(&question, o.yes)? {
+            match &edit {
+                Some(_) => println!(
+                    "Cancelled: nothing was changed, {} included.",
+                    g.file.display()
+                ),
+                None => println!("Cancelled: nothing was changed."),
+            }
+            return Ok(1);
         }
-        return Ok(1);
+        // Accepted: from here on the file says what the network is becoming.
+        if let Some(e) = &edit {
+            write_edit(e)?;
+        }
     }
-    // Accepted: from here on the file says what the network is becoming.
-    if let (Some(e), false) = (&edit, verify_only) {
-        write_edit(e)?;
-    }
-    install_interrupt_handler();
     let progress = Progress::new();
     let state = state.unwrap_or_else(|| State::new(&loaded.topology.network.name, provider.name()));
     let ctx = ApplyCtx {
         topology: &loaded.topology,
         state: Mutex::new(state),
         state_dir: &sd,
-        events: progress.sink(),
+        events: counting(progress.sink()),
         interrupted: &INTERRUPTED,
         health_timeout: Duration::from_secs(o.timeout),
         failed: Default::default(),
     };
-    if verify_only {
-        println!("The network is not healthy: waiting for it (and repairing what can be).");
-    }
     let report = provider::execute(provider.as_ref(), &ctx, &plan.changes)?;
     if report.interrupted {
+        announce_interrupt();
+    }
+    if report.interrupted || (interrupted() && report.failed.is_empty()) {
         progress.finish();
         eprintln!(
             "Interrupted: {} change(s) done and saved, {} not started. Run `consort {}` again to converge.",
@@ -409,6 +461,9 @@ fn run_apply(g: &Global, o: ApplyOpts, destroy: bool, edit: Option<PendingEdit>)
         provider::core::cleanup_key_dirs(&sd);
         let st = ctx.state.lock().unwrap();
         if st.resources.is_empty() {
+            // Only destroy deletes keys: the archived ones of removed members too.
+            remove_path(&sd.archive_dir())?;
+            remove_set_aside_states(&sd)?;
             sd.remove_state()?;
             let _ = std::fs::remove_file(sd.lock_file());
             let _ = std::fs::remove_dir(&sd.root);
@@ -422,9 +477,24 @@ fn run_apply(g: &Global, o: ApplyOpts, destroy: bool, edit: Option<PendingEdit>)
         return Ok(0);
     }
     let s = plan.summary();
+    let interrupted_exit = |progress: &Progress| {
+        progress.finish();
+        eprintln!(
+            "Interrupted: all {} change(s) done and saved; the network was not checked for \
+             health. `consort status` shows it; `consort apply` finishes the job.",
+            report.done.len()
+        );
+        Ok(130)
+    };
     if let Err(e) = provider.after_apply(&ctx) {
+        if interrupted() {
+            return interrupted_exit(&progress);
+        }
         progress.finish();
         return Err(e.into());
+    }
+    if interrupted() {
+        return interrupted_exit(&progress);
     }
     if o.skip_health {
         progress.finish();
@@ -434,10 +504,24 @@ fn run_apply(g: &Global, o: ApplyOpts, destroy: bool, edit: Option<PendingEdit>)
         );
         return Ok(0);
     }
-    progress.phase("waiting for the network to become healthy");
+    if !nothing {
+        progress.phase("waiting for the network to become healthy");
+    }
     let health = provider.wait_healthy(&ctx);
+    if health.is_err() && interrupted() {
+        return interrupted_exit(&progress);
+    }
     progress.finish();
     let health = health?;
+    if nothing {
+        println!(
+            "Network {} is healthy: {} node(s) peered, head #{}.",
+            plan.network,
+            health.nodes.len(),
+            health.head
+        );
+        return Ok(0);
+    }
     println!(
         "Apply complete: {} added, {} changed, {} destroyed. Network {} is healthy: {} node(s) peered, head #{}.",
         s.add,
@@ -493,10 +577,21 @@ fn check_saved_plan(
 }
 
 fn destroy(g: &Global, yes: bool) -> Result<i32> {
+    let loaded = load(g)?;
+    let sd = state_dir(g, &loaded.topology.network.name);
+    match sd.load() {
+        Ok(Some(_)) => {}
+        Ok(None) => return destroy_from_disk(&loaded, &sd, yes, None),
+        Err(e @ StateError::Corrupt { .. }) => {
+            return destroy_from_disk(&loaded, &sd, yes, Some(e.to_string()))
+        }
+        Err(e) => return Err(e.into()),
+    }
     run_apply(
         g,
         ApplyOpts {
             yes,
+            allow_data_loss: false,
             timeout: 60,
             skip_health: true,
             geth: None,
@@ -511,6 +606,10 @@ fn status(g: &Global, as_json: bool) -> Result<i32> {
     let loaded = load(g)?;
     let sd = state_dir(g, &loaded.topology.network.name);
     let Some(state) = sd.load()? else {
+        let found = recover::unaccounted(&loaded.topology, &sd, None);
+        if !found.is_empty() {
+            bail!(recover::refusal(&sd, None, &found, &g.file));
+        }
         bail!(
             "network {} has no state in {}: nothing is deployed (run `consort apply`)",
             loaded.topology.network.name,
@@ -519,8 +618,13 @@ fn status(g: &Global, as_json: bool) -> Result<i32> {
     };
     let provider = provider::for_topology(&loaded.topology)?;
     let health = provider.health(&loaded.topology, &state);
+    let unrecorded = recover::unrecorded_processes(&loaded.topology, &sd, &state);
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&health)?);
+        let mut v = serde_json::to_value(&health)?;
+        if !unrecorded.is_empty() {
+            v["unrecorded_processes"] = json!(unrecorded);
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         println!(
             "Network {}: {} — head #{}",
@@ -571,6 +675,9 @@ fn status(g: &Global, as_json: bool) -> Result<i32> {
                 if p.authorize { "add" } else { "remove" },
                 p.address
             );
+        }
+        for u in &unrecorded {
+            println!("  ! {u}");
         }
     }
     // Key files state names but the disk lacks (restorable ones: `consort apply`).
@@ -853,6 +960,7 @@ fn apply_member_edit(g: &Global, a: &MemberApply, text: String, done: String) ->
 fn member_apply_opts(a: &MemberApply) -> ApplyOpts<'_> {
     ApplyOpts {
         yes: a.yes,
+        allow_data_loss: a.allow_data_loss,
         timeout: a.timeout,
         skip_health: false,
         geth: a.geth.as_deref(),

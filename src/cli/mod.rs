@@ -1,7 +1,9 @@
 //! Command line: clap definitions and dispatch. Core code never imports clap.
 
 mod commands;
+mod interrupt;
 mod progress;
+mod recovery;
 pub mod reference;
 
 use clap::{Args, Parser, Subcommand};
@@ -95,6 +97,17 @@ pub enum Command {
     /// Export the deployment in another format
     #[command(subcommand)]
     Export(ExportCommand),
+    /// Inspect or repair consort's state
+    #[command(subcommand)]
+    State(StateCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Rebuild state.json from the files in the state directory (keys, genesis.json, node
+    /// data dirs, pid files) and the running nodes, so a network whose state was lost or
+    /// damaged carries on: same addresses, same chain
+    Recover,
 }
 
 #[derive(Debug, Args)]
@@ -111,6 +124,10 @@ pub struct ApplyArgs {
     /// Do not wait for the network to become healthy
     #[arg(long)]
     pub skip_health_check: bool,
+    /// Apply a plan even though it loses chain data or the key of a funded account (the
+    /// `!` lines of the plan)
+    #[arg(long)]
+    pub allow_data_loss: bool,
     /// geth binary to use (else PATH, then consort's cache, else built with `go install`)
     #[arg(long, env = "CONSORT_GETH", hide_env_values = true)]
     pub geth: Option<PathBuf>,
@@ -150,6 +167,9 @@ pub struct MemberApply {
     /// geth binary to use
     #[arg(long, env = "CONSORT_GETH", hide_env_values = true)]
     pub geth: Option<PathBuf>,
+    /// Apply even though the change loses chain data or the key of a funded account
+    #[arg(long)]
+    pub allow_data_loss: bool,
 }
 
 #[derive(Debug, Subcommand)]

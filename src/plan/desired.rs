@@ -321,6 +321,7 @@ pub fn build(input: PlanInput, provider: &dyn Provider) -> Result<Plan, PlanErro
     }
     if !input.destroy {
         check_genesis_unchanged(topo, state, &desired)?;
+        check_funding_unchanged(state, &desired)?;
         if let Some(st) = state {
             check_membership(topo, st, &drift, provider)?;
         }
@@ -339,6 +340,11 @@ pub fn build(input: PlanInput, provider: &dyn Provider) -> Result<Plan, PlanErro
         }
     }
     let mut changes = diff(&desired, state, &drift);
+    if input.destroy {
+        for c in changes.iter_mut() {
+            c.reason = "destroy (consort destroy)".into();
+        }
+    }
     describe_mesh_changes(topo, state, input.destroy, &mut changes);
     if !input.destroy {
         describe_vote_outs(state, &mut changes);
@@ -365,6 +371,7 @@ pub fn build(input: PlanInput, provider: &dyn Provider) -> Result<Plan, PlanErro
         destroy: input.destroy,
         changes,
         warnings,
+        data_loss: Vec::new(),
     })
 }
 
@@ -431,6 +438,45 @@ fn check_genesis_unchanged(
          `consort destroy` and then `consort apply` to start a new chain (all chain data is lost).\n\
          To give an account more ether, add a new account (it is funded by transfer) instead.",
         topo.network.name,
+        problems.join("\n  ")
+    )))
+}
+
+/// An account funded by a transfer after genesis got what it was funded with; a changed
+/// balance would plan an update that sends nothing (a transfer cannot be undone, and a
+/// top-up would be a second transfer nobody reviewed). Refuse, saying what to do.
+fn check_funding_unchanged(state: Option<&State>, desired: &[Resource]) -> Result<(), PlanError> {
+    let Some(st) = state else { return Ok(()) };
+    let mut problems = Vec::new();
+    for r in desired.iter().filter(|r| r.kind == Kind::Funding) {
+        let Some(cur) = st.resources.get(&r.addr) else {
+            continue;
+        };
+        let (old, new) = (&cur.attrs["balance"], &r.attrs["balance"]);
+        if old != new {
+            let wei = |v: &serde_json::Value| {
+                v.as_str()
+                    .and_then(|s| s.parse::<u128>().ok())
+                    .map(|w| crate::topology::Wei(w).to_string())
+                    .unwrap_or_else(|| v.to_string())
+            };
+            problems.push(format!(
+                "members.{}.accounts.{}.balance: {} → {} (funded by a transfer when it was added)",
+                r.attrs["member"].as_str().unwrap_or(""),
+                r.attrs["name"].as_str().unwrap_or(""),
+                wei(old),
+                wei(new)
+            ));
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(PlanError::Refused(format!(
+        "these accounts were funded once, by a transfer, and consort does not send more (nor \
+         take ether back):\n  {}\nRevert the balance in the topology. To send an account more \
+         ether, transfer it yourself from the funding account (its keystore is in `consort \
+         output`), or add a new account, which consort funds by transfer.",
         problems.join("\n  ")
     )))
 }
@@ -886,6 +932,50 @@ mod tests {
             .unwrap();
         assert!(vote.deps.contains(&"node.c-validator-0".to_string()));
         assert!(vote.deps.contains(&"node.a-validator-0".to_string()));
+    }
+
+    #[test]
+    fn a_later_accounts_changed_balance_is_refused_not_planned_forever() {
+        let t = topo(vec![member("a", 1, 0, &["t"])]);
+        let st = applied(&t, &plan(&t, None).unwrap());
+        let mut t2 = t.clone();
+        t2.members.push(member("c", 1, 0, &["ops"]));
+        let st2 = {
+            let p = plan(&t2, Some(&st)).unwrap();
+            let mut s2 = st.clone();
+            s2.resources.extend(applied(&t2, &p).resources);
+            s2
+        };
+        assert!(plan(&t2, Some(&st2)).unwrap().changes.is_empty());
+        let mut t3 = t2.clone();
+        t3.members[1].accounts[0].balance = Wei(2000 * Wei::ETHER);
+        let err = plan(&t3, Some(&st2)).unwrap_err().to_string();
+        assert!(
+            err.contains("members.c.accounts.ops.balance: 1000 ether → 2000 ether"),
+            "{err}"
+        );
+        assert!(err.contains("Revert the balance"), "{err}");
+    }
+
+    #[test]
+    fn destroy_plans_say_so() {
+        let t = topo(vec![member("a", 1, 0, &["t"])]);
+        let st = applied(&t, &plan(&t, None).unwrap());
+        let p = build(
+            PlanInput {
+                topology: &t,
+                topology_sha256: String::new(),
+                state: Some(&st),
+                destroy: true,
+                refresh: false,
+            },
+            &Nodes,
+        )
+        .unwrap();
+        assert!(!p.changes.is_empty());
+        for c in &p.changes {
+            assert_eq!(c.reason, "destroy (consort destroy)", "{c:?}");
+        }
     }
 
     #[test]

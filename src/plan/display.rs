@@ -49,6 +49,9 @@ pub fn render(plan: &Plan) -> String {
             c.addr,
             detail
         );
+        for l in plan.data_loss.iter().filter(|l| l.addr == c.addr) {
+            let _ = writeln!(out, "    ! {}", l.what);
+        }
     }
     let s = plan.summary();
     let _ = writeln!(
@@ -56,5 +59,13 @@ pub fn render(plan: &Plan) -> String {
         "\nPlan: {} to add, {} to change, {} to destroy.",
         s.add, s.change, s.destroy
     );
+    if !plan.data_loss.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n! {} change(s) above lose data that exists nowhere else; apply refuses them \
+             without --allow-data-loss.",
+            plan.data_loss.len()
+        );
+    }
     out
 }

@@ -6,6 +6,7 @@
 
 pub mod desired;
 pub mod display;
+pub mod loss;
 
 use crate::state::State;
 use serde::{Deserialize, Serialize};
@@ -133,6 +134,11 @@ pub struct Plan {
     pub destroy: bool,
     pub changes: Vec<Change>,
     pub warnings: Vec<String>,
+    /// Changes that would lose chain data or a funded key (shown with `!`); apply refuses
+    /// them without `--allow-data-loss`. Never set on destroy plans (`consort destroy`
+    /// asks on its own).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data_loss: Vec<loss::DataLoss>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

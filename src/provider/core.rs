@@ -10,7 +10,10 @@
 //! .consort/<net>/keys/accounts/<member>/<name>/key           raw key, hex (0600): signs funding transfers
 //! .consort/<net>/genesis.json
 //! ```
-//! A create whose files exist from an interrupted run (not in state) starts afresh.
+//! A create whose files exist from an interrupted run (not in state) starts afresh; the
+//! old files are moved to `.consort/<net>/archive/<time>/`, like the keys of destroyed
+//! resources (a member or account removed from the topology): consort never deletes a key
+//! itself — `consort destroy` removes the archive with everything else.
 
 use super::{ApplyCtx, ProviderError};
 use crate::chain::genesis::genesis_json;
@@ -98,19 +101,51 @@ fn destroy(ctx: &ApplyCtx, change: &Change, root: &Path) -> Result<(), ProviderE
         return Ok(());
     }
     if let Some(dir) = resource_dir(root, &change.addr, change.kind) {
-        match fs::remove_dir_all(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io(&change.addr, "cannot remove", &dir, e)),
-        }
+        archive(root, &dir).map_err(|e| io(&change.addr, "cannot archive", &dir, e))?;
     }
     Ok(())
 }
 
-fn fresh_dir(addr: &str, dir: &Path) -> Result<(), ProviderError> {
-    if dir.exists() {
-        fs::remove_dir_all(dir).map_err(|e| io(addr, "cannot clear", dir, e))?;
+/// This command's archive directory: `<root>/archive/<UTC time>-<pid>/`.
+fn archive_stamp() -> &'static str {
+    static STAMP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    STAMP.get_or_init(|| {
+        let now = time::OffsetDateTime::now_utc();
+        let fmt =
+            time::macros::format_description!("[year]-[month]-[day]T[hour]-[minute]-[second]Z");
+        format!(
+            "{}-{}",
+            now.format(&fmt).unwrap_or_default(),
+            std::process::id()
+        )
+    })
+}
+
+/// Moves `dir` (under `root`) to `root/archive/<stamp>/<same relative path>`; nothing to
+/// do if it does not exist. Returns where it went.
+pub fn archive(root: &Path, dir: &Path) -> std::io::Result<Option<PathBuf>> {
+    if fs::symlink_metadata(dir).is_err() {
+        return Ok(None);
     }
+    let rel = dir.strip_prefix(root).unwrap_or(dir);
+    let rel = rel.strip_prefix("/").unwrap_or(rel);
+    let base = root.join("archive").join(archive_stamp());
+    let mut target = base.join(rel);
+    let mut n = 1;
+    while target.exists() {
+        n += 1;
+        target = base.join(format!("{}.{n}", rel.display()));
+    }
+    let parent = target.parent().expect("archive path has a parent");
+    create_private_dir(&root.join("archive"))?;
+    fs::create_dir_all(parent)?;
+    fs::rename(dir, &target)?;
+    crate::state::fsutil::fsync_dir(parent)?;
+    Ok(Some(target))
+}
+
+fn fresh_dir(root: &Path, addr: &str, dir: &Path) -> Result<(), ProviderError> {
+    archive(root, dir).map_err(|e| io(addr, "cannot archive", dir, e))?;
     create_private_dir(dir).map_err(|e| io(addr, "cannot create", dir, e))
 }
 
@@ -151,7 +186,7 @@ fn create(ctx: &ApplyCtx, change: &Change, root: &Path) -> Result<ResourceState,
     let outputs = match change.kind {
         Kind::NodeKey => {
             let dir = resource_dir(root, addr, change.kind).expect("node key address");
-            fresh_dir(addr, &dir)?;
+            fresh_dir(root, addr, &dir)?;
             let key = SecretKey::random();
             let path = dir.join("nodekey");
             write_secret(&path, key.to_hex().as_bytes())
@@ -164,7 +199,7 @@ fn create(ctx: &ApplyCtx, change: &Change, root: &Path) -> Result<ResourceState,
         }
         Kind::SignerKey => {
             let dir = resource_dir(root, addr, change.kind).expect("signer address");
-            fresh_dir(addr, &dir)?;
+            fresh_dir(root, addr, &dir)?;
             let key = SecretKey::random();
             let (ks, pw) = write_keystore(addr, &dir, &key, KEYSTORE_KDF)?;
             json!({
@@ -176,7 +211,7 @@ fn create(ctx: &ApplyCtx, change: &Change, root: &Path) -> Result<ResourceState,
         }
         Kind::Account => {
             let dir = resource_dir(root, addr, change.kind).expect("account address");
-            fresh_dir(addr, &dir)?;
+            fresh_dir(root, addr, &dir)?;
             let key = SecretKey::random();
             let (ks, pw) = write_keystore(addr, &dir, &key, KEYSTORE_KDF)?;
             let raw = dir.join("key");
@@ -272,4 +307,38 @@ pub fn cleanup_key_dirs(state_dir: &crate::state::StateDir) {
         let _ = fs::remove_dir(&d);
     }
     let _ = fs::remove_dir(&keys);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn archived_keys_keep_their_path_and_never_overwrite() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        let key = root.join("keys/accounts/m/ops");
+        fs::create_dir_all(&key).unwrap();
+        fs::write(key.join("key"), b"one").unwrap();
+        let first = archive(root, &key).unwrap().unwrap();
+        assert!(!key.exists());
+        assert!(
+            first.starts_with(root.join("archive")),
+            "{}",
+            first.display()
+        );
+        assert!(
+            first.ends_with("keys/accounts/m/ops"),
+            "{}",
+            first.display()
+        );
+        assert_eq!(fs::read(first.join("key")).unwrap(), b"one");
+        fs::create_dir_all(&key).unwrap();
+        fs::write(key.join("key"), b"two").unwrap();
+        let second = archive(root, &key).unwrap().unwrap();
+        assert_ne!(first, second);
+        assert_eq!(fs::read(first.join("key")).unwrap(), b"one");
+        assert_eq!(fs::read(second.join("key")).unwrap(), b"two");
+        assert_eq!(archive(root, &key).unwrap(), None);
+    }
 }

@@ -35,6 +35,7 @@ pub mod events;
 pub mod governance;
 pub mod key_files;
 pub mod local;
+pub mod recover;
 
 #[cfg(feature = "azure")]
 pub mod azure;

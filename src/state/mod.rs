@@ -27,8 +27,13 @@ pub enum StateError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: state file is not valid ({reason}); it was left untouched — restore it from {path}.backup if present")]
-    Corrupt { path: PathBuf, reason: String },
+    #[error("{path}: state file is not valid ({reason}); it was left untouched. {}", restore_hint(.backup.as_deref(), path))]
+    Corrupt {
+        path: PathBuf,
+        reason: String,
+        /// The newest backup (`backups/state-<serial>.json`), if any.
+        backup: Option<PathBuf>,
+    },
     #[error("{path}: state schema version {found} is newer than this consort understands ({SCHEMA_VERSION}); upgrade consort")]
     TooNew { path: PathBuf, found: u32 },
     #[error("network {network:?} is locked by another consort command ({holder}); wait for it to finish (lock file: {path})")]
@@ -38,6 +43,24 @@ pub enum StateError {
         path: PathBuf,
     },
 }
+
+fn restore_hint(backup: Option<&Path>, path: &Path) -> String {
+    match backup {
+        Some(b) => format!(
+            "The newest backup is {}: restore it with `cp {} {}`, or rebuild state from the \
+             files on disk with `consort state recover`",
+            b.display(),
+            b.display(),
+            path.display()
+        ),
+        None => "There is no backup; rebuild state from the files on disk with \
+                 `consort state recover`"
+            .to_string(),
+    }
+}
+
+/// How many saved states `backups/` keeps.
+pub const BACKUPS_KEPT: usize = 10;
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
     move |source| StateError::Io {
@@ -124,6 +147,41 @@ impl StateDir {
     pub fn nodes_dir(&self) -> PathBuf {
         self.root.join("nodes")
     }
+    pub fn backups_dir(&self) -> PathBuf {
+        self.root.join("backups")
+    }
+    /// Where keys of removed members and accounts are moved (only `destroy` deletes keys).
+    pub fn archive_dir(&self) -> PathBuf {
+        self.root.join("archive")
+    }
+
+    /// The backups in `backups/`, oldest first (by modification time, then serial: a new
+    /// network after a destroy starts again at serial 1).
+    pub fn backups(&self) -> Vec<PathBuf> {
+        let Ok(entries) = fs::read_dir(self.backups_dir()) else {
+            return vec![];
+        };
+        let mut found: Vec<(std::time::SystemTime, u64, PathBuf)> = entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let serial = name
+                    .strip_prefix("state-")?
+                    .strip_suffix(".json")?
+                    .parse()
+                    .ok()?;
+                let mtime = e.metadata().and_then(|m| m.modified()).ok()?;
+                Some((mtime, serial, e.path()))
+            })
+            .collect();
+        found.sort();
+        found.into_iter().map(|(_, _, p)| p).collect()
+    }
+
+    /// The newest backup, if any.
+    pub fn newest_backup(&self) -> Option<PathBuf> {
+        self.backups().pop()
+    }
 
     /// Loads state without the lock (read-only commands: plan, status, output).
     pub fn load(&self) -> Result<Option<State>, StateError> {
@@ -137,34 +195,116 @@ impl StateDir {
         struct Probe {
             version: u32,
         }
-        let probe: Probe = serde_json::from_str(&text).map_err(|e| StateError::Corrupt {
+        let corrupt = |e: serde_json::Error| StateError::Corrupt {
             path: path.clone(),
             reason: e.to_string(),
-        })?;
+            backup: self.newest_backup(),
+        };
+        let probe: Probe = serde_json::from_str(&text).map_err(corrupt)?;
         if probe.version > SCHEMA_VERSION {
             return Err(StateError::TooNew {
                 path,
                 found: probe.version,
             });
         }
-        let state = serde_json::from_str(&text).map_err(|e| StateError::Corrupt {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
+        let mut state: State = serde_json::from_str(&text).map_err(corrupt)?;
+        self.rebase_relative_paths(&mut state);
+        if state.network != self.network {
+            return Err(StateError::Corrupt {
+                reason: format!(
+                    "it belongs to network {:?}, not {:?}",
+                    state.network, self.network
+                ),
+                path,
+                backup: self.newest_backup(),
+            });
+        }
         Ok(Some(state))
     }
 
-    /// Saves atomically and bumps `serial`.
+    /// Older consorts recorded paths relative to the directory a command ran in
+    /// (`./.consort/<net>/keys/…`), which break from any other directory. Each relative
+    /// path in the outputs that names a file under this state directory is made absolute.
+    fn rebase_relative_paths(&self, state: &mut State) {
+        if !self.root.is_absolute() {
+            return;
+        }
+        for r in state.resources.values_mut() {
+            let Some(outputs) = r.outputs.as_object_mut() else {
+                continue;
+            };
+            for v in outputs.values_mut() {
+                let Some(p) = v.as_str() else { continue };
+                if p.starts_with('/') || p.contains("://") || !p.contains('/') {
+                    continue;
+                }
+                let comps: Vec<_> = Path::new(p).components().collect();
+                let rebased = (0..comps.len())
+                    .rev()
+                    .filter(|&i| comps[i].as_os_str() == self.network.as_str())
+                    .map(|i| self.root.join(comps[i + 1..].iter().collect::<PathBuf>()))
+                    .find(|c| c.exists());
+                if let Some(c) = rebased {
+                    *v = serde_json::Value::String(c.to_string_lossy().into_owned());
+                }
+            }
+        }
+    }
+
+    /// Saves atomically and bumps `serial`; keeps a copy as `backups/state-<serial>.json`
+    /// (0600) and prunes backups beyond the newest [`BACKUPS_KEPT`]. The backup is written
+    /// first: once state.json says serial N, its backup exists too.
     pub fn save(&self, state: &mut State) -> Result<(), StateError> {
         state.serial += 1;
         let mut text = serde_json::to_vec_pretty(state).expect("state serialises");
         text.push(b'\n');
-        fsutil::write_atomic(&self.state_file(), &text, 0o600).map_err(io_err(&self.state_file()))
+        let backups = self.backups_dir();
+        let backup = backups.join(format!("state-{}.json", state.serial));
+        fsutil::create_private_dir(&backups).map_err(io_err(&backups))?;
+        fsutil::write_atomic(&backup, &text, 0o600).map_err(io_err(&backup))?;
+        fsutil::write_atomic(&self.state_file(), &text, 0o600)
+            .map_err(io_err(&self.state_file()))?;
+        let all = self.backups();
+        if all.len() > BACKUPS_KEPT {
+            for old in &all[..all.len() - BACKUPS_KEPT] {
+                if *old != backup {
+                    let _ = fs::remove_file(old);
+                }
+            }
+        }
+        Ok(())
     }
 
-    /// Removes the state file (after a destroy that left nothing behind).
+    /// Removes temp files of state writes that a killed consort left behind
+    /// (`.state.json.tmp.<pid>`). Only call with the lock held: no one else is writing.
+    pub fn clean_temp_files(&self) -> Vec<PathBuf> {
+        let mut removed = Vec::new();
+        for dir in [self.root.clone(), self.backups_dir()] {
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if (name.starts_with(".state.json.tmp.") || name.starts_with(".state-"))
+                    && name.contains(".tmp.")
+                    && fs::remove_file(e.path()).is_ok()
+                {
+                    removed.push(e.path());
+                }
+            }
+        }
+        removed
+    }
+
+    /// Removes the state file and its backups (after a destroy that left nothing behind).
     pub fn remove_state(&self) -> Result<(), StateError> {
         let path = self.state_file();
+        let backups = self.backups_dir();
+        match fs::remove_dir_all(&backups) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(&backups)(e)),
+        }
         match fs::remove_file(&path) {
             Ok(()) => fsutil::fsync_dir(&self.root).map_err(io_err(&self.root)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -211,6 +351,7 @@ impl StateDir {
             std::process::id()
         );
         let _ = file.flush();
+        self.clean_temp_files();
         Ok(LockGuard { _file: file })
     }
 }
@@ -266,6 +407,99 @@ mod tests {
         let err = sd.load().unwrap_err().to_string();
         assert!(err.contains("state file is not valid"), "{err}");
         assert_eq!(fs::read(sd.state_file()).unwrap(), b"{ not json");
+    }
+
+    #[test]
+    fn saves_keep_the_last_ten_backups_0600_and_corrupt_state_names_the_newest() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let sd = StateDir::new(dir.path(), "net");
+        let mut st = State::new("net", "local");
+        for _ in 0..13 {
+            sd.save(&mut st).unwrap();
+        }
+        let names: Vec<String> = sd
+            .backups()
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        let want: Vec<String> = (4..=13).map(|i| format!("state-{i}.json")).collect();
+        assert_eq!(names, want);
+        for b in sd.backups() {
+            let mode = fs::metadata(&b).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{}", b.display());
+        }
+        // The newest backup is the current state.
+        let newest = sd.newest_backup().unwrap();
+        assert_eq!(
+            fs::read(&newest).unwrap(),
+            fs::read(sd.state_file()).unwrap()
+        );
+        fs::write(sd.state_file(), b"{ torn").unwrap();
+        let err = sd.load().unwrap_err().to_string();
+        assert!(err.contains(&newest.display().to_string()), "{err}");
+        assert!(err.contains("consort state recover"), "{err}");
+        // Restoring it as the error says gives back the state.
+        fs::copy(&newest, sd.state_file()).unwrap();
+        assert_eq!(sd.load().unwrap().unwrap(), st);
+        // A destroy that left nothing removes the backups with the state.
+        sd.remove_state().unwrap();
+        assert!(!sd.backups_dir().exists());
+    }
+
+    #[test]
+    fn relative_paths_of_older_states_resolve_against_the_state_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let sd = StateDir::new(dir.path(), "net");
+        let key = sd.root.join("keys/accounts/m/a/key");
+        fs::create_dir_all(key.parent().unwrap()).unwrap();
+        fs::write(&key, b"k").unwrap();
+        let mut st = State::new("net", "local");
+        st.resources.insert(
+            "account.m.a".into(),
+            ResourceState {
+                kind: crate::plan::Kind::Account,
+                attrs: serde_json::json!({}),
+                outputs: serde_json::json!({
+                    "key_file": "./.consort/net/keys/accounts/m/a/key",
+                    "rpc_url": "http://127.0.0.1:1/x",
+                    "address": "0xab",
+                }),
+                deps: vec![],
+            },
+        );
+        sd.save(&mut st).unwrap();
+        let back = sd.load().unwrap().unwrap();
+        let o = &back.resources["account.m.a"].outputs;
+        assert_eq!(o["key_file"], key.to_string_lossy().as_ref());
+        assert_eq!(o["rpc_url"], "http://127.0.0.1:1/x");
+        assert_eq!(o["address"], "0xab");
+    }
+
+    #[test]
+    fn state_of_another_network_is_refused_not_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let sd = StateDir::new(dir.path(), "net");
+        let mut other = State::new("other", "local");
+        sd.save(&mut other).unwrap();
+        let err = sd.load().unwrap_err().to_string();
+        assert!(err.contains("belongs to network \"other\""), "{err}");
+    }
+
+    #[test]
+    fn leftover_temp_files_of_a_killed_write_are_cleaned_under_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let sd = StateDir::new(dir.path(), "net");
+        fs::create_dir_all(sd.backups_dir()).unwrap();
+        let tmp = sd.root.join(".state.json.tmp.999999");
+        let btmp = sd.backups_dir().join(".state-3.json.tmp.999999");
+        fs::write(&tmp, b"{").unwrap();
+        fs::write(&btmp, b"{").unwrap();
+        let keep = sd.root.join("genesis.json");
+        fs::write(&keep, b"{}").unwrap();
+        let _g = sd.lock("apply").unwrap();
+        assert!(!tmp.exists() && !btmp.exists());
+        assert!(keep.exists());
     }
 
     #[test]

@@ -632,15 +632,58 @@ fn regex_escape(s: &str) -> String {
 }
 
 #[test]
-fn endless_input_is_cut_short() {
+fn non_regular_files_are_refused_without_reading() {
     let e = load(Path::new("/dev/zero")).unwrap_err();
-    assert!(e.to_string().contains("too large to be a topology"), "{e}");
+    assert!(e.to_string().contains("is a character device"), "{e}");
     let dir = tempfile::tempdir().unwrap();
     let e = load(dir.path()).unwrap_err();
+    assert!(e.to_string().contains("is a directory"), "{e}");
+    // A FIFO nobody writes to: opening it would block forever.
+    let fifo = dir.path().join("consort.yaml");
+    let c = std::ffi::CString::new(fifo.to_string_lossy().as_bytes()).unwrap();
+    // SAFETY: mkfifo on a NUL-terminated path we own.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let p = fifo.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(load(&p).map(|_| ()).unwrap_err().to_string());
+    });
+    let e = rx
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .expect("load of a FIFO returned");
+    assert!(e.contains("is a FIFO"), "{e}");
+}
+
+#[test]
+fn absurd_period_and_epoch_are_refused_with_the_reason() {
+    let text = |period: &str, epoch: &str| {
+        format!(
+            "network:\n  name: net\n  chain_id: 707070\n  consensus:\n    clique: {{ period: {period}, epoch: {epoch} }}\nmembers:\n  - name: acme\n    validators: 1\nprovider:\n  local: {{}}\n"
+        )
+    };
+    let e = parse(
+        Path::new("t.yaml"),
+        text("9223372036854775808", "30000").as_bytes(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("above the maximum of 3600 seconds"), "{e}");
+    assert!(e.contains("overflows"), "{e}");
+    let e = parse(
+        Path::new("t.yaml"),
+        text("5", "18446744073709551615").as_bytes(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(
-        e.to_string().contains("cannot read the topology file"),
+        e.contains("clique epoch 18446744073709551615 is above"),
         "{e}"
     );
+    assert!(parse(
+        Path::new("t.yaml"),
+        text("3600", "9007199254740991").as_bytes()
+    )
+    .is_ok());
 }
 
 #[test]

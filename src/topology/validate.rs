@@ -216,7 +216,54 @@ fn make_diag(
     }
 }
 
+/// Longest Clique period accepted, in seconds.
+pub const MAX_PERIOD: u64 = 3600;
+/// Largest Clique epoch accepted: 2^53 - 1, the largest integer JSON tools built on
+/// JavaScript numbers (web3, ethers, browsers) read back exactly from the chain config.
+pub const MAX_EPOCH: u64 = (1 << 53) - 1;
+
+/// What kind of non-regular file `meta` is, for the error.
+fn file_kind(meta: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else {
+        "not a regular file"
+    }
+}
+
 pub fn load(path: &Path) -> Result<Loaded, LoadError> {
+    // Only regular files: opening a FIFO without a writer blocks forever, a directory or
+    // device is never a topology. `metadata` follows symlinks and never blocks.
+    if let Ok(meta) = std::fs::metadata(path) {
+        if !meta.is_file() {
+            return Err(LoadError {
+                diagnostics: vec![make_diag(
+                    path,
+                    "",
+                    Severity::Error,
+                    None,
+                    format!(
+                        "the topology file is {}, not a regular file",
+                        file_kind(&meta)
+                    ),
+                    Some(
+                        "pass a YAML file with -f FILE (`consort init -f FILE` writes a starter)"
+                            .to_string(),
+                    ),
+                )],
+            });
+        }
+    }
     // At most one byte over the limit is read, so `-f /dev/zero` fails fast too.
     let read = |path: &Path| -> std::io::Result<Vec<u8>> {
         use std::io::Read;
@@ -790,11 +837,24 @@ fn check(ctx: &mut Ctx, raw: RawTopology) -> Option<Topology> {
             Some(format!("with period 0 Clique seals blocks only when transactions arrive, so the chain looks stalled to health checks; use the default `period: {DEFAULT_PERIOD}`")),
         );
     }
+    if period > MAX_PERIOD {
+        ctx.error(
+            "network.consensus.clique.period",
+            format!("clique period {period} is above the maximum of {MAX_PERIOD} seconds"),
+            Some(format!("Clique seals one block per period: blocks further apart than an hour make the chain look halted to health checks and wallets, and each block's timestamp is its parent's plus the period (a huge period overflows it); use the default `period: {DEFAULT_PERIOD}`")),
+        );
+    }
     if epoch == 0 {
         ctx.error(
             "network.consensus.clique.epoch",
             "clique epoch 0 is not allowed",
             Some(format!("epoch is the number of blocks between Clique checkpoints; use the default `epoch: {DEFAULT_EPOCH}`")),
+        );
+    } else if epoch > MAX_EPOCH {
+        ctx.error(
+            "network.consensus.clique.epoch",
+            format!("clique epoch {epoch} is above the maximum of {MAX_EPOCH}"),
+            Some(format!("the epoch is written into the chain config as a JSON number, and JavaScript-based tools (web3, ethers) read numbers above 2^53-1 wrongly; use the default `epoch: {DEFAULT_EPOCH}`")),
         );
     }
     let gas_limit = net.gas_limit.unwrap_or(DEFAULT_GAS_LIMIT);

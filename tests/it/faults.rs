@@ -3,7 +3,10 @@
 //! `member remove` (their votes included); then the same command is run again, and every
 //! time the network must have converged: state valid, healthy, live Clique signers equal
 //! to the topology's validators with no proposal pending, `plan --detailed-exitcode` 0,
-//! no geth that state does not list; and after `destroy` nothing is left.
+//! no geth that state does not list. Then `destroy` is killed the same way and run
+//! again, and leaves nothing. SIGINTs go to consort's process group, as a terminal's
+//! Ctrl-C does; an interrupted command exits 0 (it had finished) or 130, never 1, and a
+//! second Ctrl-C ends it within seconds.
 //!
 //! CI runs `CONSORT_FAULT_RUNS` (default 3: one of each scenario) with the seed
 //! `CONSORT_FAULT_SEED` (default fixed, printed, so a failure reproduces).
@@ -51,13 +54,16 @@ fn run_ok(dir: &Path, args: &[&str]) -> String {
     text
 }
 
-/// Starts `consort args`, waits `delay`, delivers `sig`, waits for it to exit.
-fn interrupt(dir: &Path, args: &[&str], delay: Duration, sig: Signal) -> Option<i32> {
+/// Starts `consort args` in its own process group, waits `delay`, delivers `sig` (SIGINT
+/// to the group, like a terminal), waits for it to exit; checks the exit code.
+fn interrupt(dir: &Path, args: &[&str], delay: Duration, sig: Signal, what: &str) -> Option<i32> {
+    use std::os::unix::process::CommandExt as _;
     let mut full = vec!["-f", FILE];
     full.extend(args);
     let mut child = consort_cmd(dir, &full)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
+        .process_group(0)
         .spawn()
         .unwrap();
     let t0 = Instant::now();
@@ -69,30 +75,42 @@ fn interrupt(dir: &Path, args: &[&str], delay: Duration, sig: Signal) -> Option<
         std::thread::sleep(Duration::from_millis(10));
     }
     let pid = child.id() as i32;
-    match sig {
-        Signal::Kill => unsafe {
-            libc::kill(pid, libc::SIGKILL);
-        },
-        Signal::IntOnce => unsafe {
-            libc::kill(pid, libc::SIGINT);
-        },
-        Signal::IntTwice => unsafe {
-            libc::kill(pid, libc::SIGINT);
-            std::thread::sleep(Duration::from_millis(100));
-            libc::kill(pid, libc::SIGINT);
-        },
-    }
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s.code();
+    // SAFETY: signalling the child we spawned, or its own process group.
+    unsafe {
+        match sig {
+            Signal::Kill => {
+                libc::kill(pid, libc::SIGKILL);
+            }
+            Signal::IntOnce => {
+                libc::kill(-pid, libc::SIGINT);
+            }
+            Signal::IntTwice => {
+                libc::kill(-pid, libc::SIGINT);
+                std::thread::sleep(Duration::from_millis(30));
+                libc::kill(-pid, libc::SIGINT);
+            }
         }
-        assert!(
-            Instant::now() < deadline,
-            "consort did not exit after {sig:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
     }
+    let signalled = Instant::now();
+    let deadline = signalled + Duration::from_secs(180);
+    let code = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s.code();
+        }
+        assert!(Instant::now() < deadline, "{what}: consort did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    if !matches!(sig, Signal::Kill) {
+        assert!(matches!(code, Some(0) | Some(130)), "{what}: exit {code:?}");
+    }
+    if matches!(sig, Signal::IntTwice) && code == Some(130) {
+        assert!(
+            signalled.elapsed() < Duration::from_secs(5),
+            "{what}: {:?}",
+            signalled.elapsed()
+        );
+    }
+    code
 }
 
 /// The network converged: see the module docs.
@@ -190,7 +208,7 @@ fn killed_and_interrupted_commands_converge_when_run_again() {
         };
         let delay = Duration::from_millis(rng.gen_range(0..max_ms));
         let what = format!("run {i}: {scenario:?} {sig:?} after {delay:?}");
-        let code = interrupt(&dir, args, delay, sig);
+        let code = interrupt(&dir, args, delay, sig, &what);
         eprintln!("[faults] {what}: consort exited {code:?}");
         // Again, as a user would: the same command — or `apply`, when the removal had
         // finished before the signal (`member remove` of a member that is gone is an error).
@@ -213,15 +231,17 @@ fn killed_and_interrupted_commands_converge_when_run_again() {
             "{what}:\n{again}"
         );
         assert_converged(&net, &dir, &what);
+        // destroy, interrupted the same way, then again: nothing is left.
+        let dsig = signals[rng.gen_range(0..3)];
+        let ddelay = Duration::from_millis(rng.gen_range(0..700));
+        let what = format!("{what}; destroy {dsig:?} after {ddelay:?}");
+        interrupt(&dir, &["destroy", "--yes"], ddelay, dsig, &what);
         run_ok(&dir, &["destroy", "--yes"]);
         assert!(
             processes_under(&dir).is_empty(),
             "{what}: geth left after destroy"
         );
-        assert!(
-            !net.state_dir().nodes_dir().exists(),
-            "{what}: node dirs left"
-        );
+        assert!(!net.base.exists(), "{what}: {} left", net.base.display());
         eprintln!("[faults] {what}: converged");
     }
 }

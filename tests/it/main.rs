@@ -21,5 +21,6 @@ mod local_provider;
 mod membership;
 mod ports;
 mod readme;
+mod safety;
 mod topology;
 mod upgrade;

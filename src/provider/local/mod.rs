@@ -26,6 +26,7 @@ mod node;
 mod ports;
 pub mod process;
 mod reconcile;
+pub mod recover;
 mod sealing;
 
 use health::{assess, unhealthy_report};
@@ -407,6 +408,7 @@ impl Provider for LocalProvider {
         let mut sealing = BTreeSet::new();
         let mut progress = (0u64, Instant::now());
         let mut repairs = 0;
+        let mut revotes = 0;
         loop {
             let st = ctx.snapshot();
             let h = assess(ctx.topology, &st);
@@ -457,6 +459,20 @@ impl Provider for LocalProvider {
             if last_add_peer.elapsed() > Duration::from_secs(3) {
                 self.sync_mesh(ctx.topology, &st);
                 last_add_peer = Instant::now();
+                // A vote confirmed on a block that a competing block then replaced (Clique
+                // forks of depth 1 happen between out-of-turn signers) can be undone after
+                // its proposals were discarded: vote again.
+                if revotes < 3
+                    && h.nodes.iter().any(|n| {
+                        n.problems.iter().any(|p| {
+                            p.starts_with("clique signers are")
+                                || p.starts_with("pending Clique proposal")
+                        })
+                    })
+                {
+                    revotes += 1;
+                    self.reconcile_live(ctx)?;
+                }
             }
             std::thread::sleep(2 * POLL);
         }

@@ -339,7 +339,10 @@ impl LocalProvider {
         datadir: &Path,
         genesis: &Path,
     ) -> Result<(), ProviderError> {
+        use std::os::unix::process::CommandExt as _;
         let out = std::process::Command::new(&geth.path)
+            // Its own process group: a Ctrl-C at the terminal reaches consort, not it.
+            .process_group(0)
             .arg("init")
             .arg("--datadir")
             .arg(datadir)

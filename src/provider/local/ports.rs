@@ -173,6 +173,8 @@ impl LocalProvider {
                 ws: None,
                 ..ports
             },
+            // Recovered without its RPC ports (it was not running): new ones.
+            (Role::Tx, None, _) => self.fresh_ports(ctx, &spec.name).unwrap_or(ports),
             (Role::Tx, Some(h), None) => {
                 let ws = self
                     .with_ports(ctx, |t| Ok(t.claim(h + 1, tcp_free)))

@@ -218,7 +218,19 @@ impl LocalProvider {
         if change.action == Action::Destroy {
             return Ok(None);
         }
-        let addr = change.addr.as_str();
+        let signers = self.reconcile_live(ctx)?;
+        Ok(Some(ResourceState {
+            kind: Kind::CliqueSigners,
+            attrs: change.after.clone().unwrap_or(json!({})),
+            outputs: json!({ "signers": signers }),
+            deps: change.deps.clone(),
+        }))
+    }
+
+    /// Discards every pending proposal, votes the live signer set to the topology's,
+    /// checks the result and discards again; returns the live signers.
+    pub(super) fn reconcile_live(&self, ctx: &ApplyCtx) -> Result<Vec<String>, ProviderError> {
+        let addr = CLIQUE_ADDR;
         let discard = |d: &SignerDrift, st: &State| {
             for (node, p) in &d.stray {
                 if let Some(o) = NodeOutputs::from_state(st, node) {
@@ -257,17 +269,11 @@ impl LocalProvider {
                 ),
             ));
         }
-        let signers: Vec<String> = after
+        Ok(after
             .live
             .iter()
             .flatten()
             .map(|a| a.to_checksum())
-            .collect();
-        Ok(Some(ResourceState {
-            kind: Kind::CliqueSigners,
-            attrs: change.after.clone().unwrap_or(json!({})),
-            outputs: json!({ "signers": signers }),
-            deps: change.deps.clone(),
-        }))
+            .collect())
     }
 }

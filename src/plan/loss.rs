@@ -1,0 +1,202 @@
+//! Destructive changes, loud and guarded: which changes of a plan would lose what exists
+//! nowhere else — the chain itself (every node holding it deleted or re-initialised) or
+//! the key of an account that holds ether. Plan shows each with a `!` line; apply refuses
+//! them without `--allow-data-loss`.
+
+use super::{Action, Kind, Plan};
+use crate::state::State;
+use crate::topology::Wei;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataLoss {
+    pub addr: String,
+    /// What would be lost, for the `!` line.
+    pub what: String,
+}
+
+fn is_node(k: Kind) -> bool {
+    matches!(k, Kind::LocalNode | Kind::AzureVm)
+}
+
+/// Marks the changes of `plan` that lose data. `balance(address)` asks the live chain for
+/// an account's balance (None: no node answered). `head` is the live head, if known.
+pub fn mark(
+    plan: &mut Plan,
+    state: Option<&State>,
+    head: Option<u64>,
+    balance: &dyn Fn(&str) -> Option<u128>,
+) {
+    plan.data_loss.clear();
+    let Some(st) = state else { return };
+    if plan.destroy {
+        return;
+    }
+    // The chain: lost when no node in state keeps its data through this plan.
+    let nodes: Vec<&String> = st
+        .resources
+        .iter()
+        .filter(|(_, r)| is_node(r.kind))
+        .map(|(a, _)| a)
+        .collect();
+    let wiped: Vec<&super::Change> = plan
+        .changes
+        .iter()
+        .filter(|c| is_node(c.kind) && matches!(c.action, Action::Destroy | Action::Replace))
+        .collect();
+    let chain_lost = !nodes.is_empty() && nodes.iter().all(|n| wiped.iter().any(|c| &&c.addr == n));
+    if chain_lost {
+        let head = head.map(|h| format!(" at block #{h}")).unwrap_or_default();
+        for c in &wiped {
+            plan.data_loss.push(DataLoss {
+                addr: c.addr.clone(),
+                what: format!(
+                    "its chain data is {}, and no other node keeps the chain{head}: the \
+                     network restarts from genesis and every transaction and balance since is lost",
+                    if c.action == Action::Replace {
+                        "deleted and re-initialised"
+                    } else {
+                        "deleted"
+                    }
+                ),
+            });
+        }
+    }
+    // Keys of accounts that hold ether.
+    for c in plan.changes.iter().filter(|c| {
+        c.kind == Kind::Account && matches!(c.action, Action::Destroy | Action::Replace)
+    }) {
+        let Some(address) = st.output_str(&c.addr, "address") else {
+            continue;
+        };
+        let what = match balance(address) {
+            Some(0) => continue,
+            Some(b) => format!(
+                "{address} holds {}: its key leaves consort's management (archived under \
+                 .consort/{}/archive/)",
+                Wei(b),
+                plan.network
+            ),
+            None => format!(
+                "{address} may hold ether (no node answered for its balance): its key leaves \
+                 consort's management (archived under .consort/{}/archive/)",
+                plan.network
+            ),
+        };
+        plan.data_loss.push(DataLoss {
+            addr: c.addr.clone(),
+            what,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Change;
+    use crate::state::ResourceState;
+    use serde_json::json;
+
+    fn st() -> State {
+        let mut st = State::new("net", "local");
+        for (a, k, out) in [
+            ("node.a", Kind::LocalNode, json!({})),
+            ("node.b", Kind::LocalNode, json!({})),
+            ("account.m.rich", Kind::Account, json!({"address": "0xaa"})),
+            ("account.m.poor", Kind::Account, json!({"address": "0xbb"})),
+        ] {
+            st.resources.insert(
+                a.into(),
+                ResourceState {
+                    kind: k,
+                    attrs: json!({}),
+                    outputs: out,
+                    deps: vec![],
+                },
+            );
+        }
+        st
+    }
+
+    fn plan(changes: &[(&str, Kind, Action)], destroy: bool) -> Plan {
+        Plan {
+            format_version: 1,
+            network: "net".into(),
+            provider: "local".into(),
+            state_lineage: None,
+            state_serial: 0,
+            topology_sha256: String::new(),
+            destroy,
+            changes: changes
+                .iter()
+                .map(|(a, k, act)| Change {
+                    addr: a.to_string(),
+                    kind: *k,
+                    action: *act,
+                    reason: String::new(),
+                    summary: String::new(),
+                    before: None,
+                    after: None,
+                    deps: vec![],
+                })
+                .collect(),
+            warnings: vec![],
+            data_loss: vec![],
+        }
+    }
+
+    fn balance(a: &str) -> Option<u128> {
+        (a == "0xaa").then_some(1000 * Wei::ETHER).or(Some(0))
+    }
+
+    #[test]
+    fn replacing_every_node_loses_the_chain_one_node_does_not() {
+        let st = st();
+        let mut p = plan(
+            &[
+                ("node.a", Kind::LocalNode, Action::Replace),
+                ("node.b", Kind::LocalNode, Action::Replace),
+            ],
+            false,
+        );
+        mark(&mut p, Some(&st), Some(42), &balance);
+        assert_eq!(p.data_loss.len(), 2, "{:?}", p.data_loss);
+        assert!(
+            p.data_loss[0].what.contains("at block #42"),
+            "{:?}",
+            p.data_loss
+        );
+        let mut p = plan(&[("node.a", Kind::LocalNode, Action::Destroy)], false);
+        mark(&mut p, Some(&st), Some(42), &balance);
+        assert!(p.data_loss.is_empty(), "{:?}", p.data_loss);
+    }
+
+    #[test]
+    fn only_funded_account_keys_are_marked_and_destroy_plans_never() {
+        let st = st();
+        let changes = [
+            ("account.m.rich", Kind::Account, Action::Destroy),
+            ("account.m.poor", Kind::Account, Action::Destroy),
+        ];
+        let mut p = plan(&changes, false);
+        mark(&mut p, Some(&st), None, &balance);
+        assert_eq!(p.data_loss.len(), 1, "{:?}", p.data_loss);
+        assert_eq!(p.data_loss[0].addr, "account.m.rich");
+        assert!(
+            p.data_loss[0].what.contains("holds 1000 ether"),
+            "{:?}",
+            p.data_loss
+        );
+        let mut p = plan(&changes, true);
+        mark(&mut p, Some(&st), None, &balance);
+        assert!(p.data_loss.is_empty());
+        // Unknown balance: marked, saying so.
+        let mut p = plan(&changes[..1], false);
+        mark(&mut p, Some(&st), None, &|_| None);
+        assert!(
+            p.data_loss[0].what.contains("may hold ether"),
+            "{:?}",
+            p.data_loss
+        );
+    }
+}
