@@ -5,6 +5,10 @@
 //! state does not list; then `destroy` is killed the same way and run again, and leaves
 //! nothing.
 //!
+//! A second test does the same to `member add` / `member remove` (mid-vote included) of a
+//! running 3-signer network, re-running `apply`, and also asserts the live Clique signers
+//! equal the topology's validators with no proposal left pending.
+//!
 //! `CONSORT_FAULT_RUNS` (default 2, for CI) sets the number of runs, `CONSORT_FAULT_SEED`
 //! (default 8) the seed; a failure names the run's seed, kill and delay to replay it.
 
@@ -207,4 +211,146 @@ fn signal(pid: i32, kill: Fault) {
             }
         }
     }
+}
+
+/// `member add` / `member remove` of a running 3-signer network killed at a seeded random
+/// moment (mid-vote included), then `apply` again: valid state, healthy, live Clique
+/// signers equal to the topology's validators with no proposal left pending, plan clean,
+/// no geth outside state. `CONSORT_FAULT_RUNS` / `CONSORT_FAULT_SEED` as above.
+#[test]
+fn member_changes_killed_at_random_moments_converge_on_rerun() {
+    use consort::rpc::RpcClient;
+    let runs = env_u64("CONSORT_FAULT_RUNS", 2);
+    let seed = env_u64("CONSORT_FAULT_SEED", 8);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x6d656d62);
+    let net = NetworkHandle::new("memfaults");
+    let dir = net.dir.path().canonicalize().unwrap();
+    let file = topology_copy(
+        &dir,
+        "three-members.yaml",
+        port_base(),
+        Some(("memfaults", 790_001)),
+    );
+    let f = file.to_string_lossy().into_owned();
+    let ok = |args: &[&str]| {
+        let out = consort(&dir, &[&["-f", f.as_str()][..], args].concat());
+        assert!(
+            out.status.success(),
+            "consort {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    ok(&["apply", "--yes"]);
+    let mut delta = false;
+    for run in 0..runs {
+        let kill = match rng.gen_range(0..3) {
+            0 => Fault::Kill9,
+            1 => Fault::Interrupt,
+            _ => Fault::InterruptTwice,
+        };
+        let delay = Duration::from_millis(rng.gen_range(0..5000));
+        let args: Vec<&str> = if delta {
+            vec!["member", "remove", "delta", "--yes", "--allow-data-loss"]
+        } else {
+            vec![
+                "member",
+                "add",
+                "delta",
+                "--validators",
+                "1",
+                "--account",
+                "ops=1 ether",
+                "--yes",
+            ]
+        };
+        let what = format!(
+            "member run {run} (seed {seed}): `{}` {kill:?} after {delay:?}",
+            args.join(" ")
+        );
+        eprintln!("[faults] {what}");
+        let mut cmd = consort_cmd(&dir, &[&["-f", f.as_str()][..], &args].concat());
+        cmd.stdout(std::fs::File::create(dir.join("m.out")).unwrap())
+            .stderr(std::fs::File::create(dir.join("m.err")).unwrap())
+            .process_group(0);
+        let mut child = cmd.spawn().unwrap();
+        std::thread::sleep(delay);
+        signal(child.id() as i32, kill);
+        let st = poll(&format!("{what}: exit"), Duration::from_secs(120), || {
+            Ok(child.try_wait().unwrap())
+        });
+        let log = format!(
+            "{what} (exit {:?})\n--- stdout\n{}\n--- stderr\n{}",
+            st.code(),
+            std::fs::read_to_string(dir.join("m.out")).unwrap_or_default(),
+            std::fs::read_to_string(dir.join("m.err")).unwrap_or_default()
+        );
+        eprintln!("[faults] {what}: exit {:?}", st.code());
+        // The file says whether delta is in the topology now (an accepted edit is written
+        // before any change starts).
+        delta = std::fs::read_to_string(&file)
+            .unwrap()
+            .contains("name: delta");
+        let out = consort(&dir, &["-f", &f, "apply", "--yes"]);
+        assert!(
+            out.status.success(),
+            "re-run apply failed\n{log}\n--- re-run\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let sd = net.state_dir();
+        let state = sd.load().unwrap().unwrap();
+        let plan = consort(&dir, &["-f", &f, "plan", "--detailed-exitcode"]);
+        assert_eq!(
+            plan.status.code(),
+            Some(0),
+            "{}\n{log}",
+            String::from_utf8_lossy(&plan.stdout)
+        );
+        // Live signers == the topology's validators; no proposal pending anywhere.
+        let want: BTreeSet<String> = state
+            .resources
+            .iter()
+            .filter(|(a, _)| a.starts_with("signer."))
+            .filter_map(|(a, _)| {
+                state.output_str(&format!("key.signer.{}", &a["signer.".len()..]), "address")
+            })
+            .map(|a| a.to_lowercase())
+            .collect();
+        let topo_validators = consort::topology::load(&file)
+            .unwrap()
+            .topology
+            .validator_count() as usize;
+        assert_eq!(want.len(), topo_validators, "{log}");
+        for (addr, r) in state
+            .resources
+            .iter()
+            .filter(|(a, _)| a.starts_with("node."))
+        {
+            let rpc = RpcClient::new(r.outputs["rpc_url"].as_str().unwrap())
+                .with_timeout(Duration::from_secs(5));
+            let live: BTreeSet<String> = rpc
+                .clique_get_signers()
+                .unwrap()
+                .iter()
+                .map(consort::rpc::hex_address)
+                .collect();
+            assert_eq!(live, want, "{addr}: live signers\n{log}");
+            let props = rpc.clique_proposals().unwrap();
+            assert!(
+                props.is_empty(),
+                "{addr}: pending proposals {props:?}\n{log}"
+            );
+        }
+        let recorded: BTreeSet<u32> = state
+            .resources
+            .iter()
+            .filter(|(a, _)| a.starts_with("node."))
+            .filter_map(|(_, r)| r.outputs.get("pid")?.as_u64())
+            .map(|p| p as u32)
+            .collect();
+        let live: BTreeSet<u32> = processes_under(&net.base).into_iter().collect();
+        assert_eq!(live, recorded, "geth not in state\n{log}");
+    }
+    ok(&["destroy", "--yes"]);
+    assert!(processes_under(&net.base).is_empty());
+    assert!(!net.base.exists());
 }
