@@ -448,25 +448,23 @@ fn ctrl_c_finishes_in_flight_changes_saves_and_exits_130() {
     // Twice: exits at once, 130.
     let mut cmd = consort_cmd(&net.dir, &["-f", &f, "member", "add", "delta", "--yes"]);
     let err2 = net.dir.join("add.err");
-    cmd.stdout(std::process::Stdio::null())
+    let out2 = net.dir.join("add.out");
+    cmd.stdout(std::fs::File::create(&out2).unwrap())
         .stderr(std::fs::File::create(&err2).unwrap())
         .process_group(0);
     let mut child = cmd.spawn().unwrap();
     let pgid = child.id() as i32;
-    poll("member add to start changes", WAIT, || {
-        let s = net.handle.state_dir().load().ok().flatten();
-        Ok(
-            s.filter(|s| s.resources.keys().any(|k| k.contains("delta")))
-                .map(|_| ()),
-        )
+    // Once the new node is being initialised: a change that takes a while is in flight,
+    // so the second signal lands before the first could let consort finish and exit.
+    poll("member add to initialise delta's node", WAIT, || {
+        let out = std::fs::read_to_string(&out2).unwrap_or_default();
+        Ok(out.contains("delta-validator-0: init").then_some(()))
     });
     // SIGTERM then SIGHUP: the same as two Ctrl-Cs.
     // SAFETY: signalling the process group of the child we spawned.
     unsafe {
         libc::kill(-pgid, libc::SIGTERM);
     }
-    // Right after: the changes in flight may take less than any pause to finish, and then
-    // the first signal's orderly exit would win the race.
     // SAFETY: as above.
     unsafe {
         libc::kill(-pgid, libc::SIGHUP);
