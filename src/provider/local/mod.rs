@@ -19,6 +19,7 @@
 //! outputs. A process is only ever signalled after `/proc/<pid>` proves it is ours (see
 //! [`process`]).
 
+pub mod lifecycle;
 pub mod process;
 
 use super::events::Event;
@@ -503,6 +504,14 @@ impl Provider for LocalProvider {
 
     fn refresh_by_default(&self) -> bool {
         true
+    }
+
+    fn stop_nodes(
+        &self,
+        state: &State,
+        events: &super::events::EventSink,
+    ) -> Result<Vec<String>, ProviderError> {
+        lifecycle::stop_nodes(state, events)
     }
 
     fn parallelism(&self) -> usize {
