@@ -288,3 +288,80 @@ pub fn port_base() -> u16 {
     let start = 20000 + (std::process::id() % 50) as u16 * 400;
     start + NEXT.fetch_add(100, std::sync::atomic::Ordering::SeqCst)
 }
+
+/// A tool from npm that `.ci/run` installs into consort's cache (`cast` from
+/// @foundry-rs/cast-linux-amd64, `solcjs` from solc), or `$CONSORT_<NAME>`. A test that
+/// needs it fails loudly when it is missing; it never skips.
+pub fn npm_tool(name: &str) -> PathBuf {
+    let var = format!("CONSORT_{}", name.to_ascii_uppercase());
+    if let Some(p) = std::env::var_os(&var) {
+        return PathBuf::from(p);
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .expect("HOME or XDG_CACHE_HOME");
+    let p = cache.join("consort/tools/node_modules/.bin").join(name);
+    assert!(
+        p.exists(),
+        "this test needs {name} at {} (or ${var}); `bash .ci/run` installs it with \
+         `npm install --prefix ~/.cache/consort/tools @foundry-rs/cast-linux-amd64 solc@0.8.26`",
+        p.display()
+    );
+    p
+}
+
+/// Runs `cmd` to completion or kills it after `timeout` (then panics with what it printed).
+pub fn run_with_deadline(
+    mut cmd: std::process::Command,
+    timeout: Duration,
+) -> std::process::Output {
+    use std::io::Read;
+    let shown = format!("{cmd:?}");
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = out.read_to_end(&mut b);
+        b
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = err.read_to_end(&mut b);
+        b
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{shown} did not finish within {timeout:?}\n--- stdout\n{}\n--- stderr\n{}",
+                String::from_utf8_lossy(&t_out.join().unwrap()),
+                String::from_utf8_lossy(&t_err.join().unwrap())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = std::process::Output {
+        status,
+        stdout: t_out.join().unwrap(),
+        stderr: t_err.join().unwrap(),
+    };
+    eprintln!(
+        "[{shown}] exit {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
