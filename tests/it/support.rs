@@ -289,23 +289,53 @@ pub fn port_base() -> u16 {
     start + NEXT.fetch_add(100, std::sync::atomic::Ordering::SeqCst)
 }
 
-/// A tool from npm that `.ci/run` installs into consort's cache (`cast` from
-/// @foundry-rs/cast-linux-amd64, `solcjs` from solc), or `$CONSORT_<NAME>`. A test that
-/// needs it fails loudly when it is missing; it never skips.
+/// npm packages of the tools the application tests drive, pinned (`.ci/run` installs the
+/// same).
+pub const NPM_TOOLS: &[&str] = &["@foundry-rs/cast-linux-amd64@1.7.1", "solc@0.8.26"];
+
+/// A tool from npm (`cast` from @foundry-rs/cast-linux-amd64, `solcjs` from solc), or
+/// `$CONSORT_<NAME>`: found in consort's cache (`~/.cache/consort/tools`), else installed
+/// there once with `npm install --prefix`, as geth is built once with Go. A test that needs
+/// it fails loudly when neither works; it never skips.
 pub fn npm_tool(name: &str) -> PathBuf {
     let var = format!("CONSORT_{}", name.to_ascii_uppercase());
     if let Some(p) = std::env::var_os(&var) {
         return PathBuf::from(p);
     }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .expect("HOME or XDG_CACHE_HOME");
-    let p = cache.join("consort/tools/node_modules/.bin").join(name);
+    static INSTALL: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let prefix = INSTALL
+        .get_or_init(|| {
+            let cache = std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+                .ok_or("neither HOME nor XDG_CACHE_HOME is set")?;
+            let prefix = cache.join("consort/tools");
+            let bin = prefix.join("node_modules/.bin");
+            if bin.join("cast").exists() && bin.join("solcjs").exists() {
+                return Ok(prefix);
+            }
+            eprintln!(
+                "[support] installing {NPM_TOOLS:?} into {} …",
+                prefix.display()
+            );
+            std::fs::create_dir_all(&prefix).map_err(|e| e.to_string())?;
+            let status = std::process::Command::new("npm")
+                .args(["install", "--no-audit", "--no-fund", "--prefix"])
+                .arg(&prefix)
+                .args(NPM_TOOLS)
+                .status()
+                .map_err(|e| format!("cannot run npm: {e}"))?;
+            if !status.success() {
+                return Err(format!("npm install {NPM_TOOLS:?} failed ({status})"));
+            }
+            Ok(prefix)
+        })
+        .as_ref()
+        .unwrap_or_else(|e| panic!("this test needs {name} (npm: {NPM_TOOLS:?}) or ${var}: {e}"));
+    let p = prefix.join("node_modules/.bin").join(name);
     assert!(
         p.exists(),
-        "this test needs {name} at {} (or ${var}); `bash .ci/run` installs it with \
-         `npm install --prefix ~/.cache/consort/tools @foundry-rs/cast-linux-amd64 solc@0.8.26`",
+        "this test needs {name}; {} is missing after installing {NPM_TOOLS:?}",
         p.display()
     );
     p
