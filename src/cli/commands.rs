@@ -584,16 +584,24 @@ fn status(g: &Global, as_json: bool) -> Result<i32> {
     if as_json {
         println!("{}", serde_json::to_string_pretty(&health)?);
     } else {
-        println!(
-            "Network {}: {} — head #{}",
-            state.network,
-            if health.healthy {
-                "healthy"
-            } else {
-                "UNHEALTHY"
-            },
-            health.head
-        );
+        let stopped = !health.nodes.is_empty() && health.nodes.iter().all(|n| !n.running);
+        if stopped {
+            println!(
+                "Network {}: stopped — `consort start` starts it again on its data",
+                state.network
+            );
+        } else {
+            println!(
+                "Network {}: {} — head #{}",
+                state.network,
+                if health.healthy {
+                    "healthy"
+                } else {
+                    "UNHEALTHY"
+                },
+                health.head
+            );
+        }
         let w = health
             .nodes
             .iter()

@@ -447,5 +447,24 @@ provider:
             .unwrap(),
         3 * ETHER
     );
+
+    // ---- apply of a stopped network starts it too, on its data.
+    let head = rpc.block_number().unwrap();
+    net.consort(&["stop"]);
+    let status = crate::support::consort(&dir, &["-f", "apps.yaml", "status"]);
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("stopped"),
+        "status does not say the network is stopped"
+    );
+    let out = net.consort(&["apply", "--yes"]);
+    assert!(out.contains("restart (process not running)"), "{out}");
+    assert!(out.contains("Network apps is healthy"), "{out}");
+    let rpc = RpcClient::new(tx_rpc(&net.output()));
+    assert!(rpc.block_number().unwrap() >= head);
+    assert_eq!(
+        rpc.eth_get_balance(&parse_address(&later).unwrap(), BlockId::Latest)
+            .unwrap(),
+        3 * ETHER
+    );
     net.consort(&["destroy", "--yes"]);
 }
