@@ -351,3 +351,34 @@ pub fn render_foundry(v: &Value, topo: &Topology, member: Option<&str>) -> Resul
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_values_survive_source_and_dotenv() {
+        assert_eq!(env_value("http://127.0.0.1:8545"), "http://127.0.0.1:8545");
+        assert_eq!(env_value("/a b/key"), "'/a b/key'");
+        assert_eq!(env_value("it's"), r"'it'\''s'");
+        assert_eq!(env_value(""), "''");
+        assert_eq!(env_name("contoso-tx-0"), "CONTOSO_TX_0");
+    }
+
+    #[test]
+    fn the_application_node_is_a_reachable_tx_node_of_the_member() {
+        let nodes = vec![
+            json!({"name": "a-validator-0", "member": "a", "role": "validator", "rpc_url": null}),
+            json!({"name": "b-validator-0", "member": "b", "role": "validator", "rpc_url": "http://v"}),
+            json!({"name": "b-tx-0", "member": "b", "role": "tx", "rpc_url": "http://t"}),
+            json!({"name": "c-validator-0", "member": "c", "role": "validator", "rpc_url": "http://c"}),
+        ];
+        // a has nothing reachable: the first member that has is b, and its tx node wins.
+        assert_eq!(app_node(&nodes, None).unwrap()["name"], "b-tx-0");
+        assert_eq!(
+            app_node(&nodes, Some("c")).unwrap()["name"],
+            "c-validator-0"
+        );
+        assert!(app_node(&nodes, Some("a")).is_none());
+    }
+}
