@@ -33,7 +33,84 @@ pub(crate) fn lenient(text: &str) -> Option<(RawTopology, Vec<String>)> {
     let schema = json_schema();
     let mut dropped = Vec::new();
     strip_unknown(&mut v, &schema, &schema, "", &mut dropped);
+    drop_mistyped(&mut v, &mut dropped);
     Some((serde_yaml::from_value(v).ok()?, dropped))
+}
+
+/// Does `v` read as a `T`?
+fn reads_as<T: serde::de::DeserializeOwned>(v: &serde_yaml::Value) -> bool {
+    serde_yaml::from_value::<T>(v.clone()).is_ok()
+}
+
+/// In each section that does not read as its type, drops the optional fields that do not
+/// read on their own (a `validators: two` is reported already; the rest of the member is
+/// still checked). Each field is tried beside placeholder values of the section's required
+/// fields; a bad required field (a member's `name: [1]`) stays, and the lenient pass gives
+/// up.
+fn drop_mistyped(v: &mut serde_yaml::Value, dropped: &mut Vec<String>) {
+    use super::raw::{RawClient, RawMember, RawNetwork, RawProvider};
+    type Reads<'a> = &'a dyn Fn(&serde_yaml::Value) -> bool;
+    fn fix(
+        section: &mut serde_yaml::Value,
+        path: &str,
+        required: &[(&str, serde_yaml::Value)],
+        reads: Reads,
+        dropped: &mut Vec<String>,
+    ) {
+        if reads(section) {
+            return;
+        }
+        let Some(m) = section.as_mapping_mut() else {
+            return;
+        };
+        let mut base = serde_yaml::Mapping::new();
+        for (k, placeholder) in required {
+            base.insert((*k).into(), placeholder.clone());
+        }
+        let bad: Vec<serde_yaml::Value> = m
+            .iter()
+            .filter(|(k, _)| !required.iter().any(|(r, _)| k.as_str() == Some(r)))
+            .filter(|(k, val)| {
+                let mut probe = base.clone();
+                probe.insert((*k).clone(), (*val).clone());
+                !reads(&serde_yaml::Value::Mapping(probe))
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in bad {
+            m.remove(&k);
+            dropped.push(format!("{path}.{}", k.as_str().unwrap_or("?")));
+        }
+    }
+    let Some(top) = v.as_mapping_mut() else {
+        return;
+    };
+    let name = || serde_yaml::Value::from("placeholder");
+    if let Some(s) = top.get_mut("network") {
+        let required = [
+            ("name", name()),
+            ("chain_id", serde_yaml::Value::from(1u64)),
+        ];
+        fix(s, "network", &required, &reads_as::<RawNetwork>, dropped);
+    }
+    if let Some(s) = top.get_mut("client") {
+        fix(s, "client", &[], &reads_as::<Option<RawClient>>, dropped);
+    }
+    if let Some(s) = top.get_mut("provider") {
+        fix(s, "provider", &[], &reads_as::<RawProvider>, dropped);
+    }
+    if let Some(serde_yaml::Value::Sequence(members)) = top.get_mut("members") {
+        for (i, m) in members.iter_mut().enumerate() {
+            let required = [("name", name())];
+            fix(
+                m,
+                &format!("members[{i}]"),
+                &required,
+                &reads_as::<RawMember>,
+                dropped,
+            );
+        }
+    }
 }
 
 /// Follows `$ref`s into `$defs` and picks the structured branch of an `anyOf` (an

@@ -162,6 +162,26 @@ fn validate_reports_every_problem_in_one_run() {
 }
 
 #[test]
+fn validate_reports_semantic_problems_beside_a_mistyped_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo().join("topologies/three-members.yaml"))
+        .unwrap()
+        .replacen("validators: 1", "validators: two", 1)
+        .replace("chain_id: 717171", "chain_id: 1")
+        .replace("name: northwind", "name: North_Wind");
+    std::fs::write(dir.path().join("consort.yaml"), text).unwrap();
+    let out = consort(dir.path(), &["validate"]);
+    let err = stderr(&out);
+    assert!(err.contains("members[0].validators: invalid type"), "{err}");
+    assert!(
+        err.contains("chain_id 1 belongs to Ethereum Mainnet"),
+        "{err}"
+    );
+    assert!(err.contains("invalid member name \"North_Wind\""), "{err}");
+    assert!(err.contains("3 errors"), "{err}");
+}
+
+#[test]
 fn warnings_print_once_and_are_never_errors() {
     let dir = tempfile::tempdir().unwrap();
     let text = std::fs::read_to_string(repo().join("topologies/dev-single.yaml"))
