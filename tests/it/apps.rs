@@ -1,6 +1,6 @@
 //! Issue 10 end to end: what application developers do with a consort network, through the
-//! real binary on real geth 1.13.15 with foundry's `cast` and solc (installed by .ci/run):
-//! a transfer with cast's default fees confirms (EIP-1559 and legacy); a contract compiled
+//! real binary on real geth 1.13.15 with foundry's `cast`, ethers and solc (from npm):
+//! a transfer with cast's and ethers' default fees confirms (EIP-1559 and legacy); a contract compiled
 //! for london deploys and runs; `source <(consort output --format env)` drives cast; an
 //! `address:` account is funded in genesis and one added later by transfer; `stop` then
 //! `start` keeps the head and balances; `logs` shows the node's log.
@@ -82,6 +82,27 @@ fn counter_bytecode(dir: &Path) -> String {
     assert!(bin.len() > 100, "{bin}");
     format!("0x{bin}")
 }
+
+/// ethers v6 with its default fees, as the README shows it: prints the receipt's status
+/// and the transaction's type.
+const ETHERS_SEND: &str = r#"
+const { ethers } = require("ethers");
+const fs = require("fs");
+(async () => {
+  const provider = new ethers.JsonRpcProvider(process.env.ETH_RPC_URL);
+  const wallet = await ethers.Wallet.fromEncryptedJson(
+    fs.readFileSync(process.env.ETH_KEYSTORE, "utf8"),
+    fs.readFileSync(process.env.ETH_PASSWORD, "utf8").trim()
+  );
+  const tx = await wallet.connect(provider).sendTransaction({
+    to: process.argv[1],
+    value: ethers.parseEther("1"),
+  });
+  const receipt = await tx.wait();
+  console.log(`status ${receipt.status} type ${tx.type}`);
+  provider.destroy();
+})().catch((e) => { console.error(e); process.exit(1); });
+"#;
 
 struct Net {
     handle: NetworkHandle,
@@ -224,10 +245,32 @@ provider:
         timeout,
     );
     assert!(receipt.contains("1 (success)"), "{receipt}");
+    // ... and ethers v6 with its defaults (the README's snippet).
+    let prefix = npm_tool("cast")
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let mut node = Command::new("node");
+    node.arg("-e")
+        .arg(ETHERS_SEND)
+        .arg(&to)
+        .current_dir(&dir)
+        .env("NODE_PATH", &prefix)
+        .env("ETH_RPC_URL", &rpc_url)
+        .env("ETH_KEYSTORE", &keystore)
+        .env("ETH_PASSWORD", &password);
+    let out = run_with_deadline(node, timeout);
+    assert!(out.status.success(), "ethers failed");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "status 1 type 2"
+    );
     let to_addr = parse_address(&to).unwrap();
     assert_eq!(
         rpc.eth_get_balance(&to_addr, BlockId::Latest).unwrap(),
-        2 * ETHER
+        3 * ETHER
     );
 
     // ---- a contract compiled for london: deployed with `cast send --create`, then used.
@@ -323,7 +366,7 @@ provider:
     assert!(block >= 3, "{text}");
     let deployer_wei: u128 = lines[1].trim().parse().unwrap_or_else(|_| panic!("{text}"));
     assert!(
-        deployer_wei < 998 * ETHER && deployer_wei > 997 * ETHER,
+        deployer_wei < 997 * ETHER && deployer_wei > 996 * ETHER,
         "{text}"
     );
     assert_eq!(lines[2], "sent", "{text}");

@@ -291,9 +291,14 @@ pub fn port_base() -> u16 {
 
 /// npm packages of the tools the application tests drive, pinned (`.ci/run` installs the
 /// same).
-pub const NPM_TOOLS: &[&str] = &["@foundry-rs/cast-linux-amd64@1.7.1", "solc@0.8.26"];
+pub const NPM_TOOLS: &[&str] = &[
+    "@foundry-rs/cast-linux-amd64@1.7.1",
+    "solc@0.8.26",
+    "ethers@6.17.0",
+];
 
-/// A tool from npm (`cast` from @foundry-rs/cast-linux-amd64, `solcjs` from solc), or
+/// A tool from npm (`cast` from @foundry-rs/cast-linux-amd64, `solcjs` from solc; the
+/// ethers library sits beside them in `node_modules`), or
 /// `$CONSORT_<NAME>`: found in consort's cache (`~/.cache/consort/tools`), else installed
 /// there once with `npm install --prefix`, as geth is built once with Go. A test that needs
 /// it fails loudly when neither works; it never skips.
@@ -311,7 +316,10 @@ pub fn npm_tool(name: &str) -> PathBuf {
                 .ok_or("neither HOME nor XDG_CACHE_HOME is set")?;
             let prefix = cache.join("consort/tools");
             let bin = prefix.join("node_modules/.bin");
-            if bin.join("cast").exists() && bin.join("solcjs").exists() {
+            if bin.join("cast").exists()
+                && bin.join("solcjs").exists()
+                && prefix.join("node_modules/ethers/package.json").exists()
+            {
                 return Ok(prefix);
             }
             eprintln!(
