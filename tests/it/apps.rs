@@ -1,6 +1,7 @@
 //! Issue 10 end to end: what application developers do with a consort network, through the
-//! real binary on real geth 1.13.15 with foundry's `cast`, ethers and solc (from npm):
-//! a transfer with cast's and ethers' default fees confirms (EIP-1559 and legacy); a contract compiled
+//! real binary on real geth 1.13.15 with foundry's `cast`, ethers and solc (from npm) and
+//! web3.py (from PyPI):
+//! a transfer with cast's, ethers' and web3.py's default fees confirms (EIP-1559 and legacy); a contract compiled
 //! for london deploys and runs; `source <(consort output --format env)` drives cast; an
 //! `address:` account is funded in genesis and one added later by transfer; `stop` then
 //! `start` keeps the head and balances; `logs` shows the node's log.
@@ -102,6 +103,32 @@ const fs = require("fs");
   console.log(`status ${receipt.status} type ${tx.type}`);
   provider.destroy();
 })().catch((e) => { console.error(e); process.exit(1); });
+"#;
+
+/// web3.py 7 with its default fees: first shows a Clique block does not read without
+/// ExtraDataToPOAMiddleware, then sends 1 ether with the middleware in.
+const WEB3PY_SEND: &str = r#"
+import os, sys
+from web3 import Web3
+from web3.exceptions import ExtraDataLengthError
+from web3.middleware import ExtraDataToPOAMiddleware, SignAndSendRawMiddlewareBuilder
+
+w3 = Web3(Web3.HTTPProvider(os.environ["ETH_RPC_URL"]))
+try:
+    w3.eth.get_block("latest")
+    print("without middleware: read")
+except ExtraDataLengthError:
+    print("without middleware: ExtraDataLengthError")
+w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
+w3.eth.get_block("latest")
+with open(os.environ["ETH_KEYSTORE"]) as k, open(os.environ["ETH_PASSWORD"]) as p:
+    account = w3.eth.account.from_key(w3.eth.account.decrypt(k.read(), p.read().strip()))
+w3.middleware_onion.inject(SignAndSendRawMiddlewareBuilder.build(account), layer=0)
+h = w3.eth.send_transaction(
+    {"from": account.address, "to": sys.argv[1], "value": w3.to_wei(1, "ether")}
+)
+r = w3.eth.wait_for_transaction_receipt(h, timeout=60)
+print(f"status {r['status']} type {int(r['type'])}")
 "#;
 
 struct Net {
@@ -267,10 +294,26 @@ provider:
         String::from_utf8_lossy(&out.stdout).trim(),
         "status 1 type 2"
     );
+    // ... and web3.py with its defaults, which needs the POA middleware to read a Clique
+    // block (the README's snippet).
+    let mut py = Command::new(crate::support::web3_python());
+    py.arg("-c")
+        .arg(WEB3PY_SEND)
+        .arg(&to)
+        .current_dir(&dir)
+        .env("ETH_RPC_URL", &rpc_url)
+        .env("ETH_KEYSTORE", &keystore)
+        .env("ETH_PASSWORD", &password);
+    let out = run_with_deadline(py, timeout);
+    assert!(out.status.success(), "web3.py failed");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "without middleware: ExtraDataLengthError\nstatus 1 type 2"
+    );
     let to_addr = parse_address(&to).unwrap();
     assert_eq!(
         rpc.eth_get_balance(&to_addr, BlockId::Latest).unwrap(),
-        3 * ETHER
+        4 * ETHER
     );
 
     // ---- a contract compiled for london: deployed with `cast send --create`, then used.
@@ -366,7 +409,7 @@ provider:
     assert!(block >= 3, "{text}");
     let deployer_wei: u128 = lines[1].trim().parse().unwrap_or_else(|_| panic!("{text}"));
     assert!(
-        deployer_wei < 997 * ETHER && deployer_wei > 996 * ETHER,
+        deployer_wei < 996 * ETHER && deployer_wei > 995 * ETHER,
         "{text}"
     );
     assert_eq!(lines[2], "sent", "{text}");

@@ -403,3 +403,56 @@ pub fn run_with_deadline(
     );
     out
 }
+
+/// web3.py for the application tests, pinned (`.ci/run` installs the same).
+pub const WEB3_PY: &str = "web3==7.16.0";
+
+/// A Python with web3.py: `$CONSORT_WEB3_PYTHON`, else the venv in consort's cache
+/// (`~/.cache/consort/tools/py`), created once with pip when missing. Fails loudly.
+pub fn web3_python() -> PathBuf {
+    if let Some(p) = std::env::var_os("CONSORT_WEB3_PYTHON") {
+        return PathBuf::from(p);
+    }
+    static PY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    PY.get_or_init(|| {
+        let cache = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .ok_or("neither HOME nor XDG_CACHE_HOME is set")?;
+        let venv = cache.join("consort/tools/py");
+        let python = venv.join("bin/python");
+        let has = |p: &Path| {
+            std::process::Command::new(p)
+                .args([
+                    "-c",
+                    "import web3, sys; sys.exit(web3.__version__ != '7.16.0')",
+                ])
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if has(&python) {
+            return Ok(python);
+        }
+        eprintln!("[support] installing {WEB3_PY} into {} …", venv.display());
+        let run = |c: &mut std::process::Command| -> Result<(), String> {
+            let st = c.status().map_err(|e| format!("{c:?}: {e}"))?;
+            st.success()
+                .then_some(())
+                .ok_or_else(|| format!("{c:?} failed ({st})"))
+        };
+        run(std::process::Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv))?;
+        run(std::process::Command::new(venv.join("bin/pip")).args(["install", "-q", WEB3_PY]))?;
+        if has(&python) {
+            Ok(python)
+        } else {
+            Err(format!(
+                "{} cannot import web3 after installing it",
+                python.display()
+            ))
+        }
+    })
+    .clone()
+    .unwrap_or_else(|e| panic!("this test needs {WEB3_PY} (or $CONSORT_WEB3_PYTHON): {e}"))
+}
