@@ -649,6 +649,9 @@ fn output(g: &Global, format: Format, member: Option<&str>) -> Result<i32> {
             sd.root.display()
         );
     };
+    if member.is_some() && matches!(format, Format::Text | Format::Json) {
+        bail!("--member picks the node and account of --format env or --format foundry; text and json list every member");
+    }
     let v = output::output_json(&loaded.topology, &state);
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&v)?),

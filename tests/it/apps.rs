@@ -414,6 +414,26 @@ provider:
     );
     assert_eq!(lines[2], "sent", "{text}");
 
+    // --member picks a member's node and account; an unknown one is refused by name.
+    assert_eq!(
+        net.consort(&["output", "--format", "env", "--member", "contoso"]),
+        env
+    );
+    let bad = crate::support::consort(
+        &dir,
+        &[
+            "-f",
+            "apps.yaml",
+            "output",
+            "--format",
+            "env",
+            "--member",
+            "nobody",
+        ],
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("members: contoso"));
+
     // ---- foundry: a profile for london.
     let foundry = net.consort(&["output", "--format", "foundry"]);
     assert!(
