@@ -556,13 +556,18 @@ provider:
 
     // ---- apply of a stopped network starts it too, on its data.
     let head = rpc.block_number().unwrap();
-    net.consort(&["stop"]);
+    // -q: only the result line, no progress.
+    let out = net.consort(&["-q", "stop"]);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.starts_with("Stopped 2 node(s)"), "{out}");
     let status = crate::support::consort(&dir, &["-f", "apps.yaml", "status"]);
     assert!(
         String::from_utf8_lossy(&status.stdout).contains("stopped"),
         "status does not say the network is stopped"
     );
-    let out = net.consort(&["apply", "--yes"]);
+    // -v: each change as it starts, too.
+    let out = net.consort(&["-v", "apply", "--yes"]);
+    assert!(out.contains("  … ~ node.contoso-tx-0\n"), "{out}");
     assert!(out.contains("restart (process not running)"), "{out}");
     assert!(out.contains("Network apps is healthy"), "{out}");
     let rpc = RpcClient::new(tx_rpc(&net.output()));
