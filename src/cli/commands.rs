@@ -3,6 +3,7 @@
 use super::interrupt::{
     announce_interrupt, confirm, counting, install_interrupt_handler, interrupted, INTERRUPTED,
 };
+use super::output::{self, Format};
 use super::progress::Progress;
 use super::recovery::{destroy_from_disk, remove_path, remove_set_aside_states, state_recover};
 use super::{
@@ -17,6 +18,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -30,14 +32,29 @@ impl std::fmt::Display for Exit {
 }
 impl std::error::Error for Exit {}
 
+/// -1 quiet, 0 normal, 1 verbose (set once, from the global flags).
+static LEVEL: std::sync::atomic::AtomicI8 = std::sync::atomic::AtomicI8::new(0);
+
+pub(super) fn level() -> i8 {
+    LEVEL.load(Ordering::Relaxed)
+}
+
+pub(super) fn progress() -> Progress {
+    Progress::new(level())
+}
+
 pub fn dispatch(cli: Cli) -> Result<i32> {
     let g = cli.global;
     if matches!(
         cli.command,
-        Command::Apply(_) | Command::Destroy { .. } | Command::Member(_)
+        Command::Apply(_) | Command::Destroy { .. } | Command::Member(_) | Command::Start { .. }
     ) {
         install_interrupt_handler();
     }
+    LEVEL.store(
+        if g.quiet { -1 } else { i8::from(g.verbose) },
+        Ordering::Relaxed,
+    );
     match cli.command {
         Command::Init { members, force } => init(&g, members, force),
         Command::Validate => validate(&g),
@@ -50,7 +67,32 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         } => plan(&g, json, out, destroy, detailed_exitcode, refresh),
         Command::Apply(a) => apply(&g, &a),
         Command::Status { json } => status(&g, json),
-        Command::Output { json } => output(&g, json),
+        Command::Output {
+            format,
+            json,
+            member,
+        } => output(
+            &g,
+            if json { Format::Json } else { format },
+            member.as_deref(),
+        ),
+        Command::Logs {
+            node,
+            lines,
+            follow,
+        } => super::lifecycle::logs(&g, &node, lines, follow),
+        Command::Stop => super::lifecycle::stop(&g),
+        Command::Start { timeout, geth } => super::lifecycle::start(&g, timeout, geth.as_deref()),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "consort", &mut std::io::stdout());
+            Ok(0)
+        }
+        Command::Schema => {
+            print!("{}", topology::schema::json_schema_text());
+            Ok(0)
+        }
         Command::Destroy { yes } => destroy(&g, yes),
         Command::Member(MemberCommand::Add {
             name,
@@ -65,11 +107,21 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
     }
 }
 
+/// Topology warnings go to stderr once per command, however often it loads the file.
+static WARNED: AtomicBool = AtomicBool::new(false);
+
+fn print_warnings(loaded: &Loaded) {
+    if level() < 0 || loaded.warnings.is_empty() || WARNED.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    for w in &loaded.warnings {
+        eprintln!("{w}\n");
+    }
+}
+
 pub(super) fn load(g: &Global) -> Result<Loaded> {
     let loaded = topology::load(&g.file).map_err(|e| anyhow!("{e}"))?;
-    for w in &loaded.warnings {
-        eprintln!("{w}");
-    }
+    print_warnings(&loaded);
     Ok(loaded)
 }
 
@@ -101,13 +153,32 @@ fn init(g: &Global, members: u32, force: bool) -> Result<i32> {
             g.file.display()
         );
     }
-    let text = topology::starter(members);
+    // Editors with the YAML language server read the first line and complete and check the
+    // file against the schema written beside it.
+    let schema_name = topology::schema::SCHEMA_FILE;
+    let schema_path = g
+        .file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .join(schema_name);
+    let text = format!(
+        "# yaml-language-server: $schema={schema_name}\n{}",
+        topology::starter(members)
+    );
+    fsutil::write_atomic(
+        &schema_path,
+        topology::schema::json_schema_text().as_bytes(),
+        0o644,
+    )
+    .with_context(|| format!("cannot write {}", schema_path.display()))?;
     fsutil::write_atomic(&g.file, text.as_bytes(), 0o644)
         .with_context(|| format!("cannot write {}", g.file.display()))?;
     println!(
-        "Wrote {} ({members} member{}). Next: `consort plan`, then `consort apply`.",
+        "Wrote {} ({members} member{}) and its schema {}. Next: `consort plan`, then `consort apply`.",
         g.file.display(),
-        if members == 1 { "" } else { "s" }
+        if members == 1 { "" } else { "s" },
+        schema_path.display()
     );
     Ok(0)
 }
@@ -281,13 +352,15 @@ fn plan(
     Ok(if detailed && !p.plan.is_empty() { 2 } else { 0 })
 }
 
-struct ApplyOpts<'a> {
-    yes: bool,
-    allow_data_loss: bool,
-    timeout: u64,
-    skip_health: bool,
-    geth: Option<&'a Path>,
-    saved_plan: Option<&'a Path>,
+pub(super) struct ApplyOpts<'a> {
+    pub yes: bool,
+    pub allow_data_loss: bool,
+    pub timeout: u64,
+    pub skip_health: bool,
+    pub geth: Option<&'a Path>,
+    pub saved_plan: Option<&'a Path>,
+    /// `consort start`: refuse a plan that does more than start stopped nodes.
+    pub only_restarts: bool,
 }
 
 fn apply(g: &Global, a: &ApplyArgs) -> Result<i32> {
@@ -300,6 +373,7 @@ fn apply(g: &Global, a: &ApplyArgs) -> Result<i32> {
             skip_health: a.skip_health_check,
             geth: a.geth.as_deref(),
             saved_plan: a.plan.as_deref(),
+            only_restarts: false,
         },
         false,
         None,
@@ -309,12 +383,17 @@ fn apply(g: &Global, a: &ApplyArgs) -> Result<i32> {
 /// A topology edit (`member add/remove`) that is planned from memory and only written to
 /// the file once its plan is accepted: a refused or cancelled change leaves the file as it
 /// was.
-struct PendingEdit {
+pub(super) struct PendingEdit {
     text: String,
     done: String,
 }
 
-fn run_apply(g: &Global, o: ApplyOpts, destroy: bool, edit: Option<PendingEdit>) -> Result<i32> {
+pub(super) fn run_apply(
+    g: &Global,
+    o: ApplyOpts,
+    destroy: bool,
+    edit: Option<PendingEdit>,
+) -> Result<i32> {
     if let Some(geth) = o.geth {
         std::env::set_var("CONSORT_GETH", geth);
     }
@@ -322,9 +401,7 @@ fn run_apply(g: &Global, o: ApplyOpts, destroy: bool, edit: Option<PendingEdit>)
         None => load(g)?,
         Some(e) => {
             let l = topology::parse(&g.file, e.text.as_bytes()).map_err(|e| anyhow!("{e}"))?;
-            for w in &l.warnings {
-                eprintln!("{w}");
-            }
+            print_warnings(&l);
             l
         }
     };
@@ -361,6 +438,25 @@ fn run_apply(g: &Global, o: ApplyOpts, destroy: bool, edit: Option<PendingEdit>)
             saved
         }
     };
+    if o.only_restarts {
+        let others: Vec<&str> = plan
+            .changes
+            .iter()
+            .filter(|c| !super::lifecycle::is_restart(c))
+            .map(|c| c.addr.as_str())
+            .collect();
+        if !others.is_empty() {
+            bail!(
+                "network {} has changes besides starting stopped nodes ({}); review them with `consort plan` and make them with `consort apply`",
+                plan.network,
+                others.join(", ")
+            );
+        }
+        if plan.is_empty() {
+            println!("Every node of network {} is running already.", plan.network);
+            return Ok(0);
+        }
+    }
     print!("{}", display::render(&plan));
     if !plan.data_loss.is_empty() && !o.allow_data_loss {
         let mut msg = format!(
@@ -415,7 +511,7 @@ fn run_apply(g: &Global, o: ApplyOpts, destroy: bool, edit: Option<PendingEdit>)
             write_edit(e)?;
         }
     }
-    let progress = Progress::new();
+    let progress = progress();
     let state = state.unwrap_or_else(|| State::new(&loaded.topology.network.name, provider.name()));
     let ctx = ApplyCtx {
         topology: &loaded.topology,
@@ -532,7 +628,10 @@ fn run_apply(g: &Global, o: ApplyOpts, destroy: bool, edit: Option<PendingEdit>)
         health.head
     );
     let st = ctx.state.lock().unwrap().clone();
-    print!("{}", render_output_human(&loaded.topology, &st));
+    print!(
+        "{}",
+        output::render_text(&output::output_json(&loaded.topology, &st))
+    );
     Ok(0)
 }
 
@@ -596,6 +695,7 @@ fn destroy(g: &Global, yes: bool) -> Result<i32> {
             skip_health: true,
             geth: None,
             saved_plan: None,
+            only_restarts: false,
         },
         true,
         None,
@@ -626,18 +726,26 @@ fn status(g: &Global, as_json: bool) -> Result<i32> {
         }
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        println!(
-            "Network {}: {} — head #{}",
-            state.network,
-            if health.healthy {
-                "healthy"
-            } else {
-                "UNHEALTHY"
-            },
-            health.head
-        );
-        if let Some(halted) = &health.halted {
-            println!("  {halted}");
+        let stopped = !health.nodes.is_empty() && health.nodes.iter().all(|n| !n.running);
+        if stopped {
+            println!(
+                "Network {}: stopped — `consort start` starts it again on its data",
+                state.network
+            );
+        } else {
+            println!(
+                "Network {}: {} — head #{}",
+                state.network,
+                if health.healthy {
+                    "healthy"
+                } else {
+                    "UNHEALTHY"
+                },
+                health.head
+            );
+            if let Some(halted) = &health.halted {
+                println!("  {halted}");
+            }
         }
         let w = health
             .nodes
@@ -699,136 +807,7 @@ fn status(g: &Global, as_json: bool) -> Result<i32> {
     })
 }
 
-/// `consort output --json`: how to reach the network. Never a secret: paths to the
-/// keystore and password files, not their contents.
-pub fn output_json(topo: &topology::Topology, st: &State) -> serde_json::Value {
-    let abs = |s: &str| -> String {
-        std::path::absolute(s)
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_else(|_| s.to_string())
-    };
-    let mut nodes = Vec::new();
-    for n in topo.nodes() {
-        let Some(r) = st.resources.values().find(|r| {
-            r.attrs.get("node").and_then(|v| v.as_str()) == Some(n.name.as_str())
-                && matches!(
-                    r.kind,
-                    crate::plan::Kind::LocalNode | crate::plan::Kind::AzureVm
-                )
-        }) else {
-            continue;
-        };
-        let address = st
-            .output_str(&format!("key.signer.{}", n.name), "address")
-            .map(String::from);
-        // Applications connect to tx nodes only; validators serve no TCP RPC, and consort
-        // controls every node over its IPC socket (operator only).
-        let url = |k: &str| {
-            r.outputs
-                .get(k)
-                .and_then(|v| v.as_str())
-                .filter(|u| !u.is_empty())
-                .map(String::from)
-        };
-        nodes.push(json!({
-            "name": n.name,
-            "member": n.member,
-            "role": n.role.to_string(),
-            "rpc_url": url("rpc_url"),
-            "ws_url": url("ws_url"),
-            "ipc_path": url("ipc_path").map(|p| abs(&p)),
-            "enode": r.outputs.get("enode").cloned().unwrap_or(serde_json::Value::Null),
-            "address": address,
-        }));
-    }
-    let mut accounts = Vec::new();
-    for m in &topo.members {
-        for a in &m.accounts {
-            let addr = format!("account.{}.{}", m.name, a.name);
-            let Some(r) = st.resources.get(&addr) else {
-                continue;
-            };
-            let missing = ["keystore", "password_file", "key_file"].iter().any(|k| {
-                r.outputs
-                    .get(*k)
-                    .and_then(|v| v.as_str())
-                    .is_some_and(|p| !Path::new(p).is_file())
-            });
-            accounts.push(json!({
-                "member": m.name,
-                "name": a.name,
-                "key_files_missing": missing,
-                "address": r.outputs.get("address"),
-                "keystore": r.outputs.get("keystore").and_then(|v| v.as_str()).map(abs),
-                "password_file": r.outputs.get("password_file").and_then(|v| v.as_str()).map(abs),
-            }));
-        }
-    }
-    json!({
-        "network": {
-            "name": st.network,
-            "chain_id": topo.network.chain_id,
-            "genesis_hash": st.genesis.as_ref().map(|g| g.hash.clone()).filter(|h| !h.is_empty()),
-        },
-        "nodes": nodes,
-        "accounts": accounts,
-    })
-}
-
-fn render_output_human(topo: &topology::Topology, st: &State) -> String {
-    let v = output_json(topo, st);
-    let mut out = String::new();
-    out.push_str(&format!(
-        "\nNetwork {} (chain id {})\n",
-        v["network"]["name"].as_str().unwrap_or(""),
-        v["network"]["chain_id"]
-    ));
-    let nodes = v["nodes"].as_array().cloned().unwrap_or_default();
-    let w = nodes
-        .iter()
-        .map(|n| n["name"].as_str().unwrap_or("").len())
-        .max()
-        .unwrap_or(4);
-    out.push_str("Nodes:\n");
-    for n in &nodes {
-        out.push_str(&format!(
-            "  {:<w$}  {:<9}  {}{}\n",
-            n["name"].as_str().unwrap_or(""),
-            n["role"].as_str().unwrap_or(""),
-            match (n["rpc_url"].as_str(), n["ws_url"].as_str()) {
-                (Some(h), Some(w)) => format!("{h}  {w}"),
-                (Some(h), None) => h.to_string(),
-                _ => "(ipc only)".to_string(),
-            },
-            n["address"]
-                .as_str()
-                .map(|a| format!("  signer {a}"))
-                .unwrap_or_default()
-        ));
-    }
-    let accounts = v["accounts"].as_array().cloned().unwrap_or_default();
-    if !accounts.is_empty() {
-        out.push_str("Accounts (keystore + password file, both 0600):\n");
-        for a in &accounts {
-            out.push_str(&format!(
-                "  {}/{}  {}{}\n    {}\n    {}\n",
-                a["member"].as_str().unwrap_or(""),
-                a["name"].as_str().unwrap_or(""),
-                a["address"].as_str().unwrap_or(""),
-                if a["key_files_missing"] == true {
-                    "  (key files missing: `consort plan` says how to restore them)"
-                } else {
-                    ""
-                },
-                a["keystore"].as_str().unwrap_or(""),
-                a["password_file"].as_str().unwrap_or("")
-            ));
-        }
-    }
-    out
-}
-
-fn output(g: &Global, as_json: bool) -> Result<i32> {
+fn output(g: &Global, format: Format, member: Option<&str>) -> Result<i32> {
     let loaded = load(g)?;
     let sd = state_dir(g, &loaded.topology.network.name);
     let Some(state) = sd.load()? else {
@@ -838,13 +817,15 @@ fn output(g: &Global, as_json: bool) -> Result<i32> {
             sd.root.display()
         );
     };
-    if as_json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&output_json(&loaded.topology, &state))?
-        );
-    } else {
-        print!("{}", render_output_human(&loaded.topology, &state));
+    if member.is_some() && matches!(format, Format::Text | Format::Json) {
+        bail!("--member picks the node and account of --format env or --format foundry; text and json list every member");
+    }
+    let v = output::output_json(&loaded.topology, &state);
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&v)?),
+        Format::Text => print!("{}", output::render_text(&v)),
+        Format::Env => print!("{}", output::render_env(&v, &loaded.topology, member)?),
+        Format::Foundry => print!("{}", output::render_foundry(&v, &loaded.topology, member)?),
     }
     Ok(0)
 }
@@ -965,6 +946,7 @@ fn member_apply_opts(a: &MemberApply) -> ApplyOpts<'_> {
         skip_health: false,
         geth: a.geth.as_deref(),
         saved_plan: None,
+        only_restarts: false,
     }
 }
 

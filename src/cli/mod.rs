@@ -2,6 +2,8 @@
 
 mod commands;
 mod interrupt;
+mod lifecycle;
+pub mod output;
 mod progress;
 mod recovery;
 pub mod reference;
@@ -39,11 +41,59 @@ pub struct Global {
     /// State directory (default: .consort beside the topology file)
     #[arg(long, global = true, env = "CONSORT_STATE_DIR", hide_env_values = true)]
     pub state_dir: Option<PathBuf>,
+    /// Print only results and errors: no progress lines, no warnings
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print more: each change as it starts and every step of every node
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
 }
+
+// Examples shown in `--help`. `tests/it/help_examples.rs` runs every one of them on a real
+// network, in the order of a session: keep them working.
+const INIT_EXAMPLES: &str = "Examples:
+  consort init --members 1
+  consort init -f other.yaml --members 3";
+const VALIDATE_EXAMPLES: &str = "Examples:
+  consort validate
+  consort validate -f other.yaml";
+const PLAN_EXAMPLES: &str = "Examples:
+  consort plan
+  consort plan --json --out plan.json";
+const APPLY_EXAMPLES: &str = "Examples:
+  consort apply plan.json --yes
+  consort apply --yes";
+const STATUS_EXAMPLES: &str = "Examples:
+  consort status
+  consort status --json";
+const OUTPUT_EXAMPLES: &str = "Examples:
+  consort output
+  consort output --format env > .env
+  consort output --format foundry
+  consort output --json";
+const LOGS_EXAMPLES: &str = "Examples:
+  consort logs contoso-validator-0
+  consort logs contoso-tx-0 -n 5";
+const MEMBER_ADD_EXAMPLES: &str = "Examples:
+  consort member add delta --validators 0 --tx-nodes 1 --account ops=100ether --yes";
+const MEMBER_REMOVE_EXAMPLES: &str = "Examples:
+  consort member remove delta --yes --allow-data-loss   # delta/ops holds ether: its key is archived";
+const STOP_EXAMPLES: &str = "Examples:
+  consort stop";
+const START_EXAMPLES: &str = "Examples:
+  consort start";
+const DESTROY_EXAMPLES: &str = "Examples:
+  consort destroy --yes";
+const COMPLETIONS_EXAMPLES: &str = "Examples:
+  consort completions bash > consort.bash
+  consort completions zsh";
+const SCHEMA_EXAMPLES: &str = "Examples:
+  consort schema > consort.schema.json";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Write a commented starter topology
+    /// Write a commented starter topology and its JSON Schema (for editors)
+    #[command(after_long_help = INIT_EXAMPLES)]
     Init {
         /// Number of member organisations
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
@@ -53,8 +103,10 @@ pub enum Command {
         force: bool,
     },
     /// Check the topology file and report every problem with its line and column
+    #[command(after_long_help = VALIDATE_EXAMPLES)]
     Validate,
     /// Show what apply would change (a dry run: writes nothing, generates no key)
+    #[command(after_long_help = PLAN_EXAMPLES)]
     Plan {
         /// Machine-readable output
         #[arg(long)]
@@ -74,18 +126,63 @@ pub enum Command {
         refresh: bool,
     },
     /// Make the network match the topology, then wait until it is healthy
+    #[command(after_long_help = APPLY_EXAMPLES)]
     Apply(ApplyArgs),
     /// Show the live network: nodes, peers, blocks, health
+    #[command(after_long_help = STATUS_EXAMPLES)]
     Status {
+        /// Machine-readable output
         #[arg(long)]
         json: bool,
     },
     /// Show how to reach the network: RPC URLs, enodes, accounts and their keystores
+    #[command(
+        long_about = "Show how to reach the network: RPC URLs, enodes, accounts and their keystores.\n\n\
+            Also the chain's EVM version (london: compile contracts for it) and what a wallet \
+            such as MetaMask asks for. Only paths of keystore and password files are shown, \
+            never their contents.",
+        after_long_help = OUTPUT_EXAMPLES
+    )]
     Output {
-        #[arg(long)]
+        /// text for people; json for programs; env: KEY=value lines (ETH_RPC_URL, CHAIN_ID,
+        /// ETH_KEYSTORE, ETH_PASSWORD, per-node URLs) to `source` or put in .env; foundry:
+        /// a foundry.toml profile
+        #[arg(long, value_enum, default_value = "text")]
+        format: output::Format,
+        /// Same as --format json
+        #[arg(long, conflicts_with = "format")]
         json: bool,
+        /// The member whose tx node and account env/foundry use (default: the first)
+        #[arg(long, value_name = "NAME")]
+        member: Option<String>,
+    },
+    /// Show a node's geth log
+    #[command(after_long_help = LOGS_EXAMPLES)]
+    Logs {
+        /// Node name, as `consort status` lists it (e.g. contoso-validator-0)
+        node: String,
+        /// Number of lines from the end to show
+        #[arg(short = 'n', long, default_value_t = 20)]
+        lines: usize,
+        /// Keep printing lines as geth writes them, until interrupted (-f is --file)
+        #[arg(short = 'F', long)]
+        follow: bool,
+    },
+    /// Stop every node and keep all data; `consort start` continues the chain from its head
+    #[command(after_long_help = STOP_EXAMPLES)]
+    Stop,
+    /// Start a stopped network again on its data (what `apply` also does for stopped nodes)
+    #[command(after_long_help = START_EXAMPLES)]
+    Start {
+        /// Seconds to wait for the network to become healthy
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+        /// geth binary to use
+        #[arg(long, env = "CONSORT_GETH", hide_env_values = true)]
+        geth: Option<PathBuf>,
     },
     /// Tear the network down: stop and delete everything in state
+    #[command(after_long_help = DESTROY_EXAMPLES)]
     Destroy {
         /// Do not ask for confirmation
         #[arg(long, visible_alias = "auto-approve")]
@@ -100,6 +197,15 @@ pub enum Command {
     /// Inspect or repair consort's state
     #[command(subcommand)]
     State(StateCommand),
+    /// Print a shell completion script
+    #[command(after_long_help = COMPLETIONS_EXAMPLES)]
+    Completions {
+        /// Shell to complete in
+        shell: clap_complete::Shell,
+    },
+    /// Print the JSON Schema of the topology file (generated from the types consort reads)
+    #[command(after_long_help = SCHEMA_EXAMPLES)]
+    Schema,
 }
 
 #[derive(Debug, Subcommand)]
@@ -136,10 +242,14 @@ pub struct ApplyArgs {
 #[derive(Debug, Subcommand)]
 pub enum MemberCommand {
     /// Add a member to the topology file, then plan and apply
+    #[command(after_long_help = MEMBER_ADD_EXAMPLES)]
     Add {
+        /// Member name (2 to 24 lowercase letters, digits or '-')
         name: String,
+        /// Clique signer nodes (each is voted in by the current signers)
         #[arg(long, default_value_t = 1)]
         validators: u32,
+        /// Nodes that serve applications over JSON-RPC
         #[arg(long, default_value_t = 0)]
         tx_nodes: u32,
         /// A funded account NAME=BALANCE (e.g. ops=100ether); repeatable
@@ -149,7 +259,9 @@ pub enum MemberCommand {
         apply: MemberApply,
     },
     /// Remove a member from the topology file, then plan and apply
+    #[command(after_long_help = MEMBER_REMOVE_EXAMPLES)]
     Remove {
+        /// Member name
         name: String,
         #[command(flatten)]
         apply: MemberApply,
@@ -196,8 +308,8 @@ pub fn run() -> i32 {
         Ok(code) => code,
         Err(e) => {
             let msg = format!("{e:#}");
-            // Topology diagnostics carry their own `error:` headers.
-            if msg.starts_with("error") {
+            // Topology diagnostics carry their own `error:` / `warning:` headers.
+            if msg.starts_with("error") || msg.starts_with("warning:") {
                 eprintln!("{msg}");
             } else {
                 eprintln!("error: {msg}");

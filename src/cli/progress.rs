@@ -1,6 +1,8 @@
 //! The progress view: one monitor draws what providers report. On a terminal, a spinner line
 //! per node moving through its steps (keys → init → start → peered → sealing) and one for
-//! the current phase; off a terminal, one plain line per event.
+//! the current phase; off a terminal, one plain line per event. `-q` shows only failures;
+//! `-v` adds a line as each change starts and every node step (on a terminal too).
+//! Warnings go to stderr.
 
 use crate::provider::events::{Event, EventSink};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -13,6 +15,8 @@ struct Inner {
     multi: Option<MultiProgress>,
     bars: BTreeMap<String, ProgressBar>,
     phase: Option<ProgressBar>,
+    /// -1 quiet, 0 normal, 1 verbose.
+    level: i8,
 }
 
 #[derive(Clone)]
@@ -27,15 +31,15 @@ fn style() -> ProgressStyle {
 }
 
 impl Progress {
-    pub fn new() -> Progress {
-        let multi = std::io::stdout()
-            .is_terminal()
+    pub fn new(level: i8) -> Progress {
+        let multi = (level >= 0 && std::io::stdout().is_terminal())
             .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stdout()));
         Progress {
             inner: Arc::new(Mutex::new(Inner {
                 multi,
                 bars: BTreeMap::new(),
                 phase: None,
+                level,
             })),
         }
     }
@@ -62,8 +66,16 @@ impl Progress {
 
     fn handle(&self, ev: Event) {
         let mut inner = self.inner.lock().unwrap();
+        let quiet_ok = matches!(ev, Event::ChangeFailed { .. } | Event::Warning { .. });
+        if inner.level < 0 && !quiet_ok {
+            return;
+        }
         match ev {
-            Event::ChangeStarted { .. } => {}
+            Event::ChangeStarted { addr, action } => {
+                if inner.level > 0 {
+                    Self::line(&inner, format!("  … {} {addr}", action.symbol()));
+                }
+            }
             Event::ChangeDone {
                 addr,
                 action,
@@ -80,6 +92,9 @@ impl Progress {
                 Self::line(&inner, format!("  ✗ {addr}: {error}"))
             }
             Event::Step { subject, step } => {
+                if inner.level > 0 {
+                    Self::line(&inner, format!("  {subject}: {step}"));
+                }
                 if let Some(m) = inner.multi.clone() {
                     let bar = inner.bars.entry(subject.clone()).or_insert_with(|| {
                         let b = m.add(ProgressBar::new_spinner());
@@ -93,7 +108,7 @@ impl Progress {
                         m => format!("{m} → {step}"),
                     };
                     bar.set_message(msg);
-                } else {
+                } else if inner.level == 0 {
                     println!("  {subject}: {step}");
                 }
             }
@@ -117,7 +132,10 @@ impl Progress {
                 }
                 Self::line(&inner, format!("{message} ({:.1}s)", elapsed.as_secs_f64()));
             }
-            Event::Warning { message } => Self::line(&inner, format!("warning: {message}")),
+            Event::Warning { message } => match &inner.multi {
+                Some(m) => m.suspend(|| eprintln!("warning: {message}")),
+                None => eprintln!("warning: {message}"),
+            },
         }
     }
 

@@ -102,12 +102,21 @@ pub fn core_resources(
         for a in &m.accounts {
             let id = account_id(&m.name, &a.name);
             let addr = format!("account.{}.{}", m.name, a.name);
-            out.push(Resource {
-                addr: addr.clone(),
-                kind: Kind::Account,
-                attrs: json!({ "member": m.name, "name": a.name }),
-                deps: vec![],
-                summary: format!("account {id}: key + keystore + password file"),
+            out.push(match &a.address {
+                None => Resource {
+                    addr: addr.clone(),
+                    kind: Kind::Account,
+                    attrs: json!({ "member": m.name, "name": a.name }),
+                    deps: vec![],
+                    summary: format!("account {id}: key + keystore + password file"),
+                },
+                Some(address) => Resource {
+                    addr: addr.clone(),
+                    kind: Kind::Account,
+                    attrs: json!({ "member": m.name, "name": a.name, "address": address }),
+                    deps: vec![],
+                    summary: format!("account {id}: your address {address} (no key held)"),
+                },
             });
             if !facts.exists || facts.accounts.contains_key(&id) {
                 genesis_accounts.push((addr, id, a.balance));
@@ -413,6 +422,24 @@ fn check_genesis_unchanged(
     for m in &topo.members {
         for a in &m.accounts {
             let id = account_id(&m.name, &a.name);
+            // The address genesis funded: a different `address:` (or dropping or adding
+            // one) would move the balance.
+            let held = st.resources.get(&format!("account.{}.{}", m.name, a.name));
+            let held_external = held
+                .and_then(|r| r.attrs.get("address"))
+                .and_then(|v| v.as_str());
+            if facts.accounts.contains_key(&id)
+                && held.is_some()
+                && held_external != a.address.as_deref()
+            {
+                problems.push(format!(
+                    "members.{}.accounts.{}.address: {} → {} (funded in genesis)",
+                    m.name,
+                    a.name,
+                    held_external.unwrap_or("(key held by consort)"),
+                    a.address.as_deref().unwrap_or("(key held by consort)")
+                ));
+            }
             if let Some(old) = facts.accounts.get(&id) {
                 if *old != a.balance.0.to_string() {
                     let old_wei = old.parse::<u128>().map(crate::topology::Wei).ok();
@@ -748,6 +775,7 @@ mod tests {
                 .map(|a| Account {
                     name: a.to_string(),
                     balance: Wei(1000 * Wei::ETHER),
+                    address: None,
                 })
                 .collect(),
         }

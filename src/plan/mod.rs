@@ -47,7 +47,8 @@ impl Kind {
     /// Attributes whose change forces destroy-then-create rather than an in-place update.
     pub fn force_new(self) -> &'static [&'static str] {
         match self {
-            Kind::NodeKey | Kind::SignerKey | Kind::Account => &["node", "member", "name"],
+            Kind::NodeKey | Kind::SignerKey => &["node", "member", "name"],
+            Kind::Account => &["member", "name", "address"],
             // A new geth is a rolling restart that keeps the chain, not a new node.
             Kind::LocalNode => &["role", "member"],
             Kind::AzureVm => &[

@@ -209,6 +209,15 @@ fn create(ctx: &ApplyCtx, change: &Change, root: &Path) -> Result<ResourceState,
                 "password_file": p(&pw),
             })
         }
+        // An address the user holds the key of: funded like the others, nothing to keep.
+        Kind::Account if attrs.get("address").is_some_and(Value::is_string) => {
+            let address: Address = attrs["address"]
+                .as_str()
+                .unwrap_or_default()
+                .parse()
+                .map_err(|e| ProviderError::at(addr, format!("{e}")))?;
+            json!({ "address": address.to_checksum(), "external": true })
+        }
         Kind::Account => {
             let dir = resource_dir(root, addr, change.kind).expect("account address");
             fresh_dir(root, addr, &dir)?;

@@ -8,7 +8,8 @@
 //! Core resources (applied by `core.rs`, identical for every provider), outputs in state:
 //! - `key.node.<n>`: `{enode_id, key_file}` (key_file: hex node key, 0600)
 //! - `key.signer.<n>`: `{address, keystore, keystore_dir, password_file}` (validators)
-//! - `account.<m>.<a>`: `{address, keystore, password_file, key_file}`
+//! - `account.<m>.<a>`: `{address, keystore, password_file, key_file}`, or `{address,
+//!   external: true}` for an `address:` account (the user's key; nothing kept)
 //! - `genesis`: `{file, signers: [node names], accounts: {"m/a": wei}, funding_account}`;
 //!   the JSON is also in `State::genesis`, whose `hash` the provider fills once a node
 //!   reports block 0.
@@ -217,6 +218,19 @@ pub trait Provider: Sync {
 
     /// Live health for `status`.
     fn health(&self, topology: &Topology, state: &State) -> Health;
+
+    /// Stops every node and keeps all data (`consort stop`); returns the nodes that were
+    /// running. The next apply (`consort start`) starts them again on the same data.
+    fn stop_nodes(
+        &self,
+        _state: &State,
+        _events: &EventSink,
+    ) -> Result<Vec<String>, ProviderError> {
+        Err(ProviderError::Unsupported {
+            provider: self.name(),
+            what: "stopping a network (consort stop)".into(),
+        })
+    }
 
     /// Removes what the provider keeps outside state resources after a full destroy.
     fn cleanup(&self, _state_dir: &StateDir) -> Result<(), ProviderError> {

@@ -8,6 +8,20 @@ const UNITS: [(&str, u32); 3] = [("ether", 18), ("gwei", 9), ("wei", 0)];
 /// exponent, at most as many decimals as the unit has. The error says what is wrong
 /// (without repeating the input) so callers can place it.
 pub fn parse_balance(s: &str) -> Result<Wei, String> {
+    // `100ether` (as typed on a command line) is `100 ether`.
+    let t = s.trim();
+    let spaced;
+    let s = match t.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i)
+            if i > 0
+                && !t[..i].ends_with(char::is_whitespace)
+                && UNITS.iter().any(|(u, _)| u.eq_ignore_ascii_case(&t[i..])) =>
+        {
+            spaced = format!("{} {}", &t[..i], &t[i..]);
+            spaced.as_str()
+        }
+        _ => s,
+    };
     let mut parts = s.split_whitespace();
     let (Some(number), unit, None) = (parts.next(), parts.next(), parts.next()) else {
         return Err(if s.trim().is_empty() {
@@ -77,6 +91,8 @@ mod tests {
         assert_eq!(parse_balance("1000"), Ok(Wei(1000)));
         assert_eq!(parse_balance("  3   Ether "), Ok(Wei(3 * Wei::ETHER)));
         assert_eq!(parse_balance("0 ether"), Ok(Wei(0)));
+        assert_eq!(parse_balance("100ether"), Ok(Wei(100 * Wei::ETHER)));
+        assert_eq!(parse_balance("1.5Gwei"), Ok(Wei(1_500_000_000)));
         assert_eq!(
             parse_balance("340282366920938463463374607431768211455"),
             Ok(Wei(u128::MAX))

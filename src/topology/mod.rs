@@ -10,6 +10,7 @@ pub mod diagnostic;
 pub mod edit;
 pub mod model;
 mod raw;
+pub mod schema;
 mod spans;
 mod starter;
 pub mod validate;

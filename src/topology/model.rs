@@ -84,6 +84,16 @@ pub struct Account {
     pub name: String,
     #[serde(with = "wei_serde")]
     pub balance: Wei,
+    /// An address the user holds the key of (EIP-55 checksummed): funded, no key held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+}
+
+impl Account {
+    /// Whether consort generates and holds this account's key.
+    pub fn has_key(&self) -> bool {
+        self.address.is_none()
+    }
 }
 
 // One value per loaded topology: boxing Azure's config would cost more API churn than
@@ -188,7 +198,7 @@ impl Topology {
     }
 
     /// The funding account as (member, account): the configured one, else the first account
-    /// of the first member that has one.
+    /// consort holds the key of (an `address:` account cannot sign transfers).
     pub fn funding_account(&self) -> Option<(&Member, &Account)> {
         if let Some(spec) = &self.network.funding_account {
             let (m, a) = spec.split_once('/')?;
@@ -198,7 +208,7 @@ impl Topology {
         }
         self.members
             .iter()
-            .find_map(|m| m.accounts.first().map(|a| (m, a)))
+            .find_map(|m| m.accounts.iter().find(|a| a.has_key()).map(|a| (m, a)))
     }
 }
 

@@ -1,86 +1,121 @@
 //! The file as written: serde structs that deny unknown fields and keep optional things
 //! optional, so validation can apply defaults and report what is missing.
 
+use schemars::JsonSchema;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use std::fmt;
 
-#[derive(Debug, Deserialize)]
+// The doc comments below are the descriptions in `consort schema` (the JSON Schema editors
+// use to complete and check consort.yaml): keep them about the file, for its authors.
+
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(
     deny_unknown_fields,
     expecting = "a mapping with network, members and provider"
 )]
+#[schemars(title = "consort topology")]
+/// A consort topology (consort.yaml): a private Ethereum consortium network of Clique
+/// validators, transaction nodes and funded accounts, and where it runs.
 pub struct RawTopology {
+    /// The chain: its name, chain id, Clique consensus and gas limit.
     pub network: RawNetwork,
+    /// The Ethereum client consort runs.
     #[serde(default)]
     pub client: Option<RawClient>,
+    /// The member organisations, each with its own validators, tx nodes and accounts.
     #[serde(default)]
     pub members: Vec<RawMember>,
+    /// Where the nodes run: `local: {}` (geth processes on this machine) or `azure: {...}`.
     pub provider: RawProvider,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(
     deny_unknown_fields,
     expecting = "a mapping with name, chain_id and optionally consensus, gas_limit, funding_account"
 )]
 pub struct RawNetwork {
+    /// 2 to 24 characters: a lowercase letter, then lowercase letters, digits or '-'.
     pub name: String,
+    /// The chain id in every signed transaction; must not be a public network's id.
     pub chain_id: u64,
     #[serde(default)]
     pub consensus: Option<RawConsensus>,
+    /// Block gas limit (default 30000000).
     #[serde(default)]
     pub gas_limit: Option<u64>,
+    /// `<member>/<account>` that pays for accounts added after genesis (default: the first
+    /// account consort holds the key of).
     #[serde(default)]
     pub funding_account: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, expecting = "a mapping with clique")]
 pub struct RawConsensus {
     #[serde(default)]
     pub clique: Option<RawClique>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, expecting = "a mapping with period and epoch")]
+/// Clique proof-of-authority settings.
 pub struct RawClique {
+    /// Seconds between blocks (default 5).
     #[serde(default)]
     pub period: Option<u64>,
+    /// Blocks between Clique checkpoints (default 30000).
     #[serde(default)]
     pub epoch: Option<u64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, expecting = "a mapping with geth")]
 pub struct RawClient {
+    /// geth version: 1.13.x, the last series that seals Clique blocks (default 1.13.15).
     #[serde(default)]
     pub geth: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(
     deny_unknown_fields,
     expecting = "a member: a mapping with name, validators, tx_nodes, accounts"
 )]
+/// A member organisation.
 pub struct RawMember {
+    /// 2 to 24 characters: a lowercase letter, then lowercase letters, digits or '-'.
     pub name: String,
+    /// Clique signer nodes of this member (an odd total across members tolerates most
+    /// failures).
     #[serde(default)]
     pub validators: u32,
+    /// Nodes that serve applications over JSON-RPC.
     #[serde(default)]
     pub tx_nodes: u32,
+    /// Funded accounts of this member.
     #[serde(default, deserialize_with = "null_as_default")]
     pub accounts: Vec<RawAccount>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(
     deny_unknown_fields,
-    expecting = "an account: a mapping with name and balance"
+    expecting = "an account: a mapping with name, balance and optionally address"
 )]
+/// An account funded with `balance`: consort generates its key and keystore, or funds
+/// `address`, an account you already hold the key of (consort then holds no key).
 pub struct RawAccount {
+    /// 2 to 24 characters: a lowercase letter, then lowercase letters, digits or '-'.
     pub name: String,
+    /// Ether to give it, like `5000000 ether`, `1.5 ether`, `21 gwei`, or whole wei.
     pub balance: RawBalance,
+    /// An address you hold the key of (0x + 40 hex digits; mixed case must match its
+    /// EIP-55 checksum). Leave it out and consort generates a key.
+    #[serde(default)]
+    #[schemars(regex(pattern = r"^0x[0-9a-fA-F]{40}$"))]
+    pub address: Option<String>,
 }
 
 /// A balance as written: text (`"5 ether"`) or a YAML number.
@@ -90,6 +125,21 @@ pub enum RawBalance {
     Wei(u128),
     Negative,
     Float(f64),
+}
+
+impl JsonSchema for RawBalance {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Balance".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A balance like `5000000 ether`, `1.5 ether`, `21 gwei`, `7 wei`, or a whole number of wei.",
+            "anyOf": [
+                { "type": "string", "pattern": r"^\s*[0-9]+(\.[0-9]+)?\s*([eE][tT][hH][eE][rR]|[gG][wW][eE][iI]|[wW][eE][iI])?\s*$" },
+                { "type": "integer", "minimum": 0 }
+            ]
+        })
+    }
 }
 
 impl<'de> Deserialize<'de> for RawBalance {
@@ -129,39 +179,49 @@ impl<'de> Deserialize<'de> for RawBalance {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(
     deny_unknown_fields,
     expecting = "a mapping with either local or azure"
 )]
+/// Exactly one of `local` or `azure`.
 pub struct RawProvider {
-    /// `local:` with nothing after it means all defaults.
+    /// geth processes on this machine, listening on 127.0.0.1 only. `local:` with nothing
+    /// after it means all defaults.
     #[serde(default, deserialize_with = "present_or_null")]
     pub local: Option<Option<RawLocal>>,
+    /// Azure VMs in their own resource group and VNet.
     #[serde(default, deserialize_with = "present_or_null")]
     pub azure: Option<Option<RawAzure>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, expecting = "a mapping with base_port (optional)")]
+/// Local geth processes.
 pub struct RawLocal {
+    /// First TCP port to try; ports are chosen free from here upwards.
     #[serde(default)]
     pub base_port: Option<u16>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(
     deny_unknown_fields,
     expecting = "a mapping with location and ssh_public_key_file"
 )]
 pub struct RawAzure {
+    /// A GUID; leave it out to use AZURE_SUBSCRIPTION_ID.
     #[serde(default)]
     pub subscription_id: Option<String>,
+    /// An Azure region name like `westeurope`.
     pub location: String,
+    /// Default `consort-<network>`.
     #[serde(default)]
     pub resource_group: Option<String>,
+    /// A private IPv4 range, /8 to /24, one /24 per member (default 10.42.0.0/16).
     #[serde(default)]
     pub address_space: Option<String>,
+    /// VM size of every node (default Standard_B2s).
     #[serde(default)]
     pub vm_size: Option<String>,
     #[serde(default)]
@@ -170,12 +230,16 @@ pub struct RawAzure {
     pub tx_vm_size: Option<String>,
     #[serde(default)]
     pub admin_username: Option<String>,
+    /// The text of an OpenSSH public key (or use ssh_public_key_file).
     #[serde(default)]
     pub ssh_public_key: Option<String>,
+    /// Path to an OpenSSH .pub file, relative to the topology file.
     #[serde(default)]
     pub ssh_public_key_file: Option<String>,
+    /// CIDRs allowed to reach the tx nodes' JSON-RPC.
     #[serde(default, deserialize_with = "null_as_default")]
     pub allowed_rpc_cidrs: Vec<String>,
+    /// CIDRs allowed to reach SSH.
     #[serde(default, deserialize_with = "null_as_default")]
     pub allowed_ssh_cidrs: Vec<String>,
 }

@@ -190,7 +190,12 @@ fn positions_count_characters_and_any_line_break_style() {
         let errs = errors(&src);
         let at: Vec<(Option<usize>, Option<usize>)> =
             errs.iter().map(|d| (d.line, d.column)).collect();
-        assert_eq!(at, [(Some(6), Some(17))], "{nl:?}: {errs:?}");
+        // Both in one run: the mistyped count, and the name the semantic pass checks beside it.
+        assert_eq!(
+            at,
+            [(Some(6), Some(17)), (Some(9), Some(15))],
+            "{nl:?}: {errs:?}"
+        );
         assert_eq!(errs[0].snippet.as_deref(), Some("    validators: \"é\""));
         let src = src.replace("validators: \"é\"", "validators: 1");
         let errs = errors(&src);

@@ -127,6 +127,8 @@ struct Ctx<'a> {
     text: &'a str,
     index: SpanIndex,
     diags: Vec<Diagnostic>,
+    /// Paths the lenient second pass dropped: no check speaks about what encloses them.
+    suppress: Vec<String>,
 }
 
 impl<'a> Ctx<'a> {
@@ -136,6 +138,7 @@ impl<'a> Ctx<'a> {
             text,
             index: SpanIndex::default(),
             diags: Vec::new(),
+            suppress: Vec::new(),
         }
     }
 
@@ -157,24 +160,46 @@ impl<'a> Ctx<'a> {
         self.diags.push(d);
     }
 
+    /// Whether `path` is or encloses a field the lenient pass dropped.
+    fn suppressed(&self, path: &str) -> bool {
+        self.suppress.iter().any(|d| {
+            path.is_empty()
+                || d == path
+                || d.strip_prefix(path)
+                    .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
+        })
+    }
+
     /// An error pointing at the value at `path` (or its nearest positioned ancestor).
     fn error(&mut self, path: &str, msg: impl Into<String>, help: impl Into<Option<String>>) {
+        if self.suppressed(path) {
+            return;
+        }
         let pos = self.index.value(path);
         self.push(Severity::Error, pos, msg.into(), help.into());
     }
 
     /// An error pointing at the key of the entry at `path`.
     fn error_key(&mut self, path: &str, msg: impl Into<String>, help: impl Into<Option<String>>) {
+        if self.suppressed(path) {
+            return;
+        }
         let pos = self.index.key(path);
         self.push(Severity::Error, pos, msg.into(), help.into());
     }
 
     fn warn_key(&mut self, path: &str, msg: impl Into<String>, help: impl Into<Option<String>>) {
+        if self.suppressed(path) {
+            return;
+        }
         let pos = self.index.key(path);
         self.push(Severity::Warning, pos, msg.into(), help.into());
     }
 
     fn warn(&mut self, path: &str, msg: impl Into<String>, help: impl Into<Option<String>>) {
+        if self.suppressed(path) {
+            return;
+        }
         let pos = self.index.value(path);
         self.push(Severity::Warning, pos, msg.into(), help.into());
     }
@@ -375,6 +400,12 @@ pub fn parse(path_for_messages: &Path, bytes: &[u8]) -> Result<Loaded, LoadError
                     let d = serde_diag(&ctx, &e);
                     ctx.diags.push(d);
                 }
+            }
+            // What the strict pass could not read is reported; check the rest too, so one
+            // run reports every problem (an unknown field hides nothing).
+            if let Some((raw, dropped)) = super::schema::lenient(text) {
+                ctx.suppress = dropped;
+                let _ = check(&mut ctx, raw);
             }
             return Err(LoadError {
                 diagnostics: ctx.finish(),
@@ -890,6 +921,9 @@ fn check(ctx: &mut Ctx, raw: RawTopology) -> Option<Topology> {
         );
     }
     let mut member_names = HashMap::new();
+    let mut addresses: HashMap<String, String> = HashMap::new();
+    // A count over the limit is clamped below: no parity warning about the clamped sum.
+    let mut over_limit = false;
     let mut members = Vec::with_capacity(raw.members.len());
     for (i, m) in raw.members.into_iter().enumerate() {
         let mpath = child_index("members", i);
@@ -899,6 +933,7 @@ fn check(ctx: &mut Ctx, raw: RawTopology) -> Option<Topology> {
         }
         for (field, n) in [("validators", m.validators), ("tx_nodes", m.tx_nodes)] {
             if n > MAX_NODES_PER_ROLE {
+                over_limit = true;
                 ctx.error(
                     &child_key(&mpath, field),
                     format!(
@@ -928,9 +963,24 @@ fn check(ctx: &mut Ctx, raw: RawTopology) -> Option<Topology> {
                 );
             }
             let balance = check_balance(ctx, &child_key(&apath, "balance"), &a.name, &a.balance);
+            let address = a.address.as_deref().and_then(|text| {
+                let path = child_key(&apath, "address");
+                let addr = check_address(ctx, &path, &a.name, text)?;
+                if let Some(first) = addresses.get(&addr) {
+                    ctx.error(
+                        &path,
+                        format!("address {addr} is funded twice"),
+                        Some(format!("{first} already names it; genesis holds one balance per address: remove one of the two accounts")),
+                    );
+                } else {
+                    addresses.insert(addr.clone(), path.clone());
+                }
+                Some(addr)
+            });
             accounts.push(Account {
                 name: a.name,
                 balance: balance.unwrap_or_default(),
+                address,
             });
         }
         members.push(Member {
@@ -948,6 +998,7 @@ fn check(ctx: &mut Ctx, raw: RawTopology) -> Option<Topology> {
             "the network has no validators",
             Some("Clique needs at least one signer: give a member `validators: 1`".to_string()),
         );
+    } else if over_limit {
     } else if signers == 2 {
         ctx.warn_key(
             "members",
@@ -1074,6 +1125,29 @@ fn check_balance(ctx: &mut Ctx, path: &str, account: &str, b: &RawBalance) -> Op
     }
 }
 
+/// The account's address, EIP-55 checksummed, or `None` after reporting why it is not one.
+fn check_address(ctx: &mut Ctx, path: &str, account: &str, text: &str) -> Option<String> {
+    match text.trim().parse::<crate::crypto::Address>() {
+        Ok(a) => Some(a.to_checksum()),
+        Err(crate::crypto::CryptoError::InvalidAddress { reason, .. }) => {
+            ctx.error(
+                path,
+                format!("invalid address {text:?} for account {account:?}: {reason}"),
+                Some("copy the address from your wallet: `0x` and 40 hex digits, e.g. `address: 0x52908400098527886E0F7030069857D2E4169EE7`; or leave `address:` out and consort generates a key".to_string()),
+            );
+            None
+        }
+        Err(e) => {
+            ctx.error(
+                path,
+                format!("invalid address {text:?} for account {account:?}: {e}"),
+                None,
+            );
+            None
+        }
+    }
+}
+
 fn check_funding(ctx: &mut Ctx, spec: &str, members: &[Member]) {
     const PATH: &str = "network.funding_account";
     let Some((m, a)) = spec
@@ -1107,6 +1181,18 @@ fn check_funding(ctx: &mut Ctx, spec: &str, members: &[Member]) {
                 list(names)
             })),
         ),
+        Some(member)
+            if member
+                .accounts
+                .iter()
+                .any(|x| x.name == a && !x.has_key()) =>
+        {
+            ctx.error(
+                PATH,
+                format!("funding_account {spec:?} is an `address:` account, whose key consort does not hold"),
+                Some("the funding account signs transfers, so it must be an account consort generated (no `address:`); name another".to_string()),
+            )
+        }
         Some(member) if !member.accounts.iter().any(|x| x.name == a) => ctx.error(
             PATH,
             format!("funding_account {spec:?}: member {m:?} has no account {a:?}"),

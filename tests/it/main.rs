@@ -2,12 +2,15 @@
 
 mod support;
 
+mod apps;
+
 #[cfg(feature = "azure")]
 mod azure_arm;
 #[cfg(feature = "azure")]
 mod azure_provider;
 mod cli;
 mod cloud_init;
+mod conveniences;
 mod crypto_geth;
 mod crypto_vectors;
 #[cfg(feature = "azure")]

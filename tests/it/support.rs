@@ -292,3 +292,171 @@ pub fn port_base() -> u16 {
     let start = 20000 + (std::process::id() % 50) as u16 * 400;
     start + NEXT.fetch_add(100, std::sync::atomic::Ordering::SeqCst)
 }
+
+/// npm packages of the tools the application tests drive, pinned (`.ci/run` installs the
+/// same).
+pub const NPM_TOOLS: &[&str] = &[
+    "@foundry-rs/cast-linux-amd64@1.7.1",
+    "solc@0.8.26",
+    "ethers@6.17.0",
+];
+
+/// A tool from npm (`cast` from @foundry-rs/cast-linux-amd64, `solcjs` from solc; the
+/// ethers library sits beside them in `node_modules`), or
+/// `$CONSORT_<NAME>`: found in consort's cache (`~/.cache/consort/tools`), else installed
+/// there once with `npm install --prefix`, as geth is built once with Go. A test that needs
+/// it fails loudly when neither works; it never skips.
+pub fn npm_tool(name: &str) -> PathBuf {
+    let var = format!("CONSORT_{}", name.to_ascii_uppercase());
+    if let Some(p) = std::env::var_os(&var) {
+        return PathBuf::from(p);
+    }
+    static INSTALL: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let prefix = INSTALL
+        .get_or_init(|| {
+            let cache = std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+                .ok_or("neither HOME nor XDG_CACHE_HOME is set")?;
+            let prefix = cache.join("consort/tools");
+            let bin = prefix.join("node_modules/.bin");
+            if bin.join("cast").exists()
+                && bin.join("solcjs").exists()
+                && prefix.join("node_modules/ethers/package.json").exists()
+            {
+                return Ok(prefix);
+            }
+            eprintln!(
+                "[support] installing {NPM_TOOLS:?} into {} …",
+                prefix.display()
+            );
+            std::fs::create_dir_all(&prefix).map_err(|e| e.to_string())?;
+            let status = std::process::Command::new("npm")
+                .args(["install", "--no-audit", "--no-fund", "--prefix"])
+                .arg(&prefix)
+                .args(NPM_TOOLS)
+                .status()
+                .map_err(|e| format!("cannot run npm: {e}"))?;
+            if !status.success() {
+                return Err(format!("npm install {NPM_TOOLS:?} failed ({status})"));
+            }
+            Ok(prefix)
+        })
+        .as_ref()
+        .unwrap_or_else(|e| panic!("this test needs {name} (npm: {NPM_TOOLS:?}) or ${var}: {e}"));
+    let p = prefix.join("node_modules/.bin").join(name);
+    assert!(
+        p.exists(),
+        "this test needs {name}; {} is missing after installing {NPM_TOOLS:?}",
+        p.display()
+    );
+    p
+}
+
+/// Runs `cmd` to completion or kills it after `timeout` (then panics with what it printed).
+pub fn run_with_deadline(
+    mut cmd: std::process::Command,
+    timeout: Duration,
+) -> std::process::Output {
+    use std::io::Read;
+    let shown = format!("{cmd:?}");
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = out.read_to_end(&mut b);
+        b
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = err.read_to_end(&mut b);
+        b
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{shown} did not finish within {timeout:?}\n--- stdout\n{}\n--- stderr\n{}",
+                String::from_utf8_lossy(&t_out.join().unwrap()),
+                String::from_utf8_lossy(&t_err.join().unwrap())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = std::process::Output {
+        status,
+        stdout: t_out.join().unwrap(),
+        stderr: t_err.join().unwrap(),
+    };
+    eprintln!(
+        "[{shown}] exit {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// web3.py for the application tests, pinned (`.ci/run` installs the same).
+pub const WEB3_PY: &str = "web3==7.16.0";
+
+/// A Python with web3.py: `$CONSORT_WEB3_PYTHON`, else the venv in consort's cache
+/// (`~/.cache/consort/tools/py`), created once with pip when missing. Fails loudly.
+pub fn web3_python() -> PathBuf {
+    if let Some(p) = std::env::var_os("CONSORT_WEB3_PYTHON") {
+        return PathBuf::from(p);
+    }
+    static PY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    PY.get_or_init(|| {
+        let cache = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .ok_or("neither HOME nor XDG_CACHE_HOME is set")?;
+        let venv = cache.join("consort/tools/py");
+        let python = venv.join("bin/python");
+        let has = |p: &Path| {
+            std::process::Command::new(p)
+                .args([
+                    "-c",
+                    "import web3, sys; sys.exit(web3.__version__ != '7.16.0')",
+                ])
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if has(&python) {
+            return Ok(python);
+        }
+        eprintln!("[support] installing {WEB3_PY} into {} …", venv.display());
+        let run = |c: &mut std::process::Command| -> Result<(), String> {
+            let st = c.status().map_err(|e| format!("{c:?}: {e}"))?;
+            st.success()
+                .then_some(())
+                .ok_or_else(|| format!("{c:?} failed ({st})"))
+        };
+        run(std::process::Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv))?;
+        run(std::process::Command::new(venv.join("bin/pip")).args(["install", "-q", WEB3_PY]))?;
+        if has(&python) {
+            Ok(python)
+        } else {
+            Err(format!(
+                "{} cannot import web3 after installing it",
+                python.display()
+            ))
+        }
+    })
+    .clone()
+    .unwrap_or_else(|e| panic!("this test needs {WEB3_PY} (or $CONSORT_WEB3_PYTHON): {e}"))
+}

@@ -21,6 +21,7 @@
 
 mod funding;
 mod health;
+pub mod lifecycle;
 mod mesh;
 mod node;
 mod ports;
@@ -336,6 +337,14 @@ impl Provider for LocalProvider {
 
     fn refresh_by_default(&self) -> bool {
         true
+    }
+
+    fn stop_nodes(
+        &self,
+        state: &State,
+        events: &super::events::EventSink,
+    ) -> Result<Vec<String>, ProviderError> {
+        lifecycle::stop_nodes(state, events)
     }
 
     fn parallelism(&self) -> usize {

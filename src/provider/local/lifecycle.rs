@@ -1,0 +1,61 @@
+//! `consort stop` for local networks: every recorded geth process is stopped (SIGTERM, so
+//! geth writes its state to disk; SIGKILL only after the grace period), while its data
+//! directory, keys and its entry in state stay. The next `consort start` or `consort apply`
+//! sees each node as "restart (process not running)" and starts it on the same data, so
+//! the chain continues from its head.
+
+use super::process::{self, Stopped};
+use super::{NodeOutputs, STOP_GRACE};
+use crate::provider::events::{Event, EventSink};
+use crate::provider::ProviderError;
+use crate::state::State;
+use std::path::Path;
+
+/// Stops every node recorded in `state`, all at once; returns the names of those that were
+/// running (in state order).
+pub fn stop_nodes(state: &State, events: &EventSink) -> Result<Vec<String>, ProviderError> {
+    let nodes: Vec<(String, NodeOutputs)> = state
+        .resources
+        .keys()
+        .filter_map(|addr| addr.strip_prefix("node."))
+        .filter_map(|name| NodeOutputs::from_state(state, name).map(|o| (name.to_string(), o)))
+        .collect();
+    let results: Vec<(String, Result<Stopped, String>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = nodes
+            .iter()
+            .map(|(name, o)| {
+                s.spawn(move || {
+                    let r = process::stop(o.process(), Path::new(&o.datadir), STOP_GRACE)
+                        .map_err(|e| e.to_string());
+                    (name.clone(), r)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("stop thread"))
+            .collect()
+    });
+    let mut stopped = Vec::new();
+    let mut failed = Vec::new();
+    for (name, r) in results {
+        match r {
+            Ok(Stopped::NotRunning) => {}
+            Ok(_) => {
+                events(Event::Step {
+                    subject: name.clone(),
+                    step: "stopped".into(),
+                });
+                stopped.push(name);
+            }
+            Err(e) => failed.push(format!("node.{name}: {e}")),
+        }
+    }
+    if !failed.is_empty() {
+        return Err(ProviderError::Other(format!(
+            "could not stop every node:\n  {}",
+            failed.join("\n  ")
+        )));
+    }
+    Ok(stopped)
+}
