@@ -830,3 +830,33 @@ impl LocalProvider {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipc_socket_lives_in_the_node_dir_unless_the_path_is_too_long() {
+        let short = Path::new("/tmp/x/.consort/net/nodes/a-validator-0");
+        assert_eq!(ipc_path(short), short.join("geth.ipc"));
+        let deep = PathBuf::from(format!("/tmp/{}/nodes/a-validator-0", "d".repeat(120)));
+        let p = ipc_path(&deep);
+        assert!(p.as_os_str().len() <= MAX_SOCKET_PATH, "{}", p.display());
+        assert!(p.starts_with(short_socket_dir()), "{}", p.display());
+        // Stable for the same node dir, distinct for another.
+        assert_eq!(ipc_path(&deep), p);
+        assert_ne!(ipc_path(&deep.with_file_name("b-validator-0")), p);
+    }
+
+    #[test]
+    fn the_socket_dir_is_made_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("sockets");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        prepare_ipc_dir("node.a", &dir.join("x.ipc")).unwrap();
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
+    }
+}
