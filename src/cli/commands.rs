@@ -702,7 +702,10 @@ fn destroy(g: &Global, yes: bool) -> Result<i32> {
     )
 }
 
-fn status(g: &Global, as_json: bool) -> Result<i32> {
+/// The topology, its state dir and its state, for commands that need a deployed network;
+/// without state: the lost-state refusal when the state dir still holds the network's
+/// data, else "nothing is deployed".
+pub(super) fn deployed(g: &Global) -> Result<(Loaded, StateDir, State)> {
     let loaded = load(g)?;
     let sd = state_dir(g, &loaded.topology.network.name);
     let Some(state) = sd.load()? else {
@@ -716,6 +719,11 @@ fn status(g: &Global, as_json: bool) -> Result<i32> {
             sd.root.display()
         );
     };
+    Ok((loaded, sd, state))
+}
+
+fn status(g: &Global, as_json: bool) -> Result<i32> {
+    let (loaded, sd, state) = deployed(g)?;
     let provider = provider::for_topology(&loaded.topology)?;
     let health = provider.health(&loaded.topology, &state);
     let unrecorded = recover::unrecorded_processes(&loaded.topology, &sd, &state);
@@ -808,15 +816,7 @@ fn status(g: &Global, as_json: bool) -> Result<i32> {
 }
 
 fn output(g: &Global, format: Format, member: Option<&str>) -> Result<i32> {
-    let loaded = load(g)?;
-    let sd = state_dir(g, &loaded.topology.network.name);
-    let Some(state) = sd.load()? else {
-        bail!(
-            "network {} has no state in {}: nothing is deployed (run `consort apply`)",
-            loaded.topology.network.name,
-            sd.root.display()
-        );
-    };
+    let (loaded, _, state) = deployed(g)?;
     if member.is_some() && matches!(format, Format::Text | Format::Json) {
         bail!("--member picks the node and account of --format env or --format foundry; text and json list every member");
     }

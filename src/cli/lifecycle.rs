@@ -1,6 +1,6 @@
 //! `consort stop`, `consort start` and `consort logs`: a deployed network's processes.
 
-use super::commands::{load, progress, run_apply, state_dir, ApplyOpts};
+use super::commands::{deployed, progress, run_apply, ApplyOpts};
 use super::Global;
 use crate::plan::{Action, Change, Kind};
 use crate::provider;
@@ -15,19 +15,6 @@ pub(super) fn is_restart(c: &Change) -> bool {
     matches!(c.kind, Kind::LocalNode | Kind::AzureVm)
         && c.action == Action::Update
         && c.reason.contains("not running")
-}
-
-fn deployed(g: &Global) -> Result<(crate::topology::Loaded, crate::state::StateDir, State)> {
-    let loaded = load(g)?;
-    let sd = state_dir(g, &loaded.topology.network.name);
-    let Some(state) = sd.load()? else {
-        bail!(
-            "network {} has no state in {}: nothing is deployed (run `consort apply`)",
-            loaded.topology.network.name,
-            sd.root.display()
-        );
-    };
-    Ok((loaded, sd, state))
 }
 
 pub(super) fn stop(g: &Global) -> Result<i32> {
