@@ -331,7 +331,17 @@ fn plan(
     // (Providers whose health needs no credentials or public endpoints: local.)
     if p.plan.is_empty() && !destroy && p.provider.refresh_by_default() {
         if let Some(st) = &p.state {
-            let h = p.provider.health(&p.loaded.topology, st);
+            // A node a block behind, a block being sealed: look again for a couple of
+            // periods before calling the network unhealthy.
+            let period = p.loaded.topology.network.clique.period;
+            let deadline = std::time::Instant::now() + Duration::from_secs(2 * period + 2);
+            let h = loop {
+                let h = p.provider.health(&p.loaded.topology, st);
+                if h.healthy || std::time::Instant::now() >= deadline {
+                    break h;
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            };
             if !h.healthy {
                 let mut msg = format!(
                     "network {} is not healthy, although its resources match the topology:",
