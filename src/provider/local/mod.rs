@@ -388,6 +388,7 @@ impl Provider for LocalProvider {
     }
 
     fn after_apply(&self, ctx: &ApplyCtx) -> Result<(), ProviderError> {
+        self.archive_abandoned_nodes(ctx)?;
         // Validators start without --mine; seal once each sees every running node, so no
         // two signers fork block 1 unseen by each other (then Clique's "signed recently"
         // rule deadlocks them). Past the wait, start the rest anyway: sealing beats halting.

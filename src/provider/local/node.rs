@@ -793,6 +793,33 @@ impl LocalProvider {
         }
     }
 
+    /// Node dirs of an interrupted create (never recorded in state) for nodes the topology
+    /// no longer has — a `member add` killed mid-way, then `member remove`: their geth is
+    /// stopped and the dir archived (`archive/<time>/nodes/<name>`), so no process runs
+    /// that state does not list, and nothing is deleted.
+    pub(super) fn archive_abandoned_nodes(&self, ctx: &ApplyCtx) -> Result<(), ProviderError> {
+        let st = ctx.snapshot();
+        let wanted: BTreeSet<String> = ctx.topology.nodes().into_iter().map(|n| n.name).collect();
+        for n in super::recover::nodes_on_disk(ctx.state_dir) {
+            let addr = format!("node.{}", n.name);
+            if wanted.contains(&n.name) || st.resources.contains_key(&addr) {
+                continue;
+            }
+            stop_recorded(&addr, &n.dir, None)?;
+            let to = crate::provider::core::archive(&ctx.state_dir.root, &n.dir).map_err(|e| {
+                ProviderError::at(&addr, format!("cannot archive {}: {e}", n.dir.display()))
+            })?;
+            ctx.emit(Event::Warning {
+                message: format!(
+                    "{addr}: left by an interrupted run and no longer in the topology: stopped its geth and moved {} to {}",
+                    n.dir.display(),
+                    to.map(|p| p.display().to_string()).unwrap_or_default()
+                ),
+            });
+        }
+        Ok(())
+    }
+
     pub(super) fn destroy_node(
         &self,
         ctx: &ApplyCtx,
