@@ -215,7 +215,7 @@ impl LocalProvider {
                 let a = st.output_str(&format!("key.signer.{n}"), "address")?;
                 Some(SignerNode {
                     address: rpc::parse_address(a)?,
-                    rpc: o.control(),
+                    control: std::sync::Arc::new(o.control()),
                     name: n,
                 })
             })
