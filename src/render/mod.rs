@@ -414,6 +414,8 @@ mod tests {
         if let Some(s) = node.signer.as_mut() {
             s.keystore_dir = vm_paths::KEYSTORE_DIR.into();
             s.password_file = vm_paths::PASSWORD.into();
+            // As the Azure provider renders it: seal.sh starts sealing.
+            s.mine = false;
         }
         CloudInit {
             node,

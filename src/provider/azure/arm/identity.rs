@@ -69,7 +69,7 @@ impl Arm {
         let started = std::time::Instant::now();
         let mut wait = self.settings.retry_initial_delay;
         loop {
-            match self.put_json(&id, AUTHORIZATION_API, &body).await {
+            match self.put_json_sync(&id, AUTHORIZATION_API, &body).await {
                 Ok(_) => return Ok(id),
                 Err(e) if e.code() == Some("RoleAssignmentExists") => return Ok(id),
                 Err(e)

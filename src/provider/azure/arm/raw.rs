@@ -123,6 +123,21 @@ impl Arm {
         })
     }
 
+    /// PUT of a JSON body to a resource ARM writes synchronously (role assignments answer
+    /// 200/201 with the resource and no operation to follow); returns the answer's body.
+    pub(crate) async fn put_json_sync(
+        &self,
+        id: &str,
+        api_version: &str,
+        body: &Value,
+    ) -> Result<Value, ArmError> {
+        let url = self.arm_url(id, api_version);
+        let rsp = self
+            .retrying(|| self.send_json(id, Method::Put, url.clone(), Some(body), None))
+            .await?;
+        Ok(self.body_json(id, rsp).await?.2)
+    }
+
     /// GET of an ARM resource; `None` for 404.
     pub(crate) async fn get_json(
         &self,
