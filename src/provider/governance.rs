@@ -166,7 +166,9 @@ pub fn vote(
             .iter()
             .map(|p| s.spawn(move || (p.name.clone(), p.control.propose(&target, authorize))))
             .collect();
-        hs.into_iter().map(|h| h.join().expect("propose thread")).collect()
+        hs.into_iter()
+            .map(|h| h.join().expect("propose thread"))
+            .collect()
     });
     for (name, r) in results {
         match r {

@@ -262,7 +262,10 @@ pub fn cloud_init(c: &CloudInit) -> Result<String, RenderError> {
         .into_iter()
         .map(|a| {
             if a == authrpc {
-                format!("--authrpc.port=${{CONSORT_AUTHRPC_PORT:-{}}}", node.authrpc_port)
+                format!(
+                    "--authrpc.port=${{CONSORT_AUTHRPC_PORT:-{}}}",
+                    node.authrpc_port
+                )
             } else {
                 a
             }
@@ -435,7 +438,11 @@ mod tests {
                 path: vm_paths::PASSWORD.into(),
             }))
             .collect(),
-            seal_after_peers: if signer { vec!["ab".repeat(64)] } else { vec![] },
+            seal_after_peers: if signer {
+                vec!["ab".repeat(64)]
+            } else {
+                vec![]
+            },
         }
     }
 
@@ -458,19 +465,35 @@ mod tests {
         let boot_text = file("/var/lib/consort/bootstrap.sh")["content"]
             .as_str()
             .unwrap();
-        assert!(boot_text.contains("fetch a-validator-0-nodekey \"$ROOT/var/lib/consort/nodekey\""), "{boot_text}");
+        assert!(
+            boot_text.contains("fetch a-validator-0-nodekey \"$ROOT/var/lib/consort/nodekey\""),
+            "{boot_text}"
+        );
         assert!(boot_text.contains("VAULT=\"https://net-0123abcd.vault.azure.net/\""));
         assert!(boot_text.contains("CONSORT_IMDS_ENDPOINT:-http://169.254.169.254"));
         assert!(boot_text.contains("umask 077"));
         let unit = file("/etc/systemd/system/consort-bootstrap.service")["content"]
             .as_str()
             .unwrap();
-        for line in ["Type=oneshot", "Restart=on-failure", "ConditionPathExists=!/var/lib/consort/bootstrapped", "StartLimitIntervalSec=0"] {
+        for line in [
+            "Type=oneshot",
+            "Restart=on-failure",
+            "ConditionPathExists=!/var/lib/consort/bootstrapped",
+            "StartLimitIntervalSec=0",
+        ] {
             assert!(unit.lines().any(|l| l == line), "{line} missing in {unit}");
         }
-        let seal = file("/var/lib/consort/seal.sh")["content"].as_str().unwrap();
-        assert!(seal.contains("miner.start()") && seal.contains(&"ab".repeat(64)), "{seal}");
-        assert!(!text.contains("--mine\""), "geth starts without --mine; seal.sh starts sealing");
+        let seal = file("/var/lib/consort/seal.sh")["content"]
+            .as_str()
+            .unwrap();
+        assert!(
+            seal.contains("miner.start()") && seal.contains(&"ab".repeat(64)),
+            "{seal}"
+        );
+        assert!(
+            !text.contains("--mine\""),
+            "geth starts without --mine; seal.sh starts sealing"
+        );
         assert_eq!(
             file("/etc/consort/genesis.json")["content"].as_str(),
             Some("{\"config\": {\"chainId\": 7}}\n")

@@ -108,9 +108,12 @@ fn sorted_signers(rpc: &RpcClient) -> Result<Vec<String>, String> {
 
 fn signer_address(sd: &StateDir, node: &str) -> String {
     let st = sd.load().unwrap().unwrap();
-    consort::rpc::parse_address(st.output_str(&format!("key.signer.{node}"), "address").unwrap())
-        .unwrap()
-        .to_checksum()
+    consort::rpc::parse_address(
+        st.output_str(&format!("key.signer.{node}"), "address")
+            .unwrap(),
+    )
+    .unwrap()
+    .to_checksum()
 }
 
 #[test]
@@ -151,9 +154,8 @@ fn cli_votes_members_in_and_out_by_run_command_and_destroy_leaves_nothing() {
             .unwrap()
             .to_string();
         let cd = fake.custom_data(&id).unwrap();
-        let file = |res: &str, k: &str| {
-            std::fs::read_to_string(st.output_str(res, k).unwrap()).unwrap()
-        };
+        let file =
+            |res: &str, k: &str| std::fs::read_to_string(st.output_str(res, k).unwrap()).unwrap();
         let nodekey = file(&format!("key.node.{node}"), "key_file");
         let keystore = file(&format!("key.signer.{node}"), "keystore");
         let password = file(&format!("key.signer.{node}"), "password_file");
@@ -195,7 +197,10 @@ fn cli_votes_members_in_and_out_by_run_command_and_destroy_leaves_nothing() {
     assert_eq!(assignments.len(), 6, "{assignments:?}");
     for (scope, role, _) in &assignments {
         assert!(scope.contains("/secrets/"), "{scope}");
-        assert!(role.ends_with("4633458b-17de-408a-b874-0445c86b69e6"), "{role}");
+        assert!(
+            role.ends_with("4633458b-17de-408a-b874-0445c86b69e6"),
+            "{role}"
+        );
     }
 
     // The nodes peer and seal; sealing was started by the on-VM step (geth has no --mine).
@@ -254,7 +259,10 @@ fn cli_votes_members_in_and_out_by_run_command_and_destroy_leaves_nothing() {
         ],
     );
     assert!(out.contains("vote in"), "{out}");
-    assert!(fake.count("POST", "/runCommand") >= 2, "votes went by Run Command");
+    assert!(
+        fake.count("POST", "/runCommand") >= 2,
+        "votes went by Run Command"
+    );
     let c = signer_address(&sd, "gamma-validator-0");
     let mut three = vec![a.clone(), b.clone(), c.clone()];
     three.sort();
@@ -278,12 +286,14 @@ fn cli_votes_members_in_and_out_by_run_command_and_destroy_leaves_nothing() {
         Ok(peers.to_string().contains(&gamma_id).then_some(()))
     });
     let gamma_tx = vm_root(&fake, "gamma-tx-0");
-    poll("gamma's tx node to sync", Duration::from_secs(90), || {
-        match ipc(&gamma_tx).block_number() {
+    poll(
+        "gamma's tx node to sync",
+        Duration::from_secs(90),
+        || match ipc(&gamma_tx).block_number() {
             Ok(n) if n >= 3 => Ok(Some(())),
             r => Err(format!("{r:?}\n{}", boot_log(&gamma_tx))),
-        }
-    });
+        },
+    );
 
     // member remove: voted out first, then its VMs are deleted.
     let out = cli_ok(
@@ -333,8 +343,14 @@ fn a_second_checkout_of_the_same_network_is_refused_and_deletes_nothing() {
     let out = cli(&fake, &second, &["apply", "--yes", "--skip-health-check"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("resource group consort-shared belongs to another consort deployment"), "{err}");
-    assert!(err.contains("choose another network.name or provider.azure.resource_group"), "{err}");
+    assert!(
+        err.contains("resource group consort-shared belongs to another consort deployment"),
+        "{err}"
+    );
+    assert!(
+        err.contains("choose another network.name or provider.azure.resource_group"),
+        "{err}"
+    );
     assert_eq!(fake.count("DELETE", "/"), 0, "{:#?}", fake.requests());
     assert_eq!(fake.count("PUT", "/"), 0, "{:#?}", fake.requests());
     assert_eq!(fake.ids(), before);

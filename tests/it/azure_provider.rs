@@ -235,11 +235,21 @@ fn plan_is_offline_and_shows_every_resource() {
     );
     // Explicit outbound: every subnet goes through the NAT gateway.
     let subnet = get("azure.subnet.fabrikam");
-    assert_eq!(subnet.after.as_ref().unwrap()["nat_gateway"], "tradelane-nat");
-    assert!(subnet.deps.iter().any(|d| d == "azure.nat"), "{:?}", subnet.deps);
+    assert_eq!(
+        subnet.after.as_ref().unwrap()["nat_gateway"],
+        "tradelane-nat"
+    );
+    assert!(
+        subnet.deps.iter().any(|d| d == "azure.nat"),
+        "{:?}",
+        subnet.deps
+    );
     let vault = get("azure.vault").after.clone().unwrap();
     let name = vault["name"].as_str().unwrap();
-    assert!(name.starts_with("tradelane-") && (3..=24).contains(&name.len()), "{name}");
+    assert!(
+        name.starts_with("tradelane-") && (3..=24).contains(&name.len()),
+        "{name}"
+    );
     assert_eq!(
         get("azure.vm.contoso-tx-0").after.as_ref().unwrap()["size"],
         "Standard_B2ms"
@@ -365,14 +375,29 @@ fn apply_is_parallel_then_reapply_sends_no_put() {
     // No secret in any customData: the vault holds them, each readable by its VM only.
     let cd = fake.custom_data(&vm_id("contoso-validator-0")).unwrap();
     assert!(cd.starts_with("#cloud-config"));
-    let vault = st.resources["azure.vault"].attrs["name"].as_str().unwrap().to_string();
-    for n in ["contoso-validator-0", "contoso-tx-0", "fabrikam-validator-0"] {
+    let vault = st.resources["azure.vault"].attrs["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for n in [
+        "contoso-validator-0",
+        "contoso-tx-0",
+        "fabrikam-validator-0",
+    ] {
         let data = fake.custom_data(&vm_id(n)).unwrap();
-        for m in ["contoso-validator-0", "contoso-tx-0", "fabrikam-validator-0"] {
-            assert!(!data.contains(&own_key(m)), "{n}'s customData holds {m}'s node key");
+        for m in [
+            "contoso-validator-0",
+            "contoso-tx-0",
+            "fabrikam-validator-0",
+        ] {
+            assert!(
+                !data.contains(&own_key(m)),
+                "{n}'s customData holds {m}'s node key"
+            );
         }
         assert_eq!(
-            fake.vault_secret(&vault, &format!("{n}-nodekey")).as_deref(),
+            fake.vault_secret(&vault, &format!("{n}-nodekey"))
+                .as_deref(),
             Some(own_key(n).as_str())
         );
         let principal = fake.principal_of(&vm_id(n)).unwrap();
@@ -384,7 +409,10 @@ fn apply_is_parallel_then_reapply_sends_no_put() {
             .collect();
         let want = if n.contains("validator") { 3 } else { 1 };
         assert_eq!(scopes.len(), want, "{n}: {scopes:?}");
-        assert!(scopes.iter().all(|s| s.contains(&format!("/secrets/{n}-"))), "{scopes:?}");
+        assert!(
+            scopes.iter().all(|s| s.contains(&format!("/secrets/{n}-"))),
+            "{scopes:?}"
+        );
     }
     // The VM PUT sends no read-only field as null (timeCreated: null went out before).
     assert!(!fake.requests().is_empty());
@@ -845,9 +873,18 @@ fn export_arm_template_matches_what_apply_sends() {
     // The secrets are parameter values (the 0600 file), never in the template.
     let st = state(&e.sd);
     let template = std::fs::read_to_string(&files[0]).unwrap();
-    for n in ["contoso-validator-0", "contoso-tx-0", "fabrikam-validator-0"] {
-        let key = std::fs::read_to_string(st.output_str(&format!("key.node.{n}"), "key_file").unwrap()).unwrap();
-        assert!(!template.contains(key.trim()), "{n}'s node key in the template");
+    for n in [
+        "contoso-validator-0",
+        "contoso-tx-0",
+        "fabrikam-validator-0",
+    ] {
+        let key =
+            std::fs::read_to_string(st.output_str(&format!("key.node.{n}"), "key_file").unwrap())
+                .unwrap();
+        assert!(
+            !template.contains(key.trim()),
+            "{n}'s node key in the template"
+        );
         assert_eq!(
             p["parameters"][format!("secret_{}_nodekey", n.replace('-', "_"))]["value"].as_str(),
             Some(key.trim())
@@ -862,7 +899,10 @@ fn template_resolves(t: &Value) {
     let declared = t["parameters"].as_object().unwrap();
     for part in text.split("parameters('").skip(1) {
         let name = part.split('\'').next().unwrap();
-        assert!(declared.contains_key(name), "parameters('{name}') is not declared");
+        assert!(
+            declared.contains_key(name),
+            "parameters('{name}') is not declared"
+        );
     }
     let resources = t["resources"].as_array().unwrap();
     let ids: Vec<String> = resources
@@ -877,7 +917,11 @@ fn template_resolves(t: &Value) {
     for r in resources {
         for d in r["dependsOn"].as_array().into_iter().flatten() {
             let d = d.as_str().unwrap();
-            assert!(ids.iter().any(|i| i == d), "{} depends on {d}, which is not in the template", r["name"]);
+            assert!(
+                ids.iter().any(|i| i == d),
+                "{} depends on {d}, which is not in the template",
+                r["name"]
+            );
         }
     }
 }

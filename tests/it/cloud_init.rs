@@ -91,16 +91,30 @@ fn bootstrap_refuses_a_bad_archive_and_retries_with_backoff() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "a wrong checksum must stop the bootstrap");
+    assert!(
+        !out.status.success(),
+        "a wrong checksum must stop the bootstrap"
+    );
     // The oneshot-equivalent: a failed attempt is retried after a backoff, then gives up
     // (on a VM, systemd retries without limit and again at every boot).
     assert_eq!(err.matches("checksum mismatch").count(), 2, "{err}");
-    assert!(err.contains("bootstrap attempt 1 failed; again in 1s"), "{err}");
-    assert!(err.contains("bootstrap failed 2 times; giving up"), "{err}");
-    assert!(!root.join("usr/local/bin/geth").exists(), "nothing installed");
-    assert!(!root.join("var/lib/consort/nodekey").exists(), "no secret fetched");
     assert!(
-        !root.join(vm_paths::BOOTSTRAPPED.trim_start_matches('/')).exists(),
+        err.contains("bootstrap attempt 1 failed; again in 1s"),
+        "{err}"
+    );
+    assert!(err.contains("bootstrap failed 2 times; giving up"), "{err}");
+    assert!(
+        !root.join("usr/local/bin/geth").exists(),
+        "nothing installed"
+    );
+    assert!(
+        !root.join("var/lib/consort/nodekey").exists(),
+        "no secret fetched"
+    );
+    assert!(
+        !root
+            .join(vm_paths::BOOTSTRAPPED.trim_start_matches('/'))
+            .exists(),
         "not marked done: the next boot tries again"
     );
 }
@@ -122,8 +136,17 @@ fn bootstrap_without_a_managed_identity_token_fails_and_writes_no_secret() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains("no managed-identity token from IMDS yet"), "{err}");
-    assert!(root.join("usr/local/bin/geth").exists(), "geth was installed");
+    assert!(
+        err.contains("no managed-identity token from IMDS yet"),
+        "{err}"
+    );
+    assert!(
+        root.join("usr/local/bin/geth").exists(),
+        "geth was installed"
+    );
     assert!(!root.join("var/lib/consort/nodekey").exists());
-    assert!(!root.join("var/lib/consort/geth/geth.pid").exists(), "geth not started");
+    assert!(
+        !root.join("var/lib/consort/geth/geth.pid").exists(),
+        "geth not started"
+    );
 }

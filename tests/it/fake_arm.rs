@@ -34,7 +34,6 @@ mod key_vault;
 mod run_command;
 pub mod vm_host;
 
-
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
@@ -884,7 +883,10 @@ async fn handle(
         }
         (Target::RunCommand { vm }, "POST") => {
             let id = resource_path(&path);
-            let vm_id = id.rsplit_once('/').map(|(v, _)| v.to_string()).unwrap_or_default();
+            let vm_id = id
+                .rsplit_once('/')
+                .map(|(v, _)| v.to_string())
+                .unwrap_or_default();
             run_command::post(&mut g, &shared, &vm_id, &vm, &body, &api)
         }
         (Target::Operation { kind, id }, "GET") => op_status(&mut g, &kind, &id),
@@ -1201,7 +1203,7 @@ fn put_resource(
     let restored = if rtype == "Microsoft.KeyVault/vaults" {
         match key_vault::vault_put_check(g, &key, name, &body) {
             Ok(r) => r,
-            Err(resp) => return resp,
+            Err(resp) => return *resp,
         }
     } else {
         None

@@ -20,8 +20,8 @@
 //! identity, az CLI login).
 
 mod error;
-mod lro;
 pub mod identity;
+mod lro;
 pub mod nat;
 mod ops;
 mod raw;

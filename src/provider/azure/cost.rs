@@ -65,10 +65,17 @@ mod tests {
     #[test]
     fn summary_counts_sizes_and_sums_prices() {
         let s = summary(
-            &["Standard_D2s_v5".into(), "Standard_D2s_v5".into(), "Standard_X".into()],
+            &[
+                "Standard_D2s_v5".into(),
+                "Standard_D2s_v5".into(),
+                "Standard_X".into(),
+            ],
             1,
         );
-        assert!(s.contains("3 VM(s) (2 × Standard_D2s_v5, 1 × Standard_X)"), "{s}");
+        assert!(
+            s.contains("3 VM(s) (2 × Standard_D2s_v5, 1 × Standard_X)"),
+            "{s}"
+        );
         // 2 × 0.115 + 0.052 + 0.005
         assert!(s.contains("USD 0.29/hour"), "{s}");
         assert!(s.contains(PRICES_AS_OF), "{s}");

@@ -15,19 +15,19 @@
 //! parameters file is written with every value — it then contains secrets and is written
 //! 0600. Without them, the parameters file omits them and says so in its metadata.
 
+use super::arm::identity::KEY_VAULT_SECRETS_USER;
 use super::arm::{
     self, CustomData, ImageRef, NicSpec, NsgSpec, PublicIpSpec, RuleSpec, SubnetSpec, VmSpec,
     VnetSpec,
 };
-use super::arm::identity::KEY_VAULT_SECRETS_USER;
 use super::layout::{nat_gateway_name, nat_pip_name, vnet_name};
 use super::vault::{node_secrets, vault_name};
 use super::{AzureProvider, OS_DISK_TYPE};
-use crate::topology::Role;
 use crate::plan::{Kind, Resource};
 use crate::provider::{Provider, ProviderError};
 use crate::state::fsutil::{write_atomic, write_secret};
 use crate::state::State;
+use crate::topology::Role;
 use crate::topology::{ProviderConfig, Topology};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -139,7 +139,10 @@ pub fn export_arm_with_state(
                     "Microsoft.Network/networkSecurityGroups",
                     &attr(r, "nsg"),
                 )),
-                nat_gateway_id: Some(rid("Microsoft.Network/natGateways", &attr(r, "nat_gateway"))),
+                nat_gateway_id: Some(rid(
+                    "Microsoft.Network/natGateways",
+                    &attr(r, "nat_gateway"),
+                )),
             })
         })
         .collect();
@@ -161,13 +164,19 @@ pub fn export_arm_with_state(
             nsg_ids
                 .iter()
                 .cloned()
-                .chain([rid("Microsoft.Network/natGateways", &nat_gateway_name(&topology.network.name))])
+                .chain([rid(
+                    "Microsoft.Network/natGateways",
+                    &nat_gateway_name(&topology.network.name),
+                )])
                 .collect(),
         ));
     }
     // The NAT gateway: the subnets' outbound internet.
     let nat = nat_gateway_name(&topology.network.name);
-    let nat_pip = rid("Microsoft.Network/publicIPAddresses", &nat_pip_name(&topology.network.name));
+    let nat_pip = rid(
+        "Microsoft.Network/publicIPAddresses",
+        &nat_pip_name(&topology.network.name),
+    );
     resources.push(template_resource(
         "Microsoft.Network/natGateways",
         arm::NETWORK_API,
@@ -308,10 +317,19 @@ pub fn export_arm_with_state(
             format!("[parameters('{param}')]"),
         );
         let vm_rid = rid("Microsoft.Compute/virtualMachines", &name);
-        let role = if r.attrs["role"] == "validator" { Role::Validator } else { Role::Tx };
+        let role = if r.attrs["role"] == "validator" {
+            Role::Validator
+        } else {
+            Role::Tx
+        };
         let secret_rids: Vec<String> = node_secrets(&node, role)
             .iter()
-            .map(|s| format!("[resourceId('Microsoft.KeyVault/vaults/secrets', '{vault}', '{}')]", s.name))
+            .map(|s| {
+                format!(
+                    "[resourceId('Microsoft.KeyVault/vaults/secrets', '{vault}', '{}')]",
+                    s.name
+                )
+            })
             .collect();
         resources.push(template_resource(
             "Microsoft.Compute/virtualMachines",
@@ -324,7 +342,10 @@ pub fn export_arm_with_state(
         ));
         // Its identity reads exactly its own secrets.
         for s in node_secrets(&node, role) {
-            let secret_rid = format!("resourceId('Microsoft.KeyVault/vaults/secrets', '{vault}', '{}')", s.name);
+            let secret_rid = format!(
+                "resourceId('Microsoft.KeyVault/vaults/secrets', '{vault}', '{}')",
+                s.name
+            );
             let mut ra = template_resource(
                 "Microsoft.Authorization/roleAssignments",
                 super::arm::identity::AUTHORIZATION_API,
@@ -336,7 +357,10 @@ pub fn export_arm_with_state(
                 }}),
                 vec![vm_rid.clone(), format!("[{secret_rid}]")],
             );
-            ra["scope"] = json!(format!("Microsoft.KeyVault/vaults/{vault}/secrets/{}", s.name));
+            ra["scope"] = json!(format!(
+                "Microsoft.KeyVault/vaults/{vault}/secrets/{}",
+                s.name
+            ));
             resources.push(ra);
         }
     }

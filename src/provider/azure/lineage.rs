@@ -92,12 +92,19 @@ mod tests {
     use super::*;
 
     fn t(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn owner_by_lineage_then_network() {
-        let ours = t(&[(MANAGED_TAG, "consort"), (NETWORK_TAG, "n"), (LINEAGE_TAG, "L1")]);
+        let ours = t(&[
+            (MANAGED_TAG, "consort"),
+            (NETWORK_TAG, "n"),
+            (LINEAGE_TAG, "L1"),
+        ]);
         assert_eq!(owner(&ours, "L1", "n"), Owner::Ours);
         assert!(matches!(owner(&ours, "L2", "n"), Owner::Other { .. }));
         let legacy = t(&[(MANAGED_TAG, "consort"), (NETWORK_TAG, "n")]);

@@ -51,12 +51,12 @@ use arm::{
     VmSpec, VnetSpec,
 };
 use layout::*;
-use vault::vault_name;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+use vault::vault_name;
 
 /// The only geth whose official release archive (and SHA-256) the bootstrap pins.
 pub const PINNED_GETH: &str = "1.13.15";
@@ -525,8 +525,16 @@ impl Provider for AzureProvider {
                 deps: secret_deps,
                 summary: format!(
                     "{} in the key vault ({})",
-                    secrets.iter().map(|s| s.what).collect::<Vec<_>>().join(", "),
-                    secrets.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+                    secrets
+                        .iter()
+                        .map(|s| s.what)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    secrets
+                        .iter()
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             });
             let mut deps = vec![
@@ -868,7 +876,13 @@ impl AzureProvider {
             change.kind,
             Kind::AzureResourceGroup | Kind::AzureSubnet | Kind::AzureSecrets | Kind::AzureVault
         ) {
-            self.guard(ctx, arm, addr, &self.arm_id(arm, change.kind, addr, &a), api_of(change.kind))?;
+            self.guard(
+                ctx,
+                arm,
+                addr,
+                &self.arm_id(arm, change.kind, addr, &a),
+                api_of(change.kind),
+            )?;
         }
         let outputs = match change.kind {
             Kind::AzureResourceGroup => return self.create_rg(ctx, arm, change),
@@ -924,19 +938,21 @@ impl AzureProvider {
             Kind::AzureSubnet => {
                 let vnet = attr(&a, "vnet");
                 let s = self
-                    .block_on(arm.put_subnet(
-                        rg,
-                        &SubnetSpec {
-                            vnet: vnet.clone(),
-                            name: name.clone(),
-                            address_prefix: attr(&a, "address_prefix"),
-                            nsg_id: Some(arm.nsg_id(rg, &attr(&a, "nsg"))),
-                            nat_gateway_id: a
-                                .get("nat_gateway")
-                                .and_then(Value::as_str)
-                                .map(|n| arm.nat_gateway_id(rg, n)),
-                        },
-                    ))
+                    .block_on(
+                        arm.put_subnet(
+                            rg,
+                            &SubnetSpec {
+                                vnet: vnet.clone(),
+                                name: name.clone(),
+                                address_prefix: attr(&a, "address_prefix"),
+                                nsg_id: Some(arm.nsg_id(rg, &attr(&a, "nsg"))),
+                                nat_gateway_id: a
+                                    .get("nat_gateway")
+                                    .and_then(Value::as_str)
+                                    .map(|n| arm.nat_gateway_id(rg, n)),
+                            },
+                        ),
+                    )
                     .map_err(at)?;
                 json!({"id": s.sub_resource.id.unwrap_or_else(|| arm.subnet_id(rg, &vnet, &name))})
             }
@@ -1010,7 +1026,11 @@ impl AzureProvider {
         let owner = existing
             .as_ref()
             .map(|g| lineage::owner(&g.tags, &ours, net));
-        if let Some(lineage::Owner::Other { lineage: l, network: n }) = &owner {
+        if let Some(lineage::Owner::Other {
+            lineage: l,
+            network: n,
+        }) = &owner
+        {
             return Err(lineage::refusal(
                 addr,
                 &format!("resource group {rg}"),
@@ -1102,7 +1122,10 @@ impl AzureProvider {
             .as_ref()
             .and_then(|i| i.principal_id.clone())
             .ok_or_else(|| {
-                ProviderError::at(addr, "the VM has no system-assigned identity (no identity.principalId)")
+                ProviderError::at(
+                    addr,
+                    "the VM has no system-assigned identity (no identity.principalId)",
+                )
             })?;
         let grants = self.grant_secrets(ctx, arm, addr, &node, &principal)?;
         let pip = st
@@ -1197,7 +1220,13 @@ impl AzureProvider {
         }
         // Another deployment's resource of the same name is never deleted.
         if !matches!(change.kind, Kind::AzureSubnet)
-            && !self.guard(ctx, arm, addr, &self.arm_id(arm, change.kind, addr, &a), api_of(change.kind))?
+            && !self.guard(
+                ctx,
+                arm,
+                addr,
+                &self.arm_id(arm, change.kind, addr, &a),
+                api_of(change.kind),
+            )?
         {
             return Ok(());
         }

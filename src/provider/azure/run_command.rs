@@ -209,7 +209,9 @@ mod tests {
         assert_eq!(p.len(), 1);
         assert!(!p[0].authorize);
         let script = propose_script(&a, true);
-        assert!(script.contains("clique.propose(\"0x150d3f7209ab68efd96e71db61577d1395bb1a41\", true)"));
+        assert!(
+            script.contains("clique.propose(\"0x150d3f7209ab68efd96e71db61577d1395bb1a41\", true)")
+        );
         assert!(script.contains("geth.ipc"));
         assert!(json_line(&RunOutput::default()).is_err());
     }

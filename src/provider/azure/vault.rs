@@ -5,7 +5,22 @@
 //! "Key Vault Secrets User" on exactly its own secrets; its bootstrap fetches them with an
 //! IMDS token at boot.
 
+use super::arm::identity::{KEY_VAULT_SECRETS_OFFICER, KEY_VAULT_SECRETS_USER};
+use super::arm::vault::{vault_body, SOFT_DELETE_DAYS};
+use super::arm::{Arm, ArmError};
+use super::layout::VAULT_ADDR;
+use super::AzureProvider;
+use super::{attr, attrs_of, record};
+use crate::plan::{Action, Change, Kind};
+use crate::provider::events::Event;
+use crate::provider::ApplyCtx;
+use crate::provider::ProviderError;
+use crate::render::{vm_paths, CloudSecret};
+use crate::state::ResourceState;
+use crate::state::State;
 use crate::topology::Role;
+use crate::topology::Topology;
+use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 /// The network's vault name: `<network prefix>-<8 hex>`, 3–24 characters of letters,
@@ -58,35 +73,6 @@ pub fn node_secrets(node: &str, role: Role) -> Vec<NodeSecret> {
     v
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn vault_names_follow_key_vault_rules() {
-        for net in ["tradelane", "a", "9lives", "very-long-network-name-that-goes-on", "x--y"] {
-            let n = vault_name(net, "rg", "westeurope");
-            assert!((3..=24).contains(&n.len()), "{n}");
-            assert!(n.starts_with(|c: char| c.is_ascii_alphabetic()), "{n}");
-            assert!(!n.contains("--") && !n.ends_with('-'), "{n}");
-            assert!(n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'), "{n}");
-        }
-        assert_ne!(
-            vault_name("tradelane", "rg1", "westeurope"),
-            vault_name("tradelane", "rg2", "westeurope")
-        );
-        assert_eq!(node_secrets("a-validator-0", Role::Validator).len(), 3);
-        assert_eq!(node_secrets("a-tx-0", Role::Tx).len(), 1);
-    }
-}
-
-use super::layout::VAULT_ADDR;
-use super::AzureProvider;
-use crate::provider::ProviderError;
-use crate::render::{vm_paths, CloudSecret};
-use crate::state::State;
-use crate::topology::Topology;
-
 impl AzureProvider {
     /// The vault's data-plane URL: as ARM returned it (state), else the public cloud's.
     pub(super) fn vault_uri(&self, state: &State, topology: &Topology) -> String {
@@ -118,7 +104,11 @@ impl AzureProvider {
                 let path = match s.what {
                     "node key" => vm_paths::NODEKEY.to_string(),
                     "keystore password" => vm_paths::PASSWORD.to_string(),
-                    _ => format!("{}/{}", vm_paths::KEYSTORE_DIR, keystore_file_name(state, node)?),
+                    _ => format!(
+                        "{}/{}",
+                        vm_paths::KEYSTORE_DIR,
+                        keystore_file_name(state, node)?
+                    ),
                 };
                 Ok(CloudSecret { name: s.name, path })
             })
@@ -136,7 +126,10 @@ impl AzureProvider {
         let addr = super::layout::secrets_addr(node);
         let file = |res: &str, key: &str| -> Result<String, ProviderError> {
             let path = state.output_str(res, key).ok_or_else(|| {
-                ProviderError::at(&addr, format!("{res} has no {key} in state; run apply again"))
+                ProviderError::at(
+                    &addr,
+                    format!("{res} has no {key} in state; run apply again"),
+                )
             })?;
             std::fs::read_to_string(path).map_err(|e| {
                 ProviderError::at(
@@ -167,23 +160,16 @@ impl AzureProvider {
 fn keystore_file_name(state: &State, node: &str) -> Result<String, ProviderError> {
     let sk = format!("key.signer.{node}");
     let path = state.output_str(&sk, "keystore").ok_or_else(|| {
-        ProviderError::at(&super::layout::vm_addr(node), format!("{sk} is not in state; run apply again"))
+        ProviderError::at(
+            &super::layout::vm_addr(node),
+            format!("{sk} is not in state; run apply again"),
+        )
     })?;
     std::path::Path::new(path)
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
         .ok_or_else(|| ProviderError::at(&sk, format!("{path} is not a file")))
 }
-
-use super::arm::identity::{KEY_VAULT_SECRETS_OFFICER, KEY_VAULT_SECRETS_USER};
-use super::arm::vault::{vault_body, SOFT_DELETE_DAYS};
-use super::arm::{Arm, ArmError};
-use super::{attr, attrs_of, record};
-use crate::plan::{Action, Change, Kind};
-use crate::provider::events::Event;
-use crate::provider::ApplyCtx;
-use crate::state::ResourceState;
-use serde_json::{json, Value};
 
 impl AzureProvider {
     /// Creates the vault; a name still held by this network's soft-deleted vault (an
@@ -199,11 +185,19 @@ impl AzureProvider {
         let a = attrs_of(change);
         let name = attr(&a, "name");
         let rg = self.rg();
-        self.guard(ctx, arm, addr, &arm.vault_id(rg, &name), super::arm::vault::KEYVAULT_API)?;
+        self.guard(
+            ctx,
+            arm,
+            addr,
+            &arm.vault_id(rg, &name),
+            super::arm::vault::KEYVAULT_API,
+        )?;
         let tenant = self.block_on(arm.tenant_id()).map_err(at)?;
         let mut body = vault_body(&self.config.location, &tenant, &self.apply_tags(ctx));
         let info = match self.block_on(arm.put_vault(rg, &name, &body)) {
-            Err(e) if e.code() == Some("ConflictError") || e.code() == Some("VaultAlreadyExists") => {
+            Err(e)
+                if e.code() == Some("ConflictError") || e.code() == Some("VaultAlreadyExists") =>
+            {
                 if e.code() == Some("VaultAlreadyExists") {
                     return Err(ProviderError::at(
                         addr,
@@ -221,16 +215,25 @@ impl AzureProvider {
         };
         // RBAC vaults give even their creator no access to secrets.
         if let Some(oid) = self.block_on(arm.caller_object_id()).map_err(at)? {
-            self.block_on(arm.assign_role(&info.id, KEY_VAULT_SECRETS_OFFICER, &oid, "ServicePrincipal"))
-                .or_else(|e| match e.code() {
-                    // A user signed in with `az login`: its principal type is User.
-                    Some("PrincipalTypeNotSupported") | Some("UnmatchedPrincipalType") => self
-                        .block_on(arm.assign_role(&info.id, KEY_VAULT_SECRETS_OFFICER, &oid, "User")),
-                    _ => Err(e),
-                })
-                .map_err(at)?;
+            self.block_on(arm.assign_role(
+                &info.id,
+                KEY_VAULT_SECRETS_OFFICER,
+                &oid,
+                "ServicePrincipal",
+            ))
+            .or_else(|e| match e.code() {
+                // A user signed in with `az login`: its principal type is User.
+                Some("PrincipalTypeNotSupported") | Some("UnmatchedPrincipalType") => self
+                    .block_on(arm.assign_role(&info.id, KEY_VAULT_SECRETS_OFFICER, &oid, "User")),
+                _ => Err(e),
+            })
+            .map_err(at)?;
         }
-        Ok(record(change, Kind::AzureVault, json!({"id": info.id, "uri": info.uri})))
+        Ok(record(
+            change,
+            Kind::AzureVault,
+            json!({"id": info.id, "uri": info.uri}),
+        ))
     }
 
     pub(super) fn destroy_vault(
@@ -243,7 +246,13 @@ impl AzureProvider {
         let a = change.before.clone().unwrap_or_else(|| attrs_of(change));
         let name = attr(&a, "name");
         let rg = self.rg();
-        if !self.guard(ctx, arm, addr, &arm.vault_id(rg, &name), super::arm::vault::KEYVAULT_API)? {
+        if !self.guard(
+            ctx,
+            arm,
+            addr,
+            &arm.vault_id(rg, &name),
+            super::arm::vault::KEYVAULT_API,
+        )? {
             return Ok(());
         }
         self.block_on(arm.delete_vault(rg, &name))
@@ -277,7 +286,12 @@ impl AzureProvider {
             if let (true, Some(uri)) = (removed, uri) {
                 let names: Vec<String> = a["names"]
                     .as_array()
-                    .map(|v| v.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                    .map(|v| {
+                        v.iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_string)
+                            .collect()
+                    })
                     .unwrap_or_default();
                 for n in names {
                     self.block_on(arm.delete_secret(&uri, &n)).map_err(at)?;
@@ -294,7 +308,9 @@ impl AzureProvider {
             .into_iter()
             .find(|n| n.name == node)
             .map(|n| n.role)
-            .ok_or_else(|| ProviderError::at(addr, format!("node {node} is not in the topology")))?;
+            .ok_or_else(|| {
+                ProviderError::at(addr, format!("node {node} is not in the topology"))
+            })?;
         let values = self.secret_values(&st, &node, role)?;
         for (s, v) in &values {
             let content_type = match s.what {
@@ -336,9 +352,45 @@ impl AzureProvider {
             .iter()
             .map(|s| {
                 let scope = format!("{vault_id}/secrets/{}", s.name);
-                self.block_on(arm.assign_role(&scope, KEY_VAULT_SECRETS_USER, principal_id, "ServicePrincipal"))
-                    .map_err(|e| ProviderError::at(addr, e.to_string()))
+                self.block_on(arm.assign_role(
+                    &scope,
+                    KEY_VAULT_SECRETS_USER,
+                    principal_id,
+                    "ServicePrincipal",
+                ))
+                .map_err(|e| ProviderError::at(addr, e.to_string()))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vault_names_follow_key_vault_rules() {
+        for net in [
+            "tradelane",
+            "a",
+            "9lives",
+            "very-long-network-name-that-goes-on",
+            "x--y",
+        ] {
+            let n = vault_name(net, "rg", "westeurope");
+            assert!((3..=24).contains(&n.len()), "{n}");
+            assert!(n.starts_with(|c: char| c.is_ascii_alphabetic()), "{n}");
+            assert!(!n.contains("--") && !n.ends_with('-'), "{n}");
+            assert!(
+                n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
+                "{n}"
+            );
+        }
+        assert_ne!(
+            vault_name("tradelane", "rg1", "westeurope"),
+            vault_name("tradelane", "rg2", "westeurope")
+        );
+        assert_eq!(node_secrets("a-validator-0", Role::Validator).len(), 3);
+        assert_eq!(node_secrets("a-tx-0", Role::Tx).len(), 1);
     }
 }

@@ -83,7 +83,9 @@ impl AzureProvider {
             let target = address
                 .as_deref()
                 .and_then(rpc::parse_address)
-                .ok_or_else(|| ProviderError::at(addr, format!("key.signer.{node} has no address in state")))?;
+                .ok_or_else(|| {
+                    ProviderError::at(addr, format!("key.signer.{node} has no address in state"))
+                })?;
             let candidates = self.signer_nodes(&st)?;
             if candidates.is_empty() {
                 return Err(ProviderError::at(addr, "no validator VM in state can vote"));
@@ -93,22 +95,36 @@ impl AzureProvider {
                 step: format!(
                     "{} through Run Command on {}",
                     if authorize { "vote in" } else { "vote out" },
-                    candidates.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+                    candidates
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             });
-            governance::vote(&candidates, target, authorize, ctx.health_timeout, &node, &ctx.events)
-                .map(drop)
-                .map_err(|e| {
-                    // What the first signer's geth says helps more than the vote's summary.
-                    let tail = self
-                        .control(&candidates[0].name)
-                        .map(|c| c.log_tail())
-                        .unwrap_or_default();
-                    ProviderError::at(
-                        addr,
-                        format!("{e}\nlast lines of geth.log on {}:\n{tail}", vm_addr(&candidates[0].name)),
-                    )
-                })
+            governance::vote(
+                &candidates,
+                target,
+                authorize,
+                ctx.health_timeout,
+                &node,
+                &ctx.events,
+            )
+            .map(drop)
+            .map_err(|e| {
+                // What the first signer's geth says helps more than the vote's summary.
+                let tail = self
+                    .control(&candidates[0].name)
+                    .map(|c| c.log_tail())
+                    .unwrap_or_default();
+                ProviderError::at(
+                    addr,
+                    format!(
+                        "{e}\nlast lines of geth.log on {}:\n{tail}",
+                        vm_addr(&candidates[0].name)
+                    ),
+                )
+            })
         };
         match change.action {
             Action::Update => Ok(st.resources.get(addr).cloned()),
@@ -119,7 +135,11 @@ impl AzureProvider {
             ))),
             Action::Create | Action::Replace => {
                 vote(true)?;
-                Ok(Some(record(change, Kind::Signer, json!({"address": address, "via": "vote"}))))
+                Ok(Some(record(
+                    change,
+                    Kind::Signer,
+                    json!({"address": address, "via": "vote"}),
+                )))
             }
             Action::Destroy => {
                 // A validator removed from the topology is voted out by the others; one
@@ -164,7 +184,10 @@ impl AzureProvider {
         });
         let vm = self.control(node)?;
         vm.run(&peers_script(&toml, &add, &remove)).map_err(|e| {
-            ProviderError::at(addr, format!("{e}\nlast lines of geth.log:\n{}", vm.log_tail()))
+            ProviderError::at(
+                addr,
+                format!("{e}\nlast lines of geth.log:\n{}", vm.log_tail()),
+            )
         })?;
         Ok(ci.node.static_nodes)
     }

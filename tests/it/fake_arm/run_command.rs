@@ -21,21 +21,47 @@ fn tail(s: &str) -> &str {
     &s[i..]
 }
 
-pub(super) fn post(g: &mut Inner, shared: &Shared, vm_id: &str, vm: &str, body: &Value, api: &str) -> Response {
+pub(super) fn post(
+    g: &mut Inner,
+    shared: &Shared,
+    vm_id: &str,
+    vm: &str,
+    body: &Value,
+    api: &str,
+) -> Response {
     let key = vm_id.to_ascii_lowercase();
     match g.resources.get(&key) {
-        None => return arm_error(404, "ResourceNotFound", &format!("The Resource '{vm_id}' was not found.")),
+        None => {
+            return arm_error(
+                404,
+                "ResourceNotFound",
+                &format!("The Resource '{vm_id}' was not found."),
+            )
+        }
         Some(s) if s.state != "Succeeded" => {
-            return arm_error(409, "OperationNotAllowed", &format!("VM {vm} is {}: Run Command needs a running VM.", s.state))
+            return arm_error(
+                409,
+                "OperationNotAllowed",
+                &format!("VM {vm} is {}: Run Command needs a running VM.", s.state),
+            )
         }
         _ => {}
     }
     if body["commandId"].as_str() != Some("RunShellScript") {
-        return arm_error(400, "InvalidParameter", "commandId must be RunShellScript on a Linux VM");
+        return arm_error(
+            400,
+            "InvalidParameter",
+            "commandId must be RunShellScript on a Linux VM",
+        );
     }
     let script: Vec<String> = body["script"]
         .as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default();
     let script = script.join("\n");
     let root = g
@@ -71,12 +97,20 @@ pub(super) fn post(g: &mut Inner, shared: &Shared, vm_id: &str, vm: &str, body: 
     let loc = g
         .resources
         .get(&key)
-        .and_then(|s| s.body.get("location").and_then(Value::as_str).map(str::to_string))
+        .and_then(|s| {
+            s.body
+                .get("location")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
         .unwrap_or_else(|| "westeurope".into());
     let mut h = g.retry_after();
     let async_url = g.op_url("operations", "Microsoft.Compute", &loc, &op, api);
     let loc_url = g.op_url("operationResults", "Microsoft.Compute", &loc, &op, api);
-    h.insert("azure-asyncoperation", HeaderValue::from_str(&async_url).unwrap());
+    h.insert(
+        "azure-asyncoperation",
+        HeaderValue::from_str(&async_url).unwrap(),
+    );
     h.insert("location", HeaderValue::from_str(&loc_url).unwrap());
     empty(202, h)
 }

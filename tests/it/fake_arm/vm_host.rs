@@ -57,7 +57,9 @@ pub fn runcmd(root: &Path, doc: &serde_yaml::Value) -> Command {
         .map(|a| {
             let a = a.as_str().unwrap();
             if a.starts_with('/') {
-                root.join(a.trim_start_matches('/')).to_string_lossy().into_owned()
+                root.join(a.trim_start_matches('/'))
+                    .to_string_lossy()
+                    .into_owned()
             } else {
                 a.to_string()
             }
@@ -122,7 +124,10 @@ impl FakeArm {
     /// The root directory a VM booted in.
     pub fn vm_root(&self, vm: &str) -> Option<PathBuf> {
         let g = self.shared.lock().unwrap();
-        g.hosts.vms.get(&vm.to_ascii_lowercase()).map(|h| h.root.clone())
+        g.hosts
+            .vms
+            .get(&vm.to_ascii_lowercase())
+            .map(|h| h.root.clone())
     }
 }
 
@@ -145,15 +150,17 @@ pub(super) fn boot(g: &mut Inner, vm: &str, custom_data_b64: &str) {
         .process_group(0)
         .env("CONSORT_GETH_URL", &cfg.geth_url)
         .env("CONSORT_GETH_SHA256", &cfg.geth_sha256)
-        .env("CONSORT_IMDS_ENDPOINT", format!("{}/imds/{}", g.base, vm.to_ascii_lowercase()))
+        .env(
+            "CONSORT_IMDS_ENDPOINT",
+            format!("{}/imds/{}", g.base, vm.to_ascii_lowercase()),
+        )
         .stdout(Stdio::from(log.try_clone().unwrap()))
         .stderr(Stdio::from(log))
         .spawn()
         .ok();
-    g.hosts.vms.insert(
-        vm.to_ascii_lowercase(),
-        Host { root, child },
-    );
+    g.hosts
+        .vms
+        .insert(vm.to_ascii_lowercase(), Host { root, child });
 }
 
 /// A VM was deleted: its processes stop.

@@ -43,7 +43,12 @@ impl Arm {
     }
 
     /// The body of a role assignment of `role` to a service principal (a managed identity).
-    pub fn role_assignment_body(&self, role: &str, principal_id: &str, principal_type: &str) -> Value {
+    pub fn role_assignment_body(
+        &self,
+        role: &str,
+        principal_id: &str,
+        principal_type: &str,
+    ) -> Value {
         json!({
             "properties": {
                 "roleDefinitionId": self.role_definition_id(role),
@@ -96,8 +101,14 @@ mod tests {
     #[test]
     fn assignment_names_are_stable_guids() {
         let a = assignment_name("/s/x/secrets/a", "p1", KEY_VAULT_SECRETS_USER);
-        assert_eq!(a, assignment_name("/S/X/secrets/A", "P1", KEY_VAULT_SECRETS_USER));
-        assert_ne!(a, assignment_name("/s/x/secrets/b", "p1", KEY_VAULT_SECRETS_USER));
+        assert_eq!(
+            a,
+            assignment_name("/S/X/secrets/A", "P1", KEY_VAULT_SECRETS_USER)
+        );
+        assert_ne!(
+            a,
+            assignment_name("/s/x/secrets/b", "p1", KEY_VAULT_SECRETS_USER)
+        );
         assert!(uuid::Uuid::parse_str(&a).is_ok(), "{a}");
     }
 }

@@ -6,7 +6,11 @@ use super::{Arm, ArmError, NETWORK_API};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
-pub fn nat_gateway_body(location: &str, public_ip_id: &str, tags: &BTreeMap<String, String>) -> Value {
+pub fn nat_gateway_body(
+    location: &str,
+    public_ip_id: &str,
+    tags: &BTreeMap<String, String>,
+) -> Value {
     json!({
         "location": location,
         "tags": tags,
@@ -23,7 +27,12 @@ impl Arm {
         self.resource_id(rg, "Microsoft.Network", "natGateways", name)
     }
 
-    pub async fn put_nat_gateway(&self, rg: &str, name: &str, body: &Value) -> Result<Value, ArmError> {
+    pub async fn put_nat_gateway(
+        &self,
+        rg: &str,
+        name: &str,
+        body: &Value,
+    ) -> Result<Value, ArmError> {
         self.put_json(&self.nat_gateway_id(rg, name), NETWORK_API, body)
             .await
     }

@@ -66,7 +66,8 @@ impl Arm {
         loop {
             match send().await {
                 Err(e)
-                    if e.code().is_some_and(|c| super::ops::RETRYABLE_CODES.contains(&c))
+                    if e.code()
+                        .is_some_and(|c| super::ops::RETRYABLE_CODES.contains(&c))
                         && attempt < self.settings.max_retries =>
                 {
                     attempt += 1;
@@ -117,10 +118,12 @@ impl Arm {
             .retrying(|| self.send_json(id, Method::Put, url.clone(), Some(body), None))
             .await?;
         self.follow(id, api_version, Verb::Put, rsp).await?;
-        self.get_json(id, api_version).await?.ok_or_else(|| ArmError::Protocol {
-            resource: id.to_string(),
-            message: "the operation succeeded but a GET then found no resource".into(),
-        })
+        self.get_json(id, api_version)
+            .await?
+            .ok_or_else(|| ArmError::Protocol {
+                resource: id.to_string(),
+                message: "the operation succeeded but a GET then found no resource".into(),
+            })
     }
 
     /// PUT of a JSON body to a resource ARM writes synchronously (role assignments answer
@@ -159,13 +162,16 @@ impl Arm {
             .retrying(|| self.send_json(id, Method::Delete, url.clone(), None, None))
             .await;
         match r {
-            Ok(rsp) => self.follow(id, api_version, Verb::Delete, rsp).await.map(drop),
+            Ok(rsp) => self
+                .follow(id, api_version, Verb::Delete, rsp)
+                .await
+                .map(drop),
             Err(e) if e.is_not_found() => Ok(()),
             Err(e) => Err(e),
         }
     }
 
-/// Any ARM resource's tags (None: it does not exist).
+    /// Any ARM resource's tags (None: it does not exist).
     pub async fn tags_of(
         &self,
         id: &str,

@@ -39,7 +39,11 @@ impl RunOutput {
                         Some(c) => format!("exited {c}"),
                         None => "did not finish (no exit status)".into(),
                     },
-                    if detail.is_empty() { "(no output)" } else { detail }
+                    if detail.is_empty() {
+                        "(no output)"
+                    } else {
+                        detail
+                    }
                 ))
             }
         }
@@ -156,8 +160,14 @@ mod tests {
             "code": "ProvisioningState/succeeded",
             "message": "Enable succeeded: \n[stdout]\nconsort-exit=3\n[stderr]\nFatal: no IPC at /var/lib/consort/geth/geth.ipc\n"
         }]}}});
-        let e = parse_result(&body).unwrap().check("acme-validator-0-vm").unwrap_err();
-        assert!(e.contains("acme-validator-0-vm") && e.contains("exited 3") && e.contains("no IPC"), "{e}");
+        let e = parse_result(&body)
+            .unwrap()
+            .check("acme-validator-0-vm")
+            .unwrap_err();
+        assert!(
+            e.contains("acme-validator-0-vm") && e.contains("exited 3") && e.contains("no IPC"),
+            "{e}"
+        );
         // Per-stream entries (as Windows VMs report them).
         let body = json!({"value": [
             {"code": "ComponentStatus/StdOut/succeeded", "message": "hi\nconsort-exit=0"},

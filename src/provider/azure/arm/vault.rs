@@ -134,7 +134,8 @@ impl Arm {
             resource: format!("{vault_uri}secrets/{name}"),
             message: why,
         };
-        let base = Url::parse(vault_uri).map_err(|e| bad(format!("vaultUri is not a URL ({e})")))?;
+        let base =
+            Url::parse(vault_uri).map_err(|e| bad(format!("vaultUri is not a URL ({e})")))?;
         let host = base.host_str().unwrap_or("").to_ascii_lowercase();
         let ep = &self.settings.endpoint;
         let loopback_standin = ep.host_str() == base.host_str()
@@ -172,7 +173,13 @@ impl Arm {
         let mut wait = self.settings.retry_initial_delay;
         loop {
             match self
-                .send_json(&resource, Method::Put, url.clone(), Some(&body), Some(VAULT_SCOPE))
+                .send_json(
+                    &resource,
+                    Method::Put,
+                    url.clone(),
+                    Some(&body),
+                    Some(VAULT_SCOPE),
+                )
                 .await
             {
                 Ok(_) => return Ok(()),
