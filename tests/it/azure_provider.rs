@@ -780,35 +780,12 @@ fn export_arm_template_matches_what_apply_sends() {
     }
 }
 
-/// Longest chain of the plan's long-running ARM operations (each Azure change but the
-/// synchronous resource group PUT), following deps (exact or `prefix*`).
+/// Long-running ARM operations on the plan's longest dependency chain (every Azure change
+/// but the synchronous resource group PUT).
 fn critical_path_ops(pl: &Plan) -> usize {
-    fn depth(i: usize, pl: &Plan, memo: &mut Vec<Option<usize>>) -> usize {
-        if let Some(d) = memo[i] {
-            return d;
-        }
-        memo[i] = Some(0);
-        let c = &pl.changes[i];
-        let own = usize::from(c.addr.starts_with("azure.") && c.kind != Kind::AzureResourceGroup);
-        let deps = c.deps.clone();
-        let mut best = 0;
-        for (j, o) in pl.changes.iter().enumerate() {
-            let matches = deps.iter().any(|d| match d.strip_suffix('*') {
-                Some(prefix) => o.addr.starts_with(prefix),
-                None => *d == o.addr,
-            });
-            if j != i && matches {
-                best = best.max(depth(j, pl, memo));
-            }
-        }
-        memo[i] = Some(own + best);
-        own + best
-    }
-    let mut memo = vec![None; pl.changes.len()];
-    (0..pl.changes.len())
-        .map(|i| depth(i, pl, &mut memo))
-        .max()
-        .unwrap_or(0)
+    pl.longest_chain(|c| {
+        u32::from(c.addr.starts_with("azure.") && c.kind != Kind::AzureResourceGroup)
+    }) as usize
 }
 
 /// Issue 12: a 100-VM network goes out in parallel waves, and a throttled request waits for

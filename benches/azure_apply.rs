@@ -1,0 +1,157 @@
+//! Azure apply of a 100-VM network (50 members × 1 validator + 1 tx node) against the
+//! stand-in ARM server (`tests/it/fake_arm.rs`, every long-running operation taking
+//! `CONSORT_BENCH_ARM_LATENCY_MS`, default 1000 ms), beside the critical path the plan's
+//! dependency chain implies (the longest chain of long-running ARM operations × that
+//! latency). Reports the median apply time and its ratio to the critical path.
+//!
+//! `cargo bench --bench azure_apply` (needs the default `azure` feature). Median of 5 runs;
+//! `CONSORT_BENCH_RUNS=N` changes that. Only 127.0.0.1 is used.
+
+#[path = "../tests/it/fake_arm.rs"]
+mod fake_arm;
+
+use consort::plan::desired::{build, PlanInput};
+use consort::plan::{Kind, Plan};
+use consort::provider::azure::arm::{Arm, ArmSettings, StaticTokenCredential};
+use consort::provider::azure::AzureProvider;
+use consort::provider::events::null_sink;
+use consort::provider::{execute, ApplyCtx};
+use consort::state::{State, StateDir};
+use consort::topology::{AzureConfig, Client, Clique, Member, Network, ProviderConfig, Topology};
+use fake_arm::{FakeArm, FakeArmConfig};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn topology(sub: String) -> Topology {
+    Topology {
+        network: Network {
+            name: "wide".into(),
+            chain_id: 707070,
+            clique: Clique {
+                period: 5,
+                epoch: 30000,
+            },
+            gas_limit: 30_000_000,
+            funding_account: None,
+        },
+        client: Client {
+            geth: "1.13.15".into(),
+        },
+        members: (0..50)
+            .map(|i| Member {
+                name: format!("org{i}"),
+                validators: 1,
+                tx_nodes: 1,
+                accounts: vec![],
+            })
+            .collect(),
+        provider: ProviderConfig::Azure(AzureConfig {
+            subscription_id: Some(sub),
+            location: "westeurope".into(),
+            resource_group: "consort-wide".into(),
+            address_space: "10.42.0.0/16".into(),
+            vm_size: "Standard_D2s_v5".into(),
+            validator_vm_size: None,
+            tx_vm_size: None,
+            admin_username: "consort".into(),
+            ssh_public_key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITest you@example".into(),
+            allowed_rpc_cidrs: vec!["203.0.113.0/24".into()],
+            allowed_ssh_cidrs: vec![],
+        }),
+    }
+}
+
+/// Long-running ARM operations on the plan's longest dependency chain (every Azure change
+/// but the synchronous resource group PUT).
+fn critical_path_ops(pl: &Plan) -> usize {
+    pl.longest_chain(|c| {
+        u32::from(c.addr.starts_with("azure.") && c.kind != Kind::AzureResourceGroup)
+    }) as usize
+}
+
+fn once(latency: Duration) -> (Duration, Duration, usize) {
+    let fake = FakeArm::with_config(FakeArmConfig {
+        latency,
+        polls_in_progress: 1,
+        ..Default::default()
+    });
+    let topo = topology(fake.subscription_id());
+    let ProviderConfig::Azure(cfg) = &topo.provider else {
+        unreachable!()
+    };
+    let mut s = ArmSettings::new(fake.url().parse().unwrap(), fake.subscription_id());
+    s.poll_interval = Duration::from_millis(20);
+    s.retry_initial_delay = Duration::from_millis(20);
+    let arm = Arm::new(s, Arc::new(StaticTokenCredential::new(fake.token()))).unwrap();
+    let p = AzureProvider::with_arm(cfg.clone(), arm);
+    let dir = tempfile::tempdir().unwrap();
+    let sd = StateDir::new(&dir.path().join(".consort"), "wide");
+    let pl = build(
+        PlanInput {
+            topology: &topo,
+            topology_sha256: String::new(),
+            state: None,
+            destroy: false,
+            refresh: false,
+        },
+        &p,
+    )
+    .unwrap();
+    let vms = pl
+        .changes
+        .iter()
+        .filter(|c| c.kind == Kind::AzureVm)
+        .count();
+    let interrupted = AtomicBool::new(false);
+    let ctx = ApplyCtx {
+        topology: &topo,
+        state: Mutex::new(State::new("wide", "azure")),
+        state_dir: &sd,
+        events: null_sink(),
+        interrupted: &interrupted,
+        health_timeout: Duration::from_secs(30),
+        failed: Default::default(),
+    };
+    let t0 = Instant::now();
+    let report = execute(&p, &ctx, &pl.changes).unwrap();
+    let took = t0.elapsed();
+    assert!(report.failed.is_empty(), "{:#?}", report.failed);
+    (took, latency * critical_path_ops(&pl) as u32, vms)
+}
+
+fn main() {
+    let runs: usize = std::env::var("CONSORT_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5)
+        .max(1);
+    let latency = Duration::from_millis(
+        std::env::var("CONSORT_BENCH_ARM_LATENCY_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1000),
+    );
+    let mut times = Vec::new();
+    let mut critical = Duration::ZERO;
+    let mut vms = 0;
+    for _ in 0..runs {
+        let (t, c, n) = once(latency);
+        times.push(t);
+        critical = c;
+        vms = n;
+    }
+    times.sort();
+    let m = times[times.len() / 2];
+    println!(
+        "azure apply against the stand-in ARM ({vms} VMs, {latency:?} per operation), median of {runs}: {:.2} s; critical path {:.2} s; ratio {:.2}x (goal <= 1.5x)  (runs: {})",
+        m.as_secs_f64(),
+        critical.as_secs_f64(),
+        m.as_secs_f64() / critical.as_secs_f64(),
+        times
+            .iter()
+            .map(|d| format!("{:.2} s", d.as_secs_f64()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+}
