@@ -14,11 +14,12 @@ use consort::plan::desired::{build, PlanInput};
 use consort::plan::{Kind, Plan};
 use consort::provider::azure::arm::{Arm, ArmSettings, StaticTokenCredential};
 use consort::provider::azure::AzureProvider;
-use consort::provider::events::null_sink;
+use consort::provider::events::{null_sink, Event, EventSink};
 use consort::provider::{execute, ApplyCtx};
 use consort::state::{State, StateDir};
 use consort::topology::{AzureConfig, Client, Clique, Member, Network, ProviderConfig, Topology};
 use fake_arm::{FakeArm, FakeArmConfig};
+use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -71,9 +72,12 @@ fn critical_path_ops(pl: &Plan) -> usize {
 }
 
 fn once(latency: Duration) -> (Duration, Duration, usize) {
+    // ARM asks pollers to come back after a Retry-After of about a tenth of a typical
+    // operation (15 s for a VM); the stand-in does the same at its scale.
     let fake = FakeArm::with_config(FakeArmConfig {
         latency,
         polls_in_progress: 1,
+        poll_retry_after_ms: Some(latency.as_millis() as u64 / 10),
         ..Default::default()
     });
     let topo = topology(fake.subscription_id());
@@ -81,7 +85,7 @@ fn once(latency: Duration) -> (Duration, Duration, usize) {
         unreachable!()
     };
     let mut s = ArmSettings::new(fake.url().parse().unwrap(), fake.subscription_id());
-    s.poll_interval = Duration::from_millis(20);
+    s.poll_interval = latency / 10;
     s.retry_initial_delay = Duration::from_millis(20);
     let arm = Arm::new(s, Arc::new(StaticTokenCredential::new(fake.token()))).unwrap();
     let p = AzureProvider::with_arm(cfg.clone(), arm);
@@ -104,11 +108,33 @@ fn once(latency: Duration) -> (Duration, Duration, usize) {
         .filter(|c| c.kind == Kind::AzureVm)
         .count();
     let interrupted = AtomicBool::new(false);
+    // With CONSORT_BENCH_TRACE set: when each kind of change started first and finished last.
+    let t0 = Instant::now();
+    let spans: Arc<Mutex<BTreeMap<String, (Duration, Duration)>>> = Default::default();
+    let events: EventSink = if std::env::var_os("CONSORT_BENCH_TRACE").is_some() {
+        let spans = spans.clone();
+        Arc::new(move |e: Event| {
+            let (addr, done) = match &e {
+                Event::ChangeStarted { addr, .. } => (addr, false),
+                Event::ChangeDone { addr, .. } => (addr, true),
+                _ => return,
+            };
+            let kind: String = addr.split('.').take(2).collect::<Vec<_>>().join(".");
+            let now = t0.elapsed();
+            let mut s = spans.lock().unwrap();
+            let span = s.entry(kind).or_insert((now, now));
+            if done {
+                span.1 = now;
+            }
+        })
+    } else {
+        null_sink()
+    };
     let ctx = ApplyCtx {
         topology: &topo,
         state: Mutex::new(State::new("wide", "azure")),
         state_dir: &sd,
-        events: null_sink(),
+        events,
         interrupted: &interrupted,
         health_timeout: Duration::from_secs(30),
         failed: Default::default(),
@@ -117,6 +143,16 @@ fn once(latency: Duration) -> (Duration, Duration, usize) {
     let report = execute(&p, &ctx, &pl.changes).unwrap();
     let took = t0.elapsed();
     assert!(report.failed.is_empty(), "{:#?}", report.failed);
+    let mut spans: Vec<(String, (Duration, Duration))> =
+        spans.lock().unwrap().clone().into_iter().collect();
+    spans.sort_by_key(|(_, (a, _))| *a);
+    for (kind, (a, b)) in spans.iter().filter(|(k, _)| !k.starts_with("signer.")) {
+        println!(
+            "    {kind:<16} {:>6} ms .. {:>6} ms",
+            a.as_millis(),
+            b.as_millis()
+        );
+    }
     (took, latency * critical_path_ops(&pl) as u32, vms)
 }
 

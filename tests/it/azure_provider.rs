@@ -800,6 +800,8 @@ fn a_hundred_vms_apply_in_waves_and_throttling_delays_only_the_throttled() {
     let fake = FakeArm::with_config(FakeArmConfig {
         latency,
         polls_in_progress: 1,
+        // As ARM: come back after about a tenth of an operation.
+        poll_retry_after_ms: Some(80),
         ..Default::default()
     });
     // Five VM PUTs are throttled once for a second.
