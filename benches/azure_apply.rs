@@ -17,50 +17,27 @@ use consort::provider::azure::AzureProvider;
 use consort::provider::events::{null_sink, Event, EventSink};
 use consort::provider::{execute, ApplyCtx};
 use consort::state::{State, StateDir};
-use consort::topology::{AzureConfig, Client, Clique, Member, Network, ProviderConfig, Topology};
+use consort::topology::{ProviderConfig, Topology};
 use fake_arm::{FakeArm, FakeArmConfig};
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 fn topology(sub: String) -> Topology {
-    Topology {
-        network: Network {
-            name: "wide".into(),
-            chain_id: 707070,
-            clique: Clique {
-                period: 5,
-                epoch: 30000,
-            },
-            gas_limit: 30_000_000,
-            funding_account: None,
-        },
-        client: Client {
-            geth: "1.13.15".into(),
-        },
-        members: (0..50)
-            .map(|i| Member {
-                name: format!("org{i}"),
-                validators: 1,
-                tx_nodes: 1,
-                accounts: vec![],
-            })
-            .collect(),
-        provider: ProviderConfig::Azure(AzureConfig {
-            subscription_id: Some(sub),
-            location: "westeurope".into(),
-            resource_group: "consort-wide".into(),
-            address_space: "10.42.0.0/16".into(),
-            vm_size: "Standard_D2s_v5".into(),
-            validator_vm_size: None,
-            tx_vm_size: None,
-            admin_username: "consort".into(),
-            ssh_public_key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITest you@example".into(),
-            allowed_rpc_cidrs: vec!["203.0.113.0/24".into()],
-            allowed_ssh_cidrs: vec![],
-        }),
+    let mut yaml = String::from(
+        "network:\n  name: wide\n  chain_id: 707070\n  consensus:\n    clique: { period: 5 }\nmembers:\n",
+    );
+    for i in 0..50 {
+        yaml += &format!("  - name: org{i}\n    validators: 1\n    tx_nodes: 1\n");
     }
+    yaml += &format!(
+        "provider:\n  azure:\n    subscription_id: {sub}\n    location: westeurope\n    resource_group: consort-wide\n    address_space: 10.42.0.0/16\n    admin_username: consort\n    ssh_public_key: \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITest you@example\"\n    allowed_rpc_cidrs: [\"203.0.113.0/24\"]\n"
+    );
+    consort::topology::parse(Path::new("wide.yaml"), yaml.as_bytes())
+        .unwrap_or_else(|e| panic!("{e:?}"))
+        .topology
 }
 
 /// Long-running ARM operations on the plan's longest dependency chain (every Azure change
