@@ -123,6 +123,15 @@ fn once(latency: Duration) -> (Duration, Duration, usize) {
     let mut spans: Vec<(String, (Duration, Duration))> =
         spans.lock().unwrap().clone().into_iter().collect();
     spans.sort_by_key(|(_, (a, _))| *a);
+    if std::env::var_os("CONSORT_BENCH_TRACE").is_some() {
+        for l in fake
+            .requests()
+            .iter()
+            .filter(|l| l.path.contains("org7-tx-0"))
+        {
+            println!("    {:>6} ms {} {}", l.at.as_millis(), l.method, l.path);
+        }
+    }
     for (kind, (a, b)) in spans.iter().filter(|(k, _)| !k.starts_with("signer.")) {
         println!(
             "    {kind:<16} {:>6} ms .. {:>6} ms",

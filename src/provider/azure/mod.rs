@@ -551,10 +551,10 @@ impl Provider for AzureProvider {
     }
 
     fn parallelism(&self) -> usize {
-        // ARM operations are long waits on Azure, not work here: a wave of a 100-VM network
-        // runs at once. ARM's write limits are per subscription; a 429 is retried after its
+        // ARM operations are long waits on Azure, not work here: two waves of a 100-VM network
+        // (NICs, VMs) run at once. ARM's write limits are per subscription; a 429 is retried after its
         // Retry-After by that request alone (arm.rs), so throttling never serialises a wave.
-        128
+        256
     }
 
     fn apply_change(
