@@ -28,5 +28,6 @@ mod membership;
 mod ports;
 mod readme;
 mod safety;
+mod scale;
 mod topology;
 mod upgrade;
