@@ -4,29 +4,35 @@
 //! create independent resources in parallel, in waves:
 //!
 //! ```text
-//! azure.rg                 resource group, tagged managed-by=consort, consort-network=<net>
-//! ├─ azure.vnet            <net>-vnet with the whole address_space
-//! ├─ azure.nsg.<m>         <m>-nsg (rules: see arm::rules)
-//! │  └─ azure.subnet.<m>   <m>-subnet, a /24 of address_space, NSG attached   (+ vnet)
-//! │     └─ azure.nic.<n>   <n>-nic, static private IP, NSG                    (+ pip)
-//! │        └─ azure.vm.<n> <n>-vm, Ubuntu LTS, SSH key only, cloud-init customData
-//! └─ azure.pip.<n>         <n>-pip, Standard static public IP, tx nodes only
+//! azure.rg                  resource group, tagged managed-by, consort-network, consort-lineage
+//! ├─ azure.vnet             <net>-vnet with the whole address_space
+//! ├─ azure.vault            <net>-<hex> key vault (RBAC, soft delete)          (vault.rs)
+//! │  └─ azure.secrets.<n>   the node's secrets, written through the data plane
+//! ├─ azure.natpip           <net>-nat-pip, the NAT gateway's static public IP
+//! │  └─ azure.nat           <net>-nat NAT gateway: the subnets' outbound internet
+//! ├─ azure.nsg.<m>          <m>-nsg (rules: see arm::rules)
+//! │  └─ azure.subnet.<m>    <m>-subnet, a /24 of address_space, NSG + NAT gateway (+ vnet, nat)
+//! │     └─ azure.nic.<n>    <n>-nic, static private IP, NSG                    (+ pip)
+//! │        └─ azure.vm.<n>  <n>-vm, Ubuntu LTS, SSH key only, system-assigned identity,
+//! │                         secret-free cloud-init customData; then one "Key Vault Secrets
+//! │                         User" role assignment per secret of its own     (+ secrets)
+//! └─ azure.pip.<n>          <n>-pip, Standard static public IP, tx nodes only
 //! ```
 //!
 //! `desired` is offline (no credentials): plan shows every resource before anything
 //! exists. Requests go through [`arm::Arm`] (our own long-running-operation polling) on a
 //! private tokio runtime; the executor's threads `block_on` it.
 //!
-//! Destroy runs in reverse dependency order (VMs, then NICs, then public IPs, subnets, the
-//! VNet and NSGs) and finally the resource group, which is deleted only when nothing else
-//! is left in it: otherwise the destroy of `azure.rg` fails naming the foreign resources. A
-//! resource group that existed before consort (not tagged by it) is never deleted.
+//! Destroy runs in reverse dependency order (VMs with their role assignments, then NICs,
+//! public IPs, subnets, the NAT gateway, the VNet, NSGs and the vault) and finally the
+//! resource group, which is deleted only when nothing else is left in it: otherwise the
+//! destroy of `azure.rg` fails naming the foreign resources. A resource group that existed
+//! before consort (not tagged by it) is never deleted; one of another deployment (another
+//! `consort-lineage`) is never touched at all ([`lineage`]).
 //!
-//! Mesh changes (a node added or removed) do not touch running VMs: their customData is
-//! fixed at creation, new nodes' configs list every existing node and dial them, and the
-//! existing nodes accept those inbound connections (MaxPeers leaves room). Clique votes
-//! need the validators' RPC, which Azure validators do not expose, so adding or removing
-//! validators of a running network is refused with an explanation.
+//! Running VMs are controlled through VM Run Command ([`run_command`], [`votes`]): Clique
+//! votes with the local provider's rules (`governance::vote`), and live peer changes when
+//! the mesh changes (config rewritten, `admin_addPeer`/`removePeer`).
 
 pub mod arm;
 mod cost;
