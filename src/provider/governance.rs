@@ -72,6 +72,46 @@ pub fn funding_parties(
     })
 }
 
+/// What a `signer.<n>` change is about: its node, whether genesis authorised it, and the
+/// signer's address (from its key, else from what the resource recorded).
+pub struct SignerChange {
+    pub node: String,
+    pub in_genesis: bool,
+    pub address: Option<String>,
+}
+
+pub fn signer_change(change: &crate::plan::Change, st: &crate::state::State) -> SignerChange {
+    let attrs = change
+        .after
+        .as_ref()
+        .or(change.before.as_ref())
+        .cloned()
+        .unwrap_or_default();
+    let node = attrs
+        .get("node")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let address = st
+        .output_str(&format!("key.signer.{node}"), "address")
+        .map(str::to_string)
+        .or_else(|| {
+            st.resources
+                .get(&change.addr)
+                .and_then(|r| r.outputs.get("address"))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        });
+    SignerChange {
+        in_genesis: attrs
+            .get("genesis")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        node,
+        address,
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum GovError {
     #[error("{0}")]

@@ -50,15 +50,7 @@ fn cli(fake: &FakeArm, dir: &Path, args: &[&str]) -> Output {
     c.env("CONSORT_ARM_ENDPOINT", fake.url())
         .env("CONSORT_ARM_TOKEN", fake.token())
         .env_remove("AZURE_SUBSCRIPTION_ID");
-    let out = c.output().unwrap();
-    eprintln!(
-        "[consort {}] exit {:?}\n--- stdout\n{}--- stderr\n{}",
-        args.join(" "),
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    support::run_logged(c, args)
 }
 
 fn cli_ok(fake: &FakeArm, dir: &Path, args: &[&str]) -> String {

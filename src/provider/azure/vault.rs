@@ -156,6 +156,15 @@ impl AzureProvider {
     }
 }
 
+/// A node's role in the topology being applied.
+fn role_of(ctx: &ApplyCtx, node: &str) -> Option<Role> {
+    ctx.topology
+        .nodes()
+        .into_iter()
+        .find(|n| n.name == node)
+        .map(|n| n.role)
+}
+
 /// The keystore's file name (`UTC--…--<address>`: no secret in it).
 fn keystore_file_name(state: &State, node: &str) -> Result<String, ProviderError> {
     let sk = format!("key.signer.{node}");
@@ -302,15 +311,9 @@ impl AzureProvider {
         let uri = uri.ok_or_else(|| {
             ProviderError::at(addr, "the key vault is not in state yet; run apply again")
         })?;
-        let role = ctx
-            .topology
-            .nodes()
-            .into_iter()
-            .find(|n| n.name == node)
-            .map(|n| n.role)
-            .ok_or_else(|| {
-                ProviderError::at(addr, format!("node {node} is not in the topology"))
-            })?;
+        let role = role_of(ctx, &node).ok_or_else(|| {
+            ProviderError::at(addr, format!("node {node} is not in the topology"))
+        })?;
         let values = self.secret_values(&st, &node, role)?;
         for (s, v) in &values {
             let content_type = match s.what {
@@ -341,13 +344,7 @@ impl AzureProvider {
         let vault_id = st.output_str(VAULT_ADDR, "id").ok_or_else(|| {
             ProviderError::at(addr, "the key vault is not in state yet; run apply again")
         })?;
-        let role = ctx
-            .topology
-            .nodes()
-            .into_iter()
-            .find(|n| n.name == node)
-            .map(|n| n.role)
-            .unwrap_or(Role::Tx);
+        let role = role_of(ctx, node).unwrap_or(Role::Tx);
         node_secrets(node, role)
             .iter()
             .map(|s| {

@@ -4,7 +4,7 @@
 
 use super::layout::vm_addr;
 use super::run_command::{peers_script, VmControl};
-use super::{attr, attrs_of, record, AzureProvider};
+use super::{record, AzureProvider};
 use crate::plan::{Action, Change, Kind};
 use crate::provider::events::Event;
 use crate::provider::governance::{self, SignerNode};
@@ -12,7 +12,7 @@ use crate::provider::{ApplyCtx, ProviderError};
 use crate::render;
 use crate::rpc;
 use crate::state::{ResourceState, State};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -65,20 +65,12 @@ impl AzureProvider {
         change: &Change,
     ) -> Result<Option<ResourceState>, ProviderError> {
         let addr = change.addr.as_str();
-        let a = attrs_of(change);
-        let node = attr(&a, "node");
-        let in_genesis = a.get("genesis").and_then(Value::as_bool).unwrap_or(false);
         let st = ctx.snapshot();
-        let address = st
-            .output_str(&format!("key.signer.{node}"), "address")
-            .map(str::to_string)
-            .or_else(|| {
-                st.resources
-                    .get(addr)
-                    .and_then(|r| r.outputs.get("address"))
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            });
+        let governance::SignerChange {
+            node,
+            in_genesis,
+            address,
+        } = governance::signer_change(change, &st);
         let vote = |authorize: bool| -> Result<(), ProviderError> {
             let target = address
                 .as_deref()
