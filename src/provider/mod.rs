@@ -21,7 +21,8 @@
 //!   wildcard: every node key, because the static peers need every enode);
 //! - outputs must include `rpc_url` (tx nodes' application RPC; absent or null for
 //!   validators, which serve no TCP RPC) and `enode` (full `enode://id@host:port`), which
-//!   `consort output` reports; local nodes also `ipc_path` and `ws_url`.
+//!   `consort output` reports; local nodes also `ipc_path`, `ws_url` and `metrics_url`
+//!   (geth's Prometheus metrics on 127.0.0.1).
 //!
 //! Non-core kinds a provider applies: its node resources; `signer.<n>` (attrs `{node,
 //! member, genesis}`: `genesis: true` is a no-op record, otherwise create = vote in by a

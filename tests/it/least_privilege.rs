@@ -255,6 +255,7 @@ fn peer_node(dir: &Path, name: &str, ip: Ipv4Addr, extra: &[String]) -> NodeHand
         p2p,
         http: None,
         ws: None,
+        metrics: None,
     };
     let node = NodeHandle::start(&datadir, ports, &args);
     poll(

@@ -8,9 +8,13 @@
 //! A port that is taken (by another program, or recorded for another network under the
 //! same `.consort/`) moves only that node, to the first free port past the block, and
 //! says so. Recorded ports always win: a running node keeps its ports.
+//!
+//! Every node also serves geth's Prometheus metrics on 127.0.0.1: node `i` on
+//! `metrics_base + i`, where `metrics_base` is geth's conventional 6060, or with
+//! `base_port: B` the port right after the RPC block (B + node count + 2 × tx count).
 
 use super::*;
-use process::{p2p_free, DEFAULT_RPC_PORT};
+use process::{p2p_free, DEFAULT_METRICS_PORT, DEFAULT_RPC_PORT};
 
 /// Ports handed out during one command: every node of the topology gets its ports from
 /// one table, so each config.toml can list the final p2p port of every peer even while
@@ -76,6 +80,14 @@ pub(super) fn bases(config: &LocalConfig, nodes: usize) -> (u16, u16) {
     }
 }
 
+/// Where the metrics block starts: see the module docs.
+pub(super) fn metrics_base(config: &LocalConfig, nodes: usize, tx_nodes: usize) -> u16 {
+    match config.base_port {
+        None => DEFAULT_METRICS_PORT,
+        Some(b) => b.saturating_add((nodes + 2 * tx_nodes) as u16),
+    }
+}
+
 fn tcp_free(p: u16) -> bool {
     std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, p)).is_ok()
 }
@@ -106,6 +118,7 @@ impl LocalProvider {
         let nodes = ctx.topology.nodes();
         let (p2p_base, rpc_base) = bases(&self.config, nodes.len());
         let tx_count = nodes.iter().filter(|n| n.role == Role::Tx).count() as u16;
+        let metrics_base = metrics_base(&self.config, nodes.len(), tx_count.into());
         let mut moved = Vec::new();
         let ports = self.with_ports(ctx, |t| {
             let mut tx_index = 0u16;
@@ -145,7 +158,27 @@ impl LocalProvider {
                 } else {
                     (None, None)
                 };
-                t.assigned.insert(n.name.clone(), NodePorts { p2p, http, ws });
+                let want = metrics_base.saturating_add(i as u16);
+                let metrics = if t.claim(want, tcp_free) {
+                    want
+                } else {
+                    let from = metrics_base.saturating_add(nodes.len() as u16);
+                    let m = t.first_free(&n.name, from, 1, tcp_free)?;
+                    moved.push(format!(
+                        "node.{}: metrics port {want} is taken; using {m}",
+                        n.name
+                    ));
+                    m
+                };
+                t.assigned.insert(
+                    n.name.clone(),
+                    NodePorts {
+                        p2p,
+                        http,
+                        ws,
+                        metrics: Some(metrics),
+                    },
+                );
             }
             t.assigned
                 .get(node)
@@ -160,13 +193,20 @@ impl LocalProvider {
 
     /// Recorded `ports` made to fit the node's role: a validator has no RPC ports; a tx
     /// node recorded before it served WebSocket gets the port beside its HTTP one (or a
-    /// new pair when that is taken).
+    /// new pair when that is taken); a node recorded before metrics gets a metrics port.
     pub(super) fn complete_ports(
         &self,
         ctx: &ApplyCtx,
         spec: &NodeSpec,
         ports: NodePorts,
     ) -> NodePorts {
+        let ports = match ports.metrics {
+            Some(_) => ports,
+            None => NodePorts {
+                metrics: self.free_metrics_port(ctx, &spec.name).ok(),
+                ..ports
+            },
+        };
         match (spec.role, ports.http, ports.ws) {
             (Role::Validator, _, _) => NodePorts {
                 http: None,
@@ -190,6 +230,15 @@ impl LocalProvider {
             }
             _ => ports,
         }
+    }
+
+    /// A metrics port for `node` from the metrics block, past the conventional ones.
+    fn free_metrics_port(&self, ctx: &ApplyCtx, node: &str) -> Result<u16, ProviderError> {
+        let nodes = ctx.topology.nodes();
+        let tx_count = nodes.iter().filter(|n| n.role == Role::Tx).count();
+        let base = metrics_base(&self.config, nodes.len(), tx_count);
+        let from = base.saturating_add(nodes.len() as u16);
+        self.with_ports(ctx, |t| t.first_free(node, from, 1, tcp_free))
     }
 
     /// New ports for `node` (its old ones were taken by something else).
@@ -217,7 +266,15 @@ impl LocalProvider {
                 }
                 false => (None, None),
             };
-            let p = NodePorts { p2p, http, ws };
+            let metrics_from = metrics_base(&self.config, nodes.len(), tx_count.into())
+                .saturating_add(nodes.len() as u16);
+            let metrics = Some(t.first_free(node, metrics_from, 1, tcp_free)?);
+            let p = NodePorts {
+                p2p,
+                http,
+                ws,
+                metrics,
+            };
             t.assigned.insert(node.to_string(), p);
             Ok(p)
         })
