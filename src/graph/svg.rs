@@ -41,10 +41,26 @@ struct Boxed {
     h: f64,
 }
 
-fn box_size(nodes: usize) -> (f64, f64) {
+/// A rough width of `text` at `size` px (no font metrics here): wide enough to keep a
+/// member's name and its counts from overlapping.
+fn text_width(text: &str, size: f64) -> f64 {
+    text.chars().count() as f64 * size * 0.62
+}
+
+fn counts(m: &super::Member) -> String {
+    format!(
+        "{} validator(s), {} tx",
+        m.nodes.iter().filter(|n| n.role == Role::Validator).count(),
+        m.nodes.iter().filter(|n| n.role == Role::Tx).count()
+    )
+}
+
+fn box_size(m: &super::Member) -> (f64, f64) {
+    let nodes = m.nodes.len();
     let cols = nodes.clamp(1, PER_ROW);
     let rows = nodes.div_ceil(PER_ROW).max(1);
-    let w = (cols as f64 * COL + 2.0 * PAD).max(170.0);
+    let header = text_width(&m.name, 14.0) + text_width(&counts(m), 11.0) + 44.0;
+    let w = (cols as f64 * COL + 2.0 * PAD).max(170.0).max(header);
     let h = HEADER + rows as f64 * ROW + 4.0;
     (w, h)
 }
@@ -97,7 +113,7 @@ fn star(cx: f64, cy: f64, r: f64) -> String {
 
 /// The SVG document for `g`.
 pub fn render(g: &Graph) -> String {
-    let sizes: Vec<(f64, f64)> = g.members.iter().map(|m| box_size(m.nodes.len())).collect();
+    let sizes: Vec<(f64, f64)> = g.members.iter().map(box_size).collect();
     let centres = place(&sizes);
     let mut boxes: Vec<Boxed> = sizes
         .iter()
@@ -218,11 +234,7 @@ pub fn render(g: &Graph) -> String {
             b.y + 30.0,
             b.x + b.w - 14.0,
             b.y + 30.0,
-            esc(&format!(
-                "{} validator(s), {} tx",
-                m.nodes.iter().filter(|n| n.role == Role::Validator).count(),
-                m.nodes.iter().filter(|n| n.role == Role::Tx).count()
-            )),
+            esc(&counts(m)),
             name = esc(&m.name),
         );
         for n in &m.nodes {

@@ -202,14 +202,28 @@ function renderNodes(s) {
 }
 
 function renderLatest(s) {
-  let t = "<thead><tr><th>Block</th><th>Sealed by</th><th class=num>Txs</th><th class=num>Gas used</th><th>Age</th></tr></thead><tbody>";
+  let t = "<thead><tr><th>Block</th><th>Hash</th><th>Sealed by</th><th class=num>Txs</th><th class=num>Gas used</th><th>Age</th></tr></thead><tbody>";
   for (const b of s.latest) {
-    t += '<tr class="click" data-href="#/block/' + b.number + '"><td><a href="#/block/' + b.number + '">#' + b.number + '</a> <span class="muted mono">' + esc(short(b.hash, 6)) + "</span></td>" +
+    t += '<tr class="click" data-href="#/block/' + b.number + '"><td><a href="#/block/' + b.number + '">#' + b.number + '</a></td><td class="muted mono">' + esc(short(b.hash, 8)) + "</td>" +
       "<td>" + (b.signer_node ? esc(b.signer_node) + ' <span class="muted">' + esc(b.signer_member) + "</span>" : '<span class="mono">' + esc(short(b.signer || "", 6)) + "</span>") + "</td>" +
       '<td class="num">' + b.txs + '</td><td class="num">' + b.gas_used.toLocaleString("en-US") + "</td><td>" + esc(ago(b.timestamp)) + "</td></tr>";
   }
   $("latest").innerHTML = t + "</tbody>";
   for (const r of $("latest").querySelectorAll("tr.click")) r.onclick = () => { location.hash = r.dataset.href; };
+}
+
+function renderAccounts(s) {
+  const list = s.accounts || [];
+  $("accounts").innerHTML = list.length
+    ? "<tbody>" + list.map((a) => '<tr><td><span class="dot" data-member="' + esc(a.member) + '"></span>' + esc(a.member) + "/" + esc(a.name) + '</td><td><a class="mono" href="#/address/' + esc(a.address) + '">' + esc(short(a.address, 8)) + "</a></td></tr>").join("") + "</tbody>"
+    : '<tbody><tr><td class="muted">No funded accounts in the topology.</td></tr></tbody>';
+  for (const d of $("accounts").querySelectorAll(".dot")) d.style.background = memberColour(d.dataset.member);
+  const n = s.network;
+  $("chain").innerHTML = [
+    ["Chain id", String(n.chain_id)],
+    ["Genesis", n.genesis_hash ? '<a class="mono" href="#/block/0">' + esc(short(n.genesis_hash, 10)) + "</a>" : "–"],
+    ["Clique", "period " + n.period + " s · epoch " + n.epoch.toLocaleString("en-US") + " blocks"],
+  ].map(([k, v]) => "<dt>" + esc(k) + "</dt><dd>" + v + "</dd>").join("");
 }
 
 function renderOverview(s) {
@@ -221,6 +235,7 @@ function renderOverview(s) {
   renderTiles(s);
   $("graph").innerHTML = s.graph_svg;
   renderSigners(s);
+  renderAccounts(s);
   renderNodes(s);
   renderProduction(s);
   renderLatest(s);
