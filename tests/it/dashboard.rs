@@ -30,13 +30,14 @@ impl Drop for Killed {
     }
 }
 
-/// three-members with a 1 s period, applied; returns (handle, topology file).
-fn network(name: &str, chain_id: u64) -> (NetworkHandle, PathBuf) {
+/// three-members with a 1 s period, applied; returns (handle, topology file, base port).
+fn network(name: &str, chain_id: u64) -> (NetworkHandle, PathBuf, u16) {
     let net = NetworkHandle::new(name);
+    let base = port_base();
     let file = topology_copy(
         net.dir.path(),
         "three-members.yaml",
-        port_base(),
+        base,
         Some((name, chain_id)),
     );
     let text = std::fs::read_to_string(&file).unwrap();
@@ -45,7 +46,7 @@ fn network(name: &str, chain_id: u64) -> (NetworkHandle, PathBuf) {
         net.dir.path(),
         &["apply", "--yes", "-f", file.to_str().unwrap()],
     );
-    (net, file)
+    (net, file, base)
 }
 
 /// Starts `consort dashboard --port 0 --no-open`; returns it and its URL (from the
@@ -106,7 +107,7 @@ fn rpc_status(url: &str, body: Value) -> (u16, Value) {
 
 #[test]
 fn read_only_api_prometheus_targets_and_live_graph() {
-    let (net, file) = network("dashapi", 1713131);
+    let (net, file, base) = network("dashapi", 1713131);
     let dir = net.dir.path();
     let f = file.to_str().unwrap();
 
@@ -145,11 +146,15 @@ fn read_only_api_prometheus_targets_and_live_graph() {
     let mut want: Vec<String> = NODES.iter().map(|n| n.to_string()).collect();
     want.sort();
     assert_eq!(seen, want);
-    // ... and `output --json` names each node's metrics_url.
+    // ... and `output --json` names each node's metrics_url, recorded in state: node i
+    // (topology order) on base + 5 nodes + 2 × 2 tx nodes + i, right after the RPC block.
     let out: Value = serde_json::from_str(&consort_ok(dir, &["output", "--json", "-f", f])).unwrap();
-    for n in out["nodes"].as_array().unwrap() {
-        let url = n["metrics_url"].as_str().unwrap_or_else(|| panic!("{n}"));
-        assert!(url.starts_with("http://127.0.0.1:") && url.ends_with(&path), "{url}");
+    let nodes = out["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), NODES.len());
+    for (i, n) in nodes.iter().enumerate() {
+        assert_eq!(n["name"], NODES[i]);
+        let want = format!("http://127.0.0.1:{}{path}", base + 9 + i as u16);
+        assert_eq!(n["metrics_url"].as_str(), Some(want.as_str()), "{n}");
     }
 
     // ---- the dashboard's API: its read list answers, everything else is refused.
@@ -294,7 +299,7 @@ async fn wait_text(
 
 #[test]
 fn dashboard_in_a_real_browser_finds_a_cast_transaction() {
-    let (net, file) = network("dashweb", 1713132);
+    let (net, file, _) = network("dashweb", 1713132);
     let dir = net.dir.path();
     let (_dash, url) = dashboard(dir, &file);
     let (_driver, driver_url) = chromedriver();
@@ -321,7 +326,7 @@ fn dashboard_in_a_real_browser_finds_a_cast_transaction() {
             "goog:chromeOptions".into(),
             json!({
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                         "--disable-dev-shm-usage", "--window-size=1440,1500",
+                         "--disable-dev-shm-usage", "--window-size=1440,1800",
                          "--hide-scrollbars"],
             }),
         );
@@ -358,8 +363,6 @@ fn dashboard_in_a_real_browser_finds_a_cast_transaction() {
             .await
             .unwrap();
         assert_eq!(svg_nodes.len(), NODES.len());
-        let png = client.screenshot().await.unwrap();
-        std::fs::write(shots.join("overview.png"), png).unwrap();
     });
 
     // A transaction with cast (outside the runtime: blocking), then found by its hash.
@@ -425,7 +428,10 @@ fn dashboard_in_a_real_browser_finds_a_cast_transaction() {
         })
         .await;
         assert!(page.contains("-validator-0"), "the signer's node: {page}");
-        assert!(page.contains(&hash[..12]), "the transaction listed: {page}");
+        let listed = client
+            .find(fantoccini::Locator::Css(&format!(r##"#detail-body a[href="#/tx/{hash}"]"##)))
+            .await;
+        assert!(listed.is_ok(), "the transaction is not listed in its block: {page}");
         let png = client.screenshot().await.unwrap();
         std::fs::write(shots.join("block.png"), png).unwrap();
 
@@ -445,6 +451,19 @@ fn dashboard_in_a_real_browser_finds_a_cast_transaction() {
         })
         .await;
         assert!(page.contains("1.5 ETH"), "{page}");
+        let png = client.screenshot().await.unwrap();
+        std::fs::write(shots.join("address.png"), png).unwrap();
+
+        // Back to the overview: the transaction's block among the latest, then the picture
+        // an operator keeps open.
+        client.goto(&url).await.unwrap();
+        wait_text(&client, "#latest", Duration::from_secs(30), |t| {
+            t.contains(&format!("#{block}"))
+        })
+        .await;
+        wait_text(&client, "#banner", Duration::from_secs(60), |t| t.starts_with("Healthy")).await;
+        let png = client.screenshot().await.unwrap();
+        std::fs::write(shots.join("overview.png"), png).unwrap();
         client.close().await.unwrap();
     });
     eprintln!("screenshots in {}", shots.display());

@@ -84,8 +84,10 @@ function renderBanner(s) {
     b.innerHTML = "<strong>Stopped.</strong> Every node is stopped; <code>consort start</code> starts them again on their data.";
   } else {
     b.className = "banner bad";
-    const items = h.reasons.slice(0, 12).map((r) => "<li>" + esc(r) + "</li>").join("");
-    const more = h.reasons.length > 12 ? "<li>… and " + (h.reasons.length - 12) + " more</li>" : "";
+    // The halt is the headline already.
+    const reasons = h.reasons.filter((r) => !(h.halted && r.startsWith("chain halted")));
+    const items = reasons.slice(0, 12).map((r) => "<li>" + esc(r) + "</li>").join("");
+    const more = reasons.length > 12 ? "<li>… and " + (reasons.length - 12) + " more</li>" : "";
     b.innerHTML = "<strong>" + (h.halted ? "Chain halted." : "Unhealthy.") + "</strong> " +
       (h.halted ? esc(h.halted.online + " of " + h.halted.signers + " signers online; Clique needs " + h.halted.needed + ".") : "") +
       "<ul>" + items + more + "</ul>";
@@ -108,9 +110,10 @@ function renderTiles(s) {
   $("t-nodes").textContent = running + " / " + s.nodes.length;
   const bad = s.nodes.filter((n) => n.problems.length).length;
   $("t-nodes-sub").textContent = bad ? bad + " with problems" : "all healthy";
-  const active = s.signers.filter((x) => x.active).length;
-  $("t-signers").textContent = String(active);
-  $("t-signers-sub").textContent = "needs " + (Math.floor(active / 2) + 1) + " online to seal";
+  const active = s.signers.filter((x) => x.active);
+  const online = active.filter((x) => s.nodes.some((n) => n.name === x.node && n.running)).length;
+  $("t-signers").textContent = String(active.length);
+  $("t-signers-sub").textContent = online + " online · Clique needs " + (Math.floor(active.length / 2) + 1);
   let pending = 0;
   for (const n of s.nodes) if (n.metrics && n.metrics.txpool_pending != null) pending = Math.max(pending, n.metrics.txpool_pending);
   $("t-pending").textContent = String(pending);
