@@ -78,18 +78,13 @@ impl LinkKind {
     }
 }
 
-/// The planned peer pairs. The local provider peers every node with every other node of
-/// the topology (`static_nodes` in `provider/local/mesh.rs`: each node's StaticNodes and
-/// TrustedNodes are all the others), and so does the Azure layout.
+/// The planned peer pairs: the peering plan both providers build (`plan::peering`: a
+/// full mesh for small networks, a bounded-degree graph beyond).
 pub fn planned_pairs(topology: &Topology) -> BTreeSet<(String, String)> {
-    let names: Vec<String> = topology.nodes().into_iter().map(|n| n.name).collect();
-    let mut out = BTreeSet::new();
-    for (i, a) in names.iter().enumerate() {
-        for b in &names[i + 1..] {
-            out.insert(pair(a, b));
-        }
-    }
-    out
+    crate::plan::peering::Peering::plan(&topology.nodes())
+        .pairs()
+        .map(|(a, b)| pair(a, b))
+        .collect()
 }
 
 fn pair(a: &str, b: &str) -> (String, String) {
