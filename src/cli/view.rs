@@ -8,7 +8,12 @@ use crate::topology::ProviderConfig;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 
-pub(super) fn graph(g: &Global, format: GraphFormat, out: Option<&Path>, live: bool) -> Result<i32> {
+pub(super) fn graph(
+    g: &Global,
+    format: GraphFormat,
+    out: Option<&Path>,
+    live: bool,
+) -> Result<i32> {
     let picture = if live {
         let (loaded, _, state) = deployed(g)?;
         let topo = &loaded.topology;
@@ -67,7 +72,10 @@ pub(super) fn dashboard(g: &Global, port: u16, no_open: bool) -> Result<i32> {
             let url = format!("http://{addr}/");
             println!("Dashboard: {url}");
             if super::commands::level() >= 0 {
-                eprintln!("Serving network {} read-only on 127.0.0.1; Ctrl-C stops.", loaded.topology.network.name);
+                eprintln!(
+                    "Serving network {} read-only on 127.0.0.1; Ctrl-C stops.",
+                    loaded.topology.network.name
+                );
             }
             if !no_open {
                 open_browser(&url);

@@ -41,7 +41,10 @@ const RPC_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
-        .route("/", get(|| async { page(assets::INDEX_HTML, "text/html; charset=utf-8") }))
+        .route(
+            "/",
+            get(|| async { page(assets::INDEX_HTML, "text/html; charset=utf-8") }),
+        )
         .route(
             "/app.js",
             get(|| async { page(assets::APP_JS, "text/javascript; charset=utf-8") }),
@@ -104,18 +107,17 @@ async fn snapshot(State(shared): State<Arc<Shared>>) -> Response {
     let snap = shared.snapshot.read().unwrap().clone();
     match snap {
         Some(s) => Json(s.as_ref().clone()).into_response(),
-        None => error(StatusCode::SERVICE_UNAVAILABLE, "the first sample is being taken"),
+        None => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the first sample is being taken",
+        ),
     }
 }
 
 async fn graph_svg(State(shared): State<Arc<Shared>>) -> Response {
     let snap = shared.snapshot.read().unwrap().clone();
     match snap.as_ref().and_then(|s| s["graph_svg"].as_str()) {
-        Some(svg) => (
-            [(header::CONTENT_TYPE, "image/svg+xml")],
-            svg.to_string(),
-        )
-            .into_response(),
+        Some(svg) => ([(header::CONTENT_TYPE, "image/svg+xml")], svg.to_string()).into_response(),
         None => error(StatusCode::SERVICE_UNAVAILABLE, "no snapshot yet"),
     }
 }
@@ -200,7 +202,10 @@ mod tests {
                     .any(|p| m.starts_with(p)),
                 "{m}"
             );
-            assert!(!m.contains("send") && !m.contains("sign") && !m.contains("propose"), "{m}");
+            assert!(
+                !m.contains("send") && !m.contains("sign") && !m.contains("propose"),
+                "{m}"
+            );
         }
         assert!(!allowed("eth_sendRawTransaction"));
         assert!(!allowed("admin_addPeer"));

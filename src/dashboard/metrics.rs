@@ -77,7 +77,14 @@ pub fn scrape(url: &str) -> Option<NodeMetrics> {
                 .ok()
         })
         .as_ref()?;
-    let text = client.get(url).send().ok()?.error_for_status().ok()?.text().ok()?;
+    let text = client
+        .get(url)
+        .send()
+        .ok()?
+        .error_for_status()
+        .ok()?
+        .text()
+        .ok()?;
     Some(pick(&text))
 }
 

@@ -70,16 +70,13 @@ fn sample(shared: &Shared, cache: &mut ChainCache) -> Result<Value, String> {
     let loaded = crate::topology::load(&shared.opts.file).map_err(|e| e.to_string())?;
     let topo = loaded.topology;
     let sd = &shared.opts.state_dir;
-    let st = sd
-        .load()
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| {
-            format!(
-                "network {} has no state in {}: nothing is deployed (run `consort apply`)",
-                topo.network.name,
-                sd.root.display()
-            )
-        })?;
+    let st = sd.load().map_err(|e| e.to_string())?.ok_or_else(|| {
+        format!(
+            "network {} has no state in {}: nothing is deployed (run `consort apply`)",
+            topo.network.name,
+            sd.root.display()
+        )
+    })?;
     let provider = provider::for_topology(&topo).map_err(|e| e.to_string())?;
     // The same assessment as `consort status`.
     let health = provider.health(&topo, &st);
@@ -92,7 +89,12 @@ fn sample(shared: &Shared, cache: &mut ChainCache) -> Result<Value, String> {
     let mut endpoints: Vec<(bool, PathBuf)> = health
         .nodes
         .iter()
-        .filter(|n| n.running && n.problems.iter().all(|p| !p.starts_with("RPC not answering")))
+        .filter(|n| {
+            n.running
+                && n.problems
+                    .iter()
+                    .all(|p| !p.starts_with("RPC not answering"))
+        })
         .filter_map(|n| {
             let o = outputs.get(&n.name)?;
             (!o.ipc_path.is_empty()).then(|| (n.role != "tx", PathBuf::from(&o.ipc_path)))
@@ -118,16 +120,22 @@ fn sample(shared: &Shared, cache: &mut ChainCache) -> Result<Value, String> {
         .collect();
 
     let live_signers: Option<Vec<String>> = rpc.as_ref().and_then(|r| {
-        r.clique_get_signers()
-            .ok()
-            .map(|s| s.iter().map(|a| rpc::hex_address(a).to_ascii_lowercase()).collect())
+        r.clique_get_signers().ok().map(|s| {
+            s.iter()
+                .map(|a| rpc::hex_address(a).to_ascii_lowercase())
+                .collect()
+        })
     });
     if let Some(r) = &rpc {
         update_chain(r, cache, health.head, topo.network.clique.epoch);
     }
     let window = WINDOW.min(topo.network.clique.epoch.max(1));
     let from = health.head.saturating_sub(window - 1).max(1);
-    let in_window: Vec<&BlockInfo> = cache.blocks.range(from..=health.head).map(|(_, b)| b).collect();
+    let in_window: Vec<&BlockInfo> = cache
+        .blocks
+        .range(from..=health.head)
+        .map(|(_, b)| b)
+        .collect();
     let mut sealed: BTreeMap<String, u64> = BTreeMap::new();
     for b in &in_window {
         if let Some(s) = &b.signer {
@@ -187,7 +195,9 @@ fn sample(shared: &Shared, cache: &mut ChainCache) -> Result<Value, String> {
         .filter_map(|a| signer_of.get(a).map(|w| w.0.clone()))
         .collect();
     let pairs = graph::live::live_pairs(&topo, &st);
-    let mut g = Graph::planned(&topo).with_live_links(&pairs).with_health(&health);
+    let mut g = Graph::planned(&topo)
+        .with_live_links(&pairs)
+        .with_health(&health);
     if live_signers.is_some() {
         g = g.with_signers(&live_signer_nodes);
     }

@@ -63,7 +63,13 @@ pub fn render(g: &Graph) -> String {
             LinkKind::Missing => ", color=\"#d64545\", style=dashed, label=\"missing\"",
             LinkKind::Extra => ", color=\"#d9822b\", style=dotted, label=\"not planned\"",
         };
-        let _ = writeln!(s, "  {} -- {} [class={}{style}];", q(&l.a), q(&l.b), l.kind.as_str());
+        let _ = writeln!(
+            s,
+            "  {} -- {} [class={}{style}];",
+            q(&l.a),
+            q(&l.b),
+            l.kind.as_str()
+        );
     }
     s.push_str("}\n");
     s

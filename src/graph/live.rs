@@ -86,7 +86,11 @@ pub fn live_signers(topology: &Topology, state: &State) -> Option<Vec<String>> {
         if !o.is_running() {
             return None;
         }
-        let s = o.control().with_timeout(TIMEOUT).clique_get_signers().ok()?;
+        let s = o
+            .control()
+            .with_timeout(TIMEOUT)
+            .clique_get_signers()
+            .ok()?;
         Some(
             s.iter()
                 .map(|a| crate::rpc::hex_address(a).to_ascii_lowercase())

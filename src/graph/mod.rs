@@ -171,7 +171,8 @@ impl Graph {
 
     /// Each node's state from the health assessment `consort status` shows.
     pub fn with_health(mut self, health: &Health) -> Graph {
-        let by_name: BTreeMap<&str, _> = health.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
+        let by_name: BTreeMap<&str, _> =
+            health.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
         for n in self.members.iter_mut().flat_map(|m| m.nodes.iter_mut()) {
             if let Some(h) = by_name.get(n.name.as_str()) {
                 n.status = Some(NodeStatus {
@@ -220,9 +221,7 @@ mod tests {
         assert_eq!(g.members.len(), 2);
         assert_eq!(g.nodes().count(), 4);
         assert_eq!(g.links.len(), 6);
-        assert!(g
-            .nodes()
-            .all(|n| n.signer == (n.role == Role::Validator)));
+        assert!(g.nodes().all(|n| n.signer == (n.role == Role::Validator)));
     }
 
     #[test]

@@ -68,10 +68,7 @@ fn box_size(m: &super::Member) -> (f64, f64) {
 /// Box centres for `sizes`, before translation into the canvas.
 fn place(sizes: &[(f64, f64)]) -> Vec<(f64, f64)> {
     let m = sizes.len();
-    let biggest = sizes
-        .iter()
-        .map(|(w, h)| w.max(*h))
-        .fold(0.0_f64, f64::max);
+    let biggest = sizes.iter().map(|(w, h)| w.max(*h)).fold(0.0_f64, f64::max);
     match m {
         0 => vec![],
         1 => vec![(0.0, 0.0)],
@@ -127,8 +124,14 @@ pub fn render(g: &Graph) -> String {
         .collect();
     let min_x = boxes.iter().map(|b| b.x).fold(f64::INFINITY, f64::min);
     let min_y = boxes.iter().map(|b| b.y).fold(f64::INFINITY, f64::min);
-    let max_x = boxes.iter().map(|b| b.x + b.w).fold(f64::NEG_INFINITY, f64::max);
-    let max_y = boxes.iter().map(|b| b.y + b.h).fold(f64::NEG_INFINITY, f64::max);
+    let max_x = boxes
+        .iter()
+        .map(|b| b.x + b.w)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let max_y = boxes
+        .iter()
+        .map(|b| b.y + b.h)
+        .fold(f64::NEG_INFINITY, f64::max);
     let (min_x, min_y, max_x, max_y) = if boxes.is_empty() {
         (0.0, 0.0, 300.0, 60.0)
     } else {
@@ -362,8 +365,16 @@ pub fn render(g: &Graph) -> String {
         let (stroke, dash, label) = match k {
             LinkKind::Planned => ("#94a3b8", "", "planned peering"),
             LinkKind::Up => ("#4f86c6", "", "connected"),
-            LinkKind::Missing => ("#d64545", r#" stroke-dasharray="6 5""#, "planned, not connected"),
-            LinkKind::Extra => ("#d9822b", r#" stroke-dasharray="2 4""#, "connected, not planned"),
+            LinkKind::Missing => (
+                "#d64545",
+                r#" stroke-dasharray="6 5""#,
+                "planned, not connected",
+            ),
+            LinkKind::Extra => (
+                "#d9822b",
+                r#" stroke-dasharray="2 4""#,
+                "connected, not planned",
+            ),
         };
         let _ = write!(
             s,

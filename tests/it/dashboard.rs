@@ -72,7 +72,10 @@ fn dashboard(dir: &Path, file: &Path) -> (Killed, String) {
     let child = Killed(child);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
             let _ = tx.send(line);
         }
     });
@@ -83,7 +86,10 @@ fn dashboard(dir: &Path, file: &Path) -> (Killed, String) {
         .strip_prefix("Dashboard: ")
         .unwrap_or_else(|| panic!("first line is not `Dashboard: URL`: {line:?}"))
         .to_string();
-    assert!(url.starts_with("http://127.0.0.1:") && url.ends_with('/'), "{url}");
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.ends_with('/'),
+        "{url}"
+    );
     (child, url)
 }
 
@@ -113,9 +119,11 @@ fn read_only_api_prometheus_targets_and_live_graph() {
 
     // ---- output --format prometheus: YAML, a target per node, each serving chain_head_block.
     let text = consort_ok(dir, &["output", "--format", "prometheus", "-f", f]);
-    let yaml: serde_yaml::Value = serde_yaml::from_str(&text)
-        .unwrap_or_else(|e| panic!("not YAML ({e}):\n{text}"));
-    let jobs = yaml["scrape_configs"].as_sequence().expect("scrape_configs");
+    let yaml: serde_yaml::Value =
+        serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("not YAML ({e}):\n{text}"));
+    let jobs = yaml["scrape_configs"]
+        .as_sequence()
+        .expect("scrape_configs");
     assert_eq!(jobs.len(), 1, "{text}");
     let job = &jobs[0];
     assert_eq!(job["job_name"].as_str(), Some("consort-dashapi"));
@@ -124,8 +132,16 @@ fn read_only_api_prometheus_targets_and_live_graph() {
     let mut seen = Vec::new();
     for g in groups {
         let node = g["labels"]["node"].as_str().unwrap().to_string();
-        assert!(g["labels"]["member"].as_str().is_some_and(|m| node.starts_with(m)), "{text}");
-        assert!(matches!(g["labels"]["role"].as_str(), Some("validator" | "tx")), "{text}");
+        assert!(
+            g["labels"]["member"]
+                .as_str()
+                .is_some_and(|m| node.starts_with(m)),
+            "{text}"
+        );
+        assert!(
+            matches!(g["labels"]["role"].as_str(), Some("validator" | "tx")),
+            "{text}"
+        );
         for t in g["targets"].as_sequence().unwrap() {
             let target = t.as_str().unwrap();
             assert!(target.starts_with("127.0.0.1:"), "{target}");
@@ -148,7 +164,8 @@ fn read_only_api_prometheus_targets_and_live_graph() {
     assert_eq!(seen, want);
     // ... and `output --json` names each node's metrics_url, recorded in state: node i
     // (topology order) on base + 5 nodes + 2 × 2 tx nodes + i, right after the RPC block.
-    let out: Value = serde_json::from_str(&consort_ok(dir, &["output", "--json", "-f", f])).unwrap();
+    let out: Value =
+        serde_json::from_str(&consort_ok(dir, &["output", "--json", "-f", f])).unwrap();
     let nodes = out["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), NODES.len());
     for (i, n) in nodes.iter().enumerate() {
@@ -159,14 +176,21 @@ fn read_only_api_prometheus_targets_and_live_graph() {
 
     // ---- the dashboard's API: its read list answers, everything else is refused.
     let (_dash, url) = dashboard(dir, &file);
-    let snapshot = poll("the dashboard's first snapshot", Duration::from_secs(30), || {
-        let r = http().get(format!("{url}api/snapshot")).send().map_err(|e| e.to_string())?;
-        if r.status() != 200 {
-            return Ok(None);
-        }
-        let v: Value = r.json().map_err(|e| e.to_string())?;
-        Ok((v["head"].as_u64().unwrap_or(0) > 0).then_some(v))
-    });
+    let snapshot = poll(
+        "the dashboard's first snapshot",
+        Duration::from_secs(30),
+        || {
+            let r = http()
+                .get(format!("{url}api/snapshot"))
+                .send()
+                .map_err(|e| e.to_string())?;
+            if r.status() != 200 {
+                return Ok(None);
+            }
+            let v: Value = r.json().map_err(|e| e.to_string())?;
+            Ok((v["head"].as_u64().unwrap_or(0) > 0).then_some(v))
+        },
+    );
     assert!(snapshot["error"].is_null(), "{snapshot}");
     let text = snapshot.to_string();
     for secret in ["password", "keystore", "key_file", "private"] {
@@ -174,7 +198,10 @@ fn read_only_api_prometheus_targets_and_live_graph() {
     }
     let (status, body) = rpc_status(&url, json!({"method": "eth_blockNumber", "params": []}));
     assert_eq!(status, 200, "{body}");
-    assert!(body["result"].as_str().is_some_and(|s| s.starts_with("0x")), "{body}");
+    assert!(
+        body["result"].as_str().is_some_and(|s| s.starts_with("0x")),
+        "{body}"
+    );
     let (status, body) = rpc_status(&url, json!({"method": "clique_getSigners", "params": []}));
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["result"].as_array().map(Vec::len), Some(3), "{body}");
@@ -200,7 +227,12 @@ fn read_only_api_prometheus_targets_and_live_graph() {
     for m in refused {
         let (status, body) = rpc_status(&url, json!({"method": m, "params": []}));
         assert_eq!(status, 403, "{m} was not refused: {body}");
-        assert!(body["error"].as_str().is_some_and(|e| e.contains("read-only")), "{body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("read-only")),
+            "{body}"
+        );
     }
     // Not JSON-RPC's batch form either, nor another path or verb.
     let (status, _) = rpc_status(&url, json!([{"method": "eth_blockNumber"}]));
@@ -224,7 +256,9 @@ fn read_only_api_prometheus_targets_and_live_graph() {
         .collect();
     assert_eq!(links.len(), 10, "a full mesh of 5 nodes");
     assert!(
-        links.iter().all(|l| l.attribute("class") == Some("link up")),
+        links
+            .iter()
+            .all(|l| l.attribute("class") == Some("link up")),
         "every planned link up: {svg}"
     );
     let signers = doc
@@ -387,7 +421,10 @@ fn dashboard_in_a_real_browser_finds_a_cast_transaction() {
     let receipt: Value = serde_json::from_str(receipt.trim()).expect("cast --json receipt");
     let hash = receipt["transactionHash"].as_str().unwrap().to_string();
     let block = u64::from_str_radix(
-        receipt["blockNumber"].as_str().unwrap().trim_start_matches("0x"),
+        receipt["blockNumber"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("0x"),
         16,
     )
     .unwrap();
@@ -408,7 +445,10 @@ fn dashboard_in_a_real_browser_finds_a_cast_transaction() {
         .await;
         assert!(page.contains("1.5 ETH"), "{page}");
         assert!(page.contains(&format!("#{block}")), "{page}");
-        assert!(page.contains("contoso/treasury"), "the sender's member account: {page}");
+        assert!(
+            page.contains("contoso/treasury"),
+            "the sender's member account: {page}"
+        );
         let png = client.screenshot().await.unwrap();
         std::fs::write(shots.join("transaction.png"), png).unwrap();
 
@@ -429,9 +469,14 @@ fn dashboard_in_a_real_browser_finds_a_cast_transaction() {
         .await;
         assert!(page.contains("-validator-0"), "the signer's node: {page}");
         let listed = client
-            .find(fantoccini::Locator::Css(&format!(r##"#detail-body a[href="#/tx/{hash}"]"##)))
+            .find(fantoccini::Locator::Css(&format!(
+                r##"#detail-body a[href="#/tx/{hash}"]"##
+            )))
             .await;
-        assert!(listed.is_ok(), "the transaction is not listed in its block: {page}");
+        assert!(
+            listed.is_ok(),
+            "the transaction is not listed in its block: {page}"
+        );
         let png = client.screenshot().await.unwrap();
         std::fs::write(shots.join("block.png"), png).unwrap();
 
@@ -461,7 +506,10 @@ fn dashboard_in_a_real_browser_finds_a_cast_transaction() {
             t.contains(&format!("#{block}"))
         })
         .await;
-        wait_text(&client, "#banner", Duration::from_secs(60), |t| t.starts_with("Healthy")).await;
+        wait_text(&client, "#banner", Duration::from_secs(60), |t| {
+            t.starts_with("Healthy")
+        })
+        .await;
         let png = client.screenshot().await.unwrap();
         std::fs::write(shots.join("overview.png"), png).unwrap();
         client.close().await.unwrap();

@@ -29,14 +29,23 @@ fn svg_has_every_member_and_node_for_every_shipped_topology() {
         let out = tmp.path().join("t.svg");
         consort_ok(
             tmp.path(),
-            &["graph", "-f", file.to_str().unwrap(), "-o", out.to_str().unwrap()],
+            &[
+                "graph",
+                "-f",
+                file.to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+            ],
         );
         let svg = std::fs::read_to_string(&out).unwrap();
         let doc = roxmltree::Document::parse(&svg)
             .unwrap_or_else(|e| panic!("{}: not valid XML: {e}", file.display()));
         let root = doc.root_element();
         assert_eq!(root.tag_name().name(), "svg");
-        assert_eq!(root.tag_name().namespace(), Some("http://www.w3.org/2000/svg"));
+        assert_eq!(
+            root.tag_name().namespace(),
+            Some("http://www.w3.org/2000/svg")
+        );
         assert!(root.attribute("viewBox").is_some());
         for m in &topo.members {
             let group = doc
@@ -51,20 +60,34 @@ fn svg_has_every_member_and_node_for_every_shipped_topology() {
                 let node = group
                     .descendants()
                     .find(|x| x.attribute("data-node") == Some(n.name.as_str()))
-                    .unwrap_or_else(|| panic!("{}: node {} not in {}'s group", file.display(), n.name, m.name));
+                    .unwrap_or_else(|| {
+                        panic!(
+                            "{}: node {} not in {}'s group",
+                            file.display(),
+                            n.name,
+                            m.name
+                        )
+                    });
                 let class = node.attribute("class").unwrap();
                 let (shape, role) = match n.role {
                     Role::Validator => ("rect", "validator"),
                     Role::Tx => ("circle", "tx"),
                 };
                 assert!(class.contains(role), "{}: {class}", n.name);
-                assert!(node.children().any(|c| c.tag_name().name() == shape), "{} is no {shape}", n.name);
+                assert!(
+                    node.children().any(|c| c.tag_name().name() == shape),
+                    "{} is no {shape}",
+                    n.name
+                );
                 // Planned: every validator signs, and wears the star.
                 let star = node
                     .descendants()
                     .any(|c| c.attribute("class") == Some("signer-mark"));
                 assert_eq!(star, n.role == Role::Validator, "{}", n.name);
-                let title = node.children().find(|c| c.tag_name().name() == "title").unwrap();
+                let title = node
+                    .children()
+                    .find(|c| c.tag_name().name() == "title")
+                    .unwrap();
                 assert!(title.text().unwrap().contains(&n.name));
             }
         }
@@ -74,7 +97,10 @@ fn svg_has_every_member_and_node_for_every_shipped_topology() {
             .descendants()
             .filter(|n| n.attribute("class") == Some("link planned"))
             .map(|n| {
-                let (a, b) = (n.attribute("data-a").unwrap(), n.attribute("data-b").unwrap());
+                let (a, b) = (
+                    n.attribute("data-a").unwrap(),
+                    n.attribute("data-b").unwrap(),
+                );
                 assert!(plan.are_peers(a, b), "{a} -- {b} is not planned");
                 (a.to_string(), b.to_string())
             })
@@ -100,10 +126,18 @@ fn dot_is_read_by_graphviz() {
             .spawn()
             .unwrap_or_else(|e| panic!("this test needs Graphviz' dot (`apt-get install graphviz`; .ci/run installs it): {e}"));
         use std::io::Write;
-        child.stdin.take().unwrap().write_all(dot.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(dot.as_bytes())
+            .unwrap();
         let out = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success() && stderr.trim().is_empty(), "dot refused:\n{stderr}\n{dot}");
+        assert!(
+            out.status.success() && stderr.trim().is_empty(),
+            "dot refused:\n{stderr}\n{dot}"
+        );
         // Graphviz's rendering holds every member's cluster and every node.
         let svg = String::from_utf8(out.stdout).unwrap();
         for m in &topo.members {
