@@ -92,8 +92,8 @@ const COMPLETIONS_EXAMPLES: &str = "Examples:
 const SCHEMA_EXAMPLES: &str = "Examples:
   consort schema > consort.schema.json";
 const DASHBOARD_EXAMPLES: &str = "Examples:
-  consort dashboard
-  consort dashboard --port 0 --no-open";
+  consort dashboard --no-open            # then open http://127.0.0.1:8600/
+  consort dashboard --port 0 --no-open   # a free port: it prints the URL";
 const GRAPH_EXAMPLES: &str = "Examples:
   consort graph -o topology.svg
   consort graph --format dot | dot -Tpng -o topology.png
