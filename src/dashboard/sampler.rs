@@ -48,10 +48,12 @@ pub fn run(shared: &Shared) {
     let mut cache = ChainCache::default();
     while !shared.stop.load(Ordering::SeqCst) {
         let started = Instant::now();
-        let snap = match sample(shared, &mut cache) {
+        let mut snap = match sample(shared, &mut cache) {
             Ok(v) => v,
             Err(e) => json!({ "error": e, "taken_at": now_secs() }),
         };
+        // How long reading the network took (the page shows it beside the time).
+        snap["sample_ms"] = json!(started.elapsed().as_millis() as u64);
         *shared.snapshot.write().unwrap() = Some(Arc::new(snap));
         while started.elapsed() < INTERVAL && !shared.stop.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(50));

@@ -315,7 +315,6 @@ fn help_examples() -> Vec<String> {
 /// A `consort dashboard` example serves until Ctrl-C: it must print its URL, answer there,
 /// and stop on SIGINT with exit 0.
 fn dashboard_example(e: &str, dir: &Path, path: &str) {
-    use std::io::BufRead;
     let mut child = Command::new("bash")
         .arg("-c")
         .arg(format!("set -euo pipefail; exec {e}"))
@@ -326,17 +325,7 @@ fn dashboard_example(e: &str, dir: &Path, path: &str) {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for l in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(l);
-        }
-    });
-    let line = rx.recv_timeout(Duration::from_secs(60));
+    let line = crate::support::stdout_lines(&mut child).recv_timeout(Duration::from_secs(60));
     let url = line
         .as_deref()
         .ok()

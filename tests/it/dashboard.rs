@@ -6,9 +6,10 @@
 //! serves `chain_head_block`; `graph --live` draws what the nodes report.
 
 use crate::apps::cast_ok;
-use crate::support::{consort_cmd, consort_ok, poll, port_base, topology_copy, NetworkHandle};
+use crate::support::{
+    consort_cmd, consort_ok, poll, port_base, stdout_lines, topology_copy, NetworkHandle,
+};
 use serde_json::{json, Value};
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -68,17 +69,8 @@ fn dashboard(dir: &Path, file: &Path) -> (Killed, String) {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("run consort dashboard");
-    let stdout = child.stdout.take().unwrap();
+    let rx = stdout_lines(&mut child);
     let child = Killed(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
     let line = rx
         .recv_timeout(Duration::from_secs(30))
         .expect("consort dashboard prints its URL");
@@ -331,6 +323,19 @@ async fn wait_text(
     }
 }
 
+/// Types `text` into the page's search box and submits it.
+async fn search(c: &fantoccini::Client, text: &str) {
+    let q = c.find(fantoccini::Locator::Css("#q")).await.unwrap();
+    q.clear().await.unwrap();
+    q.send_keys(text).await.unwrap();
+    c.find(fantoccini::Locator::Css("#search button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
 #[test]
 fn dashboard_in_a_real_browser_finds_a_cast_transaction() {
     let (net, file, _) = network("dashweb", 1713132);
@@ -430,15 +435,7 @@ fn dashboard_in_a_real_browser_finds_a_cast_transaction() {
     .unwrap();
 
     rt.block_on(async {
-        let q = client.find(fantoccini::Locator::Css("#q")).await.unwrap();
-        q.send_keys(&hash).await.unwrap();
-        client
-            .find(fantoccini::Locator::Css("#search button"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        search(&client, &hash).await;
         let page = wait_text(&client, "#detail-body", Duration::from_secs(30), |t| {
             t.contains(&hash) && t.contains("success")
         })
@@ -453,16 +450,7 @@ fn dashboard_in_a_real_browser_finds_a_cast_transaction() {
         std::fs::write(shots.join("transaction.png"), png).unwrap();
 
         // Its block, through the search box too: who sealed it, and the transaction in it.
-        let q = client.find(fantoccini::Locator::Css("#q")).await.unwrap();
-        q.clear().await.unwrap();
-        q.send_keys(&block.to_string()).await.unwrap();
-        client
-            .find(fantoccini::Locator::Css("#search button"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        search(&client, &block.to_string()).await;
         let page = wait_text(&client, "#detail-body", Duration::from_secs(30), |t| {
             t.contains("Sealed by") && t.contains(&format!("#{block}"))
         })
@@ -481,16 +469,7 @@ fn dashboard_in_a_real_browser_finds_a_cast_transaction() {
         std::fs::write(shots.join("block.png"), png).unwrap();
 
         // And the recipient's address page.
-        let q = client.find(fantoccini::Locator::Css("#q")).await.unwrap();
-        q.clear().await.unwrap();
-        q.send_keys(to).await.unwrap();
-        client
-            .find(fantoccini::Locator::Css("#search button"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        search(&client, to).await;
         let page = wait_text(&client, "#detail-body", Duration::from_secs(30), |t| {
             t.contains("Balance")
         })

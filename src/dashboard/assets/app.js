@@ -256,7 +256,9 @@ async function poll() {
     /* the server went away: say so below */
   }
   const stale = Date.now() - lastOk;
-  $("updated").textContent = lastOk === 0 ? "connecting…" : stale > 4000 ? "no update for " + Math.round(stale / 1000) + "s" : "updated " + new Date(lastOk).toLocaleTimeString();
+  $("updated").textContent = lastOk === 0 ? "connecting…"
+    : stale > 4000 ? "no update for " + Math.round(stale / 1000) + "s"
+    : "updated " + new Date(lastOk).toLocaleTimeString() + (snap && snap.sample_ms != null ? " · read in " + snap.sample_ms + " ms" : "");
   setTimeout(poll, 1000);
 }
 

@@ -58,6 +58,26 @@ impl PortTable {
         }
     }
 
+    /// The conventional port `want` of kind `what` if it is claimable, else the first
+    /// free one from `from` upwards, saying so in `moved`.
+    fn wanted_or_next(
+        &mut self,
+        node: &str,
+        (what, want): (&str, u16),
+        from: u16,
+        free: impl Fn(u16) -> bool + Copy,
+        moved: &mut Vec<String>,
+    ) -> Result<u16, ProviderError> {
+        if self.claim(want, free) {
+            return Ok(want);
+        }
+        let p = self.first_free(node, from, 1, free)?;
+        moved.push(format!(
+            "node.{node}: {what} port {want} is taken; using {p}"
+        ));
+        Ok(p)
+    }
+
     fn claim_run(&mut self, first: u16, width: u16, free: impl Fn(u16) -> bool + Copy) -> bool {
         let ports: Vec<u16> = (first..first.saturating_add(width)).collect();
         if ports.len() != usize::from(width)
@@ -130,15 +150,13 @@ impl LocalProvider {
                 if t.assigned.contains_key(&n.name) {
                     continue;
                 }
-                let want_p2p = p2p_base.saturating_add(i as u16);
-                let p2p = if t.claim(want_p2p, p2p_free) {
-                    want_p2p
-                } else {
-                    let from = p2p_base.saturating_add(nodes.len() as u16);
-                    let p = t.first_free(&n.name, from, 1, p2p_free)?;
-                    moved.push(format!("node.{}: p2p port {want_p2p} is taken; using {p}", n.name));
-                    p
-                };
+                let p2p = t.wanted_or_next(
+                    &n.name,
+                    ("p2p", p2p_base.saturating_add(i as u16)),
+                    p2p_base.saturating_add(nodes.len() as u16),
+                    p2p_free,
+                    &mut moved,
+                )?;
                 let (http, ws) = if n.role == Role::Tx {
                     let want = rpc_base.saturating_add(2 * j);
                     let h = if t.claim_run(want, 2, tcp_free) {
@@ -158,18 +176,13 @@ impl LocalProvider {
                 } else {
                     (None, None)
                 };
-                let want = metrics_base.saturating_add(i as u16);
-                let metrics = if t.claim(want, tcp_free) {
-                    want
-                } else {
-                    let from = metrics_base.saturating_add(nodes.len() as u16);
-                    let m = t.first_free(&n.name, from, 1, tcp_free)?;
-                    moved.push(format!(
-                        "node.{}: metrics port {want} is taken; using {m}",
-                        n.name
-                    ));
-                    m
-                };
+                let metrics = t.wanted_or_next(
+                    &n.name,
+                    ("metrics", metrics_base.saturating_add(i as u16)),
+                    metrics_base.saturating_add(nodes.len() as u16),
+                    tcp_free,
+                    &mut moved,
+                )?;
                 t.assigned.insert(
                     n.name.clone(),
                     NodePorts {
