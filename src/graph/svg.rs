@@ -194,15 +194,16 @@ pub fn render(g: &Graph) -> String {
         ))
     );
 
-    // Links behind everything.
+    // Links behind everything; fainter the more there are, so the groups stay readable.
+    let fade = if g.links.len() > 40 { 0.45 } else { 1.0 };
     s.push_str(r#"<g class="links">"#);
     for l in &g.links {
         let (Some(a), Some(b)) = (at.get(l.a.as_str()), at.get(l.b.as_str())) else {
             continue;
         };
         let (stroke, width, dash, opacity) = match l.kind {
-            LinkKind::Planned => ("#94a3b8", 1.4, "", 0.7),
-            LinkKind::Up => ("#4f86c6", 1.8, "", 0.75),
+            LinkKind::Planned => ("#94a3b8", 1.4, "", 0.7 * fade),
+            LinkKind::Up => ("#4f86c6", 1.8, "", 0.75 * fade),
             LinkKind::Missing => ("#d64545", 2.0, r#" stroke-dasharray="6 5""#, 0.9),
             LinkKind::Extra => ("#d9822b", 1.8, r#" stroke-dasharray="2 4""#, 0.9),
         };

@@ -258,6 +258,101 @@ fn read_only_api_prometheus_targets_and_live_graph() {
         .filter(|n| n.attribute("class").is_some_and(|c| c.contains(" signer ")))
         .count();
     assert_eq!(signers, 3, "{svg}");
+
+    // ---- the banner's assessment is `consort status`'s: two of three signers down halt
+    // the chain, and both say so with the same reasons.
+    let st = net.state_dir().load().unwrap().unwrap();
+    for n in ["fabrikam-validator-0", "northwind-validator-0"] {
+        let o = consort::provider::local::NodeOutputs::from_state(&st, n).unwrap();
+        consort::provider::local::process::stop(
+            o.process(),
+            Path::new(&o.datadir),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+    }
+    let snap = poll(
+        "the dashboard to see the halt",
+        Duration::from_secs(30),
+        || {
+            let v: Value = http()
+                .get(format!("{url}api/snapshot"))
+                .send()
+                .and_then(|r| r.json())
+                .map_err(|e| e.to_string())?;
+            Ok((!v["health"]["halted"].is_null()).then_some(v))
+        },
+    );
+    let health = &snap["health"];
+    assert_eq!(health["healthy"], false, "{health}");
+    assert_eq!(
+        health["halted"],
+        json!({"online": 1, "signers": 3, "needed": 2}),
+        "{health}"
+    );
+    let out = crate::support::consort(dir, &["status", "--json", "-f", f]);
+    assert_eq!(out.status.code(), Some(1));
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["chain_halted"], health["halted"], "{status}");
+    // The same reasons, once the remaining nodes have noticed their peers are gone (a
+    // moment apart, the two looks may differ by a dropped peer or a block's age).
+    poll(
+        "the banner and `consort status` to agree",
+        Duration::from_secs(30),
+        || {
+            let status: Value = serde_json::from_slice(
+                &crate::support::consort(dir, &["status", "--json", "-f", f]).stdout,
+            )
+            .map_err(|e| e.to_string())?;
+            let snap: Value = http()
+                .get(format!("{url}api/snapshot"))
+                .send()
+                .and_then(|r| r.json())
+                .map_err(|e| e.to_string())?;
+            let timeless = |p: &str| !p.contains("s old");
+            let mut banner: Vec<String> = snap["health"]["reasons"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r.as_str().map(str::to_string))
+                .filter(|r| timeless(r))
+                .collect();
+            let mut said: Vec<String> = std::iter::once(format!(
+                "chain halted: {} of {} signers online, Clique needs {}",
+                status["chain_halted"]["online"],
+                status["chain_halted"]["signers"],
+                status["chain_halted"]["needed"]
+            ))
+            .chain(
+                status["nodes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|n| {
+                        let name = n["name"].as_str().unwrap_or("").to_string();
+                        n["problems"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|p| p.as_str())
+                            .filter(|p| timeless(p))
+                            .map(move |p| format!("{name}: {p}"))
+                            .collect::<Vec<_>>()
+                    }),
+            )
+            .collect();
+            banner.sort();
+            said.sort();
+            assert!(
+                banner.iter().any(|r| r.contains("process not running")),
+                "{banner:?}"
+            );
+            Ok((banner == said).then_some(()).or_else(|| {
+                eprintln!("banner {banner:?}\nstatus {said:?}");
+                None
+            }))
+        },
+    );
 }
 
 /// chromedriver on a free port, Debian's chromium headless.

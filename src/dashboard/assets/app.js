@@ -174,7 +174,9 @@ function renderProduction(s) {
   svg += '<line x1="' + left + '" x2="' + w + '" y1="' + y(period).toFixed(1) + '" y2="' + y(period).toFixed(1) + '" stroke="#1f2a37" stroke-dasharray="4 4" stroke-opacity=".45"/>';
   svg += '<text x="' + left + '" y="' + (h - 6) + '" font-size="10.5" fill="#6b7785">#' + gaps[0].n + "</text>";
   svg += '<text x="' + w + '" y="' + (h - 6) + '" font-size="10.5" fill="#6b7785" text-anchor="end">#' + gaps[gaps.length - 1].n + "</text>";
-  svg += '<text x="' + (left + (w - left) / 2) + '" y="' + (h - 6) + '" font-size="10.5" fill="#6b7785" text-anchor="middle">■ with transactions in green · dashed: target</text>';
+  const lx = left + (w - left) / 2 - 95;
+  svg += '<rect x="' + lx + '" y="' + (h - 14) + '" width="9" height="9" rx="2" fill="#0f9d8a"/><text x="' + (lx + 13) + '" y="' + (h - 6) + '" font-size="10.5" fill="#6b7785">with transactions</text>';
+  svg += '<rect x="' + (lx + 112) + '" y="' + (h - 14) + '" width="9" height="9" rx="2" fill="#d89b16"/><text x="' + (lx + 125) + '" y="' + (h - 6) + '" font-size="10.5" fill="#6b7785">late</text>';
   svg += "</svg>";
   $("production").innerHTML = '<div class="chart">' + svg + "</div>";
 }
@@ -194,7 +196,8 @@ function renderNodes(s) {
       "<td>" + state + "</td>" +
       '<td class="num">' + n.peers + "</td>" +
       '<td class="num"><a href="#/block/' + n.block + '">#' + n.block + "</a></td>" +
-      '<td class="num">' + (n.lag ? '<span class="pill warn">' + n.lag + "</span>" : "0") + "</td>" +
+      // One block behind is a block in flight between two probes (as `consort status` counts).
+      '<td class="num">' + (n.lag > 1 ? '<span class="pill warn">' + n.lag + "</span>" : String(n.lag)) + "</td>" +
       '<td class="num">' + esc(pool) + "</td>" +
       '<td class="num">' + esc(imp) + "</td>" +
       '<td class="mono">' + (n.rpc_url ? esc(n.rpc_url) : '<span class="muted">IPC only</span>') + "</td></tr>";
