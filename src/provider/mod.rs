@@ -375,7 +375,12 @@ pub fn execute(
                 stop = true;
                 report.interrupted = true;
             }
-            if !stop {
+            // Until a pass starts nothing: a late change skipped because an early one
+            // after it in `pending` had not started yet starts in the next pass, not only
+            // once some change finishes.
+            let mut started = !stop;
+            while started {
+                started = false;
                 let mut i = 0;
                 while i < pending.len() && running < parallel {
                     let ci = pending[i];
@@ -385,6 +390,7 @@ pub fn execute(
                     {
                         pending.remove(i);
                         running += 1;
+                        started = true;
                         let c = &changes[ci];
                         ctx.emit(Event::ChangeStarted {
                             addr: c.addr.clone(),
