@@ -27,5 +27,6 @@ mod membership;
 mod ports;
 mod readme;
 mod safety;
+mod scale;
 mod topology;
 mod upgrade;

@@ -354,10 +354,14 @@ impl Provider for LocalProvider {
         16
     }
 
-    fn starts_late(&self, change: &Change) -> bool {
-        // A new tx node waits for block 1 (see `await_first_block`), which needs every
-        // validator of a new chain started: those go first.
-        change.kind == Kind::LocalNode
+    fn starts_late(&self, change: &Change, all: &[Change]) -> bool {
+        // A tx node of a new chain waits for block 1 (see `await_first_block`), which needs
+        // every validator started: those go first. On a running chain nobody waits.
+        let new_chain = all
+            .iter()
+            .any(|c| c.kind == Kind::Genesis && c.action == Action::Create);
+        new_chain
+            && change.kind == Kind::LocalNode
             && matches!(change.action, Action::Create | Action::Replace)
             && change
                 .after
