@@ -41,10 +41,13 @@ fn topology(sub: String) -> Topology {
 }
 
 /// Long-running ARM operations on the plan's longest dependency chain (every Azure change
-/// but the synchronous resource group PUT).
+/// but the synchronous resource group PUT and the Key Vault data-plane secret writes).
 fn critical_path_ops(pl: &Plan) -> usize {
     pl.longest_chain(|c| {
-        u32::from(c.addr.starts_with("azure.") && c.kind != Kind::AzureResourceGroup)
+        u32::from(
+            c.addr.starts_with("azure.")
+                && !matches!(c.kind, Kind::AzureResourceGroup | Kind::AzureSecrets),
+        )
     }) as usize
 }
 

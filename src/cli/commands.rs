@@ -958,7 +958,7 @@ fn member_apply_opts(a: &MemberApply) -> ApplyOpts<'_> {
         yes: a.yes,
         allow_data_loss: a.allow_data_loss,
         timeout: a.timeout,
-        skip_health: false,
+        skip_health: a.skip_health_check,
         geth: a.geth.as_deref(),
         saved_plan: None,
         only_restarts: false,

@@ -313,9 +313,13 @@ pub struct MemberApply {
     /// Do not ask for confirmation
     #[arg(long, visible_alias = "auto-approve")]
     pub yes: bool,
-    /// Seconds to wait for the network to become healthy
+    /// Seconds to wait for the network to become healthy (and for each vote to be
+    /// confirmed by the signer set)
     #[arg(long, default_value_t = 120)]
     pub timeout: u64,
+    /// Do not wait for the network to become healthy (votes are still confirmed)
+    #[arg(long)]
+    pub skip_health_check: bool,
     /// geth binary to use
     #[arg(long, env = "CONSORT_GETH", hide_env_values = true)]
     pub geth: Option<PathBuf>,

@@ -271,6 +271,9 @@ fn kind_rank(k: Kind) -> u8 {
         Kind::AzureSubnet => 7,
         Kind::AzurePublicIp => 8,
         Kind::AzureNic => 9,
+        Kind::AzureVault => 10,
+        Kind::AzureSecrets => 10,
+        Kind::AzureNatGateway => 8,
         Kind::AzureVm => 10,
         Kind::LocalNode => 11,
         Kind::Signer => 12,
@@ -317,6 +320,7 @@ pub fn build(input: PlanInput, provider: &dyn Provider) -> Result<Plan, PlanErro
         _ => BTreeMap::new(),
     };
     let mut warnings = warnings;
+    warnings.extend(provider.plan_notes(topo, &desired));
     if let (Some(st), false) = (state, input.destroy) {
         let keys = crate::provider::key_files::check(topo, st);
         if !keys.lost.is_empty() {

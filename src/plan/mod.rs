@@ -42,6 +42,12 @@ pub enum Kind {
     AzurePublicIp,
     AzureNic,
     AzureVm,
+    /// The network's Key Vault (RBAC authorization, soft delete on).
+    AzureVault,
+    /// One node's secrets in the Key Vault (node key; keystore and password).
+    AzureSecrets,
+    /// The VNet's explicit outbound: a NAT gateway with its own public IP.
+    AzureNatGateway,
 }
 
 impl Kind {

@@ -72,6 +72,46 @@ pub fn funding_parties(
     })
 }
 
+/// What a `signer.<n>` change is about: its node, whether genesis authorised it, and the
+/// signer's address (from its key, else from what the resource recorded).
+pub struct SignerChange {
+    pub node: String,
+    pub in_genesis: bool,
+    pub address: Option<String>,
+}
+
+pub fn signer_change(change: &crate::plan::Change, st: &crate::state::State) -> SignerChange {
+    let attrs = change
+        .after
+        .as_ref()
+        .or(change.before.as_ref())
+        .cloned()
+        .unwrap_or_default();
+    let node = attrs
+        .get("node")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let address = st
+        .output_str(&format!("key.signer.{node}"), "address")
+        .map(str::to_string)
+        .or_else(|| {
+            st.resources
+                .get(&change.addr)
+                .and_then(|r| r.outputs.get("address"))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        });
+    SignerChange {
+        in_genesis: attrs
+            .get("genesis")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        node,
+        address,
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum GovError {
     #[error("{0}")]
@@ -82,11 +122,36 @@ pub enum GovError {
     Timeout(String),
 }
 
-/// A signer node that can propose: its name (for messages), RPC and signer address.
-#[derive(Debug, Clone)]
+/// How consort reaches a signer's Clique API: geth's IPC socket locally
+/// ([`RpcClient`]), VM Run Command on Azure. The vote rules below are the same for both.
+pub trait CliqueControl: Send + Sync {
+    fn signers(&self) -> Result<Vec<Address>, GovError>;
+    fn propose(&self, target: &Address, authorize: bool) -> Result<(), GovError>;
+    fn discard(&self, target: &Address) -> Result<(), GovError>;
+    /// How long to wait between two looks at the signer set (a Run Command takes seconds).
+    fn poll_interval(&self) -> Duration {
+        Duration::from_millis(200)
+    }
+}
+
+impl CliqueControl for RpcClient {
+    fn signers(&self) -> Result<Vec<Address>, GovError> {
+        Ok(self.clique_get_signers()?)
+    }
+    fn propose(&self, target: &Address, authorize: bool) -> Result<(), GovError> {
+        Ok(self.clique_propose(target, authorize)?)
+    }
+    fn discard(&self, target: &Address) -> Result<(), GovError> {
+        Ok(self.clique_discard(target)?)
+    }
+}
+
+/// A signer node that can propose: its name (for messages), control channel and signer
+/// address.
+#[derive(Clone)]
 pub struct SignerNode {
     pub name: String,
-    pub rpc: RpcClient,
+    pub control: std::sync::Arc<dyn CliqueControl>,
     pub address: Address,
 }
 
@@ -111,15 +176,14 @@ pub fn vote(
     let observe = || -> Result<Vec<Address>, GovError> {
         let mut last = None;
         for c in candidates {
-            match c.rpc.clique_get_signers() {
+            match c.control.signers() {
                 Ok(s) => return Ok(sorted(s)),
                 Err(e) => last = Some(e),
             }
         }
-        Err(match last {
-            Some(e) => GovError::Rpc(e),
-            None => GovError::Refused("no signer node to ask for the signer set".into()),
-        })
+        Err(last.unwrap_or_else(|| {
+            GovError::Refused("no signer node to ask for the signer set".into())
+        }))
     };
     let done = |signers: &[Address]| signers.contains(&target) == authorize;
     let verb = if authorize { "vote in" } else { "vote out" };
@@ -136,10 +200,20 @@ pub fn vote(
     let need = signers.len() / 2 + 1;
     let mut proposed = Vec::new();
     let mut failures = Vec::new();
-    for p in &proposers {
-        match p.rpc.clique_propose(&target, authorize) {
-            Ok(()) => proposed.push(p.name.clone()),
-            Err(e) => failures.push(format!("{}: {e}", p.name)),
+    // At once: on Azure each proposal is a Run Command of several seconds.
+    let results: Vec<(String, Result<(), GovError>)> = std::thread::scope(|s| {
+        let hs: Vec<_> = proposers
+            .iter()
+            .map(|p| s.spawn(move || (p.name.clone(), p.control.propose(&target, authorize))))
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().expect("propose thread"))
+            .collect()
+    });
+    for (name, r) in results {
+        match r {
+            Ok(()) => proposed.push(name),
+            Err(e) => failures.push(format!("{name}: {e}")),
         }
     }
     if proposed.len() < need {
@@ -177,7 +251,12 @@ pub fn vote(
                     .join(", ")
             )));
         }
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(
+            candidates
+                .first()
+                .map(|c| c.control.poll_interval())
+                .unwrap_or(Duration::from_millis(200)),
+        );
     }
     discard(&proposers, target);
     events(Event::Step {
@@ -193,9 +272,13 @@ pub fn vote(
 
 /// Drops pending proposals about `target` (best effort: a node that is down has none).
 fn discard(nodes: &[&SignerNode], target: Address) {
-    for n in nodes {
-        let _ = n.rpc.clique_discard(&target);
-    }
+    std::thread::scope(|s| {
+        for n in nodes {
+            s.spawn(move || {
+                let _ = n.control.discard(&target);
+            });
+        }
+    });
 }
 
 /// Transfers `amount` from `funder` to `to` through `rpc`, waiting for the receipt.

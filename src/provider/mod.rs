@@ -179,6 +179,11 @@ pub trait Provider: Sync {
         core: &[Resource],
     ) -> Result<Vec<Resource>, ProviderError>;
 
+    /// Notes the plan shows before its changes (Azure: what the network costs to run).
+    fn plan_notes(&self, _topology: &Topology, _desired: &[Resource]) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Live drift of resources that state says exist: address → reason (e.g. a dead
     /// process: "restart (process not running)"). Offline providers return nothing.
     fn refresh(&self, _topology: &Topology, _state: &State) -> BTreeMap<String, String> {

@@ -204,6 +204,7 @@ pub const GETH_RELEASE_SHA256: &str =
 
 /// What a VM's cloud-init needs. Paths in `node` are the VM's (`/var/lib/consort/...`);
 /// `cloud_init` prefixes them with `$ROOT` so the bootstrap also runs under a directory.
+/// It holds no secret: the VM fetches `secrets` from Key Vault at boot.
 #[derive(Debug, Clone, Serialize)]
 pub struct CloudInit {
     pub node: NodeLaunch,
@@ -213,18 +214,20 @@ pub struct CloudInit {
     pub geth_url: String,
     pub geth_sha256: String,
     pub genesis_json: String,
-    /// Secret: the node key hex. Only this node's.
-    pub nodekey: String,
-    /// Secret: validators only.
-    pub keystore: Option<CloudKeystore>,
-    /// Secret: validators only.
-    pub password: Option<String>,
+    /// The Key Vault's data-plane URL (`https://<vault>.vault.azure.net/`).
+    pub vault_uri: String,
+    /// What the bootstrap fetches from the vault, and where it writes it (0600).
+    pub secrets: Vec<CloudSecret>,
+    /// Validators: enode public keys of the other validators; sealing starts once the
+    /// node is peered with all of them.
+    pub seal_after_peers: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct CloudKeystore {
-    pub file_name: String,
-    pub json: String,
+/// One Key Vault secret of a VM: its name in the vault, its path on the VM.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CloudSecret {
+    pub name: String,
+    pub path: String,
 }
 
 /// The VM layout the cloud-init bootstrap writes.
@@ -234,6 +237,8 @@ pub mod vm_paths {
     pub const NODEKEY: &str = "/var/lib/consort/nodekey";
     pub const KEYSTORE_DIR: &str = "/var/lib/consort/keystore";
     pub const PASSWORD: &str = "/var/lib/consort/password";
+    /// Marker of a bootstrap that succeeded (it then never runs again).
+    pub const BOOTSTRAPPED: &str = "/var/lib/consort/bootstrapped";
     /// geth's IPC socket: how Run Command scripts (as root) control the node.
     pub const IPC: &str = "/var/lib/consort/geth/geth.ipc";
     /// The system user geth runs as: no login shell, no sudo, never the VM's admin user.
@@ -253,13 +258,29 @@ pub fn cloud_init(c: &CloudInit) -> Result<String, RenderError> {
         s.keystore_dir = root(&s.keystore_dir);
         s.password_file = root(&s.password_file);
     }
-    let args = geth_args(&node)?;
+    // The engine API listens on loopback; a test that runs several "VMs" on one host
+    // gives each its own port (CONSORT_AUTHRPC_PORT), the VM keeps the default.
+    let authrpc = format!("--authrpc.port={}", node.authrpc_port);
+    let args: Vec<String> = geth_args(&node)?
+        .into_iter()
+        .map(|a| {
+            if a == authrpc {
+                format!(
+                    "--authrpc.port=${{CONSORT_AUTHRPC_PORT:-{}}}",
+                    node.authrpc_port
+                )
+            } else {
+                a
+            }
+        })
+        .collect();
     #[derive(Serialize)]
     struct Ctx<'a> {
         #[serde(flatten)]
         c: &'a CloudInit,
         config_toml: String,
         geth_args: Vec<String>,
+        ipc_path: &'static str,
     }
     render(
         "cloud-init.yaml",
@@ -267,6 +288,7 @@ pub fn cloud_init(c: &CloudInit) -> Result<String, RenderError> {
             c,
             config_toml,
             geth_args: args,
+            ipc_path: vm_paths::IPC,
         },
     )
 }
@@ -399,6 +421,8 @@ mod tests {
         if let Some(s) = node.signer.as_mut() {
             s.keystore_dir = vm_paths::KEYSTORE_DIR.into();
             s.password_file = vm_paths::PASSWORD.into();
+            // As the Azure provider renders it: seal.sh starts sealing.
+            s.mine = false;
         }
         CloudInit {
             node,
@@ -408,17 +432,26 @@ mod tests {
             geth_url: GETH_RELEASE_URL.into(),
             geth_sha256: GETH_RELEASE_SHA256.into(),
             genesis_json: "{\"config\": {\"chainId\": 7}}\n".into(),
-            nodekey: "NODEKEY-SECRET".into(),
-            keystore: signer.then(|| CloudKeystore {
-                file_name: "UTC--x--abc".into(),
-                json: "{\"crypto\": {}}".into(),
-            }),
-            password: signer.then(|| "PASSWORD-SECRET".into()),
+            vault_uri: "https://net-0123abcd.vault.azure.net/".into(),
+            secrets: std::iter::once(CloudSecret {
+                name: "a-validator-0-nodekey".into(),
+                path: vm_paths::NODEKEY.into(),
+            })
+            .chain(signer.then(|| CloudSecret {
+                name: "a-validator-0-password".into(),
+                path: vm_paths::PASSWORD.into(),
+            }))
+            .collect(),
+            seal_after_peers: if signer {
+                vec!["ab".repeat(64)]
+            } else {
+                vec![]
+            },
         }
     }
 
     #[test]
-    fn cloud_init_is_valid_yaml_with_0600_secrets_and_verified_download() {
+    fn cloud_init_is_valid_yaml_fetching_secrets_with_a_retrying_bootstrap() {
         let text = cloud_init(&cloud(true)).unwrap();
         assert!(text.starts_with("#cloud-config\n"));
         let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
@@ -429,21 +462,42 @@ mod tests {
                 .find(|f| f["path"].as_str() == Some(path))
                 .unwrap_or_else(|| panic!("{path} missing"))
         };
-        assert_eq!(
-            file("/var/lib/consort/nodekey")["content"].as_str(),
-            Some("NODEKEY-SECRET")
+        // No secret is written from customData: the bootstrap fetches each one.
+        assert!(files
+            .iter()
+            .all(|f| f["path"].as_str() != Some(vm_paths::NODEKEY)));
+        let boot_text = file("/var/lib/consort/bootstrap.sh")["content"]
+            .as_str()
+            .unwrap();
+        assert!(
+            boot_text.contains("fetch a-validator-0-nodekey \"$ROOT/var/lib/consort/nodekey\""),
+            "{boot_text}"
         );
-        for secret in [
-            "/var/lib/consort/nodekey",
-            "/var/lib/consort/password",
-            "/var/lib/consort/keystore/UTC--x--abc",
+        assert!(boot_text.contains("VAULT=\"https://net-0123abcd.vault.azure.net/\""));
+        assert!(boot_text.contains("CONSORT_IMDS_ENDPOINT:-http://169.254.169.254"));
+        assert!(boot_text.contains("umask 077"));
+        let unit = file("/etc/systemd/system/consort-bootstrap.service")["content"]
+            .as_str()
+            .unwrap();
+        for line in [
+            "Type=oneshot",
+            "Restart=on-failure",
+            "ConditionPathExists=!/var/lib/consort/bootstrapped",
+            "StartLimitIntervalSec=0",
         ] {
-            assert_eq!(
-                file(secret)["permissions"].as_str(),
-                Some("0600"),
-                "{secret}"
-            );
+            assert!(unit.lines().any(|l| l == line), "{line} missing in {unit}");
         }
+        let seal = file("/var/lib/consort/seal.sh")["content"]
+            .as_str()
+            .unwrap();
+        assert!(
+            seal.contains("miner.start()") && seal.contains(&"ab".repeat(64)),
+            "{seal}"
+        );
+        assert!(
+            !text.contains("--mine\""),
+            "geth starts without --mine; seal.sh starts sealing"
+        );
         assert_eq!(
             file("/etc/consort/genesis.json")["content"].as_str(),
             Some("{\"config\": {\"chainId\": 7}}\n")
@@ -470,9 +524,9 @@ mod tests {
             .as_str()
             .unwrap();
         assert!(toml.contains("StaticNodes"), "{toml}");
-        // A tx node gets no signer secrets at all.
+        // A tx node gets no signer secrets at all, and no sealing step.
         let tx = cloud_init(&cloud(false)).unwrap();
-        assert!(!tx.contains("PASSWORD-SECRET") && !tx.contains("/var/lib/consort/password"));
+        assert!(!tx.contains("/var/lib/consort/password") && !tx.contains("seal.sh"));
         assert!(!tx.contains("--mine"));
         // geth runs as its own system user, never the admin user (who has sudo) or root.
         for text in [&text, &tx] {

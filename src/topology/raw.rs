@@ -221,7 +221,7 @@ pub struct RawAzure {
     /// A private IPv4 range, /8 to /24, one /24 per member (default 10.42.0.0/16).
     #[serde(default)]
     pub address_space: Option<String>,
-    /// VM size of every node (default Standard_B2s).
+    /// VM size of every node (default Standard_D2s_v5, a current-generation size).
     #[serde(default)]
     pub vm_size: Option<String>,
     #[serde(default)]

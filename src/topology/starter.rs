@@ -102,7 +102,7 @@ provider:
   #   # subscription_id: 00000000-0000-0000-0000-000000000000  # else AZURE_SUBSCRIPTION_ID
   #   # resource_group: consort-tradelane
   #   # address_space: 10.42.0.0/16
-  #   # vm_size: Standard_B2s
+  #   # vm_size: Standard_D2s_v5
   #   # allowed_rpc_cidrs: [203.0.113.0/24]
   #   # allowed_ssh_cidrs: [203.0.113.0/24]
 ",

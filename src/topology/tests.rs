@@ -533,7 +533,7 @@ fn azure_defaults_and_key_file() {
     assert_eq!(az.ssh_public_key, KEY);
     assert_eq!(az.resource_group, "consort-tradelane");
     assert_eq!(az.address_space, "10.42.0.0/16");
-    assert_eq!(az.vm_size, "Standard_B2s");
+    assert_eq!(az.vm_size, "Standard_D2s_v5");
     assert_eq!(az.admin_username, "consort");
     assert_eq!(az.location, "westeurope");
     assert_eq!(

@@ -27,7 +27,7 @@ pub const DEFAULT_EPOCH: u64 = 30_000;
 pub const DEFAULT_GAS_LIMIT: u64 = 30_000_000;
 pub const DEFAULT_GETH: &str = "1.13.15";
 pub const DEFAULT_ADDRESS_SPACE: &str = "10.42.0.0/16";
-pub const DEFAULT_VM_SIZE: &str = "Standard_B2s";
+pub const DEFAULT_VM_SIZE: &str = "Standard_D2s_v5";
 pub const DEFAULT_ADMIN_USERNAME: &str = "consort";
 /// Wallets refuse larger chain ids (EIP-2294).
 pub const MAX_CHAIN_ID: u64 = 4_503_599_627_370_476;

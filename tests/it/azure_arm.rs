@@ -77,6 +77,7 @@ async fn network(arm: &Arm) -> String {
                 name: "acme-subnet".into(),
                 address_prefix: "10.42.0.0/24".into(),
                 nsg_id: Some(nsg_id.clone()),
+                nat_gateway_id: None,
             },
         )
         .await

@@ -202,6 +202,8 @@ fn plan_is_offline_and_shows_every_resource() {
     assert_eq!(
         addrs,
         [
+            "azure.nat",
+            "azure.natpip",
             "azure.nic.contoso-tx-0",
             "azure.nic.contoso-validator-0",
             "azure.nic.fabrikam-validator-0",
@@ -209,8 +211,12 @@ fn plan_is_offline_and_shows_every_resource() {
             "azure.nsg.fabrikam",
             "azure.pip.contoso-tx-0",
             "azure.rg",
+            "azure.secrets.contoso-tx-0",
+            "azure.secrets.contoso-validator-0",
+            "azure.secrets.fabrikam-validator-0",
             "azure.subnet.contoso",
             "azure.subnet.fabrikam",
+            "azure.vault",
             "azure.vm.contoso-tx-0",
             "azure.vm.contoso-validator-0",
             "azure.vm.fabrikam-validator-0",
@@ -227,6 +233,23 @@ fn plan_is_offline_and_shows_every_resource() {
         get("azure.subnet.fabrikam").after.as_ref().unwrap()["address_prefix"],
         "10.42.1.0/24"
     );
+    // Explicit outbound: every subnet goes through the NAT gateway.
+    let subnet = get("azure.subnet.fabrikam");
+    assert_eq!(
+        subnet.after.as_ref().unwrap()["nat_gateway"],
+        "tradelane-nat"
+    );
+    assert!(
+        subnet.deps.iter().any(|d| d == "azure.nat"),
+        "{:?}",
+        subnet.deps
+    );
+    let vault = get("azure.vault").after.clone().unwrap();
+    let name = vault["name"].as_str().unwrap();
+    assert!(
+        name.starts_with("tradelane-") && (3..=24).contains(&name.len()),
+        "{name}"
+    );
     assert_eq!(
         get("azure.vm.contoso-tx-0").after.as_ref().unwrap()["size"],
         "Standard_B2ms"
@@ -238,6 +261,7 @@ fn plan_is_offline_and_shows_every_resource() {
     let vm = get("azure.vm.contoso-validator-0");
     for d in [
         "azure.nic.contoso-validator-0",
+        "azure.secrets.contoso-validator-0",
         "key.node.contoso-validator-0",
         "key.signer.contoso-validator-0",
         "genesis",
@@ -274,8 +298,9 @@ fn apply_is_parallel_then_reapply_sends_no_put() {
         polls_in_progress: 1,
         ..Default::default()
     });
+    // 7 VMs.
     let topo = topology(
-        &[("contoso", 1, 1), ("fabrikam", 1, 1)],
+        &[("contoso", 2, 1), ("fabrikam", 1, 1), ("northwind", 2, 0)],
         Some(&fake.subscription_id()),
     );
     let p = provider(&fake, &topo);
@@ -283,11 +308,18 @@ fn apply_is_parallel_then_reapply_sends_no_put() {
     let r = run(&p, &topo, &e.sd, false, None);
     assert!(r.report.failed.is_empty(), "{:#?}", r.report.failed);
     let st = state(&e.sd);
-    let arm_resources = azure_addrs(&st).len() - 1; // the RG PUT is synchronous
-    assert_eq!(arm_resources + 1, 16);
+    // The RG PUT is synchronous, secrets go to the vault's data plane.
+    let arm_resources = azure_addrs(&st)
+        .iter()
+        .filter(|a| *a != "azure.rg" && !a.starts_with("azure.secrets."))
+        .count();
+    // vnet, vault, NAT IP + gateway, 3 NSGs, 3 subnets, 2 public IPs, 7 NICs, 7 VMs.
+    assert_eq!(arm_resources, 26);
 
-    // Dependency chain: rg → vnet → subnet → nic → vm, four long-running operations.
-    let chain = latency * 4;
+    // Dependency chain: rg → NAT public IP → NAT gateway → subnet → nic → vm, five
+    // long-running operations (before the NAT gateway: four); the vault, secrets and
+    // role assignments are off it or synchronous.
+    let chain = latency * 5;
     let sum = latency * arm_resources as u32;
     eprintln!(
         "azure apply parallelism: {} ARM operations of >= {:?} each; apply took {:?}; chain {:?}; sum {:?}; peak concurrent operations {}",
@@ -340,10 +372,54 @@ fn apply_is_parallel_then_reapply_sends_no_put() {
         let f = st.output_str(&format!("key.node.{n}"), "key_file").unwrap();
         std::fs::read_to_string(f).unwrap().trim().to_string()
     };
+    // No secret in any customData: the vault holds them, each readable by its VM only.
     let cd = fake.custom_data(&vm_id("contoso-validator-0")).unwrap();
     assert!(cd.starts_with("#cloud-config"));
-    assert!(cd.contains(&own_key("contoso-validator-0")));
-    assert!(!cd.contains(&own_key("fabrikam-validator-0")));
+    let vault = st.resources["azure.vault"].attrs["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for n in [
+        "contoso-validator-0",
+        "contoso-tx-0",
+        "fabrikam-validator-0",
+    ] {
+        let data = fake.custom_data(&vm_id(n)).unwrap();
+        for m in [
+            "contoso-validator-0",
+            "contoso-tx-0",
+            "fabrikam-validator-0",
+        ] {
+            assert!(
+                !data.contains(&own_key(m)),
+                "{n}'s customData holds {m}'s node key"
+            );
+        }
+        assert_eq!(
+            fake.vault_secret(&vault, &format!("{n}-nodekey"))
+                .as_deref(),
+            Some(own_key(n).as_str())
+        );
+        let principal = fake.principal_of(&vm_id(n)).unwrap();
+        let scopes: Vec<String> = fake
+            .role_assignments()
+            .into_iter()
+            .filter(|(_, _, p)| *p == principal)
+            .map(|(s, _, _)| s)
+            .collect();
+        let want = if n.contains("validator") { 3 } else { 1 };
+        assert_eq!(scopes.len(), want, "{n}: {scopes:?}");
+        assert!(
+            scopes.iter().all(|s| s.contains(&format!("/secrets/{n}-"))),
+            "{scopes:?}"
+        );
+    }
+    // The VM PUT sends no read-only field as null (timeCreated: null went out before).
+    assert!(!fake.requests().is_empty());
+    let vm = fake.resource(&vm_id("contoso-validator-0")).unwrap();
+    assert!(vm["properties"].get("timeCreated").is_none(), "{vm}");
+    assert_eq!(vm["identity"]["type"], "SystemAssigned");
+    assert_eq!(vm["tags"]["consort-lineage"], st.lineage.as_str());
     assert!(
         cd.contains("10.42.1.4:30303"),
         "static nodes at private IPs"
@@ -435,7 +511,7 @@ fn interrupted_apply_resumes_without_redoing_work() {
     assert!(first.report.interrupted, "{:?}", first.report);
     assert!(!first.report.skipped.is_empty());
     let saved = azure_addrs(&state(&e.sd));
-    assert!(saved.len() >= 3 && saved.len() < 13, "{saved:?}");
+    assert!(saved.len() >= 3 && saved.len() < 19, "{saved:?}");
     // Every change that started also finished and was saved.
     let started = first
         .events
@@ -450,13 +526,14 @@ fn interrupted_apply_resumes_without_redoing_work() {
         "{:?}",
         second.report
     );
-    assert_eq!(azure_addrs(&state(&e.sd)).len(), 13);
+    assert_eq!(azure_addrs(&state(&e.sd)).len(), 19);
     for a in &saved {
         assert!(!second.report.done.contains(a), "{a} was redone");
     }
-    // Across both runs, every ARM resource was PUT exactly once.
+    // Across both runs, every ARM resource, secret and role assignment was PUT exactly
+    // once: 16 ARM resources, 7 secrets, 7 role assignments.
     let p = puts(&fake);
-    assert_eq!(p.len(), 13, "{p:#?}");
+    assert_eq!(p.len(), 30, "{p:#?}");
     assert!(p.values().all(|&n| n == 1), "{p:#?}");
 }
 
@@ -515,7 +592,7 @@ fn arm_error_fails_the_change_naming_it_and_a_rerun_converges() {
     assert!(msg.contains("quota increase"), "{msg}");
     let r = run(&p, &topo, &e.sd, false, None);
     assert!(r.report.failed.is_empty(), "{:?}", r.report.failed);
-    assert_eq!(azure_addrs(&state(&e.sd)).len(), 13);
+    assert_eq!(azure_addrs(&state(&e.sd)).len(), 19);
 }
 
 #[test]
@@ -715,7 +792,8 @@ fn export_arm_template_matches_what_apply_sends() {
     let of = |ty: &str| res.iter().filter(|r| r["type"] == ty).collect::<Vec<_>>();
     assert_eq!(of("Microsoft.Network/networkSecurityGroups").len(), 2);
     assert_eq!(of("Microsoft.Network/virtualNetworks").len(), 1);
-    assert_eq!(of("Microsoft.Network/publicIPAddresses").len(), 1);
+    // The tx node's and the NAT gateway's.
+    assert_eq!(of("Microsoft.Network/publicIPAddresses").len(), 2);
     assert_eq!(of("Microsoft.Network/networkInterfaces").len(), 3);
     assert_eq!(of("Microsoft.Compute/virtualMachines").len(), 3);
     let vnet = of("Microsoft.Network/virtualNetworks")[0];
@@ -742,10 +820,24 @@ fn export_arm_template_matches_what_apply_sends() {
         vm["dependsOn"][0],
         "[resourceId('Microsoft.Network/networkInterfaces', 'contoso-tx-0-nic')]"
     );
+    assert_eq!(vm["identity"]["type"], "SystemAssigned");
+    assert!(vm["properties"].get("timeCreated").is_none());
+    // customData holds no secret now; the secrets are securestring parameters.
+    assert_eq!(t["parameters"]["customData_contoso_tx_0"]["type"], "string");
     assert_eq!(
-        t["parameters"]["customData_contoso_tx_0"]["type"],
+        t["parameters"]["secret_contoso_validator_0_password"]["type"],
         "securestring"
     );
+    assert_eq!(of("Microsoft.KeyVault/vaults").len(), 1);
+    assert_eq!(of("Microsoft.KeyVault/vaults/secrets").len(), 7);
+    assert_eq!(of("Microsoft.Network/natGateways").len(), 1);
+    let grants = of("Microsoft.Authorization/roleAssignments");
+    assert_eq!(grants.len(), 7, "one per VM secret");
+    assert!(grants.iter().all(|g| g["properties"]["roleDefinitionId"]
+        .as_str()
+        .unwrap()
+        .contains("4633458b-17de-408a-b874-0445c86b69e6")));
+    template_resolves(&t);
     let p: Value = serde_json::from_slice(&std::fs::read(&files[1]).unwrap()).unwrap();
     assert!(p["parameters"].get("customData_contoso_tx_0").is_none());
     assert!(p["metadata"]["customData"]
@@ -777,6 +869,60 @@ fn export_arm_template_matches_what_apply_sends() {
             .unwrap();
         let exported = String::from_utf8(azure_core::base64::decode(b64).unwrap()).unwrap();
         assert_eq!(exported, sent, "{n}");
+    }
+    // The secrets are parameter values (the 0600 file), never in the template.
+    let st = state(&e.sd);
+    let template = std::fs::read_to_string(&files[0]).unwrap();
+    for n in [
+        "contoso-validator-0",
+        "contoso-tx-0",
+        "fabrikam-validator-0",
+    ] {
+        let key =
+            std::fs::read_to_string(st.output_str(&format!("key.node.{n}"), "key_file").unwrap())
+                .unwrap();
+        assert!(
+            !template.contains(key.trim()),
+            "{n}'s node key in the template"
+        );
+        assert_eq!(
+            p["parameters"][format!("secret_{}_nodekey", n.replace('-', "_"))]["value"].as_str(),
+            Some(key.trim())
+        );
+    }
+}
+
+/// Every `parameters('x')` names a declared parameter, and every `resourceId(...)` in a
+/// `dependsOn` names a resource of the template.
+fn template_resolves(t: &Value) {
+    let text = t["resources"].to_string();
+    let declared = t["parameters"].as_object().unwrap();
+    for part in text.split("parameters('").skip(1) {
+        let name = part.split('\'').next().unwrap();
+        assert!(
+            declared.contains_key(name),
+            "parameters('{name}') is not declared"
+        );
+    }
+    let resources = t["resources"].as_array().unwrap();
+    let ids: Vec<String> = resources
+        .iter()
+        .map(|r| {
+            let ty = r["type"].as_str().unwrap();
+            let name = r["name"].as_str().unwrap();
+            let parts: Vec<String> = name.split('/').map(|p| format!("'{p}'")).collect();
+            format!("[resourceId('{ty}', {})]", parts.join(", "))
+        })
+        .collect();
+    for r in resources {
+        for d in r["dependsOn"].as_array().into_iter().flatten() {
+            let d = d.as_str().unwrap();
+            assert!(
+                ids.iter().any(|i| i == d),
+                "{} depends on {d}, which is not in the template",
+                r["name"]
+            );
+        }
     }
 }
 

@@ -19,12 +19,24 @@
 //!   (or fails if it is in use), like ARM;
 //! - a VM whose OS disk is not `deleteOption: Delete` leaves a disk resource behind;
 //! - `customData` is accepted but never returned (tests read it with [`FakeArm::custom_data`]);
-//! - a request log (method, path) and the peak number of operations in flight.
+//! - a request log (method, path) and the peak number of operations in flight;
+//! - Key Vault (vaults, their data plane, soft delete), managed identities, IMDS and
+//!   role assignments ([`key_vault`]), NAT gateways and any other tagged resource
+//!   generically, VM Run Command ([`run_command`]), and VMs that really boot from their
+//!   customData here ([`vm_host`]).
 //!
 //! It listens on 127.0.0.1:0 in its own thread and runtime, so it serves synchronous and
 //! async tests alike, and stops on drop. Benches include it with `#[path]`.
 
 #![allow(dead_code)]
+
+// Explicit paths: benches include this file with #[path] too.
+#[path = "fake_arm/key_vault.rs"]
+mod key_vault;
+#[path = "fake_arm/run_command.rs"]
+mod run_command;
+#[path = "fake_arm/vm_host.rs"]
+pub mod vm_host;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -139,6 +151,8 @@ struct Stored {
 enum OpKind {
     Put,
     Delete,
+    /// A POST action (runCommand): done once its result is in `action_results`.
+    Action,
 }
 
 #[derive(Debug, Clone)]
@@ -165,6 +179,9 @@ struct Inner {
     next_op: u64,
     next_ip: u32,
     peak_ops: usize,
+    vaults: key_vault::VaultState,
+    hosts: vm_host::Hosts,
+    action_results: HashMap<String, Value>,
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -179,6 +196,10 @@ pub struct FakeArm {
 
 impl Drop for FakeArm {
     fn drop(&mut self) {
+        // Booted VMs' processes go with the stand-in.
+        std::mem::take(&mut self.shared.lock().unwrap().hosts.vms)
+            .into_values()
+            .for_each(drop);
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
@@ -213,6 +234,9 @@ impl FakeArm {
             next_op: 1,
             next_ip: 10,
             peak_ops: 0,
+            vaults: Default::default(),
+            hosts: Default::default(),
+            action_results: HashMap::new(),
         }));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let app = Router::new().fallback(handle).with_state(shared.clone());
@@ -556,6 +580,12 @@ impl Inner {
         if op.result.is_some() {
             return;
         }
+        if op.kind == OpKind::Action {
+            if self.action_results.contains_key(op_id) {
+                op.result = Some(None);
+            }
+            return;
+        }
         let elapsed = op.started.elapsed();
         let due =
             (op.polls >= polls_needed && elapsed >= latency) || elapsed >= latency.max(unattended);
@@ -583,8 +613,15 @@ impl Inner {
                     }
                 }
             }
+            OpKind::Action => {}
             OpKind::Delete => {
                 let key = op.key.clone();
+                if let Some(stored) = self.resources.get(&key).cloned() {
+                    key_vault::after_delete(self, &key, &stored);
+                    if stored.rtype == "Microsoft.Compute/virtualMachines" {
+                        vm_host::shut_down(self, &stored.name);
+                    }
+                }
                 let dropped_disk = self.resources.get(&key).and_then(|s| {
                     let del = s.body["properties"]["storageProfile"]["osDisk"]["deleteOption"]
                         .as_str()
@@ -670,6 +707,14 @@ enum Target {
         kind: String,
         id: String,
     },
+    Subscription,
+    /// `{scope}/providers/Microsoft.Authorization/roleAssignments/{name}`.
+    RoleAssignment {
+        scope: String,
+    },
+    RunCommand {
+        vm: String,
+    },
 }
 
 /// Routes a path; Err is (status, ARM code, message).
@@ -687,7 +732,21 @@ fn parse(path: &str, sub: &str) -> Result<Target, (u16, &'static str, String)> {
         ));
     }
     let l: Vec<&str> = low.iter().map(String::as_str).collect();
+    if let Some(i) = l
+        .windows(3)
+        .position(|w| w == ["providers", "microsoft.authorization", "roleassignments"])
+    {
+        if i + 4 == l.len() && i >= 2 {
+            return Ok(Target::RoleAssignment {
+                scope: format!("/{}", segs[..i].join("/")),
+            });
+        }
+    }
     match l.as_slice() {
+        [_, _] => Ok(Target::Subscription),
+        [_, _, "resourcegroups", _, "providers", "microsoft.compute", "virtualmachines", _, "runcommand"] => {
+            Ok(Target::RunCommand { vm: segs[7].into() })
+        }
         [_, _, "resourcegroups", _] => Ok(Target::Group { rg: segs[3].into() }),
         [_, _, "resourcegroups", _, "resources"] => Ok(Target::List { rg: segs[3].into() }),
         [_, _, "resourcegroups", _, "providers", _, _, _] => Ok(Target::Resource {
@@ -730,6 +789,16 @@ async fn handle(
         at,
     });
 
+    // Key Vault's data plane and the VMs' IMDS have their own authentication.
+    let lower = path.to_ascii_lowercase();
+    if lower.starts_with("/kv/") || lower.starts_with("/imds/") {
+        let query: Vec<(String, String)> = uri.query().map(url_pairs).unwrap_or_default();
+        return if lower.starts_with("/kv/") {
+            key_vault::data_plane(&mut g, method.as_str(), &path, &query, &headers, &body)
+        } else {
+            key_vault::imds(&g, &path, &headers)
+        };
+    }
     // Auth.
     let expected = format!("Bearer {}", g.cfg.token);
     match headers.get("authorization").and_then(|v| v.to_str().ok()) {
@@ -812,6 +881,18 @@ async fn handle(
         }
     };
     match (target, method.as_str()) {
+        (Target::Subscription, "GET") => key_vault::subscription(&g),
+        (Target::RoleAssignment { scope }, m) => {
+            key_vault::role_assignment(&mut g, m, &resource_path(&path), &scope, &body)
+        }
+        (Target::RunCommand { vm }, "POST") => {
+            let id = resource_path(&path);
+            let vm_id = id
+                .rsplit_once('/')
+                .map(|(v, _)| v.to_string())
+                .unwrap_or_default();
+            run_command::post(&mut g, &shared, &vm_id, &vm, &body, &api)
+        }
         (Target::Operation { kind, id }, "GET") => op_status(&mut g, &kind, &id),
         (Target::Group { rg }, "PUT") => put_group(&mut g, &rg, &body),
         (Target::Group { rg }, "GET") => {
@@ -1123,6 +1204,14 @@ fn put_resource(
             }
         }
     }
+    let restored = if rtype == "Microsoft.KeyVault/vaults" {
+        match key_vault::vault_put_check(g, &key, name, &body) {
+            Ok(r) => r,
+            Err(resp) => return *resp,
+        }
+    } else {
+        None
+    };
     let state = if existed.is_some() {
         "Updating"
     } else {
@@ -1164,8 +1253,14 @@ fn put_resource(
             },
         );
     }
-    let v = g.view(&stored);
-    g.resources.insert(key, stored);
+    let new_vm = rtype == "Microsoft.Compute/virtualMachines" && existed.is_none();
+    let boot_data = stored.custom_data.clone();
+    g.resources.insert(key.clone(), stored);
+    key_vault::after_put(g, &key, &rtype, name, restored);
+    if let (true, Some(cd)) = (new_vm, boot_data) {
+        vm_host::boot(g, name, &cd);
+    }
+    let v = g.view(&g.resources[&key]);
     let loc = body
         .get("location")
         .and_then(Value::as_str)
@@ -1247,16 +1342,23 @@ fn op_status(g: &mut Inner, kind: &str, id: &str) -> Response {
     g.poll_op(id, true);
     let op = g.ops[id].clone();
     let h = g.retry_after();
+    let action = g.action_results.get(id).cloned();
     if kind == "operationresults" {
         return match &op.result {
             None => empty(202, h),
+            Some(None) if action.is_some() => {
+                json_response(200, action.as_ref().unwrap(), HeaderMap::new())
+            }
             Some(None) => empty(204, HeaderMap::new()),
             Some(Some((code, msg))) => arm_error(400, code, msg),
         };
     }
     let body = match &op.result {
         None => json!({"name": id, "status": "InProgress"}),
-        Some(None) => json!({"name": id, "status": "Succeeded"}),
+        Some(None) => match action {
+            Some(out) => json!({"name": id, "status": "Succeeded", "properties": {"output": out}}),
+            None => json!({"name": id, "status": "Succeeded"}),
+        },
         Some(Some((code, msg))) => {
             json!({"name": id, "status": "Failed", "error": {"code": code, "message": msg}})
         }

@@ -7,8 +7,11 @@ mod apps;
 #[cfg(feature = "azure")]
 mod azure_arm;
 #[cfg(feature = "azure")]
+mod azure_cli;
+#[cfg(feature = "azure")]
 mod azure_provider;
 mod cli;
+#[cfg(feature = "azure")]
 mod cloud_init;
 mod conveniences;
 mod crypto_geth;

@@ -195,7 +195,12 @@ impl Drop for NetworkHandle {
 
 /// Runs the real `consort` binary in `dir` with the test geth.
 pub fn consort(dir: &Path, args: &[&str]) -> std::process::Output {
-    let out = consort_cmd(dir, args).output().expect("run consort");
+    run_logged(consort_cmd(dir, args), args)
+}
+
+/// Runs a consort command and prints what it said (for the test's log).
+pub fn run_logged(mut cmd: std::process::Command, args: &[&str]) -> std::process::Output {
+    let out = cmd.output().expect("run consort");
     eprintln!(
         "[consort {}] exit {:?}\n--- stdout\n{}--- stderr\n{}",
         args.join(" "),

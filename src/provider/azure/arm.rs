@@ -20,16 +20,22 @@
 //! identity, az CLI login).
 
 mod error;
+pub mod identity;
 mod lro;
+pub mod nat;
 mod ops;
+mod raw;
 pub mod rules;
+pub mod run_command;
+pub mod vault;
 
 pub use error::{hint, ArmError};
-pub(crate) use ops::{nic_body, nsg_body, public_ip_body, subnet_body, vm_body, vnet_body};
+pub(crate) use ops::{nic_body, nsg_body, public_ip_body, subnet_body, vm_json, vnet_body};
 pub use ops::{
     nic_private_ip, public_ip_address, CustomData, ImageRef, NicSpec, NsgSpec, PublicIpSpec,
     ResourceGroupInfo, ResourceInfo, SubnetSpec, VmSpec, VnetSpec,
 };
+pub use raw::prune_nulls;
 pub use rules::{Access, Protocol, RuleSpec};
 
 use azure_core::auth::{AccessToken, Secret, TokenCredential};
@@ -277,9 +283,19 @@ impl Arm {
 
     async fn bearer(&self) -> Result<String, ArmError> {
         let scopes: Vec<&str> = self.scopes.iter().map(String::as_str).collect();
+        self.bearer_scoped(&scopes).await
+    }
+
+    /// A bearer token for another audience (Key Vault's data plane:
+    /// `https://vault.azure.net/.default`). A static `CONSORT_ARM_TOKEN` serves every one.
+    async fn bearer_for(&self, scope: &str) -> Result<String, ArmError> {
+        self.bearer_scoped(&[scope]).await
+    }
+
+    async fn bearer_scoped(&self, scopes: &[&str]) -> Result<String, ArmError> {
         let token = self
             .credential
-            .get_token(&scopes)
+            .get_token(scopes)
             .await
             .map_err(|e| ArmError::Credential {
                 message: e.to_string(),

@@ -3,26 +3,31 @@
 //! --parameters @azuredeploy.parameters.json`.
 //!
 //! The template is built from the same desired resources and the same request bodies as
-//! apply (VNet with its subnets inline, NSGs, public IPs, NICs, VMs), with references as
+//! apply (VNet with its subnets inline, NSGs, NAT gateway and its public IP, public IPs,
+//! NICs, the key vault with every node's secrets, VMs with their managed identities, and
+//! one "Key Vault Secrets User" role assignment per VM secret), with references as
 //! `resourceId(...)` and `dependsOn` mirroring the apply graph. The resource group itself
 //! is the deployment's target, so it is not in the template.
 //!
-//! Each VM's customData carries that node's keys, so it is a `securestring` parameter
-//! (`customData_<node>`). When state already holds the keys and genesis (after `consort
-//! apply` generated them), the parameters file is written with every VM's customData —
-//! it then contains secrets and is written 0600. Without them, the parameters file
-//! omits customData and says so in its metadata.
+//! Secrets are `securestring` parameters (`secret_<node>_<what>`); customData holds no
+//! secret (a plain `string` parameter `customData_<node>`, rendered from state). When
+//! state already holds the keys and genesis (after `consort apply` generated them), the
+//! parameters file is written with every value — it then contains secrets and is written
+//! 0600. Without them, the parameters file omits them and says so in its metadata.
 
+use super::arm::identity::KEY_VAULT_SECRETS_USER;
 use super::arm::{
     self, CustomData, ImageRef, NicSpec, NsgSpec, PublicIpSpec, RuleSpec, SubnetSpec, VmSpec,
     VnetSpec,
 };
-use super::layout::vnet_name;
+use super::layout::{nat_gateway_name, nat_pip_name, vnet_name};
+use super::vault::{node_secrets, vault_name};
 use super::{AzureProvider, OS_DISK_TYPE};
 use crate::plan::{Kind, Resource};
 use crate::provider::{Provider, ProviderError};
 use crate::state::fsutil::{write_atomic, write_secret};
 use crate::state::State;
+use crate::topology::Role;
 use crate::topology::{ProviderConfig, Topology};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -45,6 +50,11 @@ fn subnet_rid(vnet: &str, subnet: &str) -> String {
 /// `customData_<node>` (ARM parameter names: letters, digits, underscores).
 pub fn custom_data_parameter(node: &str) -> String {
     format!("customData_{}", node.replace('-', "_"))
+}
+
+/// `secret_<secret name>` for a vault secret's value.
+pub fn secret_parameter(secret: &str) -> String {
+    format!("secret_{}", secret.replace('-', "_"))
 }
 
 fn attr(r: &Resource, k: &str) -> String {
@@ -129,6 +139,10 @@ pub fn export_arm_with_state(
                     "Microsoft.Network/networkSecurityGroups",
                     &attr(r, "nsg"),
                 )),
+                nat_gateway_id: Some(rid(
+                    "Microsoft.Network/natGateways",
+                    &attr(r, "nat_gateway"),
+                )),
             })
         })
         .collect();
@@ -147,8 +161,52 @@ pub fn export_arm_with_state(
             arm::NETWORK_API,
             &vnet,
             serde_json::to_value(body).expect("body serialises"),
-            nsg_ids.clone(),
+            nsg_ids
+                .iter()
+                .cloned()
+                .chain([rid(
+                    "Microsoft.Network/natGateways",
+                    &nat_gateway_name(&topology.network.name),
+                )])
+                .collect(),
         ));
+    }
+    // The NAT gateway: the subnets' outbound internet.
+    let nat = nat_gateway_name(&topology.network.name);
+    let nat_pip = rid(
+        "Microsoft.Network/publicIPAddresses",
+        &nat_pip_name(&topology.network.name),
+    );
+    resources.push(template_resource(
+        "Microsoft.Network/natGateways",
+        arm::NETWORK_API,
+        &nat,
+        arm::nat::nat_gateway_body(LOCATION, &nat_pip, &tags),
+        vec![nat_pip],
+    ));
+    // The key vault and every node's secrets (values: securestring parameters).
+    let vault = vault_name(&topology.network.name, &cfg.resource_group, &cfg.location);
+    let vault_rid = rid("Microsoft.KeyVault/vaults", &vault);
+    resources.push(template_resource(
+        "Microsoft.KeyVault/vaults",
+        arm::vault::KEYVAULT_API,
+        &vault,
+        arm::vault::vault_body(LOCATION, "[subscription().tenantId]", &tags),
+        vec![],
+    ));
+    let mut secret_params: Vec<(String, String, String)> = Vec::new();
+    for n in topology.nodes() {
+        for sec in node_secrets(&n.name, n.role) {
+            let param = secret_parameter(&sec.name);
+            resources.push(template_resource(
+                "Microsoft.KeyVault/vaults/secrets",
+                arm::vault::KEYVAULT_API,
+                &format!("{vault}/{}", sec.name),
+                json!({"properties": {"value": format!("[parameters('{param}')]")}}),
+                vec![vault_rid.clone()],
+            ));
+            secret_params.push((param, n.name.clone(), sec.what.to_string()));
+        }
     }
     let mut outputs = Map::new();
     for r in by_kind(Kind::AzurePublicIp) {
@@ -239,11 +297,11 @@ pub fn export_arm_with_state(
         parameters.insert(
             param.clone(),
             json!({
-                "type": "securestring",
-                "metadata": {"description": format!("base64 cloud-init of {node}: its node key{}; consort fills it in azuredeploy.parameters.json once `consort apply` has generated the keys", if r.attrs["role"] == "validator" { ", signer keystore and password" } else { "" })},
+                "type": "string",
+                "metadata": {"description": format!("base64 cloud-init of {node} (no secrets: the VM reads them from key vault {vault} at boot); consort fills it in azuredeploy.parameters.json once `consort apply` has generated the keys and genesis")},
             }),
         );
-        let body = arm::vm_body(
+        let body = arm::vm_json(
             &VmSpec {
                 name: name.clone(),
                 location: LOCATION.into(),
@@ -258,13 +316,59 @@ pub fn export_arm_with_state(
             },
             format!("[parameters('{param}')]"),
         );
+        let vm_rid = rid("Microsoft.Compute/virtualMachines", &name);
+        let role = if r.attrs["role"] == "validator" {
+            Role::Validator
+        } else {
+            Role::Tx
+        };
+        let secret_rids: Vec<String> = node_secrets(&node, role)
+            .iter()
+            .map(|s| {
+                format!(
+                    "[resourceId('Microsoft.KeyVault/vaults/secrets', '{vault}', '{}')]",
+                    s.name
+                )
+            })
+            .collect();
         resources.push(template_resource(
             "Microsoft.Compute/virtualMachines",
             arm::COMPUTE_API,
             &name,
-            serde_json::to_value(body).expect("body serialises"),
-            vec![rid("Microsoft.Network/networkInterfaces", &attr(r, "nic"))],
+            body,
+            std::iter::once(rid("Microsoft.Network/networkInterfaces", &attr(r, "nic")))
+                .chain(secret_rids.iter().cloned())
+                .collect(),
         ));
+        // Its identity reads exactly its own secrets.
+        for s in node_secrets(&node, role) {
+            let secret_rid = format!(
+                "resourceId('Microsoft.KeyVault/vaults/secrets', '{vault}', '{}')",
+                s.name
+            );
+            let mut ra = template_resource(
+                "Microsoft.Authorization/roleAssignments",
+                super::arm::identity::AUTHORIZATION_API,
+                &format!("[guid({secret_rid}, resourceId('Microsoft.Compute/virtualMachines', '{name}'), '{KEY_VAULT_SECRETS_USER}')]"),
+                json!({"properties": {
+                    "roleDefinitionId": format!("[subscriptionResourceId('Microsoft.Authorization/roleDefinitions', '{KEY_VAULT_SECRETS_USER}')]"),
+                    "principalId": format!("[reference(resourceId('Microsoft.Compute/virtualMachines', '{name}'), '{}', 'Full').identity.principalId]", arm::COMPUTE_API),
+                    "principalType": "ServicePrincipal",
+                }}),
+                vec![vm_rid.clone(), format!("[{secret_rid}]")],
+            );
+            ra["scope"] = json!(format!(
+                "Microsoft.KeyVault/vaults/{vault}/secrets/{}",
+                s.name
+            ));
+            resources.push(ra);
+        }
+    }
+    for (param, node, what) in &secret_params {
+        parameters.insert(
+            param.clone(),
+            json!({"type": "securestring", "metadata": {"description": format!("{what} of {node}")}}),
+        );
     }
 
     let template = json!({
@@ -285,6 +389,15 @@ pub fn export_arm_with_state(
     for (node, b64) in &custom {
         param_values.insert(custom_data_parameter(node), json!({"value": b64}));
     }
+    if let (Some(st), None) = (state, &missing) {
+        for n in topology.nodes() {
+            if let Ok(values) = provider.secret_values(st, &n.name, n.role) {
+                for (sec, v) in values {
+                    param_values.insert(secret_parameter(&sec.name), json!({"value": v}));
+                }
+            }
+        }
+    }
     let mut params = json!({
         "$schema": PARAMETERS_SCHEMA,
         "contentVersion": "1.0.0.0",
@@ -292,7 +405,7 @@ pub fn export_arm_with_state(
     });
     if let Some(why) = &missing {
         params["metadata"] = json!({
-            "customData": format!("not filled ({why}): run `consort apply` once to generate the keys and genesis, or supply each customData_<node> parameter yourself")
+            "customData": format!("not filled ({why}): run `consort apply` once to generate the keys and genesis, or supply each customData_<node> and secret_<name> parameter yourself")
         });
     }
 
@@ -306,7 +419,7 @@ pub fn export_arm_with_state(
         .map_err(|e| ProviderError::Other(format!("cannot write {}: {e}", tpath.display())))?;
     let mut p = serde_json::to_vec_pretty(&params).expect("parameters serialise");
     p.push(b'\n');
-    // With customData it holds every node's keys.
+    // With the secret parameters it holds every node's keys.
     let written = if custom.is_empty() {
         write_atomic(&ppath, &p, 0o644)
     } else {

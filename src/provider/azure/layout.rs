@@ -34,9 +34,22 @@ pub fn vnet_name(network: &str) -> String {
     format!("{network}-vnet")
 }
 
+pub fn nat_gateway_name(network: &str) -> String {
+    format!("{network}-nat")
+}
+pub fn nat_pip_name(network: &str) -> String {
+    format!("{network}-nat-pip")
+}
+
 // State addresses of the Azure resources.
 pub const RG_ADDR: &str = "azure.rg";
 pub const VNET_ADDR: &str = "azure.vnet";
+pub const VAULT_ADDR: &str = "azure.vault";
+pub const NAT_ADDR: &str = "azure.nat";
+pub const NAT_PIP_ADDR: &str = "azure.natpip";
+pub fn secrets_addr(node: &str) -> String {
+    format!("azure.secrets.{node}")
+}
 pub fn nsg_addr(member: &str) -> String {
     format!("azure.nsg.{member}")
 }

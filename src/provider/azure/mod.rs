@@ -4,33 +4,44 @@
 //! create independent resources in parallel, in waves:
 //!
 //! ```text
-//! azure.rg                 resource group, tagged managed-by=consort, consort-network=<net>
-//! ├─ azure.vnet            <net>-vnet with the whole address_space
-//! ├─ azure.nsg.<m>         <m>-nsg (rules: see arm::rules)
-//! │  └─ azure.subnet.<m>   <m>-subnet, a /24 of address_space, NSG attached   (+ vnet)
-//! │     └─ azure.nic.<n>   <n>-nic, static private IP, NSG                    (+ pip)
-//! │        └─ azure.vm.<n> <n>-vm, Ubuntu LTS, SSH key only, cloud-init customData
-//! └─ azure.pip.<n>         <n>-pip, Standard static public IP, tx nodes only
+//! azure.rg                  resource group, tagged managed-by, consort-network, consort-lineage
+//! ├─ azure.vnet             <net>-vnet with the whole address_space
+//! ├─ azure.vault            <net>-<hex> key vault (RBAC, soft delete)          (vault.rs)
+//! │  └─ azure.secrets.<n>   the node's secrets, written through the data plane
+//! ├─ azure.natpip           <net>-nat-pip, the NAT gateway's static public IP
+//! │  └─ azure.nat           <net>-nat NAT gateway: the subnets' outbound internet
+//! ├─ azure.nsg.<m>          <m>-nsg (rules: see arm::rules)
+//! │  └─ azure.subnet.<m>    <m>-subnet, a /24 of address_space, NSG + NAT gateway (+ vnet, nat)
+//! │     └─ azure.nic.<n>    <n>-nic, static private IP, NSG                    (+ pip)
+//! │        └─ azure.vm.<n>  <n>-vm, Ubuntu LTS, SSH key only, system-assigned identity,
+//! │                         secret-free cloud-init customData; then one "Key Vault Secrets
+//! │                         User" role assignment per secret of its own     (+ secrets)
+//! └─ azure.pip.<n>          <n>-pip, Standard static public IP, tx nodes only
 //! ```
 //!
 //! `desired` is offline (no credentials): plan shows every resource before anything
 //! exists. Requests go through [`arm::Arm`] (our own long-running-operation polling) on a
 //! private tokio runtime; the executor's threads `block_on` it.
 //!
-//! Destroy runs in reverse dependency order (VMs, then NICs, then public IPs, subnets, the
-//! VNet and NSGs) and finally the resource group, which is deleted only when nothing else
-//! is left in it: otherwise the destroy of `azure.rg` fails naming the foreign resources. A
-//! resource group that existed before consort (not tagged by it) is never deleted.
+//! Destroy runs in reverse dependency order (VMs with their role assignments, then NICs,
+//! public IPs, subnets, the NAT gateway, the VNet, NSGs and the vault) and finally the
+//! resource group, which is deleted only when nothing else is left in it: otherwise the
+//! destroy of `azure.rg` fails naming the foreign resources. A resource group that existed
+//! before consort (not tagged by it) is never deleted; one of another deployment (another
+//! `consort-lineage`) is never touched at all ([`lineage`]).
 //!
-//! Mesh changes (a node added or removed) do not touch running VMs: their customData is
-//! fixed at creation, new nodes' configs list every existing node and dial them, and the
-//! existing nodes accept those inbound connections (MaxPeers leaves room). Clique votes
-//! need the validators' RPC, which Azure validators do not expose, so adding or removing
-//! validators of a running network is refused with an explanation.
+//! Running VMs are controlled through VM Run Command ([`run_command`], [`votes`]): Clique
+//! votes with the local provider's rules (`governance::vote`), and live peer changes when
+//! the mesh changes (config rewritten, `admin_addPeer`/`removePeer`).
 
 pub mod arm;
+mod cost;
 mod export;
 pub mod layout;
+pub mod lineage;
+pub mod run_command;
+pub mod vault;
+mod votes;
 
 pub use export::{custom_data_parameter, export_arm_with_state};
 
@@ -38,7 +49,7 @@ use super::events::Event;
 use super::{ApplyCtx, Health, NodeHealth, Provider, ProviderError};
 use crate::plan::peering::Peering;
 use crate::plan::{mesh_digest, Action, Change, Kind, Resource};
-use crate::render::{self, vm_paths, CloudInit, CloudKeystore, NodeLaunch, SignerLaunch};
+use crate::render::{self, vm_paths, CloudInit, NodeLaunch, SignerLaunch};
 use crate::rpc::RpcClient;
 use crate::state::{ResourceState, State};
 use crate::topology::{AzureConfig, NodeSpec, Role, Topology};
@@ -52,6 +63,7 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+use vault::vault_name;
 
 /// The only geth whose official release archive (and SHA-256) the bootstrap pins.
 pub const PINNED_GETH: &str = "1.13.15";
@@ -127,8 +139,45 @@ impl AzureProvider {
             .block_on(f)
     }
 
+    /// A handle on the ARM runtime, for code that blocks on it from other threads.
+    fn handle(&self) -> tokio::runtime::Handle {
+        self.block_on(async { tokio::runtime::Handle::current() })
+    }
+
     fn rg(&self) -> &str {
         &self.config.resource_group
+    }
+
+    /// The tags of everything apply creates: [`Self::tags`] plus this state's lineage.
+    fn apply_tags(&self, ctx: &ApplyCtx) -> BTreeMap<String, String> {
+        let mut t = self.tags(&ctx.topology.network.name);
+        t.insert(
+            lineage::LINEAGE_TAG.into(),
+            ctx.state.lock().unwrap().lineage.clone(),
+        );
+        t
+    }
+
+    /// Refuses to touch `id` when it exists and is not this deployment's (see [`lineage`]);
+    /// returns whether it exists.
+    fn guard(
+        &self,
+        ctx: &ApplyCtx,
+        arm: &Arm,
+        addr: &str,
+        id: &str,
+        api: &str,
+    ) -> Result<bool, ProviderError> {
+        let l = ctx.state.lock().unwrap().lineage.clone();
+        self.block_on(lineage::guard(
+            arm,
+            addr,
+            id,
+            api,
+            &l,
+            &ctx.topology.network.name,
+            false,
+        ))
     }
 
     fn tags(&self, network: &str) -> BTreeMap<String, String> {
@@ -168,26 +217,11 @@ impl AzureProvider {
         let missing = |what: &str| {
             ProviderError::at(&addr, format!("{what} is not in state; run apply again"))
         };
-        let read = |path: &str, what: &str| {
-            std::fs::read_to_string(path).map_err(|e| {
-                ProviderError::at(
-                    &addr,
-                    format!("cannot read {what} {path}: {e}; run apply again to regenerate it"),
-                )
-            })
-        };
-        let key_addr = format!("key.node.{node}");
-        let nodekey = read(
-            state
-                .output_str(&key_addr, "key_file")
-                .ok_or_else(|| missing(&key_addr))?,
-            "the node key",
-        )?
-        .trim()
-        .to_string();
         let genesis = state.genesis.as_ref().ok_or_else(|| missing("genesis"))?;
         let genesis_json = serde_json::to_string_pretty(&genesis.json).expect("genesis serialises");
         let mut static_nodes = Vec::new();
+        // Sealing waits for the validators among its planned peers.
+        let mut validator_peers = Vec::new();
         let peering = Peering::plan(&topology.nodes());
         for other in topology
             .nodes()
@@ -198,39 +232,26 @@ impl AzureProvider {
                 .output_str(&format!("key.node.{}", other.name), "enode_id")
                 .ok_or_else(|| missing(&format!("key.node.{}", other.name)))?;
             static_nodes.push(render::enode_url(id, &l.ip(&other.name), P2P_PORT));
+            if other.role == Role::Validator {
+                validator_peers.push(id.to_string());
+            }
         }
         let ip = l.ip(node);
-        let (signer, keystore, password) = if spec.role == Role::Validator {
+        let secrets = self.cloud_secrets(state, node, spec.role)?;
+        let signer = if spec.role == Role::Validator {
             let sk = format!("key.signer.{node}");
             let address = state
                 .output_str(&sk, "address")
                 .ok_or_else(|| missing(&sk))?;
-            let ks_path = state
-                .output_str(&sk, "keystore")
-                .ok_or_else(|| missing(&sk))?;
-            let pw_path = state
-                .output_str(&sk, "password_file")
-                .ok_or_else(|| missing(&sk))?;
-            let file_name = std::path::Path::new(ks_path)
-                .file_name()
-                .map(|f| f.to_string_lossy().into_owned())
-                .ok_or_else(|| ProviderError::at(&addr, format!("{ks_path} is not a file")))?;
-            (
-                Some(SignerLaunch {
-                    address: address.to_string(),
-                    keystore_dir: vm_paths::KEYSTORE_DIR.into(),
-                    password_file: vm_paths::PASSWORD.into(),
-                    // A VM has no consort beside it to start sealing later.
-                    mine: true,
-                }),
-                Some(CloudKeystore {
-                    file_name,
-                    json: read(ks_path, "the signer keystore")?,
-                }),
-                Some(read(pw_path, "the signer password")?.trim_end().to_string()),
-            )
+            Some(SignerLaunch {
+                address: address.to_string(),
+                keystore_dir: vm_paths::KEYSTORE_DIR.into(),
+                password_file: vm_paths::PASSWORD.into(),
+                // The VM's seal.sh starts sealing once peered with its validators.
+                mine: false,
+            })
         } else {
-            (None, None, None)
+            None
         };
         let launch = NodeLaunch {
             network: topology.network.name.clone(),
@@ -272,9 +293,13 @@ impl AzureProvider {
             geth_url: render::GETH_RELEASE_URL.into(),
             geth_sha256: render::GETH_RELEASE_SHA256.into(),
             genesis_json,
-            nodekey,
-            keystore,
-            password,
+            vault_uri: self.vault_uri(state, topology),
+            secrets,
+            seal_after_peers: if spec.role == Role::Validator {
+                validator_peers
+            } else {
+                vec![]
+            },
         })
     }
 }
@@ -322,7 +347,10 @@ fn record(change: &Change, kind: Kind, outputs: Value) -> ResourceState {
 fn is_azure_kind(k: Kind) -> bool {
     matches!(
         k,
-        Kind::AzureResourceGroup
+        Kind::AzureVault
+            | Kind::AzureSecrets
+            | Kind::AzureNatGateway
+            | Kind::AzureResourceGroup
             | Kind::AzureVnet
             | Kind::AzureNsg
             | Kind::AzureSubnet
@@ -379,6 +407,34 @@ impl Provider for AzureProvider {
                 deps: vec![RG_ADDR.into()],
                 summary: format!("virtual network {} {space}", vnet_name(net)),
             },
+            Resource {
+                addr: VAULT_ADDR.into(),
+                kind: Kind::AzureVault,
+                attrs: json!({"name": vault_name(net, &cfg.resource_group, &cfg.location), "location": cfg.location}),
+                deps: vec![RG_ADDR.into()],
+                summary: format!(
+                    "key vault {} (RBAC, soft delete {} days): every node's secrets, each readable only by its own VM",
+                    vault_name(net, &cfg.resource_group, &cfg.location),
+                    arm::vault::SOFT_DELETE_DAYS
+                ),
+            },
+            Resource {
+                addr: NAT_PIP_ADDR.into(),
+                kind: Kind::AzurePublicIp,
+                attrs: json!({"name": nat_pip_name(net), "location": cfg.location, "sku": "Standard", "allocation": "Static"}),
+                deps: vec![RG_ADDR.into()],
+                summary: format!("public IP {} (Standard, static) for outbound traffic", nat_pip_name(net)),
+            },
+            Resource {
+                addr: NAT_ADDR.into(),
+                kind: Kind::AzureNatGateway,
+                attrs: json!({"name": nat_gateway_name(net), "location": cfg.location, "public_ip": nat_pip_name(net)}),
+                deps: vec![NAT_PIP_ADDR.into()],
+                summary: format!(
+                    "NAT gateway {}: the subnets' outbound internet (geth download), no inbound",
+                    nat_gateway_name(net)
+                ),
+            },
         ];
         for m in &topology.members {
             let tx_ips: Vec<String> = nodes
@@ -423,8 +479,9 @@ impl Provider for AzureProvider {
                     "vnet": vnet_name(net),
                     "address_prefix": l.subnets[&m.name].to_string(),
                     "nsg": nsg_name(&m.name),
+                    "nat_gateway": nat_gateway_name(net),
                 }),
-                deps: vec![VNET_ADDR.into(), nsg_addr(&m.name)],
+                deps: vec![VNET_ADDR.into(), nsg_addr(&m.name), NAT_ADDR.into()],
                 summary: format!(
                     "subnet {} {} of {}",
                     subnet_name(&m.name),
@@ -467,7 +524,38 @@ impl Provider for AzureProvider {
                     if tx { ", public IP" } else { ", no public IP" }
                 ),
             });
-            let mut deps = vec![nic_addr(&n.name), format!("key.node.{}", n.name)];
+            let mut secret_deps = vec![VAULT_ADDR.to_string(), format!("key.node.{}", n.name)];
+            if n.role == Role::Validator {
+                secret_deps.push(format!("key.signer.{}", n.name));
+            }
+            let secrets = vault::node_secrets(&n.name, n.role);
+            out.push(Resource {
+                addr: secrets_addr(&n.name),
+                kind: Kind::AzureSecrets,
+                attrs: json!({
+                    "node": n.name,
+                    "names": secrets.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
+                }),
+                deps: secret_deps,
+                summary: format!(
+                    "{} in the key vault ({})",
+                    secrets
+                        .iter()
+                        .map(|s| s.what)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    secrets
+                        .iter()
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+            let mut deps = vec![
+                nic_addr(&n.name),
+                secrets_addr(&n.name),
+                format!("key.node.{}", n.name),
+            ];
             if n.role == Role::Validator {
                 deps.push(format!("key.signer.{}", n.name));
             }
@@ -499,7 +587,7 @@ impl Provider for AzureProvider {
                 }),
                 deps,
                 summary: format!(
-                    "VM {} ({size}, Ubuntu LTS): geth {} {} of {}, peered with {} other node(s)",
+                    "VM {} ({size}, Ubuntu LTS, managed identity reading its own secrets): geth {} {} of {}, peered with {} other node(s)",
                     vm_name(&n.name),
                     topology.client.geth,
                     n.role,
@@ -511,6 +599,22 @@ impl Provider for AzureProvider {
         Ok(out)
     }
 
+    fn plan_notes(&self, _topology: &Topology, desired: &[Resource]) -> Vec<String> {
+        let sizes: Vec<String> = desired
+            .iter()
+            .filter(|r| r.kind == Kind::AzureVm)
+            .map(|r| attr(&r.attrs, "size"))
+            .collect();
+        if sizes.is_empty() {
+            return vec![];
+        }
+        let pips = desired
+            .iter()
+            .filter(|r| r.kind == Kind::AzurePublicIp)
+            .count();
+        vec![cost::summary(&sizes, pips)]
+    }
+
     fn refresh(&self, _topology: &Topology, state: &State) -> BTreeMap<String, String> {
         let Ok(arm) = self.arm() else {
             return BTreeMap::new();
@@ -518,7 +622,7 @@ impl Provider for AzureProvider {
         let checks: Vec<(String, String, &'static str)> = state
             .resources
             .iter()
-            .filter(|(_, r)| is_azure_kind(r.kind))
+            .filter(|(_, r)| is_azure_kind(r.kind) && r.kind != Kind::AzureSecrets)
             .map(|(addr, r)| {
                 let id = r
                     .outputs
@@ -646,6 +750,7 @@ fn api_of(kind: Kind) -> &'static str {
     match kind {
         Kind::AzureResourceGroup => arm::RESOURCES_API,
         Kind::AzureVm => arm::COMPUTE_API,
+        Kind::AzureVault => arm::vault::KEYVAULT_API,
         _ => arm::NETWORK_API,
     }
 }
@@ -750,6 +855,8 @@ impl AzureProvider {
             Kind::AzurePublicIp => arm.public_ip_id(rg, &name),
             Kind::AzureNic => arm.nic_id(rg, &name),
             Kind::AzureVm => arm.vm_id(rg, &name),
+            Kind::AzureVault => arm.vault_id(rg, &name),
+            Kind::AzureNatGateway => arm.nat_gateway_id(rg, &name),
             _ => addr.to_string(),
         }
     }
@@ -789,10 +896,40 @@ impl AzureProvider {
         let a = attrs_of(change);
         let rg = self.rg();
         let loc = self.config.location.clone();
-        let tags = self.tags(&ctx.topology.network.name);
+        let tags = self.apply_tags(ctx);
         let name = attr(&a, "name");
+        // Another deployment's resource of the same name is never adopted or changed.
+        if !matches!(
+            change.kind,
+            Kind::AzureResourceGroup | Kind::AzureSubnet | Kind::AzureSecrets | Kind::AzureVault
+        ) {
+            self.guard(
+                ctx,
+                arm,
+                addr,
+                &self.arm_id(arm, change.kind, addr, &a),
+                api_of(change.kind),
+            )?;
+        }
         let outputs = match change.kind {
             Kind::AzureResourceGroup => return self.create_rg(ctx, arm, change),
+            Kind::AzureVault => return self.create_vault(ctx, arm, change),
+            Kind::AzureSecrets => {
+                return self
+                    .apply_secrets(ctx, arm, change)?
+                    .ok_or_else(|| ProviderError::at(addr, "secrets were not written"))
+            }
+            Kind::AzureNatGateway => {
+                let body = arm::nat::nat_gateway_body(
+                    &loc,
+                    &arm.public_ip_id(rg, &attr(&a, "public_ip")),
+                    &tags,
+                );
+                let v = self
+                    .block_on(arm.put_nat_gateway(rg, &name, &body))
+                    .map_err(at)?;
+                json!({"id": v["id"].as_str().map(str::to_string).unwrap_or_else(|| arm.nat_gateway_id(rg, &name))})
+            }
             Kind::AzureVnet => {
                 let v = self
                     .block_on(arm.put_vnet(
@@ -828,15 +965,21 @@ impl AzureProvider {
             Kind::AzureSubnet => {
                 let vnet = attr(&a, "vnet");
                 let s = self
-                    .block_on(arm.put_subnet(
-                        rg,
-                        &SubnetSpec {
-                            vnet: vnet.clone(),
-                            name: name.clone(),
-                            address_prefix: attr(&a, "address_prefix"),
-                            nsg_id: Some(arm.nsg_id(rg, &attr(&a, "nsg"))),
-                        },
-                    ))
+                    .block_on(
+                        arm.put_subnet(
+                            rg,
+                            &SubnetSpec {
+                                vnet: vnet.clone(),
+                                name: name.clone(),
+                                address_prefix: attr(&a, "address_prefix"),
+                                nsg_id: Some(arm.nsg_id(rg, &attr(&a, "nsg"))),
+                                nat_gateway_id: a
+                                    .get("nat_gateway")
+                                    .and_then(Value::as_str)
+                                    .map(|n| arm.nat_gateway_id(rg, n)),
+                            },
+                        ),
+                    )
                     .map_err(at)?;
                 json!({"id": s.sub_resource.id.unwrap_or_else(|| arm.subnet_id(rg, &vnet, &name))})
             }
@@ -897,7 +1040,8 @@ impl AzureProvider {
         let at = |e: ArmError| ProviderError::at(addr, e.to_string());
         let rg = self.rg();
         let net = &ctx.topology.network.name;
-        let mut tags = self.tags(net);
+        let mut tags = self.apply_tags(ctx);
+        let ours = ctx.state.lock().unwrap().lineage.clone();
         // Recorded earlier (update): keep what we knew about its origin.
         let recorded_pre = ctx
             .snapshot()
@@ -906,23 +1050,27 @@ impl AzureProvider {
             .and_then(|r| r.outputs.get("preexisting"))
             .and_then(Value::as_bool);
         let existing = self.block_on(arm.get_resource_group(rg)).map_err(at)?;
-        let preexisting = match (&existing, recorded_pre) {
+        let owner = existing
+            .as_ref()
+            .map(|g| lineage::owner(&g.tags, &ours, net));
+        if let Some(lineage::Owner::Other {
+            lineage: l,
+            network: n,
+        }) = &owner
+        {
+            return Err(lineage::refusal(
+                addr,
+                &format!("resource group {rg}"),
+                &ours,
+                l,
+                n,
+            ));
+        }
+        let preexisting = match (owner, recorded_pre) {
             (_, Some(p)) => p,
             (None, None) => false,
-            (Some(g), None) => {
-                match (g.tags.get("managed-by").map(String::as_str), g.tags.get("consort-network")) {
-                    (Some("consort"), Some(other)) if other != net => {
-                        return Err(ProviderError::at(
-                            addr,
-                            format!(
-                                "resource group {rg} belongs to consort network {other:?}; choose another provider.azure.resource_group for {net:?}"
-                            ),
-                        ))
-                    }
-                    (Some("consort"), _) => false,
-                    _ => true,
-                }
-            }
+            (Some(lineage::Owner::Foreign), None) => true,
+            (Some(_), None) => false,
         };
         if let Some(g) = &existing {
             // A PUT replaces the tags: keep the ones others set.
@@ -963,7 +1111,7 @@ impl AzureProvider {
         let text = render::cloud_init(&ci).map_err(|e| ProviderError::at(addr, e.to_string()))?;
         let digest = sha256_hex(text.as_bytes());
         let name = attr(&a, "name");
-        let mut tags = self.tags(&ctx.topology.network.name);
+        let mut tags = self.apply_tags(ctx);
         tags.insert(CUSTOM_DATA_TAG.into(), digest.clone());
         // A VM left by an interrupted apply: its customData cannot be changed, so adopt it
         // if it is the same, else delete it and start afresh.
@@ -996,6 +1144,17 @@ impl AzureProvider {
             tags,
         };
         let vm = self.block_on(arm.put_vm(rg, &spec)).map_err(at)?;
+        let principal = vm
+            .identity
+            .as_ref()
+            .and_then(|i| i.principal_id.clone())
+            .ok_or_else(|| {
+                ProviderError::at(
+                    addr,
+                    "the VM has no system-assigned identity (no identity.principalId)",
+                )
+            })?;
+        let grants = self.grant_secrets(ctx, arm, addr, &node, &principal)?;
         let pip = st
             .resources
             .get(&pip_addr(&node))
@@ -1019,6 +1178,8 @@ impl AzureProvider {
                 "static_nodes": ci.node.static_nodes,
                 "geth_version": ci.geth_version,
                 "custom_data_sha256": digest,
+                "principal_id": principal,
+                "role_assignments": grants,
             }),
         ))
     }
@@ -1061,17 +1222,14 @@ impl AzureProvider {
             ));
         }
         let node = node_of(change);
-        ctx.emit(Event::Step {
-            subject: node,
-            step: "peer list changed: the VM keeps its boot-time StaticNodes; new nodes dial it"
-                .into(),
-        });
-        let outputs = ctx
+        let statics = self.update_peers(ctx, addr, &node)?;
+        let mut outputs = ctx
             .snapshot()
             .resources
             .get(addr)
             .map(|r| r.outputs.clone())
             .unwrap_or(json!({}));
+        outputs["static_nodes"] = json!(statics);
         Ok(record(change, Kind::AzureVm, outputs))
     }
 
@@ -1083,7 +1241,37 @@ impl AzureProvider {
         let name = attr(&a, "name");
         match change.kind {
             Kind::AzureResourceGroup => return self.destroy_rg(ctx, arm, change),
-            Kind::AzureVm => self.block_on(arm.delete_vm(rg, &name)),
+            Kind::AzureVault => return self.destroy_vault(ctx, arm, change),
+            Kind::AzureSecrets => return self.apply_secrets(ctx, arm, change).map(drop),
+            _ => {}
+        }
+        // Another deployment's resource of the same name is never deleted.
+        if !matches!(change.kind, Kind::AzureSubnet)
+            && !self.guard(
+                ctx,
+                arm,
+                addr,
+                &self.arm_id(arm, change.kind, addr, &a),
+                api_of(change.kind),
+            )?
+        {
+            return Ok(());
+        }
+        match change.kind {
+            Kind::AzureVm => {
+                let grants: Vec<String> = ctx
+                    .snapshot()
+                    .resources
+                    .get(addr)
+                    .and_then(|r| r.outputs.get("role_assignments"))
+                    .and_then(|v| serde_json::from_value(v.clone()).ok())
+                    .unwrap_or_default();
+                for g in grants {
+                    self.block_on(arm.delete_role_assignment(&g)).map_err(at)?;
+                }
+                self.block_on(arm.delete_vm(rg, &name))
+            }
+            Kind::AzureNatGateway => self.block_on(arm.delete_nat_gateway(rg, &name)),
             Kind::AzureNic => self.block_on(arm.delete_nic(rg, &name)),
             Kind::AzurePublicIp => self.block_on(arm.delete_public_ip(rg, &name)),
             Kind::AzureSubnet => self.block_on(arm.delete_subnet(rg, &attr(&a, "vnet"), &name)),
@@ -1133,48 +1321,6 @@ impl AzureProvider {
             ));
         }
         self.block_on(arm.delete_resource_group(rg)).map_err(at)
-    }
-
-    fn apply_signer(
-        &self,
-        ctx: &ApplyCtx,
-        change: &Change,
-    ) -> Result<Option<ResourceState>, ProviderError> {
-        let addr = change.addr.as_str();
-        let a = attrs_of(change);
-        let node = attr(&a, "node");
-        let in_genesis = a.get("genesis").and_then(Value::as_bool).unwrap_or(false);
-        let st = ctx.snapshot();
-        let address = st
-            .output_str(&format!("key.signer.{node}"), "address")
-            .map(str::to_string);
-        let no_vote = || {
-            ProviderError::at(
-                addr,
-                format!(
-                    "voting {node} {} needs Clique votes through the validators' RPC, which Azure validators keep on loopback; \
-                     on Azure, validators are fixed at genesis: change the set with `consort destroy` and a new apply",
-                    if change.action == Action::Destroy { "out" } else { "in" }
-                ),
-            )
-        };
-        match change.action {
-            Action::Update => Ok(st.resources.get(addr).cloned()),
-            Action::Create | Action::Replace if in_genesis => Ok(Some(record(
-                change,
-                Kind::Signer,
-                json!({"address": address, "via": "genesis"}),
-            ))),
-            Action::Create | Action::Replace => Err(no_vote()),
-            Action::Destroy => {
-                let removed = ctx.topology.nodes().iter().all(|n| n.name != node);
-                if removed {
-                    Err(no_vote())
-                } else {
-                    Ok(None)
-                }
-            }
-        }
     }
 
     /// Funds an account added after genesis through a tx node's public RPC.

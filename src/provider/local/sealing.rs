@@ -135,32 +135,12 @@ impl LocalProvider {
         change: &Change,
     ) -> Result<Option<ResourceState>, ProviderError> {
         let addr = change.addr.as_str();
-        let attrs = change
-            .after
-            .as_ref()
-            .or(change.before.as_ref())
-            .cloned()
-            .unwrap_or(json!({}));
-        let node = attrs
-            .get("node")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let in_genesis = attrs
-            .get("genesis")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
         let st = ctx.snapshot();
-        let signer_addr = st
-            .output_str(&format!("key.signer.{node}"), "address")
-            .map(str::to_string)
-            .or_else(|| {
-                st.resources
-                    .get(addr)
-                    .and_then(|r| r.outputs.get("address"))
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            });
+        let governance::SignerChange {
+            node,
+            in_genesis,
+            address: signer_addr,
+        } = governance::signer_change(change, &st);
         let record = |outputs: Value| ResourceState {
             kind: Kind::Signer,
             attrs: change.after.clone().unwrap_or(json!({})),
@@ -215,7 +195,7 @@ impl LocalProvider {
                 let a = st.output_str(&format!("key.signer.{n}"), "address")?;
                 Some(SignerNode {
                     address: rpc::parse_address(a)?,
-                    rpc: o.control(),
+                    control: std::sync::Arc::new(o.control()),
                     name: n,
                 })
             })

@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 pub(crate) enum Verb {
     Put,
     Delete,
+    /// A POST action (e.g. a VM's runCommand): its result is the final answer's body.
+    Action,
 }
 
 impl Verb {
@@ -30,6 +32,7 @@ impl Verb {
         match self {
             Verb::Put => "create/update",
             Verb::Delete => "delete",
+            Verb::Action => "action",
         }
     }
 }
@@ -93,22 +96,23 @@ fn error_of(body: &Value) -> (String, String) {
 }
 
 /// One answer to a polling GET.
-struct Answer {
+pub(crate) struct Answer {
     status: StatusCode,
     headers: Headers,
     body: Value,
 }
 
 impl Arm {
-    /// Follows the operation `initial` (the answer to a PUT or DELETE of `resource_id`)
-    /// until it is terminal.
+    /// Follows the operation `initial` (the answer to a PUT, DELETE or POST action of
+    /// `resource_id`) until it is terminal; returns the body of the last answer (for an
+    /// action: its result — the operation status body or the Location answer).
     pub(crate) async fn follow(
         &self,
         resource_id: &str,
         api_version: &str,
         verb: Verb,
         initial: azure_core::Response,
-    ) -> Result<(), ArmError> {
+    ) -> Result<Value, ArmError> {
         let started = Instant::now();
         let (status, headers, body) = initial.deconstruct();
         let bytes = body
@@ -129,8 +133,9 @@ impl Arm {
                 .await;
         }
         match verb {
+            Verb::Action => Ok(body),
             Verb::Put => match provisioning_state(&body).map(|s| (s, terminal(s))) {
-                Some((_, Some(Outcome::Succeeded))) => Ok(()),
+                Some((_, Some(Outcome::Succeeded))) => Ok(body),
                 Some((s, Some(outcome))) => {
                     Err(self.state_failed(resource_id, verb, outcome, s, &body))
                 }
@@ -143,13 +148,13 @@ impl Arm {
                     self.poll_resource(resource_id, api_version, verb, first_wait, started)
                         .await
                 }
-                None => Ok(()),
+                None => Ok(body),
             },
             Verb::Delete if status == StatusCode::Accepted => {
                 self.poll_resource(resource_id, api_version, verb, first_wait, started)
                     .await
             }
-            Verb::Delete => Ok(()),
+            Verb::Delete => Ok(body),
         }
     }
 
@@ -315,7 +320,7 @@ impl Arm {
         url: Url,
         mut wait: Duration,
         started: Instant,
-    ) -> Result<(), ArmError> {
+    ) -> Result<Value, ArmError> {
         let mut last = "InProgress".to_string();
         loop {
             self.pause(resource_id, verb, wait, started, &last).await?;
@@ -332,7 +337,7 @@ impl Arm {
                     ),
                 })?;
             match terminal(status) {
-                Some(Outcome::Succeeded) => return Ok(()),
+                Some(Outcome::Succeeded) => return Ok(a.body),
                 Some(outcome) => {
                     let (code, message) = error_of(&a.body);
                     return Err(ArmError::OperationFailed {
@@ -358,14 +363,14 @@ impl Arm {
         url: Url,
         mut wait: Duration,
         started: Instant,
-    ) -> Result<(), ArmError> {
+    ) -> Result<Value, ArmError> {
         loop {
             self.pause(resource_id, verb, wait, started, "Accepted (202)")
                 .await?;
             // Error statuses come back as ArmError::Api with ARM's code and message.
             let a = self.get_url(resource_id, url.clone()).await?;
             if a.status != StatusCode::Accepted {
-                return Ok(());
+                return Ok(a.body);
             }
             wait = self.wait_after(&a.headers);
         }
@@ -378,20 +383,20 @@ impl Arm {
         verb: Verb,
         mut wait: Duration,
         started: Instant,
-    ) -> Result<(), ArmError> {
+    ) -> Result<Value, ArmError> {
         let url = self.resource_url(resource_id, api_version);
         let mut last = "(unknown)".to_string();
         loop {
             self.pause(resource_id, verb, wait, started, &last).await?;
             let a = match self.get_url(resource_id, url.clone()).await {
                 Ok(a) => a,
-                Err(e) if e.is_not_found() && verb == Verb::Delete => return Ok(()),
+                Err(e) if e.is_not_found() && verb == Verb::Delete => return Ok(Value::Null),
                 Err(e) => return Err(e),
             };
             let state = provisioning_state(&a.body).unwrap_or("(none)").to_string();
             match (verb, terminal(&state)) {
-                (Verb::Put, Some(Outcome::Succeeded)) => return Ok(()),
-                (Verb::Put, Some(outcome))
+                (Verb::Put | Verb::Action, Some(Outcome::Succeeded)) => return Ok(a.body),
+                (Verb::Put | Verb::Action, Some(outcome))
                 | (Verb::Delete, Some(outcome @ (Outcome::Failed | Outcome::Canceled))) => {
                     return Err(self.state_failed(resource_id, verb, outcome, &state, &a.body))
                 }

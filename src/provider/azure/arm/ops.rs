@@ -34,7 +34,7 @@ fn tags_from(v: &Option<Value>) -> Tags {
 
 /// Error codes ARM uses for "try again shortly" on a PUT/DELETE (e.g. two subnets of one
 /// VNet written at once).
-const RETRYABLE_CODES: &[&str] = &["AnotherOperationInProgress", "RetryableError"];
+pub(crate) const RETRYABLE_CODES: &[&str] = &["AnotherOperationInProgress", "RetryableError"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResourceGroupInfo {
@@ -69,6 +69,8 @@ pub struct SubnetSpec {
     pub address_prefix: String,
     /// NSG (ARM id) associated with the subnet.
     pub nsg_id: Option<String>,
+    /// NAT gateway (ARM id): the subnet's explicit outbound internet.
+    pub nat_gateway_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -245,12 +247,25 @@ fn storage_type(t: &str) -> cm::StorageAccountType {
         .unwrap_or_else(|_| cm::StorageAccountType::UnknownValue(t.to_string()))
 }
 
-/// The VM body; `custom_data` is the customData value as sent (base64, or a template
-/// expression).
+/// The VM body as sent: the generated model, with its read-only fields that serialise
+/// as `null` (e.g. `timeCreated`) removed. `custom_data` is the customData value as sent
+/// (base64, or a template expression).
+pub(crate) fn vm_json(spec: &VmSpec, custom_data: String) -> Value {
+    let mut v = serde_json::to_value(vm_body(spec, custom_data)).expect("VM model serialises");
+    super::raw::prune_nulls(&mut v);
+    v
+}
+
+/// The VM model: with a system-assigned managed identity (it reads its own secrets from
+/// Key Vault at boot).
 pub(crate) fn vm_body(spec: &VmSpec, custom_data: String) -> cm::VirtualMachine {
     let mut resource = cm::Resource::new(spec.location.clone());
     resource.tags = tags_value(&spec.tags);
     let mut vm = cm::VirtualMachine::new(resource);
+    vm.identity = Some(cm::VirtualMachineIdentity {
+        type_: Some(cm::virtual_machine_identity::Type::SystemAssigned),
+        ..Default::default()
+    });
 
     let mut os_disk = cm::OsDisk::new(cm::CreateOption::FromImage);
     os_disk.name = Some(format!("{}-osdisk", spec.name));
@@ -345,6 +360,11 @@ pub(crate) fn subnet_body(spec: &SubnetSpec) -> nm::Subnet {
                     n.resource.id = id
                 })
             }),
+            nat_gateway: spec.nat_gateway_id.as_deref().map(|id| nm::SubResource {
+                id: Some(id.to_string()),
+            }),
+            // Outbound goes through the NAT gateway, never Azure's implicit access.
+            default_outbound_access: spec.nat_gateway_id.as_ref().map(|_| false),
             ..Default::default()
         }),
         ..Default::default()
@@ -478,7 +498,7 @@ impl Arm {
         R: Into<azure_core::Response>,
     {
         match self.send_first(id, send).await {
-            Ok(r) => self.follow(id, api, Verb::Delete, r.into()).await,
+            Ok(r) => self.follow(id, api, Verb::Delete, r.into()).await.map(drop),
             Err(e) if e.is_not_found() => Ok(()),
             Err(e) => Err(e),
         }
@@ -818,17 +838,11 @@ impl Arm {
 
     // ----- virtual machine -----
 
+    /// Sent as plain JSON (see [`vm_json`]); read back through the generated model.
     pub async fn put_vm(&self, rg: &str, spec: &VmSpec) -> Result<cm::VirtualMachine, ArmError> {
         let id = self.vm_id(rg, &spec.name);
-        let body = vm_body(spec, spec.custom_data.base64());
-        let c = self.compute.virtual_machines_client();
-        let rsp = self
-            .send_first(&id, || {
-                c.create_or_update(rg, &spec.name, body.clone(), self.sub())
-                    .send()
-            })
+        self.put_json(&id, COMPUTE_API, &vm_json(spec, spec.custom_data.base64()))
             .await?;
-        self.follow(&id, COMPUTE_API, Verb::Put, rsp.into()).await?;
         self.get_vm(rg, &spec.name)
             .await?
             .ok_or_else(|| vanished(&id))

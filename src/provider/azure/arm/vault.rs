@@ -1,0 +1,247 @@
+//! Key Vault: the vault itself through ARM (`Microsoft.KeyVault/vaults`, RBAC
+//! authorization, soft delete on) and its secrets through the vault's own data plane at the
+//! `vaultUri` ARM returns (`PUT {vaultUri}secrets/{name}?api-version=7.4`), with a token
+//! for `https://vault.azure.net` (a static `CONSORT_ARM_TOKEN` serves both).
+//!
+//! The token only goes to a vault URI that is https on a Key Vault domain — or, when the
+//! ARM endpoint itself is a loopback stand-in, to loopback.
+
+use super::{Arm, ArmError};
+use azure_core::{Method, Url};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+pub const KEYVAULT_API: &str = "2023-07-01";
+pub const SECRETS_API: &str = "7.4";
+pub const SUBSCRIPTIONS_API: &str = "2022-12-01";
+pub const VAULT_SCOPE: &str = "https://vault.azure.net/.default";
+/// The shortest soft-delete retention Key Vault allows (7–90 days).
+pub const SOFT_DELETE_DAYS: u32 = 7;
+/// Key Vault domains of the Azure clouds.
+const VAULT_DOMAINS: &[&str] = &[
+    ".vault.azure.net",
+    ".vault.azure.cn",
+    ".vault.usgovcloudapi.net",
+    ".vault.microsoftazure.de",
+];
+
+/// The vault as ARM shows it once provisioned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VaultInfo {
+    pub id: String,
+    /// `https://<name>.vault.azure.net/` (ends with `/`).
+    pub uri: String,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// The body of a vault PUT: standard SKU, RBAC authorization (no access policies), soft
+/// delete with the shortest retention, no purge protection (so `destroy` can be followed
+/// by a purge when a user wants the name back).
+pub fn vault_body(location: &str, tenant_id: &str, tags: &BTreeMap<String, String>) -> Value {
+    json!({
+        "location": location,
+        "tags": tags,
+        "properties": {
+            "tenantId": tenant_id,
+            "sku": {"family": "A", "name": "standard"},
+            "enableRbacAuthorization": true,
+            "enableSoftDelete": true,
+            "softDeleteRetentionInDays": SOFT_DELETE_DAYS,
+            "publicNetworkAccess": "Enabled",
+            "accessPolicies": [],
+        }
+    })
+}
+
+fn tags_of(v: &Value) -> BTreeMap<String, String> {
+    v.get("tags")
+        .and_then(|t| serde_json::from_value(t.clone()).ok())
+        .unwrap_or_default()
+}
+
+impl Arm {
+    pub fn vault_id(&self, rg: &str, name: &str) -> String {
+        self.resource_id(rg, "Microsoft.KeyVault", "vaults", name)
+    }
+
+    /// The subscription's Entra tenant (a vault is bound to one).
+    pub async fn tenant_id(&self) -> Result<String, ArmError> {
+        let id = format!("/subscriptions/{}", self.subscription_id());
+        let v = self
+            .get_json(&id, SUBSCRIPTIONS_API)
+            .await?
+            .ok_or_else(|| ArmError::Protocol {
+                resource: id.clone(),
+                message: "the subscription was not found".into(),
+            })?;
+        v.get("tenantId")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| ArmError::Protocol {
+                resource: id,
+                message: "the subscription has no tenantId".into(),
+            })
+    }
+
+    pub async fn put_vault(
+        &self,
+        rg: &str,
+        name: &str,
+        body: &Value,
+    ) -> Result<VaultInfo, ArmError> {
+        let id = self.vault_id(rg, name);
+        let v = self.put_json(&id, KEYVAULT_API, body).await?;
+        self.vault_info(&id, &v)
+    }
+
+    pub async fn get_vault(&self, rg: &str, name: &str) -> Result<Option<VaultInfo>, ArmError> {
+        let id = self.vault_id(rg, name);
+        match self.get_json(&id, KEYVAULT_API).await? {
+            Some(v) => self.vault_info(&id, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn vault_info(&self, id: &str, v: &Value) -> Result<VaultInfo, ArmError> {
+        let uri = v["properties"]["vaultUri"]
+            .as_str()
+            .ok_or_else(|| ArmError::Protocol {
+                resource: id.to_string(),
+                message: "the vault has no properties.vaultUri".into(),
+            })?;
+        Ok(VaultInfo {
+            id: v["id"].as_str().unwrap_or(id).to_string(),
+            uri: if uri.ends_with('/') {
+                uri.to_string()
+            } else {
+                format!("{uri}/")
+            },
+            tags: tags_of(v),
+        })
+    }
+
+    /// Deletes the vault (Key Vault keeps it soft-deleted for [`SOFT_DELETE_DAYS`] days).
+    pub async fn delete_vault(&self, rg: &str, name: &str) -> Result<(), ArmError> {
+        self.delete_json(&self.vault_id(rg, name), KEYVAULT_API)
+            .await
+    }
+
+    /// The data-plane URL of a secret, refused unless the vault URI is one our token may
+    /// go to.
+    pub fn secret_url(&self, vault_uri: &str, name: &str) -> Result<Url, ArmError> {
+        let bad = |why: String| ArmError::Protocol {
+            resource: format!("{vault_uri}secrets/{name}"),
+            message: why,
+        };
+        let base =
+            Url::parse(vault_uri).map_err(|e| bad(format!("vaultUri is not a URL ({e})")))?;
+        let host = base.host_str().unwrap_or("").to_ascii_lowercase();
+        let ep = &self.settings.endpoint;
+        let loopback_standin = ep.host_str() == base.host_str()
+            && ep.scheme() == base.scheme()
+            && super::parse_endpoint(super::ENDPOINT_ENV, ep.as_str()).is_ok()
+            && (ep.scheme() == "http" || host == "localhost" || host.starts_with("127."));
+        let vault_domain =
+            base.scheme() == "https" && VAULT_DOMAINS.iter().any(|d| host.ends_with(d));
+        if !(vault_domain || loopback_standin) {
+            return Err(bad(format!(
+                "vaultUri {vault_uri} is not an https Key Vault address; refusing to send credentials there"
+            )));
+        }
+        let mut url = base
+            .join(&format!("secrets/{name}"))
+            .map_err(|e| bad(e.to_string()))?;
+        url.query_pairs_mut()
+            .append_pair("api-version", SECRETS_API);
+        Ok(url)
+    }
+
+    /// Writes (a new version of) a secret. Retries while the vault answers 403 for a while:
+    /// a role assignment takes minutes to reach Key Vault.
+    pub async fn put_secret(
+        &self,
+        vault_uri: &str,
+        name: &str,
+        value: &str,
+        content_type: &str,
+    ) -> Result<(), ArmError> {
+        let url = self.secret_url(vault_uri, name)?;
+        let resource = format!("{vault_uri}secrets/{name}");
+        let body = json!({"value": value, "contentType": content_type});
+        let started = Instant::now();
+        let mut wait = self.settings.retry_initial_delay;
+        loop {
+            match self
+                .send_json(
+                    &resource,
+                    Method::Put,
+                    url.clone(),
+                    Some(&body),
+                    Some(VAULT_SCOPE),
+                )
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(e)
+                    if e.status() == Some(403)
+                        && started.elapsed() + wait < self.settings.retry_max_elapsed =>
+                {
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(self.settings.retry_max_delay);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Whether a secret exists (its value is not read).
+    pub async fn secret_exists(&self, vault_uri: &str, name: &str) -> Result<bool, ArmError> {
+        let url = self.secret_url(vault_uri, name)?;
+        let resource = format!("{vault_uri}secrets/{name}");
+        match self
+            .send_json(&resource, Method::Get, url, None, Some(VAULT_SCOPE))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// How long `put_secret` waits for a fresh role assignment, at most.
+pub const RBAC_PROPAGATION: Duration = Duration::from_secs(5 * 60);
+
+impl Arm {
+    /// Deletes a secret (Key Vault keeps it soft-deleted, like the vault); 404 is gone.
+    pub async fn delete_secret(&self, vault_uri: &str, name: &str) -> Result<(), ArmError> {
+        let url = self.secret_url(vault_uri, name)?;
+        let resource = format!("{vault_uri}secrets/{name}");
+        match self
+            .send_json(&resource, Method::Delete, url, None, Some(VAULT_SCOPE))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The object id (`oid`) of the identity behind our ARM token, when the token is a
+    /// JWT (a static test token is not): consort grants itself "Key Vault Secrets
+    /// Officer" on the vault it creates.
+    pub async fn caller_object_id(&self) -> Result<Option<String>, ArmError> {
+        let bearer = self.bearer().await?;
+        let token = bearer.trim_start_matches("Bearer ");
+        let Some(payload) = token.split('.').nth(1) else {
+            return Ok(None);
+        };
+        let Ok(bytes) = azure_core::base64::decode_url_safe(payload) else {
+            return Ok(None);
+        };
+        Ok(serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("oid").and_then(Value::as_str).map(str::to_string)))
+    }
+}

@@ -1,0 +1,354 @@
+//! The Azure provider end to end through the CLI, against the stand-in ARM server whose
+//! VMs really boot here from their customData (see `fake_arm::vm_host`): each VM's
+//! bootstrap fetches its secrets from the stand-in IMDS + Key Vault, geth starts without
+//! sealing and the on-VM step starts it once peered; `member add` / `member remove` vote
+//! through Run Command scripts that run against those real geth nodes; `destroy` leaves
+//! nothing, the vault included. And two checkouts of one network never touch each other.
+
+use crate::cloud_init::geth_tarball;
+use crate::fake_arm::{vm_host::BootConfig, FakeArm};
+use crate::support::{self, poll};
+use consort::rpc::RpcClient;
+use consort::state::StateDir;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+const NET: &str = "runcmd";
+
+/// A two-member network on a loopback address space (each "VM" binds its private IP).
+fn topology(fake: &FakeArm, space: &str, rg: &str) -> String {
+    format!(
+        "network:
+  name: {NET}
+  chain_id: 515151
+  consensus:
+    clique:
+      period: 1
+members:
+  - name: alpha
+    validators: 1
+  - name: beta
+    validators: 1
+provider:
+  azure:
+    subscription_id: {sub}
+    location: westeurope
+    resource_group: {rg}
+    address_space: {space}
+    admin_username: consort
+    ssh_public_key: \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKmrDpj0cZuFTlWgkDTb4s8y1H3fL1yU1Ql9V4Jf1Wq2 you@example\"
+    allowed_rpc_cidrs: []
+    allowed_ssh_cidrs: []
+",
+        sub = fake.subscription_id()
+    )
+}
+
+fn cli(fake: &FakeArm, dir: &Path, args: &[&str]) -> Output {
+    let mut c = support::consort_cmd(dir, args);
+    c.env("CONSORT_ARM_ENDPOINT", fake.url())
+        .env("CONSORT_ARM_TOKEN", fake.token())
+        .env_remove("AZURE_SUBSCRIPTION_ID");
+    support::run_logged(c, args)
+}
+
+fn cli_ok(fake: &FakeArm, dir: &Path, args: &[&str]) -> String {
+    let out = cli(fake, dir, args);
+    assert!(out.status.success(), "consort {args:?} failed");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn ipc(root: &Path) -> RpcClient {
+    RpcClient::ipc(root.join("var/lib/consort/geth/geth.ipc"))
+}
+
+fn vm_root(fake: &FakeArm, node: &str) -> PathBuf {
+    fake.vm_root(&format!("{node}-vm"))
+        .unwrap_or_else(|| panic!("{node} did not boot"))
+}
+
+fn boot_log(root: &Path) -> String {
+    let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap_or_default();
+    format!(
+        "boot.log:\n{}\ngeth.log (tail):\n{}\nseal.log:\n{}",
+        read("boot.log"),
+        read("var/lib/consort/geth/geth.log")
+            .lines()
+            .rev()
+            .take(15)
+            .collect::<Vec<_>>()
+            .join("\n"),
+        read("var/lib/consort/geth/seal.log")
+    )
+}
+
+fn sorted_signers(rpc: &RpcClient) -> Result<Vec<String>, String> {
+    let mut s: Vec<String> = rpc
+        .clique_get_signers()
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map(|a| a.to_checksum())
+        .collect();
+    s.sort();
+    Ok(s)
+}
+
+fn signer_address(sd: &StateDir, node: &str) -> String {
+    let st = sd.load().unwrap().unwrap();
+    consort::rpc::parse_address(
+        st.output_str(&format!("key.signer.{node}"), "address")
+            .unwrap(),
+    )
+    .unwrap()
+    .to_checksum()
+}
+
+#[test]
+fn cli_votes_members_in_and_out_by_run_command_and_destroy_leaves_nothing() {
+    let fake = FakeArm::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let (tar, sha) = geth_tarball(&tmp.path().join("dl"));
+    fake.boot_vms(BootConfig {
+        dir: tmp.path().join("vms"),
+        geth_url: format!("file://{}", tar.display()),
+        geth_sha256: sha,
+    });
+    let dir = tmp.path().join("checkout");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("consort.yaml"),
+        // Loopback: every "VM" binds its own private IP. The /16 holds 127.0.0.1, the source
+        // address of loopback connections, so geth's --netrestrict (the address space)
+        // admits them as the VNet would. Only one booting test may use it at a time.
+        topology(&fake, "127.0.0.0/16", "consort-runcmd"),
+    )
+    .unwrap();
+    let sd = StateDir::new(&dir.join(".consort"), NET);
+
+    // Plan states what it costs.
+    let plan = cli_ok(&fake, &dir, &["plan"]);
+    assert!(
+        plan.contains("Azure cost: 2 VM(s) (2 × Standard_D2s_v5)"),
+        "{plan}"
+    );
+
+    cli_ok(&fake, &dir, &["apply", "--yes", "--skip-health-check"]);
+    let st = sd.load().unwrap().unwrap();
+    // No VM's customData holds a secret: not its node key, keystore or password.
+    for node in ["alpha-validator-0", "beta-validator-0"] {
+        let id = st.resources[&format!("azure.vm.{node}")].outputs["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let cd = fake.custom_data(&id).unwrap();
+        let file =
+            |res: &str, k: &str| std::fs::read_to_string(st.output_str(res, k).unwrap()).unwrap();
+        let nodekey = file(&format!("key.node.{node}"), "key_file");
+        let keystore = file(&format!("key.signer.{node}"), "keystore");
+        let password = file(&format!("key.signer.{node}"), "password_file");
+        for (what, secret) in [
+            ("node key", nodekey.trim()),
+            ("keystore", keystore.trim()),
+            ("password", password.trim()),
+        ] {
+            assert!(!cd.contains(secret), "{node}'s customData holds its {what}");
+        }
+        let ks: serde_json::Value = serde_json::from_str(&keystore).unwrap();
+        assert!(
+            !cd.contains(ks["crypto"]["ciphertext"].as_str().unwrap()),
+            "keystore ciphertext in customData"
+        );
+        // ... the VM fetched them from the vault instead, 0600.
+        let root = vm_root(&fake, node);
+        poll(
+            &format!("{node} to finish its bootstrap"),
+            Duration::from_secs(60),
+            || {
+                Ok(root
+                    .join("var/lib/consort/bootstrapped")
+                    .exists()
+                    .then_some(()))
+            },
+        );
+        let fetched = std::fs::read_to_string(root.join("var/lib/consort/nodekey")).unwrap();
+        assert_eq!(fetched.trim(), nodekey.trim(), "{}", boot_log(&root));
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(root.join("var/lib/consort/password"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // Each identity may read exactly its own secrets (3 per validator).
+    let assignments = fake.role_assignments();
+    assert_eq!(assignments.len(), 6, "{assignments:?}");
+    for (scope, role, _) in &assignments {
+        assert!(scope.contains("/secrets/"), "{scope}");
+        assert!(
+            role.ends_with("4633458b-17de-408a-b874-0445c86b69e6"),
+            "{role}"
+        );
+    }
+
+    // The nodes peer and seal; sealing was started by the on-VM step (geth has no --mine).
+    let alpha = vm_root(&fake, "alpha-validator-0");
+    let beta = vm_root(&fake, "beta-validator-0");
+    for root in [&alpha, &beta] {
+        let rpc = ipc(root);
+        poll("blocks sealed", Duration::from_secs(90), || {
+            match rpc.block_number() {
+                Ok(n) if n >= 3 => Ok(Some(())),
+                Ok(n) => Err(format!("head {n}\n{}", boot_log(root))),
+                Err(e) => Err(format!("{e}\n{}", boot_log(root))),
+            }
+        });
+        let seal = std::fs::read_to_string(root.join("var/lib/consort/geth/seal.log")).unwrap();
+        assert!(seal.contains("sealing started"), "{seal}");
+        let pid: u32 = std::fs::read_to_string(root.join("var/lib/consort/geth/geth.pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        assert!(!args.iter().any(|a| a == "--mine"), "{args:?}");
+        assert!(args.iter().any(|a| a.starts_with("--unlock=")), "{args:?}");
+    }
+    let (a, b) = (
+        signer_address(&sd, "alpha-validator-0"),
+        signer_address(&sd, "beta-validator-0"),
+    );
+    let mut two = vec![a.clone(), b.clone()];
+    two.sort();
+    assert_eq!(sorted_signers(&ipc(&alpha)).unwrap(), two);
+
+    // member add: a validator voted in by Run Command on both signers, and a tx node; the
+    // running VMs learn the new nodes live.
+    fake.clear_log();
+    let out = cli_ok(
+        &fake,
+        &dir,
+        &[
+            "member",
+            "add",
+            "gamma",
+            "--validators",
+            "1",
+            "--tx-nodes",
+            "1",
+            "--yes",
+            "--skip-health-check",
+            "--timeout",
+            "120",
+        ],
+    );
+    assert!(out.contains("vote in"), "{out}");
+    assert!(
+        fake.count("POST", "/runCommand") >= 2,
+        "votes went by Run Command"
+    );
+    let c = signer_address(&sd, "gamma-validator-0");
+    let mut three = vec![a.clone(), b.clone(), c.clone()];
+    three.sort();
+    assert_eq!(sorted_signers(&ipc(&alpha)).unwrap(), three);
+    assert_eq!(sorted_signers(&ipc(&beta)).unwrap(), three);
+    // No proposal left pending (discarded once confirmed).
+    let pending = ipc(&alpha).clique_proposals().unwrap();
+    assert!(pending.is_empty(), "{pending:?}");
+    // alpha's config now lists gamma's nodes, and it is peered with them.
+    let config = std::fs::read_to_string(alpha.join("etc/consort/config.toml")).unwrap();
+    let st = sd.load().unwrap().unwrap();
+    let gamma_id = st
+        .output_str("key.node.gamma-validator-0", "enode_id")
+        .unwrap()
+        .to_string();
+    assert!(config.contains(&gamma_id), "{config}");
+    poll("alpha to peer with gamma", Duration::from_secs(60), || {
+        let peers = ipc(&alpha)
+            .call_raw("admin_peers", serde_json::json!([]))
+            .map_err(|e| e.to_string())?;
+        Ok(peers.to_string().contains(&gamma_id).then_some(()))
+    });
+    let gamma_tx = vm_root(&fake, "gamma-tx-0");
+    poll(
+        "gamma's tx node to sync",
+        Duration::from_secs(90),
+        || match ipc(&gamma_tx).block_number() {
+            Ok(n) if n >= 3 => Ok(Some(())),
+            r => Err(format!("{r:?}\n{}", boot_log(&gamma_tx))),
+        },
+    );
+
+    // member remove: voted out first, then its VMs are deleted.
+    let out = cli_ok(
+        &fake,
+        &dir,
+        &["member", "remove", "gamma", "--yes", "--skip-health-check"],
+    );
+    assert!(out.contains("vote out"), "{out}");
+    assert_eq!(sorted_signers(&ipc(&alpha)).unwrap(), two);
+    assert!(
+        fake.ids().iter().all(|id| !id.contains("gamma-")),
+        "{:?}",
+        fake.ids()
+    );
+    assert_eq!(fake.role_assignments().len(), 6);
+    // The two left keep sealing.
+    let head = ipc(&alpha).block_number().unwrap();
+    poll("the chain to go on", Duration::from_secs(30), || {
+        Ok((ipc(&beta).block_number().map_err(|e| e.to_string())? > head + 1).then_some(()))
+    });
+
+    // destroy: nothing left, the vault included (soft-deleted, and the output says so).
+    let out = cli_ok(&fake, &dir, &["destroy", "--yes"]);
+    assert!(fake.ids().is_empty(), "{:?}", fake.ids());
+    assert!(fake.role_assignments().is_empty());
+    assert_eq!(fake.soft_deleted_vaults().len(), 1);
+    assert!(out.contains("soft-deleted for 7 days"), "{out}");
+}
+
+#[test]
+fn a_second_checkout_of_the_same_network_is_refused_and_deletes_nothing() {
+    let fake = FakeArm::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let first = tmp.path().join("first");
+    let second = tmp.path().join("second");
+    for d in [&first, &second] {
+        std::fs::create_dir_all(d).unwrap();
+        std::fs::write(
+            d.join("consort.yaml"),
+            topology(&fake, "10.77.0.0/16", "consort-shared"),
+        )
+        .unwrap();
+    }
+    cli_ok(&fake, &first, &["apply", "--yes", "--skip-health-check"]);
+    let before = fake.ids();
+    fake.clear_log();
+    let out = cli(&fake, &second, &["apply", "--yes", "--skip-health-check"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("resource group consort-shared belongs to another consort deployment"),
+        "{err}"
+    );
+    assert!(
+        err.contains("choose another network.name or provider.azure.resource_group"),
+        "{err}"
+    );
+    assert_eq!(fake.count("DELETE", "/"), 0, "{:#?}", fake.requests());
+    assert_eq!(fake.count("PUT", "/"), 0, "{:#?}", fake.requests());
+    assert_eq!(fake.ids(), before);
+    // The first checkout still owns and manages it.
+    let plan = cli_ok(&fake, &first, &["plan", "--refresh"]);
+    assert!(plan.contains("No changes"), "{plan}");
+    cli_ok(&fake, &first, &["destroy", "--yes"]);
+    assert!(fake.ids().is_empty(), "{:?}", fake.ids());
+}

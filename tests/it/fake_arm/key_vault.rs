@@ -1,0 +1,417 @@
+//! Key Vault, managed identities and RBAC in the stand-in:
+//! - `GET /subscriptions/{sub}` gives the tenant;
+//! - a vault PUT gets `properties.vaultUri` = `{base}/kv/{vault}/`, served here as the
+//!   data plane (`PUT/GET/DELETE secrets/{name}?api-version=7.4`); a deleted vault stays
+//!   soft-deleted (its name refused with `ConflictError` unless `createMode: recover`);
+//! - a VM with `identity.type: SystemAssigned` gets an `identity.principalId`;
+//! - `GET /imds/{vm}/metadata/identity/oauth2/token` is that VM's IMDS (header
+//!   `Metadata: true` required): a token for its principal;
+//! - role assignments at any scope (`{scope}/providers/Microsoft.Authorization/
+//!   roleAssignments/{guid}`), synchronous, checked: the principal must exist;
+//! - the data plane authorises the ARM token (consort, as secrets officer) for everything
+//!   and an IMDS token only to GET a secret it holds "Key Vault Secrets User" on (at the
+//!   secret, the vault, or above); anything else is 403 `ForbiddenByRbac`.
+
+use super::*;
+
+pub const TENANT: &str = "99999999-8888-7777-6666-555555555555";
+pub const SECRETS_USER: &str = "4633458b-17de-408a-b874-0445c86b69e6";
+
+#[derive(Debug, Clone)]
+pub(super) struct Assignment {
+    pub id: String,
+    pub scope: String,
+    pub role: String,
+    pub principal: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(super) struct VaultState {
+    /// Vault key (lowercase ARM id) → secret name → value.
+    pub secrets: BTreeMap<String, BTreeMap<String, String>>,
+    /// Soft-deleted vaults by name: (stored resource, its secrets).
+    pub deleted: BTreeMap<String, (String, Stored, BTreeMap<String, String>)>,
+    pub assignments: BTreeMap<String, Assignment>,
+    /// VM key → principal id.
+    pub principals: BTreeMap<String, String>,
+}
+
+impl FakeArm {
+    /// A secret's value as the vault holds it (tests read what consort wrote).
+    pub fn vault_secret(&self, vault: &str, name: &str) -> Option<String> {
+        let g = self.shared.lock().unwrap();
+        g.vaults
+            .secrets
+            .iter()
+            .find(|(k, _)| k.ends_with(&format!("/vaults/{}", vault.to_ascii_lowercase())))
+            .and_then(|(_, s)| s.get(name).cloned())
+    }
+
+    /// Names of soft-deleted vaults.
+    pub fn soft_deleted_vaults(&self) -> Vec<String> {
+        self.shared
+            .lock()
+            .unwrap()
+            .vaults
+            .deleted
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// Every role assignment: (scope, role definition id, principal).
+    pub fn role_assignments(&self) -> Vec<(String, String, String)> {
+        let g = self.shared.lock().unwrap();
+        g.vaults
+            .assignments
+            .values()
+            .map(|a| (a.scope.clone(), a.role.clone(), a.principal.clone()))
+            .collect()
+    }
+
+    /// The principal id of a VM's system-assigned identity.
+    pub fn principal_of(&self, vm_id: &str) -> Option<String> {
+        let g = self.shared.lock().unwrap();
+        g.vaults
+            .principals
+            .get(&vm_id.to_ascii_lowercase())
+            .cloned()
+    }
+}
+
+pub(super) fn subscription(g: &Inner) -> Response {
+    let sub = &g.cfg.subscription_id;
+    json_response(
+        200,
+        &json!({"id": format!("/subscriptions/{sub}"), "subscriptionId": sub, "tenantId": TENANT, "state": "Enabled"}),
+        HeaderMap::new(),
+    )
+}
+
+/// Vault PUT pre-check: a soft-deleted name needs `createMode: recover`. Returns the
+/// secrets to restore.
+pub(super) fn vault_put_check(
+    g: &mut Inner,
+    key: &str,
+    name: &str,
+    body: &Value,
+) -> Result<Option<BTreeMap<String, String>>, Box<Response>> {
+    let lname = name.to_ascii_lowercase();
+    if !g.vaults.deleted.contains_key(&lname) {
+        return Ok(None);
+    }
+    if body["properties"]["createMode"].as_str() != Some("recover") {
+        return Err(Box::new(arm_error(
+            409,
+            "ConflictError",
+            &format!("Exist soft deleted vault with the same name {name}. Recover it (createMode: recover) or purge it."),
+        )));
+    }
+    let (_, _, secrets) = g.vaults.deleted.remove(&lname).unwrap();
+    let _ = key;
+    Ok(Some(secrets))
+}
+
+/// After a vault or VM PUT is stored: server-side fields.
+pub(super) fn after_put(
+    g: &mut Inner,
+    key: &str,
+    rtype: &str,
+    name: &str,
+    restored: Option<BTreeMap<String, String>>,
+) {
+    let base = g.base.clone();
+    if rtype == "Microsoft.KeyVault/vaults" {
+        if let Some(s) = g.resources.get_mut(key) {
+            s.body["properties"]["vaultUri"] =
+                json!(format!("{base}/kv/{}/", name.to_ascii_lowercase()));
+            if let Some(o) = s.body["properties"].as_object_mut() {
+                o.remove("createMode");
+            }
+        }
+        let entry = g.vaults.secrets.entry(key.to_string()).or_default();
+        if let Some(r) = restored {
+            entry.extend(r);
+        }
+    }
+    if rtype == "Microsoft.Compute/virtualMachines" {
+        let system = g
+            .resources
+            .get(key)
+            .and_then(|s| s.body["identity"]["type"].as_str().map(str::to_string));
+        if system
+            .as_deref()
+            .is_some_and(|t| t.contains("SystemAssigned"))
+        {
+            let p = g
+                .vaults
+                .principals
+                .entry(key.to_string())
+                .or_insert_with(|| uuid::Uuid::new_v4().to_string())
+                .clone();
+            if let Some(s) = g.resources.get_mut(key) {
+                s.body["identity"]["principalId"] = json!(p);
+                s.body["identity"]["tenantId"] = json!(TENANT);
+            }
+        }
+    }
+}
+
+/// After a DELETE completed: a vault goes soft-deleted, a VM's identity goes away.
+pub(super) fn after_delete(g: &mut Inner, key: &str, stored: &Stored) {
+    if stored.rtype == "Microsoft.KeyVault/vaults" {
+        let secrets = g.vaults.secrets.remove(key).unwrap_or_default();
+        g.vaults.deleted.insert(
+            stored.name.to_ascii_lowercase(),
+            (key.to_string(), stored.clone(), secrets),
+        );
+    }
+    if stored.rtype == "Microsoft.Compute/virtualMachines" {
+        g.vaults.principals.remove(key);
+    }
+}
+
+pub(super) fn role_assignment(
+    g: &mut Inner,
+    method: &str,
+    id: &str,
+    scope: &str,
+    body: &Value,
+) -> Response {
+    let key = id.to_ascii_lowercase();
+    let view = |a: &Assignment| {
+        json!({
+            "id": a.id, "name": a.id.rsplit('/').next(), "type": "Microsoft.Authorization/roleAssignments",
+            "properties": {"roleDefinitionId": a.role, "principalId": a.principal, "scope": a.scope}
+        })
+    };
+    match method {
+        "PUT" => {
+            let role = body["properties"]["roleDefinitionId"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            let principal = body["properties"]["principalId"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            if role.is_empty() || principal.is_empty() {
+                return arm_error(
+                    400,
+                    "InvalidRoleAssignmentRequest",
+                    "roleDefinitionId and principalId are required",
+                );
+            }
+            if !g.vaults.principals.values().any(|p| *p == principal) {
+                return arm_error(
+                    400,
+                    "PrincipalNotFound",
+                    &format!("Principal {principal} does not exist in the directory {TENANT}."),
+                );
+            }
+            // The scope's resource must exist (a vault secret: its vault and the secret).
+            let lscope = scope.to_ascii_lowercase();
+            let (res, secret) = match lscope.split_once("/secrets/") {
+                Some((v, s)) => (v.to_string(), Some(s.to_string())),
+                None => (lscope.clone(), None),
+            };
+            if !g.resources.contains_key(&res) {
+                return arm_error(
+                    404,
+                    "ResourceNotFound",
+                    &format!("The scope '{scope}' does not exist."),
+                );
+            }
+            if let Some(s) = secret {
+                let held = g
+                    .vaults
+                    .secrets
+                    .get(&res)
+                    .is_some_and(|m| m.keys().any(|k| k.eq_ignore_ascii_case(&s)));
+                if !held {
+                    return arm_error(
+                        404,
+                        "ResourceNotFound",
+                        &format!("The scope '{scope}' does not exist."),
+                    );
+                }
+            }
+            if let Some(a) = g.vaults.assignments.values().find(|a| {
+                a.id.to_ascii_lowercase() != key
+                    && a.scope.eq_ignore_ascii_case(scope)
+                    && a.role == role
+                    && a.principal == principal
+            }) {
+                let _ = a;
+                return arm_error(
+                    409,
+                    "RoleAssignmentExists",
+                    "The role assignment already exists.",
+                );
+            }
+            let existed = g.vaults.assignments.contains_key(&key);
+            let a = Assignment {
+                id: id.to_string(),
+                scope: scope.to_string(),
+                role,
+                principal,
+            };
+            let v = view(&a);
+            g.vaults.assignments.insert(key, a);
+            json_response(if existed { 200 } else { 201 }, &v, HeaderMap::new())
+        }
+        "GET" => match g.vaults.assignments.get(&key) {
+            Some(a) => json_response(200, &view(a), HeaderMap::new()),
+            None => arm_error(
+                404,
+                "RoleAssignmentNotFound",
+                "The role assignment was not found.",
+            ),
+        },
+        "DELETE" => match g.vaults.assignments.remove(&key) {
+            Some(a) => json_response(200, &view(&a), HeaderMap::new()),
+            None => empty(204, HeaderMap::new()),
+        },
+        m => arm_error(
+            405,
+            "MethodNotAllowed",
+            &format!("{m} is not supported here"),
+        ),
+    }
+}
+
+fn kv_error(status: u16, code: &str, message: &str) -> Response {
+    json_response(
+        status,
+        &json!({"error": {"code": code, "message": message}}),
+        HeaderMap::new(),
+    )
+}
+
+/// `GET /imds/{vm}/metadata/identity/oauth2/token?resource=…`.
+pub(super) fn imds(g: &Inner, path: &str, headers: &HeaderMap) -> Response {
+    if headers.get("metadata").and_then(|v| v.to_str().ok()) != Some("true") {
+        return kv_error(400, "bad_request", "Required metadata header not specified");
+    }
+    let vm = path
+        .trim_start_matches("/imds/")
+        .split('/')
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let principal = g
+        .vaults
+        .principals
+        .iter()
+        .find(|(k, _)| k.ends_with(&format!("/virtualmachines/{vm}")))
+        .map(|(_, p)| p.clone());
+    match principal {
+        Some(p) => json_response(
+            200,
+            &json!({"access_token": format!("imds.{p}"), "expires_in": "3600", "resource": "https://vault.azure.net", "token_type": "Bearer"}),
+            HeaderMap::new(),
+        ),
+        None => kv_error(400, "invalid_request", "Identity not found"),
+    }
+}
+
+/// `{base}/kv/{vault}/secrets/{name}?api-version=7.4`.
+pub(super) fn data_plane(
+    g: &mut Inner,
+    method: &str,
+    path: &str,
+    query: &[(String, String)],
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
+    if !query
+        .iter()
+        .any(|(k, v)| k == "api-version" && !v.is_empty())
+    {
+        return kv_error(
+            400,
+            "BadParameter",
+            "The api-version query parameter is required",
+        );
+    }
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let (vault, name) = match segs.as_slice() {
+        ["kv", v, "secrets", n] => (v.to_ascii_lowercase(), n.to_string()),
+        _ => return kv_error(404, "NotFound", &format!("no route for {path}")),
+    };
+    let Some(vkey) = g
+        .vaults
+        .secrets
+        .keys()
+        .find(|k| k.ends_with(&format!("/vaults/{vault}")))
+        .cloned()
+    else {
+        return kv_error(404, "VaultNotFound", &format!("vault {vault} not found"));
+    };
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let officer = auth == format!("Bearer {}", g.cfg.token);
+    let principal = auth.strip_prefix("Bearer imds.").map(str::to_string);
+    let secret_scope = format!("{vkey}/secrets/{}", name.to_ascii_lowercase());
+    let reader = principal.as_ref().is_some_and(|p| {
+        g.vaults.assignments.values().any(|a| {
+            &a.principal == p
+                && a.role.to_ascii_lowercase().ends_with(SECRETS_USER)
+                && (secret_scope.starts_with(&a.scope.to_ascii_lowercase()))
+                && (a.scope.to_ascii_lowercase() == secret_scope
+                    || !a.scope.to_ascii_lowercase().contains("/secrets/"))
+        })
+    });
+    let forbidden = || {
+        json_response(
+            403,
+            &json!({"error": {"code": "Forbidden", "message": format!("Caller is not authorized to perform action on resource. Action: '{method}' on secret {name}"), "innererror": {"code": "ForbiddenByRbac"}}}),
+            HeaderMap::new(),
+        )
+    };
+    if !officer && principal.is_none() {
+        return kv_error(
+            401,
+            "Unauthorized",
+            "AKV10000: Request is missing a Bearer or PoP token.",
+        );
+    }
+    let secrets = g.vaults.secrets.get_mut(&vkey).unwrap();
+    match method {
+        "PUT" if officer => {
+            let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            let Some(value) = v["value"].as_str() else {
+                return kv_error(400, "BadParameter", "value is required");
+            };
+            secrets.insert(name.clone(), value.to_string());
+            json_response(
+                200,
+                &json!({"id": format!("{}/kv/{vault}/secrets/{name}/1", g.base), "attributes": {"enabled": true}}),
+                HeaderMap::new(),
+            )
+        }
+        "GET" if officer || reader => match secrets.get(&name) {
+            Some(v) => json_response(
+                200,
+                &json!({"value": v, "id": format!("{}/kv/{vault}/secrets/{name}/1", g.base)}),
+                HeaderMap::new(),
+            ),
+            None => kv_error(
+                404,
+                "SecretNotFound",
+                &format!("A secret with (name/id) {name} was not found in this key vault."),
+            ),
+        },
+        "DELETE" if officer => match secrets.remove(&name) {
+            Some(_) => json_response(200, &json!({"recoveryId": name}), HeaderMap::new()),
+            None => kv_error(
+                404,
+                "SecretNotFound",
+                &format!("A secret with (name/id) {name} was not found in this key vault."),
+            ),
+        },
+        _ => forbidden(),
+    }
+}

@@ -1,0 +1,169 @@
+//! VMs that really boot, here: with [`FakeArm::boot_vms`], every VM created with
+//! customData is carried out on this machine the way cloud-init would — `write_files`
+//! under its own root directory, then `runcmd` (consort's `start.sh`, which retries the
+//! bootstrap) with `CONSORT_ROOT`, the local geth archive, this stand-in as the VM's IMDS
+//! (`CONSORT_IMDS_ENDPOINT`) and Key Vault, and no systemd. Its geth listens on the VM's
+//! private IP, which a loopback address space (`127.x.0.0/16`) makes real. Deleting the VM
+//! (or dropping the stand-in) kills its processes. Run Command scripts run against it.
+
+use super::*;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// Where VMs boot and what they download.
+#[derive(Debug, Clone)]
+pub struct BootConfig {
+    pub dir: PathBuf,
+    pub geth_url: String,
+    pub geth_sha256: String,
+}
+
+pub(super) struct Host {
+    pub root: PathBuf,
+    child: Option<Child>,
+}
+
+#[derive(Default)]
+pub(super) struct Hosts {
+    pub cfg: Option<BootConfig>,
+    /// VM name (lowercase) → its host.
+    pub vms: BTreeMap<String, Host>,
+}
+
+/// Writes every `write_files` entry of a cloud-init under `root`, with its permissions;
+/// returns the parsed document.
+pub fn write_files(root: &Path, cloud_init: &str) -> serde_yaml::Value {
+    assert!(cloud_init.starts_with("#cloud-config\n"));
+    let doc: serde_yaml::Value = serde_yaml::from_str(cloud_init).expect("cloud-init is YAML");
+    for f in doc["write_files"].as_sequence().expect("write_files") {
+        let path = root.join(f["path"].as_str().unwrap().trim_start_matches('/'));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, f["content"].as_str().unwrap()).unwrap();
+        let mode = u32::from_str_radix(f["permissions"].as_str().unwrap(), 8).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    doc
+}
+
+/// The one runcmd, with VM paths moved under `root`.
+pub fn runcmd(root: &Path, doc: &serde_yaml::Value) -> Command {
+    let cmds = doc["runcmd"].as_sequence().expect("runcmd");
+    assert_eq!(cmds.len(), 1, "one bootstrap command");
+    let argv: Vec<String> = cmds[0]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let a = a.as_str().unwrap();
+            if a.starts_with('/') {
+                root.join(a.trim_start_matches('/'))
+                    .to_string_lossy()
+                    .into_owned()
+            } else {
+                a.to_string()
+            }
+        })
+        .collect();
+    let mut c = Command::new(&argv[0]);
+    c.args(&argv[1..])
+        .env("CONSORT_ROOT", root)
+        .env("CONSORT_NO_SYSTEMD", "1")
+        .env("CONSORT_RETRY_DELAY", "1")
+        .env("CONSORT_SEAL_INTERVAL", "1")
+        .env("CONSORT_AUTHRPC_PORT", free_port().to_string());
+    c
+}
+
+/// A free loopback TCP port (for geth's engine API, which every "VM" here opens).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// SIGKILLs what a bootstrap started under `root` (its pid files).
+pub fn kill_root(root: &Path) {
+    for f in ["geth.pid", "seal.pid"] {
+        let pidfile = root.join("var/lib/consort/geth").join(f);
+        if let Ok(pid) = std::fs::read_to_string(&pidfile) {
+            if let Ok(pid) = pid.trim().parse::<i32>() {
+                // SAFETY: signalling a pid our bootstrap wrote for its own process.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
+impl Host {
+    /// Kills the VM's whole process group (start.sh, bootstrap, geth, seal.sh).
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: signalling the process group we created for this VM's runcmd.
+            unsafe { libc::kill(-(c.id() as i32), libc::SIGKILL) };
+            let _ = c.wait();
+        }
+        kill_root(&self.root);
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl FakeArm {
+    /// From now on, VMs created with customData boot on this machine (see the module doc).
+    pub fn boot_vms(&self, cfg: BootConfig) {
+        self.shared.lock().unwrap().hosts.cfg = Some(cfg);
+    }
+
+    /// The root directory a VM booted in.
+    pub fn vm_root(&self, vm: &str) -> Option<PathBuf> {
+        let g = self.shared.lock().unwrap();
+        g.hosts
+            .vms
+            .get(&vm.to_ascii_lowercase())
+            .map(|h| h.root.clone())
+    }
+}
+
+/// A VM was created: boot it if booting is on.
+pub(super) fn boot(g: &mut Inner, vm: &str, custom_data_b64: &str) {
+    let Some(cfg) = g.hosts.cfg.clone() else {
+        return;
+    };
+    let Ok(bytes) = azure_core::base64::decode(custom_data_b64) else {
+        return;
+    };
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let root = cfg.dir.join(vm.to_ascii_lowercase());
+    drop(g.hosts.vms.remove(&vm.to_ascii_lowercase()));
+    let _ = std::fs::remove_dir_all(&root);
+    let doc = write_files(&root, &text);
+    let log = std::fs::File::create(root.join("boot.log")).unwrap();
+    use std::os::unix::process::CommandExt;
+    let child = runcmd(&root, &doc)
+        .process_group(0)
+        .env("CONSORT_GETH_URL", &cfg.geth_url)
+        .env("CONSORT_GETH_SHA256", &cfg.geth_sha256)
+        .env(
+            "CONSORT_IMDS_ENDPOINT",
+            format!("{}/imds/{}", g.base, vm.to_ascii_lowercase()),
+        )
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .ok();
+    g.hosts
+        .vms
+        .insert(vm.to_ascii_lowercase(), Host { root, child });
+}
+
+/// A VM was deleted: its processes stop.
+pub(super) fn shut_down(g: &mut Inner, vm: &str) {
+    drop(g.hosts.vms.remove(&vm.to_ascii_lowercase()));
+}
