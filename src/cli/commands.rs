@@ -895,6 +895,7 @@ fn member_add(
         validators,
         tx_nodes,
         accounts: accts,
+        external: None,
     };
     let text = edit_topology(g, |src| {
         topology::edit::add_member(src, &m).map_err(|e| anyhow!("{}: {e}", g.file.display()))

@@ -778,6 +778,7 @@ mod tests {
                     address: None,
                 })
                 .collect(),
+            external: None,
         }
     }
 

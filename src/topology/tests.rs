@@ -81,7 +81,10 @@ fn base_loads_with_defaults() {
     );
     assert_eq!(
         t.provider,
-        ProviderConfig::Local(LocalConfig { base_port: None })
+        ProviderConfig::Local(LocalConfig {
+            address: None,
+            base_port: None
+        })
     );
     assert_eq!(l.source, BASE);
     let names: Vec<String> = t.nodes().into_iter().map(|n| n.name).collect();
@@ -981,6 +984,7 @@ mod props {
                 validators: 2,
                 tx_nodes: 1,
                 accounts: vec![("ops".into(), "1.5 ether".into())],
+                external: None,
             };
             let added = add_member(&src, &m).map_err(|e| TestCaseError::fail(format!("{e}\n{src}")))?;
             let after = parse(Path::new("c.yaml"), added.as_bytes())
@@ -1033,7 +1037,7 @@ mod props {
             let src = apply(&corpus[which % corpus.len()], &ops);
             assert_no_panic_and_diagnosed(src.as_bytes())?;
             // The editor must not panic on it either, and whatever it returns parses.
-            let m = NewMember { name: "zz-new".into(), validators: 1, tx_nodes: 0, accounts: vec![] };
+            let m = NewMember { name: "zz-new".into(), validators: 1, tx_nodes: 0, accounts: vec![], external: None };
             if let Ok(out) = add_member(&src, &m) {
                 prop_assert_eq!(remove_member(&out, "zz-new").ok(), Some(src.clone()));
             }
