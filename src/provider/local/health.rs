@@ -57,6 +57,7 @@ pub(super) fn now_secs() -> u64 {
 /// Health of the network as state and the live nodes say.
 pub(super) fn assess(topology: &Topology, st: &State) -> Health {
     let specs = topology.nodes();
+    let external = topology.has_external_members();
     let outs: BTreeMap<String, NodeOutputs> = recorded_nodes(st).into_iter().collect();
     let probes: BTreeMap<String, Probe> = std::thread::scope(|scope| {
         let handles: Vec<_> = specs
@@ -213,7 +214,9 @@ pub(super) fn assess(topology: &Topology, st: &State) -> Health {
                             )
                         });
                     }
-                    if let Some(got) = &p.signers {
+                    // With other operators' signers, votes pass only once they vote too:
+                    // `status` shows each vote's progress instead (see `votes`).
+                    if let (Some(got), false) = (&p.signers, external) {
                         if !expected_signers.is_empty() && got != &expected_signers {
                             let fmt = |s: &BTreeSet<Address>| {
                                 s.iter()
@@ -238,7 +241,11 @@ pub(super) fn assess(topology: &Topology, st: &State) -> Health {
                 authorize: prop.authorize,
             });
             // consort discards its proposals once a vote passed: a pending one takes
-            // effect later whatever the topology says.
+            // effect later whatever the topology says. (With other operators, our cast
+            // votes stay pending until theirs come: `votes` shows them.)
+            if external {
+                continue;
+            }
             problems.push(format!(
                 "pending Clique proposal to {} {} (no change of consort's is voting; `consort apply` discards it)",
                 if prop.authorize { "add" } else { "remove" },
@@ -259,9 +266,10 @@ pub(super) fn assess(topology: &Topology, st: &State) -> Health {
             problems,
         });
     }
-    // Clique seals only while more than half of the signers are online.
+    // Clique seals only while more than half of the signers are online. (Other
+    // operators' signers cannot be probed from here: the head's age tells instead.)
     let signers_total = expected_signers.len();
-    if signers_total > 0 {
+    if signers_total > 0 && !external {
         let online = specs
             .iter()
             .filter(|n| n.role == Role::Validator)

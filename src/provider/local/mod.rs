@@ -1,4 +1,4 @@
-//! The local provider: real geth processes on 127.0.0.1.
+//! The local provider: real geth processes on `provider.local.address` (127.0.0.1).
 //!
 //! Each node `node.<name>` is a geth process with its data dir at
 //! `.consort/<network>/nodes/<name>/`:
@@ -240,7 +240,16 @@ impl Provider for LocalProvider {
         _core: &[Resource],
     ) -> Result<Vec<Resource>, ProviderError> {
         let nodes = topology.nodes();
-        let mesh = mesh_digest(nodes.iter().map(|n| n.name.as_str()));
+        // Our nodes and the external members' enodes: a change to either rewrites every
+        // node's peers.
+        let externals = mesh::external_peers(topology);
+        let mesh = mesh_digest(
+            nodes
+                .iter()
+                .map(|n| n.name.as_str())
+                .chain(externals.iter().map(String::as_str)),
+        );
+        let host = topology.local_address();
         Ok(nodes
             .iter()
             .map(|n| {
@@ -265,11 +274,11 @@ impl Provider for LocalProvider {
                     }),
                     deps,
                     summary: format!(
-                        "geth {} {} of {} on 127.0.0.1, peered with {} other node(s), {}",
+                        "geth {} {} of {} on {host}, peered with {} other node(s), {}",
                         topology.client.geth,
                         n.role,
                         n.member,
-                        nodes.len() - 1,
+                        nodes.len() - 1 + externals.len(),
                         match n.role {
                             Role::Validator => "no RPC (IPC only)",
                             Role::Tx => "HTTP + WebSocket RPC",

@@ -118,7 +118,7 @@ impl LocalProvider {
                 .output_str(&format!("key.node.{}", spec.name), "enode_id")
                 .unwrap_or_default()
                 .to_string();
-            let out = Self::outputs(&datadir, id, ports, &enode_id, statics, &geth);
+            let out = Self::outputs(ctx.topology.local_address(), &datadir, id, ports, &enode_id, statics, &geth);
             let mut guard = ctx.state.lock().unwrap();
             if let Some(r) = guard.resources.get_mut(&addr) {
                 r.outputs = serde_json::to_value(out).expect("outputs serialise");
@@ -179,6 +179,13 @@ impl LocalProvider {
                 let a = signer_addr.ok_or_else(|| {
                     ProviderError::at(addr, format!("key.signer.{node} has no address in state"))
                 })?;
+                if ctx.topology.has_external_members() {
+                    // Other operators vote too: cast ours; the `clique` resource and
+                    // `status` follow the vote until it passes.
+                    let done = self.cast_vote(ctx, addr, &node, &a, true)?;
+                    let via = if done { "vote" } else { "vote (cast, waiting for other operators)" };
+                    return Ok(Some(record(json!({ "address": a, "via": via }))));
+                }
                 self.vote(ctx, addr, &node, &a, true)?;
                 Ok(Some(record(json!({ "address": a, "via": "vote" }))))
             }
@@ -187,11 +194,60 @@ impl LocalProvider {
                 // still in it is going away with the whole network (`destroy`): no vote.
                 let removed = ctx.topology.nodes().iter().all(|n| n.name != node);
                 if let (true, Some(a)) = (removed, signer_addr) {
-                    self.vote(ctx, addr, &node, &a, false)?;
+                    if ctx.topology.has_external_members() {
+                        self.cast_vote(ctx, addr, &node, &a, false)?;
+                    } else {
+                        self.vote(ctx, addr, &node, &a, false)?;
+                    }
                 }
                 Ok(None)
             }
         }
+    }
+
+    /// This operator's running signer nodes.
+    fn own_signer_nodes(st: &State) -> Vec<SignerNode> {
+        recorded_nodes(st)
+            .into_iter()
+            .filter(|(_, o)| o.is_running())
+            .filter_map(|(n, o)| {
+                let a = st.output_str(&format!("key.signer.{n}"), "address")?;
+                Some(SignerNode {
+                    address: rpc::parse_address(a)?,
+                    rpc: o.control(),
+                    name: n,
+                })
+            })
+            .collect()
+    }
+
+    /// A Clique vote in a network with other operators (`governance::cast`): ours alone
+    /// when we are a majority, else our proposals and no wait. Returns whether it passed.
+    pub(super) fn cast_vote(
+        &self,
+        ctx: &ApplyCtx,
+        addr: &str,
+        node: &str,
+        address: &str,
+        authorize: bool,
+    ) -> Result<bool, ProviderError> {
+        let target = rpc::parse_address(address)
+            .ok_or_else(|| ProviderError::at(addr, format!("{address:?} is not an address")))?;
+        let candidates = Self::own_signer_nodes(&ctx.snapshot());
+        if candidates.is_empty() {
+            // A member that joined and has no signer yet: the others vote.
+            return Ok(false);
+        }
+        governance::cast(
+            &candidates,
+            target,
+            authorize,
+            ctx.health_timeout,
+            node,
+            &ctx.events,
+        )
+        .map(|c| c == governance::Cast::Done)
+        .map_err(|e| ProviderError::at(addr, e.to_string()))
     }
 
     /// A Clique vote through `governance::vote`: every running validator that is a current
@@ -207,19 +263,7 @@ impl LocalProvider {
     ) -> Result<(), ProviderError> {
         let target = rpc::parse_address(address)
             .ok_or_else(|| ProviderError::at(addr, format!("{address:?} is not an address")))?;
-        let st = ctx.snapshot();
-        let candidates: Vec<SignerNode> = recorded_nodes(&st)
-            .into_iter()
-            .filter(|(_, o)| o.is_running())
-            .filter_map(|(n, o)| {
-                let a = st.output_str(&format!("key.signer.{n}"), "address")?;
-                Some(SignerNode {
-                    address: rpc::parse_address(a)?,
-                    rpc: o.control(),
-                    name: n,
-                })
-            })
-            .collect();
+        let candidates = Self::own_signer_nodes(&ctx.snapshot());
         if candidates.is_empty() {
             return Err(ProviderError::at(
                 addr,
