@@ -4,6 +4,7 @@
 pub mod chain;
 pub mod cli;
 pub mod crypto;
+pub mod join;
 pub mod plan;
 pub mod provider;
 pub mod render;

@@ -47,7 +47,12 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
     let g = cli.global;
     if matches!(
         cli.command,
-        Command::Apply(_) | Command::Destroy { .. } | Command::Member(_) | Command::Start { .. }
+        Command::Apply(_)
+            | Command::Destroy { .. }
+            | Command::Member(_)
+            | Command::Start { .. }
+            | Command::Join { .. }
+            | Command::Admit { .. }
     ) {
         install_interrupt_handler();
     }
@@ -102,6 +107,26 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             apply: a,
         }) => member_add(&g, name, validators, tx_nodes, accounts, &a),
         Command::Member(MemberCommand::Remove { name, apply: a }) => member_remove(&g, name, &a),
+        Command::Invite {
+            name,
+            validators,
+            tx_nodes,
+            accounts,
+            out,
+            valid_hours,
+        } => super::join::invite(&g, name, validators, tx_nodes, &accounts, &out, valid_hours),
+        Command::Join {
+            invite,
+            address,
+            base_port,
+            out,
+            apply,
+        } => super::join::join(&g, &invite, &address, base_port, out.as_deref(), &apply),
+        Command::Admit {
+            request,
+            invite,
+            apply,
+        } => super::join::admit(&g, &request, invite.as_deref(), &apply),
         Command::Export(ExportCommand::Arm { out_dir }) => export_arm(&g, &out_dir),
         Command::State(StateCommand::Recover) => state_recover(&g),
     }
@@ -842,10 +867,26 @@ fn output(g: &Global, format: Format, member: Option<&str>) -> Result<i32> {
 
 /// The topology file with `edit` applied, in memory: [`run_apply`] writes it once the plan
 /// is accepted (an edit that would not load is refused when it is planned).
-fn edit_topology(g: &Global, edit: impl FnOnce(&str) -> Result<String>) -> Result<String> {
+pub(super) fn edit_topology(
+    g: &Global,
+    edit: impl FnOnce(&str) -> Result<String>,
+) -> Result<String> {
     let source = std::fs::read_to_string(&g.file)
         .with_context(|| format!("cannot read {}", g.file.display()))?;
     edit(&source)
+}
+
+/// `--account NAME=BALANCE` flags as (name, balance text), each balance checked.
+pub(super) fn parse_accounts(accounts: &[String]) -> Result<Vec<(String, String)>> {
+    let mut accts = Vec::new();
+    for spec in accounts {
+        let (n, b) = spec.split_once('=').ok_or_else(|| {
+            anyhow!("--account {spec:?}: expected NAME=BALANCE, e.g. --account ops=\"100 ether\"")
+        })?;
+        topology::parse_balance(b.trim()).map_err(|e| anyhow!("--account {spec:?}: {e}"))?;
+        accts.push((n.trim().to_string(), b.trim().to_string()));
+    }
+    Ok(accts)
 }
 
 fn member_add(
@@ -856,14 +897,7 @@ fn member_add(
     accounts: Vec<String>,
     a: &MemberApply,
 ) -> Result<i32> {
-    let mut accts = Vec::new();
-    for spec in accounts {
-        let (n, b) = spec.split_once('=').ok_or_else(|| {
-            anyhow!("--account {spec:?}: expected NAME=BALANCE, e.g. --account ops=\"100 ether\"")
-        })?;
-        topology::parse_balance(b.trim()).map_err(|e| anyhow!("--account {spec:?}: {e}"))?;
-        accts.push((n.trim().to_string(), b.trim().to_string()));
-    }
+    let accts = parse_accounts(&accounts)?;
     // An earlier `member add` of the same member that was interrupted (Ctrl-C, kill -9,
     // a failed vote) wrote the topology already: finish it rather than refuse the name.
     if let Ok(current) = topology::load(&g.file) {
@@ -940,7 +974,12 @@ fn member_remove(g: &Global, name: String, a: &MemberApply) -> Result<i32> {
 }
 
 /// Plans and applies an edited topology; the file is written only once the plan is accepted.
-fn apply_member_edit(g: &Global, a: &MemberApply, text: String, done: String) -> Result<i32> {
+pub(super) fn apply_member_edit(
+    g: &Global,
+    a: &MemberApply,
+    text: String,
+    done: String,
+) -> Result<i32> {
     run_apply(
         g,
         member_apply_opts(a),
@@ -949,7 +988,7 @@ fn apply_member_edit(g: &Global, a: &MemberApply, text: String, done: String) ->
     )
 }
 
-fn member_apply_opts(a: &MemberApply) -> ApplyOpts<'_> {
+pub(super) fn member_apply_opts(a: &MemberApply) -> ApplyOpts<'_> {
     ApplyOpts {
         yes: a.yes,
         allow_data_loss: a.allow_data_loss,

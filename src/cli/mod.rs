@@ -2,6 +2,7 @@
 
 mod commands;
 mod interrupt;
+mod join;
 mod lifecycle;
 pub mod output;
 mod progress;
@@ -78,6 +79,13 @@ const MEMBER_ADD_EXAMPLES: &str = "Examples:
   consort member add delta --validators 0 --tx-nodes 1 --account ops=100ether --yes";
 const MEMBER_REMOVE_EXAMPLES: &str = "Examples:
   consort member remove delta --yes --allow-data-loss   # delta/ops holds ether: its key is archived";
+const INVITE_EXAMPLES: &str = "Examples:
+  consort invite delta --validators 1 --tx-nodes 1 --account ops=10ether -o invite.json";
+const JOIN_EXAMPLES: &str = "Examples:
+  consort join invite.json --address 127.0.0.2 --yes   # in delta's own, empty directory";
+const ADMIT_EXAMPLES: &str = "Examples:
+  consort admit join-request.json --yes
+  consort admit join-request.json --invite invite.json --yes   # invited by another operator";
 const STOP_EXAMPLES: &str = "Examples:
   consort stop";
 const START_EXAMPLES: &str = "Examples:
@@ -191,6 +199,58 @@ pub enum Command {
     /// Add or remove a member organisation on a running consortium
     #[command(subcommand)]
     Member(MemberCommand),
+    /// Invite a member organisation that runs its own nodes and holds its own keys: writes
+    /// an invitation (no secret in it) for `consort join`
+    #[command(after_long_help = INVITE_EXAMPLES)]
+    Invite {
+        /// Member name (2 to 24 lowercase letters, digits or '-')
+        name: String,
+        /// Validators the member will run (voted in as Clique signers at `admit`)
+        #[arg(long, default_value_t = 1)]
+        validators: u32,
+        /// Transaction (RPC) nodes the member will run
+        #[arg(long, default_value_t = 0)]
+        tx_nodes: u32,
+        /// An account of the member to fund at `admit`, NAME=BALANCE (repeatable)
+        #[arg(long = "account", value_name = "NAME=BALANCE")]
+        accounts: Vec<String>,
+        /// Where to write the invitation
+        #[arg(short = 'o', long = "out", default_value = "invite.json")]
+        out: PathBuf,
+        /// Hours the invitation stays valid
+        #[arg(long, default_value_t = 72)]
+        valid_hours: u64,
+    },
+    /// Join a network with an invitation: writes this operator's topology (-f), generates
+    /// its keys, starts its nodes and writes join-request.json for the network's operators
+    #[command(after_long_help = JOIN_EXAMPLES)]
+    Join {
+        /// The invitation (`consort invite` wrote it)
+        invite: PathBuf,
+        /// The address this operator's nodes listen on and advertise (of this machine)
+        #[arg(long, default_value = "127.0.0.1")]
+        address: String,
+        /// First TCP port for this operator's nodes
+        #[arg(long)]
+        base_port: Option<u16>,
+        /// Where to write the join request (default: join-request.json beside the topology)
+        #[arg(short = 'o', long = "out")]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        apply: MemberApply,
+    },
+    /// Admit a member that joined: checks its join request, peers with its nodes and casts
+    /// this operator's votes for its validators
+    #[command(after_long_help = ADMIT_EXAMPLES)]
+    Admit {
+        /// The join request (`consort join` wrote it)
+        request: PathBuf,
+        /// The invitation, when another operator of the network issued it
+        #[arg(long)]
+        invite: Option<PathBuf>,
+        #[command(flatten)]
+        apply: MemberApply,
+    },
     /// Export the deployment in another format
     #[command(subcommand)]
     Export(ExportCommand),

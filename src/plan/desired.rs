@@ -29,6 +29,9 @@ pub struct GenesisFacts {
     pub accounts: BTreeMap<String, String>,
     /// The default funding account genesis recorded (its first funded account).
     pub funding_account: Option<String>,
+    /// The invitation this operator joined the network with (`consort join`): the genesis
+    /// is another operator's, and that operator funds our accounts at `admit`.
+    pub joined: Option<String>,
 }
 
 impl GenesisFacts {
@@ -57,6 +60,7 @@ impl GenesisFacts {
             signers,
             accounts,
             funding_account: g.outputs["funding_account"].as_str().map(String::from),
+            joined: g.outputs["joined"].as_str().map(String::from),
         }
     }
 }
@@ -214,7 +218,8 @@ pub fn core_resources(
         for m in &topo.members {
             for a in &m.accounts {
                 let id = account_id(&m.name, &a.name);
-                if facts.accounts.contains_key(&id) {
+                // A joiner's own accounts are funded by the operator that admits it.
+                if facts.accounts.contains_key(&id) || (facts.joined.is_some() && m.is_operated()) {
                     continue;
                 }
                 let mut deps = vec![format!("account.{}.{}", m.name, a.name)];

@@ -82,7 +82,11 @@ impl LocalProvider {
                 continue;
             };
             let ports = self.ports_of(ctx, &n.name)?;
-            out.push(render::enode_url(id, ctx.topology.local_address(), ports.p2p));
+            out.push(render::enode_url(
+                id,
+                ctx.topology.local_address(),
+                ports.p2p,
+            ));
         }
         out.extend(external_peers(ctx.topology));
         Ok(out)
@@ -145,7 +149,11 @@ pub(super) fn dial_external_peers(topology: &Topology, rpc: &RpcClient) {
     }
     let have: BTreeSet<String> = rpc
         .admin_peers()
-        .map(|ps| ps.iter().filter_map(|p| p.pubkey().map(str::to_string)).collect())
+        .map(|ps| {
+            ps.iter()
+                .filter_map(|p| p.pubkey().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     for url in urls {
         if rpc::enode_pubkey(&url).is_some_and(|k| !have.contains(k)) {

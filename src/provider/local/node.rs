@@ -617,7 +617,15 @@ impl LocalProvider {
             .output_str(&format!("key.node.{name}"), "enode_id")
             .unwrap_or_default()
             .to_string();
-        let out = Self::outputs(ctx.topology.local_address(), &datadir, id, ports, &enode_id, statics, &geth);
+        let out = Self::outputs(
+            ctx.topology.local_address(),
+            &datadir,
+            id,
+            ports,
+            &enode_id,
+            statics,
+            &geth,
+        );
         Ok(ResourceState {
             kind: Kind::LocalNode,
             attrs: change.after.clone().unwrap_or(json!({})),
@@ -730,7 +738,15 @@ impl LocalProvider {
             }
             let (id, ports, statics) =
                 self.launch_with_retries(ctx, addr, &spec, &datadir, &geth, ports)?;
-            let out = Self::outputs(ctx.topology.local_address(), &datadir, id, ports, &enode_id, statics, &geth);
+            let out = Self::outputs(
+                ctx.topology.local_address(),
+                &datadir,
+                id,
+                ports,
+                &enode_id,
+                statics,
+                &geth,
+            );
             if upgrade {
                 self.rejoin(ctx, addr, &spec, &out, head_before)?;
             }

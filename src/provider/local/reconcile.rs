@@ -259,7 +259,10 @@ pub(super) fn signer_drift(topology: &Topology, st: &State) -> SignerDrift {
     };
     let need = live.len() / 2 + 1;
     let ours_are_majority = ours_live.len() >= need;
-    let (vote_in, vote_out) = (std::mem::take(&mut d.vote_in), std::mem::take(&mut d.vote_out));
+    let (vote_in, vote_out) = (
+        std::mem::take(&mut d.vote_in),
+        std::mem::take(&mut d.vote_out),
+    );
     for (a, label) in vote_in {
         if !ours_are_majority && cast(&a, true) {
             d.waiting.push((a, true, label));

@@ -118,7 +118,15 @@ impl LocalProvider {
                 .output_str(&format!("key.node.{}", spec.name), "enode_id")
                 .unwrap_or_default()
                 .to_string();
-            let out = Self::outputs(ctx.topology.local_address(), &datadir, id, ports, &enode_id, statics, &geth);
+            let out = Self::outputs(
+                ctx.topology.local_address(),
+                &datadir,
+                id,
+                ports,
+                &enode_id,
+                statics,
+                &geth,
+            );
             let mut guard = ctx.state.lock().unwrap();
             if let Some(r) = guard.resources.get_mut(&addr) {
                 r.outputs = serde_json::to_value(out).expect("outputs serialise");
@@ -183,7 +191,11 @@ impl LocalProvider {
                     // Other operators vote too: cast ours; the `clique` resource and
                     // `status` follow the vote until it passes.
                     let done = self.cast_vote(ctx, addr, &node, &a, true)?;
-                    let via = if done { "vote" } else { "vote (cast, waiting for other operators)" };
+                    let via = if done {
+                        "vote"
+                    } else {
+                        "vote (cast, waiting for other operators)"
+                    };
                     return Ok(Some(record(json!({ "address": a, "via": via }))));
                 }
                 self.vote(ctx, addr, &node, &a, true)?;
