@@ -819,6 +819,15 @@ fn status(g: &Global, as_json: bool) -> Result<i32> {
                 println!("  {:<w$}    ! {p}", "");
             }
         }
+        for e in &health.external {
+            println!(
+                "  member {} (external: run by another operator): peered with {} of {} node(s), {} of {} validator(s) signing",
+                e.name, e.peered, e.enodes, e.signing, e.signers
+            );
+        }
+        for v in &health.votes {
+            println!("  vote: {v}");
+        }
         for p in &health.proposals {
             println!(
                 "  pending proposal: {} votes to {} {}",

@@ -161,6 +161,7 @@ pub(super) fn assess(topology: &Topology, st: &State) -> Health {
         nodes: vec![],
         proposals: vec![],
         halted: None,
+        ..Default::default()
     };
     for n in &specs {
         let o = outs.get(&n.name);

@@ -29,6 +29,7 @@ pub mod process;
 mod reconcile;
 pub mod recover;
 mod sealing;
+mod votes;
 
 use health::{assess, unhealthy_report};
 use mesh::{Peers, UpNode};
@@ -498,7 +499,11 @@ impl Provider for LocalProvider {
     }
 
     fn health(&self, topology: &Topology, state: &State) -> Health {
-        assess(topology, state)
+        let mut h = assess(topology, state);
+        if topology.has_external_members() {
+            votes::consortium_view(topology, state, &mut h);
+        }
+        h
     }
 
     fn cleanup(&self, state_dir: &StateDir) -> Result<(), ProviderError> {
