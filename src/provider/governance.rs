@@ -246,7 +246,11 @@ pub fn cast(
         step: format!(
             "{} cast by {} ({} of {} signers are this operator's, {needed} needed): waiting for the other operators' votes",
             if authorize { "vote in" } else { "vote out" },
-            if proposed.is_empty() { "none of ours".to_string() } else { proposed.join(", ") },
+            if proposed.is_empty() {
+                "none of ours (no validator of this operator signs yet)".to_string()
+            } else {
+                proposed.join(", ")
+            },
             ours.len(),
             signers.len()
         ),
