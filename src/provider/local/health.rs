@@ -236,6 +236,14 @@ pub(super) fn assess(topology: &Topology, st: &State) -> Health {
             }
         }
         for prop in &p.proposals {
+            // Ours, left over from a vote that other operators' signers have since carried.
+            let in_effect = p
+                .signers
+                .as_ref()
+                .is_some_and(|s| s.contains(&prop.address) == prop.authorize);
+            if external && in_effect {
+                continue;
+            }
             health.proposals.push(Proposal {
                 proposer: n.name.clone(),
                 address: rpc::hex_address(&prop.address),

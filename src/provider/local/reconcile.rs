@@ -207,6 +207,9 @@ pub(super) fn signer_drift(topology: &Topology, st: &State) -> SignerDrift {
                     format!("{n}: a validator of the topology whose signer is being removed")
                 }
                 Some(n) => format!("{n}: no longer a validator of the topology"),
+                None if !external.is_empty() => {
+                    "signer of no member of the topology (a removed external member's?)".to_string()
+                }
                 None => "no validator of this network has that key".to_string(),
             };
             d.vote_out.push((*a, why));
@@ -326,7 +329,10 @@ impl LocalProvider {
         }
         let external = ctx.topology.has_external_members();
         for (a, why) in &d.vote_out {
-            let label = why.split(':').next().unwrap_or(CLIQUE_ADDR).to_string();
+            let label = match why.split_once(':') {
+                Some((node, _)) => node.to_string(),
+                None => a.to_checksum(),
+            };
             if external {
                 self.cast_vote(ctx, addr, &label, &rpc::hex_address(a), false)?;
             } else {
