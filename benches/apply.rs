@@ -1,12 +1,15 @@
 //! apply-to-healthy, measured: `consort apply --yes` (the real binary, fresh state each run)
 //! until it returns with the network healthy, for `topologies/three-members.yaml` (5 nodes,
-//! 3 members) and `topologies/four-members.yaml` (7 nodes, 4 members), beside the floor it
-//! is measured against: ONE geth node's `geth init` + start + first sealed block (its
-//! signer keystore made beforehand, as the floor has no key work to do).
+//! 3 members), `topologies/four-members.yaml` (7 nodes, 4 members) and generated
+//! consortia of 10 and 20 members × (2 validators + 1 tx node) = 30 and 60 nodes, beside
+//! the floor it is measured against: ONE geth node's `geth init` + start + first sealed
+//! block (its signer keystore made beforehand, as the floor has no key work to do). For the
+//! 60-node network, `consort status` is timed too (on the last run's network).
 //!
 //! `cargo bench --no-default-features --bench apply` (release build). Median of 5 runs;
-//! `CONSORT_BENCH_RUNS=N` changes that. geth is found or built like consort does.
-//! Only 127.0.0.1 is used; every network is destroyed after its run.
+//! `CONSORT_BENCH_RUNS=N` changes that; `CONSORT_BENCH_SIZES=7,60` picks sizes (5, 7, 30,
+//! 60). geth is found or built like consort does. Only 127.0.0.1 is used; every network is
+//! destroyed after its run.
 
 use consort::chain::genesis::genesis_json;
 use consort::chain::geth::{ensure_geth, GethBinary};
@@ -150,22 +153,40 @@ fn floor_once(geth: &GethBinary, ports: &mut PortAllocator) -> Duration {
     took
 }
 
-/// `consort apply` of a shipped topology in a fresh folder, then destroy (not timed).
-fn apply_once(topology: &str, base_port: u16) -> Duration {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    let _reaper = Reaper(dir.canonicalize().unwrap());
+/// A consortium of `members` members, each with 2 validators and 1 tx node.
+fn generated(members: usize, base_port: u16) -> String {
+    let mut t = format!(
+        "network:\n  name: wide{members}\n  chain_id: {}\n  consensus:\n    clique: {{ period: {PERIOD}, epoch: 30000 }}\nmembers:\n",
+        800000 + members
+    );
+    for i in 0..members {
+        t += &format!("  - name: org{i}\n    validators: 2\n    tx_nodes: 1\n");
+    }
+    t + &format!("provider:\n  local: {{ base_port: {base_port} }}\n")
+}
+
+/// A shipped topology's text with the base port set.
+fn shipped(topology: &str, base_port: u16) -> String {
     let src = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("topologies")
         .join(topology);
-    let text = std::fs::read_to_string(src)
+    std::fs::read_to_string(src)
         .unwrap()
-        .replace("local: {}", &format!("local: {{ base_port: {base_port} }}"));
-    std::fs::write(dir.join(topology), text).unwrap();
+        .replace("local: {}", &format!("local: {{ base_port: {base_port} }}"))
+}
+
+/// `consort apply` of a topology in a fresh folder, then (not timed) `status` `status_runs`
+/// times and destroy. Returns the apply time and the status times.
+fn apply_once(text: &str, status_runs: usize) -> (Duration, Vec<Duration>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let _reaper = Reaper(dir.canonicalize().unwrap());
+    let file = "consort.yaml";
+    std::fs::write(dir.join(file), text).unwrap();
     let consort = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_consort"))
             .arg("-f")
-            .arg(topology)
+            .arg(file)
             .args(args)
             .current_dir(dir)
             .stdin(Stdio::null())
@@ -177,13 +198,26 @@ fn apply_once(topology: &str, base_port: u16) -> Duration {
     let took = t0.elapsed();
     assert!(
         out.status.success() && String::from_utf8_lossy(&out.stdout).contains("is healthy"),
-        "apply of {topology} failed:\n{}{}",
+        "apply failed:\n{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    let status: Vec<Duration> = (0..status_runs)
+        .map(|_| {
+            let t0 = Instant::now();
+            let out = consort(&["status"]);
+            let took = t0.elapsed();
+            assert!(out.status.success(), "status failed");
+            took
+        })
+        .collect();
     let out = consort(&["destroy", "--yes"]);
-    assert!(out.status.success(), "destroy of {topology} failed");
-    took
+    assert!(out.status.success(), "destroy failed");
+    (took, status)
+}
+
+fn list(v: &[Duration]) -> String {
+    v.iter().map(|d| secs(*d)).collect::<Vec<_>>().join(", ")
 }
 
 fn main() {
@@ -193,9 +227,13 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(5)
         .max(1);
+    let sizes: Vec<usize> = std::env::var("CONSORT_BENCH_SIZES")
+        .ok()
+        .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![5, 7, 30, 60]);
     let geth = ensure_geth(None, GETH_VERSION, &null_sink()).unwrap_or_else(|e| panic!("{e}"));
     std::env::set_var("CONSORT_GETH", &geth.path);
-    let base = 42000 + (std::process::id() % 40) as u16 * 200;
+    let base = 22000 + (std::process::id() % 20) as u16 * 500;
     let mut ports = PortAllocator::new(Some(base), []);
 
     println!(
@@ -208,22 +246,60 @@ fn main() {
     println!(
         "  floor: 1 geth node init + start + first sealed block   median {}  (runs: {})",
         secs(f),
-        floor
-            .iter()
-            .map(|d| secs(*d))
-            .collect::<Vec<_>>()
-            .join(", ")
+        list(&floor)
     );
-    for (topology, nodes) in [("three-members.yaml", 5), ("four-members.yaml", 7)] {
-        let times: Vec<Duration> = (0..runs)
-            .map(|i| apply_once(topology, base + 100 + (i as u16 % 2) * 50))
-            .collect();
+    let mut medians = std::collections::BTreeMap::new();
+    for nodes in sizes {
+        let (name, text): (String, Box<dyn Fn(u16) -> String>) = match nodes {
+            5 => (
+                "three-members.yaml".into(),
+                Box::new(|b| shipped("three-members.yaml", b)),
+            ),
+            7 => (
+                "four-members.yaml".into(),
+                Box::new(|b| shipped("four-members.yaml", b)),
+            ),
+            n if n % 3 == 0 => (
+                format!("{} members x (2 val + 1 tx)", n / 3),
+                Box::new(move |b| generated(n / 3, b)),
+            ),
+            n => panic!("no topology of {n} nodes"),
+        };
+        let mut times = Vec::new();
+        let mut status = Vec::new();
+        for i in 0..runs {
+            let status_runs = if nodes >= 60 && i + 1 == runs { 7 } else { 0 };
+            let (t, s) = apply_once(&text(base + 100 + (i as u16 % 2) * 150), status_runs);
+            times.push(t);
+            status.extend(s);
+        }
         let m = median(times.clone());
+        medians.insert(nodes, m);
+        let worst = times.iter().max().copied().unwrap_or_default();
         println!(
-            "  {topology:<19} ({nodes} nodes) apply --yes to healthy   median {}  = {:.2}x floor  (runs: {})",
+            "  {name:<28} ({nodes:>2} nodes) apply --yes to healthy   median {}  max {}  = {:.2}x floor  (runs: {})",
             secs(m),
+            secs(worst),
             m.as_secs_f64() / f.as_secs_f64(),
-            times.iter().map(|d| secs(*d)).collect::<Vec<_>>().join(", ")
+            list(&times)
+        );
+        if !status.is_empty() {
+            println!(
+                "  {:<28} ({nodes:>2} nodes) status                   median {:.0} ms  (runs: {})",
+                "",
+                median(status.clone()).as_secs_f64() * 1000.0,
+                status
+                    .iter()
+                    .map(|d| format!("{:.0} ms", d.as_secs_f64() * 1000.0))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
+    if let (Some(a), Some(b)) = (medians.get(&30), medians.get(&60)) {
+        println!(
+            "  60 nodes / 30 nodes: {:.2}x (goal ≤ 2.5x)",
+            b.as_secs_f64() / a.as_secs_f64()
         );
     }
 }

@@ -798,16 +798,16 @@ fn status(g: &Global, as_json: bool) -> Result<i32> {
             .unwrap_or(4)
             .max(4);
         println!(
-            "  {:<w$}  {:<9}  {:<7}  {:>5}  {:>8}  RPC",
+            "  {:<w$}  {:<9}  {:<7}  {:>7}  {:>8}  RPC",
             "NODE", "ROLE", "RUNNING", "PEERS", "BLOCK"
         );
         for n in &health.nodes {
             println!(
-                "  {:<w$}  {:<9}  {:<7}  {:>5}  {:>8}  {}",
+                "  {:<w$}  {:<9}  {:<7}  {:>7}  {:>8}  {}",
                 n.name,
                 n.role,
                 if n.running { "yes" } else { "NO" },
-                n.peers,
+                format!("{}/{}", n.peers, n.planned_peers),
                 n.block,
                 n.rpc_url.as_deref().unwrap_or(if n.role == "validator" {
                     "(ipc only)"

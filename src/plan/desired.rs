@@ -513,7 +513,8 @@ fn check_funding_unchanged(state: Option<&State>, desired: &[Resource]) -> Resul
     )))
 }
 
-/// Nodes' `mesh` digests change together when nodes come or go: say which peers.
+/// A node's `mesh` digest changed: say which peers it gains and loses. Its old peers are
+/// what state recorded (its static nodes, by enode id); the new ones the peering plan's.
 fn describe_mesh_changes(
     topo: &Topology,
     state: Option<&State>,
@@ -526,59 +527,61 @@ fn describe_mesh_changes(
                 != c.after.as_ref().and_then(|a| a.get("mesh"))
             && c.before.as_ref().and_then(|b| b.get("mesh")).is_some()
     };
-    if !changes.iter().any(mesh_changed) {
+    if destroy || !changes.iter().any(mesh_changed) {
         return;
     }
-    let want: BTreeSet<String> = if destroy {
-        BTreeSet::new()
-    } else {
-        topo.nodes().into_iter().map(|n| n.name).collect()
-    };
-    let have: BTreeSet<String> = state
+    let peering = super::peering::Peering::plan(&topo.nodes());
+    // enode id → node name, for every node key state knows.
+    let names: BTreeMap<&str, &str> = state
         .map(|s| {
             s.resources
-                .values()
-                .filter(|r| r.attrs.get("mesh").is_some())
-                .filter_map(|r| {
-                    r.attrs
-                        .get("node")
-                        .and_then(|v| v.as_str())
-                        .map(String::from)
+                .iter()
+                .filter_map(|(addr, r)| {
+                    let name = addr.strip_prefix("key.node.")?;
+                    Some((r.outputs.get("enode_id")?.as_str()?, name))
                 })
                 .collect()
         })
         .unwrap_or_default();
-    let added: Vec<&String> = want.difference(&have).collect();
-    let removed: Vec<&String> = have.difference(&want).collect();
-    let mut text = Vec::new();
-    if !added.is_empty() {
-        text.push(format!(
-            "peer add {}",
-            added
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    if !removed.is_empty() {
-        text.push(format!(
-            "peer remove {}",
-            removed
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    let text = if text.is_empty() {
-        "static peers changed".to_string()
-    } else {
-        text.join("; ")
-    };
     for c in changes.iter_mut().filter(|c| mesh_changed(c)) {
+        let Some(node) = c
+            .after
+            .as_ref()
+            .and_then(|a| a.get("node"))
+            .and_then(|v| v.as_str())
+            .map(String::from)
+        else {
+            continue;
+        };
+        let had: BTreeSet<&str> = state
+            .and_then(|s| s.resources.get(&c.addr))
+            .and_then(|r| r.outputs.get("static_nodes"))
+            .and_then(|v| v.as_array())
+            .map(|l| {
+                l.iter()
+                    .filter_map(|e| crate::rpc::enode_pubkey(e.as_str()?))
+                    .filter_map(|id| names.get(id).copied())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let wants: BTreeSet<&str> = peering.peers_of(&node).collect();
+        let list = |v: Vec<&&str>| v.iter().map(|s| **s).collect::<Vec<_>>().join(", ");
+        let added: Vec<&&str> = wants.difference(&had).collect();
+        let removed: Vec<&&str> = had.difference(&wants).collect();
+        let mut text = Vec::new();
+        if !added.is_empty() {
+            text.push(format!("peer add {}", list(added)));
+        }
+        if !removed.is_empty() {
+            text.push(format!("peer remove {}", list(removed)));
+        }
+        let text = if text.is_empty() {
+            "static peers changed".to_string()
+        } else {
+            text.join("; ")
+        };
         c.reason = if c.reason.is_empty() {
-            text.clone()
+            text
         } else {
             format!("{text}; {}", c.reason)
         };
@@ -743,13 +746,14 @@ mod tests {
             _c: &[Resource],
         ) -> Result<Vec<Resource>, ProviderError> {
             let nodes = t.nodes();
-            let mesh = mesh_digest(nodes.iter().map(|n| n.name.as_str()));
+            let peering = crate::plan::peering::Peering::plan(&nodes);
             Ok(nodes
                 .iter()
                 .map(|n| Resource {
                     addr: format!("node.{}", n.name),
                     kind: Kind::LocalNode,
-                    attrs: json!({"node": n.name, "member": n.member, "role": n.role, "mesh": mesh}),
+                    attrs: json!({"node": n.name, "member": n.member, "role": n.role,
+                        "mesh": mesh_digest(peering.peers_of(&n.name).chain([n.name.as_str()]))}),
                     deps: vec!["key.node.*".into()],
                     summary: String::new(),
                 })
@@ -848,6 +852,15 @@ mod tests {
                     .funding_account()
                     .map(|(m, a)| account_id(&m.name, &a.name));
                 json!({"signers": signers, "accounts": accounts, "funding_account": funding})
+            } else if let Some(node) = c.addr.strip_prefix("key.node.") {
+                json!({ "enode_id": fake_enode_id(node) })
+            } else if let Some(node) = c.addr.strip_prefix("node.") {
+                let peering = crate::plan::peering::Peering::plan(&t.nodes());
+                let statics: Vec<String> = peering
+                    .peers_of(node)
+                    .map(|p| format!("enode://{}@127.0.0.1:1", fake_enode_id(p)))
+                    .collect();
+                json!({ "static_nodes": statics })
             } else {
                 json!({})
             };
@@ -862,6 +875,11 @@ mod tests {
             );
         }
         st
+    }
+
+    /// A stand-in enode id (128 hex digits) that names its node.
+    fn fake_enode_id(node: &str) -> String {
+        format!("{:0>128}", hex::encode(node))
     }
 
     fn lines(p: &Plan) -> Vec<String> {

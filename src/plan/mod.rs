@@ -7,6 +7,7 @@
 pub mod desired;
 pub mod display;
 pub mod loss;
+pub mod peering;
 
 use crate::state::State;
 use serde::{Deserialize, Serialize};

@@ -1,7 +1,8 @@
 //! Providers turn changes into reality. The executor here is shared: it runs a plan's
 //! changes in dependency order (each change starts as soon as what it needs is done, up to
-//! the provider's parallelism), saves state after every change, stops starting new work on
-//! Ctrl-C or on the first failure, and reports through events. Providers never print.
+//! the provider's parallelism), saves state as changes finish (results that arrive together
+//! share one save), stops starting new work on Ctrl-C or on the first failure, and reports
+//! through events. Providers never print.
 //!
 //! # Contract between the core and providers
 //!
@@ -36,6 +37,7 @@ pub mod events;
 pub mod governance;
 pub mod key_files;
 pub mod local;
+pub mod parallel;
 pub mod recover;
 
 #[cfg(feature = "azure")]
@@ -95,6 +97,10 @@ impl ApplyCtx<'_> {
     }
     pub fn emit(&self, ev: Event) {
         (self.events)(ev)
+    }
+    /// Who peers with whom in the topology being applied.
+    pub fn peering(&self) -> crate::plan::peering::Peering {
+        crate::plan::peering::Peering::plan(&self.topology.nodes())
     }
 }
 
@@ -190,6 +196,8 @@ pub struct NodeHealth {
     pub role: String,
     pub running: bool,
     pub peers: u32,
+    /// How many peers the peering plan gives it (`plan::peering`).
+    pub planned_peers: u32,
     pub block: u64,
     /// The application RPC (tx nodes); validators have none (consort uses their IPC).
     pub rpc_url: Option<String>,
@@ -243,6 +251,14 @@ pub trait Provider: Sync {
     /// How many changes may run at once.
     fn parallelism(&self) -> usize {
         4
+    }
+
+    /// Whether `change` (one of `all`) should start only after the others: a late change
+    /// starts once every other change that does not (transitively) wait for a late one has
+    /// started. The local provider's tx nodes of a new chain wait for block 1 inside their
+    /// change; started early they would hold workers the validators they wait for need.
+    fn starts_late(&self, _change: &Change, _all: &[Change]) -> bool {
+        false
     }
 
     /// Makes one non-core change real; returns the resource's new state (None once
@@ -362,6 +378,26 @@ fn blockers(changes: &[Change]) -> Vec<Vec<usize>> {
         .collect()
 }
 
+/// For each change: whether it waits, directly or through others, for a late change.
+fn waits_for_late(block: &[Vec<usize>], late: &[bool]) -> Vec<bool> {
+    fn visit(i: usize, block: &[Vec<usize>], late: &[bool], memo: &mut [Option<bool>]) -> bool {
+        if let Some(v) = memo[i] {
+            return v;
+        }
+        // Blockers never form a cycle; a provisional `false` keeps a bad graph finite.
+        memo[i] = Some(false);
+        let v = block[i]
+            .iter()
+            .any(|&b| late[b] || visit(b, block, late, memo));
+        memo[i] = Some(v);
+        v
+    }
+    let mut memo = vec![None; block.len()];
+    (0..block.len())
+        .map(|i| visit(i, block, late, &mut memo))
+        .collect()
+}
+
 /// Runs the changes. State is saved after each one. Returns when all are done, or after
 /// the first failure / an interrupt once in-flight changes finished.
 pub fn execute(
@@ -370,6 +406,11 @@ pub fn execute(
     changes: &[Change],
 ) -> Result<ExecReport, ProviderError> {
     let block = blockers(changes);
+    let late: Vec<bool> = changes
+        .iter()
+        .map(|c| provider.starts_late(c, changes))
+        .collect();
+    let after_late = waits_for_late(&block, &late);
     let mut pending: Vec<usize> = (0..changes.len()).collect();
     let mut finished: HashSet<usize> = HashSet::new();
     let mut report = ExecReport::default();
@@ -393,7 +434,10 @@ pub fn execute(
                 let mut i = 0;
                 while i < pending.len() && running < parallel {
                     let ci = pending[i];
-                    if block[ci].iter().all(|b| finished.contains(b)) {
+                    let early_pending = || pending.iter().any(|&p| !late[p] && !after_late[p]);
+                    if block[ci].iter().all(|b| finished.contains(b))
+                        && !(late[ci] && early_pending())
+                    {
                         pending.remove(i);
                         running += 1;
                         let c = &changes[ci];
@@ -419,39 +463,52 @@ pub fn execute(
             if running == 0 {
                 break;
             }
-            let (ci, result, elapsed) = rx.recv().expect("workers send results");
-            running -= 1;
-            let c = &changes[ci];
-            match result {
-                Ok(new) => {
-                    let mut st = ctx.state.lock().unwrap();
-                    match new {
-                        Some(rs) => {
-                            st.resources.insert(c.addr.clone(), rs);
+            // Every result that is in: recorded together, then one state save (a save is
+            // several fsyncs; one per change serialised a large apply behind the disk).
+            let mut results = vec![rx.recv().expect("workers send results")];
+            results.extend(rx.try_iter());
+            let mut done = Vec::new();
+            {
+                let mut st = ctx.state.lock().unwrap();
+                for (ci, result, elapsed) in results {
+                    running -= 1;
+                    let c = &changes[ci];
+                    match result {
+                        Ok(new) => {
+                            match new {
+                                Some(rs) => {
+                                    st.resources.insert(c.addr.clone(), rs);
+                                }
+                                None => {
+                                    st.resources.remove(&c.addr);
+                                }
+                            }
+                            done.push((ci, elapsed));
                         }
-                        None => {
-                            st.resources.remove(&c.addr);
+                        Err(e) => {
+                            stop = true;
+                            ctx.failed.store(true, Ordering::SeqCst);
+                            ctx.emit(Event::ChangeFailed {
+                                addr: c.addr.clone(),
+                                error: e.to_string(),
+                            });
+                            report.failed.push((c.addr.clone(), e.to_string()));
                         }
                     }
+                }
+                if !done.is_empty() {
                     ctx.state_dir.save(&mut st)?;
-                    drop(st);
-                    finished.insert(ci);
-                    report.done.push(c.addr.clone());
-                    ctx.emit(Event::ChangeDone {
-                        addr: c.addr.clone(),
-                        action: c.action,
-                        elapsed,
-                    });
                 }
-                Err(e) => {
-                    stop = true;
-                    ctx.failed.store(true, Ordering::SeqCst);
-                    ctx.emit(Event::ChangeFailed {
-                        addr: c.addr.clone(),
-                        error: e.to_string(),
-                    });
-                    report.failed.push((c.addr.clone(), e.to_string()));
-                }
+            }
+            for (ci, elapsed) in done {
+                let c = &changes[ci];
+                finished.insert(ci);
+                report.done.push(c.addr.clone());
+                ctx.emit(Event::ChangeDone {
+                    addr: c.addr.clone(),
+                    action: c.action,
+                    elapsed,
+                });
             }
             if pending.is_empty() && running == 0 {
                 break;

@@ -26,5 +26,6 @@ mod operators;
 mod ports;
 mod readme;
 mod safety;
+mod scale;
 mod topology;
 mod upgrade;

@@ -286,11 +286,13 @@ pub fn topology_copy(
 }
 
 /// A block of 100 ports per call, spread by pid so concurrent test runs rarely meet (a
-/// port in use is skipped anyway).
+/// port in use is skipped anyway), all in 20000–32099: below the kernel's ephemeral range
+/// (32768–60999), whose ports outgoing connections take at random.
 pub fn port_base() -> u16 {
     static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
-    let start = 20000 + (std::process::id() % 50) as u16 * 400;
-    start + NEXT.fetch_add(100, std::sync::atomic::Ordering::SeqCst)
+    let offset = (std::process::id() % 30) as u16 * 400
+        + NEXT.fetch_add(100, std::sync::atomic::Ordering::SeqCst);
+    20000 + offset % 12000
 }
 
 /// npm packages of the tools the application tests drive, pinned (`.ci/run` installs the

@@ -36,6 +36,7 @@ pub use export::{custom_data_parameter, export_arm_with_state};
 
 use super::events::Event;
 use super::{ApplyCtx, Health, NodeHealth, Provider, ProviderError};
+use crate::plan::peering::Peering;
 use crate::plan::{mesh_digest, Action, Change, Kind, Resource};
 use crate::render::{self, vm_paths, CloudInit, CloudKeystore, NodeLaunch, SignerLaunch};
 use crate::rpc::RpcClient;
@@ -187,7 +188,12 @@ impl AzureProvider {
         let genesis = state.genesis.as_ref().ok_or_else(|| missing("genesis"))?;
         let genesis_json = serde_json::to_string_pretty(&genesis.json).expect("genesis serialises");
         let mut static_nodes = Vec::new();
-        for other in topology.nodes().iter().filter(|o| o.name != node) {
+        let peering = Peering::plan(&topology.nodes());
+        for other in topology
+            .nodes()
+            .iter()
+            .filter(|o| peering.are_peers(node, &o.name))
+        {
             let id = state
                 .output_str(&format!("key.node.{}", other.name), "enode_id")
                 .ok_or_else(|| missing(&format!("key.node.{}", other.name)))?;
@@ -226,7 +232,6 @@ impl AzureProvider {
         } else {
             (None, None, None)
         };
-        let n = topology.nodes().len() as u32;
         let launch = NodeLaunch {
             network: topology.network.name.clone(),
             node_name: node.to_string(),
@@ -252,7 +257,7 @@ impl AzureProvider {
             verbosity: 3,
             // Room for nodes that join later: existing VMs keep their boot-time StaticNodes
             // and accept the newcomers' inbound connections.
-            max_peers: (n.saturating_sub(1)).max(25),
+            max_peers: (peering.degree(node) as u32).max(25),
             trusted_nodes: static_nodes.clone(),
             static_nodes,
             signer,
@@ -353,7 +358,7 @@ impl Provider for AzureProvider {
         let tags = self.tags(net);
         let space = l.address_space.to_string();
         let nodes = topology.nodes();
-        let mesh = mesh_digest(nodes.iter().map(|n| n.name.as_str()));
+        let peering = Peering::plan(&nodes);
         let mut out = vec![
             Resource {
                 addr: RG_ADDR.into(),
@@ -467,6 +472,12 @@ impl Provider for AzureProvider {
             deps.push("genesis".into());
             deps.push("key.node.*".into());
             let size = self.vm_size(n.role);
+            // Its planned peers (and itself: a full mesh digests all names).
+            let mesh = mesh_digest(
+                peering
+                    .peers_of(&n.name)
+                    .chain(std::iter::once(n.name.as_str())),
+            );
             out.push(Resource {
                 addr: vm_addr(&n.name),
                 kind: Kind::AzureVm,

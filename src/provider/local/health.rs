@@ -58,21 +58,18 @@ pub(super) fn now_secs() -> u64 {
 pub(super) fn assess(topology: &Topology, st: &State) -> Health {
     let specs = topology.nodes();
     let external = topology.has_external_members();
+    let peering = Peering::plan(&specs);
     let outs: BTreeMap<String, NodeOutputs> = recorded_nodes(st).into_iter().collect();
-    let probes: BTreeMap<String, Probe> = std::thread::scope(|scope| {
-        let handles: Vec<_> = specs
-            .iter()
-            .filter_map(|n| {
-                let o = outs.get(&n.name)?;
-                let v = n.role == Role::Validator;
-                Some((n.name.clone(), scope.spawn(move || probe(o, v))))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|(n, h)| (n, h.join().unwrap_or_default()))
-            .collect()
-    });
+    let probed: Vec<(&NodeSpec, &NodeOutputs)> = specs
+        .iter()
+        .filter_map(|n| Some((n, outs.get(&n.name)?)))
+        .collect();
+    let probes: BTreeMap<String, Probe> =
+        parallel::map(&probed, parallel::PROBE_CONCURRENCY, |(n, o)| {
+            (n.name.clone(), probe(o, n.role == Role::Validator))
+        })
+        .into_iter()
+        .collect();
 
     // One chain: every answering node has the same block at the lowest height any of
     // them is at (a start-up fork keeps equal heights but different hashes).
@@ -82,30 +79,26 @@ pub(super) fn assess(topology: &Topology, st: &State) -> Health {
         .map(|p| p.block)
         .min();
     let hashes_at_common: BTreeMap<String, String> = match common {
-        Some(h) if h > 0 => std::thread::scope(|scope| {
-            let handles: Vec<_> = probes
+        Some(h) if h > 0 => {
+            let answering: Vec<(&String, &NodeOutputs)> = probes
                 .iter()
                 .filter(|(_, p)| p.running && p.rpc_error.is_none())
-                .filter_map(|(n, _)| {
-                    let o = outs.get(n)?;
-                    Some((
-                        n.clone(),
-                        scope.spawn(move || {
-                            o.control()
-                                .with_timeout(PROBE_TIMEOUT)
-                                .block_by_number(BlockId::Number(h))
-                                .ok()
-                                .flatten()
-                                .map(|b| b.hash)
-                        }),
-                    ))
-                })
+                .filter_map(|(n, _)| Some((n, outs.get(n)?)))
                 .collect();
-            handles
-                .into_iter()
-                .filter_map(|(n, j)| Some((n, j.join().ok()??)))
-                .collect()
-        }),
+            parallel::map(&answering, parallel::PROBE_CONCURRENCY, |(n, o)| {
+                let hash = o
+                    .control()
+                    .with_timeout(PROBE_TIMEOUT)
+                    .block_by_number(BlockId::Number(h))
+                    .ok()
+                    .flatten()
+                    .map(|b| b.hash);
+                Some(((*n).clone(), hash?))
+            })
+            .into_iter()
+            .flatten()
+            .collect()
+        }
         _ => BTreeMap::new(),
     };
     let mut hash_votes: BTreeMap<&str, usize> = BTreeMap::new();
@@ -176,7 +169,9 @@ pub(super) fn assess(topology: &Topology, st: &State) -> Health {
                 } else {
                     let missing: Vec<&str> = enode_ids
                         .iter()
-                        .filter(|(peer, id)| **peer != n.name && !p.peers.contains(**id))
+                        .filter(|(peer, id)| {
+                            peering.are_peers(&n.name, peer) && !p.peers.contains(**id)
+                        })
                         .map(|(peer, _)| *peer)
                         .collect();
                     if !missing.is_empty() {
@@ -270,6 +265,7 @@ pub(super) fn assess(topology: &Topology, st: &State) -> Health {
             role: n.role.to_string(),
             running: p.running,
             peers: p.peers.len() as u32,
+            planned_peers: peering.degree(&n.name) as u32,
             block: p.block,
             rpc_url: o.and_then(|o| o.rpc_url.clone()),
             problems,

@@ -48,9 +48,10 @@ impl LocalProvider {
             enode: me,
             control: rpc.clone(),
         };
+        let peering = ctx.peering();
         self.nodes_up(ctx, |up| {
             for (name, peer) in up.iter() {
-                if name != node && !dialled.contains(&peer.enode) {
+                if peering.are_peers(node, name) && !dialled.contains(&peer.enode) {
                     let _ = rpc.admin_add_peer(&peer.enode);
                 }
             }
@@ -66,16 +67,18 @@ impl LocalProvider {
         render::enode_url(id, ctx.topology.local_address(), launch.p2p_port)
     }
 
-    /// Enode URLs of every other node of the topology whose key and ports are known.
+    /// Enode URLs of the node's planned peers (see `plan::peering`) whose key and ports
+    /// are known.
     pub(super) fn static_nodes(
         &self,
         ctx: &ApplyCtx,
         node: &str,
     ) -> Result<Vec<String>, ProviderError> {
         let st = ctx.snapshot();
+        let peering = ctx.peering();
         let mut out = Vec::new();
         for n in ctx.topology.nodes() {
-            if n.name == node {
+            if !peering.are_peers(node, &n.name) {
                 continue;
             }
             let Some(id) = st.output_str(&format!("key.node.{}", n.name), "enode_id") else {
@@ -92,38 +95,39 @@ impl LocalProvider {
         Ok(out)
     }
 
-    /// Periodic repair: every running node's config lists all others and has them as
-    /// peers (admin_addPeer for missing ones; geth retries failed static dials late).
+    /// Periodic repair: every running node has its planned peers (admin_addPeer for
+    /// missing ones; geth retries failed static dials late).
     pub(super) fn sync_mesh(&self, topology: &Topology, st: &State) {
+        let peering = Peering::plan(&topology.nodes());
         let nodes = recorded_nodes(st);
         let enodes: BTreeMap<&str, &str> = nodes
             .iter()
             .map(|(n, o)| (n.as_str(), o.enode.as_str()))
             .collect();
-        std::thread::scope(|scope| {
-            for (name, o) in &nodes {
-                if !o.is_running() || topology.nodes().iter().all(|n| &n.name != name) {
+        let names: BTreeSet<String> = topology.nodes().into_iter().map(|n| n.name).collect();
+        let running: Vec<&(String, NodeOutputs)> = nodes
+            .iter()
+            .filter(|(name, o)| names.contains(name) && o.is_running())
+            .collect();
+        parallel::map(&running, parallel::PROBE_CONCURRENCY, |(name, o)| {
+            let rpc = o.control().with_timeout(PROBE_TIMEOUT);
+            dial_external_peers(topology, &rpc);
+            let Ok(peers) = rpc.admin_peers() else { return };
+            let have: BTreeSet<&str> = peers.iter().filter_map(|p| p.pubkey()).collect();
+            for peer in peering.peers_of(name) {
+                // One side of a pair dials: two dialling each other at once can drop both
+                // connections (see `join_mesh`).
+                if !Peering::dials(name, peer) {
                     continue;
                 }
-                let enodes = &enodes;
-                scope.spawn(move || {
-                    let rpc = o.control().with_timeout(PROBE_TIMEOUT);
-                    dial_external_peers(topology, &rpc);
-                    let Ok(peers) = rpc.admin_peers() else { return };
-                    let have: BTreeSet<&str> = peers.iter().filter_map(|p| p.pubkey()).collect();
-                    for (peer, enode) in enodes {
-                        // One side of a pair dials: two dialling each other at once can
-                        // drop both connections (see `join_mesh`).
-                        if *peer >= name.as_str() {
-                            continue;
-                        }
-                        if let Some(k) = rpc::enode_pubkey(enode) {
-                            if !have.contains(k) {
-                                let _ = rpc.admin_add_peer(enode);
-                            }
-                        }
+                let Some(enode) = enodes.get(peer) else {
+                    continue;
+                };
+                if let Some(k) = rpc::enode_pubkey(enode) {
+                    if !have.contains(k) {
+                        let _ = rpc.admin_add_peer(enode);
                     }
-                });
+                }
             }
         });
     }

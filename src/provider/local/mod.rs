@@ -39,9 +39,11 @@ use sealing::start_sealing;
 
 use super::events::Event;
 use super::governance::{self, SignerNode};
+use super::parallel;
 use super::{ApplyCtx, Halted, Health, NodeHealth, Proposal, Provider, ProviderError};
 use crate::chain::geth::{ensure_geth, GethBinary};
 use crate::crypto::Address;
+use crate::plan::peering::Peering;
 use crate::plan::{mesh_digest, Action, Change, Kind, Resource};
 use crate::render::{self, NodeLaunch, SignerLaunch};
 use crate::rpc::{self, BlockId, RpcClient};
@@ -241,19 +243,21 @@ impl Provider for LocalProvider {
         _core: &[Resource],
     ) -> Result<Vec<Resource>, ProviderError> {
         let nodes = topology.nodes();
-        // Our nodes and the external members' enodes: a change to either rewrites every
-        // node's peers.
+        let peering = Peering::plan(&nodes);
+        // Other operators' nodes are every node's peers too: a change to them rewrites
+        // every node's peers.
         let externals = mesh::external_peers(topology);
-        let mesh = mesh_digest(
-            nodes
-                .iter()
-                .map(|n| n.name.as_str())
-                .chain(externals.iter().map(String::as_str)),
-        );
         let host = topology.local_address();
         Ok(nodes
             .iter()
             .map(|n| {
+                // The node's planned peers (and itself: a full mesh digests all names).
+                let mesh = mesh_digest(
+                    peering
+                        .peers_of(&n.name)
+                        .chain(std::iter::once(n.name.as_str()))
+                        .chain(externals.iter().map(String::as_str)),
+                );
                 let mut deps = vec![format!("key.node.{}", n.name)];
                 if n.role == Role::Validator {
                     deps.push(format!("key.signer.{}", n.name));
@@ -279,7 +283,7 @@ impl Provider for LocalProvider {
                         topology.client.geth,
                         n.role,
                         n.member,
-                        nodes.len() - 1 + externals.len(),
+                        peering.degree(&n.name) + externals.len(),
                         match n.role {
                             Role::Validator => "no RPC (IPC only)",
                             Role::Tx => "HTTP + WebSocket RPC",
@@ -303,33 +307,24 @@ impl Provider for LocalProvider {
         let recorded = recorded_nodes(state);
         // A process that exists but does not answer on its control socket (stopped,
         // hung) is restarted like a dead one.
-        let mut drift: BTreeMap<String, String> = std::thread::scope(|scope| {
-            let handles: Vec<_> = recorded
-                .iter()
-                .map(|(name, o)| {
-                    scope.spawn(move || {
-                        let why = if !o.is_running() {
-                            "restart (process not running)".to_string()
-                        } else if o.ipc_path.is_empty() {
-                            return None;
-                        } else {
-                            match o.control().with_timeout(PROBE_TIMEOUT).block_number() {
-                                Ok(_) => return None,
-                                Err(_) => {
-                                    "restart (process alive but not answering on its IPC socket)"
-                                        .to_string()
-                                }
-                            }
-                        };
-                        Some((format!("node.{name}"), why))
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .filter_map(|h| h.join().ok().flatten())
-                .collect()
-        });
+        let mut drift: BTreeMap<String, String> =
+            parallel::map(&recorded, parallel::PROBE_CONCURRENCY, |(name, o)| {
+                let why = if !o.is_running() {
+                    "restart (process not running)".to_string()
+                } else if o.ipc_path.is_empty() {
+                    return None;
+                } else {
+                    match o.control().with_timeout(PROBE_TIMEOUT).block_number() {
+                        Ok(_) => return None,
+                        Err(_) => "restart (process alive but not answering on its IPC socket)"
+                            .to_string(),
+                    }
+                };
+                Some((format!("node.{name}"), why))
+            })
+            .into_iter()
+            .flatten()
+            .collect();
         let d = reconcile::signer_drift(topology, state);
         *self.signer_refusal.lock().unwrap() = d.refusal();
         if !d.is_empty() {
@@ -360,6 +355,23 @@ impl Provider for LocalProvider {
     fn parallelism(&self) -> usize {
         // Mostly waiting on geth start-up; scrypt work is spread over all of it too.
         16
+    }
+
+    fn starts_late(&self, change: &Change, all: &[Change]) -> bool {
+        // A tx node of a new chain waits for block 1 (see `await_first_block`), which needs
+        // every validator started: those go first. On a running chain nobody waits.
+        let new_chain = all
+            .iter()
+            .any(|c| c.kind == Kind::Genesis && c.action == Action::Create);
+        new_chain
+            && change.kind == Kind::LocalNode
+            && matches!(change.action, Action::Create | Action::Replace)
+            && change
+                .after
+                .as_ref()
+                .and_then(|a| a.get("role"))
+                .and_then(Value::as_str)
+                == Some("tx")
     }
 
     fn apply_change(
@@ -408,7 +420,13 @@ impl Provider for LocalProvider {
         loop {
             let st = ctx.snapshot();
             let h = assess(ctx.topology, &st);
-            let waiting = start_sealing(&h, &st, &mut started, Instant::now() >= deadline);
+            let waiting = start_sealing(
+                &h,
+                &st,
+                &ctx.peering(),
+                &mut started,
+                Instant::now() >= deadline,
+            );
             if waiting == 0 || Instant::now() >= deadline {
                 return Ok(());
             }
@@ -432,7 +450,7 @@ impl Provider for LocalProvider {
         loop {
             let st = ctx.snapshot();
             let h = assess(ctx.topology, &st);
-            start_sealing(&h, &st, &mut sealing, false);
+            start_sealing(&h, &st, &ctx.peering(), &mut sealing, false);
             if h.head > progress.0 {
                 progress = (h.head, Instant::now());
             }

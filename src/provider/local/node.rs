@@ -185,7 +185,7 @@ impl LocalProvider {
         } else {
             None
         };
-        let n = ctx.topology.nodes().len() as u32;
+        let planned_peers = ctx.peering().degree(&spec.name) as u32;
         Ok(NodeLaunch {
             network: ctx.topology.network.name.clone(),
             node_name: spec.name.clone(),
@@ -206,11 +206,11 @@ impl LocalProvider {
             netrestrict: None,
             cache_mb: 64,
             verbosity: 3,
-            // Exactly the mesh: geth starts its first sync once min(5, MaxPeers) peers
-            // are connected, so a larger value would leave non-sealing nodes of small
-            // networks discarding blocks until its 10 s forced sync. Mesh peers are
+            // Exactly the planned peers: geth starts its first sync once min(5, MaxPeers)
+            // peers are connected, so a larger value would leave non-sealing nodes of small
+            // networks discarding blocks until its 10 s forced sync. Planned peers are
             // trusted, so they are never refused for exceeding it.
-            max_peers: n.saturating_sub(1).max(1),
+            max_peers: planned_peers.max(1),
             static_nodes: peers.dial,
             trusted_nodes: peers.mesh,
             signer,
@@ -452,9 +452,10 @@ impl LocalProvider {
         loop {
             attempt += 1;
             let mesh = self.static_nodes(ctx, &spec.name)?;
+            let peering = ctx.peering();
             let up: Vec<UpNode> = self.nodes_up(ctx, |up| {
                 up.iter()
-                    .filter(|(n, _)| **n != spec.name)
+                    .filter(|(n, _)| peering.are_peers(&spec.name, n))
                     .map(|(_, u)| u.clone())
                     .collect()
             });

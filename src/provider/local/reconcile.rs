@@ -159,27 +159,22 @@ pub(super) fn signer_drift(topology: &Topology, st: &State) -> SignerDrift {
     desired.extend(external.keys().copied());
 
     let recorded: BTreeMap<String, NodeOutputs> = recorded_nodes(st).into_iter().collect();
-    let views: Vec<SignerView> = std::thread::scope(|scope| {
-        let handles: Vec<_> = recorded
-            .iter()
-            .filter(|(n, _)| key_of.values().any(|k| k == *n))
-            .filter(|(_, o)| o.is_running())
-            .map(|(n, o)| {
-                scope.spawn(move || {
-                    let rpc = o.control().with_timeout(PROBE_TIMEOUT);
-                    Some(SignerView {
-                        node: n.clone(),
-                        signers: rpc.clique_get_signers().ok()?,
-                        proposals: rpc.clique_proposals().ok()?,
-                    })
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .filter_map(|h| h.join().ok().flatten())
-            .collect()
-    });
+    let validators: BTreeSet<&String> = key_of.values().collect();
+    let asked: Vec<(&String, &NodeOutputs)> = recorded
+        .iter()
+        .filter(|(n, o)| validators.contains(n) && o.is_running())
+        .collect();
+    let views: Vec<SignerView> = parallel::map(&asked, parallel::PROBE_CONCURRENCY, |(n, o)| {
+        let rpc = o.control().with_timeout(PROBE_TIMEOUT);
+        Some(SignerView {
+            node: (*n).clone(),
+            signers: rpc.clique_get_signers().ok()?,
+            proposals: rpc.clique_proposals().ok()?,
+        })
+    })
+    .into_iter()
+    .flatten()
+    .collect();
     let mut d = SignerDrift::default();
     // The set most validators report (a node that lags may still show an older one).
     let mut counts: BTreeMap<BTreeSet<Address>, usize> = BTreeMap::new();

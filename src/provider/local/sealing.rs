@@ -45,7 +45,7 @@ impl LocalProvider {
             if running.len() == validators.len() {
                 if let Ok(mut started) = self.sealing_started.try_lock() {
                     let h = assess(ctx.topology, &st);
-                    start_sealing(&h, &st, &mut started, false);
+                    start_sealing(&h, &st, &ctx.peering(), &mut started, false);
                 }
             }
             if Instant::now() >= deadline {
@@ -298,7 +298,8 @@ impl LocalProvider {
 
 /// Starts sealing (`miner_start`) on the running validators not yet in `started`, all at
 /// once and only when every one of them is ready: its signer account unlocked and peered
-/// with every other running node (with `force`: the ready ones, whatever the others do).
+/// with every running node the peering plan gives it (with `force`: the ready ones,
+/// whatever the others do).
 /// Idempotent in geth. Returns how many running validators still wait.
 ///
 /// Why all at once: geth drops propagated blocks until it counts itself synced, which a
@@ -310,10 +311,18 @@ impl LocalProvider {
 pub(super) fn start_sealing(
     h: &Health,
     st: &State,
+    peering: &Peering,
     started: &mut BTreeSet<String>,
     force: bool,
 ) -> usize {
-    let running = h.nodes.iter().filter(|n| n.running).count() as u32;
+    let running: BTreeSet<&str> = h
+        .nodes
+        .iter()
+        .filter(|n| n.running)
+        .map(|n| n.name.as_str())
+        .collect();
+    let peers_running =
+        |n: &str| peering.peers_of(n).filter(|p| running.contains(p)).count() as u32;
     let pending: Vec<&NodeHealth> = h
         .nodes
         .iter()
@@ -321,7 +330,7 @@ pub(super) fn start_sealing(
         .collect();
     let ready: Vec<(&NodeHealth, RpcClient)> = pending
         .iter()
-        .filter(|n| n.peers + 1 >= running)
+        .filter(|n| n.peers >= peers_running(&n.name))
         .filter_map(|n| {
             let address = st.output_str(&format!("key.signer.{}", n.name), "address")?;
             let rpc = NodeOutputs::from_state(st, &n.name)?

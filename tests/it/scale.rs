@@ -1,0 +1,141 @@
+//! Issue 12 on real geth: past the full-mesh threshold every node is peered exactly as
+//! `plan::peering` says (no more, no fewer), `plan` and `status` show the planned counts,
+//! and with one member's nodes all down the others stay connected and keep sealing.
+
+use crate::support::{consort_ok, poll, port_base, NetworkHandle};
+use consort::plan::peering::{Peering, FULL_MESH_MAX_NODES};
+use consort::provider::local::process;
+use consort::provider::local::NodeOutputs;
+use consort::rpc::{enode_pubkey, BlockId, RpcClient};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::Duration;
+
+const MEMBERS: usize = 7;
+
+fn topology(dir: &Path, base_port: u16) -> String {
+    let mut t = String::from(
+        "network:\n  name: wide\n  chain_id: 717171\n  consensus:\n    clique: { period: 1, epoch: 30000 }\nmembers:\n",
+    );
+    for i in 0..MEMBERS {
+        t += &format!("  - name: org{i}\n    validators: 2\n    tx_nodes: 1\n");
+    }
+    t += &format!("provider:\n  local: {{ base_port: {base_port} }}\n");
+    std::fs::write(dir.join("wide.yaml"), &t).unwrap();
+    "wide.yaml".into()
+}
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
+}
+
+#[test]
+fn a_network_past_the_full_mesh_peers_as_planned_and_survives_a_member_down() {
+    let net = NetworkHandle::new("wide");
+    let dir = net.dir.path().canonicalize().unwrap();
+    let file = topology(&dir, port_base());
+    let loaded = consort::topology::load(&dir.join(&file)).unwrap();
+    let nodes = loaded.topology.nodes();
+    assert!(nodes.len() > FULL_MESH_MAX_NODES);
+    let plan = Peering::plan(&nodes);
+    assert!(!plan.is_full_mesh());
+    let f = ["-f", file.as_str()];
+
+    // plan: each node's planned peer count.
+    let out = consort_ok(&dir, &[&f[..], &["plan"]].concat());
+    for n in &nodes {
+        let line = out
+            .lines()
+            .find(|l| l.contains(&format!("+ node.{} ", n.name)))
+            .unwrap_or_else(|| panic!("no line for node.{}:\n{out}", n.name));
+        assert!(
+            line.contains(&format!(
+                "peered with {} other node(s)",
+                plan.degree(&n.name)
+            )),
+            "{line}"
+        );
+    }
+
+    consort_ok(&dir, &[&f[..], &["apply", "--yes"]].concat());
+    let output = json(&consort_ok(&dir, &[&f[..], &["output", "--json"]].concat()));
+    let by_name: BTreeMap<String, &Value> = output["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["name"].as_str().unwrap().to_string(), n))
+        .collect();
+    let id_of = |name: &str| -> String {
+        enode_pubkey(by_name[name]["enode"].as_str().unwrap())
+            .unwrap()
+            .to_string()
+    };
+    let rpc = |name: &str| {
+        RpcClient::ipc(by_name[name]["ipc_path"].as_str().unwrap())
+            .with_timeout(Duration::from_secs(3))
+    };
+
+    // Live peers are exactly the planned ones (geth may take a moment for the last dials).
+    for n in &nodes {
+        let want: BTreeSet<String> = plan.peers_of(&n.name).map(id_of).collect();
+        poll(
+            &format!("{} peered as planned", n.name),
+            Duration::from_secs(30),
+            || {
+                let have: BTreeSet<String> = rpc(&n.name)
+                    .admin_peers()
+                    .map_err(|e| e.to_string())?
+                    .iter()
+                    .filter_map(|p| p.pubkey().map(str::to_string))
+                    .collect();
+                Ok((have == want).then_some(()))
+            },
+        );
+    }
+    let status = json(&consort_ok(&dir, &[&f[..], &["status", "--json"]].concat()));
+    assert_eq!(status["healthy"], true, "{status}");
+    for n in status["nodes"].as_array().unwrap() {
+        let name = n["name"].as_str().unwrap();
+        assert_eq!(n["planned_peers"], plan.degree(name), "{n}");
+        assert_eq!(n["peers"], n["planned_peers"], "{n}");
+        assert!(n["peers"].as_u64().unwrap() < nodes.len() as u64 - 1, "{n}");
+    }
+
+    // One member's nodes all down: the rest stay one connected, sealing network.
+    let victim = "org3";
+    let st = net.state_dir().load().unwrap().unwrap();
+    for n in nodes.iter().filter(|n| n.member == victim) {
+        let o = NodeOutputs::from_state(&st, &n.name).unwrap();
+        process::stop(o.process(), Path::new(&o.datadir), Duration::from_secs(10)).unwrap();
+    }
+    let alive: Vec<&str> = nodes
+        .iter()
+        .filter(|n| n.member != victim)
+        .map(|n| n.name.as_str())
+        .collect();
+    let start = rpc(alive[0]).block_number().unwrap();
+    let target = start + 4;
+    // Every remaining node reaches the target and agrees on its hash: blocks still travel
+    // between all of them without the victim's nodes.
+    let hashes: BTreeSet<String> = alive
+        .iter()
+        .map(|name| {
+            poll(
+                &format!("{name} at block {target}"),
+                Duration::from_secs(40),
+                || {
+                    Ok(rpc(name)
+                        .block_by_number(BlockId::Number(target))
+                        .map_err(|e| e.to_string())?
+                        .map(|b| b.hash))
+                },
+            )
+        })
+        .collect();
+    assert_eq!(
+        hashes.len(),
+        1,
+        "the remaining nodes disagree on block {target}: {hashes:?}"
+    );
+}
