@@ -509,6 +509,17 @@ refusal!(
     patched(&[("local: {}", "local: {base_port: 80}")])
 );
 refusal!(
+    local_address_not_of_this_machine,
+    patched(&[("local: {}", "local: {address: 192.0.2.10}")])
+);
+refusal!(
+    external_member_counts_and_keyed_account,
+    patched(&[(
+        "provider:\n",
+        "  - name: delta\n    validators: 2\n    tx_nodes: 0\n    accounts:\n      - name: ops\n        balance: 1 ether\n    external:\n      signers: [0x52908400098527886E0F7030069857D2E4169EE7]\n      enodes: [\"enode://abc@127.0.0.2:30303\"]\nprovider:\n"
+    )])
+);
+refusal!(
     base_port_overflow,
     patched(&[("local: {}", "local: {base_port: 65534}")])
 );
