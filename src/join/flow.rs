@@ -302,12 +302,7 @@ pub fn seed_state(sd: &StateDir, topo: &Topology, invite: &Invite) -> Result<(),
         "genesis".into(),
         ResourceState {
             kind: Kind::Genesis,
-            attrs: json!({
-                "chain_id": c.chain_id,
-                "period": c.clique.period,
-                "epoch": c.clique.epoch,
-                "gas_limit": c.gas_limit,
-            }),
+            attrs: crate::plan::desired::genesis_attrs(c),
             outputs: json!({
                 "file": path.to_string_lossy(),
                 "funding_account": null,

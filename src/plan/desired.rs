@@ -65,6 +65,16 @@ impl GenesisFacts {
     }
 }
 
+/// What the `genesis` resource is applied with: what genesis fixes of the network section.
+pub fn genesis_attrs(c: &crate::topology::Network) -> serde_json::Value {
+    json!({
+        "chain_id": c.chain_id,
+        "period": c.clique.period,
+        "epoch": c.clique.epoch,
+        "gas_limit": c.gas_limit,
+    })
+}
+
 pub fn account_id(member: &str, name: &str) -> String {
     format!("{member}/{name}")
 }
@@ -145,12 +155,7 @@ pub fn core_resources(
     out.push(Resource {
         addr: "genesis".into(),
         kind: Kind::Genesis,
-        attrs: json!({
-            "chain_id": c.chain_id,
-            "period": c.clique.period,
-            "epoch": c.clique.epoch,
-            "gas_limit": c.gas_limit,
-        }),
+        attrs: genesis_attrs(c),
         deps: if facts.exists { vec![] } else { gdeps },
         summary: if facts.exists {
             format!("chain {}, clique period {}s", c.chain_id, c.clique.period)

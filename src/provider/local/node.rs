@@ -531,7 +531,7 @@ impl LocalProvider {
     }
 
     pub(super) fn outputs(
-        host: &str,
+        ctx: &ApplyCtx,
         datadir: &Path,
         id: ProcessId,
         ports: NodePorts,
@@ -539,6 +539,7 @@ impl LocalProvider {
         statics: Vec<String>,
         geth: &GethBinary,
     ) -> NodeOutputs {
+        let host = ctx.topology.local_address();
         NodeOutputs {
             datadir: s(datadir),
             pid: id.pid,
@@ -618,15 +619,7 @@ impl LocalProvider {
             .output_str(&format!("key.node.{name}"), "enode_id")
             .unwrap_or_default()
             .to_string();
-        let out = Self::outputs(
-            ctx.topology.local_address(),
-            &datadir,
-            id,
-            ports,
-            &enode_id,
-            statics,
-            &geth,
-        );
+        let out = Self::outputs(ctx, &datadir, id, ports, &enode_id, statics, &geth);
         Ok(ResourceState {
             kind: Kind::LocalNode,
             attrs: change.after.clone().unwrap_or(json!({})),
@@ -739,15 +732,7 @@ impl LocalProvider {
             }
             let (id, ports, statics) =
                 self.launch_with_retries(ctx, addr, &spec, &datadir, &geth, ports)?;
-            let out = Self::outputs(
-                ctx.topology.local_address(),
-                &datadir,
-                id,
-                ports,
-                &enode_id,
-                statics,
-                &geth,
-            );
+            let out = Self::outputs(ctx, &datadir, id, ports, &enode_id, statics, &geth);
             if upgrade {
                 self.rejoin(ctx, addr, &spec, &out, head_before)?;
             }

@@ -322,24 +322,15 @@ impl LocalProvider {
             step(ctx, CLIQUE_ADDR, "discard stray proposals");
             discard(&d, &st);
         }
-        let external = ctx.topology.has_external_members();
         for (a, why) in &d.vote_out {
             let label = match why.split_once(':') {
                 Some((node, _)) => node.to_string(),
                 None => a.to_checksum(),
             };
-            if external {
-                self.cast_vote(ctx, addr, &label, &rpc::hex_address(a), false)?;
-            } else {
-                self.vote(ctx, addr, &label, &rpc::hex_address(a), false)?;
-            }
+            self.vote(ctx, addr, &label, &rpc::hex_address(a), false)?;
         }
         for (a, node) in &d.vote_in {
-            if external {
-                self.cast_vote(ctx, addr, node, &rpc::hex_address(a), true)?;
-            } else {
-                self.vote(ctx, addr, node, &rpc::hex_address(a), true)?;
-            }
+            self.vote(ctx, addr, node, &rpc::hex_address(a), true)?;
         }
         let st = ctx.snapshot();
         let after = signer_drift(ctx.topology, &st);

@@ -118,15 +118,7 @@ impl LocalProvider {
                 .output_str(&format!("key.node.{}", spec.name), "enode_id")
                 .unwrap_or_default()
                 .to_string();
-            let out = Self::outputs(
-                ctx.topology.local_address(),
-                &datadir,
-                id,
-                ports,
-                &enode_id,
-                statics,
-                &geth,
-            );
+            let out = Self::outputs(ctx, &datadir, id, ports, &enode_id, statics, &geth);
             let mut guard = ctx.state.lock().unwrap();
             if let Some(r) = guard.resources.get_mut(&addr) {
                 r.outputs = serde_json::to_value(out).expect("outputs serialise");
@@ -186,31 +178,21 @@ impl LocalProvider {
             Action::Create | Action::Replace => {
                 let a = signer_addr.ok_or_else(|| {
                     ProviderError::at(addr, format!("key.signer.{node} has no address in state"))
-                })?;
-                if ctx.topology.has_external_members() {
-                    // Other operators vote too: cast ours; the `clique` resource and
-                    // `status` follow the vote until it passes.
-                    let done = self.cast_vote(ctx, addr, &node, &a, true)?;
-                    let via = if done {
-                        "vote"
-                    } else {
-                        "vote (cast, waiting for other operators)"
-                    };
-                    return Ok(Some(record(json!({ "address": a, "via": via }))));
-                }
-                self.vote(ctx, addr, &node, &a, true)?;
-                Ok(Some(record(json!({ "address": a, "via": "vote" }))))
+                })?; // With other operators, ours may be cast only: the `clique` resource and
+                     // `status` follow the vote until theirs come.
+                let via = if self.vote(ctx, addr, &node, &a, true)? {
+                    "vote"
+                } else {
+                    "vote (cast, waiting for other operators)"
+                };
+                Ok(Some(record(json!({ "address": a, "via": via }))))
             }
             Action::Destroy => {
                 // A validator removed from the topology is voted out by the others. One
                 // still in it is going away with the whole network (`destroy`): no vote.
                 let removed = ctx.topology.nodes().iter().all(|n| n.name != node);
                 if let (true, Some(a)) = (removed, signer_addr) {
-                    if ctx.topology.has_external_members() {
-                        self.cast_vote(ctx, addr, &node, &a, false)?;
-                    } else {
-                        self.vote(ctx, addr, &node, &a, false)?;
-                    }
+                    self.vote(ctx, addr, &node, &a, false)?;
                 }
                 Ok(None)
             }
@@ -233,9 +215,13 @@ impl LocalProvider {
             .collect()
     }
 
-    /// A Clique vote in a network with other operators (`governance::cast`): ours alone
-    /// when we are a majority, else our proposals and no wait. Returns whether it passed.
-    pub(super) fn cast_vote(
+    /// A Clique vote: every running validator of ours that is a current signer proposes
+    /// (the target too, when voting itself out). Alone in the network
+    /// (`governance::vote`) a majority is required, then it waits until
+    /// `clique_getSigners` reflects it and discards the proposals. With other operators'
+    /// signers (`governance::cast`) ours vote alone only when they are a majority, else
+    /// they propose and nothing waits. Returns whether the vote has taken effect.
+    pub(super) fn vote(
         &self,
         ctx: &ApplyCtx,
         addr: &str,
@@ -246,41 +232,23 @@ impl LocalProvider {
         let target = rpc::parse_address(address)
             .ok_or_else(|| ProviderError::at(addr, format!("{address:?} is not an address")))?;
         let candidates = Self::own_signer_nodes(&ctx.snapshot());
+        let external = ctx.topology.has_external_members();
         if candidates.is_empty() {
-            // A member that joined and has no signer yet: the others vote.
-            return Ok(false);
-        }
-        governance::cast(
-            &candidates,
-            target,
-            authorize,
-            ctx.health_timeout,
-            node,
-            &ctx.events,
-        )
-        .map(|c| c == governance::Cast::Done)
-        .map_err(|e| ProviderError::at(addr, e.to_string()))
-    }
-
-    /// A Clique vote through `governance::vote`: every running validator that is a current
-    /// signer proposes (the target too, when voting itself out), a majority is required,
-    /// then it waits until `clique_getSigners` reflects it and discards the proposals.
-    pub(super) fn vote(
-        &self,
-        ctx: &ApplyCtx,
-        addr: &str,
-        node: &str,
-        address: &str,
-        authorize: bool,
-    ) -> Result<(), ProviderError> {
-        let target = rpc::parse_address(address)
-            .ok_or_else(|| ProviderError::at(addr, format!("{address:?} is not an address")))?;
-        let candidates = Self::own_signer_nodes(&ctx.snapshot());
-        if candidates.is_empty() {
+            if external {
+                // A member that joined and has no signer yet: the others vote.
+                return Ok(false);
+            }
             return Err(ProviderError::at(
                 addr,
                 "no running signer can vote; bring the validators back (`consort apply`) first",
             ));
+        }
+        let e = |e: governance::GovError| ProviderError::at(addr, e.to_string());
+        if external {
+            let t = ctx.health_timeout;
+            return governance::cast(&candidates, target, authorize, t, node, &ctx.events)
+                .map(|c| c == governance::Cast::Done)
+                .map_err(e);
         }
         step(ctx, node, if authorize { "vote in" } else { "vote out" });
         governance::vote(
@@ -291,8 +259,8 @@ impl LocalProvider {
             node,
             &ctx.events,
         )
-        .map(|_| ())
-        .map_err(|e| ProviderError::at(addr, e.to_string()))
+        .map(|_| true)
+        .map_err(e)
     }
 }
 
