@@ -594,6 +594,8 @@ pub(super) fn run_apply(
         if st.resources.is_empty() {
             // Only destroy deletes keys: the archived ones of removed members too.
             remove_path(&sd.archive_dir())?;
+            // The invitations it issued (nothing secret, but nothing to keep either).
+            remove_path(&crate::join::flow::invitations_dir(&sd))?;
             remove_set_aside_states(&sd)?;
             sd.remove_state()?;
             let _ = std::fs::remove_file(sd.lock_file());

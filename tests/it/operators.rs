@@ -68,6 +68,15 @@ impl Operator {
     }
 }
 
+/// A port range per operator, apart from the ranges of the other tests (support's
+/// `port_base`, membership's, `node_ports`): a port clash between tests moves a node, which
+/// the tests around it do not expect.
+fn operator_ports() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    60000 + (std::process::id() % 25) as u16 * 200 + NEXT.fetch_add(50, Ordering::SeqCst)
+}
+
 fn founder_topology(base_port: u16) -> String {
     format!(
         "network:
@@ -225,7 +234,7 @@ fn refused(op: &Operator, args: &[&str], needle: &str) {
 #[test]
 fn three_operators_invite_join_admit_vote_and_remove_without_sharing_keys() {
     let a = Operator::new();
-    std::fs::write(a.file(), founder_topology(port_base())).unwrap();
+    std::fs::write(a.file(), founder_topology(operator_ports())).unwrap();
     a.ok(&["apply", "--yes"]);
     let shared = tempfile::tempdir().unwrap();
     let invite_b = shared.path().join("invite-b.json");
@@ -281,7 +290,7 @@ fn three_operators_invite_join_admit_vote_and_remove_without_sharing_keys() {
         "--address",
         "127.0.0.2",
         "--base-port",
-        &port_base().to_string(),
+        &operator_ports().to_string(),
         "--yes",
     ]);
     let request_b = b.dir().join("join-request.json");
@@ -295,6 +304,29 @@ fn three_operators_invite_join_admit_vote_and_remove_without_sharing_keys() {
         "{enodes:?}"
     );
     assert_eq!(req["signatures"].as_array().unwrap().len(), 2);
+    // The signatures are plain EIP-191 over keccak256 of the canonical request: standard
+    // tools check them.
+    let parsed: consort::join::JoinRequest = serde_json::from_value(req.clone()).unwrap();
+    let digest = hex::encode(consort::crypto::keccak256(&parsed.signed_bytes()));
+    for (signer, sig) in parsed.member.signers.iter().zip(&parsed.signatures) {
+        let out = std::process::Command::new(npm_tool("cast"))
+            .args([
+                "wallet",
+                "verify",
+                "--address",
+                signer,
+                &format!("0x{digest}"),
+                sig,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "cast wallet verify {signer}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 
     // ---- Bad requests are refused at admit and change nothing.
     let forged = modified(&request_b, |v| {
@@ -398,7 +430,7 @@ fn three_operators_invite_join_admit_vote_and_remove_without_sharing_keys() {
         "--address",
         "127.0.0.3",
         "--base-port",
-        &port_base().to_string(),
+        &operator_ports().to_string(),
         "--yes",
     ]);
     let request_c = c.dir().join("join-request.json");
