@@ -7,7 +7,8 @@ use super::output::{self, Format};
 use super::progress::Progress;
 use super::recovery::{destroy_from_disk, remove_path, remove_set_aside_states, state_recover};
 use super::{
-    ApplyArgs, Cli, Command, ExportCommand, Global, MemberApply, MemberCommand, StateCommand,
+    ApplyArgs, Cli, Command, ExportCommand, Global, MemberApply, MemberCommand, NewMemberArgs,
+    StateCommand,
 };
 use crate::plan::desired::{build, PlanInput};
 use crate::plan::{display, Plan};
@@ -99,22 +100,13 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Destroy { yes } => destroy(&g, yes),
-        Command::Member(MemberCommand::Add {
-            name,
-            validators,
-            tx_nodes,
-            accounts,
-            apply: a,
-        }) => member_add(&g, name, validators, tx_nodes, accounts, &a),
+        Command::Member(MemberCommand::Add { member, apply: a }) => member_add(&g, member, &a),
         Command::Member(MemberCommand::Remove { name, apply: a }) => member_remove(&g, name, &a),
         Command::Invite {
-            name,
-            validators,
-            tx_nodes,
-            accounts,
+            member,
             out,
             valid_hours,
-        } => super::join::invite(&g, name, validators, tx_nodes, &accounts, &out, valid_hours),
+        } => super::join::invite(&g, &member, &out, valid_hours),
         Command::Join {
             invite,
             address,
@@ -900,14 +892,13 @@ pub(super) fn parse_accounts(accounts: &[String]) -> Result<Vec<(String, String)
     Ok(accts)
 }
 
-fn member_add(
-    g: &Global,
-    name: String,
-    validators: u32,
-    tx_nodes: u32,
-    accounts: Vec<String>,
-    a: &MemberApply,
-) -> Result<i32> {
+fn member_add(g: &Global, member: NewMemberArgs, a: &MemberApply) -> Result<i32> {
+    let NewMemberArgs {
+        name,
+        validators,
+        tx_nodes,
+        accounts,
+    } = member;
     let accts = parse_accounts(&accounts)?;
     // An earlier `member add` of the same member that was interrupted (Ctrl-C, kill -9,
     // a failed vote) wrote the topology already: finish it rather than refuse the name.

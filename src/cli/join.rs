@@ -4,7 +4,7 @@ use super::commands::{
     apply_member_edit, deployed, edit_topology, member_apply_opts, parse_accounts, run_apply,
     state_dir, ApplyOpts,
 };
-use super::{Global, MemberApply};
+use super::{Global, MemberApply, NewMemberArgs};
 use crate::join::bundle::{self, INVITE_FORMAT, REQUEST_FORMAT};
 use crate::join::flow::{self, InviteSpec};
 use crate::join::{Invite, JoinRequest};
@@ -14,15 +14,13 @@ use std::path::Path;
 
 pub(super) fn invite(
     g: &Global,
-    name: String,
-    validators: u32,
-    tx_nodes: u32,
-    accounts: &[String],
+    member: &NewMemberArgs,
     out: &Path,
     valid_hours: u64,
 ) -> Result<i32> {
+    let (name, validators, tx_nodes) = (member.name.clone(), member.validators, member.tx_nodes);
     let (loaded, sd, state) = deployed(g)?;
-    let accounts = parse_accounts(accounts)?
+    let accounts = parse_accounts(&member.accounts)?
         .into_iter()
         .map(|(n, b)| Ok((n, topology::parse_balance(&b).map_err(|e| anyhow!(e))?)))
         .collect::<Result<Vec<_>>>()?;

@@ -203,17 +203,8 @@ pub enum Command {
     /// an invitation (no secret in it) for `consort join`
     #[command(after_long_help = INVITE_EXAMPLES)]
     Invite {
-        /// Member name (2 to 24 lowercase letters, digits or '-')
-        name: String,
-        /// Validators the member will run (voted in as Clique signers at `admit`)
-        #[arg(long, default_value_t = 1)]
-        validators: u32,
-        /// Transaction (RPC) nodes the member will run
-        #[arg(long, default_value_t = 0)]
-        tx_nodes: u32,
-        /// An account of the member to fund at `admit`, NAME=BALANCE (repeatable)
-        #[arg(long = "account", value_name = "NAME=BALANCE")]
-        accounts: Vec<String>,
+        #[command(flatten)]
+        member: NewMemberArgs,
         /// Where to write the invitation
         #[arg(short = 'o', long = "out", default_value = "invite.json")]
         out: PathBuf,
@@ -299,22 +290,29 @@ pub struct ApplyArgs {
     pub geth: Option<PathBuf>,
 }
 
+/// A member organisation to add (`member add`) or invite (`invite`).
+#[derive(Debug, Clone, Args)]
+pub struct NewMemberArgs {
+    /// Member name (2 to 24 lowercase letters, digits or '-')
+    pub name: String,
+    /// Clique signer nodes (each is voted in by the current signers)
+    #[arg(long, default_value_t = 1)]
+    pub validators: u32,
+    /// Nodes that serve applications over JSON-RPC
+    #[arg(long, default_value_t = 0)]
+    pub tx_nodes: u32,
+    /// A funded account NAME=BALANCE (e.g. ops=100ether); repeatable
+    #[arg(long = "account", value_name = "NAME=BALANCE")]
+    pub accounts: Vec<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum MemberCommand {
     /// Add a member to the topology file, then plan and apply
     #[command(after_long_help = MEMBER_ADD_EXAMPLES)]
     Add {
-        /// Member name (2 to 24 lowercase letters, digits or '-')
-        name: String,
-        /// Clique signer nodes (each is voted in by the current signers)
-        #[arg(long, default_value_t = 1)]
-        validators: u32,
-        /// Nodes that serve applications over JSON-RPC
-        #[arg(long, default_value_t = 0)]
-        tx_nodes: u32,
-        /// A funded account NAME=BALANCE (e.g. ops=100ether); repeatable
-        #[arg(long = "account", value_name = "NAME=BALANCE")]
-        accounts: Vec<String>,
+        #[command(flatten)]
+        member: NewMemberArgs,
         #[command(flatten)]
         apply: MemberApply,
     },
