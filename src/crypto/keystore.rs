@@ -30,6 +30,14 @@ impl ScryptParams {
         r: 8,
         p: 6,
     };
+    /// For a random, machine-made password (consort's are ~190 bits): n = 2^12, r = 8,
+    /// p = 1, a sixth of LIGHT's work. Stretching cannot strengthen a password that is
+    /// already beyond brute force; it only costs time at every write and every unlock.
+    pub const RANDOM_PASSWORD: ScryptParams = ScryptParams {
+        log_n: 12,
+        r: 8,
+        p: 1,
+    };
 }
 
 /// Encrypts `key` exactly as geth's `keystore.EncryptKey` does: random 32-byte salt and

@@ -151,6 +151,43 @@ pub struct Summary {
 }
 
 impl Plan {
+    /// The heaviest chain of changes along their dependencies (exact or `prefix*`), each
+    /// weighing `weight(change)`: with a provider's per-operation time as the weight, the
+    /// shortest an apply could take however parallel it runs.
+    pub fn longest_chain(&self, weight: impl Fn(&Change) -> u32) -> u32 {
+        fn visit(
+            i: usize,
+            changes: &[Change],
+            weight: &dyn Fn(&Change) -> u32,
+            memo: &mut [Option<u32>],
+        ) -> u32 {
+            if let Some(d) = memo[i] {
+                return d;
+            }
+            // Dependencies never form a cycle; a provisional 0 keeps a bad graph finite.
+            memo[i] = Some(0);
+            let c = &changes[i];
+            let before = (0..changes.len())
+                .filter(|&j| {
+                    j != i
+                        && c.deps
+                            .iter()
+                            .any(|d| crate::provider::dep_matches(d, &changes[j].addr))
+                })
+                .map(|j| visit(j, changes, weight, memo))
+                .max()
+                .unwrap_or(0);
+            let d = before + weight(c);
+            memo[i] = Some(d);
+            d
+        }
+        let mut memo = vec![None; self.changes.len()];
+        (0..self.changes.len())
+            .map(|i| visit(i, &self.changes, &weight, &mut memo))
+            .max()
+            .unwrap_or(0)
+    }
+
     pub fn summary(&self) -> Summary {
         let mut s = Summary::default();
         for c in &self.changes {

@@ -294,21 +294,15 @@ mod tests {
         let mut out = Vec::new();
         for (mi, (v, t)) in members.iter().enumerate() {
             let m = format!("m{mi}");
-            for i in 0..*v {
-                out.push(NodeSpec {
-                    name: format!("{m}-validator-{i}"),
-                    member: m.clone(),
-                    role: Role::Validator,
-                    index: i,
-                });
-            }
-            for i in 0..*t {
-                out.push(NodeSpec {
-                    name: format!("{m}-tx-{i}"),
-                    member: m.clone(),
-                    role: Role::Tx,
-                    index: i,
-                });
+            for (role, count, label) in [(Role::Validator, v, "validator"), (Role::Tx, t, "tx")] {
+                for i in 0..*count {
+                    out.push(NodeSpec {
+                        name: format!("{m}-{label}-{i}"),
+                        member: m.clone(),
+                        role,
+                        index: i,
+                    });
+                }
             }
         }
         out

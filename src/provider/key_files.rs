@@ -183,7 +183,7 @@ pub fn restore(st: &State, addr: &str) -> Result<(), ProviderError> {
                 })?;
                 check_address(&key)?;
                 let password = keystore::random_password();
-                let json = keystore::encrypt(&key, &password, ScryptParams::LIGHT);
+                let json = keystore::encrypt(&key, &password, ScryptParams::RANDOM_PASSWORD);
                 write(&pw, password.as_bytes())?;
                 write(&ks, json.to_string().as_bytes())?;
             }

@@ -253,6 +253,13 @@ pub trait Provider: Sync {
         4
     }
 
+    /// Whether `change` should be started before other ready changes: the Azure
+    /// provider's ARM operations are long waits, so they go out before local CPU work
+    /// (key generation) takes the workers.
+    fn starts_first(&self, _change: &Change) -> bool {
+        false
+    }
+
     /// Whether `change` (one of `all`) should start only after the others: a late change
     /// starts once every other change that does not (transitively) wait for a late one has
     /// started. The local provider's tx nodes of a new chain wait for block 1 inside their
@@ -412,6 +419,8 @@ pub fn execute(
         .collect();
     let after_late = waits_for_late(&block, &late);
     let mut pending: Vec<usize> = (0..changes.len()).collect();
+    // Stable: plan order within each group.
+    pending.sort_by_key(|&i| !provider.starts_first(&changes[i]));
     let mut finished: HashSet<usize> = HashSet::new();
     let mut report = ExecReport::default();
     let mut stop = false;

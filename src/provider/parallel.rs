@@ -5,6 +5,7 @@
 //! item from a shared counter keep every core busy without that.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
 
 /// How many probes of nodes run at once.
 pub const PROBE_CONCURRENCY: usize = 16;
@@ -37,6 +38,31 @@ pub fn map<T: Sync, R: Send>(items: &[T], limit: usize, f: impl Fn(&T) -> R + Sy
     });
     out.sort_by_key(|(i, _)| *i);
     out.into_iter().map(|(_, r)| r).collect()
+}
+
+/// Runs CPU-heavy work (a keystore's scrypt) with at most one such job per core in this
+/// process: the executor may run a hundred changes at once, most of them waiting on geth
+/// or ARM, and those waits must not starve behind a hundred key derivations.
+pub fn cpu_bound<R>(f: impl FnOnce() -> R) -> R {
+    static BUSY: Mutex<usize> = Mutex::new(0);
+    static FREED: Condvar = Condvar::new();
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    {
+        let mut busy = BUSY.lock().unwrap();
+        while *busy >= cores {
+            busy = FREED.wait(busy).unwrap();
+        }
+        *busy += 1;
+    }
+    struct Release;
+    impl Drop for Release {
+        fn drop(&mut self) {
+            *BUSY.lock().unwrap() -= 1;
+            FREED.notify_one();
+        }
+    }
+    let _release = Release;
+    f()
 }
 
 #[cfg(test)]

@@ -546,8 +546,15 @@ impl Provider for AzureProvider {
             .collect()
     }
 
+    fn starts_first(&self, change: &Change) -> bool {
+        change.addr.starts_with("azure.")
+    }
+
     fn parallelism(&self) -> usize {
-        16
+        // ARM operations are long waits on Azure, not work here: two waves of a 100-VM network
+        // (NICs, VMs) run at once. ARM's write limits are per subscription; a 429 is retried after its
+        // Retry-After by that request alone (arm.rs), so throttling never serialises a wave.
+        256
     }
 
     fn apply_change(
