@@ -410,6 +410,16 @@ fn three_operators_invite_join_admit_vote_and_remove_without_sharing_keys() {
             Err(format!("treasury holds {now}, held {before} before"))
         }
     });
+    // Both sides' plans see the network as their topologies say: nothing to change.
+    for op in [&a, &b] {
+        let out = op.run(&["plan", "--detailed-exitcode"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
     let b_status = b.ok(&["status"]);
     assert!(b_status.contains("external"), "{b_status}");
 
@@ -451,6 +461,14 @@ fn three_operators_invite_join_admit_vote_and_remove_without_sharing_keys() {
     assert!(
         !signers(&a_tx).contains(&c_signer),
         "admitted on A's votes alone"
+    );
+    // A has cast its votes: nothing more for A to do while B's are missing.
+    let out = a.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
     );
     b.ok(&["admit", &s(&request_c), "--invite", &s(&invite_c), "--yes"]);
     let abc: BTreeSet<Address> = ab.iter().copied().chain([c_signer]).collect();
