@@ -4,6 +4,8 @@
 pub mod chain;
 pub mod cli;
 pub mod crypto;
+pub mod dashboard;
+pub mod graph;
 pub mod join;
 pub mod plan;
 pub mod provider;

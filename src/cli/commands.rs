@@ -120,6 +120,10 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             apply,
         } => super::join::admit(&g, &request, invite.as_deref(), &apply),
         Command::Export(ExportCommand::Arm { out_dir }) => export_arm(&g, &out_dir),
+        Command::Dashboard { port, no_open } => super::view::dashboard(&g, port, no_open),
+        Command::Graph { format, out, live } => {
+            super::view::graph(&g, format, out.as_deref(), live)
+        }
         Command::State(StateCommand::Recover) => state_recover(&g),
     }
 }
@@ -855,8 +859,8 @@ fn status(g: &Global, as_json: bool) -> Result<i32> {
 
 fn output(g: &Global, format: Format, member: Option<&str>) -> Result<i32> {
     let (loaded, _, state) = deployed(g)?;
-    if member.is_some() && matches!(format, Format::Text | Format::Json) {
-        bail!("--member picks the node and account of --format env or --format foundry; text and json list every member");
+    if member.is_some() && matches!(format, Format::Text | Format::Json | Format::Prometheus) {
+        bail!("--member picks the node and account of --format env or --format foundry; text, json and prometheus list every member");
     }
     let v = output::output_json(&loaded.topology, &state);
     match format {
@@ -864,6 +868,7 @@ fn output(g: &Global, format: Format, member: Option<&str>) -> Result<i32> {
         Format::Text => print!("{}", output::render_text(&v)),
         Format::Env => print!("{}", output::render_env(&v, &loaded.topology, member)?),
         Format::Foundry => print!("{}", output::render_foundry(&v, &loaded.topology, member)?),
+        Format::Prometheus => print!("{}", output::render_prometheus(&v)?),
     }
     Ok(0)
 }

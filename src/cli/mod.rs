@@ -8,6 +8,7 @@ pub mod output;
 mod progress;
 mod recovery;
 pub mod reference;
+mod view;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -71,6 +72,7 @@ const OUTPUT_EXAMPLES: &str = "Examples:
   consort output
   consort output --format env > .env
   consort output --format foundry
+  consort output --format prometheus > prometheus.yml
   consort output --json";
 const LOGS_EXAMPLES: &str = "Examples:
   consort logs contoso-validator-0
@@ -97,6 +99,13 @@ const COMPLETIONS_EXAMPLES: &str = "Examples:
   consort completions zsh";
 const SCHEMA_EXAMPLES: &str = "Examples:
   consort schema > consort.schema.json";
+const DASHBOARD_EXAMPLES: &str = "Examples:
+  consort dashboard --no-open            # then open http://127.0.0.1:8600/
+  consort dashboard --port 0 --no-open   # a free port: it prints the URL";
+const GRAPH_EXAMPLES: &str = "Examples:
+  consort graph -o topology.svg
+  consort graph --format dot | dot -Tpng -o topology.png
+  consort graph --live -o now.svg";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -154,7 +163,7 @@ pub enum Command {
     Output {
         /// text for people; json for programs; env: KEY=value lines (ETH_RPC_URL, CHAIN_ID,
         /// ETH_KEYSTORE, ETH_PASSWORD, per-node URLs) to `source` or put in .env; foundry:
-        /// a foundry.toml profile
+        /// a foundry.toml profile; prometheus: a scrape configuration (a target per node)
         #[arg(long, value_enum, default_value = "text")]
         format: output::Format,
         /// Same as --format json
@@ -257,6 +266,37 @@ pub enum Command {
     /// Print the JSON Schema of the topology file (generated from the types consort reads)
     #[command(after_long_help = SCHEMA_EXAMPLES)]
     Schema,
+    /// Serve a live page of the network on 127.0.0.1: health, topology, signers, blocks,
+    /// metrics and a block explorer (read-only), until Ctrl-C
+    #[command(after_long_help = DASHBOARD_EXAMPLES)]
+    Dashboard {
+        /// Port on 127.0.0.1 (0: a free one; the URL is printed either way)
+        #[arg(long, default_value_t = crate::dashboard::DEFAULT_PORT)]
+        port: u16,
+        /// Do not open a browser
+        #[arg(long)]
+        no_open: bool,
+    },
+    /// Draw the topology: members as groups, validators and tx nodes, signers, peer links
+    #[command(after_long_help = GRAPH_EXAMPLES)]
+    Graph {
+        /// svg: drawn by consort (no Graphviz needed); dot: for Graphviz
+        #[arg(long, value_enum, default_value = "svg")]
+        format: GraphFormat,
+        /// Write to FILE instead of standard output
+        #[arg(short = 'o', long = "out", value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Peer links, signers and node states as the running nodes report them (local
+        /// networks); without it, the links the topology plans
+        #[arg(long)]
+        live: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GraphFormat {
+    Svg,
+    Dot,
 }
 
 #[derive(Debug, Subcommand)]

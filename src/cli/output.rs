@@ -25,10 +25,12 @@ pub enum Format {
     Env,
     /// A foundry.toml profile and `[rpc_endpoints]`
     Foundry,
+    /// A Prometheus scrape configuration: a job for the network, a target per node
+    Prometheus,
 }
 
 /// Node outputs that say how to reach a node; each is copied when the provider records it.
-const ENDPOINTS: &[&str] = &["rpc_url", "ws_url", "ipc_path"];
+const ENDPOINTS: &[&str] = &["rpc_url", "ws_url", "ipc_path", "metrics_url"];
 
 fn abs(s: &str) -> String {
     std::path::absolute(s)
@@ -92,7 +94,8 @@ pub fn output_json(topo: &Topology, st: &State) -> Value {
                 (_, v) => v,
             };
             // Applications' endpoints are always listed (null on validators, which serve
-            // no TCP RPC); the IPC socket where the provider has one.
+            // no TCP RPC); the IPC socket where the provider has one; metrics always
+            // (null where the provider or an older node has none).
             if *key != "ipc_path" || !v.is_null() {
                 node[*key] = v;
             }
@@ -361,6 +364,69 @@ pub fn render_foundry(v: &Value, topo: &Topology, member: Option<&str>) -> Resul
             ));
         }
     }
+    Ok(out)
+}
+
+/// `consort output --format prometheus`: a `scrape_configs` section with one job for the
+/// network and a target per node that serves metrics, labelled `member`, `role`, `node`.
+pub fn render_prometheus(v: &Value) -> Result<String> {
+    let network = v["network"]["name"].as_str().unwrap_or("");
+    let nodes = v["nodes"].as_array().cloned().unwrap_or_default();
+    let mut targets = Vec::new();
+    let mut paths = std::collections::BTreeSet::new();
+    let mut without = Vec::new();
+    for n in &nodes {
+        let name = n["name"].as_str().unwrap_or("");
+        let Some(url) = n["metrics_url"].as_str() else {
+            without.push(name.to_string());
+            continue;
+        };
+        let Some((host, path)) = url
+            .strip_prefix("http://")
+            .and_then(|rest| rest.split_once('/'))
+        else {
+            bail!("node {name}: metrics URL {url} is not http://HOST:PORT/PATH");
+        };
+        paths.insert(format!("/{path}"));
+        targets.push(json!({
+            "targets": [host],
+            "labels": {
+                "network": network,
+                "member": n["member"],
+                "role": n["role"],
+                "node": name,
+            },
+        }));
+    }
+    if targets.is_empty() {
+        bail!(
+            "no node of network {network} serves metrics: nodes started by an older consort get a metrics port when `consort apply` restarts them"
+        );
+    }
+    // One job needs one path; geth serves them all at the same one.
+    let path = match paths.len() {
+        1 => paths.into_iter().next().unwrap_or_default(),
+        _ => bail!("the nodes of network {network} serve metrics at different paths"),
+    };
+    let config = json!({
+        "scrape_configs": [{
+            "job_name": format!("consort-{network}"),
+            "metrics_path": path,
+            "scrape_interval": "5s",
+            "static_configs": targets,
+        }]
+    });
+    let mut out = format!(
+        "# consort output --format prometheus: network {network}, a target per node (geth's metrics on 127.0.0.1).\n\
+         # Save as prometheus.yml (`prometheus --config.file=prometheus.yml`) or merge the job into yours.\n"
+    );
+    if !without.is_empty() {
+        out.push_str(&format!(
+            "# No metrics yet (started by an older consort; `consort apply` after a restart adds them): {}\n",
+            without.join(", ")
+        ));
+    }
+    out.push_str(&serde_yaml::to_string(&config)?);
     Ok(out)
 }
 

@@ -22,7 +22,8 @@
 //!   wildcard: every node key, because the static peers need every enode);
 //! - outputs must include `rpc_url` (tx nodes' application RPC; absent or null for
 //!   validators, which serve no TCP RPC) and `enode` (full `enode://id@host:port`), which
-//!   `consort output` reports; local nodes also `ipc_path` and `ws_url`.
+//!   `consort output` reports; local nodes also `ipc_path`, `ws_url` and `metrics_url`
+//!   (geth's Prometheus metrics on 127.0.0.1).
 //!
 //! Non-core kinds a provider applies: its node resources; `signer.<n>` (attrs `{node,
 //! member, genesis}`: `genesis: true` is a no-op record, otherwise create = vote in by a
@@ -439,7 +440,12 @@ pub fn execute(
                 stop = true;
                 report.interrupted = true;
             }
-            if !stop {
+            // Until a pass starts nothing: a late change skipped because an early one
+            // after it in `pending` had not started yet starts in the next pass, not only
+            // once some change finishes.
+            let mut started = !stop;
+            while started {
+                started = false;
                 let mut i = 0;
                 while i < pending.len() && running < parallel {
                     let ci = pending[i];
@@ -449,6 +455,7 @@ pub fn execute(
                     {
                         pending.remove(i);
                         running += 1;
+                        started = true;
                         let c = &changes[ci];
                         ctx.emit(Event::ChangeStarted {
                             addr: c.addr.clone(),

@@ -123,6 +123,9 @@ pub struct NodeLaunch {
     pub http_port: Option<u16>,
     /// WebSocket JSON-RPC port, tx nodes only (same namespaces).
     pub ws_port: Option<u16>,
+    /// geth's Prometheus metrics (`--metrics`) on 127.0.0.1 at this port: read-only
+    /// counters, no RPC. None: no metrics server.
+    pub metrics_port: Option<u16>,
     /// geth's engine API (JWT-authenticated; unused under Clique but always opened), on
     /// 127.0.0.1. 0: a port the kernel picks.
     pub authrpc_port: u16,
@@ -291,6 +294,7 @@ mod tests {
             http_addr: "127.0.0.1".into(),
             http_port: (!signer).then_some(8545),
             ws_port: (!signer).then_some(8546),
+            metrics_port: None,
             authrpc_port: 0,
             ipc_path: "/d/geth.ipc".into(),
             netrestrict: None,

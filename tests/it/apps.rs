@@ -22,7 +22,7 @@ fn json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
 }
 
-fn cast(dir: &Path) -> Command {
+pub(crate) fn cast(dir: &Path) -> Command {
     let mut c = Command::new(npm_tool("cast"));
     c.current_dir(dir)
         // Only what the test passes: no ETH_* from the environment, no foundry.toml above.
@@ -34,7 +34,7 @@ fn cast(dir: &Path) -> Command {
     c
 }
 
-fn cast_ok(dir: &Path, args: &[&str], timeout: Duration) -> String {
+pub(crate) fn cast_ok(dir: &Path, args: &[&str], timeout: Duration) -> String {
     let mut c = cast(dir);
     c.args(args);
     let out = run_with_deadline(c, timeout);

@@ -142,6 +142,7 @@ fn rendered_bootstrap_brings_up_two_members_that_peer_and_seal() {
             // A validator VM serves no TCP RPC: the test, like Run Command, uses IPC.
             http_port: None,
             ws_port: None,
+            metrics_port: None,
             authrpc_port: 0,
             ipc_path: vm_paths::IPC.into(),
             // What Azure renders with the VNet's range; here the loopback range.
@@ -290,6 +291,7 @@ fn bootstrap_refuses_an_archive_with_the_wrong_checksum() {
             http_addr: "127.0.0.1".into(),
             http_port: p.http,
             ws_port: None,
+            metrics_port: None,
             authrpc_port: 0,
             ipc_path: vm_paths::IPC.into(),
             netrestrict: None,

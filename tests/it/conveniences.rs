@@ -312,6 +312,52 @@ fn help_examples() -> Vec<String> {
     out
 }
 
+/// A `consort dashboard` example serves until Ctrl-C: it must print its URL, answer there,
+/// and stop on SIGINT with exit 0.
+fn dashboard_example(e: &str, dir: &Path, path: &str) {
+    let mut child = Command::new("bash")
+        .arg("-c")
+        .arg(format!("set -euo pipefail; exec {e}"))
+        .current_dir(dir)
+        .env("PATH", path)
+        .env_remove("CONSORT_STATE_DIR")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let line = crate::support::stdout_lines(&mut child).recv_timeout(Duration::from_secs(60));
+    let url = line
+        .as_deref()
+        .ok()
+        .and_then(|l| l.strip_prefix("Dashboard: "))
+        .map(str::to_string);
+    let page = url.as_ref().and_then(|u| {
+        reqwest::blocking::Client::builder()
+            .no_proxy()
+            .build()
+            .ok()?
+            .get(u)
+            .send()
+            .ok()?
+            .text()
+            .ok()
+    });
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert!(
+        url.is_some(),
+        "help example {e} printed {line:?}, not `Dashboard: URL`"
+    );
+    assert!(
+        page.is_some_and(|p| p.contains("consort dashboard")),
+        "help example {e}: no page at {url:?}"
+    );
+    assert!(
+        status.success(),
+        "help example {e}: Ctrl-C ended it with {status}"
+    );
+}
+
 /// Every `--help` example, run through bash in one directory in the order of a session:
 /// init, validate, plan, apply, status, output, logs, member add/remove, stop, start,
 /// destroy, then the offline ones.
@@ -325,6 +371,8 @@ fn every_help_example_works() {
         "consort apply",
         "consort status",
         "consort output",
+        "consort graph",
+        "consort dashboard",
         "consort logs",
         "consort member add",
         "consort member remove",
@@ -356,6 +404,10 @@ fn every_help_example_works() {
         std::env::var("PATH").unwrap_or_default()
     );
     for e in &sorted {
+        if e.starts_with("consort dashboard") {
+            dashboard_example(e, &dir, &path);
+            continue;
+        }
         let mut c = Command::new("bash");
         c.arg("-c")
             .arg(format!("set -euo pipefail; {e}"))

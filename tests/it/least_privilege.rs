@@ -172,7 +172,8 @@ fn no_tcp_port_signs_or_administers_and_consort_works_over_ipc() {
         }
 
         // Every TCP socket the process listens on: loopback only, and none serves a
-        // forbidden call (authrpc answers 401 without its JWT; p2p speaks no HTTP).
+        // forbidden call (authrpc answers 401 without its JWT; p2p speaks no HTTP; the
+        // metrics server answers only GETs of its counters).
         let sockets = listening(o.pid);
         assert!(!sockets.is_empty(), "{name} listens on nothing?");
         for (addr, port) in &sockets {
@@ -199,8 +200,8 @@ fn no_tcp_port_signs_or_administers_and_consort_works_over_ipc() {
         });
         ports_tried += sockets.len();
     }
-    // 5 p2p + 5 authrpc + 2 × (HTTP + WS).
-    assert_eq!(ports_tried, 14, "unexpected number of listening ports");
+    // 5 p2p + 5 authrpc + 5 Prometheus metrics + 2 × (HTTP + WS).
+    assert_eq!(ports_tried, 19, "unexpected number of listening ports");
     assert!(!Path::new("/tmp/consort-exported-chain").exists());
 
     // consort's own status works over IPC and sees a healthy network.
@@ -255,6 +256,7 @@ fn peer_node(dir: &Path, name: &str, ip: Ipv4Addr, extra: &[String]) -> NodeHand
         p2p,
         http: None,
         ws: None,
+        metrics: None,
     };
     let node = NodeHandle::start(&datadir, ports, &args);
     poll(

@@ -13,9 +13,11 @@ mod cloud_init;
 mod conveniences;
 mod crypto_geth;
 mod crypto_vectors;
+mod dashboard;
 #[cfg(feature = "azure")]
 mod fake_arm;
 mod faults;
+mod graph;
 mod key_restore;
 mod least_privilege;
 mod local_cli;

@@ -462,3 +462,19 @@ pub fn web3_python() -> PathBuf {
     .clone()
     .unwrap_or_else(|e| panic!("this test needs {WEB3_PY} (or $CONSORT_WEB3_PYTHON): {e}"))
 }
+
+/// The lines `child` prints on its (piped) stdout, as they come, read by a thread.
+pub fn stdout_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}

@@ -249,6 +249,8 @@ impl AzureProvider {
             http_addr: ip.clone(),
             http_port: (spec.role == Role::Tx).then_some(RPC_PORT),
             ws_port: None,
+            // Prometheus metrics: local networks only so far.
+            metrics_port: None,
             authrpc_port: AUTHRPC_PORT,
             ipc_path: vm_paths::IPC.into(),
             // p2p only with the consortium's own VNet.

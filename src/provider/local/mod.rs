@@ -90,6 +90,9 @@ pub struct NodeOutputs {
     /// WebSocket JSON-RPC for applications: tx nodes only.
     #[serde(default)]
     pub ws_url: Option<String>,
+    /// geth's Prometheus metrics (every node, 127.0.0.1; read-only counters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_url: Option<String>,
     pub enode: String,
     /// The StaticNodes in config.toml (enode URLs of every other node).
     #[serde(default)]

@@ -201,6 +201,7 @@ impl LocalProvider {
             // Applications connect to tx nodes only; validators are controlled over IPC.
             http_port: ports.http.filter(|_| spec.role == Role::Tx),
             ws_port: ports.ws.filter(|_| spec.role == Role::Tx),
+            metrics_port: ports.metrics,
             authrpc_port: 0,
             ipc_path: s(&ipc_path(datadir)),
             netrestrict: None,
@@ -548,6 +549,7 @@ impl LocalProvider {
             ipc_path: s(&ipc_path(datadir)),
             rpc_url: ports.http.map(|p| format!("http://{host}:{p}")),
             ws_url: ports.ws.map(|p| format!("ws://{host}:{p}")),
+            metrics_url: ports.metrics.map(process::metrics_url),
             enode: render::enode_url(enode_id, host, ports.p2p),
             static_nodes: statics,
             geth: s(&geth.path),

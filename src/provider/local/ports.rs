@@ -8,9 +8,13 @@
 //! A port that is taken (by another program, or recorded for another network under the
 //! same `.consort/`) moves only that node, to the first free port past the block, and
 //! says so. Recorded ports always win: a running node keeps its ports.
+//!
+//! Every node also serves geth's Prometheus metrics on 127.0.0.1: node `i` on
+//! `metrics_base + i`, where `metrics_base` is geth's conventional 6060, or with
+//! `base_port: B` the port right after the RPC block (B + node count + 2 × tx count).
 
 use super::*;
-use process::{p2p_free, DEFAULT_RPC_PORT};
+use process::{p2p_free, DEFAULT_METRICS_PORT, DEFAULT_RPC_PORT};
 
 /// Ports handed out during one command: every node of the topology gets its ports from
 /// one table, so each config.toml can list the final p2p port of every peer even while
@@ -54,6 +58,26 @@ impl PortTable {
         }
     }
 
+    /// The conventional port `want` of kind `what` if it is claimable, else the first
+    /// free one from `from` upwards, saying so in `moved`.
+    fn wanted_or_next(
+        &mut self,
+        node: &str,
+        (what, want): (&str, u16),
+        from: u16,
+        free: impl Fn(u16) -> bool + Copy,
+        moved: &mut Vec<String>,
+    ) -> Result<u16, ProviderError> {
+        if self.claim(want, free) {
+            return Ok(want);
+        }
+        let p = self.first_free(node, from, 1, free)?;
+        moved.push(format!(
+            "node.{node}: {what} port {want} is taken; using {p}"
+        ));
+        Ok(p)
+    }
+
     fn claim_run(&mut self, first: u16, width: u16, free: impl Fn(u16) -> bool + Copy) -> bool {
         let ports: Vec<u16> = (first..first.saturating_add(width)).collect();
         if ports.len() != usize::from(width)
@@ -73,6 +97,14 @@ pub(super) fn bases(config: &LocalConfig, nodes: usize) -> (u16, u16) {
     match config.base_port {
         None => (process::DEFAULT_BASE_PORT, DEFAULT_RPC_PORT),
         Some(b) => (b, b.saturating_add(nodes as u16)),
+    }
+}
+
+/// Where the metrics block starts: see the module docs.
+pub(super) fn metrics_base(config: &LocalConfig, nodes: usize, tx_nodes: usize) -> u16 {
+    match config.base_port {
+        None => DEFAULT_METRICS_PORT,
+        Some(b) => b.saturating_add((nodes + 2 * tx_nodes) as u16),
     }
 }
 
@@ -106,6 +138,7 @@ impl LocalProvider {
         let nodes = ctx.topology.nodes();
         let (p2p_base, rpc_base) = bases(&self.config, nodes.len());
         let tx_count = nodes.iter().filter(|n| n.role == Role::Tx).count() as u16;
+        let metrics_base = metrics_base(&self.config, nodes.len(), tx_count.into());
         let mut moved = Vec::new();
         let ports = self.with_ports(ctx, |t| {
             let mut tx_index = 0u16;
@@ -117,15 +150,13 @@ impl LocalProvider {
                 if t.assigned.contains_key(&n.name) {
                     continue;
                 }
-                let want_p2p = p2p_base.saturating_add(i as u16);
-                let p2p = if t.claim(want_p2p, p2p_free) {
-                    want_p2p
-                } else {
-                    let from = p2p_base.saturating_add(nodes.len() as u16);
-                    let p = t.first_free(&n.name, from, 1, p2p_free)?;
-                    moved.push(format!("node.{}: p2p port {want_p2p} is taken; using {p}", n.name));
-                    p
-                };
+                let p2p = t.wanted_or_next(
+                    &n.name,
+                    ("p2p", p2p_base.saturating_add(i as u16)),
+                    p2p_base.saturating_add(nodes.len() as u16),
+                    p2p_free,
+                    &mut moved,
+                )?;
                 let (http, ws) = if n.role == Role::Tx {
                     let want = rpc_base.saturating_add(2 * j);
                     let h = if t.claim_run(want, 2, tcp_free) {
@@ -145,7 +176,22 @@ impl LocalProvider {
                 } else {
                     (None, None)
                 };
-                t.assigned.insert(n.name.clone(), NodePorts { p2p, http, ws });
+                let metrics = t.wanted_or_next(
+                    &n.name,
+                    ("metrics", metrics_base.saturating_add(i as u16)),
+                    metrics_base.saturating_add(nodes.len() as u16),
+                    tcp_free,
+                    &mut moved,
+                )?;
+                t.assigned.insert(
+                    n.name.clone(),
+                    NodePorts {
+                        p2p,
+                        http,
+                        ws,
+                        metrics: Some(metrics),
+                    },
+                );
             }
             t.assigned
                 .get(node)
@@ -160,13 +206,20 @@ impl LocalProvider {
 
     /// Recorded `ports` made to fit the node's role: a validator has no RPC ports; a tx
     /// node recorded before it served WebSocket gets the port beside its HTTP one (or a
-    /// new pair when that is taken).
+    /// new pair when that is taken); a node recorded before metrics gets a metrics port.
     pub(super) fn complete_ports(
         &self,
         ctx: &ApplyCtx,
         spec: &NodeSpec,
         ports: NodePorts,
     ) -> NodePorts {
+        let ports = match ports.metrics {
+            Some(_) => ports,
+            None => NodePorts {
+                metrics: self.free_metrics_port(ctx, &spec.name).ok(),
+                ..ports
+            },
+        };
         match (spec.role, ports.http, ports.ws) {
             (Role::Validator, _, _) => NodePorts {
                 http: None,
@@ -190,6 +243,15 @@ impl LocalProvider {
             }
             _ => ports,
         }
+    }
+
+    /// A metrics port for `node` from the metrics block, past the conventional ones.
+    fn free_metrics_port(&self, ctx: &ApplyCtx, node: &str) -> Result<u16, ProviderError> {
+        let nodes = ctx.topology.nodes();
+        let tx_count = nodes.iter().filter(|n| n.role == Role::Tx).count();
+        let base = metrics_base(&self.config, nodes.len(), tx_count);
+        let from = base.saturating_add(nodes.len() as u16);
+        self.with_ports(ctx, |t| t.first_free(node, from, 1, tcp_free))
     }
 
     /// New ports for `node` (its old ones were taken by something else).
@@ -217,7 +279,15 @@ impl LocalProvider {
                 }
                 false => (None, None),
             };
-            let p = NodePorts { p2p, http, ws };
+            let metrics_from = metrics_base(&self.config, nodes.len(), tx_count.into())
+                .saturating_add(nodes.len() as u16);
+            let metrics = Some(t.first_free(node, metrics_from, 1, tcp_free)?);
+            let p = NodePorts {
+                p2p,
+                http,
+                ws,
+                metrics,
+            };
             t.assigned.insert(node.to_string(), p);
             Ok(p)
         })

@@ -363,11 +363,15 @@ pub struct NodePorts {
     pub http: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ws: Option<u16>,
+    /// geth's Prometheus metrics (`--metrics.port`, on 127.0.0.1); absent on nodes
+    /// started before consort enabled metrics (they get one at their next restart).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<u16>,
 }
 
 impl NodePorts {
     pub fn all(&self) -> Vec<u16> {
-        [Some(self.p2p), self.http, self.ws]
+        [Some(self.p2p), self.http, self.ws, self.metrics]
             .into_iter()
             .flatten()
             .collect()
@@ -378,6 +382,15 @@ impl NodePorts {
 pub const DEFAULT_BASE_PORT: u16 = 30303;
 /// First HTTP JSON-RPC port of tx nodes (the conventional 8545; WebSocket beside it).
 pub const DEFAULT_RPC_PORT: u16 = 8545;
+/// First Prometheus metrics port (geth's conventional 6060; node `i` gets 6060 + i).
+pub const DEFAULT_METRICS_PORT: u16 = 6060;
+/// Where geth serves its metrics in Prometheus' text format.
+pub const METRICS_PATH: &str = "/debug/metrics/prometheus";
+
+/// The URL of geth's Prometheus metrics on `port`.
+pub fn metrics_url(port: u16) -> String {
+    format!("http://127.0.0.1:{port}{METRICS_PATH}")
+}
 
 fn tcp_free(port: u16) -> bool {
     TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)).is_ok()
@@ -394,7 +407,12 @@ pub fn p2p_free(port: u16) -> bool {
 
 /// Whether all ports of a node can be bound right now.
 pub fn ports_free(p: NodePorts) -> bool {
-    p2p_free(p.p2p) && p.http.into_iter().chain(p.ws).all(tcp_free)
+    p2p_free(p.p2p)
+        && p.http
+            .into_iter()
+            .chain(p.ws)
+            .chain(p.metrics)
+            .all(tcp_free)
 }
 
 /// Hands out free ports on 127.0.0.1 from a base upwards, never one in `reserved` (ports
@@ -484,6 +502,7 @@ impl PortAllocator {
             p2p: self.p2p()?,
             http: Some(self.tcp()?),
             ws: None,
+            metrics: None,
         })
     }
 }

@@ -196,6 +196,7 @@ pub fn node_outputs(
             // Tx nodes serve HTTP + WS; validators no TCP RPC (older consorts: HTTP on all).
             let http = port("--http.port");
             let ws = port("--ws.port");
+            let metrics = port("--metrics.port");
             let p2p = port("--port").or(p2p_conf).ok_or_else(|| {
                 format!(
                     "{}: no p2p port in config.toml nor on geth's command line",
@@ -209,7 +210,16 @@ pub fn node_outputs(
                 .unwrap_or_default();
             let version = crate::chain::geth::version_of(Path::new(&exe), geth_version)
                 .unwrap_or_else(|_| geth_version.to_string());
-            (NodePorts { p2p, http, ws }, exe, version)
+            (
+                NodePorts {
+                    p2p,
+                    http,
+                    ws,
+                    metrics,
+                },
+                exe,
+                version,
+            )
         }
         _ => {
             let mut alloc = PortAllocator::new(base_port, reserved.iter().copied());
@@ -224,6 +234,7 @@ pub fn node_outputs(
                     p2p,
                     http: None,
                     ws: None,
+                    metrics: None,
                 },
                 String::new(),
                 geth_version.to_string(),
@@ -250,6 +261,7 @@ pub fn node_outputs(
             }),
         rpc_url: ports.http.map(|p| format!("http://{host}:{p}")),
         ws_url: ports.ws.map(|p| format!("ws://{host}:{p}")),
+        metrics_url: ports.metrics.map(process::metrics_url),
         enode: crate::render::enode_url(enode_id, &host, ports.p2p),
         static_nodes,
         geth,

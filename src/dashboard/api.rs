@@ -1,0 +1,215 @@
+//! The dashboard's HTTP surface: the page, its snapshot, and `POST /api/rpc`, which sends
+//! one of [`READ_METHODS`] to a running node over IPC and refuses every other method. The
+//! server never forwards arbitrary RPC: no admin, miner, personal, debug, no
+//! `eth_sendRawTransaction`, nothing that signs or changes a node. Requests must name
+//! the loopback address they were sent to (`Host`), so a web page elsewhere cannot reach
+//! the dashboard through DNS rebinding.
+
+use super::{assets, Shared};
+use crate::rpc::RpcClient;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Everything the page may ask a node: reads of blocks, transactions, receipts,
+/// balances, nonces, code, Clique signers and the txpool's size.
+pub const READ_METHODS: &[&str] = &[
+    "eth_blockNumber",
+    "eth_chainId",
+    "eth_getBlockByNumber",
+    "eth_getBlockByHash",
+    "eth_getTransactionByHash",
+    "eth_getTransactionReceipt",
+    "eth_getBalance",
+    "eth_getTransactionCount",
+    "eth_getCode",
+    "clique_getSigner",
+    "clique_getSigners",
+    "net_peerCount",
+    "txpool_status",
+];
+
+/// Parameters a read method takes at most.
+const MAX_PARAMS: usize = 3;
+const RPC_TIMEOUT: Duration = Duration::from_secs(3);
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route(
+            "/",
+            get(|| async { page(assets::INDEX_HTML, "text/html; charset=utf-8") }),
+        )
+        .route(
+            "/app.js",
+            get(|| async { page(assets::APP_JS, "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/style.css",
+            get(|| async { page(assets::STYLE_CSS, "text/css; charset=utf-8") }),
+        )
+        .route(
+            "/favicon.svg",
+            get(|| async { page(assets::FAVICON_SVG, "image/svg+xml") }),
+        )
+        .route("/api/snapshot", get(snapshot))
+        .route("/api/graph.svg", get(graph_svg))
+        .route("/api/methods", get(|| async { Json(json!(READ_METHODS)) }))
+        .route("/api/rpc", post(rpc))
+        .layer(middleware::from_fn(loopback_host))
+        .with_state(shared)
+}
+
+fn page(body: &'static str, content_type: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(
+                    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'",
+                ),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+/// Refuses requests whose `Host` is not a loopback name (DNS rebinding).
+async fn loopback_host(req: Request, next: Next) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let name = host.rsplit_once(':').map_or(host, |(n, _)| n);
+    if !matches!(name, "127.0.0.1" | "localhost" | "[::1]") {
+        return error(
+            StatusCode::FORBIDDEN,
+            format!("the dashboard answers on 127.0.0.1 only, not for host {host:?}"),
+        );
+    }
+    next.run(req).await
+}
+
+async fn snapshot(State(shared): State<Arc<Shared>>) -> Response {
+    let snap = shared.snapshot.read().unwrap().clone();
+    match snap {
+        Some(s) => Json(s.as_ref().clone()).into_response(),
+        None => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the first sample is being taken",
+        ),
+    }
+}
+
+async fn graph_svg(State(shared): State<Arc<Shared>>) -> Response {
+    let snap = shared.snapshot.read().unwrap().clone();
+    match snap.as_ref().and_then(|s| s["graph_svg"].as_str()) {
+        Some(svg) => ([(header::CONTENT_TYPE, "image/svg+xml")], svg.to_string()).into_response(),
+        None => error(StatusCode::SERVICE_UNAVAILABLE, "no snapshot yet"),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct RpcRequest {
+    method: String,
+    #[serde(default)]
+    params: Value,
+}
+
+/// Whether the dashboard may send `method` to a node.
+pub fn allowed(method: &str) -> bool {
+    READ_METHODS.contains(&method)
+}
+
+async fn rpc(State(shared): State<Arc<Shared>>, body: axum::body::Bytes) -> Response {
+    let Ok(req) = serde_json::from_slice::<RpcRequest>(&body) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "expected a JSON object {\"method\": …, \"params\": […]}",
+        );
+    };
+    if !allowed(&req.method) {
+        return error(
+            StatusCode::FORBIDDEN,
+            format!(
+                "method {:?} is not one of the dashboard's read methods ({}); the dashboard is read-only",
+                req.method,
+                READ_METHODS.join(", ")
+            ),
+        );
+    }
+    let params = match req.params {
+        Value::Null => json!([]),
+        Value::Array(a) if a.len() <= MAX_PARAMS => Value::Array(a),
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("params must be a list of at most {MAX_PARAMS} values"),
+            )
+        }
+    };
+    let endpoints = shared.endpoints.read().unwrap().clone();
+    if endpoints.is_empty() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "no node is running");
+    }
+    let method = req.method;
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut last = String::new();
+        for ep in endpoints {
+            match RpcClient::ipc(&ep)
+                .with_timeout(RPC_TIMEOUT)
+                .call_raw(&method, params.clone())
+            {
+                Ok(v) => return Ok(v),
+                // That node went away: the next one.
+                Err(e) if e.is_unreachable() => last = e.to_string(),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Err(last)
+    })
+    .await;
+    match answer {
+        Ok(Ok(v)) => Json(json!({ "result": v })).into_response(),
+        Ok(Err(e)) => error(StatusCode::BAD_GATEWAY, e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_reads_are_allowed() {
+        for m in READ_METHODS {
+            assert!(
+                !["admin_", "miner_", "personal_", "debug_"]
+                    .iter()
+                    .any(|p| m.starts_with(p)),
+                "{m}"
+            );
+            assert!(
+                !m.contains("send") && !m.contains("sign") && !m.contains("propose"),
+                "{m}"
+            );
+        }
+        assert!(!allowed("eth_sendRawTransaction"));
+        assert!(!allowed("admin_addPeer"));
+        assert!(!allowed("clique_propose"));
+        assert!(allowed("eth_getBlockByNumber"));
+    }
+}
