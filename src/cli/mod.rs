@@ -84,10 +84,9 @@ const MEMBER_REMOVE_EXAMPLES: &str = "Examples:
 const INVITE_EXAMPLES: &str = "Examples:
   consort invite delta --validators 1 --tx-nodes 1 --account ops=10ether -o invite.json";
 const JOIN_EXAMPLES: &str = "Examples:
-  consort join invite.json --address 127.0.0.2 --yes   # in delta's own, empty directory";
+  consort join invite.json -f delta/consort.yaml --address 127.0.0.2 --yes   # delta's own directory and state";
 const ADMIT_EXAMPLES: &str = "Examples:
-  consort admit join-request.json --yes
-  consort admit join-request.json --invite invite.json --yes   # invited by another operator";
+  consort admit delta/join-request.json --yes";
 const STOP_EXAMPLES: &str = "Examples:
   consort stop";
 const START_EXAMPLES: &str = "Examples:
