@@ -6,6 +6,7 @@ pub mod cli;
 pub mod crypto;
 pub mod dashboard;
 pub mod graph;
+pub mod join;
 pub mod plan;
 pub mod provider;
 pub mod render;

@@ -7,7 +7,8 @@ use super::output::{self, Format};
 use super::progress::Progress;
 use super::recovery::{destroy_from_disk, remove_path, remove_set_aside_states, state_recover};
 use super::{
-    ApplyArgs, Cli, Command, ExportCommand, Global, MemberApply, MemberCommand, StateCommand,
+    ApplyArgs, Cli, Command, ExportCommand, Global, MemberApply, MemberCommand, NewMemberArgs,
+    StateCommand,
 };
 use crate::plan::desired::{build, PlanInput};
 use crate::plan::{display, Plan};
@@ -47,7 +48,12 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
     let g = cli.global;
     if matches!(
         cli.command,
-        Command::Apply(_) | Command::Destroy { .. } | Command::Member(_) | Command::Start { .. }
+        Command::Apply(_)
+            | Command::Destroy { .. }
+            | Command::Member(_)
+            | Command::Start { .. }
+            | Command::Join { .. }
+            | Command::Admit { .. }
     ) {
         install_interrupt_handler();
     }
@@ -94,14 +100,25 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Destroy { yes } => destroy(&g, yes),
-        Command::Member(MemberCommand::Add {
-            name,
-            validators,
-            tx_nodes,
-            accounts,
-            apply: a,
-        }) => member_add(&g, name, validators, tx_nodes, accounts, &a),
+        Command::Member(MemberCommand::Add { member, apply: a }) => member_add(&g, member, &a),
         Command::Member(MemberCommand::Remove { name, apply: a }) => member_remove(&g, name, &a),
+        Command::Invite {
+            member,
+            out,
+            valid_hours,
+        } => super::join::invite(&g, &member, &out, valid_hours),
+        Command::Join {
+            invite,
+            address,
+            base_port,
+            out,
+            apply,
+        } => super::join::join(&g, &invite, &address, base_port, out.as_deref(), &apply),
+        Command::Admit {
+            request,
+            invite,
+            apply,
+        } => super::join::admit(&g, &request, invite.as_deref(), &apply),
         Command::Export(ExportCommand::Arm { out_dir }) => export_arm(&g, &out_dir),
         Command::Dashboard { port, no_open } => super::view::dashboard(&g, port, no_open),
         Command::Graph { format, out, live } => {
@@ -573,6 +590,8 @@ pub(super) fn run_apply(
         if st.resources.is_empty() {
             // Only destroy deletes keys: the archived ones of removed members too.
             remove_path(&sd.archive_dir())?;
+            // The invitations it issued (nothing secret, but nothing to keep either).
+            remove_path(&crate::join::flow::invitations_dir(&sd))?;
             remove_set_aside_states(&sd)?;
             sd.remove_state()?;
             let _ = std::fs::remove_file(sd.lock_file());
@@ -798,6 +817,15 @@ fn status(g: &Global, as_json: bool) -> Result<i32> {
                 println!("  {:<w$}    ! {p}", "");
             }
         }
+        for e in &health.external {
+            println!(
+                "  member {} (external: run by another operator): peered with {} of {} node(s), {} of {} validator(s) signing",
+                e.name, e.peered, e.enodes, e.signing, e.signers
+            );
+        }
+        for v in &health.votes {
+            println!("  vote: {v}");
+        }
         for p in &health.proposals {
             println!(
                 "  pending proposal: {} votes to {} {}",
@@ -847,20 +875,17 @@ fn output(g: &Global, format: Format, member: Option<&str>) -> Result<i32> {
 
 /// The topology file with `edit` applied, in memory: [`run_apply`] writes it once the plan
 /// is accepted (an edit that would not load is refused when it is planned).
-fn edit_topology(g: &Global, edit: impl FnOnce(&str) -> Result<String>) -> Result<String> {
+pub(super) fn edit_topology(
+    g: &Global,
+    edit: impl FnOnce(&str) -> Result<String>,
+) -> Result<String> {
     let source = std::fs::read_to_string(&g.file)
         .with_context(|| format!("cannot read {}", g.file.display()))?;
     edit(&source)
 }
 
-fn member_add(
-    g: &Global,
-    name: String,
-    validators: u32,
-    tx_nodes: u32,
-    accounts: Vec<String>,
-    a: &MemberApply,
-) -> Result<i32> {
+/// `--account NAME=BALANCE` flags as (name, balance text), each balance checked.
+pub(super) fn parse_accounts(accounts: &[String]) -> Result<Vec<(String, String)>> {
     let mut accts = Vec::new();
     for spec in accounts {
         let (n, b) = spec.split_once('=').ok_or_else(|| {
@@ -869,6 +894,17 @@ fn member_add(
         topology::parse_balance(b.trim()).map_err(|e| anyhow!("--account {spec:?}: {e}"))?;
         accts.push((n.trim().to_string(), b.trim().to_string()));
     }
+    Ok(accts)
+}
+
+fn member_add(g: &Global, member: NewMemberArgs, a: &MemberApply) -> Result<i32> {
+    let NewMemberArgs {
+        name,
+        validators,
+        tx_nodes,
+        accounts,
+    } = member;
+    let accts = parse_accounts(&accounts)?;
     // An earlier `member add` of the same member that was interrupted (Ctrl-C, kill -9,
     // a failed vote) wrote the topology already: finish it rather than refuse the name.
     if let Ok(current) = topology::load(&g.file) {
@@ -900,6 +936,7 @@ fn member_add(
         validators,
         tx_nodes,
         accounts: accts,
+        external: None,
     };
     let text = edit_topology(g, |src| {
         topology::edit::add_member(src, &m).map_err(|e| anyhow!("{}: {e}", g.file.display()))
@@ -944,7 +981,12 @@ fn member_remove(g: &Global, name: String, a: &MemberApply) -> Result<i32> {
 }
 
 /// Plans and applies an edited topology; the file is written only once the plan is accepted.
-fn apply_member_edit(g: &Global, a: &MemberApply, text: String, done: String) -> Result<i32> {
+pub(super) fn apply_member_edit(
+    g: &Global,
+    a: &MemberApply,
+    text: String,
+    done: String,
+) -> Result<i32> {
     run_apply(
         g,
         member_apply_opts(a),
@@ -953,7 +995,7 @@ fn apply_member_edit(g: &Global, a: &MemberApply, text: String, done: String) ->
     )
 }
 
-fn member_apply_opts(a: &MemberApply) -> ApplyOpts<'_> {
+pub(super) fn member_apply_opts(a: &MemberApply) -> ApplyOpts<'_> {
     ApplyOpts {
         yes: a.yes,
         allow_data_loss: a.allow_data_loss,

@@ -2,6 +2,7 @@
 
 mod commands;
 mod interrupt;
+mod join;
 mod lifecycle;
 pub mod output;
 mod progress;
@@ -80,6 +81,12 @@ const MEMBER_ADD_EXAMPLES: &str = "Examples:
   consort member add delta --validators 0 --tx-nodes 1 --account ops=100ether --yes";
 const MEMBER_REMOVE_EXAMPLES: &str = "Examples:
   consort member remove delta --yes --allow-data-loss   # delta/ops holds ether: its key is archived";
+const INVITE_EXAMPLES: &str = "Examples:
+  consort invite delta --validators 1 --tx-nodes 1 --account ops=10ether -o invite.json";
+const JOIN_EXAMPLES: &str = "Examples:
+  consort join invite.json -f delta/consort.yaml --address 127.0.0.2 --yes   # delta's own directory and state";
+const ADMIT_EXAMPLES: &str = "Examples:
+  consort admit delta/join-request.json --yes";
 const STOP_EXAMPLES: &str = "Examples:
   consort stop";
 const START_EXAMPLES: &str = "Examples:
@@ -200,6 +207,49 @@ pub enum Command {
     /// Add or remove a member organisation on a running consortium
     #[command(subcommand)]
     Member(MemberCommand),
+    /// Invite a member organisation that runs its own nodes and holds its own keys: writes
+    /// an invitation (no secret in it) for `consort join`
+    #[command(after_long_help = INVITE_EXAMPLES)]
+    Invite {
+        #[command(flatten)]
+        member: NewMemberArgs,
+        /// Where to write the invitation
+        #[arg(short = 'o', long = "out", default_value = "invite.json")]
+        out: PathBuf,
+        /// Hours the invitation stays valid
+        #[arg(long, default_value_t = 72)]
+        valid_hours: u64,
+    },
+    /// Join a network with an invitation: writes this operator's topology (-f), generates
+    /// its keys, starts its nodes and writes join-request.json for the network's operators
+    #[command(after_long_help = JOIN_EXAMPLES)]
+    Join {
+        /// The invitation (`consort invite` wrote it)
+        invite: PathBuf,
+        /// The address this operator's nodes listen on and advertise (of this machine)
+        #[arg(long, default_value = "127.0.0.1")]
+        address: String,
+        /// First TCP port for this operator's nodes
+        #[arg(long)]
+        base_port: Option<u16>,
+        /// Where to write the join request (default: join-request.json beside the topology)
+        #[arg(short = 'o', long = "out")]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        apply: MemberApply,
+    },
+    /// Admit a member that joined: checks its join request, peers with its nodes and casts
+    /// this operator's votes for its validators
+    #[command(after_long_help = ADMIT_EXAMPLES)]
+    Admit {
+        /// The join request (`consort join` wrote it)
+        request: PathBuf,
+        /// The invitation, when another operator of the network issued it
+        #[arg(long)]
+        invite: Option<PathBuf>,
+        #[command(flatten)]
+        apply: MemberApply,
+    },
     /// Export the deployment in another format
     #[command(subcommand)]
     Export(ExportCommand),
@@ -279,22 +329,29 @@ pub struct ApplyArgs {
     pub geth: Option<PathBuf>,
 }
 
+/// A member organisation to add (`member add`) or invite (`invite`).
+#[derive(Debug, Clone, Args)]
+pub struct NewMemberArgs {
+    /// Member name (2 to 24 lowercase letters, digits or '-')
+    pub name: String,
+    /// Clique signer nodes (each is voted in by the current signers)
+    #[arg(long, default_value_t = 1)]
+    pub validators: u32,
+    /// Nodes that serve applications over JSON-RPC
+    #[arg(long, default_value_t = 0)]
+    pub tx_nodes: u32,
+    /// A funded account NAME=BALANCE (e.g. ops=100ether); repeatable
+    #[arg(long = "account", value_name = "NAME=BALANCE")]
+    pub accounts: Vec<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum MemberCommand {
     /// Add a member to the topology file, then plan and apply
     #[command(after_long_help = MEMBER_ADD_EXAMPLES)]
     Add {
-        /// Member name (2 to 24 lowercase letters, digits or '-')
-        name: String,
-        /// Clique signer nodes (each is voted in by the current signers)
-        #[arg(long, default_value_t = 1)]
-        validators: u32,
-        /// Nodes that serve applications over JSON-RPC
-        #[arg(long, default_value_t = 0)]
-        tx_nodes: u32,
-        /// A funded account NAME=BALANCE (e.g. ops=100ether); repeatable
-        #[arg(long = "account", value_name = "NAME=BALANCE")]
-        accounts: Vec<String>,
+        #[command(flatten)]
+        member: NewMemberArgs,
         #[command(flatten)]
         apply: MemberApply,
     },

@@ -98,6 +98,7 @@ pub(super) fn destroy_from_disk(
         "keys",
         "genesis.json",
         "archive",
+        "invitations",
         "backups",
         "state.json",
     ] {

@@ -3,6 +3,7 @@
 
 pub mod keys;
 pub mod keystore;
+pub mod personal;
 pub mod rlp;
 pub mod tx;
 

@@ -29,6 +29,9 @@ pub struct GenesisFacts {
     pub accounts: BTreeMap<String, String>,
     /// The default funding account genesis recorded (its first funded account).
     pub funding_account: Option<String>,
+    /// The invitation this operator joined the network with (`consort join`): the genesis
+    /// is another operator's, and that operator funds our accounts at `admit`.
+    pub joined: Option<String>,
 }
 
 impl GenesisFacts {
@@ -57,8 +60,19 @@ impl GenesisFacts {
             signers,
             accounts,
             funding_account: g.outputs["funding_account"].as_str().map(String::from),
+            joined: g.outputs["joined"].as_str().map(String::from),
         }
     }
+}
+
+/// What the `genesis` resource is applied with: what genesis fixes of the network section.
+pub fn genesis_attrs(c: &crate::topology::Network) -> serde_json::Value {
+    json!({
+        "chain_id": c.chain_id,
+        "period": c.clique.period,
+        "epoch": c.clique.epoch,
+        "gas_limit": c.gas_limit,
+    })
 }
 
 pub fn account_id(member: &str, name: &str) -> String {
@@ -141,12 +155,7 @@ pub fn core_resources(
     out.push(Resource {
         addr: "genesis".into(),
         kind: Kind::Genesis,
-        attrs: json!({
-            "chain_id": c.chain_id,
-            "period": c.clique.period,
-            "epoch": c.clique.epoch,
-            "gas_limit": c.gas_limit,
-        }),
+        attrs: genesis_attrs(c),
         deps: if facts.exists { vec![] } else { gdeps },
         summary: if facts.exists {
             format!("chain {}, clique period {}s", c.chain_id, c.clique.period)
@@ -214,7 +223,8 @@ pub fn core_resources(
         for m in &topo.members {
             for a in &m.accounts {
                 let id = account_id(&m.name, &a.name);
-                if facts.accounts.contains_key(&id) {
+                // A joiner's own accounts are funded by the operator that admits it.
+                if facts.accounts.contains_key(&id) || (facts.joined.is_some() && m.is_operated()) {
                     continue;
                 }
                 let mut deps = vec![format!("account.{}.{}", m.name, a.name)];
@@ -786,6 +796,7 @@ mod tests {
                     address: None,
                 })
                 .collect(),
+            external: None,
         }
     }
 

@@ -69,6 +69,11 @@ pub fn mark(
         let Some(address) = st.output_str(&c.addr, "address") else {
             continue;
         };
+        // An address its owner holds the key of (an `address:` account, an external
+        // member's account): consort holds no key, so none leaves its management.
+        if st.resources[&c.addr].outputs["external"] == serde_json::Value::Bool(true) {
+            continue;
+        }
         let what = match balance(address) {
             Some(0) => continue,
             Some(b) => format!(

@@ -270,6 +270,77 @@ pub fn vote(
     Ok(proposed)
 }
 
+/// What [`cast`] did: whether the change has taken effect, and if not, how many of the live
+/// signers this operator's nodes are and how many are needed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cast {
+    /// Already in effect (the proposals were discarded).
+    Done,
+    /// Proposed by `proposed` of this operator's signers; the vote needs `needed` of
+    /// `signers`, so other operators' signers must vote too.
+    Waiting {
+        proposed: Vec<String>,
+        signers: usize,
+        needed: usize,
+    },
+}
+
+/// In a network where other operators hold signers too: when `candidates` (this
+/// operator's signer nodes) are a majority of the live signers, votes with [`vote`];
+/// otherwise only proposes on each of them and returns [`Cast::Waiting`] — the vote passes
+/// once the other operators' signers vote as well (their `consort admit` / `apply`).
+pub fn cast(
+    candidates: &[SignerNode],
+    target: Address,
+    authorize: bool,
+    timeout: Duration,
+    subject: &str,
+    events: &EventSink,
+) -> Result<Cast, GovError> {
+    let signers = candidates
+        .iter()
+        .find_map(|c| c.rpc.clique_get_signers().ok())
+        .ok_or_else(|| GovError::Refused("no signer node answers for the signer set".into()))?;
+    let ours: Vec<&SignerNode> = candidates
+        .iter()
+        .filter(|c| signers.contains(&c.address))
+        .collect();
+    let needed = signers.len() / 2 + 1;
+    if signers.contains(&target) == authorize {
+        discard(&ours, target);
+        return Ok(Cast::Done);
+    }
+    if ours.len() >= needed {
+        vote(candidates, target, authorize, timeout, subject, events)?;
+        return Ok(Cast::Done);
+    }
+    let mut proposed = Vec::new();
+    for p in &ours {
+        if p.rpc.clique_propose(&target, authorize).is_ok() {
+            proposed.push(p.name.clone());
+        }
+    }
+    events(Event::Step {
+        subject: subject.to_string(),
+        step: format!(
+            "{} cast by {} ({} of {} signers are this operator's, {needed} needed): waiting for the other operators' votes",
+            if authorize { "vote in" } else { "vote out" },
+            if proposed.is_empty() {
+                "none of ours (no validator of this operator signs yet)".to_string()
+            } else {
+                proposed.join(", ")
+            },
+            ours.len(),
+            signers.len()
+        ),
+    });
+    Ok(Cast::Waiting {
+        proposed,
+        signers: signers.len(),
+        needed,
+    })
+}
+
 /// Drops pending proposals about `target` (best effort: a node that is down has none).
 fn discard(nodes: &[&SignerNode], target: Address) {
     std::thread::scope(|s| {

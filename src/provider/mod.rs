@@ -117,6 +117,59 @@ pub struct Health {
     /// Set when too few signers are online for Clique to seal: the chain is halted.
     #[serde(rename = "chain_halted", skip_serializing_if = "Option::is_none")]
     pub halted: Option<Halted>,
+    /// Members other operators run, as this operator's nodes see them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub external: Vec<ExternalMember>,
+    /// Signer votes in progress that wait for other operators.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub votes: Vec<VoteProgress>,
+}
+
+/// A member another operator runs: how many of its nodes ours are peered with, and how
+/// many of its validators are live signers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ExternalMember {
+    pub name: String,
+    pub enodes: u32,
+    pub peered: u32,
+    pub signers: u32,
+    pub signing: u32,
+}
+
+/// A Clique vote that has not passed yet: `votes` of `signers` on chain, `needed` needed;
+/// `waiting_for` names the members whose operators' signers have not voted.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct VoteProgress {
+    pub subject: String,
+    pub address: String,
+    pub authorize: bool,
+    pub votes: u32,
+    pub signers: u32,
+    pub needed: u32,
+    pub waiting_for: Vec<String>,
+}
+
+impl std::fmt::Display for VoteProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({}): {} of {} votes to {}, needs {}",
+            self.subject,
+            self.address,
+            self.votes,
+            self.signers,
+            if self.authorize { "add" } else { "remove" },
+            self.needed
+        )?;
+        if !self.waiting_for.is_empty() {
+            write!(
+                f,
+                " — waiting for operator of {}",
+                self.waiting_for.join(", ")
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// A halted Clique chain: `online` of `signers` signers answer, `needed` must.

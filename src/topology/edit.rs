@@ -19,6 +19,18 @@ pub struct NewMember {
     pub validators: u32,
     pub tx_nodes: u32,
     pub accounts: Vec<(String, String)>,
+    /// A member another operator runs (`consort admit`, `consort join`).
+    pub external: Option<NewExternal>,
+}
+
+/// The `external:` block of a [`NewMember`], and the address of each of its accounts (in
+/// the order of `accounts`: its operator holds their keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewExternal {
+    pub signers: Vec<String>,
+    pub enodes: Vec<String>,
+    pub invitation: Option<String>,
+    pub account_addresses: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -275,9 +287,38 @@ fn render_member(m: &NewMember, s: &Style, nl: &str) -> String {
                 pad(s.account_key),
                 balance.trim()
             ));
+            if let Some(ext) = &m.external {
+                if let Some(a) = ext.account_addresses.get(out_accounts(&m.accounts, name)) {
+                    out.push_str(&format!("{}address: {}{nl}", pad(s.account_key), a));
+                }
+            }
+        }
+    }
+    if let Some(ext) = &m.external {
+        out.push_str(&format!("{}external:{nl}", pad(s.key)));
+        if let Some(id) = &ext.invitation {
+            out.push_str(&format!("{}invitation: \"{id}\"{nl}", pad(s.key + 2)));
+        }
+        for (key, list) in [("signers", &ext.signers), ("enodes", &ext.enodes)] {
+            if list.is_empty() {
+                out.push_str(&format!("{}{key}: []{nl}", pad(s.key + 2)));
+                continue;
+            }
+            out.push_str(&format!("{}{key}:{nl}", pad(s.key + 2)));
+            for v in list {
+                out.push_str(&format!("{}- {}{nl}", pad(s.key + 4), yaml_scalar(v)));
+            }
         }
     }
     out
+}
+
+/// Index of account `name` in `accounts`.
+fn out_accounts(accounts: &[(String, String)], name: &str) -> usize {
+    accounts
+        .iter()
+        .position(|(n, _)| n == name)
+        .unwrap_or(usize::MAX)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -859,6 +900,7 @@ provider:
                 ("ops".into(), "100 ether".into()),
                 ("fees".into(), "21 gwei".into()),
             ],
+            external: None,
         }
     }
 

@@ -5,6 +5,7 @@
 //! line and a hint. [`starter`] writes what `consort init` saves; [`edit`] adds and removes
 //! members while keeping every other byte of the file.
 
+mod address;
 pub mod balance;
 pub mod diagnostic;
 pub mod edit;
@@ -15,6 +16,7 @@ mod spans;
 mod starter;
 pub mod validate;
 
+pub use address::check_local_address;
 pub use balance::parse_balance;
 pub use diagnostic::{Diagnostic, LoadError, Severity};
 pub use model::*;

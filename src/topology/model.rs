@@ -77,6 +77,30 @@ pub struct Member {
     pub validators: u32,
     pub tx_nodes: u32,
     pub accounts: Vec<Account>,
+    /// A member another operator runs (admitted with `consort admit`, or the founders as
+    /// seen by a member that joined): consort holds none of its keys and runs none of its
+    /// nodes; it peers with `enodes` and counts `signers` in Clique votes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<External>,
+}
+
+impl Member {
+    /// Whether this operator runs the member's nodes and holds its keys.
+    pub fn is_operated(&self) -> bool {
+        self.external.is_none()
+    }
+}
+
+/// What an operator knows of a member it does not run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct External {
+    /// Signer addresses of its validators (EIP-55 checksummed), one per validator.
+    pub signers: Vec<String>,
+    /// Enode URLs its nodes are reached at.
+    pub enodes: Vec<String>,
+    /// The invitation it was admitted with (None for the founders a joiner lists).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invitation: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -117,6 +141,10 @@ impl ProviderConfig {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LocalConfig {
+    /// The address this operator's nodes listen on and advertise (an address of this
+    /// machine; default 127.0.0.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
     /// First p2p port (node i of the topology gets base + i; default 30303); tx nodes' HTTP
     /// and WebSocket ports follow the p2p block (default: from 8545).
     pub base_port: Option<u16>,
@@ -164,11 +192,21 @@ pub struct NodeSpec {
     pub index: u32,
 }
 
+impl LocalConfig {
+    pub const DEFAULT_ADDRESS: &'static str = "127.0.0.1";
+
+    /// Where the nodes listen and what their enodes advertise.
+    pub fn address(&self) -> &str {
+        self.address.as_deref().unwrap_or(Self::DEFAULT_ADDRESS)
+    }
+}
+
 impl Topology {
-    /// All nodes in a stable order: members in file order, validators before tx nodes.
+    /// The nodes this operator runs, in a stable order: members in file order, validators
+    /// before tx nodes. External members' nodes are not among them.
     pub fn nodes(&self) -> Vec<NodeSpec> {
         let mut out = Vec::new();
-        for m in &self.members {
+        for m in self.members.iter().filter(|m| m.is_operated()) {
             for i in 0..m.validators {
                 out.push(NodeSpec {
                     name: format!("{}-validator-{i}", m.name),
@@ -191,6 +229,33 @@ impl Topology {
 
     pub fn validator_count(&self) -> u32 {
         self.members.iter().map(|m| m.validators).sum()
+    }
+
+    /// Members another operator runs.
+    pub fn external_members(&self) -> impl Iterator<Item = (&Member, &External)> {
+        self.members
+            .iter()
+            .filter_map(|m| m.external.as_ref().map(|e| (m, e)))
+    }
+
+    /// Whether other operators run part of this network (their votes count in Clique).
+    pub fn has_external_members(&self) -> bool {
+        self.external_members().next().is_some()
+    }
+
+    /// Enode URLs of every external member's nodes, each with its member.
+    pub fn external_enodes(&self) -> Vec<(&str, &str)> {
+        self.external_members()
+            .flat_map(|(m, e)| e.enodes.iter().map(move |u| (m.name.as_str(), u.as_str())))
+            .collect()
+    }
+
+    /// The local provider's listen address (127.0.0.1 for other providers).
+    pub fn local_address(&self) -> &str {
+        match &self.provider {
+            ProviderConfig::Local(l) => l.address(),
+            _ => LocalConfig::DEFAULT_ADDRESS,
+        }
     }
 
     pub fn member(&self, name: &str) -> Option<&Member> {

@@ -97,6 +97,28 @@ pub struct RawMember {
     /// Funded accounts of this member.
     #[serde(default, deserialize_with = "null_as_default")]
     pub accounts: Vec<RawAccount>,
+    /// A member another operator runs (written by `consort admit` and `consort join`):
+    /// this operator holds none of its keys and runs none of its nodes.
+    #[serde(default)]
+    pub external: Option<RawExternal>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with signers (one address per validator) and enodes"
+)]
+/// The signers and nodes of a member another operator runs.
+pub struct RawExternal {
+    /// The signer address of each of its validators.
+    #[serde(default)]
+    pub signers: Vec<String>,
+    /// The enode URL of each of its nodes (`enode://<id>@<ip>:<port>`).
+    #[serde(default)]
+    pub enodes: Vec<String>,
+    /// The invitation it was admitted with.
+    #[serde(default)]
+    pub invitation: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -196,9 +218,16 @@ pub struct RawProvider {
 }
 
 #[derive(Debug, Default, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, expecting = "a mapping with base_port (optional)")]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with base_port and address (both optional)"
+)]
 /// Local geth processes.
 pub struct RawLocal {
+    /// The address the nodes listen on and advertise: an address of this machine
+    /// (127.0.0.0/8 is all local on Linux), default 127.0.0.1.
+    #[serde(default)]
+    pub address: Option<String>,
     /// First TCP port to try; ports are chosen free from here upwards.
     #[serde(default)]
     pub base_port: Option<u16>,

@@ -81,7 +81,10 @@ fn base_loads_with_defaults() {
     );
     assert_eq!(
         t.provider,
-        ProviderConfig::Local(LocalConfig { base_port: None })
+        ProviderConfig::Local(LocalConfig {
+            address: None,
+            base_port: None
+        })
     );
     assert_eq!(l.source, BASE);
     let names: Vec<String> = t.nodes().into_iter().map(|n| n.name).collect();
@@ -504,6 +507,17 @@ refusal!(
 refusal!(
     base_port_privileged,
     patched(&[("local: {}", "local: {base_port: 80}")])
+);
+refusal!(
+    local_address_not_of_this_machine,
+    patched(&[("local: {}", "local: {address: 192.0.2.10}")])
+);
+refusal!(
+    external_member_counts_and_keyed_account,
+    patched(&[(
+        "provider:\n",
+        "  - name: delta\n    validators: 2\n    tx_nodes: 0\n    accounts:\n      - name: ops\n        balance: 1 ether\n    external:\n      signers: [0x52908400098527886E0F7030069857D2E4169EE7]\n      enodes: [\"enode://abc@127.0.0.2:30303\"]\nprovider:\n"
+    )])
 );
 refusal!(
     base_port_overflow,
@@ -981,6 +995,7 @@ mod props {
                 validators: 2,
                 tx_nodes: 1,
                 accounts: vec![("ops".into(), "1.5 ether".into())],
+                external: None,
             };
             let added = add_member(&src, &m).map_err(|e| TestCaseError::fail(format!("{e}\n{src}")))?;
             let after = parse(Path::new("c.yaml"), added.as_bytes())
@@ -1033,7 +1048,7 @@ mod props {
             let src = apply(&corpus[which % corpus.len()], &ops);
             assert_no_panic_and_diagnosed(src.as_bytes())?;
             // The editor must not panic on it either, and whatever it returns parses.
-            let m = NewMember { name: "zz-new".into(), validators: 1, tx_nodes: 0, accounts: vec![] };
+            let m = NewMember { name: "zz-new".into(), validators: 1, tx_nodes: 0, accounts: vec![], external: None };
             if let Ok(out) = add_member(&src, &m) {
                 prop_assert_eq!(remove_member(&out, "zz-new").ok(), Some(src.clone()));
             }

@@ -740,7 +740,9 @@ fn field_help(path: &str) -> Option<&'static str> {
         "members[].accounts[].name" => "an account name is text like `treasury`",
         "members[].accounts[].balance" => "a balance is like `5000000 ether`, `1.5 ether`, `21 gwei` or a whole number of wei",
         "provider" => "provider is a mapping with one key: `local: {}` or `azure: {...}`",
-        "provider.local" => "local takes only an optional base_port, e.g. `local: {}`",
+        "provider.local" => "local takes an optional base_port and address, e.g. `local: {}`",
+        "provider.local.address" => "address is an IP address of this machine, e.g. `address: 127.0.0.2`",
+        "members[].external" => "external is a mapping with signers and enodes (written by `consort admit`)",
         "provider.local.base_port" => "base_port is the first TCP port to use, e.g. `base_port: 30303`",
         "provider.azure" => "azure is a mapping with at least location and ssh_public_key_file",
         "provider.azure.location" => "location is an Azure region name like `westeurope`",
@@ -983,11 +985,15 @@ fn check(ctx: &mut Ctx, raw: RawTopology) -> Option<Topology> {
                 address,
             });
         }
+        let external = m
+            .external
+            .map(|e| check_external(ctx, &mpath, &m.name, m.validators, m.tx_nodes, &accounts, e));
         members.push(Member {
             name: m.name,
             validators: m.validators.min(MAX_NODES_PER_ROLE),
             tx_nodes: m.tx_nodes.min(MAX_NODES_PER_ROLE),
             accounts,
+            external,
         });
     }
     let signers: u32 = members.iter().map(|m| m.validators).sum();
@@ -1148,6 +1154,77 @@ fn check_address(ctx: &mut Ctx, path: &str, account: &str, text: &str) -> Option
     }
 }
 
+/// A member another operator runs: one signer address per validator, one enode per node,
+/// and only accounts it holds the key of itself (`address:`).
+fn check_external(
+    ctx: &mut Ctx,
+    mpath: &str,
+    member: &str,
+    validators: u32,
+    tx_nodes: u32,
+    accounts: &[Account],
+    e: super::raw::RawExternal,
+) -> External {
+    let path = child_key(mpath, "external");
+    let mut signers = Vec::new();
+    for (i, text) in e.signers.iter().enumerate() {
+        let p = child_index(&child_key(&path, "signers"), i);
+        if let Some(a) = check_address(ctx, &p, &format!("{member} signer {i}"), text) {
+            signers.push(a);
+        }
+    }
+    if e.signers.len() != validators as usize {
+        ctx.error(
+            &child_key(&path, "signers"),
+            format!(
+                "external member {member:?} has {validators} validator(s) but lists {} signer address(es)",
+                e.signers.len()
+            ),
+            Some("list one signer address per validator (as its join request gave them)".to_string()),
+        );
+    }
+    for (i, url) in e.enodes.iter().enumerate() {
+        if crate::rpc::enode_pubkey(url).is_none() || !url.contains('@') {
+            ctx.error(
+                &child_index(&child_key(&path, "enodes"), i),
+                format!("{url:?} is not an enode URL"),
+                Some(
+                    "an enode URL looks like `enode://<128 hex digits>@127.0.0.2:30303`"
+                        .to_string(),
+                ),
+            );
+        }
+    }
+    if e.enodes.len() != (validators + tx_nodes) as usize {
+        ctx.error(
+            &child_key(&path, "enodes"),
+            format!(
+                "external member {member:?} has {} node(s) but lists {} enode(s)",
+                validators + tx_nodes,
+                e.enodes.len()
+            ),
+            Some("list one enode URL per node".to_string()),
+        );
+    }
+    for (j, a) in accounts.iter().enumerate() {
+        if a.has_key() {
+            ctx.error(
+                &child_index(&child_key(mpath, "accounts"), j),
+                format!(
+                    "account {:?} of external member {member:?} has no address: consort holds no key of a member another operator runs",
+                    a.name
+                ),
+                Some("give the account's `address:` (its operator holds the key)".to_string()),
+            );
+        }
+    }
+    External {
+        signers,
+        enodes: e.enodes,
+        invitation: e.invitation,
+    }
+}
+
 fn check_funding(ctx: &mut Ctx, spec: &str, members: &[Member]) {
     const PATH: &str = "network.funding_account";
     let Some((m, a)) = spec
@@ -1250,7 +1327,21 @@ fn check_provider(
                     );
                 }
             }
+            let address = local.address.as_deref().and_then(|a| {
+                match crate::topology::check_local_address(a) {
+                    Ok(ip) => Some(ip.to_string()),
+                    Err(why) => {
+                        ctx.error(
+                            "provider.local.address",
+                            why,
+                            Some("use an address of this machine, e.g. `address: 127.0.0.2` (127.0.0.0/8 is all local on Linux), or leave it out for 127.0.0.1".to_string()),
+                        );
+                        None
+                    }
+                }
+            });
             Some(ProviderConfig::Local(LocalConfig {
+                address,
                 base_port: local.base_port,
             }))
         }

@@ -58,6 +58,7 @@ fn topology(members: &[(&str, u32, u32)], sub: Option<&str>) -> Topology {
                 validators: *v,
                 tx_nodes: *t,
                 accounts: vec![],
+                external: None,
             })
             .collect(),
         provider: ProviderConfig::Azure(azure_config(sub)),

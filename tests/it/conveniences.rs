@@ -376,6 +376,9 @@ fn every_help_example_works() {
         "consort logs",
         "consort member add",
         "consort member remove",
+        "consort invite",
+        "consort join",
+        "consort admit",
         "consort stop",
         "consort start",
         "consort destroy",
@@ -395,6 +398,13 @@ fn every_help_example_works() {
 
     let net = NetworkHandle::new("devnet");
     let dir = net.dir.path().canonicalize().unwrap();
+    // `consort join … -f delta/consort.yaml` runs a second operator's nodes beside it.
+    let delta = NetworkHandle {
+        dir: tempfile::tempdir().unwrap(),
+        base: dir.join("delta").join(".consort"),
+        // The network `consort init` writes (the joiner joins that network).
+        network: "tradelane".into(),
+    };
     let path = format!(
         "{}:{}",
         Path::new(env!("CARGO_BIN_EXE_consort"))
@@ -436,4 +446,17 @@ fn every_help_example_works() {
     assert!(dir.join("plan.json").exists() && dir.join("consort.schema.json").exists());
     assert!(dir.join("other.yaml").exists());
     assert!(net.running().is_empty(), "destroy left nodes running");
+    // The joined operator's nodes ran on their own until its own destroy.
+    assert!(!delta.running().is_empty(), "join started delta's nodes");
+    let mut c = Command::new(env!("CARGO_BIN_EXE_consort"));
+    c.args(["-f", "delta/consort.yaml", "destroy", "--yes"])
+        .current_dir(&dir)
+        .env("CONSORT_GETH", &crate::support::geth().path)
+        .env_remove("CONSORT_STATE_DIR");
+    let out = run_with_deadline(c, Duration::from_secs(300));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        delta.running().is_empty(),
+        "delta's destroy left nodes running"
+    );
 }

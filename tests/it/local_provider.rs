@@ -52,9 +52,13 @@ fn topology(
                 validators: *v,
                 tx_nodes: *t,
                 accounts: vec![],
+                external: None,
             })
             .collect(),
-        provider: ProviderConfig::Local(LocalConfig { base_port }),
+        provider: ProviderConfig::Local(LocalConfig {
+            address: None,
+            base_port,
+        }),
     }
 }
 

@@ -27,6 +27,7 @@ mod local_cli;
 mod local_geth;
 mod local_provider;
 mod membership;
+mod operators;
 mod ports;
 mod readme;
 mod safety;

@@ -75,6 +75,7 @@ fn member_add_and_remove_on_a_shipped_file() {
         validators: 1,
         tx_nodes: 0,
         accounts: vec![("payroll".into(), "10 ether".into())],
+        external: None,
     };
     let added = edit::add_member(&src, &m).unwrap();
     let t = topology::parse(&f, added.as_bytes()).unwrap().topology;

@@ -263,9 +263,13 @@ mod tests {
                     validators: *v,
                     tx_nodes: *t,
                     accounts: vec![],
+                    external: None,
                 })
                 .collect(),
-            provider: ProviderConfig::Local(LocalConfig { base_port: None }),
+            provider: ProviderConfig::Local(LocalConfig {
+                address: None,
+                base_port: None,
+            }),
         }
     }
 

@@ -57,6 +57,7 @@ pub(super) fn now_secs() -> u64 {
 /// Health of the network as state and the live nodes say.
 pub(super) fn assess(topology: &Topology, st: &State) -> Health {
     let specs = topology.nodes();
+    let external = topology.has_external_members();
     let peering = Peering::plan(&specs);
     let outs: BTreeMap<String, NodeOutputs> = recorded_nodes(st).into_iter().collect();
     let probed: Vec<(&NodeSpec, &NodeOutputs)> = specs
@@ -153,6 +154,7 @@ pub(super) fn assess(topology: &Topology, st: &State) -> Health {
         nodes: vec![],
         proposals: vec![],
         halted: None,
+        ..Default::default()
     };
     for n in &specs {
         let o = outs.get(&n.name);
@@ -208,7 +210,9 @@ pub(super) fn assess(topology: &Topology, st: &State) -> Health {
                             )
                         });
                     }
-                    if let Some(got) = &p.signers {
+                    // With other operators' signers, votes pass only once they vote too:
+                    // `status` shows each vote's progress instead (see `votes`).
+                    if let (Some(got), false) = (&p.signers, external) {
                         if !expected_signers.is_empty() && got != &expected_signers {
                             let fmt = |s: &BTreeSet<Address>| {
                                 s.iter()
@@ -227,13 +231,25 @@ pub(super) fn assess(topology: &Topology, st: &State) -> Health {
             }
         }
         for prop in &p.proposals {
+            // Ours, left over from a vote that other operators' signers have since carried.
+            let in_effect = p
+                .signers
+                .as_ref()
+                .is_some_and(|s| s.contains(&prop.address) == prop.authorize);
+            if external && in_effect {
+                continue;
+            }
             health.proposals.push(Proposal {
                 proposer: n.name.clone(),
                 address: rpc::hex_address(&prop.address),
                 authorize: prop.authorize,
             });
             // consort discards its proposals once a vote passed: a pending one takes
-            // effect later whatever the topology says.
+            // effect later whatever the topology says. (With other operators, our cast
+            // votes stay pending until theirs come: `votes` shows them.)
+            if external {
+                continue;
+            }
             problems.push(format!(
                 "pending Clique proposal to {} {} (no change of consort's is voting; `consort apply` discards it)",
                 if prop.authorize { "add" } else { "remove" },
@@ -255,9 +271,10 @@ pub(super) fn assess(topology: &Topology, st: &State) -> Health {
             problems,
         });
     }
-    // Clique seals only while more than half of the signers are online.
+    // Clique seals only while more than half of the signers are online. (Other
+    // operators' signers cannot be probed from here: the head's age tells instead.)
     let signers_total = expected_signers.len();
-    if signers_total > 0 {
+    if signers_total > 0 && !external {
         let online = specs
             .iter()
             .filter(|n| n.role == Role::Validator)

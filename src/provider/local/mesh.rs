@@ -64,7 +64,7 @@ impl LocalProvider {
         let id = st
             .output_str(&format!("key.node.{node}"), "enode_id")
             .unwrap_or_default();
-        render::enode_url(id, "127.0.0.1", launch.p2p_port)
+        render::enode_url(id, ctx.topology.local_address(), launch.p2p_port)
     }
 
     /// Enode URLs of the node's planned peers (see `plan::peering`) whose key and ports
@@ -85,8 +85,13 @@ impl LocalProvider {
                 continue;
             };
             let ports = self.ports_of(ctx, &n.name)?;
-            out.push(render::enode_url(id, "127.0.0.1", ports.p2p));
+            out.push(render::enode_url(
+                id,
+                ctx.topology.local_address(),
+                ports.p2p,
+            ));
         }
+        out.extend(external_peers(ctx.topology));
         Ok(out)
     }
 
@@ -106,6 +111,7 @@ impl LocalProvider {
             .collect();
         parallel::map(&running, parallel::PROBE_CONCURRENCY, |(name, o)| {
             let rpc = o.control().with_timeout(PROBE_TIMEOUT);
+            dial_external_peers(topology, &rpc);
             let Ok(peers) = rpc.admin_peers() else { return };
             let have: BTreeSet<&str> = peers.iter().filter_map(|p| p.pubkey()).collect();
             for peer in peering.peers_of(name) {
@@ -124,6 +130,40 @@ impl LocalProvider {
                 }
             }
         });
+    }
+}
+
+/// Enode URLs of the nodes other operators run (external members of the topology): every
+/// node of ours lists them as static and trusted peers, so it dials them at start and lets
+/// them in past MaxPeers. Kept apart from the mesh of our own nodes, which is planned.
+pub(super) fn external_peers(topology: &Topology) -> Vec<String> {
+    topology
+        .external_enodes()
+        .into_iter()
+        .map(|(_, url)| url.to_string())
+        .collect()
+}
+
+/// Dials the external peers `node` is not connected to yet (admin_addPeer over IPC), and
+/// trusts them: geth's own static dialling of them can lag by tens of seconds.
+pub(super) fn dial_external_peers(topology: &Topology, rpc: &RpcClient) {
+    let urls = external_peers(topology);
+    if urls.is_empty() {
+        return;
+    }
+    let have: BTreeSet<String> = rpc
+        .admin_peers()
+        .map(|ps| {
+            ps.iter()
+                .filter_map(|p| p.pubkey().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    for url in urls {
+        if rpc::enode_pubkey(&url).is_some_and(|k| !have.contains(k)) {
+            let _ = rpc.admin_add_trusted_peer(&url);
+            let _ = rpc.admin_add_peer(&url);
+        }
     }
 }
 

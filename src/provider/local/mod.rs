@@ -1,4 +1,4 @@
-//! The local provider: real geth processes on 127.0.0.1.
+//! The local provider: real geth processes on `provider.local.address` (127.0.0.1).
 //!
 //! Each node `node.<name>` is a geth process with its data dir at
 //! `.consort/<network>/nodes/<name>/`:
@@ -29,6 +29,7 @@ pub mod process;
 mod reconcile;
 pub mod recover;
 mod sealing;
+mod votes;
 
 use health::{assess, unhealthy_report};
 use mesh::{Peers, UpNode};
@@ -246,6 +247,10 @@ impl Provider for LocalProvider {
     ) -> Result<Vec<Resource>, ProviderError> {
         let nodes = topology.nodes();
         let peering = Peering::plan(&nodes);
+        // Other operators' nodes are every node's peers too: a change to them rewrites
+        // every node's peers.
+        let externals = mesh::external_peers(topology);
+        let host = topology.local_address();
         Ok(nodes
             .iter()
             .map(|n| {
@@ -253,7 +258,8 @@ impl Provider for LocalProvider {
                 let mesh = mesh_digest(
                     peering
                         .peers_of(&n.name)
-                        .chain(std::iter::once(n.name.as_str())),
+                        .chain(std::iter::once(n.name.as_str()))
+                        .chain(externals.iter().map(String::as_str)),
                 );
                 let mut deps = vec![format!("key.node.{}", n.name)];
                 if n.role == Role::Validator {
@@ -276,11 +282,11 @@ impl Provider for LocalProvider {
                     }),
                     deps,
                     summary: format!(
-                        "geth {} {} of {} on 127.0.0.1, peered with {} other node(s), {}",
+                        "geth {} {} of {} on {host}, peered with {} other node(s), {}",
                         topology.client.geth,
                         n.role,
                         n.member,
-                        peering.degree(&n.name),
+                        peering.degree(&n.name) + externals.len(),
                         match n.role {
                             Role::Validator => "no RPC (IPC only)",
                             Role::Tx => "HTTP + WebSocket RPC",
@@ -514,7 +520,11 @@ impl Provider for LocalProvider {
     }
 
     fn health(&self, topology: &Topology, state: &State) -> Health {
-        assess(topology, state)
+        let mut h = assess(topology, state);
+        if topology.has_external_members() {
+            votes::consortium_view(topology, state, &mut h);
+        }
+        h
     }
 
     fn cleanup(&self, state_dir: &StateDir) -> Result<(), ProviderError> {

@@ -194,10 +194,10 @@ impl LocalProvider {
             datadir: s(datadir),
             config_path: s(&datadir.join("config.toml")),
             nodekey_path: s(&abs(Path::new(nodekey))),
-            listen_addr: "127.0.0.1".into(),
+            listen_addr: ctx.topology.local_address().into(),
             p2p_port: ports.p2p,
             nat: "none".into(),
-            http_addr: "127.0.0.1".into(),
+            http_addr: ctx.topology.local_address().into(),
             // Applications connect to tx nodes only; validators are controlled over IPC.
             http_port: ports.http.filter(|_| spec.role == Role::Tx),
             ws_port: ports.ws.filter(|_| spec.role == Role::Tx),
@@ -532,6 +532,7 @@ impl LocalProvider {
     }
 
     pub(super) fn outputs(
+        ctx: &ApplyCtx,
         datadir: &Path,
         id: ProcessId,
         ports: NodePorts,
@@ -539,16 +540,17 @@ impl LocalProvider {
         statics: Vec<String>,
         geth: &GethBinary,
     ) -> NodeOutputs {
+        let host = ctx.topology.local_address();
         NodeOutputs {
             datadir: s(datadir),
             pid: id.pid,
             start_time: id.start_time,
             ports,
             ipc_path: s(&ipc_path(datadir)),
-            rpc_url: ports.http.map(|p| format!("http://127.0.0.1:{p}")),
-            ws_url: ports.ws.map(|p| format!("ws://127.0.0.1:{p}")),
+            rpc_url: ports.http.map(|p| format!("http://{host}:{p}")),
+            ws_url: ports.ws.map(|p| format!("ws://{host}:{p}")),
             metrics_url: ports.metrics.map(process::metrics_url),
-            enode: render::enode_url(enode_id, "127.0.0.1", ports.p2p),
+            enode: render::enode_url(enode_id, host, ports.p2p),
             static_nodes: statics,
             geth: s(&geth.path),
             geth_version: geth.version.clone(),
@@ -605,7 +607,9 @@ impl LocalProvider {
         let genesis = abs(&ctx.state_dir.root.join("genesis.json"));
         step(ctx, &name, "init");
         self.init_datadir(ctx, addr, &geth, &datadir, &genesis)?;
-        if spec.role == Role::Tx {
+        // A member that joined has no signer of its own yet: its tx nodes sync from the
+        // other operators' nodes instead of waiting for ours to seal.
+        if spec.role == Role::Tx && !ctx.topology.has_external_members() {
             self.await_first_block(ctx);
         }
         let ports = self.ports_of(ctx, &name)?;
@@ -617,7 +621,7 @@ impl LocalProvider {
             .output_str(&format!("key.node.{name}"), "enode_id")
             .unwrap_or_default()
             .to_string();
-        let out = Self::outputs(&datadir, id, ports, &enode_id, statics, &geth);
+        let out = Self::outputs(ctx, &datadir, id, ports, &enode_id, statics, &geth);
         Ok(ResourceState {
             kind: Kind::LocalNode,
             attrs: change.after.clone().unwrap_or(json!({})),
@@ -684,6 +688,8 @@ impl LocalProvider {
                 // dialled from here: the new node dials us (see `join_mesh`).
                 rpc.admin_add_trusted_peer(added).map_err(e)?;
             }
+            // Another operator's nodes were refused while we were full: dial them now.
+            mesh::dial_external_peers(ctx.topology, &rpc);
             NodeOutputs {
                 static_nodes: statics,
                 ..cur.clone()
@@ -728,13 +734,13 @@ impl LocalProvider {
             }
             let (id, ports, statics) =
                 self.launch_with_retries(ctx, addr, &spec, &datadir, &geth, ports)?;
-            let out = Self::outputs(&datadir, id, ports, &enode_id, statics, &geth);
+            let out = Self::outputs(ctx, &datadir, id, ports, &enode_id, statics, &geth);
             if upgrade {
                 self.rejoin(ctx, addr, &spec, &out, head_before)?;
             }
             out
         };
-        out.enode = render::enode_url(&enode_id, "127.0.0.1", out.ports.p2p);
+        out.enode = render::enode_url(&enode_id, ctx.topology.local_address(), out.ports.p2p);
         Ok(ResourceState {
             kind: Kind::LocalNode,
             attrs: change.after.clone().unwrap_or(json!({})),

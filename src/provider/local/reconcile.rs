@@ -27,6 +27,11 @@ pub(super) struct SignerDrift {
     /// Live signers whose node this network can run (in the topology and in state), so a
     /// restart in the same apply brings them back for the vote.
     pub recoverable: usize,
+    /// Live signers of external members (other operators run them).
+    pub external_live: usize,
+    /// Votes this operator has cast (every one of its live signers proposes them) that wait
+    /// for other operators' signers: (address, authorize, label). Not drift of ours.
+    pub waiting: Vec<(Address, bool, String)>,
 }
 
 impl SignerDrift {
@@ -78,7 +83,7 @@ impl SignerDrift {
     pub fn refusal(&self) -> Option<String> {
         let n = self.live.as_ref()?.len();
         let need = self.needed();
-        (self.needs_votes() && self.recoverable < need).then(|| {
+        (self.needs_votes() && self.recoverable + self.external_live < need).then(|| {
             format!(
                 "the live Clique signers differ from the topology ({}), but only {} of {n} \
                  signers are online and {} can be brought back; Clique needs {need} of {n} to \
@@ -139,6 +144,20 @@ pub(super) fn signer_drift(topology: &Topology, st: &State) -> SignerDrift {
         }
     }
 
+    // Signers of members other operators run: wanted, never ours to vote for alone.
+    let external: BTreeMap<Address, String> = topology
+        .external_members()
+        .flat_map(|(m, e)| {
+            e.signers.iter().enumerate().filter_map(move |(i, a)| {
+                Some((
+                    rpc::parse_address(a)?,
+                    format!("{}-validator-{i} (external)", m.name),
+                ))
+            })
+        })
+        .collect();
+    desired.extend(external.keys().copied());
+
     let recorded: BTreeMap<String, NodeOutputs> = recorded_nodes(st).into_iter().collect();
     let validators: BTreeSet<&String> = key_of.values().collect();
     let asked: Vec<(&String, &NodeOutputs)> = recorded
@@ -168,6 +187,7 @@ pub(super) fn signer_drift(topology: &Topology, st: &State) -> SignerDrift {
         return d;
     };
     let answering: BTreeSet<&str> = views.iter().map(|v| v.node.as_str()).collect();
+    d.external_live = live.iter().filter(|a| external.contains_key(a)).count();
     for a in &live {
         let node = key_of.get(a);
         if node.is_some_and(|n| answering.contains(n.as_str())) {
@@ -182,6 +202,9 @@ pub(super) fn signer_drift(topology: &Topology, st: &State) -> SignerDrift {
                     format!("{n}: a validator of the topology whose signer is being removed")
                 }
                 Some(n) => format!("{n}: no longer a validator of the topology"),
+                None if !external.is_empty() => {
+                    "signer of no member of the topology (a removed external member's?)".to_string()
+                }
                 None => "no validator of this network has that key".to_string(),
             };
             d.vote_out.push((*a, why));
@@ -189,13 +212,67 @@ pub(super) fn signer_drift(topology: &Topology, st: &State) -> SignerDrift {
     }
     for a in &desired {
         if !live.contains(a) {
-            d.vote_in
-                .push((*a, key_of.get(a).cloned().unwrap_or_default()));
+            let label = key_of
+                .get(a)
+                .or_else(|| external.get(a))
+                .cloned()
+                .unwrap_or_default();
+            d.vote_in.push((*a, label));
         }
     }
-    for v in views {
-        for p in v.proposals {
-            d.stray.push((v.node.clone(), p));
+    if external.is_empty() {
+        for v in views {
+            for p in v.proposals {
+                d.stray.push((v.node.clone(), p));
+            }
+        }
+        d.live = Some(live);
+        return d;
+    }
+    // Other operators vote too: a proposal of ours for a vote still needed is our vote,
+    // not stray; a vote every one of our live signers has cast waits for the others.
+    let ours_live: Vec<&SignerView> = views
+        .iter()
+        .filter(|v| key_of.iter().any(|(a, n)| n == &v.node && live.contains(a)))
+        .collect();
+    let needed: Vec<(Address, bool)> = d
+        .vote_in
+        .iter()
+        .map(|(a, _)| (*a, true))
+        .chain(d.vote_out.iter().map(|(a, _)| (*a, false)))
+        .collect();
+    for v in &views {
+        for p in &v.proposals {
+            if !needed.contains(&(p.address, p.authorize)) {
+                d.stray.push((v.node.clone(), p.clone()));
+            }
+        }
+    }
+    let cast = |a: &Address, authorize: bool| {
+        ours_live.iter().all(|v| {
+            v.proposals
+                .iter()
+                .any(|p| p.address == *a && p.authorize == authorize)
+        })
+    };
+    let need = live.len() / 2 + 1;
+    let ours_are_majority = ours_live.len() >= need;
+    let (vote_in, vote_out) = (
+        std::mem::take(&mut d.vote_in),
+        std::mem::take(&mut d.vote_out),
+    );
+    for (a, label) in vote_in {
+        if !ours_are_majority && cast(&a, true) {
+            d.waiting.push((a, true, label));
+        } else {
+            d.vote_in.push((a, label));
+        }
+    }
+    for (a, label) in vote_out {
+        if !ours_are_majority && cast(&a, false) {
+            d.waiting.push((a, false, label));
+        } else {
+            d.vote_out.push((a, label));
         }
     }
     d.live = Some(live);
@@ -246,7 +323,10 @@ impl LocalProvider {
             discard(&d, &st);
         }
         for (a, why) in &d.vote_out {
-            let label = why.split(':').next().unwrap_or(CLIQUE_ADDR).to_string();
+            let label = match why.split_once(':') {
+                Some((node, _)) => node.to_string(),
+                None => a.to_checksum(),
+            };
             self.vote(ctx, addr, &label, &rpc::hex_address(a), false)?;
         }
         for (a, node) in &d.vote_in {

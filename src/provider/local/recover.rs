@@ -162,6 +162,17 @@ fn listen_port(text: &str) -> Option<u16> {
         .ok()
 }
 
+/// The host of `ListenAddr` (`provider.local.address` when the config was written).
+fn listen_host(text: &str) -> String {
+    text.lines()
+        .find(|l| l.trim_start().starts_with("ListenAddr"))
+        .and_then(|l| l.split('"').nth(1))
+        .and_then(|a| a.rsplit_once(':'))
+        .map(|(h, _)| h.to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "127.0.0.1".to_string())
+}
+
 /// Rebuilds the state record (`node.<name>` outputs) of a node dir: pid, ports and geth
 /// from its running process when there is one; otherwise pid 0 (so plan restarts it, on
 /// its data) with its p2p port from config.toml and free HTTP/authrpc ports. `reserved`
@@ -176,6 +187,7 @@ pub fn node_outputs(
     let config = std::fs::read_to_string(node.dir.join("config.toml")).unwrap_or_default();
     let static_nodes = toml_list(&config, "StaticNodes");
     let p2p_conf = listen_port(&config);
+    let host = listen_host(&config);
     let live = node.processes.first().copied();
     let cmdline = live.and_then(|id| std::fs::read(format!("/proc/{}/cmdline", id.pid)).ok());
     let (ports, geth, version) = match (&cmdline, live) {
@@ -247,10 +259,10 @@ pub fn node_outputs(
                     .to_string_lossy()
                     .into_owned()
             }),
-        rpc_url: ports.http.map(|p| format!("http://127.0.0.1:{p}")),
-        ws_url: ports.ws.map(|p| format!("ws://127.0.0.1:{p}")),
+        rpc_url: ports.http.map(|p| format!("http://{host}:{p}")),
+        ws_url: ports.ws.map(|p| format!("ws://{host}:{p}")),
         metrics_url: ports.metrics.map(process::metrics_url),
-        enode: crate::render::enode_url(enode_id, "127.0.0.1", ports.p2p),
+        enode: crate::render::enode_url(enode_id, &host, ports.p2p),
         static_nodes,
         geth,
         geth_version: version,

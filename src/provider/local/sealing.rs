@@ -118,7 +118,7 @@ impl LocalProvider {
                 .output_str(&format!("key.node.{}", spec.name), "enode_id")
                 .unwrap_or_default()
                 .to_string();
-            let out = Self::outputs(&datadir, id, ports, &enode_id, statics, &geth);
+            let out = Self::outputs(ctx, &datadir, id, ports, &enode_id, statics, &geth);
             let mut guard = ctx.state.lock().unwrap();
             if let Some(r) = guard.resources.get_mut(&addr) {
                 r.outputs = serde_json::to_value(out).expect("outputs serialise");
@@ -158,9 +158,14 @@ impl LocalProvider {
             Action::Create | Action::Replace => {
                 let a = signer_addr.ok_or_else(|| {
                     ProviderError::at(addr, format!("key.signer.{node} has no address in state"))
-                })?;
-                self.vote(ctx, addr, &node, &a, true)?;
-                Ok(Some(record(json!({ "address": a, "via": "vote" }))))
+                })?; // With other operators, ours may be cast only: the `clique` resource and
+                     // `status` follow the vote until theirs come.
+                let via = if self.vote(ctx, addr, &node, &a, true)? {
+                    "vote"
+                } else {
+                    "vote (cast, waiting for other operators)"
+                };
+                Ok(Some(record(json!({ "address": a, "via": via }))))
             }
             Action::Destroy => {
                 // A validator removed from the topology is voted out by the others. One
@@ -174,21 +179,9 @@ impl LocalProvider {
         }
     }
 
-    /// A Clique vote through `governance::vote`: every running validator that is a current
-    /// signer proposes (the target too, when voting itself out), a majority is required,
-    /// then it waits until `clique_getSigners` reflects it and discards the proposals.
-    pub(super) fn vote(
-        &self,
-        ctx: &ApplyCtx,
-        addr: &str,
-        node: &str,
-        address: &str,
-        authorize: bool,
-    ) -> Result<(), ProviderError> {
-        let target = rpc::parse_address(address)
-            .ok_or_else(|| ProviderError::at(addr, format!("{address:?} is not an address")))?;
-        let st = ctx.snapshot();
-        let candidates: Vec<SignerNode> = recorded_nodes(&st)
+    /// This operator's running signer nodes.
+    fn own_signer_nodes(st: &State) -> Vec<SignerNode> {
+        recorded_nodes(st)
             .into_iter()
             .filter(|(_, o)| o.is_running())
             .filter_map(|(n, o)| {
@@ -199,12 +192,43 @@ impl LocalProvider {
                     name: n,
                 })
             })
-            .collect();
+            .collect()
+    }
+
+    /// A Clique vote: every running validator of ours that is a current signer proposes
+    /// (the target too, when voting itself out). Alone in the network
+    /// (`governance::vote`) a majority is required, then it waits until
+    /// `clique_getSigners` reflects it and discards the proposals. With other operators'
+    /// signers (`governance::cast`) ours vote alone only when they are a majority, else
+    /// they propose and nothing waits. Returns whether the vote has taken effect.
+    pub(super) fn vote(
+        &self,
+        ctx: &ApplyCtx,
+        addr: &str,
+        node: &str,
+        address: &str,
+        authorize: bool,
+    ) -> Result<bool, ProviderError> {
+        let target = rpc::parse_address(address)
+            .ok_or_else(|| ProviderError::at(addr, format!("{address:?} is not an address")))?;
+        let candidates = Self::own_signer_nodes(&ctx.snapshot());
+        let external = ctx.topology.has_external_members();
         if candidates.is_empty() {
+            if external {
+                // A member that joined and has no signer yet: the others vote.
+                return Ok(false);
+            }
             return Err(ProviderError::at(
                 addr,
                 "no running signer can vote; bring the validators back (`consort apply`) first",
             ));
+        }
+        let e = |e: governance::GovError| ProviderError::at(addr, e.to_string());
+        if external {
+            let t = ctx.health_timeout;
+            return governance::cast(&candidates, target, authorize, t, node, &ctx.events)
+                .map(|c| c == governance::Cast::Done)
+                .map_err(e);
         }
         step(ctx, node, if authorize { "vote in" } else { "vote out" });
         governance::vote(
@@ -215,8 +239,8 @@ impl LocalProvider {
             node,
             &ctx.events,
         )
-        .map(|_| ())
-        .map_err(|e| ProviderError::at(addr, e.to_string()))
+        .map(|_| true)
+        .map_err(e)
     }
 }
 
