@@ -299,7 +299,7 @@ pub fn cast(
 ) -> Result<Cast, GovError> {
     let signers = candidates
         .iter()
-        .find_map(|c| c.rpc.clique_get_signers().ok())
+        .find_map(|c| c.control.signers().ok())
         .ok_or_else(|| GovError::Refused("no signer node answers for the signer set".into()))?;
     let ours: Vec<&SignerNode> = candidates
         .iter()
@@ -316,7 +316,7 @@ pub fn cast(
     }
     let mut proposed = Vec::new();
     for p in &ours {
-        if p.rpc.clique_propose(&target, authorize).is_ok() {
+        if p.control.propose(&target, authorize).is_ok() {
             proposed.push(p.name.clone());
         }
     }

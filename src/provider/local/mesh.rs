@@ -97,7 +97,13 @@ impl LocalProvider {
 
     /// Periodic repair: every running node has its planned peers (admin_addPeer for
     /// missing ones; geth retries failed static dials late).
-    pub(super) fn sync_mesh(&self, topology: &Topology, st: &State) {
+    ///
+    /// `reverse`: the side that does not normally dial does. A dial that failed (a
+    /// handshake that timed out on a busy machine, say) is not retried by geth for ~35 s,
+    /// and nudging the same side again waits out that same dial history; the other side
+    /// has none for this peer. By then the first side is not dialling, so the two cannot
+    /// meet head-on.
+    pub(super) fn sync_mesh(&self, topology: &Topology, st: &State, reverse: bool) {
         let peering = Peering::plan(&topology.nodes());
         let nodes = recorded_nodes(st);
         let enodes: BTreeMap<&str, &str> = nodes
@@ -117,7 +123,7 @@ impl LocalProvider {
             for peer in peering.peers_of(name) {
                 // One side of a pair dials: two dialling each other at once can drop both
                 // connections (see `join_mesh`).
-                if !Peering::dials(name, peer) {
+                if Peering::dials(name, peer) == reverse {
                     continue;
                 }
                 let Some(enode) = enodes.get(peer) else {

@@ -419,7 +419,7 @@ impl Provider for LocalProvider {
         // rule deadlocks them). Past the wait, start the rest anyway: sealing beats halting.
         let deadline = Instant::now() + ctx.health_timeout.min(Duration::from_secs(30));
         let mut started = BTreeSet::new();
-        self.sync_mesh(ctx.topology, &ctx.snapshot());
+        self.sync_mesh(ctx.topology, &ctx.snapshot(), false);
         loop {
             let st = ctx.snapshot();
             let h = assess(ctx.topology, &st);
@@ -443,7 +443,8 @@ impl Provider for LocalProvider {
     fn wait_healthy(&self, ctx: &ApplyCtx) -> Result<Health, ProviderError> {
         let deadline = Instant::now() + ctx.health_timeout;
         let st = ctx.snapshot();
-        self.sync_mesh(ctx.topology, &st);
+        self.sync_mesh(ctx.topology, &st, false);
+        let mut nudges = 0u32;
         let mut announced: BTreeMap<String, BTreeSet<&'static str>> = BTreeMap::new();
         let mut last_add_peer = Instant::now();
         let mut sealing = BTreeSet::new();
@@ -498,7 +499,8 @@ impl Provider for LocalProvider {
             }
             // Static dials that failed are retried late by geth; nudge missing peers.
             if last_add_peer.elapsed() > Duration::from_secs(3) {
-                self.sync_mesh(ctx.topology, &st);
+                nudges += 1;
+                self.sync_mesh(ctx.topology, &st, nudges % 2 == 0);
                 last_add_peer = Instant::now();
                 // A vote confirmed on a block that a competing block then replaced (Clique
                 // forks of depth 1 happen between out-of-turn signers) can be undone after

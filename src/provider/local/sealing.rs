@@ -24,6 +24,7 @@ impl LocalProvider {
             .map(|n| n.name)
             .collect();
         let deadline = Instant::now() + ctx.health_timeout.min(Duration::from_secs(30));
+        let (mut nudges, mut last_nudge) = (0u32, Instant::now());
         loop {
             let st = ctx.snapshot();
             let recorded: BTreeMap<String, NodeOutputs> = recorded_nodes(&st).into_iter().collect();
@@ -46,6 +47,13 @@ impl LocalProvider {
                 if let Ok(mut started) = self.sealing_started.try_lock() {
                     let h = assess(ctx.topology, &st);
                     start_sealing(&h, &st, &ctx.peering(), &mut started, false);
+                    // Sealing waits for every planned validator pair: a dial lost at start
+                    // must not hold it for geth's 35 s redial (see `sync_mesh`).
+                    if last_nudge.elapsed() > Duration::from_secs(3) {
+                        nudges += 1;
+                        self.sync_mesh(ctx.topology, &st, nudges % 2 == 0);
+                        last_nudge = Instant::now();
+                    }
                 }
             }
             if Instant::now() >= deadline {
