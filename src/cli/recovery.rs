@@ -97,6 +97,7 @@ pub(super) fn destroy_from_disk(
         "genesis-db.tmp",
         "keys",
         "genesis.json",
+        crate::state::JOINED_FILE,
         "archive",
         "invitations",
         "backups",

@@ -292,6 +292,10 @@ pub fn seed_state(sd: &StateDir, topo: &Topology, invite: &Invite) -> Result<(),
     let mut text = serde_json::to_vec_pretty(&invite.network.genesis).expect("genesis");
     text.push(b'\n');
     crate::state::fsutil::write_atomic(&path, &text, 0o644).map_err(|e| io(&path, e))?;
+    let joined = sd.joined_file();
+    let id = format!("{}\n", invite.invitation_id);
+    crate::state::fsutil::write_atomic(&joined, id.as_bytes(), 0o644)
+        .map_err(|e| io(&joined, e))?;
     let c = &topo.network;
     let mut st = State::new(&c.name, topo.provider.kind());
     st.genesis = Some(GenesisRecord {

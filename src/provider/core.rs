@@ -91,11 +91,15 @@ pub fn apply_change(
 
 fn destroy(ctx: &ApplyCtx, change: &Change, root: &Path) -> Result<(), ProviderError> {
     if change.kind == Kind::Genesis {
-        let path = root.join("genesis.json");
-        match fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io(&change.addr, "cannot remove", &path, e)),
+        for path in [
+            root.join("genesis.json"),
+            root.join(crate::state::JOINED_FILE),
+        ] {
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(&change.addr, "cannot remove", &path, e)),
+            }
         }
         ctx.state.lock().unwrap().genesis = None;
         return Ok(());

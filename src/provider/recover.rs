@@ -242,6 +242,7 @@ pub fn on_disk(topology: &Topology, sd: &StateDir) -> Vec<String> {
     out.extend(keys_on_disk(sd).iter().map(key_label));
     for f in [
         "genesis.json",
+        crate::state::JOINED_FILE,
         "genesis-db",
         "state.json",
         "backups",
@@ -388,6 +389,12 @@ pub fn recover(
 
     // Genesis: the file every node was initialised with.
     let genesis_path = sd.root.join("genesis.json");
+    // Joined with an invitation (`consort join`): the genesis is the founder's, its signers
+    // and accounts are other operators' keys, not lost ones.
+    let joined = std::fs::read_to_string(sd.joined_file())
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty());
     let mut genesis_outputs = None;
     if !st.resources.contains_key("genesis") {
         if let Ok(text) = std::fs::read(&genesis_path) {
@@ -407,6 +414,7 @@ pub fn recover(
                         a.copy_from_slice(chunk);
                         match signer_addrs.get(&Address(a)) {
                             Some(n) => signers.push(n.clone()),
+                            None if joined.is_some() => {}
                             None => skipped.push(format!(
                                 "genesis signer {} has no key under keys/signers",
                                 Address(a).to_checksum()
@@ -432,6 +440,7 @@ pub fn recover(
                         Some(id) => {
                             accounts.insert(id.clone(), Value::String(wei.to_string()));
                         }
+                        None if joined.is_some() => {}
                         None => skipped.push(format!(
                             "genesis account {} has no key under keys/accounts",
                             a.to_checksum()
@@ -483,6 +492,9 @@ pub fn recover(
                 }),
                 deps,
             });
+            if let (Some(g), Some(id)) = (genesis_outputs.as_mut(), &joined) {
+                g.outputs["joined"] = json!(id);
+            }
         }
     }
     if let Some(g) = genesis_outputs {

@@ -121,6 +121,9 @@ impl State {
     }
 }
 
+/// File name of [`StateDir::joined_file`].
+pub const JOINED_FILE: &str = "joined";
+
 /// The state directory of one network: `<topology dir>/.consort/<network>/`.
 #[derive(Debug, Clone)]
 pub struct StateDir {
@@ -137,6 +140,11 @@ impl StateDir {
     }
     pub fn state_file(&self) -> PathBuf {
         self.root.join("state.json")
+    }
+    /// The invitation this operator joined the network with (`consort join`), kept beside
+    /// genesis.json so that `state recover` knows the genesis is another operator's.
+    pub fn joined_file(&self) -> PathBuf {
+        self.root.join(JOINED_FILE)
     }
     pub fn lock_file(&self) -> PathBuf {
         self.root.join("lock")

@@ -423,6 +423,24 @@ fn three_operators_invite_join_admit_vote_and_remove_without_sharing_keys() {
     let b_status = b.ok(&["status"]);
     assert!(b_status.contains("external"), "{b_status}");
 
+    // ---- B loses its state file: `state recover` rebuilds it from B's own files, as a
+    // joined operator's (the other operators' signers and accounts are theirs, not lost
+    // keys), and B's plan is empty again.
+    let joined = |st: &State| st.resources["genesis"].outputs["joined"].clone();
+    let invitation = joined(&b.state());
+    assert!(invitation.is_string(), "{invitation}");
+    std::fs::remove_file(b.sd().state_file()).unwrap();
+    let out = b.ok(&["state", "recover"]);
+    assert!(!out.contains("has no key"), "{out}");
+    assert_eq!(joined(&b.state()), invitation);
+    let out = b.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
     // ---- C joins while the signers belong to two operators: 2 of A + 2 of B, 3 needed.
     let invite_c = shared.path().join("invite-c.json");
     a.ok(&[
