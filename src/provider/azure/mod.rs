@@ -39,6 +39,8 @@ mod cost;
 mod export;
 pub mod layout;
 pub mod lineage;
+mod log_tail;
+mod reconcile;
 pub mod run_command;
 pub mod vault;
 mod votes;
@@ -81,6 +83,8 @@ pub struct AzureProvider {
     pub config: AzureConfig,
     arm: Mutex<Option<Arc<Arm>>>,
     runtime: OnceLock<tokio::runtime::Runtime>,
+    /// Why the last refresh found live signers apply cannot fix (`check_live`).
+    signer_refusal: Mutex<Option<String>>,
 }
 
 impl AzureProvider {
@@ -91,6 +95,7 @@ impl AzureProvider {
             config,
             arm: Mutex::new(None),
             runtime: OnceLock::new(),
+            signer_refusal: Mutex::new(None),
         })
     }
 
@@ -100,6 +105,7 @@ impl AzureProvider {
             config,
             arm: Mutex::new(Some(Arc::new(arm))),
             runtime: OnceLock::new(),
+            signer_refusal: Mutex::new(None),
         }
     }
 
@@ -596,6 +602,7 @@ impl Provider for AzureProvider {
                 ),
             });
         }
+        out.push(super::clique_drift::resource("azure.vm.*"));
         Ok(out)
     }
 
@@ -615,7 +622,7 @@ impl Provider for AzureProvider {
         vec![cost::summary(&sizes, pips)]
     }
 
-    fn refresh(&self, _topology: &Topology, state: &State) -> BTreeMap<String, String> {
+    fn refresh(&self, topology: &Topology, state: &State) -> BTreeMap<String, String> {
         let Ok(arm) = self.arm() else {
             return BTreeMap::new();
         };
@@ -639,7 +646,7 @@ impl Provider for AzureProvider {
                 (addr.clone(), arm.provisioning_state_of(id, api).await)
             }),
         ));
-        results
+        let mut drift = results
             .into_iter()
             .filter_map(|(addr, r)| match r {
                 Ok(None) => Some((addr, "recreate (deleted outside consort)".to_string())),
@@ -649,7 +656,22 @@ impl Provider for AzureProvider {
                 // Errors cannot be reported through refresh; apply will surface them.
                 _ => None,
             })
-            .collect()
+            .collect();
+        self.refresh_clique(topology, state, &mut drift);
+        drift
+    }
+
+    fn check_live(&self, _topology: &Topology, _state: &State) -> Result<(), String> {
+        self.signer_refusal
+            .lock()
+            .unwrap()
+            .take()
+            .map_or(Ok(()), Err)
+    }
+
+    fn refresh_on_apply(&self) -> bool {
+        // apply needs credentials anyway; it reads the live network like a plan --refresh.
+        true
     }
 
     fn starts_first(&self, change: &Change) -> bool {
@@ -671,6 +693,7 @@ impl Provider for AzureProvider {
         match change.kind {
             k if is_azure_kind(k) => self.apply_azure(ctx, change),
             Kind::Signer => self.apply_signer(ctx, change),
+            Kind::CliqueSigners => self.reconcile_signers(ctx, change),
             Kind::Funding => self.apply_funding(ctx, change),
             _ => Err(super::unsupported("azure", change)),
         }
@@ -732,9 +755,10 @@ impl Provider for AzureProvider {
                     })
                     .collect();
                 return Err(ProviderError::Other(format!(
-                    "the network did not become healthy within {}s (VMs can take several minutes to boot and install geth):\n  {}\nRun `consort status` to look again.",
+                    "the network did not become healthy within {}s (VMs can take several minutes to boot and install geth):\n  {}\n{}\nRun `consort status` to look again.",
                     ctx.health_timeout.as_secs(),
-                    detail.join("\n  ")
+                    detail.join("\n  "),
+                    self.unhealthy_logs(&ctx.snapshot(), &h)
                 )));
             }
             std::thread::sleep(Duration::from_secs(2));
@@ -1329,49 +1353,18 @@ impl AzureProvider {
         ctx: &ApplyCtx,
         change: &Change,
     ) -> Result<Option<ResourceState>, ProviderError> {
-        let addr = change.addr.as_str();
-        let st = ctx.snapshot();
-        match change.action {
-            Action::Destroy => return Ok(None),
-            Action::Update => return Ok(st.resources.get(addr).cloned()),
-            Action::Create | Action::Replace => {}
-        }
-        let super::governance::Funding {
-            member,
-            name,
-            funder: from,
-            key,
-            to,
-            amount,
-            ..
-        } = super::governance::funding_parties(change, &st)
-            .map_err(|m| ProviderError::at(addr, m))?;
-        let endpoints = tx_endpoints(&st);
-        let (_, url) = endpoints
-            .iter()
-            .min_by_key(|(n, _)| !n.starts_with(&format!("{member}-")))
-            .ok_or_else(|| {
-                ProviderError::at(
-                    addr,
-                    "funding an account after genesis sends a transfer through a tx node's public RPC, and the network has no tx node",
-                )
-            })?;
-        let hash = super::governance::fund(
-            &RpcClient::new(url.clone()),
-            ctx.topology.network.chain_id,
-            &from,
-            &key,
-            &format!("{member}/{name}"),
-            to,
-            amount,
-            ctx.health_timeout,
-        )
-        .map_err(|e| ProviderError::at(addr, e.to_string()))?;
-        Ok(Some(record(
-            change,
-            Kind::Funding,
-            json!({"tx_hash": hash, "from": crate::rpc::hex_address(&key.address())}),
-        )))
+        super::governance::apply_funding(ctx, change, |f, st| {
+            tx_endpoints(st)
+                .into_iter()
+                .min_by_key(|(n, _)| !n.starts_with(&format!("{}-", f.member)))
+                .map(|(_, url)| RpcClient::new(url))
+                .ok_or_else(|| {
+                    ProviderError::at(
+                        &change.addr,
+                        "funding an account after genesis sends a transfer through a tx node's public RPC, and the network has no tx node",
+                    )
+                })
+        })
     }
 }
 
