@@ -1,5 +1,6 @@
-//! Azure apply of a network of `CONSORT_BENCH_MEMBERS` members (default 50) × 1 validator
-//! + `CONSORT_BENCH_TX_NODES` tx nodes (default 1: 100 VMs) against the stand-in ARM server (`tests/it/fake_arm.rs`, every long-running operation taking
+//! Azure apply of a network of `CONSORT_BENCH_MEMBERS` members (default 50), each with one
+//! validator and `CONSORT_BENCH_TX_NODES` tx nodes (default 1: 100 VMs), against the
+//! stand-in ARM server (`tests/it/fake_arm.rs`, every long-running operation taking
 //! `CONSORT_BENCH_ARM_LATENCY_MS`, default 1000 ms), beside the critical path the plan's
 //! dependency chain implies (the longest chain of long-running ARM operations × that
 //! latency). Reports the median apply time and its ratio to the critical path.

@@ -354,6 +354,18 @@ pub fn vote(
     Ok(proposed)
 }
 
+/// [`vote`] as a change of an apply: with its timeout (`--timeout`) and events.
+pub fn vote_in_apply(
+    ctx: &super::ApplyCtx,
+    candidates: &[SignerNode],
+    target: Address,
+    authorize: bool,
+    subject: &str,
+) -> Result<Vec<String>, GovError> {
+    let t = ctx.health_timeout;
+    vote(candidates, target, authorize, t, subject, &ctx.events)
+}
+
 /// What [`cast`] did: whether the change has taken effect, and if not, how many of the live
 /// signers this operator's nodes are and how many are needed.
 #[derive(Debug, Clone, PartialEq, Eq)]

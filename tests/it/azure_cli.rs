@@ -114,27 +114,34 @@ fn signer_address(sd: &StateDir, node: &str) -> String {
     .to_checksum()
 }
 
+/// Makes VMs the stand-in creates boot under `tmp` (installing geth from a local archive)
+/// and writes a checkout with `topology`; returns the checkout.
+fn booting_checkout(fake: &FakeArm, tmp: &Path, topology: &str) -> PathBuf {
+    let (tar, sha) = geth_tarball(&tmp.join("dl"));
+    fake.boot_vms(BootConfig {
+        dir: tmp.join("vms"),
+        geth_url: format!("file://{}", tar.display()),
+        geth_sha256: sha,
+    });
+    let dir = tmp.join("checkout");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("consort.yaml"), topology).unwrap();
+    dir
+}
+
 #[test]
 fn cli_votes_members_in_and_out_by_run_command_and_destroy_leaves_nothing() {
     let _vnet = vm_host::loopback_vnet();
     let fake = FakeArm::start();
     let tmp = tempfile::tempdir().unwrap();
-    let (tar, sha) = geth_tarball(&tmp.path().join("dl"));
-    fake.boot_vms(BootConfig {
-        dir: tmp.path().join("vms"),
-        geth_url: format!("file://{}", tar.display()),
-        geth_sha256: sha,
-    });
-    let dir = tmp.path().join("checkout");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("consort.yaml"),
-        // Loopback: every "VM" binds its own private IP. The /16 holds 127.0.0.1, the source
-        // address of loopback connections, so geth's --netrestrict (the address space)
-        // admits them as the VNet would. Only one booting test may use it at a time.
-        topology(&fake, "127.0.0.0/16", "consort-runcmd"),
-    )
-    .unwrap();
+    // Loopback: every "VM" binds its own private IP. The /16 holds 127.0.0.1, the source
+    // address of loopback connections, so geth's --netrestrict (the address space) admits
+    // them as the VNet would.
+    let dir = booting_checkout(
+        &fake,
+        tmp.path(),
+        &topology(&fake, "127.0.0.0/16", "consort-runcmd"),
+    );
     let sd = StateDir::new(&dir.join(".consort"), NET);
 
     // Plan states what it costs.
@@ -370,6 +377,37 @@ fn control_socket(root: &Path, away: bool) {
     std::fs::rename(from, to).unwrap();
 }
 
+/// SIGKILLs `pid` and every process below it, each stopped first so that none starts
+/// another (the sealing step's `geth attach` in flight would start sealing again).
+fn kill_tree(pid: i32) {
+    let children = |parent: i32| -> Vec<i32> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|st| {
+                    // pid (comm) state ppid ...: comm may hold spaces, so after the last ')'.
+                    st.rsplit_once(')')
+                        .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse().ok())
+                        == Some(parent)
+                })
+            })
+            .collect()
+    };
+    let mut tree = vec![pid];
+    let mut i = 0;
+    while i < tree.len() {
+        // SAFETY: signalling processes this test's stand-in VM started (its sealing step).
+        unsafe { libc::kill(tree[i], libc::SIGSTOP) };
+        tree.extend(children(tree[i]));
+        i += 1;
+    }
+    for p in tree {
+        // SAFETY: as above.
+        unsafe { libc::kill(p, libc::SIGKILL) };
+    }
+}
+
 /// The lines an error quotes under `header` (indented by two spaces, up to the next
 /// section).
 fn quoted(text: &str, header: &str) -> Vec<String> {
@@ -384,6 +422,25 @@ fn quoted(text: &str, header: &str) -> Vec<String> {
         .collect()
 }
 
+/// A fresh address every signer (`roots`) proposes, once the chain has voted it in.
+fn voted_in_behind_consorts_back(roots: &[&PathBuf]) -> consort::crypto::Address {
+    let stranger = consort::crypto::SecretKey::random().address();
+    for root in roots {
+        ipc(root).clique_propose(&stranger, true).unwrap();
+    }
+    poll(
+        "the stranger to be voted in",
+        Duration::from_secs(30),
+        || {
+            let s = ipc(roots[0])
+                .clique_get_signers()
+                .map_err(|e| e.to_string())?;
+            Ok(s.contains(&stranger).then_some(()))
+        },
+    );
+    stranger
+}
+
 /// Plan and apply read the live Clique state of the VMs through Run Command, as locally:
 /// a stray proposal is shown and discarded, a signer voted in behind consort's back is
 /// refused while too few signers answer and voted out once they do. And errors of a health
@@ -396,19 +453,11 @@ fn cli_reconciles_live_signers_by_run_command_and_errors_quote_vm_logs() {
     // so the health check fails (honestly) while the VMs run.
     fake.configure(|c| c.public_ip_prefix = "127.0.99.".into());
     let tmp = tempfile::tempdir().unwrap();
-    let (tar, sha) = geth_tarball(&tmp.path().join("dl"));
-    fake.boot_vms(BootConfig {
-        dir: tmp.path().join("vms"),
-        geth_url: format!("file://{}", tar.display()),
-        geth_sha256: sha,
-    });
-    let dir = tmp.path().join("checkout");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("consort.yaml"),
-        topology_with(&fake, "127.0.0.0/16", "consort-live", 1, "[127.0.0.0/8]"),
-    )
-    .unwrap();
+    let dir = booting_checkout(
+        &fake,
+        tmp.path(),
+        &topology_with(&fake, "127.0.0.0/16", "consort-live", 1, "[127.0.0.0/8]"),
+    );
     let sd = StateDir::new(&dir.join(".consort"), NET);
 
     // A failed health check quotes each VM's log: the tx node that does not answer, and
@@ -481,20 +530,7 @@ fn cli_reconciles_live_signers_by_run_command_and_errors_quote_vm_logs() {
     assert!(plan.contains("No changes"), "{plan}");
 
     // A signer voted in behind consort's back (both signers propose it).
-    let stranger = consort::crypto::SecretKey::random().address();
-    for root in [&alpha, &beta] {
-        ipc(root).clique_propose(&stranger, true).unwrap();
-    }
-    poll(
-        "the stranger to be voted in",
-        Duration::from_secs(30),
-        || {
-            let s = ipc(&alpha)
-                .clique_get_signers()
-                .map_err(|e| e.to_string())?;
-            Ok(s.contains(&stranger).then_some(()))
-        },
-    );
+    let stranger = voted_in_behind_consorts_back(&[&alpha, &beta]);
     // While only alpha answers, 1 of 3 signers cannot vote it out: plan and apply refuse.
     control_socket(&beta, true);
     for args in [&["plan", "--refresh"][..], &skip[..]] {
@@ -531,31 +567,19 @@ fn cli_reconciles_live_signers_by_run_command_and_errors_quote_vm_logs() {
     // A vote that cannot pass (sealing stopped on both VMs: the on-VM step killed, then
     // miner.stop) fails after --timeout, quoting the logs of the VMs that proposed,
     // labelled, and no secret: not even one a log line would carry.
-    let stranger = consort::crypto::SecretKey::random().address();
-    for root in [&alpha, &beta] {
-        ipc(root).clique_propose(&stranger, true).unwrap();
-    }
-    poll(
-        "the stranger to be voted in",
-        Duration::from_secs(30),
-        || {
-            let s = ipc(&alpha)
-                .clique_get_signers()
-                .map_err(|e| e.to_string())?;
-            Ok(s.contains(&stranger).then_some(()))
-        },
-    );
+    let stranger = voted_in_behind_consorts_back(&[&alpha, &beta]);
     for root in [&alpha, &beta] {
         let pid: i32 = std::fs::read_to_string(root.join("var/lib/consort/geth/seal.pid"))
             .unwrap()
             .trim()
             .parse()
             .unwrap();
-        // SAFETY: signalling the sealing step this VM's bootstrap started for this test.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
+        kill_tree(pid);
         ipc(root)
             .call_raw("miner_stop", serde_json::json!([]))
             .unwrap();
+        let mining = ipc(root).call_raw("eth_mining", serde_json::json!([]));
+        assert_eq!(mining.unwrap(), serde_json::json!(false));
     }
     let st = sd.load().unwrap().unwrap();
     let nodekey = std::fs::read_to_string(

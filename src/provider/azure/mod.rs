@@ -186,6 +186,18 @@ impl AzureProvider {
         ))
     }
 
+    /// [`Self::guard`] for the resource `change` is about (`attrs`: its attributes).
+    fn guard_change(
+        &self,
+        ctx: &ApplyCtx,
+        arm: &Arm,
+        change: &Change,
+        attrs: &Value,
+    ) -> Result<bool, ProviderError> {
+        let id = self.arm_id(arm, change.kind, &change.addr, attrs);
+        self.guard(ctx, arm, &change.addr, &id, api_of(change.kind))
+    }
+
     fn tags(&self, network: &str) -> BTreeMap<String, String> {
         BTreeMap::from([
             ("managed-by".to_string(), "consort".to_string()),
@@ -321,6 +333,22 @@ fn attrs_of(change: &Change) -> Value {
 
 fn attr(v: &Value, key: &str) -> String {
     v.get(key).and_then(Value::as_str).unwrap_or("").to_string()
+}
+
+/// What an ARM change works from: its address (every error names it), its attributes
+/// (as they were, for a destroy) and the resource's name.
+fn target(change: &Change, destroy: bool) -> (&str, Value, String) {
+    let attrs = match (&change.before, destroy) {
+        (Some(b), true) => b.clone(),
+        _ => attrs_of(change),
+    };
+    let name = attr(&attrs, "name");
+    (&change.addr, attrs, name)
+}
+
+/// An ARM error as the failure of the change at `addr`.
+fn arm_err(addr: &str) -> impl Fn(ArmError) -> ProviderError + Copy + '_ {
+    move |e| ProviderError::at(addr, e.to_string())
 }
 
 fn node_of(change: &Change) -> String {
@@ -915,25 +943,17 @@ impl AzureProvider {
         arm: &Arm,
         change: &Change,
     ) -> Result<ResourceState, ProviderError> {
-        let addr = change.addr.as_str();
-        let at = |e: ArmError| ProviderError::at(addr, e.to_string());
-        let a = attrs_of(change);
+        let (addr, a, name) = target(change, false);
+        let at = arm_err(addr);
         let rg = self.rg();
         let loc = self.config.location.clone();
         let tags = self.apply_tags(ctx);
-        let name = attr(&a, "name");
         // Another deployment's resource of the same name is never adopted or changed.
         if !matches!(
             change.kind,
             Kind::AzureResourceGroup | Kind::AzureSubnet | Kind::AzureSecrets | Kind::AzureVault
         ) {
-            self.guard(
-                ctx,
-                arm,
-                addr,
-                &self.arm_id(arm, change.kind, addr, &a),
-                api_of(change.kind),
-            )?;
+            self.guard_change(ctx, arm, change, &a)?;
         }
         let outputs = match change.kind {
             Kind::AzureResourceGroup => return self.create_rg(ctx, arm, change),
@@ -1061,7 +1081,7 @@ impl AzureProvider {
         change: &Change,
     ) -> Result<ResourceState, ProviderError> {
         let addr = change.addr.as_str();
-        let at = |e: ArmError| ProviderError::at(addr, e.to_string());
+        let at = arm_err(addr);
         let rg = self.rg();
         let net = &ctx.topology.network.name;
         let mut tags = self.apply_tags(ctx);
@@ -1125,16 +1145,14 @@ impl AzureProvider {
         arm: &Arm,
         change: &Change,
     ) -> Result<ResourceState, ProviderError> {
-        let addr = change.addr.as_str();
-        let at = |e: ArmError| ProviderError::at(addr, e.to_string());
-        let a = attrs_of(change);
+        let (addr, a, name) = target(change, false);
+        let at = arm_err(addr);
         let node = node_of(change);
         let rg = self.rg();
         let st = ctx.snapshot();
         let ci = self.vm_cloud_init(ctx.topology, &st, &node)?;
         let text = render::cloud_init(&ci).map_err(|e| ProviderError::at(addr, e.to_string()))?;
         let digest = sha256_hex(text.as_bytes());
-        let name = attr(&a, "name");
         let mut tags = self.apply_tags(ctx);
         tags.insert(CUSTOM_DATA_TAG.into(), digest.clone());
         // A VM left by an interrupted apply: its customData cannot be changed, so adopt it
@@ -1258,11 +1276,9 @@ impl AzureProvider {
     }
 
     fn destroy(&self, ctx: &ApplyCtx, arm: &Arm, change: &Change) -> Result<(), ProviderError> {
-        let addr = change.addr.as_str();
-        let at = |e: ArmError| ProviderError::at(addr, e.to_string());
-        let a = change.before.clone().unwrap_or_else(|| attrs_of(change));
+        let (addr, a, name) = target(change, true);
+        let at = arm_err(addr);
         let rg = self.rg();
-        let name = attr(&a, "name");
         match change.kind {
             Kind::AzureResourceGroup => return self.destroy_rg(ctx, arm, change),
             Kind::AzureVault => return self.destroy_vault(ctx, arm, change),
@@ -1270,15 +1286,7 @@ impl AzureProvider {
             _ => {}
         }
         // Another deployment's resource of the same name is never deleted.
-        if !matches!(change.kind, Kind::AzureSubnet)
-            && !self.guard(
-                ctx,
-                arm,
-                addr,
-                &self.arm_id(arm, change.kind, addr, &a),
-                api_of(change.kind),
-            )?
-        {
+        if !matches!(change.kind, Kind::AzureSubnet) && !self.guard_change(ctx, arm, change, &a)? {
             return Ok(());
         }
         match change.kind {
@@ -1308,7 +1316,7 @@ impl AzureProvider {
 
     fn destroy_rg(&self, ctx: &ApplyCtx, arm: &Arm, change: &Change) -> Result<(), ProviderError> {
         let addr = change.addr.as_str();
-        let at = |e: ArmError| ProviderError::at(addr, e.to_string());
+        let at = arm_err(addr);
         let rg = self.rg();
         let st = ctx.snapshot();
         let preexisting = st

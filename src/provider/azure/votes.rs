@@ -96,25 +96,18 @@ impl AzureProvider {
                 names.join(", ")
             ),
         });
-        governance::vote(
-            &candidates,
-            target,
-            authorize,
-            ctx.health_timeout,
-            node,
-            &ctx.events,
-        )
-        .map(drop)
-        .map_err(|e| {
-            let e = e.to_string();
-            let named: Vec<&str> = names.iter().copied().filter(|n| names_in(&e, n)).collect();
-            let quoted = if named.is_empty() {
-                &names[..1]
-            } else {
-                &named[..]
-            };
-            ProviderError::at(addr, format!("{e}\n{}", self.log_tails(&st, quoted)))
-        })
+        governance::vote_in_apply(ctx, &candidates, target, authorize, node)
+            .map(drop)
+            .map_err(|e| {
+                let e = e.to_string();
+                let named: Vec<&str> = names.iter().copied().filter(|n| names_in(&e, n)).collect();
+                let quoted = if named.is_empty() {
+                    &names[..1]
+                } else {
+                    &named[..]
+                };
+                ProviderError::at(addr, format!("{e}\n{}", self.log_tails(&st, quoted)))
+            })
     }
 
     /// A mesh change on a running VM: rewrite its config (for the next start) and add /

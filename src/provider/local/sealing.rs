@@ -207,16 +207,9 @@ impl LocalProvider {
                 .map_err(e);
         }
         step(ctx, node, if authorize { "vote in" } else { "vote out" });
-        governance::vote(
-            &candidates,
-            target,
-            authorize,
-            ctx.health_timeout,
-            node,
-            &ctx.events,
-        )
-        .map(|_| true)
-        .map_err(e)
+        governance::vote_in_apply(ctx, &candidates, target, authorize, node)
+            .map(|_| true)
+            .map_err(e)
     }
 }
 
