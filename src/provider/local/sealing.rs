@@ -225,6 +225,14 @@ impl LocalProvider {
 /// "signed recently" on its own fork and the chain never moves. Why the unlock check:
 /// geth unlocks `--unlock` accounts a moment after its RPC is up, a seal tried before that
 /// fails, and geth's Clique worker does not retry without new transactions.
+///
+/// Why the next block's in-turn signer goes last (see `in_turn_last`): "at once" is 40
+/// IPC calls on a busy machine, spread over ~150 ms. The in-turn signer seals the moment
+/// it starts, so started first it sealed block 1 while most others had not counted
+/// themselves synced yet; they dropped it and sealed their own, a split that took ~10 s to
+/// heal at 60 nodes. Started after every other `miner_start` has returned (which marks that
+/// node synced before it returns), its block reaches nodes that all accept it, and it
+/// outweighs (difficulty 2) any out-of-turn block sealed meanwhile.
 pub(super) fn start_sealing(
     h: &Health,
     st: &State,
@@ -260,23 +268,147 @@ pub(super) fn start_sealing(
     if ready.is_empty() || (ready.len() < pending.len() && !force) {
         return pending.len();
     }
-    let ok: Vec<String> = std::thread::scope(|scope| {
-        let handles: Vec<_> = ready
-            .iter()
-            .map(|(n, rpc)| {
-                scope.spawn(move || {
-                    rpc.call_raw("miner_start", json!([]))
-                        .ok()
-                        .map(|_| n.name.clone())
+    let start = |batch: &[&(&NodeHealth, RpcClient)]| -> Vec<String> {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = batch
+                .iter()
+                .map(|(n, rpc)| {
+                    scope.spawn(move || {
+                        rpc.call_raw("miner_start", json!([]))
+                            .ok()
+                            .map(|_| n.name.clone())
+                    })
                 })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .filter_map(|h| h.join().ok().flatten())
-            .collect()
-    });
+                .collect();
+            handles
+                .into_iter()
+                .filter_map(|h| h.join().ok().flatten())
+                .collect()
+        })
+    };
+    let last = in_turn_last(h, st, ready.iter().map(|(n, _)| n.name.as_str()));
+    let (late, first): (Vec<_>, Vec<_>) = ready
+        .iter()
+        .partition(|(n, _)| Some(&n.name) == last.as_ref());
+    let mut ok = start(&first);
+    ok.extend(start(&late));
     let n = ok.len();
     started.extend(ok);
     pending.len() - n
+}
+
+/// The ready validator that is in turn for the network's next block, when there are
+/// others to start before it (`start_sealing`). Clique's in-turn signer of block `b` is the
+/// one at index `b % n` of the signers sorted by address.
+fn in_turn_last<'a>(
+    h: &Health,
+    st: &State,
+    ready: impl Iterator<Item = &'a str> + Clone,
+) -> Option<String> {
+    if ready.clone().count() < 2 {
+        return None;
+    }
+    // Validators with a `signer.` record are signers (none: a new chain, all are).
+    let any_record = st.resources.keys().any(|k| k.starts_with("signer."));
+    let mut signers: Vec<(Address, &str)> = h
+        .nodes
+        .iter()
+        .filter(|n| n.role == "validator")
+        .filter(|n| !any_record || st.resources.contains_key(&format!("signer.{}", n.name)))
+        .filter_map(|n| {
+            let a = st.output_str(&format!("key.signer.{}", n.name), "address")?;
+            Some((rpc::parse_address(a)?, n.name.as_str()))
+        })
+        .collect();
+    if signers.is_empty() {
+        return None;
+    }
+    signers.sort();
+    let next = h.head + 1;
+    let (_, name) = signers[(next % signers.len() as u64) as usize];
+    ready.clone().any(|r| r == name).then(|| name.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A network of validators `v0..vN` whose signer addresses are given, at `head`.
+    fn network(addresses: &[&str], head: u64) -> (Health, State) {
+        let mut st = State::new("n", "local");
+        let mut h = Health {
+            head,
+            ..Default::default()
+        };
+        for (i, a) in addresses.iter().enumerate() {
+            let name = format!("v{i}");
+            st.resources.insert(
+                format!("key.signer.{name}"),
+                ResourceState {
+                    kind: Kind::SignerKey,
+                    attrs: json!({}),
+                    outputs: json!({ "address": a }),
+                    deps: vec![],
+                },
+            );
+            h.nodes.push(NodeHealth {
+                name,
+                role: "validator".into(),
+                running: true,
+                ..Default::default()
+            });
+        }
+        (h, st)
+    }
+
+    const A: &str = "0x3000000000000000000000000000000000000000";
+    const B: &str = "0x1000000000000000000000000000000000000000";
+    const C: &str = "0x2000000000000000000000000000000000000000";
+
+    #[test]
+    fn the_next_blocks_in_turn_signer_starts_last() {
+        // Sorted by address: B (v1), C (v2), A (v0). Block 1 is in turn for index 1: C.
+        let (h, st) = network(&[A, B, C], 0);
+        let all = ["v0", "v1", "v2"];
+        assert_eq!(
+            in_turn_last(&h, &st, all.iter().copied()).as_deref(),
+            Some("v2")
+        );
+        // At head 4, block 5 is in turn for index 5 % 3 = 2: A.
+        let (h, st) = network(&[A, B, C], 4);
+        assert_eq!(
+            in_turn_last(&h, &st, all.iter().copied()).as_deref(),
+            Some("v0")
+        );
+    }
+
+    #[test]
+    fn nobody_is_held_back_when_the_in_turn_signer_is_not_starting_or_alone() {
+        let (h, st) = network(&[A, B, C], 0);
+        assert_eq!(in_turn_last(&h, &st, ["v0", "v1"].iter().copied()), None);
+        assert_eq!(in_turn_last(&h, &st, ["v2"].iter().copied()), None);
+    }
+
+    #[test]
+    fn only_recorded_signers_count_once_votes_are_recorded() {
+        // v2 (C) is a validator waiting to be voted in: the signers are B, A; block 1 is
+        // in turn for index 1: A.
+        let (h, mut st) = network(&[A, B, C], 0);
+        for n in ["v0", "v1"] {
+            st.resources.insert(
+                format!("signer.{n}"),
+                ResourceState {
+                    kind: Kind::Signer,
+                    attrs: json!({}),
+                    outputs: json!({}),
+                    deps: vec![],
+                },
+            );
+        }
+        let all = ["v0", "v1", "v2"];
+        assert_eq!(
+            in_turn_last(&h, &st, all.iter().copied()).as_deref(),
+            Some("v0")
+        );
+    }
 }
