@@ -1,11 +1,14 @@
-//! Azure apply of a 100-VM network (50 members × 1 validator + 1 tx node) against the
+//! Azure apply of a network of `CONSORT_BENCH_MEMBERS` members (default 50), each with one
+//! validator and `CONSORT_BENCH_TX_NODES` tx nodes (default 1: 100 VMs), against the
 //! stand-in ARM server (`tests/it/fake_arm.rs`, every long-running operation taking
 //! `CONSORT_BENCH_ARM_LATENCY_MS`, default 1000 ms), beside the critical path the plan's
 //! dependency chain implies (the longest chain of long-running ARM operations × that
 //! latency). Reports the median apply time and its ratio to the critical path.
 //!
 //! `cargo bench --bench azure_apply` (needs the default `azure` feature). Median of 5 runs;
-//! `CONSORT_BENCH_RUNS=N` changes that. Only 127.0.0.1 is used.
+//! `CONSORT_BENCH_RUNS=N` changes that. `CONSORT_BENCH_TRACE=1` prints when each kind of
+//! change started and ended, `CONSORT_BENCH_TRACE_PATH=<text>` every request whose path
+//! holds it (e.g. `org7-tx-0`). Only 127.0.0.1 is used.
 
 #[path = "../tests/it/fake_arm.rs"]
 mod fake_arm;
@@ -25,12 +28,23 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 fn topology(sub: String) -> Topology {
+    let (members, tx) = (
+        env_usize("CONSORT_BENCH_MEMBERS", 50),
+        env_usize("CONSORT_BENCH_TX_NODES", 1),
+    );
     let mut yaml = String::from(
         "network:\n  name: wide\n  chain_id: 707070\n  consensus:\n    clique: { period: 5 }\nmembers:\n",
     );
-    for i in 0..50 {
-        yaml += &format!("  - name: org{i}\n    validators: 1\n    tx_nodes: 1\n");
+    for i in 0..members {
+        yaml += &format!("  - name: org{i}\n    validators: 1\n    tx_nodes: {tx}\n");
     }
     yaml += &format!(
         "provider:\n  azure:\n    subscription_id: {sub}\n    location: westeurope\n    resource_group: consort-wide\n    address_space: 10.42.0.0/16\n    admin_username: consort\n    ssh_public_key: \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITest you@example\"\n    allowed_rpc_cidrs: [\"203.0.113.0/24\"]\n"
@@ -51,7 +65,7 @@ fn critical_path_ops(pl: &Plan) -> usize {
     }) as usize
 }
 
-fn once(latency: Duration) -> (Duration, Duration, usize) {
+fn once(latency: Duration) -> (Duration, usize, usize) {
     // ARM asks pollers to come back after a Retry-After of about a tenth of a typical
     // operation (15 s for a VM); the stand-in does the same at its scale.
     let fake = FakeArm::with_config(FakeArmConfig {
@@ -126,12 +140,8 @@ fn once(latency: Duration) -> (Duration, Duration, usize) {
     let mut spans: Vec<(String, (Duration, Duration))> =
         spans.lock().unwrap().clone().into_iter().collect();
     spans.sort_by_key(|(_, (a, _))| *a);
-    if std::env::var_os("CONSORT_BENCH_TRACE").is_some() {
-        for l in fake
-            .requests()
-            .iter()
-            .filter(|l| l.path.contains("org7-tx-0"))
-        {
+    if let Ok(path) = std::env::var("CONSORT_BENCH_TRACE_PATH") {
+        for l in fake.requests().iter().filter(|l| l.path.contains(&path)) {
             println!("    {:>6} ms {} {}", l.at.as_millis(), l.method, l.path);
         }
     }
@@ -142,15 +152,11 @@ fn once(latency: Duration) -> (Duration, Duration, usize) {
             b.as_millis()
         );
     }
-    (took, latency * critical_path_ops(&pl) as u32, vms)
+    (took, critical_path_ops(&pl), vms)
 }
 
 fn main() {
-    let runs: usize = std::env::var("CONSORT_BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5)
-        .max(1);
+    let runs = env_usize("CONSORT_BENCH_RUNS", 5).max(1);
     let latency = Duration::from_millis(
         std::env::var("CONSORT_BENCH_ARM_LATENCY_MS")
             .ok()
@@ -158,18 +164,17 @@ fn main() {
             .unwrap_or(1000),
     );
     let mut times = Vec::new();
-    let mut critical = Duration::ZERO;
-    let mut vms = 0;
+    let (mut ops, mut vms) = (0, 0);
     for _ in 0..runs {
         let (t, c, n) = once(latency);
         times.push(t);
-        critical = c;
-        vms = n;
+        (ops, vms) = (c, n);
     }
+    let critical = latency * ops as u32;
     times.sort();
     let m = times[times.len() / 2];
     println!(
-        "azure apply against the stand-in ARM ({vms} VMs, {latency:?} per operation), median of {runs}: {:.2} s; critical path {:.2} s; ratio {:.2}x (goal <= 1.5x)  (runs: {})",
+        "azure apply against the stand-in ARM ({vms} VMs, {latency:?} per operation), median of {runs}: {:.2} s; critical path {ops} operations = {:.2} s; ratio {:.2}x (goal <= 1.5x)  (runs: {})",
         m.as_secs_f64(),
         critical.as_secs_f64(),
         m.as_secs_f64() / critical.as_secs_f64(),

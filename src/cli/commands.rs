@@ -232,10 +232,18 @@ struct Planned {
 }
 
 fn make_plan(g: &Global, destroy: bool, refresh: bool) -> Result<Planned> {
-    plan_loaded(g, load(g)?, destroy, refresh)
+    plan_loaded(g, load(g)?, destroy, refresh, false)
 }
 
-fn plan_loaded(g: &Global, loaded: Loaded, destroy: bool, refresh: bool) -> Result<Planned> {
+/// `applying`: the plan of an apply, which reads the live network where the provider says
+/// so (`Provider::refresh_on_apply`).
+fn plan_loaded(
+    g: &Global,
+    loaded: Loaded,
+    destroy: bool,
+    refresh: bool,
+    applying: bool,
+) -> Result<Planned> {
     let sd = state_dir(g, &loaded.topology.network.name);
     let state = sd.load()?;
     let provider = provider::for_topology(&loaded.topology)?;
@@ -246,7 +254,9 @@ fn plan_loaded(g: &Global, loaded: Loaded, destroy: bool, refresh: bool) -> Resu
             bail!(recover::refusal(&sd, state.as_ref(), &found, &g.file));
         }
     }
-    let refresh = refresh || provider.refresh_by_default();
+    let refresh = refresh
+        || provider.refresh_by_default()
+        || (applying && !destroy && provider.refresh_on_apply());
     let mut plan = build(
         PlanInput {
             topology: &loaded.topology,
@@ -445,7 +455,7 @@ pub(super) fn run_apply(
         state,
         provider,
         plan,
-    } = plan_loaded(g, loaded, destroy, false).map_err(|e| match &edit {
+    } = plan_loaded(g, loaded, destroy, false, true).map_err(|e| match &edit {
         Some(_) => anyhow!("{e:#}\n{} is unchanged.", g.file.display()),
         None => e,
     })?;

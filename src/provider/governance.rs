@@ -10,9 +10,11 @@
 //!   (see [`earlier_transfer`]).
 
 use super::events::{Event, EventSink};
+use super::ProviderError;
 use crate::crypto::tx::LegacyTx;
 use crate::crypto::{Address, SecretKey};
 use crate::rpc::{self, BlockId, RpcClient, RpcError};
+use crate::state::ResourceState;
 use crate::topology::Wei;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -110,6 +112,88 @@ pub fn signer_change(change: &crate::plan::Change, st: &crate::state::State) -> 
         node,
         address,
     }
+}
+
+/// A `signer.<n>` change around the provider's vote: an Update keeps what state has; a
+/// genesis signer is only recorded; a Create votes it in; a Destroy votes it out when its
+/// node left the topology (one still in it goes away with the whole network, `destroy`: no
+/// vote). `vote(node, address, authorize)` returns how the signer got in (`"vote"`, ...).
+pub fn apply_signer(
+    change: &crate::plan::Change,
+    st: &crate::state::State,
+    topology: &crate::topology::Topology,
+    vote: impl FnOnce(&str, &str, bool) -> Result<&'static str, ProviderError>,
+) -> Result<Option<ResourceState>, ProviderError> {
+    use crate::plan::{Action, Kind};
+    let addr = change.addr.as_str();
+    let SignerChange {
+        node,
+        in_genesis,
+        address,
+    } = signer_change(change, st);
+    let record = |outputs: Value| ResourceState {
+        kind: Kind::Signer,
+        attrs: change.after.clone().unwrap_or(json!({})),
+        outputs,
+        deps: change.deps.clone(),
+    };
+    match change.action {
+        Action::Update => Ok(st.resources.get(addr).cloned()),
+        Action::Create | Action::Replace if in_genesis => Ok(Some(record(
+            json!({ "address": address, "via": "genesis" }),
+        ))),
+        Action::Create | Action::Replace => {
+            let a = address.ok_or_else(|| {
+                ProviderError::at(addr, format!("key.signer.{node} has no address in state"))
+            })?;
+            let via = vote(&node, &a, true)?;
+            Ok(Some(record(json!({ "address": a, "via": via }))))
+        }
+        Action::Destroy => {
+            let removed = topology.nodes().iter().all(|n| n.name != node);
+            if let (true, Some(a)) = (removed, address) {
+                vote(&node, &a, false)?;
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// A `fund.<member>.<account>` change: a transfer from the funding account through the
+/// node `rpc_for` picks (a transfer cannot be undone: a Destroy only forgets it).
+pub fn apply_funding(
+    ctx: &super::ApplyCtx,
+    change: &crate::plan::Change,
+    rpc_for: impl FnOnce(&Funding, &crate::state::State) -> Result<RpcClient, ProviderError>,
+) -> Result<Option<ResourceState>, ProviderError> {
+    use crate::plan::{Action, Kind};
+    let addr = change.addr.as_str();
+    let st = ctx.snapshot();
+    match change.action {
+        Action::Destroy => return Ok(None),
+        Action::Update => return Ok(st.resources.get(addr).cloned()),
+        Action::Create | Action::Replace => {}
+    }
+    let f = funding_parties(change, &st).map_err(|m| ProviderError::at(addr, m))?;
+    let rpc = rpc_for(&f, &st)?;
+    // tx_hash is null when an earlier, interrupted run's transfer had already landed.
+    let hash = fund(
+        &rpc,
+        ctx.topology.network.chain_id,
+        &f.funder,
+        &f.key,
+        &format!("{}/{}", f.member, f.name),
+        f.to,
+        f.amount,
+        ctx.health_timeout,
+    )
+    .map_err(|e| ProviderError::at(addr, e.to_string()))?;
+    Ok(Some(ResourceState {
+        kind: Kind::Funding,
+        attrs: change.after.clone().unwrap_or(json!({})),
+        outputs: json!({ "tx_hash": hash, "from": rpc::hex_address(&f.key.address()) }),
+        deps: change.deps.clone(),
+    }))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -268,6 +352,18 @@ pub fn vote(
         },
     });
     Ok(proposed)
+}
+
+/// [`vote`] as a change of an apply: with its timeout (`--timeout`) and events.
+pub fn vote_in_apply(
+    ctx: &super::ApplyCtx,
+    candidates: &[SignerNode],
+    target: Address,
+    authorize: bool,
+    subject: &str,
+) -> Result<Vec<String>, GovError> {
+    let t = ctx.health_timeout;
+    vote(candidates, target, authorize, t, subject, &ctx.events)
 }
 
 /// What [`cast`] did: whether the change has taken effect, and if not, how many of the live

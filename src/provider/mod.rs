@@ -33,6 +33,7 @@
 //! Rendering: `render::NodeLaunch` → `geth_config_toml` / `geth_args`; Azure VMs'
 //! customData is base64 of `render::cloud_init`.
 
+pub mod clique_drift;
 pub mod core;
 pub mod events;
 pub mod governance;
@@ -252,6 +253,12 @@ pub trait Provider: Sync {
     /// Whether `plan` asks for drift without `--refresh` (cheap, offline checks only).
     fn refresh_by_default(&self) -> bool {
         false
+    }
+
+    /// Whether `apply` (and `member add/remove`) ask for drift before planning, where a
+    /// plain `plan` does not (Azure: apply has credentials; plan stays offline).
+    fn refresh_on_apply(&self) -> bool {
+        self.refresh_by_default()
     }
 
     /// How many changes may run at once.

@@ -6,7 +6,7 @@
 //! nothing, the vault included. And two checkouts of one network never touch each other.
 
 use crate::cloud_init::geth_tarball;
-use crate::fake_arm::{vm_host::BootConfig, FakeArm};
+use crate::fake_arm::{vm_host, vm_host::BootConfig, FakeArm};
 use crate::support::{self, poll};
 use consort::rpc::RpcClient;
 use consort::state::StateDir;
@@ -18,6 +18,11 @@ const NET: &str = "runcmd";
 
 /// A two-member network on a loopback address space (each "VM" binds its private IP).
 fn topology(fake: &FakeArm, space: &str, rg: &str) -> String {
+    topology_with(fake, space, rg, 0, "[]")
+}
+
+/// [`topology`] with `alpha_tx` tx nodes in alpha and RPC open to `rpc_cidrs`.
+fn topology_with(fake: &FakeArm, space: &str, rg: &str, alpha_tx: u32, rpc_cidrs: &str) -> String {
     format!(
         "network:
   name: {NET}
@@ -28,6 +33,7 @@ fn topology(fake: &FakeArm, space: &str, rg: &str) -> String {
 members:
   - name: alpha
     validators: 1
+    tx_nodes: {alpha_tx}
   - name: beta
     validators: 1
 provider:
@@ -38,7 +44,7 @@ provider:
     address_space: {space}
     admin_username: consort
     ssh_public_key: \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKmrDpj0cZuFTlWgkDTb4s8y1H3fL1yU1Ql9V4Jf1Wq2 you@example\"
-    allowed_rpc_cidrs: []
+    allowed_rpc_cidrs: {rpc_cidrs}
     allowed_ssh_cidrs: []
 ",
         sub = fake.subscription_id()
@@ -108,26 +114,34 @@ fn signer_address(sd: &StateDir, node: &str) -> String {
     .to_checksum()
 }
 
-#[test]
-fn cli_votes_members_in_and_out_by_run_command_and_destroy_leaves_nothing() {
-    let fake = FakeArm::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let (tar, sha) = geth_tarball(&tmp.path().join("dl"));
+/// Makes VMs the stand-in creates boot under `tmp` (installing geth from a local archive)
+/// and writes a checkout with `topology`; returns the checkout.
+fn booting_checkout(fake: &FakeArm, tmp: &Path, topology: &str) -> PathBuf {
+    let (tar, sha) = geth_tarball(&tmp.join("dl"));
     fake.boot_vms(BootConfig {
-        dir: tmp.path().join("vms"),
+        dir: tmp.join("vms"),
         geth_url: format!("file://{}", tar.display()),
         geth_sha256: sha,
     });
-    let dir = tmp.path().join("checkout");
+    let dir = tmp.join("checkout");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("consort.yaml"),
-        // Loopback: every "VM" binds its own private IP. The /16 holds 127.0.0.1, the source
-        // address of loopback connections, so geth's --netrestrict (the address space)
-        // admits them as the VNet would. Only one booting test may use it at a time.
-        topology(&fake, "127.0.0.0/16", "consort-runcmd"),
-    )
-    .unwrap();
+    std::fs::write(dir.join("consort.yaml"), topology).unwrap();
+    dir
+}
+
+#[test]
+fn cli_votes_members_in_and_out_by_run_command_and_destroy_leaves_nothing() {
+    let _vnet = vm_host::loopback_vnet();
+    let fake = FakeArm::start();
+    let tmp = tempfile::tempdir().unwrap();
+    // Loopback: every "VM" binds its own private IP. The /16 holds 127.0.0.1, the source
+    // address of loopback connections, so geth's --netrestrict (the address space) admits
+    // them as the VNet would.
+    let dir = booting_checkout(
+        &fake,
+        tmp.path(),
+        &topology(&fake, "127.0.0.0/16", "consort-runcmd"),
+    );
     let sd = StateDir::new(&dir.join(".consort"), NET);
 
     // Plan states what it costs.
@@ -351,4 +365,258 @@ fn a_second_checkout_of_the_same_network_is_refused_and_deletes_nothing() {
     assert!(plan.contains("No changes"), "{plan}");
     cli_ok(&fake, &first, &["destroy", "--yes"]);
     assert!(fake.ids().is_empty(), "{:?}", fake.ids());
+}
+
+/// Moves a VM's geth IPC socket aside (`away`) or back: its geth runs and seals on, but
+/// consort's Run Command scripts find no control socket, as on a VM whose geth does not
+/// answer.
+fn control_socket(root: &Path, away: bool) {
+    let ipc = root.join("var/lib/consort/geth/geth.ipc");
+    let aside = root.join("var/lib/consort/geth/geth.ipc.aside");
+    let (from, to) = if away { (&ipc, &aside) } else { (&aside, &ipc) };
+    std::fs::rename(from, to).unwrap();
+}
+
+/// SIGKILLs `pid` and every process below it, each stopped first so that none starts
+/// another (the sealing step's `geth attach` in flight would start sealing again).
+fn kill_tree(pid: i32) {
+    let children = |parent: i32| -> Vec<i32> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|st| {
+                    // pid (comm) state ppid ...: comm may hold spaces, so after the last ')'.
+                    st.rsplit_once(')')
+                        .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse().ok())
+                        == Some(parent)
+                })
+            })
+            .collect()
+    };
+    let mut tree = vec![pid];
+    let mut i = 0;
+    while i < tree.len() {
+        // SAFETY: signalling processes this test's stand-in VM started (its sealing step).
+        unsafe { libc::kill(tree[i], libc::SIGSTOP) };
+        tree.extend(children(tree[i]));
+        i += 1;
+    }
+    for p in tree {
+        // SAFETY: as above.
+        unsafe { libc::kill(p, libc::SIGKILL) };
+    }
+}
+
+/// The lines an error quotes under `header` (indented by two spaces, up to the next
+/// section).
+fn quoted(text: &str, header: &str) -> Vec<String> {
+    let Some(i) = text.find(header) else {
+        return vec![];
+    };
+    text[i + header.len()..]
+        .lines()
+        .skip(1)
+        .take_while(|l| l.starts_with("  ") && !l.trim_start().starts_with("--- "))
+        .map(|l| l[2..].to_string())
+        .collect()
+}
+
+/// A fresh address every signer (`roots`) proposes, once the chain has voted it in.
+fn voted_in_behind_consorts_back(roots: &[&PathBuf]) -> consort::crypto::Address {
+    let stranger = consort::crypto::SecretKey::random().address();
+    for root in roots {
+        ipc(root).clique_propose(&stranger, true).unwrap();
+    }
+    poll(
+        "the stranger to be voted in",
+        Duration::from_secs(30),
+        || {
+            let s = ipc(roots[0])
+                .clique_get_signers()
+                .map_err(|e| e.to_string())?;
+            Ok(s.contains(&stranger).then_some(()))
+        },
+    );
+    stranger
+}
+
+/// Plan and apply read the live Clique state of the VMs through Run Command, as locally:
+/// a stray proposal is shown and discarded, a signer voted in behind consort's back is
+/// refused while too few signers answer and voted out once they do. And errors of a health
+/// check and of a vote quote the VMs' log tails, labelled and redacted.
+#[test]
+fn cli_reconciles_live_signers_by_run_command_and_errors_quote_vm_logs() {
+    let _vnet = vm_host::loopback_vnet();
+    let fake = FakeArm::start();
+    // Public IPs outside the loopback VNet: from here the tx node's RPC does not answer,
+    // so the health check fails (honestly) while the VMs run.
+    fake.configure(|c| c.public_ip_prefix = "127.0.99.".into());
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = booting_checkout(
+        &fake,
+        tmp.path(),
+        &topology_with(&fake, "127.0.0.0/16", "consort-live", 1, "[127.0.0.0/8]"),
+    );
+    let sd = StateDir::new(&dir.join(".consort"), NET);
+
+    // A failed health check quotes each VM's log: the tx node that does not answer, and
+    // the validators with their sealing step.
+    let out = cli(&fake, &dir, &["apply", "--yes", "--timeout", "20"]);
+    let err = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("did not become healthy"), "{err}");
+    let alpha = vm_root(&fake, "alpha-validator-0");
+    let beta = vm_root(&fake, "beta-validator-0");
+    let header = |node: &str| {
+        format!("last 20 lines of geth's log on VM {node}-vm (node {node}, by Run Command):")
+    };
+    for node in ["alpha-tx-0", "alpha-validator-0", "beta-validator-0"] {
+        let lines = quoted(&err, &header(node));
+        assert!(!lines.is_empty() && lines.len() <= 20, "{node}: {err}");
+        let log =
+            std::fs::read_to_string(vm_root(&fake, node).join("var/lib/consort/geth/geth.log"))
+                .unwrap();
+        for l in &lines {
+            assert!(
+                log.contains(l.as_str()),
+                "{node} quoted {l:?}, not in its geth.log"
+            );
+        }
+    }
+    assert!(err.contains("--- sealing step (seal.log):"), "{err}");
+    assert!(err.contains("consort-seal: "), "{err}");
+    for root in [&alpha, &beta] {
+        poll("blocks sealed", Duration::from_secs(90), || {
+            match ipc(root).block_number() {
+                Ok(n) if n >= 3 => Ok(Some(())),
+                r => Err(format!("{r:?}\n{}", boot_log(root))),
+            }
+        });
+    }
+    let (a, b) = (
+        signer_address(&sd, "alpha-validator-0"),
+        signer_address(&sd, "beta-validator-0"),
+    );
+    let mut two = vec![a.clone(), b.clone()];
+    two.sort();
+    let skip = ["apply", "--yes", "--skip-health-check", "--timeout", "60"];
+
+    // A stray proposal, out of band on alpha: plan names it, apply discards it.
+    let stray = consort::crypto::SecretKey::random().address();
+    ipc(&alpha).clique_propose(&stray, true).unwrap();
+    fake.clear_log();
+    let plan = cli_ok(&fake, &dir, &["plan", "--refresh"]);
+    assert!(
+        plan.contains("~ clique")
+            && plan.contains(&format!(
+                "discard stray proposals on alpha-validator-0 (add {})",
+                stray.to_checksum()
+            )),
+        "{plan}"
+    );
+    assert!(
+        fake.count("POST", "/runCommand") >= 2,
+        "read by Run Command"
+    );
+    cli_ok(&fake, &dir, &skip);
+    assert!(ipc(&alpha).clique_proposals().unwrap().is_empty());
+    assert_eq!(sorted_signers(&ipc(&alpha)).unwrap(), two);
+    let plan = cli_ok(&fake, &dir, &["plan", "--refresh"]);
+    assert!(plan.contains("No changes"), "{plan}");
+
+    // A signer voted in behind consort's back (both signers propose it).
+    let stranger = voted_in_behind_consorts_back(&[&alpha, &beta]);
+    // While only alpha answers, 1 of 3 signers cannot vote it out: plan and apply refuse.
+    control_socket(&beta, true);
+    for args in [&["plan", "--refresh"][..], &skip[..]] {
+        let out = cli(&fake, &dir, args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("only 1 of 3 signers are online")
+                && err.contains("Clique needs 2 of 3")
+                && err.contains(&format!(
+                    "vote out {} (no validator of this network has that key)",
+                    stranger.to_checksum()
+                )),
+            "{args:?}: {err}"
+        );
+    }
+    // Once beta answers again, plan shows the vote and apply votes it out.
+    control_socket(&beta, false);
+    let plan = cli_ok(&fake, &dir, &["plan", "--refresh"]);
+    assert!(
+        plan.contains(&format!("vote out {}", stranger.to_checksum())),
+        "{plan}"
+    );
+    cli_ok(&fake, &dir, &skip);
+    assert_eq!(sorted_signers(&ipc(&alpha)).unwrap(), two);
+    assert_eq!(sorted_signers(&ipc(&beta)).unwrap(), two);
+    for root in [&alpha, &beta] {
+        let pending = ipc(root).clique_proposals().unwrap();
+        assert!(pending.is_empty(), "{pending:?}");
+    }
+    let plan = cli_ok(&fake, &dir, &["plan", "--refresh"]);
+    assert!(plan.contains("No changes"), "{plan}");
+
+    // A vote that cannot pass (sealing stopped on both VMs: the on-VM step killed, then
+    // miner.stop) fails after --timeout, quoting the logs of the VMs that proposed,
+    // labelled, and no secret: not even one a log line would carry.
+    let stranger = voted_in_behind_consorts_back(&[&alpha, &beta]);
+    for root in [&alpha, &beta] {
+        let pid: i32 = std::fs::read_to_string(root.join("var/lib/consort/geth/seal.pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        kill_tree(pid);
+        ipc(root)
+            .call_raw("miner_stop", serde_json::json!([]))
+            .unwrap();
+        let mining = ipc(root).call_raw("eth_mining", serde_json::json!([]));
+        assert_eq!(mining.unwrap(), serde_json::json!(false));
+    }
+    let st = sd.load().unwrap().unwrap();
+    let nodekey = std::fs::read_to_string(
+        st.output_str("key.node.beta-validator-0", "key_file")
+            .unwrap(),
+    )
+    .unwrap();
+    {
+        use std::io::Write;
+        let mut seal_log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(beta.join("var/lib/consort/geth/seal.log"))
+            .unwrap();
+        writeln!(seal_log, "leaked by a careless script: {}", nodekey.trim()).unwrap();
+    }
+    let out = cli(
+        &fake,
+        &dir,
+        &["apply", "--yes", "--skip-health-check", "--timeout", "8"],
+    );
+    let err = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("vote out {}", stranger.to_checksum()))
+            && err.contains("but clique_getSigners still lists it after"),
+        "{err}"
+    );
+    for node in ["alpha-validator-0", "beta-validator-0"] {
+        assert!(!quoted(&err, &header(node)).is_empty(), "{node}: {err}");
+    }
+    assert!(
+        err.contains("leaked by a careless script: <redacted>"),
+        "{err}"
+    );
+    assert!(!err.contains(nodekey.trim()), "the node key is in an error");
 }

@@ -39,6 +39,8 @@ mod cost;
 mod export;
 pub mod layout;
 pub mod lineage;
+mod log_tail;
+mod reconcile;
 pub mod run_command;
 pub mod vault;
 mod votes;
@@ -81,6 +83,8 @@ pub struct AzureProvider {
     pub config: AzureConfig,
     arm: Mutex<Option<Arc<Arm>>>,
     runtime: OnceLock<tokio::runtime::Runtime>,
+    /// Why the last refresh found live signers apply cannot fix (`check_live`).
+    signer_refusal: Mutex<Option<String>>,
 }
 
 impl AzureProvider {
@@ -91,6 +95,7 @@ impl AzureProvider {
             config,
             arm: Mutex::new(None),
             runtime: OnceLock::new(),
+            signer_refusal: Mutex::new(None),
         })
     }
 
@@ -100,6 +105,7 @@ impl AzureProvider {
             config,
             arm: Mutex::new(Some(Arc::new(arm))),
             runtime: OnceLock::new(),
+            signer_refusal: Mutex::new(None),
         }
     }
 
@@ -178,6 +184,18 @@ impl AzureProvider {
             &ctx.topology.network.name,
             false,
         ))
+    }
+
+    /// [`Self::guard`] for the resource `change` is about (`attrs`: its attributes).
+    fn guard_change(
+        &self,
+        ctx: &ApplyCtx,
+        arm: &Arm,
+        change: &Change,
+        attrs: &Value,
+    ) -> Result<bool, ProviderError> {
+        let id = self.arm_id(arm, change.kind, &change.addr, attrs);
+        self.guard(ctx, arm, &change.addr, &id, api_of(change.kind))
     }
 
     fn tags(&self, network: &str) -> BTreeMap<String, String> {
@@ -315,6 +333,22 @@ fn attrs_of(change: &Change) -> Value {
 
 fn attr(v: &Value, key: &str) -> String {
     v.get(key).and_then(Value::as_str).unwrap_or("").to_string()
+}
+
+/// What an ARM change works from: its address (every error names it), its attributes
+/// (as they were, for a destroy) and the resource's name.
+fn target(change: &Change, destroy: bool) -> (&str, Value, String) {
+    let attrs = match (&change.before, destroy) {
+        (Some(b), true) => b.clone(),
+        _ => attrs_of(change),
+    };
+    let name = attr(&attrs, "name");
+    (&change.addr, attrs, name)
+}
+
+/// An ARM error as the failure of the change at `addr`.
+fn arm_err(addr: &str) -> impl Fn(ArmError) -> ProviderError + Copy + '_ {
+    move |e| ProviderError::at(addr, e.to_string())
 }
 
 fn node_of(change: &Change) -> String {
@@ -596,6 +630,7 @@ impl Provider for AzureProvider {
                 ),
             });
         }
+        out.push(super::clique_drift::resource("azure.vm.*"));
         Ok(out)
     }
 
@@ -615,7 +650,7 @@ impl Provider for AzureProvider {
         vec![cost::summary(&sizes, pips)]
     }
 
-    fn refresh(&self, _topology: &Topology, state: &State) -> BTreeMap<String, String> {
+    fn refresh(&self, topology: &Topology, state: &State) -> BTreeMap<String, String> {
         let Ok(arm) = self.arm() else {
             return BTreeMap::new();
         };
@@ -639,7 +674,7 @@ impl Provider for AzureProvider {
                 (addr.clone(), arm.provisioning_state_of(id, api).await)
             }),
         ));
-        results
+        let mut drift = results
             .into_iter()
             .filter_map(|(addr, r)| match r {
                 Ok(None) => Some((addr, "recreate (deleted outside consort)".to_string())),
@@ -649,7 +684,22 @@ impl Provider for AzureProvider {
                 // Errors cannot be reported through refresh; apply will surface them.
                 _ => None,
             })
-            .collect()
+            .collect();
+        self.refresh_clique(topology, state, &mut drift);
+        drift
+    }
+
+    fn check_live(&self, _topology: &Topology, _state: &State) -> Result<(), String> {
+        self.signer_refusal
+            .lock()
+            .unwrap()
+            .take()
+            .map_or(Ok(()), Err)
+    }
+
+    fn refresh_on_apply(&self) -> bool {
+        // apply needs credentials anyway; it reads the live network like a plan --refresh.
+        true
     }
 
     fn starts_first(&self, change: &Change) -> bool {
@@ -671,6 +721,7 @@ impl Provider for AzureProvider {
         match change.kind {
             k if is_azure_kind(k) => self.apply_azure(ctx, change),
             Kind::Signer => self.apply_signer(ctx, change),
+            Kind::CliqueSigners => self.reconcile_signers(ctx, change),
             Kind::Funding => self.apply_funding(ctx, change),
             _ => Err(super::unsupported("azure", change)),
         }
@@ -732,9 +783,10 @@ impl Provider for AzureProvider {
                     })
                     .collect();
                 return Err(ProviderError::Other(format!(
-                    "the network did not become healthy within {}s (VMs can take several minutes to boot and install geth):\n  {}\nRun `consort status` to look again.",
+                    "the network did not become healthy within {}s (VMs can take several minutes to boot and install geth):\n  {}\n{}\nRun `consort status` to look again.",
                     ctx.health_timeout.as_secs(),
-                    detail.join("\n  ")
+                    detail.join("\n  "),
+                    self.unhealthy_logs(&ctx.snapshot(), &h)
                 )));
             }
             std::thread::sleep(Duration::from_secs(2));
@@ -891,25 +943,17 @@ impl AzureProvider {
         arm: &Arm,
         change: &Change,
     ) -> Result<ResourceState, ProviderError> {
-        let addr = change.addr.as_str();
-        let at = |e: ArmError| ProviderError::at(addr, e.to_string());
-        let a = attrs_of(change);
+        let (addr, a, name) = target(change, false);
+        let at = arm_err(addr);
         let rg = self.rg();
         let loc = self.config.location.clone();
         let tags = self.apply_tags(ctx);
-        let name = attr(&a, "name");
         // Another deployment's resource of the same name is never adopted or changed.
         if !matches!(
             change.kind,
             Kind::AzureResourceGroup | Kind::AzureSubnet | Kind::AzureSecrets | Kind::AzureVault
         ) {
-            self.guard(
-                ctx,
-                arm,
-                addr,
-                &self.arm_id(arm, change.kind, addr, &a),
-                api_of(change.kind),
-            )?;
+            self.guard_change(ctx, arm, change, &a)?;
         }
         let outputs = match change.kind {
             Kind::AzureResourceGroup => return self.create_rg(ctx, arm, change),
@@ -1037,7 +1081,7 @@ impl AzureProvider {
         change: &Change,
     ) -> Result<ResourceState, ProviderError> {
         let addr = change.addr.as_str();
-        let at = |e: ArmError| ProviderError::at(addr, e.to_string());
+        let at = arm_err(addr);
         let rg = self.rg();
         let net = &ctx.topology.network.name;
         let mut tags = self.apply_tags(ctx);
@@ -1101,16 +1145,14 @@ impl AzureProvider {
         arm: &Arm,
         change: &Change,
     ) -> Result<ResourceState, ProviderError> {
-        let addr = change.addr.as_str();
-        let at = |e: ArmError| ProviderError::at(addr, e.to_string());
-        let a = attrs_of(change);
+        let (addr, a, name) = target(change, false);
+        let at = arm_err(addr);
         let node = node_of(change);
         let rg = self.rg();
         let st = ctx.snapshot();
         let ci = self.vm_cloud_init(ctx.topology, &st, &node)?;
         let text = render::cloud_init(&ci).map_err(|e| ProviderError::at(addr, e.to_string()))?;
         let digest = sha256_hex(text.as_bytes());
-        let name = attr(&a, "name");
         let mut tags = self.apply_tags(ctx);
         tags.insert(CUSTOM_DATA_TAG.into(), digest.clone());
         // A VM left by an interrupted apply: its customData cannot be changed, so adopt it
@@ -1234,11 +1276,9 @@ impl AzureProvider {
     }
 
     fn destroy(&self, ctx: &ApplyCtx, arm: &Arm, change: &Change) -> Result<(), ProviderError> {
-        let addr = change.addr.as_str();
-        let at = |e: ArmError| ProviderError::at(addr, e.to_string());
-        let a = change.before.clone().unwrap_or_else(|| attrs_of(change));
+        let (addr, a, name) = target(change, true);
+        let at = arm_err(addr);
         let rg = self.rg();
-        let name = attr(&a, "name");
         match change.kind {
             Kind::AzureResourceGroup => return self.destroy_rg(ctx, arm, change),
             Kind::AzureVault => return self.destroy_vault(ctx, arm, change),
@@ -1246,15 +1286,7 @@ impl AzureProvider {
             _ => {}
         }
         // Another deployment's resource of the same name is never deleted.
-        if !matches!(change.kind, Kind::AzureSubnet)
-            && !self.guard(
-                ctx,
-                arm,
-                addr,
-                &self.arm_id(arm, change.kind, addr, &a),
-                api_of(change.kind),
-            )?
-        {
+        if !matches!(change.kind, Kind::AzureSubnet) && !self.guard_change(ctx, arm, change, &a)? {
             return Ok(());
         }
         match change.kind {
@@ -1284,7 +1316,7 @@ impl AzureProvider {
 
     fn destroy_rg(&self, ctx: &ApplyCtx, arm: &Arm, change: &Change) -> Result<(), ProviderError> {
         let addr = change.addr.as_str();
-        let at = |e: ArmError| ProviderError::at(addr, e.to_string());
+        let at = arm_err(addr);
         let rg = self.rg();
         let st = ctx.snapshot();
         let preexisting = st
@@ -1329,49 +1361,18 @@ impl AzureProvider {
         ctx: &ApplyCtx,
         change: &Change,
     ) -> Result<Option<ResourceState>, ProviderError> {
-        let addr = change.addr.as_str();
-        let st = ctx.snapshot();
-        match change.action {
-            Action::Destroy => return Ok(None),
-            Action::Update => return Ok(st.resources.get(addr).cloned()),
-            Action::Create | Action::Replace => {}
-        }
-        let super::governance::Funding {
-            member,
-            name,
-            funder: from,
-            key,
-            to,
-            amount,
-            ..
-        } = super::governance::funding_parties(change, &st)
-            .map_err(|m| ProviderError::at(addr, m))?;
-        let endpoints = tx_endpoints(&st);
-        let (_, url) = endpoints
-            .iter()
-            .min_by_key(|(n, _)| !n.starts_with(&format!("{member}-")))
-            .ok_or_else(|| {
-                ProviderError::at(
-                    addr,
-                    "funding an account after genesis sends a transfer through a tx node's public RPC, and the network has no tx node",
-                )
-            })?;
-        let hash = super::governance::fund(
-            &RpcClient::new(url.clone()),
-            ctx.topology.network.chain_id,
-            &from,
-            &key,
-            &format!("{member}/{name}"),
-            to,
-            amount,
-            ctx.health_timeout,
-        )
-        .map_err(|e| ProviderError::at(addr, e.to_string()))?;
-        Ok(Some(record(
-            change,
-            Kind::Funding,
-            json!({"tx_hash": hash, "from": crate::rpc::hex_address(&key.address())}),
-        )))
+        super::governance::apply_funding(ctx, change, |f, st| {
+            tx_endpoints(st)
+                .into_iter()
+                .min_by_key(|(n, _)| !n.starts_with(&format!("{}-", f.member)))
+                .map(|(_, url)| RpcClient::new(url))
+                .ok_or_else(|| {
+                    ProviderError::at(
+                        &change.addr,
+                        "funding an account after genesis sends a transfer through a tx node's public RPC, and the network has no tx node",
+                    )
+                })
+        })
     }
 }
 

@@ -18,8 +18,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const JSON_MARKER: &str = "consort-json=";
-/// Lines of geth.log quoted in errors.
-pub const LOG_TAIL: usize = 30;
 
 /// What every script starts with: where geth and its IPC socket are, and `js` to run one
 /// JavaScript expression in `geth attach`.
@@ -90,14 +88,6 @@ pub fn peers_script(config_toml: &str, add: &[String], remove: &[String]) -> Str
     wrap(&s)
 }
 
-/// The last lines of geth's log on the VM.
-pub fn log_tail_script(lines: usize) -> String {
-    wrap(&format!(
-        "ROOT=\"${{CONSORT_ROOT:-}}\"\ntail -n {lines} \"$ROOT{}/geth.log\" 2>/dev/null || echo '(no geth.log yet)'",
-        vm_paths::DATADIR
-    ))
-}
-
 /// The `consort-json=` payload of a script's output.
 pub fn json_line(out: &RunOutput) -> Result<Value, String> {
     let line = out
@@ -158,14 +148,6 @@ impl VmControl {
     pub fn clique(&self) -> Result<(Vec<Address>, Vec<CliqueProposal>), String> {
         let out = self.run(&read_clique_script())?;
         json_line(&out).and_then(|v| parse_clique(&v))
-    }
-
-    /// The VM's geth log tail, for error messages (best effort).
-    pub fn log_tail(&self) -> String {
-        match self.run(&log_tail_script(LOG_TAIL)) {
-            Ok(o) => o.stdout,
-            Err(e) => format!("(log unavailable: {e})"),
-        }
     }
 }
 

@@ -7,10 +7,10 @@
 
 use super::arm::identity::{KEY_VAULT_SECRETS_OFFICER, KEY_VAULT_SECRETS_USER};
 use super::arm::vault::{vault_body, SOFT_DELETE_DAYS};
-use super::arm::{Arm, ArmError};
+use super::arm::Arm;
 use super::layout::VAULT_ADDR;
 use super::AzureProvider;
-use super::{attr, attrs_of, record};
+use super::{arm_err, attr, attrs_of, record, target};
 use crate::plan::{Action, Change, Kind};
 use crate::provider::events::Event;
 use crate::provider::ApplyCtx;
@@ -189,18 +189,10 @@ impl AzureProvider {
         arm: &Arm,
         change: &Change,
     ) -> Result<ResourceState, ProviderError> {
-        let addr = change.addr.as_str();
-        let at = |e: ArmError| ProviderError::at(addr, e.to_string());
-        let a = attrs_of(change);
-        let name = attr(&a, "name");
+        let (addr, a, name) = target(change, false);
+        let at = arm_err(addr);
         let rg = self.rg();
-        self.guard(
-            ctx,
-            arm,
-            addr,
-            &arm.vault_id(rg, &name),
-            super::arm::vault::KEYVAULT_API,
-        )?;
+        self.guard_change(ctx, arm, change, &a)?;
         let tenant = self.block_on(arm.tenant_id()).map_err(at)?;
         let mut body = vault_body(&self.config.location, &tenant, &self.apply_tags(ctx));
         let info = match self.block_on(arm.put_vault(rg, &name, &body)) {
@@ -251,21 +243,13 @@ impl AzureProvider {
         arm: &Arm,
         change: &Change,
     ) -> Result<(), ProviderError> {
-        let addr = change.addr.as_str();
-        let a = change.before.clone().unwrap_or_else(|| attrs_of(change));
-        let name = attr(&a, "name");
+        let (addr, a, name) = target(change, true);
         let rg = self.rg();
-        if !self.guard(
-            ctx,
-            arm,
-            addr,
-            &arm.vault_id(rg, &name),
-            super::arm::vault::KEYVAULT_API,
-        )? {
+        if !self.guard_change(ctx, arm, change, &a)? {
             return Ok(());
         }
         self.block_on(arm.delete_vault(rg, &name))
-            .map_err(|e| ProviderError::at(addr, e.to_string()))?;
+            .map_err(arm_err(addr))?;
         ctx.emit(Event::Warning {
             message: format!(
                 "{addr}: key vault {name} deleted; Azure keeps it soft-deleted for {SOFT_DELETE_DAYS} days (its secrets — node keys, keystores, passwords — stay recoverable by the subscription's owners and the name stays reserved). `az keyvault purge --name {name}` removes it for good now"
@@ -283,7 +267,7 @@ impl AzureProvider {
         change: &Change,
     ) -> Result<Option<ResourceState>, ProviderError> {
         let addr = change.addr.as_str();
-        let at = |e: ArmError| ProviderError::at(addr, e.to_string());
+        let at = arm_err(addr);
         let a = attrs_of(change);
         let node = attr(&a, "node");
         let st = ctx.snapshot();

@@ -2,17 +2,15 @@
 //! are `governance::vote`'s, shared with the local provider; only the control channel
 //! differs ([`VmControl`]).
 
-use super::layout::vm_addr;
 use super::run_command::{peers_script, VmControl};
-use super::{record, AzureProvider};
-use crate::plan::{Action, Change, Kind};
+use super::AzureProvider;
+use crate::plan::{Change, Kind};
 use crate::provider::events::Event;
 use crate::provider::governance::{self, SignerNode};
 use crate::provider::{ApplyCtx, ProviderError};
 use crate::render;
 use crate::rpc;
 use crate::state::{ResourceState, State};
-use serde_json::json;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -57,91 +55,59 @@ impl AzureProvider {
         Ok(out)
     }
 
-    /// `signer.<n>`: a genesis signer is only recorded; otherwise the current signers vote
-    /// the validator in (create) or out (its node left the topology), by Run Command.
+    /// `signer.<n>` (see `governance::apply_signer`): votes by Run Command.
     pub(super) fn apply_signer(
         &self,
         ctx: &ApplyCtx,
         change: &Change,
     ) -> Result<Option<ResourceState>, ProviderError> {
-        let addr = change.addr.as_str();
         let st = ctx.snapshot();
-        let governance::SignerChange {
-            node,
-            in_genesis,
-            address,
-        } = governance::signer_change(change, &st);
-        let vote = |authorize: bool| -> Result<(), ProviderError> {
-            let target = address
-                .as_deref()
-                .and_then(rpc::parse_address)
-                .ok_or_else(|| {
-                    ProviderError::at(addr, format!("key.signer.{node} has no address in state"))
-                })?;
-            let candidates = self.signer_nodes(&st)?;
-            if candidates.is_empty() {
-                return Err(ProviderError::at(addr, "no validator VM in state can vote"));
-            }
-            ctx.emit(Event::Step {
-                subject: node.clone(),
-                step: format!(
-                    "{} through Run Command on {}",
-                    if authorize { "vote in" } else { "vote out" },
-                    candidates
-                        .iter()
-                        .map(|c| c.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            });
-            governance::vote(
-                &candidates,
-                target,
-                authorize,
-                ctx.health_timeout,
-                &node,
-                &ctx.events,
-            )
+        governance::apply_signer(change, &st, ctx.topology, |node, a, authorize| {
+            let target = rpc::parse_address(a).ok_or_else(|| {
+                ProviderError::at(&change.addr, format!("{a:?} is not an address"))
+            })?;
+            self.vote(ctx, &change.addr, node, target, authorize)
+                .map(|()| "vote")
+        })
+    }
+
+    /// A Clique vote by every validator VM in state that is a current signer, through Run
+    /// Command, with the local rules (`governance::vote`). A failed vote quotes the log
+    /// tail of the VMs it names (else of the first signer).
+    pub(super) fn vote(
+        &self,
+        ctx: &ApplyCtx,
+        addr: &str,
+        node: &str,
+        target: crate::crypto::Address,
+        authorize: bool,
+    ) -> Result<(), ProviderError> {
+        let st = ctx.snapshot();
+        let candidates = self.signer_nodes(&st)?;
+        if candidates.is_empty() {
+            return Err(ProviderError::at(addr, "no validator VM in state can vote"));
+        }
+        let names: Vec<&str> = candidates.iter().map(|c| c.name.as_str()).collect();
+        ctx.emit(Event::Step {
+            subject: node.to_string(),
+            step: format!(
+                "{} through Run Command on {}",
+                if authorize { "vote in" } else { "vote out" },
+                names.join(", ")
+            ),
+        });
+        governance::vote_in_apply(ctx, &candidates, target, authorize, node)
             .map(drop)
             .map_err(|e| {
-                // What the first signer's geth says helps more than the vote's summary.
-                let tail = self
-                    .control(&candidates[0].name)
-                    .map(|c| c.log_tail())
-                    .unwrap_or_default();
-                ProviderError::at(
-                    addr,
-                    format!(
-                        "{e}\nlast lines of geth.log on {}:\n{tail}",
-                        vm_addr(&candidates[0].name)
-                    ),
-                )
+                let e = e.to_string();
+                let named: Vec<&str> = names.iter().copied().filter(|n| names_in(&e, n)).collect();
+                let quoted = if named.is_empty() {
+                    &names[..1]
+                } else {
+                    &named[..]
+                };
+                ProviderError::at(addr, format!("{e}\n{}", self.log_tails(&st, quoted)))
             })
-        };
-        match change.action {
-            Action::Update => Ok(st.resources.get(addr).cloned()),
-            Action::Create | Action::Replace if in_genesis => Ok(Some(record(
-                change,
-                Kind::Signer,
-                json!({"address": address, "via": "genesis"}),
-            ))),
-            Action::Create | Action::Replace => {
-                vote(true)?;
-                Ok(Some(record(
-                    change,
-                    Kind::Signer,
-                    json!({"address": address, "via": "vote"}),
-                )))
-            }
-            Action::Destroy => {
-                // A validator removed from the topology is voted out by the others; one
-                // still in it goes away with the whole network (`destroy`): no vote.
-                if ctx.topology.nodes().iter().all(|n| n.name != node) {
-                    vote(false)?;
-                }
-                Ok(None)
-            }
-        }
     }
 
     /// A mesh change on a running VM: rewrite its config (for the next start) and add /
@@ -176,11 +142,26 @@ impl AzureProvider {
         });
         let vm = self.control(node)?;
         vm.run(&peers_script(&toml, &add, &remove)).map_err(|e| {
-            ProviderError::at(
-                addr,
-                format!("{e}\nlast lines of geth.log:\n{}", vm.log_tail()),
-            )
+            ProviderError::at(addr, format!("{e}\n{}", self.log_tails(&st, &[node])))
         })?;
         Ok(ci.node.static_nodes)
+    }
+}
+
+/// Whether `text` names node `name` (not merely a longer name that starts with it).
+fn names_in(text: &str, name: &str) -> bool {
+    text.match_indices(name).any(|(i, _)| {
+        !text[i + name.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '-')
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_node_is_named_only_by_its_whole_name() {
+        let e = "proposed by alpha-validator-10, beta-validator-1 but clique_getSigners";
+        assert!(super::names_in(e, "beta-validator-1"));
+        assert!(super::names_in(e, "alpha-validator-10"));
+        assert!(!super::names_in(e, "alpha-validator-1"));
     }
 }

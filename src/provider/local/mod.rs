@@ -294,15 +294,7 @@ impl Provider for LocalProvider {
                     ),
                 }
             })
-            .chain(std::iter::once(Resource {
-                addr: reconcile::CLIQUE_ADDR.into(),
-                kind: Kind::CliqueSigners,
-                attrs: json!({}),
-                // After every vote of the same apply, on nodes that are up.
-                deps: vec!["signer.*".into(), "node.*".into()],
-                summary: "live Clique signers = the topology's validators, no stray proposal"
-                    .into(),
-            }))
+            .chain(std::iter::once(super::clique_drift::resource("node.*")))
             .collect())
     }
 
@@ -331,7 +323,7 @@ impl Provider for LocalProvider {
         let d = reconcile::signer_drift(topology, state);
         *self.signer_refusal.lock().unwrap() = d.refusal();
         if !d.is_empty() {
-            drift.insert(reconcile::CLIQUE_ADDR.into(), d.reason());
+            drift.insert(super::clique_drift::CLIQUE_ADDR.into(), d.reason());
         }
         drift
     }

@@ -137,54 +137,22 @@ impl LocalProvider {
         Ok(restarted)
     }
 
+    /// `signer.<n>` (see `governance::apply_signer`): votes over IPC.
     pub(super) fn apply_signer(
         &self,
         ctx: &ApplyCtx,
         change: &Change,
     ) -> Result<Option<ResourceState>, ProviderError> {
-        let addr = change.addr.as_str();
         let st = ctx.snapshot();
-        let governance::SignerChange {
-            node,
-            in_genesis,
-            address: signer_addr,
-        } = governance::signer_change(change, &st);
-        let record = |outputs: Value| ResourceState {
-            kind: Kind::Signer,
-            attrs: change.after.clone().unwrap_or(json!({})),
-            outputs,
-            deps: change.deps.clone(),
-        };
-        match change.action {
-            Action::Update => Ok(st.resources.get(addr).cloned()),
-            Action::Create | Action::Replace if in_genesis => {
-                // Authorised by genesis: nothing to do but record it.
-                Ok(Some(record(
-                    json!({ "address": signer_addr, "via": "genesis" }),
-                )))
-            }
-            Action::Create | Action::Replace => {
-                let a = signer_addr.ok_or_else(|| {
-                    ProviderError::at(addr, format!("key.signer.{node} has no address in state"))
-                })?; // With other operators, ours may be cast only: the `clique` resource and
-                     // `status` follow the vote until theirs come.
-                let via = if self.vote(ctx, addr, &node, &a, true)? {
-                    "vote"
-                } else {
-                    "vote (cast, waiting for other operators)"
-                };
-                Ok(Some(record(json!({ "address": a, "via": via }))))
-            }
-            Action::Destroy => {
-                // A validator removed from the topology is voted out by the others. One
-                // still in it is going away with the whole network (`destroy`): no vote.
-                let removed = ctx.topology.nodes().iter().all(|n| n.name != node);
-                if let (true, Some(a)) = (removed, signer_addr) {
-                    self.vote(ctx, addr, &node, &a, false)?;
-                }
-                Ok(None)
-            }
-        }
+        governance::apply_signer(change, &st, ctx.topology, |node, a, authorize| {
+            // With other operators, ours may be cast only: the `clique` resource and
+            // `status` follow the vote until theirs come.
+            Ok(if self.vote(ctx, &change.addr, node, a, authorize)? {
+                "vote"
+            } else {
+                "vote (cast, waiting for other operators)"
+            })
+        })
     }
 
     /// This operator's running signer nodes.
@@ -239,16 +207,9 @@ impl LocalProvider {
                 .map_err(e);
         }
         step(ctx, node, if authorize { "vote in" } else { "vote out" });
-        governance::vote(
-            &candidates,
-            target,
-            authorize,
-            ctx.health_timeout,
-            node,
-            &ctx.events,
-        )
-        .map(|_| true)
-        .map_err(e)
+        governance::vote_in_apply(ctx, &candidates, target, authorize, node)
+            .map(|_| true)
+            .map_err(e)
     }
 }
 

@@ -31,6 +31,13 @@ pub(super) struct Hosts {
     pub vms: BTreeMap<String, Host>,
 }
 
+/// Booted VMs bind the loopback VNet's addresses (`127.0.0.0/16`, the one that holds
+/// 127.0.0.1) on geth's fixed ports: one booting network at a time in this test binary.
+pub fn loopback_vnet() -> std::sync::MutexGuard<'static, ()> {
+    static VNET: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    VNET.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Writes every `write_files` entry of a cloud-init under `root`, with its permissions;
 /// returns the parsed document.
 pub fn write_files(root: &Path, cloud_init: &str) -> serde_yaml::Value {

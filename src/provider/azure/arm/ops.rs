@@ -14,7 +14,6 @@ use futures::StreamExt;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::time::Duration;
 
 pub type Tags = BTreeMap<String, String>;
 
@@ -453,7 +452,7 @@ fn found<T>(r: Result<T, ArmError>) -> Result<Option<T>, ArmError> {
     }
 }
 
-fn vanished(id: &str) -> ArmError {
+pub(super) fn vanished(id: &str) -> ArmError {
     ArmError::Protocol {
         resource: id.to_string(),
         message: "the operation succeeded but a GET then found no resource".into(),
@@ -468,26 +467,11 @@ impl Arm {
         F: FnMut() -> Fut,
         Fut: Future<Output = azure_core::Result<R>>,
     {
-        let mut attempt = 0u32;
-        loop {
-            match send().await {
-                Ok(r) => return Ok(r),
-                Err(e) => {
-                    let e = self.core_err(id, e);
-                    let retryable = e.code().is_some_and(|c| RETRYABLE_CODES.contains(&c));
-                    if !retryable || attempt >= self.settings.max_retries {
-                        return Err(e);
-                    }
-                    attempt += 1;
-                    let backoff = self
-                        .settings
-                        .retry_initial_delay
-                        .saturating_mul(1 << attempt.min(16))
-                        .min(self.settings.retry_max_delay);
-                    tokio::time::sleep(backoff.max(Duration::from_millis(1))).await;
-                }
-            }
-        }
+        self.retrying(|| {
+            let sent = send();
+            async move { sent.await.map_err(|e| self.core_err(id, e)) }
+        })
+        .await
     }
 
     /// DELETE whose 404 means "already gone".

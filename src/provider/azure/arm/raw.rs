@@ -83,6 +83,21 @@ impl Arm {
         }
     }
 
+    /// `send_json` of `method` to `path` (an id, or an id + `/action`) about resource
+    /// `id`, through [`Self::retrying`].
+    async fn send_retried(
+        &self,
+        id: &str,
+        path: &str,
+        api_version: &str,
+        method: Method,
+        body: Option<&Value>,
+    ) -> Result<azure_core::Response, ArmError> {
+        let url = self.arm_url(path, api_version);
+        self.retrying(|| self.send_json(id, method, url.clone(), body, None))
+            .await
+    }
+
     /// Reads an answer's body as JSON (an empty body is `null`).
     pub(crate) async fn body_json(
         &self,
@@ -113,17 +128,13 @@ impl Arm {
         api_version: &str,
         body: &Value,
     ) -> Result<Value, ArmError> {
-        let url = self.arm_url(id, api_version);
         let rsp = self
-            .retrying(|| self.send_json(id, Method::Put, url.clone(), Some(body), None))
+            .send_retried(id, id, api_version, Method::Put, Some(body))
             .await?;
         self.follow(id, api_version, Verb::Put, rsp).await?;
         self.get_json(id, api_version)
             .await?
-            .ok_or_else(|| ArmError::Protocol {
-                resource: id.to_string(),
-                message: "the operation succeeded but a GET then found no resource".into(),
-            })
+            .ok_or_else(|| super::ops::vanished(id))
     }
 
     /// PUT of a JSON body to a resource ARM writes synchronously (role assignments answer
@@ -134,9 +145,8 @@ impl Arm {
         api_version: &str,
         body: &Value,
     ) -> Result<Value, ArmError> {
-        let url = self.arm_url(id, api_version);
         let rsp = self
-            .retrying(|| self.send_json(id, Method::Put, url.clone(), Some(body), None))
+            .send_retried(id, id, api_version, Method::Put, Some(body))
             .await?;
         Ok(self.body_json(id, rsp).await?.2)
     }
@@ -157,11 +167,10 @@ impl Arm {
 
     /// DELETE of an ARM resource, followed to the end; 404 means already gone.
     pub(crate) async fn delete_json(&self, id: &str, api_version: &str) -> Result<(), ArmError> {
-        let url = self.arm_url(id, api_version);
-        let r = self
-            .retrying(|| self.send_json(id, Method::Delete, url.clone(), None, None))
-            .await;
-        match r {
+        match self
+            .send_retried(id, id, api_version, Method::Delete, None)
+            .await
+        {
             Ok(rsp) => self
                 .follow(id, api_version, Verb::Delete, rsp)
                 .await
@@ -192,9 +201,9 @@ impl Arm {
         api_version: &str,
         body: &Value,
     ) -> Result<Value, ArmError> {
-        let url = self.arm_url(&format!("{id}/{action}"), api_version);
+        let path = format!("{id}/{action}");
         let rsp = self
-            .retrying(|| self.send_json(id, Method::Post, url.clone(), Some(body), None))
+            .send_retried(id, &path, api_version, Method::Post, Some(body))
             .await?;
         self.follow(id, api_version, Verb::Action, rsp).await
     }

@@ -1,0 +1,78 @@
+//! Live Clique reconciliation on Azure ([`crate::provider::clique_drift`], the same rules
+//! as locally): every validator VM is read through a Run Command script that asks its geth
+//! over IPC (`clique.getSigners()`, `clique.proposals`), all VMs at once; stray proposals
+//! are discarded and votes cast the same way. An apply cannot restart geth on a VM (systemd
+//! on the VM does that), so only validators that answer count as able to vote.
+//!
+//! The `clique` resource is recorded without a read when it is created (with a new
+//! network nothing can be stray yet, and one Run Command per validator would add a wave to
+//! every first apply); from then on every refresh (`plan --refresh`, `apply`) reads the
+//! live set and an Update reconciles it.
+
+use super::AzureProvider;
+use crate::crypto::Address;
+use crate::plan::{Action, Change, Kind};
+use crate::provider::clique_drift::{self, LiveSigners, CLIQUE_ADDR};
+use crate::provider::governance::CliqueControl;
+use crate::provider::{ApplyCtx, ProviderError};
+use crate::rpc::CliqueProposal;
+use crate::state::{ResourceState, State};
+use crate::topology::Topology;
+use std::collections::{BTreeMap, BTreeSet};
+
+impl LiveSigners for AzureProvider {
+    fn recorded(&self, st: &State) -> BTreeSet<String> {
+        st.resources
+            .iter()
+            .filter(|(_, r)| r.kind == Kind::AzureVm)
+            .filter_map(|(a, _)| a.strip_prefix("azure.vm.").map(str::to_string))
+            .collect()
+    }
+    fn read(&self, _st: &State, node: &str) -> Option<(Vec<Address>, Vec<CliqueProposal>)> {
+        self.control(node).ok()?.clique().ok()
+    }
+    fn discard(&self, _st: &State, node: &str, target: &Address) {
+        if let Ok(vm) = self.control(node) {
+            let _ = vm.discard(target);
+        }
+    }
+}
+
+impl AzureProvider {
+    /// The `clique` drift of a refresh, into `drift`; remembers why apply could not fix
+    /// it, for `check_live`.
+    pub(super) fn refresh_clique(
+        &self,
+        topology: &Topology,
+        state: &State,
+        drift: &mut BTreeMap<String, String>,
+    ) {
+        if !state.resources.contains_key(CLIQUE_ADDR) {
+            return;
+        }
+        let d = clique_drift::signer_drift(topology, state, self);
+        *self.signer_refusal.lock().unwrap() = d.refusal();
+        if !d.is_empty() {
+            drift.insert(CLIQUE_ADDR.into(), d.reason());
+        }
+    }
+
+    /// `clique`: recorded at creation; an Update (a refresh found drift) discards stray
+    /// proposals and votes by Run Command.
+    pub(super) fn reconcile_signers(
+        &self,
+        ctx: &ApplyCtx,
+        change: &Change,
+    ) -> Result<Option<ResourceState>, ProviderError> {
+        match change.action {
+            Action::Destroy => Ok(None),
+            Action::Create => Ok(Some(clique_drift::record(change, vec![]))),
+            Action::Update | Action::Replace => {
+                let signers = clique_drift::reconcile(ctx, self, &|label, a, authorize| {
+                    self.vote(ctx, CLIQUE_ADDR, label, *a, authorize)
+                })?;
+                Ok(Some(clique_drift::record(change, signers)))
+            }
+        }
+    }
+}

@@ -1,0 +1,406 @@
+//! Live Clique reconciliation, for every provider: the chain's signer set and pending
+//! proposals against the topology. State alone cannot tell: a `member add` killed after its
+//! proposals went out leaves them pending on the validators, and they take effect later
+//! whatever state says; a signer voted in behind consort's back is in no state at all.
+//! So plan reads the live set and every validator's proposals (the provider's `refresh`),
+//! and apply of the `clique` resource discards what consort does not want and votes until
+//! the live signers are exactly the topology's validators.
+//!
+//! Only the channel differs between providers ([`LiveSigners`]): geth's IPC socket
+//! locally, VM Run Command scripts on Azure.
+
+use super::events::Event;
+use super::{parallel, ApplyCtx, ProviderError};
+use crate::crypto::Address;
+use crate::plan::{Change, Kind, Resource};
+use crate::rpc::{self, CliqueProposal};
+use crate::state::{ResourceState, State};
+use crate::topology::{Role, Topology};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The one resource of kind [`Kind::CliqueSigners`].
+pub const CLIQUE_ADDR: &str = "clique";
+
+/// The `clique` resource: after every vote of the same apply (`signer.*`), on nodes that
+/// are up (`nodes`: the provider's node resources, e.g. `node.*`).
+pub fn resource(nodes: &str) -> Resource {
+    Resource {
+        addr: CLIQUE_ADDR.into(),
+        kind: Kind::CliqueSigners,
+        attrs: json!({}),
+        deps: vec!["signer.*".into(), nodes.into()],
+        summary: "live Clique signers = the topology's validators, no stray proposal".into(),
+    }
+}
+
+/// What state records for the `clique` resource once reconciled.
+pub fn record(change: &Change, signers: Vec<String>) -> ResourceState {
+    ResourceState {
+        kind: Kind::CliqueSigners,
+        attrs: change.after.clone().unwrap_or(json!({})),
+        outputs: json!({ "signers": signers }),
+        deps: change.deps.clone(),
+    }
+}
+
+/// How a provider reaches its validators' Clique API.
+pub trait LiveSigners: Sync {
+    /// The nodes state records (whether or not they answer now).
+    fn recorded(&self, st: &State) -> BTreeSet<String>;
+    /// Whether an apply brings `node` back by itself when it does not answer (the local
+    /// provider restarts a dead process in the same apply).
+    fn restartable(&self, _st: &State, _node: &str) -> bool {
+        false
+    }
+    /// The signer set and pending proposals `node` reports (None: it does not answer).
+    fn read(&self, st: &State, node: &str) -> Option<(Vec<Address>, Vec<CliqueProposal>)>;
+    /// Drops `node`'s pending proposal about `target` (best effort).
+    fn discard(&self, st: &State, node: &str, target: &Address);
+}
+
+/// What the chain says against what the topology wants.
+#[derive(Debug, Default, Clone)]
+pub struct SignerDrift {
+    /// The live signer set, as the answering validators report it (None: none answered).
+    pub live: Option<BTreeSet<Address>>,
+    /// Validators of the topology (already recorded as signers) missing from the live set.
+    pub vote_in: Vec<(Address, String)>,
+    /// Live signers that are no validator of the topology, with a label for messages.
+    pub vote_out: Vec<(Address, String)>,
+    /// Proposals pending on running validators: (node, proposal). consort discards its own
+    /// once a vote has passed, so every pending proposal is stray.
+    pub stray: Vec<(String, CliqueProposal)>,
+    /// Live signers whose node answers now.
+    pub online: usize,
+    /// Live signers whose node answers now, or (of the topology) that the same apply
+    /// brings back: those that can vote.
+    pub recoverable: usize,
+    /// Live signers of external members (other operators run them).
+    pub external_live: usize,
+    /// Votes this operator has cast (every one of its live signers proposes them) that wait
+    /// for other operators' signers: (address, authorize, label). Not drift of ours.
+    pub waiting: Vec<(Address, bool, String)>,
+}
+
+impl SignerDrift {
+    pub fn is_empty(&self) -> bool {
+        self.vote_in.is_empty() && self.vote_out.is_empty() && self.stray.is_empty()
+    }
+
+    pub fn needs_votes(&self) -> bool {
+        !self.vote_in.is_empty() || !self.vote_out.is_empty()
+    }
+
+    /// Signers needed for a vote to pass: more than half of the live set.
+    fn needed(&self) -> usize {
+        self.live.as_ref().map(|l| l.len() / 2 + 1).unwrap_or(1)
+    }
+
+    /// The plan line: `vote in …; vote out …; discard stray proposals on …`.
+    pub fn reason(&self) -> String {
+        let mut parts = Vec::new();
+        for (a, node) in &self.vote_in {
+            parts.push(format!(
+                "vote in {} ({node}: a validator of the topology that is not a live signer)",
+                a.to_checksum()
+            ));
+        }
+        for (a, why) in &self.vote_out {
+            parts.push(format!("vote out {} ({why})", a.to_checksum()));
+        }
+        if !self.stray.is_empty() {
+            let mut by_node: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+            for (node, p) in &self.stray {
+                by_node.entry(node).or_default().push(format!(
+                    "{} {}",
+                    if p.authorize { "add" } else { "remove" },
+                    p.address.to_checksum()
+                ));
+            }
+            let list: Vec<String> = by_node
+                .into_iter()
+                .map(|(n, ps)| format!("{n} ({})", ps.join(", ")))
+                .collect();
+            parts.push(format!("discard stray proposals on {}", list.join(", ")));
+        }
+        parts.join("; ")
+    }
+
+    /// Why apply could not make the live signers right, if it could not: too few of them
+    /// can be online for a vote.
+    pub fn refusal(&self) -> Option<String> {
+        let n = self.live.as_ref()?.len();
+        let need = self.needed();
+        (self.needs_votes() && self.recoverable + self.external_live < need).then(|| {
+            format!(
+                "the live Clique signers differ from the topology ({}), but only {} of {n} \
+                 signers are online and {} can be brought back; Clique needs {need} of {n} to \
+                 change its signers. Bring the missing validators back first (or restore the \
+                 topology that names them)",
+                self.reason(),
+                self.online,
+                self.recoverable
+            )
+        })
+    }
+}
+
+/// What one validator says: its signer set and pending proposals.
+struct SignerView {
+    node: String,
+    signers: Vec<Address>,
+    proposals: Vec<CliqueProposal>,
+}
+
+/// Every signer key state knows, by address → node: topology validators and departed ones.
+fn signer_keys(st: &State) -> BTreeMap<Address, String> {
+    st.resources
+        .iter()
+        .filter(|(_, r)| r.kind == Kind::SignerKey)
+        .filter_map(|(addr, r)| {
+            let node = addr.strip_prefix("key.signer.")?;
+            let a = r
+                .outputs
+                .get("address")
+                .and_then(Value::as_str)
+                .and_then(rpc::parse_address)?;
+            Some((a, node.to_string()))
+        })
+        .collect()
+}
+
+/// Compares the live chain, as `live` reads it, with `topology` and `st` (see
+/// [`SignerDrift`]).
+pub fn signer_drift(topology: &Topology, st: &State, live: &dyn LiveSigners) -> SignerDrift {
+    let specs = topology.nodes();
+    let in_topology: BTreeSet<&str> = specs.iter().map(|n| n.name.as_str()).collect();
+    let key_of = signer_keys(st);
+    let any_signer_record = st.resources.keys().any(|k| k.starts_with("signer."));
+    let mut desired = BTreeSet::new();
+    let mut being_added = BTreeSet::new();
+    for n in specs.iter().filter(|n| n.role == Role::Validator) {
+        let Some(a) = st
+            .output_str(&format!("key.signer.{}", n.name), "address")
+            .and_then(rpc::parse_address)
+        else {
+            continue;
+        };
+        if !any_signer_record || st.resources.contains_key(&format!("signer.{}", n.name)) {
+            desired.insert(a);
+        } else {
+            // Its `signer.<n>` create votes it in; not this reconciliation's business.
+            being_added.insert(a);
+        }
+    }
+
+    // Signers of members other operators run: wanted, never ours to vote for alone.
+    let external: BTreeMap<Address, String> = topology
+        .external_members()
+        .flat_map(|(m, e)| {
+            e.signers.iter().enumerate().filter_map(move |(i, a)| {
+                Some((
+                    rpc::parse_address(a)?,
+                    format!("{}-validator-{i} (external)", m.name),
+                ))
+            })
+        })
+        .collect();
+    desired.extend(external.keys().copied());
+
+    let recorded = live.recorded(st);
+    let asked: Vec<&String> = recorded
+        .iter()
+        .filter(|n| key_of.values().any(|v| v == *n))
+        .collect();
+    let views: Vec<SignerView> = parallel::map(&asked, parallel::PROBE_CONCURRENCY, |n| {
+        let (signers, proposals) = live.read(st, n)?;
+        Some(SignerView {
+            node: (*n).clone(),
+            signers,
+            proposals,
+        })
+    })
+    .into_iter()
+    .flatten()
+    .collect();
+    let mut d = SignerDrift::default();
+    // The set most validators report (a node that lags may still show an older one).
+    let mut counts: BTreeMap<BTreeSet<Address>, usize> = BTreeMap::new();
+    for v in &views {
+        *counts
+            .entry(v.signers.iter().copied().collect())
+            .or_default() += 1;
+    }
+    let Some(live_set) = counts.into_iter().max_by_key(|(_, c)| *c).map(|(s, _)| s) else {
+        return d;
+    };
+    let answering: BTreeSet<&str> = views.iter().map(|v| v.node.as_str()).collect();
+    d.external_live = live_set.iter().filter(|a| external.contains_key(a)).count();
+    for a in &live_set {
+        let node = key_of.get(a);
+        let online = node.is_some_and(|n| answering.contains(n.as_str()));
+        if online {
+            d.online += 1;
+        }
+        // An online signer votes, even one leaving the topology (it votes itself out).
+        if online
+            || node.is_some_and(|n| {
+                in_topology.contains(n.as_str()) && recorded.contains(n) && live.restartable(st, n)
+            })
+        {
+            d.recoverable += 1;
+        }
+        if !desired.contains(a) && !being_added.contains(a) {
+            let why = match node {
+                Some(n) if in_topology.contains(n.as_str()) => {
+                    format!("{n}: a validator of the topology whose signer is being removed")
+                }
+                Some(n) => format!("{n}: no longer a validator of the topology"),
+                None if !external.is_empty() => {
+                    "signer of no member of the topology (a removed external member's?)".to_string()
+                }
+                None => "no validator of this network has that key".to_string(),
+            };
+            d.vote_out.push((*a, why));
+        }
+    }
+    for a in &desired {
+        if !live_set.contains(a) {
+            let label = key_of
+                .get(a)
+                .or_else(|| external.get(a))
+                .cloned()
+                .unwrap_or_default();
+            d.vote_in.push((*a, label));
+        }
+    }
+    if external.is_empty() {
+        for v in views {
+            for p in v.proposals {
+                d.stray.push((v.node.clone(), p));
+            }
+        }
+        d.live = Some(live_set);
+        return d;
+    }
+    // Other operators vote too: a proposal of ours for a vote still needed is our vote,
+    // not stray; a vote every one of our live signers has cast waits for the others.
+    let ours_live: Vec<&SignerView> = views
+        .iter()
+        .filter(|v| {
+            key_of
+                .iter()
+                .any(|(a, n)| n == &v.node && live_set.contains(a))
+        })
+        .collect();
+    let needed: Vec<(Address, bool)> = d
+        .vote_in
+        .iter()
+        .map(|(a, _)| (*a, true))
+        .chain(d.vote_out.iter().map(|(a, _)| (*a, false)))
+        .collect();
+    for v in &views {
+        for p in &v.proposals {
+            if !needed.contains(&(p.address, p.authorize)) {
+                d.stray.push((v.node.clone(), p.clone()));
+            }
+        }
+    }
+    let cast = |a: &Address, authorize: bool| {
+        ours_live.iter().all(|v| {
+            v.proposals
+                .iter()
+                .any(|p| p.address == *a && p.authorize == authorize)
+        })
+    };
+    let need = live_set.len() / 2 + 1;
+    let ours_are_majority = ours_live.len() >= need;
+    let (vote_in, vote_out) = (
+        std::mem::take(&mut d.vote_in),
+        std::mem::take(&mut d.vote_out),
+    );
+    for (a, label) in vote_in {
+        if !ours_are_majority && cast(&a, true) {
+            d.waiting.push((a, true, label));
+        } else {
+            d.vote_in.push((a, label));
+        }
+    }
+    for (a, label) in vote_out {
+        if !ours_are_majority && cast(&a, false) {
+            d.waiting.push((a, false, label));
+        } else {
+            d.vote_out.push((a, label));
+        }
+    }
+    d.live = Some(live_set);
+    d
+}
+
+/// A vote of the reconciliation: (label for messages, target, authorize).
+pub type Vote<'a> = dyn Fn(&str, &Address, bool) -> Result<(), ProviderError> + 'a;
+
+/// Applies the `clique` resource: discards every stray proposal, votes the live signer
+/// set to the topology's (with the provider's `vote`), checks the result and discards
+/// again; returns the live signers. Refuses when too few signers are online to vote.
+pub fn reconcile(
+    ctx: &ApplyCtx,
+    live: &dyn LiveSigners,
+    vote: &Vote,
+) -> Result<Vec<String>, ProviderError> {
+    let discard = |d: &SignerDrift, st: &State| {
+        parallel::map(&d.stray, parallel::PROBE_CONCURRENCY, |(node, p)| {
+            live.discard(st, node, &p.address)
+        });
+    };
+    let st = ctx.snapshot();
+    let d = signer_drift(ctx.topology, &st, live);
+    if let Some(why) = d.refusal() {
+        return Err(ProviderError::at(CLIQUE_ADDR, why));
+    }
+    if !d.stray.is_empty() {
+        ctx.emit(Event::Step {
+            subject: CLIQUE_ADDR.into(),
+            step: format!(
+                "discard stray proposals on {}",
+                d.stray
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        });
+        discard(&d, &st);
+    }
+    for (a, why) in &d.vote_out {
+        let label = match why.split_once(':') {
+            Some((node, _)) => node.to_string(),
+            None => a.to_checksum(),
+        };
+        vote(&label, a, false)?;
+    }
+    for (a, node) in &d.vote_in {
+        vote(node, a, true)?;
+    }
+    let st = ctx.snapshot();
+    let after = signer_drift(ctx.topology, &st, live);
+    discard(&after, &st);
+    if after.needs_votes() {
+        return Err(ProviderError::at(
+            CLIQUE_ADDR,
+            format!(
+                "the live Clique signers still differ from the topology after voting: {}; run apply again",
+                after.reason()
+            ),
+        ));
+    }
+    Ok(after
+        .live
+        .iter()
+        .flatten()
+        .map(|a| a.to_checksum())
+        .collect())
+}
