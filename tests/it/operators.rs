@@ -50,6 +50,16 @@ impl Operator {
     fn run(&self, args: &[&str]) -> std::process::Output {
         consort(self.dir(), args)
     }
+    /// This operator's plan sees the network as its topology says: nothing to change.
+    fn assert_plan_empty(&self) {
+        let out = self.run(&["plan", "--detailed-exitcode"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
     fn rpc(&self, node: &str) -> RpcClient {
         NodeOutputs::from_state(&self.state(), node)
             .unwrap_or_else(|| panic!("{node} not in state"))
@@ -411,15 +421,8 @@ fn three_operators_invite_join_admit_vote_and_remove_without_sharing_keys() {
         }
     });
     // Both sides' plans see the network as their topologies say: nothing to change.
-    for op in [&a, &b] {
-        let out = op.run(&["plan", "--detailed-exitcode"]);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-    }
+    a.assert_plan_empty();
+    b.assert_plan_empty();
     let b_status = b.ok(&["status"]);
     assert!(b_status.contains("external"), "{b_status}");
 
@@ -433,13 +436,7 @@ fn three_operators_invite_join_admit_vote_and_remove_without_sharing_keys() {
     let out = b.ok(&["state", "recover"]);
     assert!(!out.contains("has no key"), "{out}");
     assert_eq!(joined(&b.state()), invitation);
-    let out = b.run(&["plan", "--detailed-exitcode"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    b.assert_plan_empty();
 
     // ---- C joins while the signers belong to two operators: 2 of A + 2 of B, 3 needed.
     let invite_c = shared.path().join("invite-c.json");
@@ -481,13 +478,7 @@ fn three_operators_invite_join_admit_vote_and_remove_without_sharing_keys() {
         "admitted on A's votes alone"
     );
     // A has cast its votes: nothing more for A to do while B's are missing.
-    let out = a.run(&["plan", "--detailed-exitcode"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    a.assert_plan_empty();
     b.ok(&["admit", &s(&request_c), "--invite", &s(&invite_c), "--yes"]);
     let abc: BTreeSet<Address> = ab.iter().copied().chain([c_signer]).collect();
     wait_signers("C voted in by A and B", &a_tx, &abc);
