@@ -66,6 +66,28 @@ impl GenesisFacts {
 }
 
 /// What the `genesis` resource is applied with: what genesis fixes of the network section.
+/// The attributes of a provider's node resource: the ones every provider has (which node,
+/// whose, which geth, and `mesh`, the digest of its planned peers), then the provider's own
+/// (`extra`, an object).
+pub fn node_attrs(
+    n: &crate::topology::NodeSpec,
+    topology: &Topology,
+    mesh: String,
+    extra: serde_json::Value,
+) -> serde_json::Value {
+    let mut attrs = json!({
+        "node": n.name,
+        "member": n.member,
+        "role": n.role.to_string(),
+        "geth": topology.client.geth,
+        "mesh": mesh,
+    });
+    if let (Some(a), serde_json::Value::Object(extra)) = (attrs.as_object_mut(), extra) {
+        a.extend(extra);
+    }
+    attrs
+}
+
 pub fn genesis_attrs(c: &crate::topology::Network) -> serde_json::Value {
     json!({
         "chain_id": c.chain_id,

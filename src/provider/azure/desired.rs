@@ -206,12 +206,11 @@ impl AzureProvider {
             out.push(Resource {
                 addr: vm_addr(&n.name),
                 kind: Kind::AzureVm,
-                attrs: json!({
-                    "node": n.name,
-                    "member": n.member,
-                    "role": n.role.to_string(),
-                    "geth": topology.client.geth,
-                    "mesh": mesh,
+                attrs: node_attrs(
+                    n,
+                    topology,
+                    mesh,
+                    json!({
                     "name": vm_name(&n.name),
                     "location": cfg.location,
                     "size": size,
@@ -219,7 +218,8 @@ impl AzureProvider {
                     "admin_username": cfg.admin_username,
                     "ssh_public_key": cfg.ssh_public_key,
                     "nic": nic_name(&n.name),
-                }),
+                    }),
+                ),
                 deps,
                 summary: format!(
                     "VM {} ({size}, Ubuntu LTS, managed identity reading its own secrets): geth {} {} of {}, peered with {} other node(s)",

@@ -53,6 +53,7 @@ pub use export::{custom_data_parameter, export_arm_with_state};
 
 use super::events::Event;
 use super::{ApplyCtx, Health, NodeHealth, Provider, ProviderError};
+use crate::plan::desired::node_attrs;
 use crate::plan::peering::Peering;
 use crate::plan::{mesh_digest, Action, Change, Kind, Resource};
 use crate::render::{self, vm_paths, CloudInit, NodeLaunch, SignerLaunch};

@@ -43,6 +43,7 @@ use super::parallel;
 use super::{ApplyCtx, Halted, Health, NodeHealth, Proposal, Provider, ProviderError};
 use crate::chain::geth::{ensure_geth, GethBinary};
 use crate::crypto::Address;
+use crate::plan::desired::node_attrs;
 use crate::plan::peering::Peering;
 use crate::plan::{mesh_digest, Action, Change, Kind, Resource};
 use crate::render::{self, NodeLaunch, SignerLaunch};
@@ -271,15 +272,8 @@ impl Provider for LocalProvider {
                 Resource {
                     addr: format!("node.{}", n.name),
                     kind: Kind::LocalNode,
-                    attrs: json!({
-                        "node": n.name,
-                        "member": n.member,
-                        "role": n.role.to_string(),
-                        "geth": topology.client.geth,
-                        "mesh": mesh,
-                        // consort controls the node over IPC; only tx nodes serve RPC.
-                        "control": "ipc",
-                    }),
+                    // consort controls the node over IPC; only tx nodes serve RPC.
+                    attrs: node_attrs(n, topology, mesh, json!({ "control": "ipc" })),
                     deps,
                     summary: format!(
                         "geth {} {} of {} on {host}, peered with {} other node(s), {}",
