@@ -318,7 +318,16 @@ fn cli_votes_members_in_and_out_by_run_command_and_destroy_leaves_nothing() {
     // The two left keep sealing.
     let head = ipc(&alpha).block_number().unwrap();
     poll("the chain to go on", Duration::from_secs(30), || {
-        Ok((ipc(&beta).block_number().map_err(|e| e.to_string())? > head + 1).then_some(()))
+        let now = ipc(&beta).block_number().map_err(|e| e.to_string())?;
+        if now > head + 1 {
+            return Ok(Some(()));
+        }
+        // What each of the two says, should they stall.
+        Err(format!(
+            "beta at {now}, alpha was at {head}\nalpha: {}\nbeta: {}",
+            boot_log(&alpha),
+            boot_log(&beta)
+        ))
     });
 
     // destroy: nothing left, the vault included (soft-deleted, and the output says so).
