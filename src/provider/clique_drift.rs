@@ -176,7 +176,7 @@ pub fn signer_drift(topology: &Topology, st: &State, live: &dyn LiveSigners) -> 
     let specs = topology.nodes();
     let in_topology: BTreeSet<&str> = specs.iter().map(|n| n.name.as_str()).collect();
     let key_of = signer_keys(st);
-    let any_signer_record = st.resources.keys().any(|k| k.starts_with("signer."));
+    let counted = super::governance::counted_signer(st);
     let mut desired = BTreeSet::new();
     let mut being_added = BTreeSet::new();
     for n in specs.iter().filter(|n| n.role == Role::Validator) {
@@ -186,7 +186,7 @@ pub fn signer_drift(topology: &Topology, st: &State, live: &dyn LiveSigners) -> 
         else {
             continue;
         };
-        if !any_signer_record || st.resources.contains_key(&format!("signer.{}", n.name)) {
+        if counted(&n.name) {
             desired.insert(a);
         } else {
             // Its `signer.<n>` create votes it in; not this reconciliation's business.

@@ -82,6 +82,13 @@ pub struct SignerChange {
     pub address: Option<String>,
 }
 
+/// Which validators state counts as signers: once any `signer.<n>` is recorded, those
+/// recorded (the others wait for their vote in); before that (a new chain), every one.
+pub fn counted_signer(st: &crate::state::State) -> impl Fn(&str) -> bool + '_ {
+    let any_record = st.resources.keys().any(|k| k.starts_with("signer."));
+    move |node| !any_record || st.resources.contains_key(&format!("signer.{node}"))
+}
+
 pub fn signer_change(change: &crate::plan::Change, st: &crate::state::State) -> SignerChange {
     let attrs = change
         .after

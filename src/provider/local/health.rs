@@ -118,10 +118,10 @@ pub(super) fn assess(topology: &Topology, st: &State) -> Health {
         })
         .collect();
     let validators: Vec<&NodeSpec> = specs.iter().filter(|n| n.role == Role::Validator).collect();
-    let any_signer_record = st.resources.keys().any(|k| k.starts_with("signer."));
+    let counted = governance::counted_signer(st);
     let expected_signers: BTreeSet<Address> = validators
         .iter()
-        .filter(|n| !any_signer_record || st.resources.contains_key(&format!("signer.{}", n.name)))
+        .filter(|n| counted(&n.name))
         .filter_map(|n| st.output_str(&format!("key.signer.{}", n.name), "address"))
         .filter_map(rpc::parse_address)
         .collect();

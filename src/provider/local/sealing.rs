@@ -308,13 +308,12 @@ fn in_turn_last<'a>(
     if ready.clone().count() < 2 {
         return None;
     }
-    // Validators with a `signer.` record are signers (none: a new chain, all are).
-    let any_record = st.resources.keys().any(|k| k.starts_with("signer."));
+    let counted = governance::counted_signer(st);
     let mut signers: Vec<(Address, &str)> = h
         .nodes
         .iter()
         .filter(|n| n.role == "validator")
-        .filter(|n| !any_record || st.resources.contains_key(&format!("signer.{}", n.name)))
+        .filter(|n| counted(&n.name))
         .filter_map(|n| {
             let a = st.output_str(&format!("key.signer.{}", n.name), "address")?;
             Some((rpc::parse_address(a)?, n.name.as_str()))
