@@ -1,6 +1,7 @@
 //! Command line: clap definitions and dispatch. Core code never imports clap.
 
 mod commands;
+mod foundry;
 mod interrupt;
 mod join;
 mod lifecycle;
@@ -71,7 +72,7 @@ const STATUS_EXAMPLES: &str = "Examples:
 const OUTPUT_EXAMPLES: &str = "Examples:
   consort output
   consort output --format env > .env
-  consort output --format foundry
+  consort output --format foundry --write foundry.toml
   consort output --format prometheus > prometheus.yml
   consort output --json";
 const LOGS_EXAMPLES: &str = "Examples:
@@ -171,6 +172,11 @@ pub enum Command {
         /// The member whose tx node and account env/foundry use (default: the first)
         #[arg(long, value_name = "NAME")]
         member: Option<String>,
+        /// With --format foundry: merge the profile and [rpc_endpoints] into this
+        /// foundry.toml (created if missing), keeping its other keys and comments; safe to
+        /// repeat
+        #[arg(long, value_name = "FOUNDRY_TOML")]
+        write: Option<PathBuf>,
     },
     /// Show a node's geth log
     #[command(after_long_help = LOGS_EXAMPLES)]

@@ -341,7 +341,7 @@ pub fn render_foundry(v: &Value, topo: &Topology, member: Option<&str>) -> Resul
     };
     let url = node["rpc_url"].as_str().unwrap_or("");
     let mut out = format!(
-        "# consort output --format foundry: add this to foundry.toml, then use\n\
+        "# consort output --format foundry (`--write foundry.toml` merges it into the file); then use\n\
          # `FOUNDRY_PROFILE={network} forge …` (or `--rpc-url {network}`).\n\
          # The chain stops at London: compile for evm_version \"{EVM_VERSION}\" (no PUSH0).\n\
          [profile.{network}]\n\

@@ -12,7 +12,7 @@ use std::fmt;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping with network, members and provider"
+    expecting = "a mapping with network, members, provider and optionally client, rpc"
 )]
 #[schemars(title = "consort topology")]
 /// A consort topology (consort.yaml): a private Ethereum consortium network of Clique
@@ -28,6 +28,19 @@ pub struct RawTopology {
     pub members: Vec<RawMember>,
     /// Where the nodes run: `local: {}` (geth processes on this machine) or `azure: {...}`.
     pub provider: RawProvider,
+    /// The tx nodes' HTTP and WebSocket JSON-RPC, as browsers see it.
+    #[serde(default)]
+    pub rpc: Option<RawRpc>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, expecting = "a mapping with cors_origins")]
+pub struct RawRpc {
+    /// Origins of web pages allowed to call the tx nodes from a browser, each a full
+    /// origin like `http://localhost:5173` or `https://app.example.com` (scheme, host and
+    /// port if not the scheme's default; no path). `*` is refused. Default: none.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub cors_origins: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -297,6 +310,7 @@ pub enum Section {
     Network,
     Client,
     Provider,
+    Rpc,
     Member(usize),
 }
 
@@ -325,6 +339,9 @@ impl<'de> Visitor<'de> for TopVisitor {
                 }
                 ("provider", Section::Provider) => {
                     map.next_value::<RawProvider>()?;
+                }
+                ("rpc", Section::Rpc) => {
+                    map.next_value::<Option<RawRpc>>()?;
                 }
                 ("members", Section::Member(i)) => map.next_value_seed(OnlyItem(i))?,
                 _ => {

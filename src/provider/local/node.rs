@@ -201,6 +201,10 @@ impl LocalProvider {
             // Applications connect to tx nodes only; validators are controlled over IPC.
             http_port: ports.http.filter(|_| spec.role == Role::Tx),
             ws_port: ports.ws.filter(|_| spec.role == Role::Tx),
+            cors_origins: match spec.role {
+                Role::Tx => ctx.topology.rpc.cors_origins.clone(),
+                Role::Validator => vec![],
+            },
             metrics_port: ports.metrics,
             authrpc_port: 0,
             ipc_path: s(&ipc_path(datadir)),
@@ -663,7 +667,15 @@ impl LocalProvider {
         // A running node on another geth than the topology's: a rolling restart on the new
         // binary, keeping its chain data (see `rejoin`).
         let upgrade = live_update && self.geth(ctx)?.version != cur.geth_version;
-        let mut out = if live_update && !upgrade {
+        // New browser origins are command-line flags: a restart on the same data.
+        let cors = |v: &Option<serde_json::Value>| {
+            v.as_ref().map(|a| a["cors_origins"].clone()).unwrap_or_default()
+        };
+        let reconfigure = live_update && cors(&change.before) != cors(&change.after);
+        if reconfigure {
+            step(ctx, &name, "restart: rpc.cors_origins changed");
+        }
+        let mut out = if live_update && !upgrade && !reconfigure {
             let statics = self.static_nodes(ctx, &name)?;
             let geth = GethBinary {
                 path: PathBuf::from(&cur.geth),
