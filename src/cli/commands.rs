@@ -86,9 +86,10 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         ),
         Command::Logs {
             node,
+            member,
             lines,
             follow,
-        } => super::lifecycle::logs(&g, &node, lines, follow),
+        } => super::logs::logs(&g, node.as_deref(), member.as_deref(), lines, follow),
         Command::Stop => super::lifecycle::stop(&g),
         Command::Start { timeout, geth } => super::lifecycle::start(&g, timeout, geth.as_deref()),
         Command::Completions { shell } => {

@@ -5,6 +5,7 @@ mod foundry;
 mod interrupt;
 mod join;
 mod lifecycle;
+mod logs;
 pub mod output;
 mod progress;
 mod recovery;
@@ -76,6 +77,8 @@ const OUTPUT_EXAMPLES: &str = "Examples:
   consort output --format prometheus > prometheus.yml
   consort output --json";
 const LOGS_EXAMPLES: &str = "Examples:
+  consort logs -F
+  consort logs --member contoso -n 50
   consort logs contoso-validator-0
   consort logs contoso-tx-0 -n 5";
 const MEMBER_ADD_EXAMPLES: &str = "Examples:
@@ -178,12 +181,17 @@ pub enum Command {
         #[arg(long, value_name = "FOUNDRY_TOML")]
         write: Option<PathBuf>,
     },
-    /// Show a node's geth log
+    /// Show the nodes' geth logs: every node's interleaved by time, each line prefixed with
+    /// its node's name, or one node's
     #[command(after_long_help = LOGS_EXAMPLES)]
     Logs {
-        /// Node name, as `consort status` lists it (e.g. contoso-validator-0)
-        node: String,
-        /// Number of lines from the end to show
+        /// Node name, as `consort status` lists it (e.g. contoso-validator-0); without it,
+        /// every node's log
+        node: Option<String>,
+        /// Only the nodes of this member
+        #[arg(long, value_name = "NAME", conflicts_with = "node")]
+        member: Option<String>,
+        /// Number of lines from the end of each log to show
         #[arg(short = 'n', long, default_value_t = 20)]
         lines: usize,
         /// Keep printing lines as geth writes them, until interrupted (-f is --file)

@@ -624,6 +624,58 @@ rpc:
     let missing = crate::support::consort(&dir, &["-f", "apps.yaml", "logs", "nobody"]);
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("contoso-tx-0"));
+    // Without a node: every node's log, each line prefixed with its node, the last -n of
+    // each, interleaved by time.
+    let nodes = ["contoso-validator-0", "contoso-tx-0"];
+    let all = net.consort(&["logs", "-n", "4"]);
+    assert_eq!(all.lines().count(), 8, "{all}");
+    for n in nodes {
+        let whole = std::fs::read_to_string(
+            net.handle.state_dir().nodes_dir().join(n).join("geth.log"),
+        )
+        .unwrap();
+        let of_node: Vec<&str> = all
+            .lines()
+            .filter_map(|l| l.split_once(" | ").filter(|(p, _)| p.trim() == n))
+            .map(|(_, rest)| rest)
+            .collect();
+        assert_eq!(of_node.len(), 4, "{n}:\n{all}");
+        for l in of_node {
+            assert!(whole.contains(l), "{l:?} is not in {n}'s log");
+        }
+    }
+    let stamps: Vec<&str> = all
+        .lines()
+        .filter_map(|l| l.split_once('[').and_then(|(_, r)| r.split_once(']')).map(|(s, _)| s))
+        .collect();
+    let mut sorted = stamps.clone();
+    sorted.sort();
+    assert_eq!(stamps, sorted, "interleaved by time:\n{all}");
+    let member = net.consort(&["logs", "--member", "contoso", "-n", "1"]);
+    assert_eq!(member.lines().count(), 2, "{member}");
+    let nobody = crate::support::consort(&dir, &["-f", "apps.yaml", "logs", "--member", "nobody"]);
+    assert!(!nobody.status.success());
+    assert!(String::from_utf8_lossy(&nobody.stderr).contains("members: contoso"));
+    // -F without a node follows every node: lines of both arrive, prefixed.
+    {
+        let mut c = crate::support::consort_cmd(
+            &dir,
+            &["-f", "apps.yaml", "logs", "-n", "0", "-F"],
+        );
+        let mut child = c.stdout(std::process::Stdio::piped()).spawn().unwrap();
+        let rx = crate::support::stdout_lines(&mut child);
+        let mut seen = std::collections::BTreeSet::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while seen.len() < nodes.len() && std::time::Instant::now() < deadline {
+            if let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) {
+                let (prefix, _) = line.split_once(" | ").expect("a prefixed line");
+                seen.insert(prefix.trim().to_string());
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(seen.len(), nodes.len(), "followed lines came from {seen:?}");
+    }
 
     // ---- stop keeps everything; start continues the chain from its head.
     let head_before = rpc.block_number().unwrap();

@@ -82,6 +82,9 @@ pub(super) fn signer_ready(rpc: &RpcClient, launch: &NodeLaunch) -> bool {
 /// The longest unix socket path (`sun_path` is 108 bytes with its NUL).
 const MAX_SOCKET_PATH: usize = 107;
 
+/// How long a node consort just stopped may keep its ports before a restart moves it.
+const PORTS_RELEASE: Duration = Duration::from_secs(5);
+
 /// Where a node's IPC socket lives: `<node dir>/geth.ipc` (the node dir is 0700, so only
 /// the operator can connect), or, when that path is too long for a unix socket, a short
 /// one named after the node dir in a 0700 directory of ours under `$XDG_RUNTIME_DIR`
@@ -733,6 +736,12 @@ impl LocalProvider {
                 Self::install_signer(ctx, addr, &name, &datadir)?;
             }
             let mut ports = self.complete_ports(ctx, &spec, cur.ports);
+            // The node just stopped may hold its ports a moment longer (connections closing):
+            // give them a few seconds before moving it.
+            let free_by = Instant::now() + if live_update { PORTS_RELEASE } else { Duration::ZERO };
+            while !process::ports_free(ports) && Instant::now() < free_by {
+                std::thread::sleep(Duration::from_millis(100));
+            }
             if !process::ports_free(ports) {
                 let old = ports;
                 ports = self.fresh_ports(ctx, &name)?;
