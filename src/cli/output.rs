@@ -283,6 +283,11 @@ pub fn render_env(v: &Value, topo: &Topology, member: Option<&str>) -> Result<St
         env_value(node["rpc_url"].as_str().unwrap_or(""))
     ));
     out.push_str(&format!("export CHAIN_ID={}\n", v["network"]["chain_id"]));
+    // The profile and endpoint name `--format foundry` writes.
+    out.push_str(&format!(
+        "export CONSORT_NETWORK={}\n",
+        env_value(v["network"]["name"].as_str().unwrap_or(""))
+    ));
     out.push_str(&format!("export EVM_VERSION={EVM_VERSION}\n"));
     let accounts = v["accounts"].as_array().cloned().unwrap_or_default();
     let default_member = member.or(node["member"].as_str());

@@ -452,6 +452,7 @@ rpc:
         "{env}"
     );
     assert!(env.contains("export CHAIN_ID=1337101\n"), "{env}");
+    assert!(env.contains("export CONSORT_NETWORK=apps\n"), "{env}");
     assert!(
         env.contains(&format!("export ETH_KEYSTORE={keystore}\n")),
         "{env}"
