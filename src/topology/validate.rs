@@ -369,7 +369,11 @@ pub fn parse(path_for_messages: &Path, bytes: &[u8]) -> Result<Loaded, LoadError
             Severity::Error,
             None,
             "the topology file is empty".into(),
-            Some("run `consort init` to write a commented starter topology".into()),
+            // `init` refuses to overwrite a file that exists, even an empty one.
+            Some(format!(
+                "run `consort init -f {} --force` to write a commented starter topology into it",
+                file.display()
+            )),
         )));
     }
     ctx.index = SpanIndex::build(text);
