@@ -1121,3 +1121,13 @@ fn cors_origins_are_full_origins_and_a_wildcard_is_refused_where_written() {
     let errs = errors(&format!("{BASE}rpc:\n  cors_origin: [http://localhost:5173]\n"));
     assert!(errs[0].to_string().contains("cors_origin"), "{errs:?}");
 }
+
+#[test]
+fn an_unclosed_brace_is_reported_where_it_opens() {
+    let src = "network: { name: abc, chain_id: 707070\nmembers:\n  - name: aa\n    validators: 1\nprovider:\n  local: {}\n";
+    let e = errors(src)[0].to_string();
+    assert!(e.contains("consort.yaml:1:10: this `{` is not closed"), "{e}");
+    let src = "network: { name: abc, chain_id: 707070 }\nmembers: [ { name: aa, validators: 1 }\nprovider:\n  local: {}\n";
+    let e = errors(src)[0].to_string();
+    assert!(e.contains("consort.yaml:2:10: this `[` is not closed"), "{e}");
+}

@@ -612,6 +612,28 @@ fn explain_serde(
     msg: &str,
     pos: Option<Pos>,
 ) -> (Option<Pos>, String, Option<String>) {
+    // An unclosed `{` or `[`: libyaml notices at the next line, and names where it opened.
+    for (what, open, close) in [("flow mapping", '{', '}'), ("flow sequence", '[', ']')] {
+        let marker = format!("while parsing a {what} at line ");
+        let Some(rest) = msg.split(&marker).nth(1) else {
+            continue;
+        };
+        let mut nums = rest
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse::<usize>().ok());
+        if let (Some(Some(line)), Some(Some(column))) = (nums.next(), nums.next()) {
+            let opened = Pos { line, column };
+            let found = pos
+                .map(|p| format!(" (reading on, line {} has no `,` or `{close}` where one belongs)", p.line))
+                .unwrap_or_default();
+            return (
+                Some(opened),
+                format!("this `{open}` is not closed{found}"),
+                Some(format!("close it with `{close}` on the same line, or write the mapping in block style (one `key: value` per line)")),
+            );
+        }
+    }
     if let Some(rest) = msg.strip_prefix("unknown field ") {
         let names = backticked(rest);
         let field = names.first().copied().unwrap_or("?");
