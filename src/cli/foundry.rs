@@ -135,7 +135,8 @@ mod tests {
         [profile.trade]\nevm_version = \"london\"\neth_rpc_url = \"http://127.0.0.1:8545\"\nchain_id = 7\n\n\
         [rpc_endpoints]\ntrade = \"http://127.0.0.1:8545\"\ntrade-contoso-tx-0 = \"http://127.0.0.1:8545\"\n";
 
-    const USER: &str = "# my project\n[profile.default]\nsrc = \"src\" # sources\nlibs = [\"lib\"]\n\n\
+    const USER: &str =
+        "# my project\n[profile.default]\nsrc = \"src\" # sources\nlibs = [\"lib\"]\n\n\
         # endpoints I use\n[rpc_endpoints]\nmainnet = \"https://eth.example\" # keep me\n";
 
     #[test]
@@ -154,8 +155,14 @@ mod tests {
         assert_eq!(once.matches("[rpc_endpoints]").count(), 1, "{once}");
         assert_eq!(once.matches("[profile.trade]").count(), 1, "{once}");
         let doc: DocumentMut = once.parse().unwrap();
-        assert_eq!(doc["profile"]["trade"]["evm_version"].as_str(), Some("london"));
-        assert_eq!(doc["rpc_endpoints"]["trade"].as_str(), Some("http://127.0.0.1:8545"));
+        assert_eq!(
+            doc["profile"]["trade"]["evm_version"].as_str(),
+            Some("london")
+        );
+        assert_eq!(
+            doc["rpc_endpoints"]["trade"].as_str(),
+            Some("http://127.0.0.1:8545")
+        );
         assert_eq!(doc["profile"]["default"]["src"].as_str(), Some("src"));
     }
 
@@ -172,11 +179,18 @@ mod tests {
 
     #[test]
     fn inline_and_dotted_tables_are_merged_not_duplicated() {
-        let user = "rpc_endpoints = { mainnet = \"https://eth.example\" }\nprofile.default.src = \"s\"\n";
+        let user =
+            "rpc_endpoints = { mainnet = \"https://eth.example\" }\nprofile.default.src = \"s\"\n";
         let merged = merge(user, OURS, "foundry.toml").unwrap();
         let doc: DocumentMut = merged.parse().unwrap_or_else(|e| panic!("{e}\n{merged}"));
-        assert_eq!(doc["rpc_endpoints"]["mainnet"].as_str(), Some("https://eth.example"));
-        assert_eq!(doc["rpc_endpoints"]["trade"].as_str(), Some("http://127.0.0.1:8545"));
+        assert_eq!(
+            doc["rpc_endpoints"]["mainnet"].as_str(),
+            Some("https://eth.example")
+        );
+        assert_eq!(
+            doc["rpc_endpoints"]["trade"].as_str(),
+            Some("http://127.0.0.1:8545")
+        );
         assert_eq!(doc["profile"]["default"]["src"].as_str(), Some("s"));
         assert_eq!(doc["profile"]["trade"]["chain_id"].as_integer(), Some(7));
     }

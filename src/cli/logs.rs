@@ -20,7 +20,11 @@ fn node_logs(state: &State) -> Vec<(String, Option<PathBuf>)> {
         .filter(|r| matches!(r.kind, Kind::LocalNode | Kind::AzureVm))
         .filter_map(|r| {
             let name = r.attrs.get("node")?.as_str()?.to_string();
-            let log = r.outputs.get("log").and_then(|v| v.as_str()).map(PathBuf::from);
+            let log = r
+                .outputs
+                .get("log")
+                .and_then(|v| v.as_str())
+                .map(PathBuf::from);
             Some((name, log))
         })
         .collect();
@@ -32,11 +36,7 @@ const NO_LOG: &str =
     "records no log file (on Azure the log is on the node's VM: `journalctl -u consort-geth`)";
 
 /// The logs `consort logs` shows: `node`, else every node of `member` (else of the network).
-fn chosen(
-    g: &Global,
-    node: Option<&str>,
-    member: Option<&str>,
-) -> Result<Vec<(String, PathBuf)>> {
+fn chosen(g: &Global, node: Option<&str>, member: Option<&str>) -> Result<Vec<(String, PathBuf)>> {
     let (loaded, _, state) = deployed(g)?;
     let all = node_logs(&state);
     let names = || {
@@ -60,7 +60,11 @@ fn chosen(
             let topo = &loaded.topology;
             let Some(member) = topo.members.iter().find(|x| x.name == m) else {
                 let members: Vec<&str> = topo.members.iter().map(|x| x.name.as_str()).collect();
-                bail!("no member {m:?} in {}; members: {}", g.file.display(), members.join(", "));
+                bail!(
+                    "no member {m:?} in {}; members: {}",
+                    g.file.display(),
+                    members.join(", ")
+                );
             };
             let of_member: Vec<String> = topo
                 .nodes()
@@ -77,10 +81,18 @@ fn chosen(
         (None, None) => all.iter().collect(),
     };
     if picked.is_empty() {
-        bail!("network {} has no nodes in state: `consort apply` starts them", state.network);
+        bail!(
+            "network {} has no nodes in state: `consort apply` starts them",
+            state.network
+        );
     }
     // Nodes in topology order: validators and tx nodes of each member, as `status` lists them.
-    let order: Vec<String> = loaded.topology.nodes().into_iter().map(|n| n.name).collect();
+    let order: Vec<String> = loaded
+        .topology
+        .nodes()
+        .into_iter()
+        .map(|n| n.name)
+        .collect();
     let rank = |n: &str| order.iter().position(|o| o == n).unwrap_or(usize::MAX);
     let mut out = Vec::new();
     for (name, log) in picked {

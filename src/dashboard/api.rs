@@ -201,7 +201,10 @@ async fn failure(
         && hash.starts_with("0x")
         && hash[2..].bytes().all(|b| b.is_ascii_hexdigit());
     if !is_hash {
-        return error(StatusCode::BAD_REQUEST, "expected a transaction hash (0x + 64 hex digits)");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "expected a transaction hash (0x + 64 hex digits)",
+        );
     }
     let endpoints = shared.endpoints.read().unwrap().clone();
     let Some(ep) = endpoints.first().cloned() else {
@@ -216,7 +219,10 @@ async fn failure(
         }
         let tx = call("eth_getTransactionByHash", json!([hash]))?;
         let number = u64::from_str_radix(
-            tx["blockNumber"].as_str().unwrap_or("0x0").trim_start_matches("0x"),
+            tx["blockNumber"]
+                .as_str()
+                .unwrap_or("0x0")
+                .trim_start_matches("0x"),
             16,
         )
         .unwrap_or(0);

@@ -260,7 +260,10 @@ mod tests {
         assert!(at("class=\"link ") < at("data-node="), "{svg}");
         assert!(at("class=\"link ") < at("class=\"member\""), "{svg}");
         for state in ["ok", "down"] {
-            assert!(svg.contains(&format!("data-state=\"{state}\"")), "{state}: {svg}");
+            assert!(
+                svg.contains(&format!("data-state=\"{state}\"")),
+                "{state}: {svg}"
+            );
         }
         assert!(svg.contains("running, healthy"));
     }

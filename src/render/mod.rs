@@ -353,7 +353,11 @@ mod tests {
     #[test]
     fn cors_origins_go_to_http_and_ws_and_only_when_set() {
         let t = geth_args(&launch(false)).unwrap();
-        assert!(!t.iter().any(|a| a.contains("corsdomain") || a.contains("origins")), "{t:?}");
+        assert!(
+            !t.iter()
+                .any(|a| a.contains("corsdomain") || a.contains("origins")),
+            "{t:?}"
+        );
         let mut l = launch(false);
         l.cors_origins = vec!["http://localhost:5173".into(), "https://app.example".into()];
         let t = geth_args(&l).unwrap();

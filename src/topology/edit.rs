@@ -916,7 +916,10 @@ provider:
     #[test]
     fn balances_typed_on_the_command_line_are_written_in_the_files_style() {
         let mut m = new_member("northwind");
-        m.accounts = vec![("ops".into(), "100ether".into()), ("fees".into(), "21GWEI".into())];
+        m.accounts = vec![
+            ("ops".into(), "100ether".into()),
+            ("fees".into(), "21GWEI".into()),
+        ];
         let added = add_member(SRC, &m).unwrap();
         assert!(added.contains("balance: 100 ether\n"), "{added}");
         assert!(added.contains("balance: 21 gwei\n"), "{added}");

@@ -395,10 +395,15 @@ pub fn parse(path_for_messages: &Path, bytes: &[u8]) -> Result<Loaded, LoadError
             let d = serde_diag(&ctx, &e);
             ctx.diags.push(d);
             let n_members = top.members;
-            let sections = [Section::Network, Section::Client, Section::Provider, Section::Rpc]
-                .into_iter()
-                .chain((0..n_members).map(Section::Member))
-                .take(MAX_SECTION_PASSES);
+            let sections = [
+                Section::Network,
+                Section::Client,
+                Section::Provider,
+                Section::Rpc,
+            ]
+            .into_iter()
+            .chain((0..n_members).map(Section::Member))
+            .take(MAX_SECTION_PASSES);
             for section in sections {
                 if let Err(e) = section.deserialize(serde_yaml::Deserializer::from_str(text)) {
                     let d = serde_diag(&ctx, &e);
@@ -625,7 +630,12 @@ fn explain_serde(
         if let (Some(Some(line)), Some(Some(column))) = (nums.next(), nums.next()) {
             let opened = Pos { line, column };
             let found = pos
-                .map(|p| format!(" (reading on, line {} has no `,` or `{close}` where one belongs)", p.line))
+                .map(|p| {
+                    format!(
+                        " (reading on, line {} has no `,` or `{close}` where one belongs)",
+                        p.line
+                    )
+                })
                 .unwrap_or_default();
             return (
                 Some(opened),
@@ -1126,7 +1136,10 @@ fn origin_problem(o: &str) -> Option<(String, String)> {
     if rest.ends_with('/') || rest.contains(['/', '?', '#']) {
         return Some((
             "has a path; an origin is scheme, host and port only".into(),
-            format!("drop everything from the first `/` after the host: `{scheme}://{}`", rest.split(['/', '?', '#']).next().unwrap_or("")),
+            format!(
+                "drop everything from the first `/` after the host: `{scheme}://{}`",
+                rest.split(['/', '?', '#']).next().unwrap_or("")
+            ),
         ));
     }
     let (host, port) = match rest.rsplit_once(':') {
@@ -1150,7 +1163,10 @@ fn origin_problem(o: &str) -> Option<(String, String)> {
     }
     if let Some(p) = port {
         if !matches!(p.parse::<u16>(), Ok(n) if n > 0) {
-            return Some((format!("has port {p:?}, not a number from 1 to 65535"), example.into()));
+            return Some((
+                format!("has port {p:?}, not a number from 1 to 65535"),
+                example.into(),
+            ));
         }
     }
     None

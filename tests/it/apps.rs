@@ -215,7 +215,11 @@ fn check_cors(http: &str, ws: &str, origin: &str, allowed: bool) {
             let _ = sock.close(None);
         }
         Err(tungstenite::Error::Http(resp)) => {
-            assert!(!allowed, "WebSocket from {origin} refused: {}", resp.status());
+            assert!(
+                !allowed,
+                "WebSocket from {origin} refused: {}",
+                resp.status()
+            );
             assert_eq!(resp.status(), 403, "WebSocket from {origin}");
         }
         Err(e) => panic!("WebSocket from {origin}: {e}"),
@@ -631,10 +635,9 @@ rpc:
     let all = net.consort(&["logs", "-n", "4"]);
     assert_eq!(all.lines().count(), 8, "{all}");
     for n in nodes {
-        let whole = std::fs::read_to_string(
-            net.handle.state_dir().nodes_dir().join(n).join("geth.log"),
-        )
-        .unwrap();
+        let whole =
+            std::fs::read_to_string(net.handle.state_dir().nodes_dir().join(n).join("geth.log"))
+                .unwrap();
         let of_node: Vec<&str> = all
             .lines()
             .filter_map(|l| l.split_once(" | ").filter(|(p, _)| p.trim() == n))
@@ -647,7 +650,11 @@ rpc:
     }
     let stamps: Vec<&str> = all
         .lines()
-        .filter_map(|l| l.split_once('[').and_then(|(_, r)| r.split_once(']')).map(|(s, _)| s))
+        .filter_map(|l| {
+            l.split_once('[')
+                .and_then(|(_, r)| r.split_once(']'))
+                .map(|(s, _)| s)
+        })
         .collect();
     let mut sorted = stamps.clone();
     sorted.sort();
@@ -659,10 +666,8 @@ rpc:
     assert!(String::from_utf8_lossy(&nobody.stderr).contains("members: contoso"));
     // -F without a node follows every node: lines of both arrive, prefixed.
     {
-        let mut c = crate::support::consort_cmd(
-            &dir,
-            &["-f", "apps.yaml", "logs", "-n", "0", "-F"],
-        );
+        let mut c =
+            crate::support::consort_cmd(&dir, &["-f", "apps.yaml", "logs", "-n", "0", "-F"]);
         let mut child = c.stdout(std::process::Stdio::piped()).spawn().unwrap();
         let rx = crate::support::stdout_lines(&mut child);
         let mut seen = std::collections::BTreeSet::new();

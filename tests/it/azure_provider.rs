@@ -1026,7 +1026,10 @@ fn cors_origins_are_in_the_tx_vms_bootstrap_only_and_a_change_replaces_only_tx_v
         "{tx}"
     );
     let v = fake.custom_data(&vm_id("contoso-validator-0")).unwrap();
-    assert!(!v.contains("corsdomain") && !v.contains("ws.origins"), "{v}");
+    assert!(
+        !v.contains("corsdomain") && !v.contains("ws.origins"),
+        "{v}"
+    );
 
     topo.rpc.cors_origins.push("https://app.example.com".into());
     let p = provider(&fake, &topo);

@@ -72,12 +72,11 @@ fn yaml_as_json(text: &str) -> serde_json::Value {
             "false" | "False" | "FALSE" => return Value::Bool(false),
             _ => {}
         }
-        let digits = |d: &str, radix: u32| {
-            !d.is_empty() && d.chars().all(|c| c.is_digit(radix))
-        };
+        let digits = |d: &str, radix: u32| !d.is_empty() && d.chars().all(|c| c.is_digit(radix));
         let big = |d: &str, radix: u32| {
-            d.chars()
-                .fold(0f64, |acc, c| acc * radix as f64 + c.to_digit(radix).unwrap() as f64)
+            d.chars().fold(0f64, |acc, c| {
+                acc * radix as f64 + c.to_digit(radix).unwrap() as f64
+            })
         };
         let unsigned = s.trim_start_matches(['-', '+']);
         if let Some(h) = s.strip_prefix("0x").filter(|h| digits(h, 16)) {
@@ -95,7 +94,9 @@ fn yaml_as_json(text: &str) -> serde_json::Value {
                 .unwrap_or_else(|_| Value::from(s.parse::<f64>().unwrap()));
         }
         let float = unsigned.chars().any(|c| c.is_ascii_digit())
-            && unsigned.chars().all(|c| c.is_ascii_digit() || ".eE+-".contains(c))
+            && unsigned
+                .chars()
+                .all(|c| c.is_ascii_digit() || ".eE+-".contains(c))
             && s.parse::<f64>().is_ok();
         if float {
             return Value::from(s.parse::<f64>().unwrap());
@@ -219,7 +220,10 @@ fn schema_accepts_every_shipped_topology_and_refuses_bad_ones() {
         serde_json::from_str(&consort_ok(dir.path(), &["schema"])).unwrap();
     let mut blocks = 0;
     let mut docs = vec![repo().join("README.md")];
-    for e in std::fs::read_dir(repo().join("examples")).unwrap().flatten() {
+    for e in std::fs::read_dir(repo().join("examples"))
+        .unwrap()
+        .flatten()
+    {
         if e.path().extension().is_some_and(|x| x == "md") {
             docs.push(e.path());
         }
@@ -239,9 +243,19 @@ fn schema_accepts_every_shipped_topology_and_refuses_bad_ones() {
             "network: {{name: n, chain_id: 707070}}\nprovider: {{local: {{}}}}\nmembers: [{{name: a, validators: 1}}]\nrpc:\n  cors_origins: {origins}\n"
         ))
     };
-    assert!(validator.is_valid(&with_rpc("[http://localhost:5173, \"https://app.example.com\"]")));
-    for bad in ["[\"*\"]", "[http://localhost:5173/]", "[localhost:5173]", "http://localhost"] {
-        assert!(!validator.is_valid(&with_rpc(bad)), "{bad} passed the schema");
+    assert!(validator.is_valid(&with_rpc(
+        "[http://localhost:5173, \"https://app.example.com\"]"
+    )));
+    for bad in [
+        "[\"*\"]",
+        "[http://localhost:5173/]",
+        "[localhost:5173]",
+        "http://localhost",
+    ] {
+        assert!(
+            !validator.is_valid(&with_rpc(bad)),
+            "{bad} passed the schema"
+        );
     }
     // The README's unquoted `address:` is a number to a YAML 1.2 reader, and the schema
     // takes it (consort reads the same text as the address).

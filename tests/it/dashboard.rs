@@ -581,31 +581,47 @@ fn dashboard_in_a_real_browser_finds_a_cast_transaction() {
     let password = treasury["password_file"].as_str().unwrap();
     let sender = treasury["address"].as_str().unwrap();
     let init = format!(
-        "0x6064600c60003960646000fd08c379a0{:064x}{:064x}{}",
+        "0x6064600c60003960646000fd08c379a0{:064x}{:064x}{:0<64}",
         0x20,
         4,
-        format!("{:0<64}", hex::encode("nope"))
+        hex::encode("nope")
     );
     let send = |extra: &[&str]| -> String {
         let mut args = vec![
-            "send", "--keystore", keystore, "--password-file", password, "--rpc-url", &rpc_url,
+            "send",
+            "--keystore",
+            keystore,
+            "--password-file",
+            password,
+            "--rpc-url",
+            &rpc_url,
             "--async",
         ];
         args.extend_from_slice(extra);
-        cast_ok(dir, &args, Duration::from_secs(90)).trim().to_string()
+        cast_ok(dir, &args, Duration::from_secs(90))
+            .trim()
+            .to_string()
     };
     let failed = send(&["--gas-limit", "200000", "--create", &init]);
     let rpc = consort::rpc::RpcClient::new(rpc_url.clone());
-    crate::support::poll("the failed creation is mined", Duration::from_secs(60), || {
-        let r = rpc
-            .call_raw("eth_getTransactionReceipt", json!([failed]))
-            .map_err(|e| e.to_string())?;
-        Ok((!r.is_null()).then(|| assert_eq!(r["status"], "0x0", "{r}")))
-    });
-    let next: u64 = cast_ok(dir, &["nonce", "--rpc-url", &rpc_url, sender], Duration::from_secs(30))
-        .trim()
-        .parse()
-        .unwrap();
+    crate::support::poll(
+        "the failed creation is mined",
+        Duration::from_secs(60),
+        || {
+            let r = rpc
+                .call_raw("eth_getTransactionReceipt", json!([failed]))
+                .map_err(|e| e.to_string())?;
+            Ok((!r.is_null()).then(|| assert_eq!(r["status"], "0x0", "{r}")))
+        },
+    );
+    let next: u64 = cast_ok(
+        dir,
+        &["nonce", "--rpc-url", &rpc_url, sender],
+        Duration::from_secs(30),
+    )
+    .trim()
+    .parse()
+    .unwrap();
     let waiting = send(&["--nonce", &(next + 1).to_string(), to, "--value", "1wei"]);
 
     rt.block_on(async {
@@ -616,7 +632,10 @@ fn dashboard_in_a_real_browser_finds_a_cast_transaction() {
         .await;
         assert!(page.contains("contract creation failed"), "{page}");
         assert!(!page.contains("contract created at"), "{page}");
-        assert!(page.contains("execution reverted: nope"), "the revert reason: {page}");
+        assert!(
+            page.contains("execution reverted: nope"),
+            "the revert reason: {page}"
+        );
         let png = client.screenshot().await.unwrap();
         std::fs::write(shots.join("failed-creation.png"), png).unwrap();
 
@@ -627,7 +646,9 @@ fn dashboard_in_a_real_browser_finds_a_cast_transaction() {
         .await;
         assert!(page.contains("Tip") && page.contains("Max fee"), "{page}");
         assert!(
-            page.contains(&format!("waits for the sender's transaction with nonce {next}")),
+            page.contains(&format!(
+                "waits for the sender's transaction with nonce {next}"
+            )),
             "{page}"
         );
         let png = client.screenshot().await.unwrap();

@@ -162,7 +162,8 @@ fn run_doc(doc: &str, dir: &Path, setup: &str) -> usize {
 
 #[test]
 fn markers_and_tags_are_read_as_the_doc_test_reads_them() {
-    let md = "a\n<!-- doc-test: skip (needs Azure) -->\n```sh\nexit 1\n```\n```python\nprint(1)\n```\n";
+    let md =
+        "a\n<!-- doc-test: skip (needs Azure) -->\n```sh\nexit 1\n```\n```python\nprint(1)\n```\n";
     let b = blocks(md, "x.md");
     assert_eq!(b.len(), 2);
     assert_eq!(b[0].skip.as_deref(), Some("needs Azure"));
@@ -203,7 +204,10 @@ fn readme_blocks_run_as_written() {
 #[test]
 fn example_blocks_run_as_written() {
     let mut ran = 0;
-    for e in std::fs::read_dir(repo().join("examples")).unwrap().flatten() {
+    for e in std::fs::read_dir(repo().join("examples"))
+        .unwrap()
+        .flatten()
+    {
         let name = e.file_name().to_string_lossy().into_owned();
         if !name.ends_with(".md") || name == "separate-operators.md" {
             continue;

@@ -51,14 +51,20 @@ fn readme_starts_with_the_two_commands() {
         "chromium-driver",
         "graphviz",
     ] {
-        assert!(script.contains(needed), ".ci/test does not install {needed}");
+        assert!(
+            script.contains(needed),
+            ".ci/test does not install {needed}"
+        );
     }
     assert!(
         script.trim_end().ends_with("exec cargo test \"$@\""),
         ".ci/test must end by running cargo test"
     );
     let ci = std::fs::read_to_string(root.join(".ci/run")).unwrap();
-    assert!(ci.contains("bash .ci/test"), ".ci/run must run the README's test command");
+    assert!(
+        ci.contains("bash .ci/test"),
+        ".ci/run must run the README's test command"
+    );
     for line in first_block.lines().filter(|l| l.contains("topologies/")) {
         let file = line
             .split_whitespace()

@@ -672,7 +672,9 @@ impl LocalProvider {
         let upgrade = live_update && self.geth(ctx)?.version != cur.geth_version;
         // New browser origins are command-line flags: a restart on the same data.
         let cors = |v: &Option<serde_json::Value>| {
-            v.as_ref().map(|a| a["cors_origins"].clone()).unwrap_or_default()
+            v.as_ref()
+                .map(|a| a["cors_origins"].clone())
+                .unwrap_or_default()
         };
         let reconfigure = live_update && cors(&change.before) != cors(&change.after);
         if reconfigure {
@@ -738,7 +740,12 @@ impl LocalProvider {
             let mut ports = self.complete_ports(ctx, &spec, cur.ports);
             // The node just stopped may hold its ports a moment longer (connections closing):
             // give them a few seconds before moving it.
-            let free_by = Instant::now() + if live_update { PORTS_RELEASE } else { Duration::ZERO };
+            let free_by = Instant::now()
+                + if live_update {
+                    PORTS_RELEASE
+                } else {
+                    Duration::ZERO
+                };
             while !process::ports_free(ports) && Instant::now() < free_by {
                 std::thread::sleep(Duration::from_millis(100));
             }
