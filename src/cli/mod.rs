@@ -77,7 +77,7 @@ const OUTPUT_EXAMPLES: &str = "Examples:
   consort output --format prometheus > prometheus.yml
   consort output --json";
 const LOGS_EXAMPLES: &str = "Examples:
-  consort logs -F
+  consort logs -n 5
   consort logs --member contoso -n 50
   consort logs contoso-validator-0
   consort logs contoso-tx-0 -n 5";
