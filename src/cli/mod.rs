@@ -441,26 +441,6 @@ fn name_the_file(msg: &str, file: &std::path::Path) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::name_the_file;
-    use std::path::Path;
-
-    #[test]
-    fn suggested_commands_name_the_file_in_use() {
-        let msg = "nothing is deployed (run `consort apply`); or `consort init -f x.yaml --force`";
-        assert_eq!(name_the_file(msg, Path::new("consort.yaml")), msg);
-        assert_eq!(
-            name_the_file(msg, Path::new("two.yaml")),
-            "nothing is deployed (run `consort -f two.yaml apply`); or `consort init -f x.yaml --force`"
-        );
-        assert_eq!(
-            name_the_file("`consort plan`", Path::new("my dir/t.yaml")),
-            "`consort -f 'my dir/t.yaml' plan`"
-        );
-    }
-}
-
 /// Runs the CLI; returns the process exit code.
 pub fn run() -> i32 {
     let cli = match Cli::try_parse() {
@@ -484,5 +464,25 @@ pub fn run() -> i32 {
             }
             e.downcast_ref::<commands::Exit>().map(|x| x.0).unwrap_or(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::name_the_file;
+    use std::path::Path;
+
+    #[test]
+    fn suggested_commands_name_the_file_in_use() {
+        let msg = "nothing is deployed (run `consort apply`); or `consort init -f x.yaml --force`";
+        assert_eq!(name_the_file(msg, Path::new("consort.yaml")), msg);
+        assert_eq!(
+            name_the_file(msg, Path::new("two.yaml")),
+            "nothing is deployed (run `consort -f two.yaml apply`); or `consort init -f x.yaml --force`"
+        );
+        assert_eq!(
+            name_the_file("`consort plan`", Path::new("my dir/t.yaml")),
+            "`consort -f 'my dir/t.yaml' plan`"
+        );
     }
 }
