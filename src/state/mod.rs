@@ -321,6 +321,25 @@ impl StateDir {
     }
 
     /// Takes the network's lock or fails fast naming the holder.
+    /// Who holds the lock now, as it wrote itself in ("pid N running `consort apply`");
+    /// None when nobody does.
+    pub fn lock_holder(&self) -> Option<String> {
+        let file = File::open(self.lock_file()).ok()?;
+        // SAFETY: flock on a file descriptor we own; closing it releases a lock we got.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
+        if rc == 0 {
+            return None;
+        }
+        let mut holder = String::new();
+        let _ = (&file).read_to_string(&mut holder);
+        let holder = holder.trim();
+        Some(if holder.is_empty() {
+            "another consort command".into()
+        } else {
+            holder.to_string()
+        })
+    }
+
     pub fn lock(&self, command: &str) -> Result<LockGuard, StateError> {
         fs::create_dir_all(&self.root).map_err(io_err(&self.root))?;
         let path = self.lock_file();

@@ -40,7 +40,7 @@ use sealing::start_sealing;
 use super::events::Event;
 use super::governance::{self, SignerNode};
 use super::parallel;
-use super::{ApplyCtx, Halted, Health, NodeHealth, Proposal, Provider, ProviderError};
+use super::{ApplyCtx, Down, Halted, Health, NodeHealth, Proposal, Provider, ProviderError};
 use crate::chain::geth::{ensure_geth, GethBinary};
 use crate::crypto::Address;
 use crate::plan::desired::node_attrs;
@@ -314,6 +314,16 @@ impl Provider for LocalProvider {
             .into_iter()
             .flatten()
             .collect();
+        // A config naming a peer where it no longer runs (it moved ports): rewritten.
+        for (name, _) in &recorded {
+            let addr = format!("node.{name}");
+            if drift.contains_key(&addr) {
+                continue;
+            }
+            if let Some(why) = mesh::stale_config(topology, state, name) {
+                drift.insert(addr, why);
+            }
+        }
         let d = reconcile::signer_drift(topology, state);
         *self.signer_refusal.lock().unwrap() = d.refusal();
         if !d.is_empty() {
@@ -335,10 +345,11 @@ impl Provider for LocalProvider {
 
     fn stop_nodes(
         &self,
+        sd: &StateDir,
         state: &State,
         events: &super::events::EventSink,
     ) -> Result<Vec<String>, ProviderError> {
-        lifecycle::stop_nodes(state, events)
+        lifecycle::stop_nodes(sd, state, events)
     }
 
     fn parallelism(&self) -> usize {
@@ -513,6 +524,10 @@ impl Provider for LocalProvider {
             votes::consortium_view(topology, state, &mut h);
         }
         h
+    }
+
+    fn pool(&self, topology: &Topology, state: &State) -> Vec<super::pending::PoolTx> {
+        health::pool(topology, state)
     }
 
     fn cleanup(&self, state_dir: &StateDir) -> Result<(), ProviderError> {
