@@ -586,6 +586,87 @@ fn dashboard_in_a_real_browser_finds_a_cast_transaction() {
         .await;
         let png = client.screenshot().await.unwrap();
         std::fs::write(shots.join("overview.png"), png).unwrap();
+    });
+
+    // A transaction the validators do not seal (its max fee, 1 wei, is below the base
+    // fee): once pending for more than 3 periods the snapshot lists it, and its page
+    // shows its tip and why it waits.
+    let mut c = crate::apps::cast(dir);
+    c.args([
+        "send",
+        "--keystore",
+        treasury["keystore"].as_str().unwrap(),
+        "--password-file",
+        treasury["password_file"].as_str().unwrap(),
+        "--rpc-url",
+        &rpc_url,
+        "--async",
+        "--gas-price",
+        "1",
+        "--priority-gas-price",
+        "1",
+        "--gas-limit",
+        "21000",
+        to,
+        "--value",
+        "1",
+    ]);
+    let sent = crate::support::run_with_deadline(c, Duration::from_secs(60));
+    assert!(sent.status.success(), "{sent:?}");
+    let cheap = String::from_utf8_lossy(&sent.stdout)
+        .trim()
+        .to_ascii_lowercase();
+    poll(
+        "the snapshot to list the stuck transaction",
+        Duration::from_secs(60),
+        || {
+            let v: Value = http()
+                .get(format!("{url}api/snapshot"))
+                .send()
+                .and_then(|r| r.json())
+                .map_err(|e| e.to_string())?;
+            let listed = v["pending_transactions"]
+                .as_array()
+                .is_some_and(|l| l.iter().any(|t| t["hash"] == cheap.as_str()));
+            Ok(listed.then_some(()))
+        },
+    );
+    rt.block_on(async {
+        search(&client, &cheap).await;
+        let page = wait_text(&client, "#detail-body", Duration::from_secs(30), |t| {
+            t.contains(&cheap) && t.contains("Not sealed")
+        })
+        .await;
+        assert!(page.contains("pending"), "{page}");
+        assert!(page.contains("1 wei (max priority fee)"), "{page}");
+        assert!(
+            page.contains("max fee 1 wei is below the base fee"),
+            "{page}"
+        );
+        let png = client.screenshot().await.unwrap();
+        std::fs::write(shots.join("pending-transaction.png"), png).unwrap();
+        client.goto(&url).await.unwrap();
+        wait_text(&client, "#banner", Duration::from_secs(30), |t| {
+            t.starts_with("Unhealthy") && t.contains(&cheap)
+        })
+        .await;
+    });
+
+    // `consort stop` with the page open: it says stopped (the sampler went on).
+    consort_ok(dir, &["stop", "-f", file.to_str().unwrap()]);
+    rt.block_on(async {
+        let banner = wait_text(&client, "#banner", Duration::from_secs(30), |t| {
+            t.starts_with("Stopped")
+        })
+        .await;
+        assert!(banner.contains("consort start"), "{banner}");
+        let running = wait_text(&client, "#t-nodes", Duration::from_secs(30), |t| {
+            t.starts_with("0 /")
+        })
+        .await;
+        assert_eq!(running, "0 / 5");
+        let png = client.screenshot().await.unwrap();
+        std::fs::write(shots.join("stopped.png"), png).unwrap();
         client.close().await.unwrap();
     });
     eprintln!("screenshots in {}", shots.display());
