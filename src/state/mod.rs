@@ -530,6 +530,23 @@ mod tests {
     }
 
     #[test]
+    fn the_lock_names_the_command_holding_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let sd = StateDir::new(dir.path(), "net");
+        assert_eq!(sd.lock_holder(), None);
+        let g = sd.lock("member add").unwrap();
+        let holder = sd.lock_holder().unwrap();
+        assert_eq!(
+            holder,
+            format!("pid {} running `consort member add`", std::process::id())
+        );
+        let refused = sd.lock("apply").unwrap_err().to_string();
+        assert!(refused.contains("`consort member add`"), "{refused}");
+        drop(g);
+        assert_eq!(sd.lock_holder(), None);
+    }
+
+    #[test]
     fn newer_schema_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let sd = StateDir::new(dir.path(), "net");

@@ -279,3 +279,29 @@ impl LocalProvider {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::stale_enodes;
+
+    #[test]
+    fn a_peer_named_at_another_port_is_stale_and_the_right_one_is_not() {
+        let id = "ab".repeat(64);
+        let now = format!("enode://{id}@127.0.0.1:34362");
+        let config = format!(
+            "StaticNodes = [\n  \"enode://{id}@127.0.0.1:34357\",\n  \"enode://{}@127.0.0.1:1\",\n]\nTrustedNodes = [\n  \"{now}\",\n]\n",
+            "cd".repeat(64)
+        );
+        let stale = stale_enodes(&config, [("delta-tx-0", now.as_str())]);
+        assert_eq!(
+            stale,
+            vec![(
+                "delta-tx-0".to_string(),
+                format!("enode://{id}@127.0.0.1:34357"),
+                now.clone()
+            )]
+        );
+        let fixed = config.replace(":34357", ":34362");
+        assert!(stale_enodes(&fixed, [("delta-tx-0", now.as_str())]).is_empty());
+    }
+}
