@@ -388,3 +388,98 @@ fn every_view_reports_each_fault_and_health_once_repaired() {
     );
     is_healthy_again("apply rewrote the stale config", dir, f, &url);
 }
+
+/// Issue 21 item 6: a new node whose planned p2p port is taken between planning and its
+/// start moves to a free one; every peer's config.toml then names the port it runs on
+/// (not the one the peers were first told), and the plan is empty. The port is taken by
+/// this test the moment a founder's config names the new node.
+#[test]
+fn a_node_that_moves_ports_at_start_is_named_where_it_runs_in_every_peers_config() {
+    use crate::support::consort_cmd;
+    use std::process::Stdio;
+    let (net, file, _) = network("movenet", 1721212);
+    let dir = net.dir.path();
+    let f = file.to_str().unwrap();
+    let st = net.state_dir().load().unwrap().unwrap();
+    let founders: Vec<String> = st
+        .resources
+        .keys()
+        .filter_map(|a| a.strip_prefix("node."))
+        .map(String::from)
+        .collect();
+    let watched = Path::new(
+        &consort::provider::local::NodeOutputs::from_state(&st, &founders[0])
+            .unwrap()
+            .datadir,
+    )
+    .join("config.toml");
+    let enodes = |text: &str| -> Vec<String> {
+        text.split('"')
+            .filter(|s| s.starts_with("enode://"))
+            .map(String::from)
+            .collect()
+    };
+    let known = enodes(&std::fs::read_to_string(&watched).unwrap());
+
+    let child = consort_cmd(
+        dir,
+        &[
+            "member",
+            "add",
+            "delta",
+            "--validators",
+            "1",
+            "--yes",
+            "-f",
+            f,
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    // The first enode a founder's config gains is a new node's: take its port.
+    let planned = poll(
+        "a founder's config to name the new node",
+        Duration::from_secs(120),
+        || {
+            let now = enodes(&std::fs::read_to_string(&watched).unwrap_or_default());
+            Ok(now.into_iter().find(|e| !known.contains(e)))
+        },
+    );
+    let port: u16 = planned.rsplit(':').next().unwrap().parse().unwrap();
+    let holder = std::net::TcpListener::bind(("127.0.0.1", port));
+    let out = child.wait_with_output().unwrap();
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        holder.is_ok(),
+        "the new node was already listening on {port} before the test could take it: {log}"
+    );
+    assert!(
+        log.contains("was taken by another process; retrying on"),
+        "the node did not move: {log}"
+    );
+
+    // Every peer's config names the new node where it runs.
+    let st = net.state_dir().load().unwrap().unwrap();
+    let delta =
+        consort::provider::local::NodeOutputs::from_state(&st, "delta-validator-0").unwrap();
+    assert_ne!(delta.enode, planned, "state records the port it moved to");
+    for n in &founders {
+        let o = consort::provider::local::NodeOutputs::from_state(&st, n).unwrap();
+        let config = std::fs::read_to_string(Path::new(&o.datadir).join("config.toml")).unwrap();
+        assert!(
+            config.contains(&delta.enode) && !config.contains(&planned),
+            "{n}: {config}"
+        );
+        assert!(
+            o.static_nodes.contains(&delta.enode),
+            "{n}: {:?}",
+            o.static_nodes
+        );
+    }
+    let plan = consort(dir, &["plan", "--detailed-exitcode", "-f", f]);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+    drop(holder);
+}
