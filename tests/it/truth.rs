@@ -363,6 +363,40 @@ fn every_view_reports_each_fault_and_health_once_repaired() {
     consort_ok(dir, &["start", "-f", f]);
     is_healthy_again("start after stop", dir, f, &url);
 
+    // ---- provider.local.address changed under a running network: not "No changes".
+    let yaml = std::fs::read_to_string(&file).unwrap();
+    let moved = yaml.replace(
+        "local: { base_port:",
+        "local: { address: 127.0.0.2, base_port:",
+    );
+    assert_ne!(moved, yaml);
+    std::fs::write(&file, &moved).unwrap();
+    all_report("an address change", dir, f, &url, |v| {
+        let says = "runs on 127.0.0.1, but provider.local.address is 127.0.0.2";
+        check(v.status_code == 1 && v.status.contains(says), || {
+            format!("status: {}", v.status)
+        })?;
+        check(
+            v.json["healthy"] == false && v.json.to_string().contains(says),
+            || format!("--json: {}", v.json),
+        )?;
+        check(
+            v.plan_code == 1
+                && v.plan
+                    .contains("does not move a running network to another address")
+                && v.plan
+                    .contains("Set provider.local.address back to 127.0.0.1"),
+            || format!("plan: {}", v.plan),
+        )?;
+        check(v.snap["health"].to_string().contains(says), || {
+            format!("snapshot: {}", v.snap["health"])
+        })
+    });
+    let refused = consort(dir, &["apply", "--yes", "-f", f]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    std::fs::write(&file, &yaml).unwrap();
+    is_healthy_again("the address set back", dir, f, &url);
+
     // ---- a config naming a peer where it no longer listens (as a port move left it).
     let st = net.state_dir().load().unwrap().unwrap();
     let peer = consort::provider::local::NodeOutputs::from_state(&st, "contoso-tx-0").unwrap();

@@ -168,7 +168,15 @@ pub(super) fn assess(topology: &Topology, st: &State) -> Health {
             } else {
                 "process not running: it exited or was killed, not by `consort stop` (`consort start` or `consort apply` starts it again)".to_string()
             }),
-            (Some(_), true) => {
+            (Some(o), true) => {
+                if let Some(host) =
+                    running_address(o).filter(|h| *h != topology.local_address())
+                {
+                    problems.push(format!(
+                        "runs on {host}, but provider.local.address is {} (`consort plan` says why it will not move)",
+                        topology.local_address()
+                    ));
+                }
                 if let Some(e) = &p.rpc_error {
                     problems.push(format!("RPC not answering: {e}"));
                 } else {
