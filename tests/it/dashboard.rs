@@ -93,6 +93,15 @@ pub(crate) fn http() -> reqwest::blocking::Client {
         .unwrap()
 }
 
+/// `GET /api/snapshot` of the dashboard at `url`.
+pub(crate) fn snapshot(url: &str) -> Result<Value, String> {
+    http()
+        .get(format!("{url}api/snapshot"))
+        .send()
+        .and_then(|r| r.json())
+        .map_err(|e| e.to_string())
+}
+
 fn rpc_status(url: &str, body: Value) -> (u16, Value) {
     let r = http()
         .post(format!("{url}api/rpc"))
@@ -275,11 +284,7 @@ fn read_only_api_prometheus_targets_and_live_graph() {
         "the dashboard to see the halt",
         Duration::from_secs(30),
         || {
-            let v: Value = http()
-                .get(format!("{url}api/snapshot"))
-                .send()
-                .and_then(|r| r.json())
-                .map_err(|e| e.to_string())?;
+            let v = self::snapshot(&url)?;
             Ok((!v["health"]["halted"].is_null()).then_some(v))
         },
     );
@@ -304,11 +309,7 @@ fn read_only_api_prometheus_targets_and_live_graph() {
                 &crate::support::consort(dir, &["status", "--json", "-f", f]).stdout,
             )
             .map_err(|e| e.to_string())?;
-            let snap: Value = http()
-                .get(format!("{url}api/snapshot"))
-                .send()
-                .and_then(|r| r.json())
-                .map_err(|e| e.to_string())?;
+            let snap = self::snapshot(&url)?;
             let timeless = |p: &str| !p.contains("s old");
             let mut banner: Vec<String> = snap["health"]["reasons"]
                 .as_array()
@@ -445,13 +446,7 @@ fn dashboard_in_a_real_browser_finds_a_cast_transaction() {
     ))
     .unwrap();
     let rpc_url = out["wallet"]["rpc_url"].as_str().unwrap().to_string();
-    let treasury = out["accounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["name"] == "treasury")
-        .unwrap()
-        .clone();
+    let treasury = crate::support::output_account(&out, "treasury");
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     let client = rt.block_on(async {
@@ -501,21 +496,11 @@ fn dashboard_in_a_real_browser_finds_a_cast_transaction() {
 
     // A transaction with cast (outside the runtime: blocking), then found by its hash.
     let to = "0x00000000000000000000000000000000000c0de1";
+    let key = crate::apps::cast_key_args(&treasury, &rpc_url);
+    let key: Vec<&str> = key.iter().map(String::as_str).collect();
     let receipt = cast_ok(
         dir,
-        &[
-            "send",
-            "--keystore",
-            treasury["keystore"].as_str().unwrap(),
-            "--password-file",
-            treasury["password_file"].as_str().unwrap(),
-            "--rpc-url",
-            &rpc_url,
-            to,
-            "--value",
-            "1.5ether",
-            "--json",
-        ],
+        &[&["send"][..], &key, &[to, "--value", "1.5ether", "--json"]].concat(),
         Duration::from_secs(90),
     );
     let receipt: Value = serde_json::from_str(receipt.trim()).expect("cast --json receipt");
@@ -592,25 +577,10 @@ fn dashboard_in_a_real_browser_finds_a_cast_transaction() {
     // fee): once pending for more than 3 periods the snapshot lists it, and its page
     // shows its tip and why it waits.
     let mut c = crate::apps::cast(dir);
-    c.args([
-        "send",
-        "--keystore",
-        treasury["keystore"].as_str().unwrap(),
-        "--password-file",
-        treasury["password_file"].as_str().unwrap(),
-        "--rpc-url",
-        &rpc_url,
-        "--async",
-        "--gas-price",
-        "1",
-        "--priority-gas-price",
-        "1",
-        "--gas-limit",
-        "21000",
-        to,
-        "--value",
-        "1",
-    ]);
+    c.arg("send")
+        .args(&key)
+        .args(crate::truth::BELOW_BASE_FEE)
+        .args(["--async", to, "--value", "1"]);
     let sent = crate::support::run_with_deadline(c, Duration::from_secs(60));
     assert!(sent.status.success(), "{sent:?}");
     let cheap = String::from_utf8_lossy(&sent.stdout)
@@ -620,11 +590,7 @@ fn dashboard_in_a_real_browser_finds_a_cast_transaction() {
         "the snapshot to list the stuck transaction",
         Duration::from_secs(60),
         || {
-            let v: Value = http()
-                .get(format!("{url}api/snapshot"))
-                .send()
-                .and_then(|r| r.json())
-                .map_err(|e| e.to_string())?;
+            let v = snapshot(&url)?;
             let listed = v["pending_transactions"]
                 .as_array()
                 .is_some_and(|l| l.iter().any(|t| t["hash"] == cheap.as_str()));

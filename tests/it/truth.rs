@@ -8,12 +8,22 @@
 //! stale enode. How long each view took to see it is printed (`what: N ms`).
 
 use crate::apps::{cast, cast_ok};
-use crate::dashboard::{dashboard, http, network};
-use crate::support::{consort, consort_ok, poll, run_with_deadline};
+use crate::dashboard::{dashboard, network, snapshot};
+use crate::support::{consort, consort_ok, output_account, poll, run_with_deadline};
 use serde_json::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+/// cast flags for a transaction whose max fee (1 wei) is below any base fee a young
+/// chain has: the pool takes it, the validators do not seal it.
+pub(crate) const BELOW_BASE_FEE: [&str; 6] = [
+    "--gas-price",
+    "1",
+    "--priority-gas-price",
+    "1",
+    "--gas-limit",
+    "21000",
+];
 const VALIDATOR: &str = "fabrikam-validator-0";
 /// Generous: the machine is shared; how long it took is printed, not asserted.
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -40,11 +50,7 @@ fn look(dir: &Path, f: &str, url: &str) -> Result<Views, String> {
     let s = consort(dir, &["status", "-f", f]);
     let j = consort(dir, &["status", "--json", "-f", f]);
     let p = consort(dir, &["plan", "--detailed-exitcode", "-f", f]);
-    let snap: Value = http()
-        .get(format!("{url}api/snapshot"))
-        .send()
-        .and_then(|r| r.json())
-        .map_err(|e| e.to_string())?;
+    let snap = snapshot(url)?;
     Ok(Views {
         status: text(&s),
         status_code: s.status.code().unwrap_or(-1),
@@ -95,6 +101,25 @@ fn healthy(v: &Views) -> Result<(), String> {
     )
 }
 
+/// Every node down: status headed `headline`, `--json` `"down": key`, a plan restarting
+/// them, and the snapshot's `health.<key>` (fresh, not stale).
+fn down(v: &Views, headline: &str, key: &str) -> Result<(), String> {
+    check(v.status_code == 1 && v.status.contains(headline), || {
+        format!("status: {}", v.status)
+    })?;
+    check(v.json["down"] == key, || format!("--json: {}", v.json))?;
+    check(
+        v.plan_code == 2 && v.plan.contains("restart (process not running)"),
+        || format!("plan: {}", v.plan),
+    )?;
+    check(
+        v.snap["health"][key] == true
+            && v.snap["health"]["healthy"] == false
+            && v.snap.get("stale").is_none(),
+        || format!("snapshot: {}", v.snap),
+    )
+}
+
 fn is_healthy_again(what: &str, dir: &Path, f: &str, url: &str) {
     all_report(&format!("healthy again after {what}"), dir, f, url, healthy);
 }
@@ -110,13 +135,7 @@ fn every_view_reports_each_fault_and_health_once_repaired() {
     let out: Value =
         serde_json::from_str(&consort_ok(dir, &["output", "--json", "-f", f])).unwrap();
     let rpc_url = out["wallet"]["rpc_url"].as_str().unwrap().to_string();
-    let treasury = out["accounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["name"] == "treasury")
-        .unwrap()
-        .clone();
+    let treasury = output_account(&out, "treasury");
     let from = treasury["address"].as_str().unwrap().to_ascii_lowercase();
     // `output` (text) shows the enodes its help promises.
     let text_out = consort_ok(dir, &["output", "-f", f]);
@@ -127,19 +146,13 @@ fn every_view_reports_each_fault_and_health_once_repaired() {
     );
 
     // ---- fees: a zero tip is refused by the pool it is sent to (not parked forever).
-    let key = [
-        "--keystore",
-        treasury["keystore"].as_str().unwrap(),
-        "--password-file",
-        treasury["password_file"].as_str().unwrap(),
-        "--rpc-url",
-        &rpc_url,
-    ];
+    let key = crate::apps::cast_key_args(&treasury, &rpc_url);
+    let key: Vec<&str> = key.iter().map(String::as_str).collect();
     let to = "0x00000000000000000000000000000000000c0de2";
     let send = |extra: &[&str]| {
         let mut c = cast(dir);
         c.arg("send")
-            .args(key)
+            .args(&key)
             .args(extra)
             .args([to, "--value", "1"]);
         run_with_deadline(c, Duration::from_secs(90))
@@ -184,17 +197,9 @@ fn every_view_reports_each_fault_and_health_once_repaired() {
             .to_ascii_lowercase()
     };
     let (n0, n2) = (nonce.to_string(), (nonce + 2).to_string());
-    let cheap = hash_of(send(&[
-        "--async",
-        "--nonce",
-        &n0,
-        "--gas-price",
-        "1",
-        "--priority-gas-price",
-        "1",
-        "--gas-limit",
-        "21000",
-    ]));
+    let cheap = hash_of(send(
+        &[&["--async", "--nonce", &n0][..], &BELOW_BASE_FEE].concat(),
+    ));
     let gap = hash_of(send(&["--async", "--nonce", &n2, "--gas-limit", "21000"]));
     let v = all_report("stuck transactions", dir, f, &url, |v| {
         for h in [&cheap, &gap] {
@@ -318,20 +323,7 @@ fn every_view_reports_each_fault_and_health_once_repaired() {
         unsafe { libc::kill(id.pid as i32, libc::SIGKILL) };
     }
     all_report("every geth killed", dir, f, &url, |v| {
-        check(v.status_code == 1 && v.status.contains(": CRASHED"), || {
-            format!("status: {}", v.status)
-        })?;
-        check(v.json["down"] == "crashed", || {
-            format!("--json: {}", v.json)
-        })?;
-        check(
-            v.plan_code == 2 && v.plan.contains("restart (process not running)"),
-            || format!("plan: {}", v.plan),
-        )?;
-        check(
-            v.snap["health"]["crashed"] == true && v.snap["health"]["healthy"] == false,
-            || format!("snapshot: {}", v.snap["health"]),
-        )
+        down(v, ": CRASHED", "crashed")
     });
     let started = consort_ok(dir, &["start", "-f", f]);
     assert!(started.contains("Started 5 node(s)"), "{started}");
@@ -344,20 +336,7 @@ fn every_view_reports_each_fault_and_health_once_repaired() {
         .unwrap();
     consort_ok(dir, &["stop", "-f", f]);
     let v = all_report("consort stop", dir, f, &url, |v| {
-        check(v.status_code == 1 && v.status.contains(": stopped"), || {
-            format!("status: {}", v.status)
-        })?;
-        check(v.json["down"] == "stopped", || {
-            format!("--json: {}", v.json)
-        })?;
-        check(
-            v.plan_code == 2 && v.plan.contains("restart (process not running)"),
-            || format!("plan: {}", v.plan),
-        )?;
-        check(
-            v.snap["health"]["stopped"] == true && v.snap.get("stale").is_none(),
-            || format!("snapshot: {}", v.snap),
-        )
+        down(v, ": stopped", "stopped")
     });
     assert!(v.snap["taken_at"].as_u64().unwrap() > taken_before);
     consort_ok(dir, &["start", "-f", f]);
