@@ -264,6 +264,7 @@ async function poll() {
       snap = await r.json();
       lastOk = Date.now();
       renderOverview(snap);
+      refreshPendingTx();
     }
   } catch (e) {
     /* the server went away: say so below */
@@ -311,10 +312,24 @@ async function showBlock(id) {
   return html;
 }
 
+// The pending transaction on screen: its page follows the snapshots (sealed, or why not).
+let pendingTx = null;
+let refreshingTx = false;
+function refreshPendingTx() {
+  const hash = pendingTx;
+  if (!hash || refreshingTx || location.hash.toLowerCase() !== "#/tx/" + hash) return;
+  refreshingTx = true;
+  showTx(hash)
+    .then((html) => { if (location.hash.toLowerCase() === "#/tx/" + hash) $("detail-body").innerHTML = html; })
+    .catch(() => { /* the next snapshot tries again */ })
+    .finally(() => { refreshingTx = false; });
+}
+
 async function showTx(hash) {
   const t = await rpc("eth_getTransactionByHash", [hash]);
   if (!t) return notFound("No transaction " + hash + " known to the nodes.");
   const r = await rpc("eth_getTransactionReceipt", [hash]);
+  pendingTx = r ? null : t.hash.toLowerCase();
   const status = !r ? '<span class="pill grey">pending</span>' : r.status === "0x1" ? '<span class="pill ok">success</span>' : '<span class="pill bad">failed</span>';
   // Pending for more than 3 periods: the reason the sampler found.
   const stuck = !r && snap && (snap.pending_transactions || []).find((x) => x.hash === t.hash.toLowerCase());
@@ -375,6 +390,7 @@ async function route() {
   $("overview").hidden = !!detail;
   $("detail").hidden = !detail;
   if (!detail) { if (snap) renderOverview(snap); return; }
+  pendingTx = null;
   const body = $("detail-body");
   body.innerHTML = '<div class="empty">Loading…</div>';
   try {
