@@ -244,6 +244,13 @@ pub trait Provider: Sync {
         BTreeMap::new()
     }
 
+    /// After `refresh`: what it could not read, each naming the resource and why (e.g. a
+    /// validator whose Run Command stayed busy). A plan with any never says "No changes":
+    /// it does not know.
+    fn unread(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// After `refresh`: why the live network cannot be brought to the topology at all (a
     /// plan refuses with this), e.g. a signer vote that too few signers could pass.
     fn check_live(&self, _topology: &Topology, _state: &State) -> Result<(), String> {

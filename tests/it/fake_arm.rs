@@ -88,6 +88,9 @@ pub struct FakeArmConfig {
     /// Public IPs are handed out as `<prefix><n>` (loopback by default, so even a stray
     /// health probe never leaves the machine).
     pub public_ip_prefix: String,
+    /// How long a NIC stays reserved for its VM once the VM is deleted (Azure: 180 s; see
+    /// [`nic_reserved`]). Short here so tests stay fast; the error states it in seconds.
+    pub nic_reservation: Duration,
 }
 
 impl Default for FakeArmConfig {
@@ -103,6 +106,7 @@ impl Default for FakeArmConfig {
             poll_retry_after_ms: Some(10),
             page_size: 100,
             public_ip_prefix: "127.0.0.".into(),
+            nic_reservation: Duration::from_secs(1),
         }
     }
 }
@@ -182,6 +186,11 @@ struct Inner {
     vaults: key_vault::VaultState,
     hosts: vm_host::Hosts,
     action_results: HashMap<String, Value>,
+    /// NIC key → (reserved until, the deleted VM's id).
+    nic_reserved: HashMap<String, (Instant, String)>,
+    /// VM key → a foreign Run Command keeps it busy until then (None: until released).
+    run_busy: HashMap<String, Option<Instant>>,
+    run_conflicts: usize,
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -237,6 +246,9 @@ impl FakeArm {
             vaults: Default::default(),
             hosts: Default::default(),
             action_results: HashMap::new(),
+            nic_reserved: HashMap::new(),
+            run_busy: HashMap::new(),
+            run_conflicts: 0,
         }));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let app = Router::new().fallback(handle).with_state(shared.clone());
@@ -620,6 +632,7 @@ impl Inner {
                     key_vault::after_delete(self, &key, &stored);
                     if stored.rtype == "Microsoft.Compute/virtualMachines" {
                         vm_host::shut_down(self, &stored.name);
+                        reserve_nics(self, &stored);
                     }
                 }
                 let dropped_disk = self.resources.get(&key).and_then(|s| {
@@ -1293,6 +1306,9 @@ fn delete_any(g: &mut Inner, id: &str, ns: &str, api: &str) -> Response {
         return empty(204, HeaderMap::new());
     };
     let is_group = s.rtype == "Microsoft.Resources/resourceGroups";
+    if let Some(r) = nic_reserved(g, &key) {
+        return r;
+    }
     if !is_group {
         if let Some(user) = user_of(g, &key) {
             let code = in_use_code(&s.rtype.to_ascii_lowercase());
@@ -1364,4 +1380,39 @@ fn op_status(g: &mut Inner, kind: &str, id: &str) -> Response {
         }
     };
     json_response(200, &body, h)
+}
+
+/// Once a VM is deleted, Azure keeps its NICs reserved for it for 180 seconds: a DELETE of
+/// such a NIC answers 400 `NicReservedForAnotherVm`, "Nic(s) in request is reserved for
+/// another Virtual Machine for 180 seconds. Please provide another nic(s) or retry after
+/// 180 seconds. Reserved VM: <vm id>" (NetworkInterfaces_Delete, specification/network/
+/// resource-manager/Microsoft.Network/stable/2024-03-01/networkInterface.json; the code
+/// and text are what ARM returns, the spec only declares the CloudError shape). The time
+/// here is `nic_reservation`, stated in the message as Azure states its own.
+fn reserve_nics(g: &mut Inner, vm: &Stored) {
+    let until = Instant::now() + g.cfg.nic_reservation;
+    if let Some(nics) = vm.body["properties"]["networkProfile"]["networkInterfaces"].as_array() {
+        for n in nics {
+            if let Some(id) = n["id"].as_str() {
+                g.nic_reserved
+                    .insert(id.to_ascii_lowercase(), (until, vm.id.clone()));
+            }
+        }
+    }
+}
+
+fn nic_reserved(g: &mut Inner, key: &str) -> Option<Response> {
+    let (until, vm) = g.nic_reserved.get(key).cloned()?;
+    if Instant::now() >= until {
+        g.nic_reserved.remove(key);
+        return None;
+    }
+    let secs = g.cfg.nic_reservation.as_secs().max(1);
+    Some(arm_error(
+        400,
+        "NicReservedForAnotherVm",
+        &format!(
+            "Nic(s) in request is reserved for another Virtual Machine for {secs} seconds. Please provide another nic(s) or retry after {secs} seconds. Reserved VM: {vm}"
+        ),
+    ))
 }

@@ -91,6 +91,8 @@ pub struct AzureProvider {
     runtime: OnceLock<tokio::runtime::Runtime>,
     /// Why the last refresh found live signers apply cannot fix (`check_live`).
     signer_refusal: Mutex<Option<String>>,
+    /// Validators the last refresh could not ask (`unread`): node → why.
+    unread: Mutex<BTreeMap<String, String>>,
 }
 
 impl AzureProvider {
@@ -102,6 +104,7 @@ impl AzureProvider {
             arm: Mutex::new(None),
             runtime: OnceLock::new(),
             signer_refusal: Mutex::new(None),
+            unread: Mutex::default(),
         })
     }
 
@@ -112,6 +115,7 @@ impl AzureProvider {
             arm: Mutex::new(Some(Arc::new(arm))),
             runtime: OnceLock::new(),
             signer_refusal: Mutex::new(None),
+            unread: Mutex::default(),
         }
     }
 
@@ -471,6 +475,10 @@ impl Provider for AzureProvider {
             .collect();
         self.refresh_clique(topology, state, &mut drift);
         drift
+    }
+
+    fn unread(&self) -> Vec<String> {
+        self.unread.lock().unwrap().values().cloned().collect()
     }
 
     fn check_live(&self, _topology: &Topology, _state: &State) -> Result<(), String> {

@@ -149,6 +149,20 @@ impl VmControl {
         let out = self.run(&read_clique_script())?;
         json_line(&out).and_then(|v| parse_clique(&v))
     }
+
+    /// [`Self::clique`], telling a VM that could not be asked (Err: Run Command itself
+    /// failed, e.g. the VM stayed busy) from one whose geth did not answer (Ok(None)).
+    pub fn clique_read(&self) -> Result<Option<(Vec<Address>, Vec<CliqueProposal>)>, String> {
+        let out = self
+            .runtime
+            .block_on(self.arm.run_shell(&self.rg, &self.vm, &read_clique_script()))
+            .map_err(|e| e.to_string())?;
+        Ok(out
+            .check(&self.vm)
+            .and_then(|o| json_line(&o))
+            .and_then(|v| parse_clique(&v))
+            .ok())
+    }
 }
 
 impl CliqueControl for VmControl {

@@ -1,0 +1,124 @@
+//! Azure's documented runtime behaviours, modelled by the stand-in (each cited there), and
+//! consort handling them through the binary: a VM runs one Run Command at a time (409
+//! `Conflict`), a NIC stays reserved for its deleted VM (400 `NicReservedForAnotherVm`).
+
+use crate::fake_arm::{FakeArm, FakeArmConfig};
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
+
+fn checkout(fake: &FakeArm) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/azure.yaml");
+    let text = std::fs::read_to_string(shipped).unwrap();
+    assert!(text.contains(&fake.subscription_id()));
+    std::fs::write(dir.path().join("consort.yaml"), text).unwrap();
+    dir
+}
+
+/// `consort args` against the stand-in; `wait`: `CONSORT_RUN_COMMAND_WAIT` seconds.
+fn cli(fake: &FakeArm, dir: &Path, args: &[&str], wait: Option<u64>) -> (Output, String, String) {
+    let mut c = crate::support::consort_cmd(dir, args);
+    c.env("CONSORT_ARM_ENDPOINT", fake.url())
+        .env("CONSORT_ARM_TOKEN", fake.token())
+        .env_remove("AZURE_SUBSCRIPTION_ID")
+        .env_remove("CONSORT_RUN_COMMAND_WAIT");
+    if let Some(w) = wait {
+        c.env("CONSORT_RUN_COMMAND_WAIT", w.to_string());
+    }
+    let out = c.output().unwrap();
+    let so = String::from_utf8_lossy(&out.stdout).into_owned();
+    let se = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out, so, se)
+}
+
+const VALIDATORS: [&str; 3] = [
+    "contoso-validator-0",
+    "fabrikam-validator-0",
+    "northwind-validator-0",
+];
+
+#[test]
+fn a_refresh_that_cannot_read_busy_validators_never_says_no_changes() {
+    let fake = FakeArm::start();
+    let dir = checkout(&fake);
+    let d = dir.path();
+    let (out, so, se) = cli(&fake, d, &["apply", "--yes", "--skip-health-check"], None);
+    assert!(out.status.success(), "{so}\n{se}");
+    // The VMs did not boot: their Run Command answers that geth is not running. That is
+    // an answer (the VM was read), so the plan may say there is nothing to change.
+    let (out, so, se) = cli(&fake, d, &["plan", "--refresh"], Some(5));
+    assert!(out.status.success(), "{so}\n{se}");
+    assert!(so.contains("No changes"), "{so}");
+
+    // Someone else's Run Command keeps every VM busy: Azure answers 409 Conflict.
+    fake.hold_run_commands(None, None);
+    let before = fake.run_command_conflicts();
+    for args in [
+        &["plan", "--refresh"][..],
+        &["plan", "--refresh", "--detailed-exitcode"][..],
+    ] {
+        let (out, so, se) = cli(&fake, d, args, Some(2));
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {so}\n{se}");
+        assert!(!so.contains("No changes"), "{so}");
+        for v in VALIDATORS {
+            assert!(
+                so.contains(&format!("validator {v}:")) && se.contains(&format!("{v}:")),
+                "{v} not named:\n{so}\n{se}"
+            );
+        }
+        assert!(se.contains("Conflict") && se.contains("stayed busy"), "{se}");
+    }
+    // It retried (with backoff) rather than giving up at the first 409.
+    assert!(
+        fake.run_command_conflicts() >= before + 2 * 2 * VALIDATORS.len(),
+        "{} conflicts",
+        fake.run_command_conflicts() - before
+    );
+    let (out, so, _) = cli(&fake, d, &["plan", "--refresh", "--json"], Some(1));
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_str(&so).unwrap();
+    assert_eq!(v["unread"].as_array().map(Vec::len), Some(3), "{so}");
+    fake.clear_log();
+    let (out, so, se) = cli(&fake, d, &["apply", "--yes"], Some(1));
+    assert!(!out.status.success(), "{so}\n{se}");
+    assert!(se.contains("Nothing was changed"), "{se}");
+    assert_eq!(fake.count("PUT", "/"), 0);
+
+    // Busy for a while only: the refresh waits for the VMs and reads them.
+    fake.release_run_commands();
+    fake.hold_run_commands(None, Some(Duration::from_secs(2)));
+    let before = fake.run_command_conflicts();
+    let (out, so, se) = cli(&fake, d, &["plan", "--refresh"], Some(120));
+    assert!(out.status.success(), "{so}\n{se}");
+    assert!(so.contains("No changes"), "{so}");
+    assert!(fake.run_command_conflicts() > before);
+}
+
+#[test]
+fn destroy_waits_out_the_nic_reservation_azure_states_and_finishes_in_one_run() {
+    let fake = FakeArm::with_config(FakeArmConfig {
+        nic_reservation: Duration::from_secs(3),
+        ..Default::default()
+    });
+    let dir = checkout(&fake);
+    let d = dir.path();
+    let (out, so, se) = cli(&fake, d, &["apply", "--yes", "--skip-health-check"], None);
+    assert!(out.status.success(), "{so}\n{se}");
+    let t0 = std::time::Instant::now();
+    let (out, so, se) = cli(&fake, d, &["destroy", "--yes"], None);
+    assert!(out.status.success(), "{so}\n{se}");
+    assert!(fake.ids().is_empty(), "{:?}", fake.ids());
+    // Every NIC was refused once (its VM had just gone), then deleted after the stated time.
+    let nics = 4;
+    assert!(
+        fake.count("DELETE", "/networkInterfaces/") >= 2 * nics,
+        "{:#?}",
+        fake.requests()
+    );
+    assert!(
+        so.contains("NicReservedForAnotherVm") && so.contains("waiting the 3s it states"),
+        "{so}"
+    );
+    assert!(t0.elapsed() >= Duration::from_secs(3));
+}
