@@ -34,6 +34,8 @@ pub(super) struct VaultState {
     pub assignments: BTreeMap<String, Assignment>,
     /// VM key → principal id.
     pub principals: BTreeMap<String, String>,
+    /// Soft-deleted secrets: vault key → secret name → value.
+    pub deleted_secrets: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl FakeArm {
@@ -45,6 +47,17 @@ impl FakeArm {
             .iter()
             .find(|(k, _)| k.ends_with(&format!("/vaults/{}", vault.to_ascii_lowercase())))
             .and_then(|(_, s)| s.get(name).cloned())
+    }
+
+    /// Names of a vault's soft-deleted secrets.
+    pub fn deleted_secrets(&self, vault: &str) -> Vec<String> {
+        let g = self.shared.lock().unwrap();
+        g.vaults
+            .deleted_secrets
+            .iter()
+            .find(|(k, _)| k.ends_with(&format!("/vaults/{}", vault.to_ascii_lowercase())))
+            .map(|(_, s)| s.keys().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Names of soft-deleted vaults.
@@ -335,8 +348,12 @@ pub(super) fn data_plane(
         );
     }
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let (vault, name) = match segs.as_slice() {
-        ["kv", v, "secrets", n] => (v.to_ascii_lowercase(), n.to_string()),
+    let (vault, name, deleted) = match segs.as_slice() {
+        ["kv", v, "secrets", n] => (v.to_ascii_lowercase(), n.to_string(), None),
+        ["kv", v, "deletedsecrets", n] => (v.to_ascii_lowercase(), n.to_string(), Some("")),
+        ["kv", v, "deletedsecrets", n, "recover"] => {
+            (v.to_ascii_lowercase(), n.to_string(), Some("recover"))
+        }
         _ => return kv_error(404, "NotFound", &format!("no route for {path}")),
     };
     let Some(vkey) = g
@@ -378,6 +395,21 @@ pub(super) fn data_plane(
             "AKV10000: Request is missing a Bearer or PoP token.",
         );
     }
+    if let Some(op) = deleted {
+        if !officer {
+            return forbidden();
+        }
+        return deleted_secret(g, &vkey, &vault, &name, method, op);
+    }
+    if method == "PUT" && officer && g.vaults.deleted_secrets.get(&vkey).is_some_and(|d| d.contains_key(&name)) {
+        // A soft-deleted name cannot be written until it is recovered or purged.
+        return json_response(
+            409,
+            &json!({"error": {"code": "Conflict", "message": format!("Secret {name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the secret can only be recovered or purged."), "innererror": {"code": "ObjectIsDeletedButRecoverable"}}}),
+            HeaderMap::new(),
+        );
+    }
+    let base = g.base.clone();
     let secrets = g.vaults.secrets.get_mut(&vkey).unwrap();
     match method {
         "PUT" if officer => {
@@ -405,7 +437,18 @@ pub(super) fn data_plane(
             ),
         },
         "DELETE" if officer => match secrets.remove(&name) {
-            Some(_) => json_response(200, &json!({"recoveryId": name}), HeaderMap::new()),
+            Some(v) => {
+                g.vaults
+                    .deleted_secrets
+                    .entry(vkey.clone())
+                    .or_default()
+                    .insert(name.clone(), v);
+                json_response(
+                    200,
+                    &json!({"recoveryId": format!("{base}/kv/{vault}/deletedsecrets/{name}"), "id": format!("{base}/kv/{vault}/secrets/{name}/1")}),
+                    HeaderMap::new(),
+                )
+            }
             None => kv_error(
                 404,
                 "SecretNotFound",
@@ -413,5 +456,61 @@ pub(super) fn data_plane(
             ),
         },
         _ => forbidden(),
+    }
+}
+
+/// Soft-deleted secrets (the vault has soft delete on, as every vault now must): `GET
+/// deletedsecrets/{name}` (GetDeletedSecret), `POST deletedsecrets/{name}/recover`
+/// (RecoverDeletedSecret: the secret and its value are back), `DELETE
+/// deletedsecrets/{name}` (PurgeDeletedSecret, 204: the name is free). Key Vault data plane
+/// 7.4, specification/keyvault/data-plane/Microsoft.KeyVault/stable/7.4/secrets.json.
+/// A PUT of a soft-deleted name answers 409 `Conflict` with innererror
+/// `ObjectIsDeletedButRecoverable` (see `data_plane`).
+fn deleted_secret(
+    g: &mut Inner,
+    vkey: &str,
+    vault: &str,
+    name: &str,
+    method: &str,
+    op: &str,
+) -> Response {
+    let base = g.base.clone();
+    let not_found = || {
+        kv_error(
+            404,
+            "SecretNotFound",
+            &format!("Deleted Secret not found: {name}"),
+        )
+    };
+    let deleted = g.vaults.deleted_secrets.entry(vkey.to_string()).or_default();
+    match (method, op) {
+        ("GET", "") => match deleted.get(name) {
+            Some(_) => json_response(
+                200,
+                &json!({"recoveryId": format!("{base}/kv/{vault}/deletedsecrets/{name}"), "id": format!("{base}/kv/{vault}/secrets/{name}/1"), "attributes": {"enabled": true, "recoveryLevel": "Recoverable+Purgeable", "recoverableDays": 7}}),
+                HeaderMap::new(),
+            ),
+            None => not_found(),
+        },
+        ("POST", "recover") => match deleted.remove(name) {
+            Some(v) => {
+                g.vaults
+                    .secrets
+                    .entry(vkey.to_string())
+                    .or_default()
+                    .insert(name.to_string(), v);
+                json_response(
+                    200,
+                    &json!({"id": format!("{base}/kv/{vault}/secrets/{name}/1"), "attributes": {"enabled": true}}),
+                    HeaderMap::new(),
+                )
+            }
+            None => not_found(),
+        },
+        ("DELETE", "") => match deleted.remove(name) {
+            Some(_) => empty(204, HeaderMap::new()),
+            None => not_found(),
+        },
+        _ => kv_error(405, "MethodNotAllowed", &format!("{method} is not supported here")),
     }
 }
