@@ -122,3 +122,80 @@ fn destroy_waits_out_the_nic_reservation_azure_states_and_finishes_in_one_run() 
     );
     assert!(t0.elapsed() >= Duration::from_secs(3));
 }
+
+/// examples/azure.yaml with `n` extra accounts funded at genesis (addresses the user holds,
+/// so no key is generated for them).
+fn with_funded_accounts(fake: &FakeArm, dir: &Path, n: usize) {
+    use sha2::{Digest, Sha256};
+    let mut accounts = String::new();
+    for i in 0..n {
+        let h = Sha256::digest((i as u64).to_be_bytes());
+        let mut a = [0u8; 20];
+        a.copy_from_slice(&h[..20]);
+        let address = consort::crypto::Address(a).to_checksum();
+        accounts.push_str(&format!(
+            "      - name: acct{i}\n        balance: 1000 ether\n        address: \"{address}\"\n"
+        ));
+    }
+    let text = std::fs::read_to_string(dir.join("consort.yaml")).unwrap();
+    let text = text.replace(
+        "        balance: 1000000 ether\n",
+        &format!("        balance: 1000000 ether\n{accounts}"),
+    );
+    assert!(text.contains("acct0"));
+    std::fs::write(dir.join("consort.yaml"), text).unwrap();
+    let _ = fake;
+}
+
+#[test]
+fn six_hundred_funded_accounts_deploy_within_the_custom_data_limit_and_more_are_refused_by_plan() {
+    let fake = FakeArm::start();
+    let dir = checkout(&fake);
+    let d = dir.path();
+    with_funded_accounts(&fake, d, 600);
+    let (out, so, se) = cli(&fake, d, &["apply", "--yes", "--skip-health-check"], None);
+    assert!(out.status.success(), "{so}\n{se}");
+    let vms: Vec<String> = fake
+        .ids()
+        .into_iter()
+        .filter(|i| i.contains("/virtualMachines/"))
+        .collect();
+    assert_eq!(vms.len(), 4);
+    for vm in &vms {
+        let sent = fake.custom_data_bytes(vm).unwrap();
+        assert!(sent.len() <= 65_535, "{vm}: {} bytes", sent.len());
+        // Too big as text: sent gzip-compressed, which cloud-init reads natively.
+        assert!(sent.starts_with(&[0x1f, 0x8b]), "{vm} not gzipped");
+        let text = fake.custom_data(vm).unwrap();
+        assert!(text.len() > 65_535, "{}", text.len());
+        let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        let genesis = doc["write_files"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|f| f["path"].as_str() == Some("/etc/consort/genesis.json"))
+            .unwrap()["content"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let g: serde_json::Value = serde_json::from_str(&genesis).unwrap();
+        assert_eq!(g["alloc"].as_object().unwrap().len(), 601);
+    }
+    let (out, so, se) = cli(&fake, d, &["destroy", "--yes"], None);
+    assert!(out.status.success(), "{so}\n{se}");
+
+    // Far more than fits even compressed: plan refuses with the numbers, nothing is sent.
+    let fake = FakeArm::start();
+    let dir = checkout(&fake);
+    let d = dir.path();
+    with_funded_accounts(&fake, d, 3000);
+    for args in [&["plan"][..], &["apply", "--yes", "--skip-health-check"][..]] {
+        let (out, so, se) = cli(&fake, d, args, None);
+        assert!(!out.status.success(), "{args:?}: {so}\n{se}");
+        assert!(
+            se.contains("customData limit of 65535 bytes") && se.contains("3001 funded accounts"),
+            "{se}"
+        );
+    }
+    assert!(fake.requests().is_empty(), "{:#?}", fake.requests());
+}

@@ -426,7 +426,18 @@ impl FakeArm {
             .custom_data
             .clone()?;
         let bytes = azure_core::base64::decode(raw).ok()?;
-        String::from_utf8(bytes).ok()
+        String::from_utf8(vm_host::gunzipped(bytes)).ok()
+    }
+
+    /// The VM's customData exactly as sent (base64-decoded, not decompressed).
+    pub fn custom_data_bytes(&self, vm_id: &str) -> Option<Vec<u8>> {
+        let g = self.shared.lock().unwrap();
+        let raw = g
+            .resources
+            .get(&vm_id.to_ascii_lowercase())?
+            .custom_data
+            .clone()?;
+        azure_core::base64::decode(raw).ok()
     }
 }
 
@@ -1186,6 +1197,16 @@ fn put_resource(
         .get("customData")
         .and_then(Value::as_str)
         .map(str::to_string);
+    // At most 65,535 bytes, i.e. 87,380 base64 characters (OSProfile.customData,
+    // specification/compute/resource-manager/Microsoft.Compute/ComputeRP/stable/2024-07-01/
+    // virtualMachine.json; the code and text are ARM's answer to a longer one).
+    if custom_data.as_ref().is_some_and(|c| c.len() > 87_380) {
+        return arm_error(
+            400,
+            "InvalidParameter",
+            "Custom data in OSProfile must be in Base64 encoding and with a maximum length of 87380 characters.",
+        );
+    }
     let existed = g
         .resources
         .get(&key)

@@ -269,9 +269,18 @@ pub fn export_arm_with_state(
                 .and_then(|ci| {
                     crate::render::cloud_init(&ci).map_err(|e| ProviderError::Other(e.to_string()))
                 }) {
-                Ok(text) => {
-                    custom.insert(n.name.clone(), CustomData::new(text).base64());
-                }
+                Ok(text) => match super::custom_data::fit(&text) {
+                    Ok(bytes) => {
+                        custom.insert(n.name.clone(), CustomData::from_bytes(bytes).base64());
+                    }
+                    Err((plain, gz)) => {
+                        return Err(ProviderError::Other(format!(
+                            "the cloud-init of {} is {plain} bytes ({gz} gzip-compressed); Azure's customData holds at most {} bytes",
+                            n.name,
+                            super::custom_data::LIMIT
+                        )));
+                    }
+                },
                 Err(e) => {
                     missing = Some(e.to_string());
                     break;

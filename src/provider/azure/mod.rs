@@ -37,6 +37,7 @@
 
 pub mod arm;
 mod cost;
+pub mod custom_data;
 mod desired;
 mod export;
 mod health;

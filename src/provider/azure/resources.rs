@@ -262,6 +262,15 @@ impl AzureProvider {
         let ci = self.vm_cloud_init(ctx.topology, &st, &node)?;
         let text = render::cloud_init(&ci).map_err(|e| ProviderError::at(addr, e.to_string()))?;
         let digest = sha256_hex(text.as_bytes());
+        let custom = custom_data::fit(&text).map_err(|(plain, gz)| {
+            ProviderError::at(
+                addr,
+                format!(
+                    "the cloud-init of {node} is {plain} bytes ({gz} gzip-compressed); Azure's customData holds at most {} bytes. Fund fewer accounts at genesis",
+                    custom_data::LIMIT
+                ),
+            )
+        })?;
         let mut tags = self.apply_tags(ctx);
         tags.insert(CUSTOM_DATA_TAG.into(), digest.clone());
         // A VM left by an interrupted apply: its customData cannot be changed, so adopt it
@@ -291,7 +300,7 @@ impl AzureProvider {
             nic_id: arm.nic_id(rg, &attr(&a, "nic")),
             image: ImageRef::ubuntu_lts(),
             os_disk_type: OS_DISK_TYPE.into(),
-            custom_data: CustomData::new(text),
+            custom_data: CustomData::from_bytes(custom),
             tags,
         };
         let vm = self.block_on(arm.put_vm(rg, &spec)).map_err(at)?;
