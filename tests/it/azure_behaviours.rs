@@ -199,3 +199,69 @@ fn six_hundred_funded_accounts_deploy_within_the_custom_data_limit_and_more_are_
     }
     assert!(fake.requests().is_empty(), "{:#?}", fake.requests());
 }
+
+/// A parameters file as the 2019-04-01 schema
+/// (schema.management.azure.com/schemas/2019-04-01/deploymentParameters.json) allows it:
+/// `$schema`, `contentVersion` (four numbers) and `parameters` required, no other top-level
+/// key; each parameter an object of `value` or `reference` (exactly one) and optional
+/// `metadata`, nothing else.
+pub fn parameters_file_is_valid(p: &serde_json::Value) {
+    let top = p.as_object().expect("an object");
+    for k in top.keys() {
+        assert!(
+            ["$schema", "contentVersion", "parameters"].contains(&k.as_str()),
+            "top-level {k:?} is not allowed"
+        );
+    }
+    assert!(p["$schema"].as_str().unwrap().contains("2019-04-01/deploymentParameters.json"));
+    let v = p["contentVersion"].as_str().expect("contentVersion");
+    let parts: Vec<&str> = v.split('.').collect();
+    assert!(
+        parts.len() == 4 && parts.iter().all(|x| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit())),
+        "contentVersion {v}"
+    );
+    for (name, param) in p["parameters"].as_object().expect("parameters") {
+        let o = param.as_object().unwrap_or_else(|| panic!("{name} is not an object"));
+        for k in o.keys() {
+            assert!(
+                ["value", "reference", "metadata"].contains(&k.as_str()),
+                "{name}: {k:?} is not allowed"
+            );
+        }
+        assert!(
+            o.contains_key("value") != o.contains_key("reference"),
+            "{name}: exactly one of value / reference"
+        );
+    }
+}
+
+#[test]
+fn a_seventy_node_export_stays_within_arms_parameter_limit_with_a_valid_parameters_file() {
+    let fake = FakeArm::start();
+    let dir = checkout(&fake);
+    let d = dir.path();
+    let text = std::fs::read_to_string(d.join("consort.yaml")).unwrap();
+    // 40 + 28 + 1 + 1 = 70 nodes.
+    let text = text.replacen("    validators: 1\n    tx_nodes: 1\n", "    validators: 40\n    tx_nodes: 28\n", 1);
+    std::fs::write(d.join("consort.yaml"), text).unwrap();
+    let (out, so, se) = cli(&fake, d, &["export", "arm", "-o", "arm"], None);
+    assert!(out.status.success(), "{so}\n{se}");
+    let t: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("arm/azuredeploy.json")).unwrap()).unwrap();
+    let vms = t["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["type"] == "Microsoft.Compute/virtualMachines")
+        .count();
+    assert_eq!(vms, 70);
+    let n = t["parameters"].as_object().unwrap().len();
+    assert!(n <= 256, "{n} parameters");
+    assert_eq!(n, 71, "location and one per node");
+    let p: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(d.join("arm/azuredeploy.parameters.json")).unwrap(),
+    )
+    .unwrap();
+    parameters_file_is_valid(&p);
+    assert!(fake.requests().is_empty(), "export is offline");
+}

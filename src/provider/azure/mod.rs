@@ -50,7 +50,7 @@ pub mod run_command;
 pub mod vault;
 mod votes;
 
-pub use export::{custom_data_parameter, export_arm_with_state};
+pub use export::{export_arm_with_state, node_parameter, MAX_PARAMETERS};
 
 use super::events::Event;
 use super::{ApplyCtx, Health, NodeHealth, Provider, ProviderError};
