@@ -244,6 +244,13 @@ pub trait Provider: Sync {
         BTreeMap::new()
     }
 
+    /// Before a refresh that may lead to writes (`plan --refresh`, `apply`): why the caller
+    /// could not make the changes at all (Azure: missing permissions), so nothing is
+    /// written only to fail half-way.
+    fn preflight(&self, _topology: &Topology) -> Result<(), String> {
+        Ok(())
+    }
+
     /// After `refresh`: what it could not read, each naming the resource and why (e.g. a
     /// validator whose Run Command stayed busy). A plan with any never says "No changes":
     /// it does not know.

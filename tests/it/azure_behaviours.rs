@@ -265,3 +265,44 @@ fn a_seventy_node_export_stays_within_arms_parameter_limit_with_a_valid_paramete
     parameters_file_is_valid(&p);
     assert!(fake.requests().is_empty(), "export is offline");
 }
+
+#[test]
+fn a_contributor_only_caller_is_told_the_roles_it_needs_before_anything_is_written() {
+    let fake = FakeArm::with_config(FakeArmConfig {
+        caller_permissions: crate::fake_arm::contributor(),
+        ..Default::default()
+    });
+    let dir = checkout(&fake);
+    let d = dir.path();
+    for args in [&["plan", "--refresh"][..], &["apply", "--yes", "--skip-health-check"][..]] {
+        let (out, so, se) = cli(&fake, d, args, None);
+        assert!(!out.status.success(), "{args:?}: {so}\n{se}");
+        assert!(
+            se.contains("Microsoft.Authorization/roleAssignments/write")
+                && se.contains("User Access Administrator")
+                && se.contains("Owner")
+                && se.contains("nothing was written"),
+            "{se}"
+        );
+        assert!(!se.contains("grant it Contributor on"), "{se}");
+    }
+    let writes = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method != "GET")
+        .count();
+    assert_eq!(writes, 0, "{:#?}", fake.requests());
+    // With User Access Administrator too, the same apply goes through.
+    fake.configure(|c| {
+        let mut p = crate::fake_arm::contributor();
+        p.as_array_mut().unwrap().push(serde_json::json!({
+            "actions": ["*/read", "Microsoft.Authorization/*", "Microsoft.Support/*"],
+            "notActions": [], "dataActions": [], "notDataActions": []
+        }));
+        c.caller_permissions = p;
+    });
+    let (out, so, se) = cli(&fake, d, &["apply", "--yes", "--skip-health-check"], None);
+    assert!(out.status.success(), "{so}\n{se}");
+    let (out, so, se) = cli(&fake, d, &["destroy", "--yes"], None);
+    assert!(out.status.success(), "{so}\n{se}");
+}

@@ -33,6 +33,7 @@
 // Explicit paths: benches include this file with #[path] too.
 #[path = "fake_arm/key_vault.rs"]
 mod key_vault;
+pub use key_vault::contributor;
 #[path = "fake_arm/run_command.rs"]
 mod run_command;
 #[path = "fake_arm/vm_host.rs"]
@@ -91,6 +92,9 @@ pub struct FakeArmConfig {
     /// How long a NIC stays reserved for its VM once the VM is deleted (Azure: 180 s; see
     /// [`nic_reserved`]). Short here so tests stay fast; the error states it in seconds.
     pub nic_reservation: Duration,
+    /// The caller's roles, as `Microsoft.Authorization/permissions` lists them (default:
+    /// Owner's). [`contributor`] is Contributor's.
+    pub caller_permissions: Value,
 }
 
 impl Default for FakeArmConfig {
@@ -107,6 +111,7 @@ impl Default for FakeArmConfig {
             page_size: 100,
             public_ip_prefix: "127.0.0.".into(),
             nic_reservation: Duration::from_secs(1),
+            caller_permissions: json!([{"actions": ["*"], "notActions": [], "dataActions": [], "notDataActions": []}]),
         }
     }
 }
@@ -739,6 +744,11 @@ enum Target {
     RunCommand {
         vm: String,
     },
+    /// `{scope}/providers/Microsoft.Authorization/permissions`.
+    Permissions {
+        scope: String,
+        rg: Option<String>,
+    },
 }
 
 /// Routes a path; Err is (status, ARM code, message).
@@ -765,6 +775,12 @@ fn parse(path: &str, sub: &str) -> Result<Target, (u16, &'static str, String)> {
                 scope: format!("/{}", segs[..i].join("/")),
             });
         }
+    }
+    if l.len() >= 5 && l[l.len() - 3..] == ["providers", "microsoft.authorization", "permissions"] {
+        return Ok(Target::Permissions {
+            scope: format!("/{}", segs[..l.len() - 3].join("/")),
+            rg: (l.len() == 7 && l[2] == "resourcegroups").then(|| segs[3].to_string()),
+        });
     }
     match l.as_slice() {
         [_, _] => Ok(Target::Subscription),
@@ -906,6 +922,9 @@ async fn handle(
     };
     match (target, method.as_str()) {
         (Target::Subscription, "GET") => key_vault::subscription(&g),
+        (Target::Permissions { scope, rg }, "GET") => {
+            key_vault::permissions(&g, &scope, rg.as_deref())
+        }
         (Target::RoleAssignment { scope }, m) => {
             key_vault::role_assignment(&mut g, m, &resource_path(&path), &scope, &body)
         }

@@ -24,6 +24,7 @@ pub mod identity;
 mod lro;
 pub mod nat;
 mod ops;
+pub mod permissions;
 mod raw;
 pub mod rules;
 pub mod run_command;

@@ -161,6 +161,35 @@ impl AzureProvider {
         self.block_on(async { tokio::runtime::Handle::current() })
     }
 
+    /// Refuses when the caller lacks an action apply needs, at the resource group (or the
+    /// subscription, before the group exists). Unknown (no credentials, the check itself
+    /// failed): not refused here; the request that needs it says what is wrong.
+    fn check_permissions(&self) -> Result<(), String> {
+        use arm::permissions::{missing, ROLE_ADVICE};
+        let Ok(arm) = self.arm() else {
+            return Ok(());
+        };
+        let rg_id = arm.resource_group_id(self.rg());
+        let sub_id = format!("/subscriptions/{}", arm.subscription_id());
+        let perms = self.block_on(async {
+            match arm.permissions(&rg_id).await {
+                Ok(None) => arm.permissions(&sub_id).await.map(|p| (sub_id.clone(), p)),
+                r => r.map(|p| (rg_id.clone(), p)),
+            }
+        });
+        let Ok((scope, Some(perms))) = perms else {
+            return Ok(());
+        };
+        let lacking = missing(&perms);
+        if lacking.is_empty() {
+            return Ok(());
+        }
+        Err(format!(
+            "the Azure identity consort runs as lacks permission for {} at {scope}; nothing was written. Grant it {ROLE_ADVICE}",
+            lacking.join(", ")
+        ))
+    }
+
     fn rg(&self) -> &str {
         &self.config.resource_group
     }
@@ -476,6 +505,10 @@ impl Provider for AzureProvider {
             .collect();
         self.refresh_clique(topology, state, &mut drift);
         drift
+    }
+
+    fn preflight(&self, _topology: &Topology) -> Result<(), String> {
+        self.check_permissions()
     }
 
     fn unread(&self) -> Vec<String> {

@@ -17,6 +17,67 @@ use super::*;
 pub const TENANT: &str = "99999999-8888-7777-6666-555555555555";
 pub const SECRETS_USER: &str = "4633458b-17de-408a-b874-0445c86b69e6";
 
+/// The built-in Contributor role's permissions (as `Microsoft.Authorization/permissions`
+/// lists them): everything but writing and deleting authorization, role assignments
+/// included.
+pub fn contributor() -> Value {
+    json!([{"actions": ["*"], "notActions": ["Microsoft.Authorization/*/Delete", "Microsoft.Authorization/*/Write", "Microsoft.Authorization/elevateAccess/Action", "Microsoft.Blueprint/blueprintAssignments/write", "Microsoft.Blueprint/blueprintAssignments/delete", "Microsoft.Compute/galleries/share/action"], "dataActions": [], "notDataActions": []}])
+}
+
+/// ARM's `*` wildcard match, case-insensitive (enough for the roles above).
+fn action_matches(pattern: &str, action: &str) -> bool {
+    let (p, a) = (pattern.to_ascii_lowercase(), action.to_ascii_lowercase());
+    match p.split_once('*') {
+        None => p == a,
+        Some((head, tail)) => {
+            a.starts_with(head) && a.len() >= head.len() + tail.len() && {
+                let rest = &a[head.len()..];
+                match tail.split_once('*') {
+                    None => rest.ends_with(tail),
+                    Some(_) => action_matches(&format!("*{tail}"), rest),
+                }
+            }
+        }
+    }
+}
+
+/// Whether the caller's roles (`caller_permissions`) allow `action`.
+fn caller_may(g: &Inner, action: &str) -> bool {
+    g.cfg.caller_permissions.as_array().into_iter().flatten().any(|p| {
+        let list = |k: &str| -> Vec<String> {
+            p[k].as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        };
+        list("actions").iter().any(|x| action_matches(x, action))
+            && !list("notActions").iter().any(|x| action_matches(x, action))
+    })
+}
+
+/// `GET {scope}/providers/Microsoft.Authorization/permissions` (Permissions_ListForResourceGroup
+/// and the subscription's; specification/authorization/resource-manager/Microsoft.Authorization/
+/// stable/2022-04-01/authorization-RoleDefinitionsCalls.json): the caller's roles'
+/// actions and notActions; 404 `ResourceGroupNotFound` for a group that does not exist.
+pub(super) fn permissions(g: &Inner, scope: &str, rg: Option<&str>) -> Response {
+    if let Some(rg) = rg {
+        if !g.resources.contains_key(&scope.to_ascii_lowercase()) {
+            return arm_error(
+                404,
+                "ResourceGroupNotFound",
+                &format!("Resource group '{rg}' could not be found."),
+            );
+        }
+    }
+    json_response(
+        200,
+        &json!({"value": g.cfg.caller_permissions}),
+        HeaderMap::new(),
+    )
+}
+
 #[derive(Debug, Clone)]
 pub(super) struct Assignment {
     pub id: String,
@@ -199,6 +260,14 @@ pub(super) fn role_assignment(
         })
     };
     match method {
+        // Writing a role assignment needs Microsoft.Authorization/roleAssignments/write,
+        // which Contributor lacks: 403 AuthorizationFailed (roleAssignments.json,
+        // RoleAssignments_Create, 2022-04-01; code and text as ARM answers).
+        "PUT" if !caller_may(g, "Microsoft.Authorization/roleAssignments/write") => arm_error(
+            403,
+            "AuthorizationFailed",
+            &format!("The client with object id '00000000-0000-0000-0000-000000000001' does not have authorization to perform action 'Microsoft.Authorization/roleAssignments/write' over scope '{scope}' or the scope is invalid. If access was recently granted, please refresh your credentials."),
+        ),
         "PUT" => {
             let role = body["properties"]["roleDefinitionId"]
                 .as_str()
