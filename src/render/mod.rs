@@ -592,7 +592,11 @@ mod tests {
             let mut root_runs: Vec<String> = files
                 .iter()
                 .filter_map(|f| f["path"].as_str())
-                .filter(|p| p.ends_with("bootstrap.sh") || p.ends_with("start.sh") || p.ends_with(".service"))
+                .filter(|p| {
+                    p.ends_with("bootstrap.sh")
+                        || p.ends_with("start.sh")
+                        || p.ends_with(".service")
+                })
                 .map(str::to_string)
                 .collect();
             root_runs.push(vm_paths::BOOTSTRAPPED.to_string());
@@ -624,25 +628,44 @@ mod tests {
                         .replace("$f", "/var/lib/consort/nodekey");
                     for r in &root_runs {
                         let inside = r == &t || (recursive && r.starts_with(&format!("{t}/")));
-                        assert!(!inside, "{l}: gives the geth user {r}, which root runs or trusts");
+                        assert!(
+                            !inside,
+                            "{l}: gives the geth user {r}, which root runs or trusts"
+                        );
                     }
                 }
             }
-            assert!(!boot.contains("chown -R geth:geth /var/lib/consort\n"), "{boot}");
-            for unit in files.iter().filter_map(|f| f["path"].as_str()).filter(|p| p.ends_with(".service")) {
+            assert!(
+                !boot.contains("chown -R geth:geth /var/lib/consort\n"),
+                "{boot}"
+            );
+            for unit in files
+                .iter()
+                .filter_map(|f| f["path"].as_str())
+                .filter(|p| p.ends_with(".service"))
+            {
                 let u = content(unit);
                 if u.contains("User=geth") {
-                    assert!(!u.contains("=append:"), "{unit}: systemd opens its log as root: {u}");
+                    assert!(
+                        !u.contains("=append:"),
+                        "{unit}: systemd opens its log as root: {u}"
+                    );
                 }
             }
             // Bounded downloads (each curl, with its continuation lines).
             let curls: Vec<&String> = lines.iter().filter(|l| l.contains("curl ")).collect();
             assert!(curls.len() >= 3, "{boot}");
             for c in curls {
-                assert!(c.contains("--max-time") && c.contains("--connect-timeout"), "unbounded: {c}");
+                assert!(
+                    c.contains("--max-time") && c.contains("--connect-timeout"),
+                    "unbounded: {c}"
+                );
             }
             let unit = content("/etc/systemd/system/consort-bootstrap.service");
-            assert!(unit.lines().any(|l| l.starts_with("TimeoutStartSec=")), "{unit}");
+            assert!(
+                unit.lines().any(|l| l.starts_with("TimeoutStartSec=")),
+                "{unit}"
+            );
             // The marker is written last, after everything it says is done.
             let at = |needle: &str| {
                 lines
@@ -654,10 +677,18 @@ mod tests {
                 .iter()
                 .rposition(|l| l.starts_with("touch") && l.contains("bootstrapped"))
                 .unwrap();
-            for step in ["useradd", "chown -R geth", "systemctl enable consort-geth", "init --datadir"] {
+            for step in [
+                "useradd",
+                "chown -R geth",
+                "systemctl enable consort-geth",
+                "init --datadir",
+            ] {
                 assert!(at(step) < marker, "{step} comes after the marker:\n{boot}");
             }
-            assert!(at("systemctl disable consort-bootstrap.service") > marker, "{boot}");
+            assert!(
+                at("systemctl disable consort-bootstrap.service") > marker,
+                "{boot}"
+            );
         }
     }
 }

@@ -67,7 +67,10 @@ fn a_refresh_that_cannot_read_busy_validators_never_says_no_changes() {
                 "{v} not named:\n{so}\n{se}"
             );
         }
-        assert!(se.contains("Conflict") && se.contains("stayed busy"), "{se}");
+        assert!(
+            se.contains("Conflict") && se.contains("stayed busy"),
+            "{se}"
+        );
     }
     // It retried (with backoff) rather than giving up at the first 409.
     assert!(
@@ -189,7 +192,10 @@ fn six_hundred_funded_accounts_deploy_within_the_custom_data_limit_and_more_are_
     let dir = checkout(&fake);
     let d = dir.path();
     with_funded_accounts(&fake, d, 3000);
-    for args in [&["plan"][..], &["apply", "--yes", "--skip-health-check"][..]] {
+    for args in [
+        &["plan"][..],
+        &["apply", "--yes", "--skip-health-check"][..],
+    ] {
         let (out, so, se) = cli(&fake, d, args, None);
         assert!(!out.status.success(), "{args:?}: {so}\n{se}");
         assert!(
@@ -213,15 +219,23 @@ pub fn parameters_file_is_valid(p: &serde_json::Value) {
             "top-level {k:?} is not allowed"
         );
     }
-    assert!(p["$schema"].as_str().unwrap().contains("2019-04-01/deploymentParameters.json"));
+    assert!(p["$schema"]
+        .as_str()
+        .unwrap()
+        .contains("2019-04-01/deploymentParameters.json"));
     let v = p["contentVersion"].as_str().expect("contentVersion");
     let parts: Vec<&str> = v.split('.').collect();
     assert!(
-        parts.len() == 4 && parts.iter().all(|x| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit())),
+        parts.len() == 4
+            && parts
+                .iter()
+                .all(|x| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit())),
         "contentVersion {v}"
     );
     for (name, param) in p["parameters"].as_object().expect("parameters") {
-        let o = param.as_object().unwrap_or_else(|| panic!("{name} is not an object"));
+        let o = param
+            .as_object()
+            .unwrap_or_else(|| panic!("{name} is not an object"));
         for k in o.keys() {
             assert!(
                 ["value", "reference", "metadata"].contains(&k.as_str()),
@@ -242,7 +256,11 @@ fn a_seventy_node_export_stays_within_arms_parameter_limit_with_a_valid_paramete
     let d = dir.path();
     let text = std::fs::read_to_string(d.join("consort.yaml")).unwrap();
     // 40 + 28 + 1 + 1 = 70 nodes.
-    let text = text.replacen("    validators: 1\n    tx_nodes: 1\n", "    validators: 40\n    tx_nodes: 28\n", 1);
+    let text = text.replacen(
+        "    validators: 1\n    tx_nodes: 1\n",
+        "    validators: 40\n    tx_nodes: 28\n",
+        1,
+    );
     std::fs::write(d.join("consort.yaml"), text).unwrap();
     let (out, so, se) = cli(&fake, d, &["export", "arm", "-o", "arm"], None);
     assert!(out.status.success(), "{so}\n{se}");
@@ -258,10 +276,9 @@ fn a_seventy_node_export_stays_within_arms_parameter_limit_with_a_valid_paramete
     let n = t["parameters"].as_object().unwrap().len();
     assert!(n <= 256, "{n} parameters");
     assert_eq!(n, 71, "location and one per node");
-    let p: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(d.join("arm/azuredeploy.parameters.json")).unwrap(),
-    )
-    .unwrap();
+    let p: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("arm/azuredeploy.parameters.json")).unwrap())
+            .unwrap();
     parameters_file_is_valid(&p);
     assert!(fake.requests().is_empty(), "export is offline");
 }
@@ -274,7 +291,10 @@ fn a_contributor_only_caller_is_told_the_roles_it_needs_before_anything_is_writt
     });
     let dir = checkout(&fake);
     let d = dir.path();
-    for args in [&["plan", "--refresh"][..], &["apply", "--yes", "--skip-health-check"][..]] {
+    for args in [
+        &["plan", "--refresh"][..],
+        &["apply", "--yes", "--skip-health-check"][..],
+    ] {
         let (out, so, se) = cli(&fake, d, args, None);
         assert!(!out.status.success(), "{args:?}: {so}\n{se}");
         assert!(

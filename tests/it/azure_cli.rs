@@ -375,19 +375,26 @@ fn cli_votes_members_in_and_out_by_run_command_and_destroy_leaves_nothing() {
     // The VM reads the new value, not the recovered one.
     let gamma = vm_root(&fake, "gamma-validator-0");
     let st = sd.load().unwrap().unwrap();
-    let nodekey =
-        std::fs::read_to_string(st.output_str("key.node.gamma-validator-0", "key_file").unwrap())
-            .unwrap();
+    let nodekey = std::fs::read_to_string(
+        st.output_str("key.node.gamma-validator-0", "key_file")
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(
         fake.vault_secret(&vault, "gamma-validator-0-nodekey")
             .unwrap()
             .trim(),
         nodekey.trim()
     );
-    poll("gamma to fetch its new nodekey", Duration::from_secs(60), || {
-        let got = std::fs::read_to_string(gamma.join("var/lib/consort/nodekey")).unwrap_or_default();
-        Ok((got.trim() == nodekey.trim()).then_some(()))
-    });
+    poll(
+        "gamma to fetch its new nodekey",
+        Duration::from_secs(60),
+        || {
+            let got =
+                std::fs::read_to_string(gamma.join("var/lib/consort/nodekey")).unwrap_or_default();
+            Ok((got.trim() == nodekey.trim()).then_some(()))
+        },
+    );
 
     // destroy right after: the NICs of the VMs it deletes are reserved by Azure for a while
     // (NicReservedForAnotherVm); it waits that out and leaves nothing, the vault included

@@ -828,7 +828,13 @@ fn export_arm_template_matches_what_apply_sends() {
     assert_eq!(t["parameters"].as_object().unwrap().len(), 1 + 3);
     let password = res
         .iter()
-        .find(|r| r["name"] == format!("{}/contoso-validator-0-password", of("Microsoft.KeyVault/vaults")[0]["name"].as_str().unwrap()))
+        .find(|r| {
+            r["name"]
+                == format!(
+                    "{}/contoso-validator-0-password",
+                    of("Microsoft.KeyVault/vaults")[0]["name"].as_str().unwrap()
+                )
+        })
         .unwrap();
     assert_eq!(
         password["properties"]["value"],
@@ -846,7 +852,10 @@ fn export_arm_template_matches_what_apply_sends() {
     template_resolves(&t);
     let p: Value = serde_json::from_slice(&std::fs::read(&files[1]).unwrap()).unwrap();
     assert!(p["parameters"].get("node_contoso_tx_0").is_none());
-    assert!(p.get("metadata").is_none(), "not allowed by the parameters schema");
+    assert!(
+        p.get("metadata").is_none(),
+        "not allowed by the parameters schema"
+    );
     assert!(t["metadata"]["parameters"]
         .as_str()
         .unwrap()

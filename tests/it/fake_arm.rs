@@ -33,6 +33,8 @@
 // Explicit paths: benches include this file with #[path] too.
 #[path = "fake_arm/key_vault.rs"]
 mod key_vault;
+// Benches include this file without using it.
+#[allow(unused_imports)]
 pub use key_vault::contributor;
 #[path = "fake_arm/run_command.rs"]
 mod run_command;

@@ -127,6 +127,9 @@ pub fn parse_clique(v: &Value) -> Result<(Vec<Address>, Vec<CliqueProposal>), St
     Ok((signers, proposals))
 }
 
+/// A validator's signer set and pending proposals.
+pub type CliqueView = (Vec<Address>, Vec<CliqueProposal>);
+
 /// One VM reached through Run Command.
 pub struct VmControl {
     pub arm: Arc<Arm>,
@@ -152,10 +155,13 @@ impl VmControl {
 
     /// [`Self::clique`], telling a VM that could not be asked (Err: Run Command itself
     /// failed, e.g. the VM stayed busy) from one whose geth did not answer (Ok(None)).
-    pub fn clique_read(&self) -> Result<Option<(Vec<Address>, Vec<CliqueProposal>)>, String> {
+    pub fn clique_read(&self) -> Result<Option<CliqueView>, String> {
         let out = self
             .runtime
-            .block_on(self.arm.run_shell(&self.rg, &self.vm, &read_clique_script()))
+            .block_on(
+                self.arm
+                    .run_shell(&self.rg, &self.vm, &read_clique_script()),
+            )
             .map_err(|e| e.to_string())?;
         Ok(out
             .check(&self.vm)

@@ -43,18 +43,23 @@ fn action_matches(pattern: &str, action: &str) -> bool {
 
 /// Whether the caller's roles (`caller_permissions`) allow `action`.
 fn caller_may(g: &Inner, action: &str) -> bool {
-    g.cfg.caller_permissions.as_array().into_iter().flatten().any(|p| {
-        let list = |k: &str| -> Vec<String> {
-            p[k].as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        };
-        list("actions").iter().any(|x| action_matches(x, action))
-            && !list("notActions").iter().any(|x| action_matches(x, action))
-    })
+    g.cfg
+        .caller_permissions
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|p| {
+            let list = |k: &str| -> Vec<String> {
+                p[k].as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            };
+            list("actions").iter().any(|x| action_matches(x, action))
+                && !list("notActions").iter().any(|x| action_matches(x, action))
+        })
 }
 
 /// `GET {scope}/providers/Microsoft.Authorization/permissions` (Permissions_ListForResourceGroup
@@ -470,7 +475,13 @@ pub(super) fn data_plane(
         }
         return deleted_secret(g, &vkey, &vault, &name, method, op);
     }
-    if method == "PUT" && officer && g.vaults.deleted_secrets.get(&vkey).is_some_and(|d| d.contains_key(&name)) {
+    if method == "PUT"
+        && officer
+        && g.vaults
+            .deleted_secrets
+            .get(&vkey)
+            .is_some_and(|d| d.contains_key(&name))
+    {
         // A soft-deleted name cannot be written until it is recovered or purged.
         return json_response(
             409,
@@ -551,7 +562,11 @@ fn deleted_secret(
             &format!("Deleted Secret not found: {name}"),
         )
     };
-    let deleted = g.vaults.deleted_secrets.entry(vkey.to_string()).or_default();
+    let deleted = g
+        .vaults
+        .deleted_secrets
+        .entry(vkey.to_string())
+        .or_default();
     match (method, op) {
         ("GET", "") => match deleted.get(name) {
             Some(_) => json_response(
@@ -580,6 +595,10 @@ fn deleted_secret(
             Some(_) => empty(204, HeaderMap::new()),
             None => not_found(),
         },
-        _ => kv_error(405, "MethodNotAllowed", &format!("{method} is not supported here")),
+        _ => kv_error(
+            405,
+            "MethodNotAllowed",
+            &format!("{method} is not supported here"),
+        ),
     }
 }

@@ -137,7 +137,13 @@ mod tests {
         assert!(missing(&[p(&["*"], &[])]).is_empty());
         let reader = p(&["*/read"], &[]);
         assert_eq!(missing(&[reader]).len(), NEEDED.len());
-        assert!(matches("Microsoft.Compute/*", "microsoft.compute/virtualMachines/write"));
-        assert!(!matches("Microsoft.Compute/*/read", "Microsoft.Compute/virtualMachines/write"));
+        assert!(matches(
+            "Microsoft.Compute/*",
+            "microsoft.compute/virtualMachines/write"
+        ));
+        assert!(!matches(
+            "Microsoft.Compute/*/read",
+            "Microsoft.Compute/virtualMachines/write"
+        ));
     }
 }

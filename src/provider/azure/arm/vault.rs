@@ -169,7 +169,10 @@ impl Arm {
         value: &str,
         content_type: &str,
     ) -> Result<SecretWrite, ArmError> {
-        match self.put_secret_once(vault_uri, name, value, content_type).await {
+        match self
+            .put_secret_once(vault_uri, name, value, content_type)
+            .await
+        {
             Err(e) if is_soft_deleted(&e) => {
                 self.recover_secret(vault_uri, name).await?;
                 self.put_secret_once(vault_uri, name, value, content_type)
