@@ -1,0 +1,254 @@
+//! Issue 20, "no one gets in": a link planted where consort makes a private directory, a
+//! state file naming a directory outside the state dir, a substituted geth, a starved or
+//! cross-origin dashboard, and a second local user. Real geth 1.13.15 where a node is
+//! involved.
+
+use crate::support::{consort, consort_cmd, consort_ok, port_base, run_logged, NetworkHandle};
+use serde_json::Value;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// The smallest network (one validator, one tx node) in `dir`, named `name`.
+fn dev_single(dir: &Path, name: &str, chain_id: u64) -> PathBuf {
+    let file = dir.join("consort.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "network:
+  name: {name}
+  chain_id: {chain_id}
+  consensus:
+    clique: {{ period: 1, epoch: 30000 }}
+members:
+  - name: contoso
+    validators: 1
+    tx_nodes: 1
+provider:
+  local:
+    base_port: {}
+",
+            port_base()
+        ),
+    )
+    .unwrap();
+    file
+}
+
+/// A network handle whose state dir is `<dir>/.consort` (so Drop stops its nodes).
+fn handle_in(tmp: tempfile::TempDir, dir: &Path, network: &str) -> NetworkHandle {
+    NetworkHandle {
+        dir: tmp,
+        base: dir.join(".consort"),
+        network: network.into(),
+    }
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+/// Item 8: the node dirs are so deep that the IPC sockets go to `$XDG_RUNTIME_DIR/consort`,
+/// where another user has planted a link to a directory of theirs. apply refuses the link,
+/// naming it, and the directory it points at keeps its mode (it was chmod-ed 0700 before).
+#[test]
+fn a_link_planted_at_the_socket_dir_is_refused_and_its_target_untouched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().canonicalize().unwrap();
+    let deep = root.join("d".repeat(100));
+    std::fs::create_dir(&deep).unwrap();
+    let file = dev_single(&deep, "sockdir", 727201);
+    let run = root.join("run");
+    let victim = root.join("victim");
+    std::fs::create_dir(&run).unwrap();
+    std::fs::create_dir(&victim).unwrap();
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let planted = run.join("consort");
+    std::os::unix::fs::symlink(&victim, &planted).unwrap();
+    let net = handle_in(tmp, &deep, "sockdir");
+
+    let f = file.to_string_lossy().into_owned();
+    let args = ["-f", f.as_str(), "apply", "--yes"];
+    let mut cmd = consort_cmd(&deep, &args);
+    cmd.env("XDG_RUNTIME_DIR", &run);
+    let out = run_logged(cmd, &args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "apply went through a planted link");
+    assert!(
+        err.contains(&planted.display().to_string()) && err.contains("symbolic link"),
+        "{err}"
+    );
+    assert_eq!(mode(&victim), 0o755, "the link's target was chmod-ed");
+    assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 0);
+    assert!(std::fs::symlink_metadata(&planted)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    drop(net);
+}
+
+/// Item 9: a state file whose node names another directory as its data dir; destroy
+/// deletes the node's own dir under the state dir and nothing outside.
+#[test]
+fn destroy_deletes_nothing_outside_the_state_dir_whatever_state_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().canonicalize().unwrap();
+    let file = dev_single(&root, "outside", 727202);
+    let net = handle_in(tmp, &root, "outside");
+    let f = file.to_string_lossy().into_owned();
+    consort_ok(&root, &["-f", &f, "apply", "--yes"]);
+
+    let precious = root.join("precious");
+    std::fs::create_dir(&precious).unwrap();
+    std::fs::write(precious.join("keep.txt"), b"mine").unwrap();
+    let sd = net.state_dir();
+    let mut st: Value =
+        serde_json::from_slice(&std::fs::read(sd.state_file()).unwrap()).unwrap();
+    let nodes = ["node.contoso-validator-0", "node.contoso-tx-0"];
+    for n in nodes {
+        let outputs = &mut st["resources"][n]["outputs"];
+        assert!(outputs["datadir"].is_string(), "{n}: {outputs}");
+        outputs["datadir"] = Value::from(precious.to_string_lossy().into_owned());
+    }
+    std::fs::write(sd.state_file(), serde_json::to_vec_pretty(&st).unwrap()).unwrap();
+
+    let out = consort(&root, &["-f", &f, "destroy", "--yes"]);
+    assert!(out.status.success(), "destroy failed");
+    assert_eq!(
+        std::fs::read(precious.join("keep.txt")).unwrap(),
+        b"mine",
+        "destroy deleted a directory named in state.json"
+    );
+    assert!(!sd.nodes_dir().exists(), "the node dirs themselves are gone");
+    assert!(
+        net.running().is_empty(),
+        "geth still runs: {:?}",
+        net.running()
+    );
+}
+
+/// A child process killed on Drop.
+struct Killed(std::process::Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Item 12: `consort dashboard` under `ulimit -n 256` while another local user holds 300
+/// connections with half-sent requests: the owner's page is still answered within 2 s,
+/// and a POST from another origin (or not JSON) is refused.
+#[test]
+fn the_dashboard_serves_its_owner_past_300_idle_connections_and_refuses_other_origins() {
+    use std::io::Write;
+    use std::os::unix::process::CommandExt;
+    use std::time::{Duration, Instant};
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().canonicalize().unwrap();
+    let file = dev_single(&root, "starve", 727203);
+    let _net = handle_in(tmp, &root, "starve");
+    let f = file.to_string_lossy().into_owned();
+    consort_ok(&root, &["-f", &f, "apply", "--yes"]);
+
+    let args = ["-f", f.as_str(), "dashboard", "--port", "0", "--no-open"];
+    let mut cmd = consort_cmd(&root, &args);
+    cmd.stdout(std::process::Stdio::piped());
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 256,
+                rlim_max: 256,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().expect("run consort dashboard");
+    let lines = crate::support::stdout_lines(&mut child);
+    let dash = Killed(child);
+    let url = lines
+        .recv_timeout(Duration::from_secs(30))
+        .expect("consort dashboard prints its URL");
+    let url = url.strip_prefix("Dashboard: ").unwrap().to_string();
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", dash.0.id())).unwrap();
+    let open_files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    assert!(
+        open_files.split_whitespace().nth(3) == Some("256"),
+        "{open_files}"
+    );
+    let addr: std::net::SocketAddr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let owner = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    // The owner's page answers before the flood (and the first sample is taken).
+    crate::support::poll(
+        "the dashboard's first snapshot",
+        Duration::from_secs(30),
+        || {
+            Ok(owner
+                .get(format!("{url}api/snapshot"))
+                .send()
+                .ok()
+                .filter(|r| r.status().is_success())
+                .map(|_| ()))
+        },
+    );
+
+    // Another user: 300 connections, each with half a request, held open.
+    let mut held = Vec::new();
+    for _ in 0..300 {
+        let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+            .expect("connect (the kernel completes it whatever the server does)");
+        s.write_all(b"GET /api/snapshot HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            .unwrap();
+        held.push(s);
+    }
+    // The owner, several times while they are held: each answered within 2 s.
+    for i in 0..5 {
+        let t0 = Instant::now();
+        let r = owner
+            .get(format!("{url}api/snapshot"))
+            .send()
+            .unwrap_or_else(|e| panic!("request {i} of the owner was starved: {e}"));
+        assert!(r.status().is_success(), "{}", r.status());
+        let rpc = owner
+            .post(format!("{url}api/rpc"))
+            .json(&serde_json::json!({"method": "eth_blockNumber", "params": []}))
+            .send()
+            .unwrap_or_else(|e| panic!("rpc {i} of the owner was starved: {e}"));
+        assert!(rpc.status().is_success(), "{}", rpc.status());
+        eprintln!("owner request {i}: {:?}", t0.elapsed());
+    }
+    assert_eq!(held.len(), 300);
+    drop(held);
+
+    // Cross-origin and non-JSON POSTs.
+    let post = |origin: Option<&str>, content_type: &str| {
+        let mut r = owner
+            .post(format!("{url}api/rpc"))
+            .header("content-type", content_type)
+            .body(r#"{"method":"eth_blockNumber","params":[]}"#);
+        if let Some(o) = origin {
+            r = r.header("origin", o);
+        }
+        r.send().unwrap().status().as_u16()
+    };
+    assert_eq!(post(Some("http://evil.example"), "text/plain"), 403);
+    assert_eq!(post(Some("http://evil.example"), "application/json"), 403);
+    assert_eq!(post(None, "text/plain"), 415);
+    let own = url.trim_end_matches('/');
+    assert_eq!(post(Some(own), "application/json"), 200);
+    drop(dash);
+}
