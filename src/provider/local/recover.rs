@@ -266,6 +266,9 @@ pub fn node_outputs(
         static_nodes,
         geth,
         geth_version: version,
+        // Nothing on disk vouches for the binary a recovered process runs: the next
+        // start records the hash of the geth it is started on.
+        geth_sha256: String::new(),
         log: node
             .dir
             .join(process::LOG_FILE)
