@@ -298,7 +298,10 @@ pub fn seed_state(sd: &StateDir, topo: &Topology, invite: &Invite) -> Result<(),
         path: p.display().to_string(),
         message: format!("cannot write: {e}"),
     };
-    std::fs::create_dir_all(&sd.root).map_err(|e| io(&sd.root, e))?;
+    sd.create_root().map_err(|e| JoinError::File {
+        path: sd.root.display().to_string(),
+        message: e.to_string(),
+    })?;
     let path = sd.root.join("genesis.json");
     let mut text = serde_json::to_vec_pretty(&invite.network.genesis).expect("genesis");
     text.push(b'\n');

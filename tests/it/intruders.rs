@@ -252,3 +252,212 @@ fn the_dashboard_serves_its_owner_past_300_idle_connections_and_refuses_other_or
     assert_eq!(post(Some(own), "application/json"), 200);
     drop(dash);
 }
+
+/// A shell script that leaves a mark when run, then runs the real geth.
+fn wrapper(path: &Path, mark: &Path) {
+    std::fs::write(
+        path,
+        format!(
+            "#!/bin/sh\ntouch {}\nexec {} \"$@\"\n",
+            mark.display(),
+            crate::support::geth().path.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Item 11: a wrapper placed in consort's geth cache is never run (not even for `geth
+/// version`), and a geth named with CONSORT_GETH that is swapped after the nodes recorded
+/// its SHA-256 is refused before it runs, naming its path and both hashes.
+#[test]
+fn a_substituted_geth_is_never_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().canonicalize().unwrap();
+    let file = dev_single(&root, "swapped", 727204);
+    let net = handle_in(tmp, &root, "swapped");
+    let f = file.to_string_lossy().into_owned();
+    let mark = root.join("wrapper-ran");
+
+    // 1. The cache holds a wrapper that prints the right version (via the real geth).
+    let cache = root.join("cache");
+    let cached = cache.join("consort/geth-1.13.15/geth");
+    std::fs::create_dir_all(cached.parent().unwrap()).unwrap();
+    wrapper(&cached, &mark);
+    let args = ["-f", f.as_str(), "apply", "--yes"];
+    let mut cmd = consort_cmd(&root, &args);
+    // No CONSORT_GETH, no Go and no geth on PATH: only the cache could answer.
+    cmd.env_remove("CONSORT_GETH")
+        .env("XDG_CACHE_HOME", &cache)
+        .env("PATH", "/usr/bin:/bin");
+    let out = run_logged(cmd, &args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(!mark.exists(), "the wrapper in the cache ran");
+    assert!(err.contains(&cached.display().to_string()), "{err}");
+    assert!(net.running().is_empty());
+
+    // 2. An explicit geth: the nodes record its hash; after a swap, nothing runs it.
+    let own = root.join("bin/geth");
+    std::fs::create_dir_all(own.parent().unwrap()).unwrap();
+    std::fs::copy(&crate::support::geth().path, &own).unwrap();
+    let good = consort::chain::geth::sha256_file(&own).unwrap();
+    let with_own = |args: &[&str]| {
+        let mut cmd = consort_cmd(&root, args);
+        cmd.env("CONSORT_GETH", &own);
+        run_logged(cmd, args)
+    };
+    assert!(with_own(&["-f", &f, "apply", "--yes"]).status.success());
+    let st = net.state_dir().load().unwrap().unwrap();
+    for n in ["contoso-validator-0", "contoso-tx-0"] {
+        let o = consort::provider::local::NodeOutputs::from_state(&st, n).unwrap();
+        assert_eq!(o.geth_sha256, good, "{n}");
+    }
+    assert!(with_own(&["-f", &f, "stop"]).status.success());
+    wrapper(&own, &mark);
+    let bad = consort::chain::geth::sha256_file(&own).unwrap();
+    for args in [&["-f", &f, "start"][..], &["-f", &f, "apply", "--yes"][..]] {
+        let out = with_own(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} ran a swapped geth");
+        assert!(
+            err.contains(&own.display().to_string()) && err.contains(&good) && err.contains(&bad),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(!mark.exists(), "the swapped geth ran");
+    assert!(net.running().is_empty());
+}
+
+/// The other local user of the second-user test: created if missing (needs root, as CI
+/// runs); returns (uid, gid).
+fn other_user() -> (u32, u32) {
+    const NAME: &str = "consort-intruder";
+    let id = |flag: &str| {
+        std::process::Command::new("id")
+            .args([flag, NAME])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<u32>().ok())
+    };
+    if id("-u").is_none() {
+        let out = std::process::Command::new("useradd")
+            .args(["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", NAME])
+            .output()
+            .expect("run useradd");
+        // Another test may have created it meanwhile (exit 9: exists).
+        assert!(
+            out.status.success() || out.status.code() == Some(9),
+            "the second-user test needs a second local user and could not create {NAME} (run as root): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    (id("-u").unwrap(), id("-g").unwrap())
+}
+
+/// Runs, as `uid`, a probe over `paths`: every file it can read or write, directory it
+/// can list or write into (to plant or replace an entry), socket it can connect to.
+fn probe_as(uid: u32, gid: u32, paths: &[PathBuf]) -> Vec<String> {
+    const PROBE: &str = r#"
+for p in "$@"; do
+  if [ -L "$p" ]; then echo "LINK $p"
+  elif [ -d "$p" ]; then
+    ls "$p" >/dev/null 2>&1 && echo "LIST $p"
+    if touch "$p/.intruder" 2>/dev/null; then echo "WRITE-INTO $p"; rm -f "$p/.intruder"; fi
+  elif [ -S "$p" ]; then
+    [ -w "$p" ] && echo "CONNECT $p"
+  else
+    head -c1 "$p" >/dev/null 2>&1 && echo "READ $p"
+    [ -w "$p" ] && echo "WRITE $p"
+  fi
+done
+exit 0
+"#;
+    let out = std::process::Command::new("setpriv")
+        .arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={gid}"))
+        .arg("--clear-groups")
+        .args(["--", "sh", "-c", PROBE, "probe"])
+        .args(paths)
+        .output()
+        .expect("run setpriv");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    out.push(dir.to_path_buf());
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if e.file_type().unwrap().is_dir() {
+            walk(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+/// Done-when of issue 20: a real other uid finds no file, socket or directory of
+/// consort's that it can read or redirect — with the directories above the state dir
+/// open to it (0755), so only consort's own modes stand in its way. Checked on a running
+/// network (IPC sockets up) and again on a stopped one, with the short socket directory
+/// of a network whose node dirs are too deep for a unix socket path.
+#[test]
+fn a_second_local_user_can_read_or_redirect_nothing_of_consorts() {
+    let (uid, gid) = other_user();
+    assert_ne!(uid, unsafe { libc::geteuid() });
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().canonicalize().unwrap();
+    let deep = root.join("d".repeat(100));
+    std::fs::create_dir(&deep).unwrap();
+    for d in [&root, &deep] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let run = root.join("run");
+    std::fs::create_dir(&run).unwrap();
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let file = dev_single(&deep, "secondus", 727205);
+    let net = handle_in(tmp, &deep, "secondus");
+    let f = file.to_string_lossy().into_owned();
+    let consort_here = |args: &[&str]| {
+        let mut cmd = consort_cmd(&deep, args);
+        cmd.env("XDG_RUNTIME_DIR", &run);
+        let out = run_logged(cmd, args);
+        assert!(out.status.success(), "consort {args:?} failed");
+    };
+    consort_here(&["-f", &f, "apply", "--yes"]);
+    let ours = || {
+        let mut paths = Vec::new();
+        walk(&deep.join(".consort"), &mut paths);
+        walk(&run.join("consort"), &mut paths);
+        paths
+    };
+    let running = ours();
+    assert!(
+        running.iter().any(|p| p.extension().is_some_and(|e| e == "ipc")),
+        "no IPC socket found to probe: {running:?}"
+    );
+    assert!(running.iter().any(|p| p.ends_with("state.json")));
+    let found = probe_as(uid, gid, &running);
+    assert!(found.is_empty(), "uid {uid} gets at: {found:#?}");
+    // The probe does find what is open to it (so a silent probe means something).
+    let control = probe_as(uid, gid, &[root.clone(), file.clone()]);
+    assert_eq!(
+        control,
+        vec![format!("LIST {}", root.display()), format!("READ {}", file.display())]
+    );
+
+    consort_here(&["-f", &f, "stop"]);
+    let found = probe_as(uid, gid, &ours());
+    assert!(found.is_empty(), "uid {uid} gets at (stopped): {found:#?}");
+    consort_here(&["-f", &f, "destroy", "--yes"]);
+    drop(net);
+}
