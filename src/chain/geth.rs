@@ -261,7 +261,7 @@ pub fn verify(bin: &GethBinary, recorded: &str) -> Result<(), GethError> {
         expected: bin.sha256.clone(),
         found,
         recorded: recorded.to_string(),
-        fix: "point --geth / CONSORT_GETH at it again and rerun `consort apply`, which restarts the nodes on it".into(),
+        fix: "check it (`geth version`), copy it to a new path and pass that with --geth / CONSORT_GETH: each node records the binary it is (re)started on".into(),
     })
 }
 
@@ -382,7 +382,7 @@ fn resolve(
                     expected: expected.clone(),
                     found: sha256,
                     recorded: format!("recorded in {by}"),
-                    fix: "`consort stop`, then `consort start` or `apply` on it: nodes record the binary they are started on".into(),
+                    fix: "check it (`geth version`), copy it to a new path and pass that with --geth / CONSORT_GETH: each node records the binary it is (re)started on".into(),
                 });
             }
         }
@@ -407,7 +407,7 @@ fn resolve(
                 },
                 want => events(Event::Warning {
                     message: format!(
-                        "not running {}: its SHA-256 {found} is {} (consort runs only a cached geth it built); building geth {version} over it",
+                        "not running {}: its SHA-256 {found} is {} (consort runs only a cached geth it built itself, or one named with --geth / CONSORT_GETH)",
                         c.display(),
                         match want {
                             Some(w) => format!("not the {w} recorded in {SHA256_FILE} beside it"),
