@@ -337,23 +337,24 @@ fn resolve(
     let wanted_series = series(version).ok_or_else(|| GethError::BadVersion {
         version: version.to_string(),
     })?;
-    let accept = |path: &Path, sha256: String| -> Result<Result<GethBinary, GethError>, GethError> {
-        let found = version_of(path, version)?;
-        if series(&found).as_deref() == Some(wanted_series.as_str()) {
-            Ok(Ok(GethBinary {
-                path: path.to_path_buf(),
-                version: found,
-                sha256,
-            }))
-        } else {
-            Ok(Err(GethError::WrongVersion {
-                path: path.to_path_buf(),
-                found,
-                wanted: version.to_string(),
-                wanted_series: wanted_series.clone(),
-            }))
-        }
-    };
+    let accept =
+        |path: &Path, sha256: String| -> Result<Result<GethBinary, GethError>, GethError> {
+            let found = version_of(path, version)?;
+            if series(&found).as_deref() == Some(wanted_series.as_str()) {
+                Ok(Ok(GethBinary {
+                    path: path.to_path_buf(),
+                    version: found,
+                    sha256,
+                }))
+            } else {
+                Ok(Err(GethError::WrongVersion {
+                    path: path.to_path_buf(),
+                    found,
+                    wanted: version.to_string(),
+                    wanted_series: wanted_series.clone(),
+                }))
+            }
+        };
 
     let hash_of = |p: &Path| {
         sha256_file(p).map_err(|e| GethError::NotRunnable {
@@ -370,7 +371,8 @@ fn resolve(
     {
         // A bare name (`--geth geth`): from PATH, as the user asked.
         let p = if p.components().count() == 1 && !p.as_os_str().is_empty() {
-            env.which(&p.to_string_lossy()).unwrap_or_else(|| absolute(&p))
+            env.which(&p.to_string_lossy())
+                .unwrap_or_else(|| absolute(&p))
         } else {
             absolute(&p)
         };
@@ -671,10 +673,7 @@ mod tests {
         script(
             dir,
             "geth",
-            &format!(
-                "touch {}; echo 'Version: 1.13.15-stable'",
-                mark.display()
-            ),
+            &format!("touch {}; echo 'Version: 1.13.15-stable'", mark.display()),
         )
     }
 
@@ -705,8 +704,11 @@ mod tests {
         let warned = format!("{:?}", got.lock().unwrap());
         assert!(warned.contains("not recorded"), "{warned}");
         // A recorded hash of something else: still never run.
-        std::fs::write(cached.with_file_name(SHA256_FILE), format!("{}  geth\n", "ab".repeat(32)))
-            .unwrap();
+        std::fs::write(
+            cached.with_file_name(SHA256_FILE),
+            format!("{}  geth\n", "ab".repeat(32)),
+        )
+        .unwrap();
         assert!(ensure_geth_with(&no_go, None, "1.13.15", &sink).is_err());
         assert!(!mark.exists(), "the planted binary ran");
         // Its own hash recorded (what consort's build writes): used.
@@ -727,7 +729,9 @@ mod tests {
             cache_home: Some(d.path().join("cache")),
         };
         let sink = crate::provider::events::null_sink();
-        let err = ensure_geth_with(&env, None, "1.13.15", &sink).unwrap_err().to_string();
+        let err = ensure_geth_with(&env, None, "1.13.15", &sink)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("Go is not installed"), "{err}");
         let bin = ensure_geth_with(&env, Some(Path::new("geth")), "1.13.15", &sink).unwrap();
         assert_eq!(bin.path, on_path);
@@ -826,7 +830,10 @@ chmod 755 "$GOBIN/geth""#,
         assert_eq!(bin.path, cache.join("consort/geth-1.13.15/geth"));
         assert_eq!(bin.version, "1.13.15");
         // Its SHA-256 recorded beside it, so the next run uses it.
-        assert_eq!(recorded_sha256(&bin.path), Some(sha256_file(&bin.path).unwrap()));
+        assert_eq!(
+            recorded_sha256(&bin.path),
+            Some(sha256_file(&bin.path).unwrap())
+        );
         assert_eq!(bin.sha256, sha256_file(&bin.path).unwrap());
         let args = std::fs::read_to_string(&log).unwrap();
         assert!(

@@ -91,13 +91,14 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 /// Refuses requests whose `Host` is not a loopback name (DNS rebinding), whose `Origin`
 /// is not the dashboard's own, and POSTs that are not JSON.
 async fn guard(req: Request, next: Next) -> Response {
-    if let Err(refused) = check_request(&req) {
-        return refused;
+    if let Err((status, message)) = check_request(&req) {
+        return error(status, message);
     }
     next.run(req).await
 }
 
-fn check_request(req: &Request) -> Result<(), Response> {
+/// The refusal (status and message) of a request [`guard`] turns away.
+fn check_request(req: &Request) -> Result<(), (StatusCode, String)> {
     let headers = req.headers();
     let host = headers
         .get(header::HOST)
@@ -105,7 +106,7 @@ fn check_request(req: &Request) -> Result<(), Response> {
         .unwrap_or("");
     let name = host.rsplit_once(':').map_or(host, |(n, _)| n);
     if !matches!(name, "127.0.0.1" | "localhost" | "[::1]") {
-        return Err(error(
+        return Err((
             StatusCode::FORBIDDEN,
             format!("the dashboard answers on 127.0.0.1 only, not for host {host:?}"),
         ));
@@ -115,7 +116,7 @@ fn check_request(req: &Request) -> Result<(), Response> {
     if let Some(origin) = headers.get(header::ORIGIN) {
         let own = format!("http://{host}");
         if origin.to_str().ok() != Some(own.as_str()) {
-            return Err(error(
+            return Err((
                 StatusCode::FORBIDDEN,
                 format!(
                     "refused a request from origin {origin:?}: the dashboard answers its own page ({own}) only"
@@ -130,9 +131,9 @@ fn check_request(req: &Request) -> Result<(), Response> {
             .and_then(|v| v.split(';').next())
             .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
         if !json {
-            return Err(error(
+            return Err((
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "send the request as Content-Type: application/json",
+                "send the request as Content-Type: application/json".into(),
             ));
         }
     }
@@ -250,15 +251,17 @@ mod tests {
     }
 
     fn request(method: &str, headers: &[(&str, &str)]) -> Request {
-        let mut b = axum::http::Request::builder().method(method).uri("/api/rpc");
+        let mut b = axum::http::Request::builder()
+            .method(method)
+            .uri("/api/rpc");
         for (k, v) in headers {
             b = b.header(*k, *v);
         }
         b.body(axum::body::Body::empty()).unwrap()
     }
 
-    fn status(r: Result<(), Response>) -> u16 {
-        r.map_or_else(|resp| resp.status().as_u16(), |()| 200)
+    fn status(r: Result<(), (StatusCode, String)>) -> u16 {
+        r.map_or_else(|(s, _)| s.as_u16(), |()| 200)
     }
 
     #[test]

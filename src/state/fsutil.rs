@@ -178,8 +178,14 @@ mod tests {
         write_atomic(&target, b"secret", 0o600).unwrap();
         assert_eq!(fs::read(&victim).unwrap(), b"precious");
         assert_eq!(fs::read(&target).unwrap(), b"secret");
-        assert!(!fs::symlink_metadata(&target).unwrap().file_type().is_symlink());
-        assert!(fs::symlink_metadata(&planted).unwrap().file_type().is_symlink());
+        assert!(!fs::symlink_metadata(&target)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert!(fs::symlink_metadata(&planted)
+            .unwrap()
+            .file_type()
+            .is_symlink());
     }
 
     #[test]
@@ -210,7 +216,10 @@ mod tests {
         std::os::unix::fs::symlink(&target, &planted).unwrap();
         let err = create_private_dir(&planted).unwrap_err();
         assert!(err.to_string().contains("symbolic link"), "{err}");
-        assert!(err.to_string().contains(&planted.display().to_string()), "{err}");
+        assert!(
+            err.to_string().contains(&planted.display().to_string()),
+            "{err}"
+        );
         assert_eq!(
             fs::metadata(&target).unwrap().permissions().mode() & 0o777,
             0o755
@@ -223,9 +232,15 @@ mod tests {
         fs::create_dir(&open).unwrap();
         fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
         create_private_dir(&open).unwrap();
-        assert_eq!(fs::metadata(&open).unwrap().permissions().mode() & 0o7777, 0o700);
+        assert_eq!(
+            fs::metadata(&open).unwrap().permissions().mode() & 0o7777,
+            0o700
+        );
         let new = dir.path().join("a/b/new");
         create_private_dir(&new).unwrap();
-        assert_eq!(fs::metadata(&new).unwrap().permissions().mode() & 0o7777, 0o700);
+        assert_eq!(
+            fs::metadata(&new).unwrap().permissions().mode() & 0o7777,
+            0o700
+        );
     }
 }

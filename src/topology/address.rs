@@ -26,7 +26,9 @@ pub fn check_local_address(text: &str) -> Result<IpAddr, String> {
                 None
             }
         }
-        IpAddr::V6(v6) => v6.is_multicast().then_some("a multicast address (ff00::/8)"),
+        IpAddr::V6(v6) => v6
+            .is_multicast()
+            .then_some("a multicast address (ff00::/8)"),
     };
     if let Some(what) = not_unicast {
         return Err(format!(

@@ -101,8 +101,7 @@ fn destroy_deletes_nothing_outside_the_state_dir_whatever_state_names() {
     std::fs::create_dir(&precious).unwrap();
     std::fs::write(precious.join("keep.txt"), b"mine").unwrap();
     let sd = net.state_dir();
-    let mut st: Value =
-        serde_json::from_slice(&std::fs::read(sd.state_file()).unwrap()).unwrap();
+    let mut st: Value = serde_json::from_slice(&std::fs::read(sd.state_file()).unwrap()).unwrap();
     let nodes = ["node.contoso-validator-0", "node.contoso-tx-0"];
     for n in nodes {
         let outputs = &mut st["resources"][n]["outputs"];
@@ -118,7 +117,10 @@ fn destroy_deletes_nothing_outside_the_state_dir_whatever_state_names() {
         b"mine",
         "destroy deleted a directory named in state.json"
     );
-    assert!(!sd.nodes_dir().exists(), "the node dirs themselves are gone");
+    assert!(
+        !sd.nodes_dir().exists(),
+        "the node dirs themselves are gone"
+    );
     assert!(
         net.running().is_empty(),
         "geth still runs: {:?}",
@@ -339,11 +341,22 @@ fn other_user() -> (u32, u32) {
             .output()
             .ok()
             .filter(|o| o.status.success())
-            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<u32>().ok())
+            .and_then(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+            })
     };
     if id("-u").is_none() {
         let out = std::process::Command::new("useradd")
-            .args(["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", NAME])
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                NAME,
+            ])
             .output()
             .expect("run useradd");
         // Another test may have created it meanwhile (exit 9: exists).
@@ -442,7 +455,9 @@ fn a_second_local_user_can_read_or_redirect_nothing_of_consorts() {
     };
     let running = ours();
     assert!(
-        running.iter().any(|p| p.extension().is_some_and(|e| e == "ipc")),
+        running
+            .iter()
+            .any(|p| p.extension().is_some_and(|e| e == "ipc")),
         "no IPC socket found to probe: {running:?}"
     );
     assert!(running.iter().any(|p| p.ends_with("state.json")));
@@ -452,7 +467,10 @@ fn a_second_local_user_can_read_or_redirect_nothing_of_consorts() {
     let control = probe_as(uid, gid, &[root.clone(), file.clone()]);
     assert_eq!(
         control,
-        vec![format!("LIST {}", root.display()), format!("READ {}", file.display())]
+        vec![
+            format!("LIST {}", root.display()),
+            format!("READ {}", file.display())
+        ]
     );
 
     consort_here(&["-f", &f, "stop"]);

@@ -167,7 +167,10 @@ fn no_tcp_port_signs_or_administers_and_consort_works_over_ipc() {
                     ("clique_discard", json!([signers[0]])),
                     ("clique_getSigners", json!([])),
                 ] {
-                    let e = app.call_raw(method, params.clone()).unwrap_err().to_string();
+                    let e = app
+                        .call_raw(method, params.clone())
+                        .unwrap_err()
+                        .to_string();
                     assert!(
                         e.contains("does not exist/is not available"),
                         "{method} on {http}: {e}"

@@ -117,7 +117,10 @@ pub(super) fn prepare_ipc_dir(addr: &str, ipc: &Path) -> Result<(), ProviderErro
     create_private_dir(dir).map_err(|e| {
         ProviderError::at(
             addr,
-            format!("cannot use {} for the node's IPC socket: {e} (or set XDG_RUNTIME_DIR)", dir.display()),
+            format!(
+                "cannot use {} for the node's IPC socket: {e} (or set XDG_RUNTIME_DIR)",
+                dir.display()
+            ),
         )
     })
 }
