@@ -602,9 +602,9 @@ fn enode_answers(url: &str) -> Result<(), JoinError> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_joiner_topology_loads_with_the_founders_external() {
-        let invite = Invite {
+    /// An invitation of network tradelane (member alpha) for member delta.
+    fn sample_invite() -> Invite {
+        Invite {
             format: INVITE_FORMAT.into(),
             invitation_id: "0f".repeat(16),
             expires_at: 0,
@@ -638,7 +638,12 @@ mod tests {
             },
             signed_by: String::new(),
             signature: String::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn a_joiner_topology_loads_with_the_founders_external() {
+        let invite = sample_invite();
         let text = joiner_topology(&invite, "127.0.0.2", Some(31000));
         let loaded = crate::topology::parse(Path::new("consort.yaml"), text.as_bytes())
             .unwrap_or_else(|e| panic!("{e}\n{text}"));
@@ -658,38 +663,12 @@ mod tests {
     #[test]
     fn invitation_strings_are_serialised_not_formatted_into_yaml() {
         let evil = "alpha\n  - name: mallory\n    validators: 9\n    tx_nodes: 0";
-        let invite = Invite {
-            format: INVITE_FORMAT.into(),
-            invitation_id: "0f".repeat(16),
-            expires_at: 0,
-            network: InviteNetwork {
-                name: "trade: lane\nprovider: {azure: {}}".into(),
-                chain_id: 707070,
-                clique_period: 2,
-                clique_epoch: 30000,
-                gas_limit: 30_000_000,
-                genesis: json!({}),
-                genesis_hash: "0x01".into(),
-            },
-            members: vec![InviteMember {
-                name: evil.into(),
-                validators: 1,
-                tx_nodes: 1,
-                signers: vec!["0xab\"\n  - x".into()],
-                enodes: vec![],
-            }],
-            invited: Invited {
-                name: "delta".into(),
-                validators: 1,
-                tx_nodes: 0,
-                accounts: vec![InvitedAccount {
-                    name: "ops\n        balance: 1000000 ether".into(),
-                    balance: Wei::ETHER.to_string(),
-                }],
-            },
-            signed_by: String::new(),
-            signature: String::new(),
-        };
+        let mut invite = sample_invite();
+        invite.network.name = "trade: lane\nprovider: {azure: {}}".into();
+        invite.members[0].name = evil.into();
+        invite.members[0].signers = vec!["0xab\"\n  - x".into()];
+        invite.invited.accounts[0].name = "ops\n        balance: 1000000 ether".into();
+        invite.invited.accounts[0].balance = Wei::ETHER.to_string();
         let text = joiner_topology(&invite, "127.0.0.2", None);
         let v: Value = serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         let members = v["members"].as_array().unwrap();

@@ -34,6 +34,15 @@ provider:
     file
 }
 
+/// A dev_single network `name` in a new temp dir: its handle, the dir and `-f` value.
+fn dev_net(name: &str, chain_id: u64) -> (NetworkHandle, PathBuf, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().canonicalize().unwrap();
+    let file = dev_single(&root, name, chain_id);
+    let net = handle_in(tmp, &root, name);
+    (net, root, file.to_string_lossy().into_owned())
+}
+
 /// A network handle whose state dir is `<dir>/.consort` (so Drop stops its nodes).
 fn handle_in(tmp: tempfile::TempDir, dir: &Path, network: &str) -> NetworkHandle {
     NetworkHandle {
@@ -90,11 +99,7 @@ fn a_link_planted_at_the_socket_dir_is_refused_and_its_target_untouched() {
 /// deletes the node's own dir under the state dir and nothing outside.
 #[test]
 fn destroy_deletes_nothing_outside_the_state_dir_whatever_state_names() {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().canonicalize().unwrap();
-    let file = dev_single(&root, "outside", 727202);
-    let net = handle_in(tmp, &root, "outside");
-    let f = file.to_string_lossy().into_owned();
+    let (net, root, f) = dev_net("outside", 727202);
     consort_ok(&root, &["-f", &f, "apply", "--yes"]);
 
     let precious = root.join("precious");
@@ -145,11 +150,7 @@ fn the_dashboard_serves_its_owner_past_300_idle_connections_and_refuses_other_or
     use std::io::Write;
     use std::os::unix::process::CommandExt;
     use std::time::{Duration, Instant};
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().canonicalize().unwrap();
-    let file = dev_single(&root, "starve", 727203);
-    let _net = handle_in(tmp, &root, "starve");
-    let f = file.to_string_lossy().into_owned();
+    let (_net, root, f) = dev_net("starve", 727203);
     consort_ok(&root, &["-f", &f, "apply", "--yes"]);
 
     let args = ["-f", f.as_str(), "dashboard", "--port", "0", "--no-open"];
@@ -274,11 +275,7 @@ fn wrapper(path: &Path, mark: &Path) {
 /// its SHA-256 is refused before it runs, naming its path and both hashes.
 #[test]
 fn a_substituted_geth_is_never_run() {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().canonicalize().unwrap();
-    let file = dev_single(&root, "swapped", 727204);
-    let net = handle_in(tmp, &root, "swapped");
-    let f = file.to_string_lossy().into_owned();
+    let (net, root, f) = dev_net("swapped", 727204);
     let mark = root.join("wrapper-ran");
 
     // 1. The cache holds a wrapper that prints the right version (via the real geth).
