@@ -253,6 +253,35 @@ fn the_dashboard_serves_its_owner_past_300_idle_connections_and_refuses_other_or
     assert_eq!(post(None, "text/plain"), 415);
     let own = url.trim_end_matches('/');
     assert_eq!(post(Some(own), "application/json"), 200);
+
+    // Idle connections do not stay: a half-sent request, and a kept-alive connection
+    // after its answer, are closed by the server (header-read timeout, 5 s) — read until
+    // EOF, with a deadline well past it.
+    let read_to_eof = |mut s: std::net::TcpStream| -> String {
+        use std::io::Read;
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let mut got = Vec::new();
+        loop {
+            let mut buf = [0u8; 4096];
+            match s.read(&mut buf) {
+                Ok(0) => return String::from_utf8_lossy(&got).into_owned(),
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                    return String::from_utf8_lossy(&got).into_owned()
+                }
+                Err(e) => panic!("the server kept an idle connection open: {e}"),
+            }
+        }
+    };
+    let mut half = std::net::TcpStream::connect(addr).unwrap();
+    half.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .unwrap();
+    read_to_eof(half);
+    let mut kept = std::net::TcpStream::connect(addr).unwrap();
+    kept.write_all(b"GET /api/methods HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    let answer = read_to_eof(kept);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     drop(dash);
 }
 
