@@ -23,6 +23,7 @@ mod dashboard;
 mod fake_arm;
 mod faults;
 mod graph;
+mod intruders;
 mod key_restore;
 mod least_privilege;
 mod local_cli;
