@@ -129,6 +129,27 @@ fn booting_checkout(fake: &FakeArm, tmp: &Path, topology: &str) -> PathBuf {
     dir
 }
 
+/// `member add gamma` with one validator and `tx_nodes` tx nodes.
+fn add_gamma(fake: &FakeArm, dir: &Path, tx_nodes: &str) -> String {
+    cli_ok(
+        fake,
+        dir,
+        &[
+            "member",
+            "add",
+            "gamma",
+            "--validators",
+            "1",
+            "--tx-nodes",
+            tx_nodes,
+            "--yes",
+            "--skip-health-check",
+            "--timeout",
+            "120",
+        ],
+    )
+}
+
 #[test]
 fn cli_votes_members_in_and_out_by_run_command_and_destroy_leaves_nothing() {
     let _vnet = vm_host::loopback_vnet();
@@ -247,23 +268,7 @@ fn cli_votes_members_in_and_out_by_run_command_and_destroy_leaves_nothing() {
     // member add: a validator voted in by Run Command on both signers, and a tx node; the
     // running VMs learn the new nodes live.
     fake.clear_log();
-    let out = cli_ok(
-        &fake,
-        &dir,
-        &[
-            "member",
-            "add",
-            "gamma",
-            "--validators",
-            "1",
-            "--tx-nodes",
-            "1",
-            "--yes",
-            "--skip-health-check",
-            "--timeout",
-            "120",
-        ],
-    );
+    let out = add_gamma(&fake, &dir, "1");
     assert!(out.contains("vote in"), "{out}");
     assert!(
         fake.count("POST", "/runCommand") >= 2,
@@ -343,21 +348,7 @@ fn cli_votes_members_in_and_out_by_run_command_and_destroy_leaves_nothing() {
         deleted.iter().any(|n| n == "gamma-validator-0-nodekey"),
         "{deleted:?}"
     );
-    let out = cli_ok(
-        &fake,
-        &dir,
-        &[
-            "member",
-            "add",
-            "gamma",
-            "--validators",
-            "1",
-            "--yes",
-            "--skip-health-check",
-            "--timeout",
-            "120",
-        ],
-    );
+    let out = add_gamma(&fake, &dir, "0");
     assert!(
         out.contains("gamma-validator-0-nodekey was soft-deleted") && out.contains("recovered it"),
         "{out}"

@@ -425,15 +425,9 @@ impl FakeArm {
     }
 
     /// The VM's customData, base64-decoded.
+    /// (Decompressed when it was sent gzip-compressed, as cloud-init reads it.)
     pub fn custom_data(&self, vm_id: &str) -> Option<String> {
-        let g = self.shared.lock().unwrap();
-        let raw = g
-            .resources
-            .get(&vm_id.to_ascii_lowercase())?
-            .custom_data
-            .clone()?;
-        let bytes = azure_core::base64::decode(raw).ok()?;
-        String::from_utf8(vm_host::gunzipped(bytes)).ok()
+        String::from_utf8(vm_host::gunzipped(self.custom_data_bytes(vm_id)?)).ok()
     }
 
     /// The VM's customData exactly as sent (base64-decoded, not decompressed).
