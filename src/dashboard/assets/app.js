@@ -75,13 +75,23 @@ function renderBanner(s) {
     return;
   }
   const h = s.health;
-  if (h.healthy) {
+  // A failed sample keeps the last picture, but never as if it were live.
+  const stale = s.stale
+    ? "<p><strong>Data stale since " + esc(new Date(s.stale.since * 1000).toLocaleTimeString()) + ":</strong> " + esc(s.stale.error) + "</p>"
+    : "";
+  if (s.stale) {
+    b.className = "banner bad";
+    b.innerHTML = stale;
+  } else if (h.healthy) {
     b.className = "banner ok";
     b.innerHTML = "<strong>Healthy.</strong> " + s.nodes.length + " node(s) peered, head #" + h.head +
       ", signers as the topology says.";
   } else if (h.stopped) {
     b.className = "banner warn";
     b.innerHTML = "<strong>Stopped.</strong> Every node is stopped; <code>consort start</code> starts them again on their data.";
+  } else if (h.crashed) {
+    b.className = "banner bad";
+    b.innerHTML = "<strong>Crashed.</strong> Every node is down, and not by <code>consort stop</code> (they exited or were killed); <code>consort start</code> or <code>consort apply</code> starts them again on their data.";
   } else {
     b.className = "banner bad";
     // The halt is the headline already.
@@ -267,6 +277,7 @@ async function poll() {
       snap = await r.json();
       lastOk = Date.now();
       renderOverview(snap);
+      refreshPendingTx();
     }
   } catch (e) {
     /* the server went away: say so below */
@@ -314,12 +325,28 @@ async function showBlock(id) {
   return html;
 }
 
+// The pending transaction on screen: its page follows the snapshots (sealed, or why not).
+let pendingTx = null;
+let refreshingTx = false;
+function refreshPendingTx() {
+  const hash = pendingTx;
+  if (!hash || refreshingTx || location.hash.toLowerCase() !== "#/tx/" + hash) return;
+  refreshingTx = true;
+  showTx(hash)
+    .then((html) => { if (location.hash.toLowerCase() === "#/tx/" + hash) $("detail-body").innerHTML = html; })
+    .catch(() => { /* the next snapshot tries again */ })
+    .finally(() => { refreshingTx = false; });
+}
+
 async function showTx(hash) {
   const t = await rpc("eth_getTransactionByHash", [hash]);
   if (!t) return notFound("No transaction " + hash + " known to the nodes.");
   const r = await rpc("eth_getTransactionReceipt", [hash]);
+  pendingTx = r ? null : t.hash.toLowerCase();
   const failed = r && r.status !== "0x1";
   const status = !r ? '<span class="pill grey">pending</span>' : !failed ? '<span class="pill ok">success</span>' : '<span class="pill bad">failed</span>';
+  // Pending for more than 3 periods: the reason the sampler found.
+  const stuck = !r && snap && (snap.pending_transactions || []).find((x) => x.hash === t.hash.toLowerCase());
   // A failed creation's receipt still names the address the contract would have had.
   const to = t.to ? addrLink(t.to)
     : !r ? '<span class="muted">contract creation</span>'
@@ -330,6 +357,7 @@ async function showTx(hash) {
   if (!r) extra.push(...(await whyPending(t)));
   let html = title("Transaction", '<span class="mono">' + esc(short(hash, 14)) + "</span> " + status) + kv([
     ["Hash", '<span class="mono">' + esc(t.hash) + "</span>"],
+  ].concat(stuck ? [["Not sealed", esc("pending for " + stuck.pending_secs + " s: " + stuck.reason)]] : []).concat([
     ["Block", t.blockNumber ? '<a href="#/block/' + hexNum(t.blockNumber) + '">#' + hexNum(t.blockNumber) + "</a>" : '<span class="muted">not yet in a block</span>'],
     ["From", addrLink(t.from)],
     ["To", to],
@@ -337,10 +365,11 @@ async function showTx(hash) {
     ["Value", esc(ether(t.value))],
     ["Nonce", String(hexNum(t.nonce))],
     ["Gas", (r ? hexNum(r.gasUsed).toLocaleString("en-US") + " used of " : "limit ") + hexNum(t.gas).toLocaleString("en-US")],
+    ["Tip", t.maxPriorityFeePerGas != null ? hexNum(t.maxPriorityFeePerGas).toLocaleString("en-US") + " wei (max priority fee)" + (t.maxFeePerGas != null ? ' <span class="muted">· max fee ' + hexNum(t.maxFeePerGas).toLocaleString("en-US") + " wei</span>" : "") : t.gasPrice ? '<span class="muted">legacy: gas price ' + hexNum(t.gasPrice).toLocaleString("en-US") + " wei, less the base fee</span>" : "–"],
     ["Gas price", r && r.effectiveGasPrice ? hexNum(r.effectiveGasPrice).toLocaleString("en-US") + " wei (effective)" : t.gasPrice ? hexNum(t.gasPrice).toLocaleString("en-US") + " wei" : "–"],
     ["Type", String(hexNum(t.type || "0x0")) + (t.type === "0x2" ? " (EIP-1559)" : t.type === "0x0" ? " (legacy)" : "")],
     ["Input", t.input && t.input !== "0x" ? '<span class="mono">' + esc(short(t.input, 40)) + "</span> (" + (t.input.length - 2) / 2 + " bytes)" : '<span class="muted">none</span>'],
-  ]);
+  ]));
   if (r && r.logs && r.logs.length) {
     html += "<h3>Logs (" + r.logs.length + ")</h3>";
     for (const l of r.logs) {
@@ -375,29 +404,21 @@ async function whyPending(t) {
     rpc("eth_getBlockByNumber", ["latest", false]),
     rpc("eth_getTransactionCount", [t.from, "latest"]),
   ]);
-  const rows = [];
   const base = latest && latest.baseFeePerGas ? BigInt(latest.baseFeePerGas) : 0n;
   const tip = t.maxPriorityFeePerGas != null ? BigInt(t.maxPriorityFeePerGas) : t.gasPrice != null ? BigInt(t.gasPrice) - base : 0n;
   const max = t.maxFeePerGas != null ? BigInt(t.maxFeePerGas) : BigInt(t.gasPrice || "0x0");
-  if (t.maxPriorityFeePerGas != null) {
-    rows.push(["Tip", gwei(t.maxPriorityFeePerGas) + ' <span class="muted">(max priority fee)</span>']);
-    rows.push(["Max fee", gwei(t.maxFeePerGas) + ' <span class="muted">(base fee now ' + gwei("0x" + base.toString(16)) + ")</span>"]);
-  } else {
-    rows.push(["Gas price", gwei(t.gasPrice) + ' <span class="muted">(legacy; base fee now ' + gwei("0x" + base.toString(16)) + ")</span>"]);
-  }
   const next = BigInt(confirmed);
   let why;
   if (BigInt(t.nonce) > next) {
     why = "its nonce is " + BigInt(t.nonce) + " but the sender's next is " + next + ": it waits for the sender's transaction with nonce " + next + " (nonces are used in order)";
   } else if (max < base) {
-    why = "its max fee is below the current base fee: it waits until the base fee falls to it";
+    why = "its max fee (" + gwei("0x" + max.toString(16)) + ") is below the current base fee (" + gwei("0x" + base.toString(16)) + "): it waits until the base fee falls to it";
   } else if (tip < 1n) {
     why = "it offers no tip: the validators seal transactions that tip at least 1 wei";
   } else {
     why = "it is next in the pool: it goes into one of the coming blocks";
   }
-  rows.push(["Why it waits", esc(why)]);
-  return rows;
+  return [["Why it waits", esc(why)]];
 }
 
 // Blocks the address page looks through for transactions (the dashboard's window).
@@ -458,6 +479,7 @@ async function route() {
   $("overview").hidden = !!detail;
   $("detail").hidden = !detail;
   if (!detail) { if (snap) renderOverview(snap); return; }
+  pendingTx = null;
   const body = $("detail-body");
   body.innerHTML = '<div class="empty">Loading…</div>';
   try {
