@@ -100,6 +100,7 @@ fn floor_once(geth: &GethBinary, ports: &mut PortAllocator) -> Duration {
         // Like every validator: no TCP RPC, controlled over IPC.
         http_port: None,
         ws_port: None,
+        cors_origins: vec![],
         metrics_port: None,
         authrpc_port: 0,
         ipc_path: datadir.join("geth.ipc").to_string_lossy().into(),

@@ -59,6 +59,7 @@ fn topology(
             address: None,
             base_port,
         }),
+        rpc: Default::default(),
     }
 }
 

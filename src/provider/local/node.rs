@@ -86,6 +86,9 @@ const GETH_HASH_ORIGIN: &str =
 /// The longest unix socket path (`sun_path` is 108 bytes with its NUL).
 const MAX_SOCKET_PATH: usize = 107;
 
+/// How long a node consort just stopped may keep its ports before a restart moves it.
+const PORTS_RELEASE: Duration = Duration::from_secs(5);
+
 /// Where a node's IPC socket lives: `<node dir>/geth.ipc` (the node dir is 0700, so only
 /// the operator can connect), or, when that path is too long for a unix socket, a short
 /// one named after the node dir in a 0700 directory of ours under `$XDG_RUNTIME_DIR`
@@ -193,6 +196,10 @@ impl LocalProvider {
             // Applications connect to tx nodes only; validators are controlled over IPC.
             http_port: ports.http.filter(|_| spec.role == Role::Tx),
             ws_port: ports.ws.filter(|_| spec.role == Role::Tx),
+            cors_origins: match spec.role {
+                Role::Tx => ctx.topology.rpc.cors_origins.clone(),
+                Role::Validator => vec![],
+            },
             metrics_port: ports.metrics,
             authrpc_port: 0,
             ipc_path: s(&ipc_path(datadir)),
@@ -673,7 +680,17 @@ impl LocalProvider {
         // A running node on another geth than the topology's: a rolling restart on the new
         // binary, keeping its chain data (see `rejoin`).
         let upgrade = live_update && self.geth(ctx)?.version != cur.geth_version;
-        let mut out = if live_update && !upgrade {
+        // New browser origins are command-line flags: a restart on the same data.
+        let cors = |v: &Option<serde_json::Value>| {
+            v.as_ref()
+                .map(|a| a["cors_origins"].clone())
+                .unwrap_or_default()
+        };
+        let reconfigure = live_update && cors(&change.before) != cors(&change.after);
+        if reconfigure {
+            step(ctx, &name, "restart: rpc.cors_origins changed");
+        }
+        let mut out = if live_update && !upgrade && !reconfigure {
             let statics = self.static_nodes(ctx, &name)?;
             let geth = cur.geth_binary();
             let peers = Peers {
@@ -728,6 +745,17 @@ impl LocalProvider {
                 Self::install_signer(ctx, addr, &name, &datadir)?;
             }
             let mut ports = self.complete_ports(ctx, &spec, cur.ports);
+            // The node just stopped may hold its ports a moment longer (connections closing):
+            // give them a few seconds before moving it.
+            let free_by = Instant::now()
+                + if live_update {
+                    PORTS_RELEASE
+                } else {
+                    Duration::ZERO
+                };
+            while !process::ports_free(ports) && Instant::now() < free_by {
+                std::thread::sleep(Duration::from_millis(100));
+            }
             if !process::ports_free(ports) {
                 let old = ports;
                 ports = self.fresh_ports(ctx, &name)?;
