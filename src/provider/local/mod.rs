@@ -412,7 +412,7 @@ impl Provider for LocalProvider {
             let waiting = start_sealing(
                 &h,
                 &st,
-                &ctx.peering(),
+                ctx.peering(),
                 &mut started,
                 Instant::now() >= deadline,
             );
@@ -440,7 +440,7 @@ impl Provider for LocalProvider {
         loop {
             let st = ctx.snapshot();
             let h = assess(ctx.topology, &st);
-            start_sealing(&h, &st, &ctx.peering(), &mut sealing, false);
+            start_sealing(&h, &st, ctx.peering(), &mut sealing, false);
             if h.head > progress.0 {
                 progress = (h.head, Instant::now());
             }

@@ -46,7 +46,7 @@ impl LocalProvider {
             if running.len() == validators.len() {
                 if let Ok(mut started) = self.sealing_started.try_lock() {
                     let h = assess(ctx.topology, &st);
-                    start_sealing(&h, &st, &ctx.peering(), &mut started, false);
+                    start_sealing(&h, &st, ctx.peering(), &mut started, false);
                     // Sealing waits for every planned validator pair: a dial lost at start
                     // must not hold it for geth's 35 s redial (see `sync_mesh`).
                     if last_nudge.elapsed() > Duration::from_secs(3) {
