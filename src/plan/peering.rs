@@ -132,7 +132,11 @@ impl Peering {
                 }
             }
         }
-        seen.len() + without.iter().filter(|n| self.peers.contains_key(**n)).count()
+        seen.len()
+            + without
+                .iter()
+                .filter(|n| self.peers.contains_key(**n))
+                .count()
             == self.peers.len()
     }
 
@@ -263,7 +267,9 @@ impl<'a> Graph<'a> {
         for (m, cut) in cuts.iter().enumerate() {
             // No validators of its own: the rest is the whole (connected) ring. One or no
             // validator left: nothing to split.
-            if cut.is_empty() || ring.len() - cut.len() <= 1 || self.arcs_stay_joined(ring, &pos, m, cut)
+            if cut.is_empty()
+                || ring.len() - cut.len() <= 1
+                || self.arcs_stay_joined(ring, &pos, m, cut)
             {
                 continue;
             }
@@ -725,7 +731,10 @@ mod tests {
         for shape in [(1, 1), (2, 1), (4, 3)] {
             let (small, big) = (work(&vec![shape; 300]), work(&vec![shape; 3000]));
             // A walk of the whole graph per member would be ~1,000× the node count here.
-            assert!(big <= 60.0, "{shape:?}: {big:.1} steps per node at 3,000 members");
+            assert!(
+                big <= 60.0,
+                "{shape:?}: {big:.1} steps per node at 3,000 members"
+            );
             assert!(
                 big <= small * 3.0,
                 "{shape:?}: {small:.1} steps per node at 300 members, {big:.1} at 3,000"
@@ -733,7 +742,9 @@ mod tests {
         }
         // One member holding the validators, 3,000 with tx nodes only: tx nodes skip its
         // run of validators on the ring at once.
-        let lopsided: Vec<(u32, u32)> = std::iter::once((300, 1)).chain(vec![(0, 1); 3000]).collect();
+        let lopsided: Vec<(u32, u32)> = std::iter::once((300, 1))
+            .chain(vec![(0, 1); 3000])
+            .collect();
         assert!(work(&lopsided) <= 60.0);
     }
 

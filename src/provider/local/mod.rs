@@ -137,8 +137,11 @@ pub struct LocalProvider {
     geth: Mutex<Option<Result<GethBinary, String>>>,
     ports: Mutex<Option<PortTable>>,
     /// Validators `miner_start` was sent to while tx nodes wait for block 1; its lock
-    /// makes one waiting tx node the one that starts sealing (see `await_first_block`).
+    /// makes one waiting tx node the one that watches for block 1 and starts sealing (see
+    /// `await_first_block`).
     sealing_started: Mutex<BTreeSet<String>>,
+    /// Set once a validator of this network answered with block 1 or later.
+    first_block_seen: std::sync::atomic::AtomicBool,
     /// Nodes up, by name (see `join_mesh`).
     up: Mutex<Option<BTreeMap<String, UpNode>>>,
     /// Serialises building the genesis-db template (see `init_datadir`).
@@ -157,6 +160,7 @@ impl LocalProvider {
             ports: Mutex::new(None),
             up: Mutex::new(None),
             sealing_started: Mutex::new(BTreeSet::new()),
+            first_block_seen: Default::default(),
             genesis_db: Mutex::new(()),
             signer_refusal: Mutex::new(None),
             rolling: Mutex::new(()),
