@@ -142,6 +142,8 @@ pub struct LocalProvider {
     sealing_started: Mutex<BTreeSet<String>>,
     /// Set once a validator of this network answered with block 1 or later.
     first_block_seen: std::sync::atomic::AtomicBool,
+    /// Every process with a `--datadir`, as /proc listed them when a destroy first asked.
+    processes: Mutex<Option<Vec<(ProcessId, PathBuf)>>>,
     /// Nodes up, by name (see `join_mesh`).
     up: Mutex<Option<BTreeMap<String, UpNode>>>,
     /// Serialises building the genesis-db template (see `init_datadir`).
@@ -161,6 +163,7 @@ impl LocalProvider {
             up: Mutex::new(None),
             sealing_started: Mutex::new(BTreeSet::new()),
             first_block_seen: Default::default(),
+            processes: Mutex::new(None),
             genesis_db: Mutex::new(()),
             signer_refusal: Mutex::new(None),
             rolling: Mutex::new(()),
@@ -399,6 +402,22 @@ impl Provider for LocalProvider {
             .any(|c| c.kind == Kind::LocalNode && c.action != Action::Destroy);
         if starts_nodes {
             let _ = self.geth(ctx);
+        }
+        // The whole network goes (`destroy`: every change a Destroy, every node still in
+        // the topology, so no vote waits on a running signer): ask every node to exit at
+        // once, so their shutdowns overlap instead of running `parallelism` at a time.
+        // Each node's Destroy still stops it (and waits) as always.
+        let names: BTreeSet<String> = ctx.topology.nodes().into_iter().map(|n| n.name).collect();
+        let whole_network = !changes.is_empty()
+            && changes.iter().all(|c| c.action == Action::Destroy)
+            && changes
+                .iter()
+                .filter(|c| c.kind == Kind::LocalNode)
+                .all(|c| names.contains(&node_name(c)));
+        if whole_network {
+            for (_, o) in recorded_nodes(&ctx.snapshot()) {
+                let _ = process::terminate(o.process(), Path::new(&o.datadir));
+            }
         }
     }
 
