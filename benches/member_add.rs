@@ -2,7 +2,7 @@
 //! 1.13.15 on 127.0.0.1): time from starting the command until the new validators are all
 //! in `clique_getSigners`, median of 5 runs, for a member with 1 and with 3 validators,
 //! beside the floor the issues set: one node start (`geth init` + start + RPC answering)
-//! + 3 Clique periods. Also shown: the Clique floor of the votes themselves. A block
+//! plus 3 Clique periods. Also shown: the Clique floor of the votes themselves. A block
 //! carries one vote, and each new signer needs a majority of the signers at that moment,
 //! so adding k validators to n signers takes at least Σ (⌊(n+i)/2⌋+1) blocks (i < k).
 //!
