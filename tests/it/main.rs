@@ -7,6 +7,8 @@ mod apps;
 #[cfg(feature = "azure")]
 mod azure_arm;
 #[cfg(feature = "azure")]
+mod azure_behaviours;
+#[cfg(feature = "azure")]
 mod azure_cli;
 #[cfg(feature = "azure")]
 mod azure_provider;
@@ -21,6 +23,7 @@ mod dashboard;
 mod fake_arm;
 mod faults;
 mod graph;
+mod intruders;
 mod key_restore;
 mod least_privilege;
 mod local_cli;
