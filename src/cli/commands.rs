@@ -602,6 +602,7 @@ pub(super) fn run_apply(
         interrupted: &INTERRUPTED,
         health_timeout: Duration::from_secs(o.timeout),
         failed: Default::default(),
+        peering: Default::default(),
     };
     let report = provider::execute(provider.as_ref(), &ctx, &plan.changes)?;
     if report.interrupted {

@@ -147,6 +147,7 @@ fn run(
         interrupted: &interrupted,
         health_timeout: Duration::from_secs(30),
         failed: Default::default(),
+        peering: Default::default(),
     };
     let t0 = Instant::now();
     let report = execute(p, &ctx, &pl.changes).unwrap();
@@ -638,6 +639,7 @@ fn refresh_shows_drift_and_apply_repairs_it() {
             interrupted: &interrupted,
             health_timeout: Duration::from_secs(10),
             failed: Default::default(),
+            peering: Default::default(),
         };
         execute(&p, &ctx, &pl.changes).unwrap()
     };

@@ -42,9 +42,22 @@ pub(super) fn stop_recorded(
     datadir: &Path,
     recorded: Option<ProcessId>,
 ) -> Result<(), ProviderError> {
-    let strays = process::find_by_datadir(|d| d == datadir)
-        .into_iter()
-        .map(|(id, _)| id);
+    let strays = process::find_by_datadir(|d| d == datadir);
+    stop_with_strays(
+        addr,
+        datadir,
+        recorded,
+        strays.into_iter().map(|(id, _)| id),
+    )
+}
+
+/// [`stop_recorded`] with the strays already found (one /proc scan for many nodes).
+pub(super) fn stop_with_strays(
+    addr: &str,
+    datadir: &Path,
+    recorded: Option<ProcessId>,
+    strays: impl Iterator<Item = ProcessId>,
+) -> Result<(), ProviderError> {
     for id in recorded
         .into_iter()
         .chain(read_pid_file(datadir))
@@ -864,6 +877,18 @@ impl LocalProvider {
         Ok(())
     }
 
+    /// Processes whose `--datadir` is `datadir`, from one scan of /proc per command (a
+    /// scan per node made destroying n nodes read n × n command lines). A process this
+    /// command starts later is found through its pid file and state instead.
+    fn geth_processes_in(&self, datadir: &Path) -> Vec<ProcessId> {
+        let mut scan = self.processes.lock().unwrap();
+        scan.get_or_insert_with(|| process::find_by_datadir(|_| true))
+            .iter()
+            .filter(|(_, d)| d == datadir)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     pub(super) fn destroy_node(
         &self,
         ctx: &ApplyCtx,
@@ -877,7 +902,13 @@ impl LocalProvider {
         // file, and destroy deletes what it names (issue 20 item 9).
         let datadir = node_dir(ctx.state_dir, &name);
         self.nodes_up(ctx, |up| up.remove(&name));
-        stop_recorded(addr, &datadir, cur.as_ref().map(NodeOutputs::process))?;
+        let strays = self.geth_processes_in(&datadir);
+        stop_with_strays(
+            addr,
+            &datadir,
+            cur.as_ref().map(NodeOutputs::process),
+            strays.into_iter(),
+        )?;
         match std::fs::remove_dir_all(&datadir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
