@@ -243,6 +243,8 @@ fn sample(shared: &Shared, cache: &mut ChainCache) -> Result<Value, String> {
         "signers": signers,
         "window": {"from": from, "to": health.head, "blocks": in_window.len()},
         "proposals": health.proposals,
+        "external": health.external,
+        "removed": health.removed,
         "latest": latest,
         "production": production,
         "accounts": accounts,
@@ -254,9 +256,8 @@ fn sample(shared: &Shared, cache: &mut ChainCache) -> Result<Value, String> {
 fn health_json(h: &Health) -> Value {
     let stopped = !h.nodes.is_empty() && h.nodes.iter().all(|n| !n.running);
     let reasons: Vec<String> = h
-        .halted
-        .iter()
-        .map(|x| x.to_string())
+        .network_problems()
+        .into_iter()
         .chain(
             h.nodes
                 .iter()

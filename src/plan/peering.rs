@@ -19,7 +19,7 @@
 //! providers) computes the same graph, and state records it through each node's static
 //! peers and `mesh` digest.
 
-use crate::topology::{NodeSpec, Role};
+use crate::topology::{NodeSpec, Role, Topology};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Networks up to this many nodes are a full mesh.
@@ -63,6 +63,13 @@ impl Peering {
         p.keep_connected_without_each_member(nodes);
         p.link_tx_nodes(nodes, &ring);
         p
+    }
+
+    /// The plan over every node of `topology`'s network, other operators' nodes included
+    /// (see [`Topology::network_nodes`]): our nodes' planned peers, and so their peer
+    /// limits, cover the nodes of every member.
+    pub fn for_topology(topology: &Topology) -> Peering {
+        Peering::plan(&topology.network_nodes())
     }
 
     /// Whether every node peers with every other.

@@ -100,9 +100,9 @@ impl ApplyCtx<'_> {
     pub fn emit(&self, ev: Event) {
         (self.events)(ev)
     }
-    /// Who peers with whom in the topology being applied.
+    /// Who peers with whom in the topology being applied (other operators' nodes too).
     pub fn peering(&self) -> crate::plan::peering::Peering {
-        crate::plan::peering::Peering::plan(&self.topology.nodes())
+        crate::plan::peering::Peering::for_topology(self.topology)
     }
 }
 
@@ -124,6 +124,60 @@ pub struct Health {
     /// Signer votes in progress that wait for other operators.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub votes: Vec<VoteProgress>,
+    /// Members of ours that the other operators voted out of the consortium.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<RemovedMember>,
+}
+
+impl Health {
+    /// What is wrong beyond single nodes, one sentence each, in the words every view uses
+    /// (`status`, the dashboard's banner): a halted chain, a member of ours voted out, and
+    /// other operators' nodes none of ours reaches (theirs to repair, named all the same).
+    pub fn network_problems(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.halted.iter().map(|h| h.to_string()).collect();
+        out.extend(self.removed.iter().map(|r| r.to_string()));
+        for e in &self.external {
+            if !e.unreached.is_empty() {
+                out.push(format!(
+                    "member {} (another operator's): none of our nodes is peered with {}",
+                    e.name,
+                    e.unreached.join(", ")
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// A member of ours whose signers the other operators voted out: its nodes run on, but it
+/// is no longer part of the consortium.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RemovedMember {
+    pub name: String,
+    /// The first block whose signers no longer include any of its validators.
+    pub block: u64,
+    /// Other operators' nodes still peered with ours (None: not probed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub still_peered: Option<u32>,
+}
+
+impl std::fmt::Display for RemovedMember {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} was removed from the consortium at block {} (none of its validators is a signer any more); ",
+            self.name, self.block
+        )?;
+        match self.still_peered {
+            Some(0) => write!(f, "its nodes are no longer peered; ")?,
+            Some(n) => write!(
+                f,
+                "{n} of the other operators' nodes are still peered with its nodes; "
+            )?,
+            None => {}
+        }
+        write!(f, "run `consort destroy` to clean up")
+    }
 }
 
 /// A member another operator runs: how many of its nodes ours are peered with, and how
@@ -135,6 +189,9 @@ pub struct ExternalMember {
     pub peered: u32,
     pub signers: u32,
     pub signing: u32,
+    /// Its nodes that none of ours is peered with, by name.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unreached: Vec<String>,
 }
 
 /// A Clique vote that has not passed yet: `votes` of `signers` on chain, `needed` needed;

@@ -123,7 +123,7 @@ pub struct NodeLaunch {
     pub http_port: Option<u16>,
     /// WebSocket JSON-RPC port, tx nodes only (same namespaces).
     pub ws_port: Option<u16>,
-    /// geth's Prometheus metrics (`--metrics`) on 127.0.0.1 at this port: read-only
+    /// geth's Prometheus metrics (`--metrics`) on `listen_addr` at this port: read-only
     /// counters, no RPC. None: no metrics server.
     pub metrics_port: Option<u16>,
     /// geth's engine API (JWT-authenticated; unused under Clique but always opened), on

@@ -58,7 +58,7 @@ pub(super) fn now_secs() -> u64 {
 pub(super) fn assess(topology: &Topology, st: &State) -> Health {
     let specs = topology.nodes();
     let external = topology.has_external_members();
-    let peering = Peering::plan(&specs);
+    let peering = Peering::for_topology(topology);
     let outs: BTreeMap<String, NodeOutputs> = recorded_nodes(st).into_iter().collect();
     let probed: Vec<(&NodeSpec, &NodeOutputs)> = specs
         .iter()
@@ -107,7 +107,9 @@ pub(super) fn assess(topology: &Topology, st: &State) -> Health {
     }
     let forked = hash_votes.len() > 1;
 
-    // What the network should look like.
+    // What the network should look like: every planned peer's node id, ours from state,
+    // other operators' from the enodes the topology lists.
+    let external_nodes = topology.external_nodes();
     let enode_ids: BTreeMap<&str, &str> = specs
         .iter()
         .filter_map(|n| {
@@ -116,6 +118,15 @@ pub(super) fn assess(topology: &Topology, st: &State) -> Health {
                 st.output_str(&format!("key.node.{}", n.name), "enode_id")?,
             ))
         })
+        .chain(
+            external_nodes
+                .iter()
+                .filter_map(|(n, url)| Some((n.name.as_str(), rpc::enode_pubkey(url)?))),
+        )
+        .collect();
+    let operator_of: BTreeMap<&str, &str> = external_nodes
+        .iter()
+        .map(|(n, _)| (n.name.as_str(), n.member.as_str()))
         .collect();
     let validators: Vec<&NodeSpec> = specs.iter().filter(|n| n.role == Role::Validator).collect();
     let counted = governance::counted_signer(st);
@@ -175,7 +186,7 @@ pub(super) fn assess(topology: &Topology, st: &State) -> Health {
                         .map(|(peer, _)| *peer)
                         .collect();
                     if !missing.is_empty() {
-                        problems.push(format!("not peered with {}", missing.join(", ")));
+                        problems.push(not_peered(&missing, &operator_of));
                     }
                     if let (Some(want), Some(got)) = (&genesis, &p.genesis) {
                         if want != got {
@@ -303,6 +314,18 @@ pub(super) fn assess(topology: &Topology, st: &State) -> Health {
         health.healthy = false;
     }
     health
+}
+
+/// "not peered with a, b": other operators' nodes marked as theirs (not ours to repair).
+fn not_peered(missing: &[&str], operator_of: &BTreeMap<&str, &str>) -> String {
+    let names: Vec<String> = missing
+        .iter()
+        .map(|n| match operator_of.get(n) {
+            Some(m) => format!("{n} (run by {m}'s operator)"),
+            None => n.to_string(),
+        })
+        .collect();
+    format!("not peered with {}", names.join(", "))
 }
 
 pub(super) fn short_hash(h: &str) -> String {

@@ -91,7 +91,7 @@ pub struct NodeOutputs {
     /// WebSocket JSON-RPC for applications: tx nodes only.
     #[serde(default)]
     pub ws_url: Option<String>,
-    /// geth's Prometheus metrics (every node, 127.0.0.1; read-only counters).
+    /// geth's Prometheus metrics (every node, on its own address; read-only counters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_url: Option<String>,
     pub enode: String,
@@ -247,18 +247,21 @@ impl Provider for LocalProvider {
         _core: &[Resource],
     ) -> Result<Vec<Resource>, ProviderError> {
         let nodes = topology.nodes();
-        let peering = Peering::plan(&nodes);
-        // Other operators' nodes are every node's peers too: a change to them rewrites
-        // every node's peers.
-        let externals = mesh::external_peers(topology);
+        // Other operators' nodes are planned peers too: a change to them rewrites the
+        // peers of ours.
+        let peering = Peering::for_topology(topology);
+        let own: BTreeSet<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
         let host = topology.local_address();
         Ok(nodes
             .iter()
             .map(|n| {
-                // The node's planned peers (and itself: a full mesh digests all names).
+                // The node's planned peers (and itself: a full mesh digests all names);
+                // other operators' by enode URL.
+                let externals = mesh::external_peers(topology, &peering, &n.name);
                 let mesh = mesh_digest(
                     peering
                         .peers_of(&n.name)
+                        .filter(|p| own.contains(p))
                         .chain(std::iter::once(n.name.as_str()))
                         .chain(externals.iter().map(String::as_str)),
                 );
@@ -280,7 +283,7 @@ impl Provider for LocalProvider {
                         topology.client.geth,
                         n.role,
                         n.member,
-                        peering.degree(&n.name) + externals.len(),
+                        peering.degree(&n.name),
                         match n.role {
                             Role::Validator => "no RPC (IPC only)",
                             Role::Tx => "HTTP + WebSocket RPC",
@@ -315,7 +318,16 @@ impl Provider for LocalProvider {
             .flatten()
             .collect();
         let d = reconcile::signer_drift(topology, state);
-        *self.signer_refusal.lock().unwrap() = d.refusal();
+        // Voted out by the other operators: no vote of ours brings it back.
+        let removed = d
+            .live
+            .as_ref()
+            .map(|live| votes::voted_out(topology, state, live, None))
+            .unwrap_or_default();
+        *self.signer_refusal.lock().unwrap() = match removed.first() {
+            Some(r) => Some(format!("{r}; there is nothing to apply")),
+            None => d.refusal(),
+        };
         if !d.is_empty() {
             drift.insert(super::clique_drift::CLIQUE_ADDR.into(), d.reason());
         }
