@@ -154,8 +154,13 @@ impl Health {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RemovedMember {
     pub name: String,
-    /// The first block whose signers no longer include any of its validators.
-    pub block: u64,
+    /// The first block whose signers no longer include any of its validators (None: the
+    /// vote has not passed on the chain our nodes saw).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub block: Option<u64>,
+    /// Not passed yet: (votes to remove one of its signers, votes needed, at block).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub votes_against: Option<(u32, u32, u64)>,
     /// Other operators' nodes still peered with ours (None: not probed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub still_peered: Option<u32>,
@@ -163,11 +168,19 @@ pub struct RemovedMember {
 
 impl std::fmt::Display for RemovedMember {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} was removed from the consortium at block {} (none of its validators is a signer any more); ",
-            self.name, self.block
-        )?;
+        match (self.block, self.votes_against) {
+            (Some(block), _) => write!(
+                f,
+                "{} was removed from the consortium at block {block} (none of its validators is a signer any more); ",
+                self.name
+            )?,
+            (None, Some((votes, needed, at))) => write!(
+                f,
+                "{} is being voted out of the consortium: the chain our nodes saw (block {at}) holds {votes} vote(s) to remove its signer, {needed} remove it; ",
+                self.name
+            )?,
+            (None, None) => write!(f, "{} was voted out of the consortium; ", self.name)?,
+        }
         match self.still_peered {
             Some(0) => write!(f, "its nodes are no longer peered; ")?,
             Some(n) => write!(

@@ -23,7 +23,7 @@ const NODES: &[&str] = &[
 ];
 
 /// A child process killed on Drop (the dashboard, chromedriver).
-struct Killed(Child);
+pub(crate) struct Killed(Child);
 impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -52,7 +52,7 @@ fn network(name: &str, chain_id: u64) -> (NetworkHandle, PathBuf, u16) {
 
 /// Starts `consort dashboard --port 0 --no-open`; returns it and its URL (from the
 /// `Dashboard: URL` line it prints).
-fn dashboard(dir: &Path, file: &Path) -> (Killed, String) {
+pub(crate) fn dashboard(dir: &Path, file: &Path) -> (Killed, String) {
     let mut cmd = consort_cmd(
         dir,
         &[
@@ -85,7 +85,7 @@ fn dashboard(dir: &Path, file: &Path) -> (Killed, String) {
     (child, url)
 }
 
-fn http() -> reqwest::blocking::Client {
+pub(crate) fn http() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(10))

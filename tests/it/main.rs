@@ -17,6 +17,7 @@ mod conveniences;
 mod crypto_geth;
 mod crypto_vectors;
 mod dashboard;
+mod docs;
 #[cfg(feature = "azure")]
 mod fake_arm;
 mod faults;

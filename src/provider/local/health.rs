@@ -107,27 +107,8 @@ pub(super) fn assess(topology: &Topology, st: &State) -> Health {
     }
     let forked = hash_votes.len() > 1;
 
-    // What the network should look like: every planned peer's node id, ours from state,
-    // other operators' from the enodes the topology lists.
-    let external_nodes = topology.external_nodes();
-    let enode_ids: BTreeMap<&str, &str> = specs
-        .iter()
-        .filter_map(|n| {
-            Some((
-                n.name.as_str(),
-                st.output_str(&format!("key.node.{}", n.name), "enode_id")?,
-            ))
-        })
-        .chain(
-            external_nodes
-                .iter()
-                .filter_map(|(n, url)| Some((n.name.as_str(), rpc::enode_pubkey(url)?))),
-        )
-        .collect();
-    let operator_of: BTreeMap<&str, &str> = external_nodes
-        .iter()
-        .map(|(n, _)| (n.name.as_str(), n.member.as_str()))
-        .collect();
+    // What the network should look like.
+    let enode_ids = planned_ids(topology, st);
     let validators: Vec<&NodeSpec> = specs.iter().filter(|n| n.role == Role::Validator).collect();
     let counted = governance::counted_signer(st);
     let expected_signers: BTreeSet<Address> = validators
@@ -178,15 +159,9 @@ pub(super) fn assess(topology: &Topology, st: &State) -> Health {
                 if let Some(e) = &p.rpc_error {
                     problems.push(format!("RPC not answering: {e}"));
                 } else {
-                    let missing: Vec<&str> = enode_ids
-                        .iter()
-                        .filter(|(peer, id)| {
-                            peering.are_peers(&n.name, peer) && !p.peers.contains(**id)
-                        })
-                        .map(|(peer, _)| *peer)
-                        .collect();
+                    let missing = missing_peers(&peering, &enode_ids, &n.name, &p.peers);
                     if !missing.is_empty() {
-                        problems.push(not_peered(&missing, &operator_of));
+                        problems.push(not_peered(&missing, topology));
                     }
                     if let (Some(want), Some(got)) = (&genesis, &p.genesis) {
                         if want != got {
@@ -316,12 +291,45 @@ pub(super) fn assess(topology: &Topology, st: &State) -> Health {
     health
 }
 
+/// Every node's id (the enode's public key), by name: ours from state, other operators'
+/// from the enodes the topology lists.
+pub(super) fn planned_ids(topology: &Topology, st: &State) -> BTreeMap<String, String> {
+    topology
+        .nodes()
+        .iter()
+        .filter_map(|n| {
+            let id = st.output_str(&format!("key.node.{}", n.name), "enode_id")?;
+            Some((n.name.clone(), id.to_string()))
+        })
+        .chain(
+            topology
+                .external_nodes()
+                .into_iter()
+                .filter_map(|(n, url)| Some((n.name, rpc::enode_pubkey(url)?.to_string()))),
+        )
+        .collect()
+}
+
+/// The planned peers of `node` (by name) whose id is not among `peers`.
+pub(super) fn missing_peers<'a>(
+    peering: &Peering,
+    ids: &'a BTreeMap<String, String>,
+    node: &str,
+    peers: &BTreeSet<String>,
+) -> Vec<&'a str> {
+    ids.iter()
+        .filter(|(peer, id)| peering.are_peers(node, peer) && !peers.contains(*id))
+        .map(|(peer, _)| peer.as_str())
+        .collect()
+}
+
 /// "not peered with a, b": other operators' nodes marked as theirs (not ours to repair).
-fn not_peered(missing: &[&str], operator_of: &BTreeMap<&str, &str>) -> String {
+pub(super) fn not_peered(missing: &[&str], topology: &Topology) -> String {
+    let external = topology.external_nodes();
     let names: Vec<String> = missing
         .iter()
-        .map(|n| match operator_of.get(n) {
-            Some(m) => format!("{n} (run by {m}'s operator)"),
+        .map(|n| match external.iter().find(|(e, _)| e.name == *n) {
+            Some((e, _)) => format!("{n} (run by {}'s operator)", e.member),
             None => n.to_string(),
         })
         .collect();

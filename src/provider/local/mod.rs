@@ -297,8 +297,10 @@ impl Provider for LocalProvider {
 
     fn refresh(&self, topology: &Topology, state: &State) -> BTreeMap<String, String> {
         let recorded = recorded_nodes(state);
+        let peering = Peering::for_topology(topology);
+        let ids = health::planned_ids(topology, state);
         // A process that exists but does not answer on its control socket (stopped,
-        // hung) is restarted like a dead one.
+        // hung) is restarted like a dead one; one missing planned peers is dialled again.
         let mut drift: BTreeMap<String, String> =
             parallel::map(&recorded, parallel::PROBE_CONCURRENCY, |(name, o)| {
                 let why = if !o.is_running() {
@@ -306,8 +308,24 @@ impl Provider for LocalProvider {
                 } else if o.ipc_path.is_empty() {
                     return None;
                 } else {
-                    match o.control().with_timeout(PROBE_TIMEOUT).block_number() {
-                        Ok(_) => return None,
+                    let rpc = o.control().with_timeout(PROBE_TIMEOUT);
+                    match rpc.block_number() {
+                        Ok(_) => {
+                            let peers: BTreeSet<String> = rpc
+                                .admin_peers()
+                                .ok()?
+                                .iter()
+                                .filter_map(|p| p.pubkey().map(str::to_string))
+                                .collect();
+                            let missing = health::missing_peers(&peering, &ids, name, &peers);
+                            if missing.is_empty() {
+                                return None;
+                            }
+                            format!(
+                                "dial again ({})",
+                                health::not_peered(&missing, topology)
+                            )
+                        }
                         Err(_) => "restart (process alive but not answering on its IPC socket)"
                             .to_string(),
                     }

@@ -70,9 +70,12 @@ fn own_signers(topology: &Topology, st: &State) -> BTreeMap<String, BTreeSet<Add
     ours
 }
 
-/// The members of ours none of whose validators is among the `live` signers, though one
-/// was earlier on the chain: the other operators voted them out. `still_peered`: how many
-/// of the other operators' nodes ours are still peered with, when known.
+/// The members of ours that the other operators voted out: none of their validators is
+/// among the `live` signers though one was earlier on the chain (removed, at a block), or
+/// the chain our nodes last saw holds votes to remove their signers (being removed: the
+/// others' nodes stop peering with ours as they vote, so ours may never see the vote
+/// pass). `still_peered`: how many of the other operators' nodes ours are still peered
+/// with, when known.
 pub(super) fn voted_out(
     topology: &Topology,
     st: &State,
@@ -83,9 +86,6 @@ pub(super) fn voted_out(
         return vec![];
     }
     let ours = own_signers(topology, st);
-    if ours.values().all(|s| !s.is_disjoint(live)) {
-        return vec![];
-    }
     let Some(probe) = recorded_nodes(st)
         .into_iter()
         .filter(|(n, o)| o.is_running() && topology.nodes().iter().any(|s| &s.name == n))
@@ -95,16 +95,41 @@ pub(super) fn voted_out(
         return vec![];
     };
     let head = probe.block_number().unwrap_or(0);
-    ours.iter()
-        .filter(|(_, signers)| signers.is_disjoint(live))
-        .filter_map(|(member, signers)| {
-            Some(RemovedMember {
+    let mut snapshot = None;
+    let mut out = Vec::new();
+    for (member, signers) in &ours {
+        if signers.is_disjoint(live) {
+            if let Some(block) = removed_at(&probe, signers, head) {
+                out.push(RemovedMember {
+                    name: member.clone(),
+                    block: Some(block),
+                    votes_against: None,
+                    still_peered,
+                });
+            }
+            continue;
+        }
+        let snapshot = snapshot.get_or_insert_with(|| {
+            probe
+                .call_raw("clique_getSnapshot", json!([null]))
+                .unwrap_or(Value::Null)
+        });
+        let against = signers
+            .iter()
+            .filter(|a| live.contains(*a))
+            .map(|a| tally(snapshot, a, false).0)
+            .max()
+            .unwrap_or(0);
+        if against > 0 {
+            out.push(RemovedMember {
                 name: member.clone(),
-                block: removed_at(&probe, signers, head)?,
+                block: None,
+                votes_against: Some((against, live.len() as u32 / 2 + 1, head)),
                 still_peered,
-            })
-        })
-        .collect()
+            });
+        }
+    }
+    out
 }
 
 /// Adds `external` and `votes` to `h`.
