@@ -127,6 +127,10 @@ pub struct Health {
     /// Members of ours that the other operators voted out of the consortium.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub removed: Vec<RemovedMember>,
+    /// Members of ours whose running nodes no node of any other operator is peered with:
+    /// the others dropped them (removed them from the consortium?), or are all down.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub isolated: Vec<String>,
 }
 
 impl Health {
@@ -136,6 +140,14 @@ impl Health {
     pub fn network_problems(&self) -> Vec<String> {
         let mut out: Vec<String> = self.halted.iter().map(|h| h.to_string()).collect();
         out.extend(self.removed.iter().map(|r| r.to_string()));
+        for m in &self.isolated {
+            out.push(format!(
+                "none of {m}'s nodes is peered with any node of the other operators: they \
+                 dropped {m}'s nodes (did they remove {m} from the consortium?) or all of \
+                 theirs are down; ask them, and if {m} was removed, run `consort destroy` to \
+                 clean up"
+            ));
+        }
         for e in &self.external {
             if !e.unreached.is_empty() {
                 out.push(format!(

@@ -222,17 +222,24 @@ pub(super) fn assess(topology: &Topology, st: &State) -> Health {
                 .signers
                 .as_ref()
                 .is_some_and(|s| s.contains(&prop.address) == prop.authorize);
-            if external && in_effect {
-                continue;
-            }
             health.proposals.push(Proposal {
                 proposer: n.name.clone(),
                 address: rpc::hex_address(&prop.address),
                 authorize: prop.authorize,
             });
+            // With other operators, our cast votes stay pending until theirs come (`votes`
+            // shows them); once theirs carried the vote, ours is left over: inert while
+            // the vote holds, but it would undo a later opposite vote.
+            if external && in_effect {
+                problems.push(format!(
+                    "pending Clique proposal to {} {}, though the vote passed (other operators' votes carried it); `consort apply` discards it",
+                    if prop.authorize { "add" } else { "remove" },
+                    prop.address.to_checksum()
+                ));
+                continue;
+            }
             // consort discards its proposals once a vote passed: a pending one takes
-            // effect later whatever the topology says. (With other operators, our cast
-            // votes stay pending until theirs come: `votes` shows them.)
+            // effect later whatever the topology says.
             if external {
                 continue;
             }

@@ -196,7 +196,15 @@ pub(super) fn consortium_view(topology: &Topology, st: &State, h: &mut Health) {
     }
     let still_peered = h.external.iter().map(|e| e.peered).sum();
     h.removed = voted_out(topology, st, &live, Some(still_peered));
-    if !h.removed.is_empty() {
+    if h.removed.is_empty() && still_peered == 0 && !h.external.is_empty() {
+        h.isolated = topology
+            .members
+            .iter()
+            .filter(|m| m.is_operated())
+            .map(|m| m.name.clone())
+            .collect();
+    }
+    if !h.removed.is_empty() || !h.isolated.is_empty() {
         h.healthy = false;
     }
     let ours = own_signers(topology, st);
