@@ -736,6 +736,17 @@ fn separate_operators_walkthrough_runs_as_written_and_every_view_tells_the_truth
     );
     assert!(told.contains("consort destroy"), "{told}");
     assert!(b.running().is_empty(), "B's destroy stopped its nodes");
+    // A and C, after the walkthrough: nothing left to do, healthy, and a full mesh.
+    for op in [&a, &c] {
+        let out = consort(op.dir.path(), &["plan", "--detailed-exitcode"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    assert_full_mesh(&[&a, &c], 6);
 }
 
 /// After the walkthrough's last admit: every node of the three operators peers with every
@@ -866,8 +877,58 @@ fn voted_out_is_told(a: &NetworkHandle, b: &NetworkHandle) {
         }
         Ok(())
     });
-    // A no longer runs anything of delta's (its vote may still be on the way).
-    let a_view = consort_ok(a.dir.path(), &["status"]);
+    // Once B's nodes see the blocks that removed delta's signers (here: A's tx node lets
+    // B's in again, as if A had kept peering until the vote passed), B is told exactly
+    // when, and plan refuses.
+    let st_a = a.state_dir().load().unwrap().unwrap();
+    let a_tx = NodeOutputs::from_state(&st_a, "contoso-tx-0")
+        .unwrap()
+        .control()
+        .with_timeout(Duration::from_secs(5));
+    poll("delta's signers voted out", WAIT, || {
+        Ok((a_tx.clique_get_signers().map_err(|e| e.to_string())?.len() == 4).then_some(()))
+    });
+    let st_b = b.state_dir().load().unwrap().unwrap();
+    let b_enode = NodeOutputs::from_state(&st_b, "delta-tx-0").unwrap().enode;
+    a_tx.admin_add_trusted_peer(&b_enode).unwrap();
+    a_tx.admin_add_peer(&b_enode).unwrap();
+    let removed = |t: &str| {
+        t.contains("delta was removed from the consortium at block") && t.contains("consort destroy")
+    };
+    all_views_report("B is told when it was removed", b.dir.path(), &url_b, |v| {
+        if v.status.0 == 0 || !removed(&v.status.1) || v.status.1.contains("votes to add") {
+            return Err(format!("status: {}\n{}", v.status.0, v.status.1));
+        }
+        let block = v.json["removed"][0]["block"].as_u64().unwrap_or(0);
+        if v.json["healthy"] != json!(false) || block == 0 {
+            return Err(format!("--json: {}", v.json));
+        }
+        if v.plan.0 != 1 || !removed(&v.plan.1) {
+            return Err(format!("plan: {}\n{}", v.plan.0, v.plan.1));
+        }
+        if v.snapshot["health"]["healthy"] != json!(false) || !removed(&reasons(&v.snapshot)) {
+            return Err(format!("dashboard: {}", reasons(&v.snapshot)));
+        }
+        // The block named is the first without any of delta's signers.
+        let signers_at = |n: u64| -> BTreeSet<Address> {
+            let raw: Vec<String> = a_tx
+                .call("clique_getSigners", json!([format!("0x{n:x}")]))
+                .unwrap();
+            raw.iter().filter_map(|s| rpc::parse_address(s)).collect()
+        };
+        let delta: BTreeSet<Address> = ["delta-validator-0", "delta-validator-1", "delta-validator-2"]
+            .iter()
+            .map(|n| {
+                rpc::parse_address(st_b.output_str(&format!("key.signer.{n}"), "address").unwrap())
+                    .unwrap()
+            })
+            .collect();
+        assert!(signers_at(block).is_disjoint(&delta), "block {block}");
+        assert!(!signers_at(block - 1).is_disjoint(&delta), "block {}", block - 1);
+        Ok(())
+    });
+    // A no longer peers with anything of delta's.
+    let a_view = String::from_utf8_lossy(&consort(a.dir.path(), &["status"]).stdout).into_owned();
     assert!(!a_view.contains("member delta"), "{a_view}");
 }
 
