@@ -643,12 +643,21 @@ mod tests {
         assert_eq!(
             ext,
             vec![
-                ("alpha-validator-0".to_string(), invite.members[0].enodes[0].as_str()),
-                ("alpha-tx-0".to_string(), invite.members[0].enodes[1].as_str()),
+                (
+                    "alpha-validator-0".to_string(),
+                    invite.members[0].enodes[0].as_str()
+                ),
+                (
+                    "alpha-tx-0".to_string(),
+                    invite.members[0].enodes[1].as_str()
+                ),
             ]
         );
         let all: Vec<String> = t.network_nodes().into_iter().map(|n| n.name).collect();
-        assert_eq!(all, vec!["alpha-validator-0", "alpha-tx-0", "delta-validator-0"]);
+        assert_eq!(
+            all,
+            vec!["alpha-validator-0", "alpha-tx-0", "delta-validator-0"]
+        );
         let peering = crate::plan::peering::Peering::for_topology(&t);
         assert_eq!(peering.degree("delta-validator-0"), 2);
         assert_eq!(

@@ -106,7 +106,9 @@ impl DocShell {
             .substitutions
             .iter()
             .enumerate()
-            .fold(command.to_string(), |c, (i, (from, _))| c.replace(from, &mark(i)));
+            .fold(command.to_string(), |c, (i, (from, _))| {
+                c.replace(from, &mark(i))
+            });
         self.substitutions
             .iter()
             .enumerate()

@@ -753,15 +753,32 @@ fn separate_operators_walkthrough_runs_as_written_and_every_view_tells_the_truth
 /// other (admin_peers on each); every operator's views say healthy. Then one of B's nodes
 /// is killed: A's and C's status, status --json, plan --detailed-exitcode and dashboard
 /// name it (not theirs to repair); once B restarts it, they are healthy again.
-fn full_mesh_and_another_operators_node_down(a: &NetworkHandle, b: &NetworkHandle, c: &NetworkHandle) {
+fn full_mesh_and_another_operators_node_down(
+    a: &NetworkHandle,
+    b: &NetworkHandle,
+    c: &NetworkHandle,
+) {
     // A: contoso 2, fabrikam 2, northwind 1; B: delta 3 + 1; C: epsilon 1.
     assert_full_mesh(&[a, b, c], 10);
     // Peer limits cover the whole planned mesh, other operators' nodes included.
     for op in [a, b, c] {
-        for e in std::fs::read_dir(op.state_dir().nodes_dir()).unwrap().flatten() {
+        for e in std::fs::read_dir(op.state_dir().nodes_dir())
+            .unwrap()
+            .flatten()
+        {
             let toml = std::fs::read_to_string(e.path().join("config.toml")).unwrap();
-            assert!(toml.contains("MaxPeers = 9"), "{}:\n{toml}", e.path().display());
-            let statics = toml.split("StaticNodes").nth(1).unwrap().split(']').next().unwrap();
+            assert!(
+                toml.contains("MaxPeers = 9"),
+                "{}:\n{toml}",
+                e.path().display()
+            );
+            let statics = toml
+                .split("StaticNodes")
+                .nth(1)
+                .unwrap()
+                .split(']')
+                .next()
+                .unwrap();
             assert_eq!(statics.matches("enode://").count(), 9, "{toml}");
         }
     }
@@ -769,7 +786,10 @@ fn full_mesh_and_another_operators_node_down(a: &NetworkHandle, b: &NetworkHandl
     let st_b = b.state_dir().load().unwrap().unwrap();
     let tx_b = NodeOutputs::from_state(&st_b, "delta-tx-0").unwrap();
     assert!(
-        tx_b.metrics_url.as_deref().unwrap().starts_with("http://127.0.0.2:"),
+        tx_b.metrics_url
+            .as_deref()
+            .unwrap()
+            .starts_with("http://127.0.0.2:"),
         "{:?}",
         tx_b.metrics_url
     );
@@ -779,8 +799,10 @@ fn full_mesh_and_another_operators_node_down(a: &NetworkHandle, b: &NetworkHandl
         .unwrap();
     assert!(metrics.status().is_success());
 
-    let (_da, url_a) = crate::dashboard::dashboard(a.dir.path(), &a.dir.path().join("consort.yaml"));
-    let (_dc, url_c) = crate::dashboard::dashboard(c.dir.path(), &c.dir.path().join("consort.yaml"));
+    let (_da, url_a) =
+        crate::dashboard::dashboard(a.dir.path(), &a.dir.path().join("consort.yaml"));
+    let (_dc, url_c) =
+        crate::dashboard::dashboard(c.dir.path(), &c.dir.path().join("consort.yaml"));
     let healthy = |v: &Views| -> Result<(), String> {
         if v.status.0 != 0 || v.json["healthy"] != json!(true) {
             return Err(format!("status: {}\n{}", v.status.0, v.status.1));
@@ -823,8 +845,7 @@ fn full_mesh_and_another_operators_node_down(a: &NetworkHandle, b: &NetworkHandl
         if v.plan.0 != 2 || !v.plan.1.contains(node) {
             return Err(format!("plan: {}\n{}", v.plan.0, v.plan.1));
         }
-        if v.snapshot["health"]["healthy"] != json!(false) || !reasons(&v.snapshot).contains(node)
-        {
+        if v.snapshot["health"]["healthy"] != json!(false) || !reasons(&v.snapshot).contains(node) {
             return Err(format!("dashboard: {}", reasons(&v.snapshot)));
         }
         Ok(())
@@ -845,7 +866,8 @@ fn full_mesh_and_another_operators_node_down(a: &NetworkHandle, b: &NetworkHandl
 /// not healthy, delta removed (or being voted out), run `consort destroy` — and B's plan
 /// refuses with the same words.
 fn voted_out_is_told(a: &NetworkHandle, b: &NetworkHandle) {
-    let (_db, url_b) = crate::dashboard::dashboard(b.dir.path(), &b.dir.path().join("consort.yaml"));
+    let (_db, url_b) =
+        crate::dashboard::dashboard(b.dir.path(), &b.dir.path().join("consort.yaml"));
     // Removed (B's nodes saw the vote pass), being voted out (they saw votes against it),
     // or dropped before they saw either: the others' nodes stop peering with B's as they
     // vote, so which one B can tell depends on the blocks it got.
@@ -859,7 +881,8 @@ fn voted_out_is_told(a: &NetworkHandle, b: &NetworkHandle) {
         if v.status.0 == 0 || !says_out(&v.status.1) {
             return Err(format!("status: {}\n{}", v.status.0, v.status.1));
         }
-        let named = v.json["removed"][0]["name"] == "delta" || v.json["isolated"] == json!(["delta"]);
+        let named =
+            v.json["removed"][0]["name"] == "delta" || v.json["isolated"] == json!(["delta"]);
         if v.json["healthy"] != json!(false) || !named {
             return Err(format!("--json: {}", v.json));
         }
@@ -893,7 +916,8 @@ fn voted_out_is_told(a: &NetworkHandle, b: &NetworkHandle) {
     a_tx.admin_add_trusted_peer(&b_enode).unwrap();
     a_tx.admin_add_peer(&b_enode).unwrap();
     let removed = |t: &str| {
-        t.contains("delta was removed from the consortium at block") && t.contains("consort destroy")
+        t.contains("delta was removed from the consortium at block")
+            && t.contains("consort destroy")
     };
     all_views_report("B is told when it was removed", b.dir.path(), &url_b, |v| {
         if v.status.0 == 0 || !removed(&v.status.1) || v.status.1.contains("votes to add") {
@@ -916,15 +940,26 @@ fn voted_out_is_told(a: &NetworkHandle, b: &NetworkHandle) {
                 .unwrap();
             raw.iter().filter_map(|s| rpc::parse_address(s)).collect()
         };
-        let delta: BTreeSet<Address> = ["delta-validator-0", "delta-validator-1", "delta-validator-2"]
-            .iter()
-            .map(|n| {
-                rpc::parse_address(st_b.output_str(&format!("key.signer.{n}"), "address").unwrap())
-                    .unwrap()
-            })
-            .collect();
+        let delta: BTreeSet<Address> = [
+            "delta-validator-0",
+            "delta-validator-1",
+            "delta-validator-2",
+        ]
+        .iter()
+        .map(|n| {
+            rpc::parse_address(
+                st_b.output_str(&format!("key.signer.{n}"), "address")
+                    .unwrap(),
+            )
+            .unwrap()
+        })
+        .collect();
         assert!(signers_at(block).is_disjoint(&delta), "block {block}");
-        assert!(!signers_at(block - 1).is_disjoint(&delta), "block {}", block - 1);
+        assert!(
+            !signers_at(block - 1).is_disjoint(&delta),
+            "block {}",
+            block - 1
+        );
         Ok(())
     });
     // A no longer peers with anything of delta's.

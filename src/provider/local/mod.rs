@@ -321,10 +321,7 @@ impl Provider for LocalProvider {
                             if missing.is_empty() {
                                 return None;
                             }
-                            format!(
-                                "dial again ({})",
-                                health::not_peered(&missing, topology)
-                            )
+                            format!("dial again ({})", health::not_peered(&missing, topology))
                         }
                         Err(_) => "restart (process alive but not answering on its IPC socket)"
                             .to_string(),

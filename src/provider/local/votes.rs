@@ -59,7 +59,11 @@ fn tally(snapshot: &Value, target: &Address, authorize: bool) -> (u32, BTreeSet<
 /// Our validators' signer addresses, by member.
 fn own_signers(topology: &Topology, st: &State) -> BTreeMap<String, BTreeSet<Address>> {
     let mut ours: BTreeMap<String, BTreeSet<Address>> = BTreeMap::new();
-    for n in topology.nodes().iter().filter(|n| n.role == Role::Validator) {
+    for n in topology
+        .nodes()
+        .iter()
+        .filter(|n| n.role == Role::Validator)
+    {
         if let Some(a) = st
             .output_str(&format!("key.signer.{}", n.name), "address")
             .and_then(rpc::parse_address)
