@@ -5,7 +5,7 @@
 //! Path substitutions (`/tmp/…` to a temp dir, `/path/to/consort` to this checkout) keep
 //! parallel runs apart; nothing else of a command is changed.
 
-use crate::support::geth;
+use crate::support::{geth, log_output};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -149,12 +149,7 @@ impl DocShell {
             self.cwd
                 .insert(terminal.to_string(), PathBuf::from(p.trim_end()));
         }
-        eprintln!(
-            "[{terminal}$ {command}] exit {:?}\n--- stdout\n{}--- stderr\n{}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        log_output(&format!("{terminal}$ {command}"), &out);
         out
     }
 }

@@ -162,17 +162,8 @@ pub(super) fn consortium_view(topology: &Topology, st: &State, h: &mut Health) {
     }
     // Whose signer an address is: our validators by their key, external ones by member.
     let mut member_of: BTreeMap<Address, String> = BTreeMap::new();
-    for n in topology
-        .nodes()
-        .iter()
-        .filter(|n| n.role == Role::Validator)
-    {
-        if let Some(a) = st
-            .output_str(&format!("key.signer.{}", n.name), "address")
-            .and_then(rpc::parse_address)
-        {
-            member_of.insert(a, n.member.clone());
-        }
+    for (m, addrs) in own_signers(topology, st) {
+        member_of.extend(addrs.into_iter().map(|a| (a, m.clone())));
     }
     for (m, e) in topology.external_members() {
         let signers: Vec<Address> = e
