@@ -320,9 +320,41 @@ impl StateDir {
         }
     }
 
+    /// Creates the state directory, ours alone (0700, never through a link): it holds keys,
+    /// passwords and the nodes' IPC sockets, and another local user must not list, read
+    /// or plant anything in it. The base (`.consort`) is made private too when consort
+    /// creates it.
+    pub fn create_root(&self) -> Result<(), StateError> {
+        if let Some(base) = self.root.parent().filter(|b| !b.as_os_str().is_empty()) {
+            if fs::symlink_metadata(base).is_err() {
+                fsutil::create_private_dir(base).map_err(io_err(base))?;
+            }
+        }
+        fsutil::create_private_dir(&self.root).map_err(io_err(&self.root))
+    }
+
     /// Takes the network's lock or fails fast naming the holder.
+    /// Who holds the lock now, as it wrote itself in ("pid N running `consort apply`");
+    /// None when nobody does.
+    pub fn lock_holder(&self) -> Option<String> {
+        let file = File::open(self.lock_file()).ok()?;
+        // SAFETY: flock on a file descriptor we own; closing it releases a lock we got.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
+        if rc == 0 {
+            return None;
+        }
+        let mut holder = String::new();
+        let _ = (&file).read_to_string(&mut holder);
+        let holder = holder.trim();
+        Some(if holder.is_empty() {
+            "another consort command".into()
+        } else {
+            holder.to_string()
+        })
+    }
+
     pub fn lock(&self, command: &str) -> Result<LockGuard, StateError> {
-        fs::create_dir_all(&self.root).map_err(io_err(&self.root))?;
+        self.create_root()?;
         let path = self.lock_file();
         let mut file = OpenOptions::new()
             .read(true)
@@ -508,6 +540,23 @@ mod tests {
         let _g = sd.lock("apply").unwrap();
         assert!(!tmp.exists() && !btmp.exists());
         assert!(keep.exists());
+    }
+
+    #[test]
+    fn the_lock_names_the_command_holding_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let sd = StateDir::new(dir.path(), "net");
+        assert_eq!(sd.lock_holder(), None);
+        let g = sd.lock("member add").unwrap();
+        let holder = sd.lock_holder().unwrap();
+        assert_eq!(
+            holder,
+            format!("pid {} running `consort member add`", std::process::id())
+        );
+        let refused = sd.lock("apply").unwrap_err().to_string();
+        assert!(refused.contains("`consort member add`"), "{refused}");
+        drop(g);
+        assert_eq!(sd.lock_holder(), None);
     }
 
     #[test]

@@ -7,6 +7,8 @@ mod apps;
 #[cfg(feature = "azure")]
 mod azure_arm;
 #[cfg(feature = "azure")]
+mod azure_behaviours;
+#[cfg(feature = "azure")]
 mod azure_cli;
 #[cfg(feature = "azure")]
 mod azure_provider;
@@ -22,6 +24,7 @@ mod docs;
 mod fake_arm;
 mod faults;
 mod graph;
+mod intruders;
 mod key_restore;
 mod least_privilege;
 mod local_cli;
@@ -34,4 +37,5 @@ mod readme;
 mod safety;
 mod scale;
 mod topology;
+mod truth;
 mod upgrade;

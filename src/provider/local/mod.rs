@@ -40,8 +40,8 @@ use sealing::start_sealing;
 use super::events::Event;
 use super::governance::{self, SignerNode};
 use super::parallel;
-use super::{ApplyCtx, Halted, Health, NodeHealth, Proposal, Provider, ProviderError};
-use crate::chain::geth::{ensure_geth, GethBinary};
+use super::{ApplyCtx, Down, Halted, Health, NodeHealth, Proposal, Provider, ProviderError};
+use crate::chain::geth::{ensure_geth_recorded, GethBinary};
 use crate::crypto::Address;
 use crate::plan::desired::node_attrs;
 use crate::plan::peering::Peering;
@@ -85,7 +85,7 @@ pub struct NodeOutputs {
     /// health). Empty in state written before consort used IPC (such a node is restarted).
     #[serde(default)]
     pub ipc_path: String,
-    /// HTTP JSON-RPC for applications: tx nodes only (`eth,net,web3,txpool,clique`).
+    /// HTTP JSON-RPC for applications: tx nodes only (`eth,net,web3,txpool`).
     #[serde(default, deserialize_with = "empty_is_none")]
     pub rpc_url: Option<String>,
     /// WebSocket JSON-RPC for applications: tx nodes only.
@@ -100,6 +100,10 @@ pub struct NodeOutputs {
     pub static_nodes: Vec<String>,
     pub geth: String,
     pub geth_version: String,
+    /// SHA-256 of `geth` when the node was started: every later start checks the binary
+    /// still has it. Empty in state written before consort recorded it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub geth_sha256: String,
     pub log: String,
 }
 
@@ -125,6 +129,21 @@ impl NodeOutputs {
             return RpcClient::new(self.rpc_url.clone().unwrap_or_default());
         }
         RpcClient::ipc(&self.ipc_path)
+    }
+    /// The geth this node runs, with the SHA-256 state recorded for it (state from before
+    /// that: the file's hash now, recorded at this start).
+    pub fn geth_binary(&self) -> GethBinary {
+        let path = PathBuf::from(&self.geth);
+        let sha256 = if self.geth_sha256.is_empty() {
+            crate::chain::geth::sha256_file(&path).unwrap_or_default()
+        } else {
+            self.geth_sha256.clone()
+        };
+        GethBinary {
+            path,
+            version: self.geth_version.clone(),
+            sha256,
+        }
     }
     pub fn from_state(state: &State, node: &str) -> Option<NodeOutputs> {
         let r = state.resources.get(&format!("node.{node}"))?;
@@ -169,8 +188,18 @@ impl LocalProvider {
         if g.is_none() {
             // The outcome, failure included, is kept: a build that failed is not retried
             // by every node.
+            // The binaries the nodes ran, by path, with the hash state recorded: an
+            // explicit geth at one of those paths must still have it.
+            let recorded = recorded_nodes(&ctx.snapshot())
+                .into_iter()
+                .filter(|(_, o)| !o.geth_sha256.is_empty())
+                .map(|(name, o)| {
+                    let by = format!("state for node.{name}");
+                    (PathBuf::from(o.geth), (o.geth_sha256, by))
+                })
+                .collect();
             *g = Some(
-                ensure_geth(None, &ctx.topology.client.geth, &ctx.events)
+                ensure_geth_recorded(None, &ctx.topology.client.geth, &ctx.events, &recorded)
                     .map_err(|e| e.to_string()),
             );
         }
@@ -200,6 +229,35 @@ fn abs(p: &Path) -> PathBuf {
 /// Where the genesis-initialised database that node data dirs are copied from lives.
 fn genesis_db_dir(sd: &StateDir) -> PathBuf {
     sd.root.join("genesis-db")
+}
+
+/// The address a recorded node runs on (its enode's host).
+fn running_address(o: &NodeOutputs) -> Option<&str> {
+    o.enode.rsplit_once('@')?.1.rsplit_once(':').map(|(h, _)| h)
+}
+
+/// Why apply refuses: `provider.local.address` names another address than the one the
+/// recorded nodes run on. Moving means a new enode for every node, in every peer's
+/// config and every other operator's, all at once: consort does not do that in place.
+fn address_moved(topology: &Topology, st: &State) -> Option<String> {
+    let want = topology.local_address();
+    let mut on: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    let recorded = recorded_nodes(st);
+    for (name, o) in &recorded {
+        if let Some(host) = running_address(o).filter(|h| *h != want) {
+            on.entry(host).or_default().push(name);
+        }
+    }
+    let (old, nodes) = on.into_iter().next()?;
+    Some(format!(
+        "provider.local.address is {want}, but node(s) {} run on {old}: consort does not move a running network to another address (every node's enode would change, in every peer's config, at once). Set provider.local.address back to {old}{}, or `consort destroy` and apply again on {want}.",
+        nodes.join(", "),
+        if old == LocalConfig::DEFAULT_ADDRESS {
+            " (or remove it: that is the default)"
+        } else {
+            ""
+        }
+    ))
 }
 
 fn node_dir(sd: &StateDir, node: &str) -> PathBuf {
@@ -332,6 +390,16 @@ impl Provider for LocalProvider {
             .into_iter()
             .flatten()
             .collect();
+        // A config naming a peer where it no longer runs (it moved ports): rewritten.
+        for (name, _) in &recorded {
+            let addr = format!("node.{name}");
+            if drift.contains_key(&addr) {
+                continue;
+            }
+            if let Some(why) = mesh::stale_config(topology, state, name) {
+                drift.insert(addr, why);
+            }
+        }
         let d = reconcile::signer_drift(topology, state);
         // Voted out by the other operators: no vote of ours brings it back.
         let removed = d
@@ -349,7 +417,10 @@ impl Provider for LocalProvider {
         drift
     }
 
-    fn check_live(&self, _topology: &Topology, _state: &State) -> Result<(), String> {
+    fn check_live(&self, topology: &Topology, state: &State) -> Result<(), String> {
+        if let Some(why) = address_moved(topology, state) {
+            return Err(why);
+        }
         match self.signer_refusal.lock().unwrap().take() {
             Some(why) => Err(why),
             None => Ok(()),
@@ -362,10 +433,11 @@ impl Provider for LocalProvider {
 
     fn stop_nodes(
         &self,
+        sd: &StateDir,
         state: &State,
         events: &super::events::EventSink,
     ) -> Result<Vec<String>, ProviderError> {
-        lifecycle::stop_nodes(state, events)
+        lifecycle::stop_nodes(sd, state, events)
     }
 
     fn parallelism(&self) -> usize {
@@ -540,6 +612,10 @@ impl Provider for LocalProvider {
             votes::consortium_view(topology, state, &mut h);
         }
         h
+    }
+
+    fn pool(&self, topology: &Topology, state: &State) -> Vec<super::pending::PoolTx> {
+        health::pool(topology, state)
     }
 
     fn cleanup(&self, state_dir: &StateDir) -> Result<(), ProviderError> {
