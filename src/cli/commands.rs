@@ -850,8 +850,8 @@ fn status(g: &Global, as_json: bool) -> Result<i32> {
                 },
                 health.head
             );
-            if let Some(halted) = &health.halted {
-                println!("  {halted}");
+            for p in health.network_problems() {
+                println!("  ! {p}");
             }
         }
         let w = health
@@ -885,8 +885,17 @@ fn status(g: &Global, as_json: bool) -> Result<i32> {
         }
         for e in &health.external {
             println!(
-                "  member {} (external: run by another operator): peered with {} of {} node(s), {} of {} validator(s) signing",
-                e.name, e.peered, e.enodes, e.signing, e.signers
+                "  member {} (external: run by another operator): peered with {} of {} node(s), {} of {} validator(s) signing{}",
+                e.name,
+                e.peered,
+                e.enodes,
+                e.signing,
+                e.signers,
+                if e.unreached.is_empty() {
+                    String::new()
+                } else {
+                    format!(" — not reached: {}", e.unreached.join(", "))
+                }
             );
         }
         for v in &health.votes {

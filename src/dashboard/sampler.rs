@@ -322,6 +322,8 @@ pub fn compose(topo: &Topology, r: &Reading, cache: &ChainCache, now: u64) -> Va
         "signers": signers,
         "window": {"from": from, "to": health.head, "blocks": in_window.len()},
         "proposals": health.proposals,
+        "external": health.external,
+        "removed": health.removed,
         "pending_transactions": health.pending_transactions,
         "latest": latest,
         "production": production,
@@ -335,9 +337,8 @@ fn health_json(h: &Health) -> Value {
     let stopped = h.down == Some(provider::Down::Stopped);
     let crashed = h.down == Some(provider::Down::Crashed);
     let reasons: Vec<String> = h
-        .halted
-        .iter()
-        .map(|x| x.to_string())
+        .network_problems()
+        .into_iter()
         .chain(
             h.nodes
                 .iter()

@@ -652,6 +652,33 @@ mod tests {
         assert_eq!(t.external_enodes().len(), 2);
         let names: Vec<String> = t.nodes().into_iter().map(|n| n.name).collect();
         assert_eq!(names, vec!["delta-validator-0"]);
+        // The founders' nodes are named as their operator names them, each with its enode,
+        // and the peering plan (so our node's peer limit) counts them.
+        let ext: Vec<(String, &str)> = t
+            .external_nodes()
+            .into_iter()
+            .map(|(n, u)| (n.name, u))
+            .collect();
+        assert_eq!(
+            ext,
+            vec![
+                (
+                    "alpha-validator-0".to_string(),
+                    invite.members[0].enodes[0].as_str()
+                ),
+                (
+                    "alpha-tx-0".to_string(),
+                    invite.members[0].enodes[1].as_str()
+                ),
+            ]
+        );
+        let all: Vec<String> = t.network_nodes().into_iter().map(|n| n.name).collect();
+        assert_eq!(
+            all,
+            vec!["alpha-validator-0", "alpha-tx-0", "delta-validator-0"]
+        );
+        let peering = crate::plan::peering::Peering::for_topology(&t);
+        assert_eq!(peering.degree("delta-validator-0"), 2);
         assert_eq!(
             t.member("delta").unwrap().accounts[0].balance,
             Wei(10 * Wei::ETHER)

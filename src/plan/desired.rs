@@ -570,8 +570,10 @@ fn describe_mesh_changes(
     if destroy || !changes.iter().any(mesh_changed) {
         return;
     }
-    let peering = super::peering::Peering::plan(&topo.nodes());
-    // enode id → node name, for every node key state knows.
+    let peering = super::peering::Peering::for_topology(topo);
+    // enode id → node name, for every node key state knows and every other operator's
+    // node the topology lists.
+    let external = topo.external_nodes();
     let names: BTreeMap<&str, &str> = state
         .map(|s| {
             s.resources
@@ -580,9 +582,16 @@ fn describe_mesh_changes(
                     let name = addr.strip_prefix("key.node.")?;
                     Some((r.outputs.get("enode_id")?.as_str()?, name))
                 })
-                .collect()
+                .collect::<Vec<_>>()
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .into_iter()
+        .chain(
+            external
+                .iter()
+                .filter_map(|(n, url)| Some((crate::rpc::enode_pubkey(url)?, n.name.as_str()))),
+        )
+        .collect();
     for c in changes.iter_mut().filter(|c| mesh_changed(c)) {
         let Some(node) = c
             .after

@@ -22,7 +22,7 @@
 //! providers) computes the same graph, and state records it through each node's static
 //! peers and `mesh` digest.
 
-use crate::topology::{NodeSpec, Role};
+use crate::topology::{NodeSpec, Role, Topology};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Networks up to this many nodes are a full mesh.
@@ -69,6 +69,13 @@ impl Peering {
         }
         let work = g.work;
         (g.into_peering(full_mesh), work)
+    }
+
+    /// The plan over every node of `topology`'s network, other operators' nodes included
+    /// (see [`Topology::network_nodes`]): our nodes' planned peers, and so their peer
+    /// limits, cover the nodes of every member.
+    pub fn for_topology(topology: &Topology) -> Peering {
+        Peering::plan(&topology.network_nodes())
     }
 
     /// Whether every node peers with every other.

@@ -103,11 +103,11 @@ impl ApplyCtx<'_> {
     pub fn emit(&self, ev: Event) {
         (self.events)(ev)
     }
-    /// Who peers with whom in the topology being applied (planned once per apply: every
-    /// node start and sealing poll asks).
+    /// Who peers with whom in the topology being applied, other operators' nodes too
+    /// (planned once per apply: every node start and sealing poll asks).
     pub fn peering(&self) -> &crate::plan::peering::Peering {
         self.peering
-            .get_or_init(|| crate::plan::peering::Peering::plan(&self.topology.nodes()))
+            .get_or_init(|| crate::plan::peering::Peering::for_topology(self.topology))
     }
 }
 
@@ -129,6 +129,13 @@ pub struct Health {
     /// Signer votes in progress that wait for other operators.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub votes: Vec<VoteProgress>,
+    /// Members of ours that the other operators voted out of the consortium.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<RemovedMember>,
+    /// Members of ours whose running nodes no node of any other operator is peered with:
+    /// the others dropped them (removed them from the consortium?), or are all down.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub isolated: Vec<String>,
     /// Set when no node runs: `consort stop` stopped them, or they crashed (or were
     /// killed) without it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -136,6 +143,78 @@ pub struct Health {
     /// Transactions pending for more than `pending::STUCK_PERIODS` periods, and why.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pending_transactions: Vec<StuckTx>,
+}
+
+impl Health {
+    /// What is wrong beyond single nodes, one sentence each, in the words every view uses
+    /// (`status`, the dashboard's banner): a halted chain, a member of ours voted out, and
+    /// other operators' nodes none of ours reaches (theirs to repair, named all the same).
+    pub fn network_problems(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.halted.iter().map(|h| h.to_string()).collect();
+        out.extend(self.removed.iter().map(|r| r.to_string()));
+        for m in &self.isolated {
+            out.push(format!(
+                "none of {m}'s nodes is peered with any node of the other operators: they \
+                 dropped {m}'s nodes (did they remove {m} from the consortium?) or all of \
+                 theirs are down; ask them, and if {m} was removed, run `consort destroy` to \
+                 clean up"
+            ));
+        }
+        for e in &self.external {
+            if !e.unreached.is_empty() {
+                out.push(format!(
+                    "member {} (another operator's): none of our nodes is peered with {}",
+                    e.name,
+                    e.unreached.join(", ")
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// A member of ours whose signers the other operators voted out: its nodes run on, but it
+/// is no longer part of the consortium.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RemovedMember {
+    pub name: String,
+    /// The first block whose signers no longer include any of its validators (None: the
+    /// vote has not passed on the chain our nodes saw).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub block: Option<u64>,
+    /// Not passed yet: (votes to remove one of its signers, votes needed, at block).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub votes_against: Option<(u32, u32, u64)>,
+    /// Other operators' nodes still peered with ours (None: not probed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub still_peered: Option<u32>,
+}
+
+impl std::fmt::Display for RemovedMember {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.block, self.votes_against) {
+            (Some(block), _) => write!(
+                f,
+                "{} was removed from the consortium at block {block} (none of its validators is a signer any more); ",
+                self.name
+            )?,
+            (None, Some((votes, needed, at))) => write!(
+                f,
+                "{} is being voted out of the consortium: the chain our nodes saw (block {at}) holds {votes} vote(s) to remove its signer, {needed} remove it; ",
+                self.name
+            )?,
+            (None, None) => write!(f, "{} was voted out of the consortium; ", self.name)?,
+        }
+        match self.still_peered {
+            Some(0) => write!(f, "its nodes are no longer peered; ")?,
+            Some(n) => write!(
+                f,
+                "{n} of the other operators' nodes are still peered with its nodes; "
+            )?,
+            None => {}
+        }
+        write!(f, "run `consort destroy` to clean up")
+    }
 }
 
 /// Why no node of the network runs.
@@ -210,6 +289,9 @@ pub struct ExternalMember {
     pub peered: u32,
     pub signers: u32,
     pub signing: u32,
+    /// Its nodes that none of ours is peered with, by name.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unreached: Vec<String>,
 }
 
 /// A Clique vote that has not passed yet: `votes` of `signers` on chain, `needed` needed;

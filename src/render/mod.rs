@@ -127,7 +127,7 @@ pub struct NodeLaunch {
     /// `--ws.origins`); tx nodes only. Empty: none. No `--http.vhosts` is needed: geth
     /// checks the Host header only for names, and applications reach tx nodes by IP.
     pub cors_origins: Vec<String>,
-    /// geth's Prometheus metrics (`--metrics`) on 127.0.0.1 at this port: read-only
+    /// geth's Prometheus metrics (`--metrics`) on `listen_addr` at this port: read-only
     /// counters, no RPC. None: no metrics server.
     pub metrics_port: Option<u16>,
     /// geth's engine API (JWT-authenticated; unused under Clique but always opened), on

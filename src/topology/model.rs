@@ -255,6 +255,45 @@ impl Topology {
         self.external_members().next().is_some()
     }
 
+    /// The nodes other operators run (external members), each with its enode URL: named
+    /// as their operator names them (`<member>-validator-<i>`, then `<member>-tx-<i>`), in
+    /// the order their enodes are listed (validators first, as `invite` and `join` write
+    /// them).
+    pub fn external_nodes(&self) -> Vec<(NodeSpec, &str)> {
+        let mut out = Vec::new();
+        for (m, e) in self.external_members() {
+            let specs = (0..m.validators)
+                .map(|i| (Role::Validator, i, format!("{}-validator-{i}", m.name)))
+                .chain((0..m.tx_nodes).map(|i| (Role::Tx, i, format!("{}-tx-{i}", m.name))));
+            for ((role, index, name), url) in specs.zip(&e.enodes) {
+                let spec = NodeSpec {
+                    name,
+                    member: m.name.clone(),
+                    role,
+                    index,
+                };
+                out.push((spec, url.as_str()));
+            }
+        }
+        out
+    }
+
+    /// Every node of the network, ours and other operators': the nodes the peering plan
+    /// spans. Without external members, [`Topology::nodes`]; with them, sorted by member
+    /// name so that every operator (each with the members in its own file order) plans
+    /// the same graph.
+    pub fn network_nodes(&self) -> Vec<NodeSpec> {
+        let mut out = self.nodes();
+        if !self.has_external_members() {
+            return out;
+        }
+        out.extend(self.external_nodes().into_iter().map(|(n, _)| n));
+        out.sort_by(|a, b| {
+            (&a.member, a.role == Role::Tx, a.index).cmp(&(&b.member, b.role == Role::Tx, b.index))
+        });
+        out
+    }
+
     /// Enode URLs of every external member's nodes, each with its member.
     pub fn external_enodes(&self) -> Vec<(&str, &str)> {
         self.external_members()

@@ -6,7 +6,7 @@
 use crate::support::*;
 use consort::crypto::tx::LegacyTx;
 use consort::crypto::{keystore, Address, SecretKey};
-use consort::provider::local::NodeOutputs;
+use consort::provider::local::{process, NodeOutputs};
 use consort::rpc::{self, BlockId, RpcClient};
 use consort::state::{State, StateDir};
 use consort::topology::Wei;
@@ -505,6 +505,15 @@ fn three_operators_invite_join_admit_vote_and_remove_without_sharing_keys() {
     c.ok(&["member", "remove", "delta", "--yes"]);
     let ac: BTreeSet<Address> = a_signers.iter().copied().chain([c_signer]).collect();
     wait_signers("B voted out", &a_tx, &ac);
+    // A's proposals to remove B's signers are left over once C's votes carried them:
+    // status says so until apply discards them.
+    let leftover = a.run(&["status"]);
+    let text = String::from_utf8_lossy(&leftover.stdout);
+    assert!(
+        leftover.status.code() == Some(1) && text.contains("though the vote passed"),
+        "{text}"
+    );
+    a.ok(&["apply", "--yes"]);
     let a_view = a.ok(&["status"]);
     assert!(!a_view.contains("delta"), "{a_view}");
     b.ok(&["destroy", "--yes"]);
@@ -514,4 +523,479 @@ fn three_operators_invite_join_admit_vote_and_remove_without_sharing_keys() {
         Ok((a_tx.block_number().map_err(|e| e.to_string())? >= h + 3).then_some(()))
     });
     assert_no_stall(&a_tx, head0, a_tx.block_number().unwrap());
+}
+
+// ---- examples/separate-operators.md, run as written (issue 21 items 3 and 4).
+
+/// The walkthrough's network (topologies/three-members.yaml).
+const WALK_NET: &str = "three-members";
+/// How long a view may take to report an injected fault (a loaded machine; the views
+/// themselves answer from live probes, see the figures in the test's log).
+const VIEW_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Every running node of these operators' states: (name, enode id, control socket).
+fn all_nodes(ops: &[&NetworkHandle]) -> Vec<(String, String, RpcClient)> {
+    let mut out = Vec::new();
+    for op in ops {
+        let Some(st) = op.state_dir().load().unwrap() else {
+            continue;
+        };
+        for addr in st.resources.keys().filter(|a| a.starts_with("node.")) {
+            let name = addr.strip_prefix("node.").unwrap();
+            let o = NodeOutputs::from_state(&st, name).unwrap();
+            let id = rpc::enode_pubkey(&o.enode).unwrap().to_string();
+            let rpc = o.control().with_timeout(Duration::from_secs(5));
+            out.push((name.to_string(), id, rpc));
+        }
+    }
+    out
+}
+
+/// `admin_peers` on every node of every operator lists every other node.
+fn assert_full_mesh(ops: &[&NetworkHandle], nodes: usize) {
+    let all = all_nodes(ops);
+    assert_eq!(all.len(), nodes, "nodes of the three operators");
+    poll("a full mesh over all three operators", WAIT, || {
+        for (name, _, rpc) in &all {
+            let peers: BTreeSet<String> = rpc
+                .admin_peers()
+                .map_err(|e| format!("{name}: {e}"))?
+                .iter()
+                .filter_map(|p| p.pubkey().map(str::to_string))
+                .collect();
+            let missing: Vec<&str> = all
+                .iter()
+                .filter(|(other, id, _)| other != name && !peers.contains(id))
+                .map(|(other, _, _)| other.as_str())
+                .collect();
+            if !missing.is_empty() {
+                return Err(format!("{name} is not peered with {missing:?}"));
+            }
+        }
+        Ok(Some(()))
+    });
+}
+
+/// What each view of an operator says right now.
+struct Views {
+    status: (i32, String),
+    json: Value,
+    plan: (i32, String),
+    snapshot: Value,
+}
+
+fn views(dir: &Path, dashboard_url: &str) -> Views {
+    let run = |args: &[&str]| {
+        let out = consort(dir, args);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code().unwrap_or(-1), text)
+    };
+    let status = run(&["status"]);
+    let json = run(&["status", "--json"]);
+    let json: Value = serde_json::from_str(
+        json.1
+            .split_once("\n! ")
+            .map(|(j, _)| j)
+            .unwrap_or(&json.1)
+            .trim(),
+    )
+    .unwrap_or(Value::Null);
+    let plan = run(&["plan", "--detailed-exitcode"]);
+    let snapshot = crate::dashboard::http()
+        .get(format!("{dashboard_url}api/snapshot"))
+        .send()
+        .and_then(|r| r.json::<Value>())
+        .unwrap_or(Value::Null);
+    Views {
+        status,
+        json,
+        plan,
+        snapshot,
+    }
+}
+
+/// Polls until every view reports `what` (`check` says whether one does); returns how long
+/// that took.
+fn all_views_report(
+    what: &str,
+    dir: &Path,
+    dashboard_url: &str,
+    check: impl Fn(&Views) -> Result<(), String>,
+) -> Duration {
+    let t0 = std::time::Instant::now();
+    poll(what, VIEW_DEADLINE, || {
+        let v = views(dir, dashboard_url);
+        check(&v).map(|()| Some(()))
+    });
+    let took = t0.elapsed();
+    eprintln!("[views] {what}: every view reported it after {took:?}");
+    took
+}
+
+fn reasons(snapshot: &Value) -> String {
+    snapshot["health"]["reasons"].to_string()
+}
+
+/// The terminal a walkthrough block belongs to: "Terminal A: …" → "A".
+fn terminal(heading: &str) -> String {
+    heading
+        .strip_prefix("Terminal ")
+        .and_then(|r| r.split(':').next())
+        .unwrap_or_else(|| panic!("block under {heading:?} names no terminal"))
+        .to_string()
+}
+
+#[test]
+fn separate_operators_walkthrough_runs_as_written_and_every_view_tells_the_truth() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = repo.join("examples/separate-operators.md");
+    let text = std::fs::read_to_string(&doc).unwrap();
+    // The walkthrough names only members that exist, and says who holds the majority.
+    for gone in ["alpha", "beta", "gamma"] {
+        assert!(!text.contains(gone), "the walkthrough still names {gone}");
+    }
+    assert!(text.contains("Neither operator holds a majority"), "{text}");
+    let blocks = crate::doc_shell::shell_blocks(&text);
+    assert!(blocks.len() >= 10, "{blocks:?}");
+
+    let (a, b, c) = (
+        NetworkHandle::new(WALK_NET),
+        NetworkHandle::new(WALK_NET),
+        NetworkHandle::new(WALK_NET),
+    );
+    let shared = tempfile::tempdir().unwrap();
+    let s = |p: &Path| p.to_string_lossy().into_owned();
+    let mut sh = crate::doc_shell::DocShell::new(
+        shared.path(),
+        vec![
+            ("/tmp/op-a".into(), s(a.dir.path())),
+            ("/tmp/op-b".into(), s(b.dir.path())),
+            ("/tmp/op-c".into(), s(c.dir.path())),
+            ("/tmp/".into(), format!("{}/", s(shared.path()))),
+            ("/path/to/consort".into(), s(repo)),
+        ],
+    );
+    let mut outputs: Vec<(String, String, String)> = Vec::new();
+    for block in &blocks {
+        let term = terminal(&block.heading);
+        if block.heading.starts_with("Terminal B: told it is out") {
+            voted_out_is_told(&a, &b);
+        }
+        for cmd in &block.commands {
+            // A reader looks at `status` after the other terminal's command returned; the
+            // nodes may take a moment to sync: poll it with a deadline.
+            let out = if cmd.starts_with("consort status") && !cmd.contains("||") {
+                poll(&format!("`{cmd}` at {term} exits 0"), WAIT, || {
+                    let out = sh.run(&term, cmd);
+                    Ok(out.status.success().then_some(out))
+                })
+            } else {
+                sh.run(&term, cmd)
+            };
+            assert!(
+                out.status.success(),
+                "{}:{} ({}) `{cmd}` failed:\n{}{}",
+                doc.display(),
+                block.line,
+                block.heading,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            outputs.push((
+                block.heading.clone(),
+                cmd.clone(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            ));
+        }
+        if block.heading.starts_with("Terminal C: a signer") {
+            epsilon_signs_everywhere(&a, &b, &c);
+        }
+        if block.heading.starts_with("Terminal B: the vote passed") {
+            full_mesh_and_another_operators_node_down(&a, &b, &c);
+        }
+    }
+    // What the walkthrough promises its reader.
+    let said = |heading: &str, cmd: &str| {
+        outputs
+            .iter()
+            .filter(|(h, c, _)| h.starts_with(heading) && c.starts_with(cmd))
+            .map(|(_, _, o)| o.clone())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let a_vote = said("Terminal A: admit epsilon", "consort status");
+    assert!(
+        a_vote.contains("of 6 votes to add, needs 4 — waiting for operator of delta"),
+        "{a_vote}"
+    );
+    let b_first = said("Terminal B: synced", "consort status");
+    assert!(b_first.contains("member contoso (external"), "{b_first}");
+    let b_out = said("Terminal B: synced", "consort output");
+    assert!(b_out.contains("127.0.0.2"), "{b_out}");
+    let told = said("Terminal B: told it is out", "consort status");
+    assert!(
+        told.contains("delta was removed from the consortium")
+            || told.contains("delta is being voted out")
+            || told.contains("did they remove delta from the consortium?"),
+        "{told}"
+    );
+    assert!(told.contains("consort destroy"), "{told}");
+    assert!(b.running().is_empty(), "B's destroy stopped its nodes");
+    // A and C, after the walkthrough: nothing left to do, healthy, and a full mesh.
+    for op in [&a, &c] {
+        let out = consort(op.dir.path(), &["plan", "--detailed-exitcode"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    assert_full_mesh(&[&a, &c], 6);
+}
+
+/// After the walkthrough's last admit: every node of the three operators peers with every
+/// other (admin_peers on each); every operator's views say healthy. Then one of B's nodes
+/// is killed: A's and C's status, status --json, plan --detailed-exitcode and dashboard
+/// name it (not theirs to repair); once B restarts it, they are healthy again.
+fn full_mesh_and_another_operators_node_down(
+    a: &NetworkHandle,
+    b: &NetworkHandle,
+    c: &NetworkHandle,
+) {
+    // A: contoso 2, fabrikam 2, northwind 1; B: delta 3 + 1; C: epsilon 1.
+    assert_full_mesh(&[a, b, c], 10);
+    // Peer limits cover the whole planned mesh, other operators' nodes included.
+    for op in [a, b, c] {
+        for e in std::fs::read_dir(op.state_dir().nodes_dir())
+            .unwrap()
+            .flatten()
+        {
+            let toml = std::fs::read_to_string(e.path().join("config.toml")).unwrap();
+            assert!(
+                toml.contains("MaxPeers = 9"),
+                "{}:\n{toml}",
+                e.path().display()
+            );
+            let statics = toml
+                .split("StaticNodes")
+                .nth(1)
+                .unwrap()
+                .split(']')
+                .next()
+                .unwrap();
+            assert_eq!(statics.matches("enode://").count(), 9, "{toml}");
+        }
+    }
+    // B binds 127.0.0.2 only: its metrics too.
+    let st_b = b.state_dir().load().unwrap().unwrap();
+    let tx_b = NodeOutputs::from_state(&st_b, "delta-tx-0").unwrap();
+    assert!(
+        tx_b.metrics_url
+            .as_deref()
+            .unwrap()
+            .starts_with("http://127.0.0.2:"),
+        "{:?}",
+        tx_b.metrics_url
+    );
+    let metrics = crate::dashboard::http()
+        .get(tx_b.metrics_url.clone().unwrap())
+        .send()
+        .unwrap();
+    assert!(metrics.status().is_success());
+
+    let (_da, url_a) =
+        crate::dashboard::dashboard(a.dir.path(), &a.dir.path().join("consort.yaml"));
+    let (_dc, url_c) =
+        crate::dashboard::dashboard(c.dir.path(), &c.dir.path().join("consort.yaml"));
+    let healthy = |v: &Views| -> Result<(), String> {
+        if v.status.0 != 0 || v.json["healthy"] != json!(true) {
+            return Err(format!("status: {}\n{}", v.status.0, v.status.1));
+        }
+        if v.plan.0 != 0 {
+            return Err(format!("plan: {}\n{}", v.plan.0, v.plan.1));
+        }
+        if v.snapshot["health"]["healthy"] != json!(true) {
+            return Err(format!("dashboard: {}", reasons(&v.snapshot)));
+        }
+        Ok(())
+    };
+    all_views_report("A healthy", a.dir.path(), &url_a, healthy);
+    all_views_report("C healthy", c.dir.path(), &url_c, healthy);
+
+    // Another operator's node goes down (kill -9): ours cannot repair it, but say so.
+    assert!(consort::provider::local::process::is_ours(
+        tx_b.process(),
+        Path::new(&tx_b.datadir)
+    ));
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &tx_b.pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let names_it = |v: &Views| -> Result<(), String> {
+        let node = "delta-tx-0";
+        if v.status.0 == 0 || !v.status.1.contains(node) {
+            return Err(format!("status: {}\n{}", v.status.0, v.status.1));
+        }
+        let unreached = v.json["external"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|e| e["name"] == "delta")
+            .map(|e| e["unreached"].clone());
+        if v.json["healthy"] != json!(false) || unreached != Some(json!([node])) {
+            return Err(format!("--json: {}", v.json));
+        }
+        if v.plan.0 != 2 || !v.plan.1.contains(node) {
+            return Err(format!("plan: {}\n{}", v.plan.0, v.plan.1));
+        }
+        if v.snapshot["health"]["healthy"] != json!(false) || !reasons(&v.snapshot).contains(node) {
+            return Err(format!("dashboard: {}", reasons(&v.snapshot)));
+        }
+        Ok(())
+    };
+    all_views_report("A names B's dead node", a.dir.path(), &url_a, names_it);
+    all_views_report("C names B's dead node", c.dir.path(), &url_c, names_it);
+    // B's own views: its node is down (ours to repair there).
+    let b_status = consort(b.dir.path(), &["status"]);
+    assert_eq!(b_status.status.code(), Some(1));
+    // Repaired by its operator: everyone is healthy again.
+    consort_ok(b.dir.path(), &["apply", "--yes"]);
+    all_views_report("A healthy again", a.dir.path(), &url_a, healthy);
+    all_views_report("C healthy again", c.dir.path(), &url_c, healthy);
+    assert_full_mesh(&[a, b, c], 10);
+}
+
+/// Before the walkthrough's last block: A and C have voted delta out. B's views say so —
+/// not healthy, delta removed (or being voted out), run `consort destroy` — and B's plan
+/// refuses with the same words.
+fn voted_out_is_told(a: &NetworkHandle, b: &NetworkHandle) {
+    let (_db, url_b) =
+        crate::dashboard::dashboard(b.dir.path(), &b.dir.path().join("consort.yaml"));
+    // Removed (B's nodes saw the vote pass), being voted out (they saw votes against it),
+    // or dropped before they saw either: the others' nodes stop peering with B's as they
+    // vote, so which one B can tell depends on the blocks it got.
+    let says_out = |t: &str| {
+        (t.contains("delta was removed from the consortium at block")
+            || t.contains("delta is being voted out")
+            || t.contains("did they remove delta from the consortium?"))
+            && t.contains("consort destroy")
+    };
+    all_views_report("B is told it was voted out", b.dir.path(), &url_b, |v| {
+        if v.status.0 == 0 || !says_out(&v.status.1) {
+            return Err(format!("status: {}\n{}", v.status.0, v.status.1));
+        }
+        let named =
+            v.json["removed"][0]["name"] == "delta" || v.json["isolated"] == json!(["delta"]);
+        if v.json["healthy"] != json!(false) || !named {
+            return Err(format!("--json: {}", v.json));
+        }
+        // Voted out: plan refuses with those words; dropped: plan would dial them again.
+        let plan_ok = match v.plan.0 {
+            1 => says_out(&v.plan.1),
+            2 => v.plan.1.contains("dial again (not peered with contoso"),
+            _ => false,
+        };
+        if !plan_ok {
+            return Err(format!("plan: {}\n{}", v.plan.0, v.plan.1));
+        }
+        if v.snapshot["health"]["healthy"] != json!(false) || !says_out(&reasons(&v.snapshot)) {
+            return Err(format!("dashboard: {}", reasons(&v.snapshot)));
+        }
+        Ok(())
+    });
+    // Once B's nodes see the blocks that removed delta's signers (here: A's tx node lets
+    // B's in again, as if A had kept peering until the vote passed), B is told exactly
+    // when, and plan refuses.
+    let st_a = a.state_dir().load().unwrap().unwrap();
+    let a_tx = NodeOutputs::from_state(&st_a, "contoso-tx-0")
+        .unwrap()
+        .control()
+        .with_timeout(Duration::from_secs(5));
+    poll("delta's signers voted out", WAIT, || {
+        Ok((a_tx.clique_get_signers().map_err(|e| e.to_string())?.len() == 4).then_some(()))
+    });
+    let st_b = b.state_dir().load().unwrap().unwrap();
+    let b_enode = NodeOutputs::from_state(&st_b, "delta-tx-0").unwrap().enode;
+    a_tx.admin_add_trusted_peer(&b_enode).unwrap();
+    a_tx.admin_add_peer(&b_enode).unwrap();
+    let removed = |t: &str| {
+        t.contains("delta was removed from the consortium at block")
+            && t.contains("consort destroy")
+    };
+    all_views_report("B is told when it was removed", b.dir.path(), &url_b, |v| {
+        if v.status.0 == 0 || !removed(&v.status.1) || v.status.1.contains("votes to add") {
+            return Err(format!("status: {}\n{}", v.status.0, v.status.1));
+        }
+        let block = v.json["removed"][0]["block"].as_u64().unwrap_or(0);
+        if v.json["healthy"] != json!(false) || block == 0 {
+            return Err(format!("--json: {}", v.json));
+        }
+        if v.plan.0 != 1 || !removed(&v.plan.1) {
+            return Err(format!("plan: {}\n{}", v.plan.0, v.plan.1));
+        }
+        if v.snapshot["health"]["healthy"] != json!(false) || !removed(&reasons(&v.snapshot)) {
+            return Err(format!("dashboard: {}", reasons(&v.snapshot)));
+        }
+        // The block named is the first without any of delta's signers.
+        let signers_at = |n: u64| -> BTreeSet<Address> {
+            let raw: Vec<String> = a_tx
+                .call("clique_getSigners", json!([format!("0x{n:x}")]))
+                .unwrap();
+            raw.iter().filter_map(|s| rpc::parse_address(s)).collect()
+        };
+        let delta: BTreeSet<Address> = [
+            "delta-validator-0",
+            "delta-validator-1",
+            "delta-validator-2",
+        ]
+        .iter()
+        .map(|n| {
+            rpc::parse_address(
+                st_b.output_str(&format!("key.signer.{n}"), "address")
+                    .unwrap(),
+            )
+            .unwrap()
+        })
+        .collect();
+        assert!(signers_at(block).is_disjoint(&delta), "block {block}");
+        assert!(
+            !signers_at(block - 1).is_disjoint(&delta),
+            "block {}",
+            block - 1
+        );
+        Ok(())
+    });
+    // A no longer peers with anything of delta's.
+    let a_view = String::from_utf8_lossy(&consort(a.dir.path(), &["status"]).stdout).into_owned();
+    assert!(!a_view.contains("member delta"), "{a_view}");
+}
+
+/// The walkthrough's promise at C's status: with B's votes epsilon's validator signs (7
+/// signers on every operator's nodes).
+fn epsilon_signs_everywhere(a: &NetworkHandle, b: &NetworkHandle, c: &NetworkHandle) {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let counts: Vec<(String, usize)> = all_nodes(&[a, b, c])
+            .iter()
+            .map(|(n, _, rpc)| (n.clone(), rpc.clique_get_signers().map_or(0, |s| s.len())))
+            .collect();
+        if counts.iter().all(|(_, k)| *k == 7) {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            for op in [a, b, c] {
+                for (_, dir) in op.processes() {
+                    eprintln!("--- {}\n{}", dir.display(), process::log_tail(&dir, 30));
+                }
+            }
+            panic!("epsilon is not a signer everywhere: {counts:?}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

@@ -406,13 +406,18 @@ pub fn run_with_deadline(
         stdout: t_out.join().unwrap(),
         stderr: t_err.join().unwrap(),
     };
+    log_output(&shown, &out);
+    out
+}
+
+/// Prints what a command said, for the test's log: `[what] exit N`, stdout, stderr.
+pub fn log_output(what: &str, out: &std::process::Output) {
     eprintln!(
-        "[{shown}] exit {:?}\n--- stdout\n{}--- stderr\n{}",
+        "[{what}] exit {:?}\n--- stdout\n{}--- stderr\n{}",
         out.status.code(),
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    out
 }
 
 /// web3.py for the application tests, pinned (`.ci/run` installs the same).

@@ -59,7 +59,7 @@ pub(super) fn now_secs() -> u64 {
 pub(super) fn assess(topology: &Topology, st: &State) -> Health {
     let specs = topology.nodes();
     let external = topology.has_external_members();
-    let peering = Peering::plan(&specs);
+    let peering = Peering::for_topology(topology);
     let outs: BTreeMap<String, NodeOutputs> = recorded_nodes(st).into_iter().collect();
     let probed: Vec<(&NodeSpec, &NodeOutputs)> = specs
         .iter()
@@ -109,15 +109,7 @@ pub(super) fn assess(topology: &Topology, st: &State) -> Health {
     let forked = hash_votes.len() > 1;
 
     // What the network should look like.
-    let enode_ids: BTreeMap<&str, &str> = specs
-        .iter()
-        .filter_map(|n| {
-            Some((
-                n.name.as_str(),
-                st.output_str(&format!("key.node.{}", n.name), "enode_id")?,
-            ))
-        })
-        .collect();
+    let enode_ids = planned_ids(topology, st);
     let validators: Vec<&NodeSpec> = specs.iter().filter(|n| n.role == Role::Validator).collect();
     let counted = governance::counted_signer(st);
     let expected_signers: BTreeSet<Address> = validators
@@ -180,12 +172,9 @@ pub(super) fn assess(topology: &Topology, st: &State) -> Health {
                 if let Some(e) = &p.rpc_error {
                     problems.push(format!("RPC not answering: {e}"));
                 } else {
-                    let missing: Vec<&str> = peering
-                        .peers_of(&n.name)
-                        .filter(|peer| enode_ids.get(peer).is_some_and(|id| !p.peers.contains(*id)))
-                        .collect();
+                    let missing = missing_peers(&peering, &enode_ids, &n.name, &p.peers);
                     if !missing.is_empty() {
-                        problems.push(format!("not peered with {}", missing.join(", ")));
+                        problems.push(not_peered(&missing, topology));
                     }
                     if let (Some(want), Some(got)) = (&genesis, &p.genesis) {
                         if want != got {
@@ -246,17 +235,24 @@ pub(super) fn assess(topology: &Topology, st: &State) -> Health {
                 .signers
                 .as_ref()
                 .is_some_and(|s| s.contains(&prop.address) == prop.authorize);
-            if external && in_effect {
-                continue;
-            }
             health.proposals.push(Proposal {
                 proposer: n.name.clone(),
                 address: rpc::hex_address(&prop.address),
                 authorize: prop.authorize,
             });
+            // With other operators, our cast votes stay pending until theirs come (`votes`
+            // shows them); once theirs carried the vote, ours is left over: inert while
+            // the vote holds, but it would undo a later opposite vote.
+            if external && in_effect {
+                problems.push(format!(
+                    "pending Clique proposal to {} {}, though the vote passed (other operators' votes carried it); `consort apply` discards it",
+                    if prop.authorize { "add" } else { "remove" },
+                    prop.address.to_checksum()
+                ));
+                continue;
+            }
             // consort discards its proposals once a vote passed: a pending one takes
-            // effect later whatever the topology says. (With other operators, our cast
-            // votes stay pending until theirs come: `votes` shows them.)
+            // effect later whatever the topology says.
             if external {
                 continue;
             }
@@ -326,6 +322,51 @@ pub(super) fn assess(topology: &Topology, st: &State) -> Health {
         );
     }
     health
+}
+
+/// Every node's id (the enode's public key), by name: ours from state, other operators'
+/// from the enodes the topology lists.
+pub(super) fn planned_ids(topology: &Topology, st: &State) -> BTreeMap<String, String> {
+    topology
+        .nodes()
+        .iter()
+        .filter_map(|n| {
+            let id = st.output_str(&format!("key.node.{}", n.name), "enode_id")?;
+            Some((n.name.clone(), id.to_string()))
+        })
+        .chain(
+            topology
+                .external_nodes()
+                .into_iter()
+                .filter_map(|(n, url)| Some((n.name, rpc::enode_pubkey(url)?.to_string()))),
+        )
+        .collect()
+}
+
+/// The planned peers of `node` (by name) whose id is not among `peers`.
+pub(super) fn missing_peers<'a>(
+    peering: &'a Peering,
+    ids: &BTreeMap<String, String>,
+    node: &str,
+    peers: &BTreeSet<String>,
+) -> Vec<&'a str> {
+    peering
+        .peers_of(node)
+        .filter(|peer| ids.get(*peer).is_some_and(|id| !peers.contains(id)))
+        .collect()
+}
+
+/// "not peered with a, b": other operators' nodes marked as theirs (not ours to repair).
+pub(super) fn not_peered(missing: &[&str], topology: &Topology) -> String {
+    let external = topology.external_nodes();
+    let names: Vec<String> = missing
+        .iter()
+        .map(|n| match external.iter().find(|(e, _)| e.name == *n) {
+            Some((e, _)) => format!("{n} (run by {}'s operator)", e.member),
+            None => n.to_string(),
+        })
+        .collect();
+    format!("not peered with {}", names.join(", "))
 }
 
 /// What the pools of the running tx nodes hold (validators' if the network has no tx

@@ -91,7 +91,7 @@ impl LocalProvider {
                 ports.p2p,
             ));
         }
-        out.extend(external_peers(ctx.topology));
+        out.extend(external_peers(ctx.topology, peering, node));
         Ok(out)
     }
 
@@ -104,7 +104,7 @@ impl LocalProvider {
     /// has none for this peer. By then the first side is not dialling, so the two cannot
     /// meet head-on.
     pub(super) fn sync_mesh(&self, topology: &Topology, st: &State, reverse: bool) {
-        let peering = Peering::plan(&topology.nodes());
+        let peering = Peering::for_topology(topology);
         let nodes = recorded_nodes(st);
         let enodes: BTreeMap<&str, &str> = nodes
             .iter()
@@ -117,7 +117,7 @@ impl LocalProvider {
             .collect();
         parallel::map(&running, parallel::PROBE_CONCURRENCY, |(name, o)| {
             let rpc = o.control().with_timeout(PROBE_TIMEOUT);
-            dial_external_peers(topology, &rpc);
+            dial_external_peers(&external_peers(topology, &peering, name), &rpc);
             let Ok(peers) = rpc.admin_peers() else { return };
             let have: BTreeSet<&str> = peers.iter().filter_map(|p| p.pubkey()).collect();
             for peer in peering.peers_of(name) {
@@ -139,21 +139,21 @@ impl LocalProvider {
     }
 }
 
-/// Enode URLs of the nodes other operators run (external members of the topology): every
-/// node of ours lists them as static and trusted peers, so it dials them at start and lets
-/// them in past MaxPeers. Kept apart from the mesh of our own nodes, which is planned.
-pub(super) fn external_peers(topology: &Topology) -> Vec<String> {
+/// Enode URLs of the nodes other operators run (external members of the topology) that
+/// the peering plan gives `node`: it lists them as static and trusted peers, so it dials
+/// them at start and lets them in past MaxPeers (which counts them too).
+pub(super) fn external_peers(topology: &Topology, peering: &Peering, node: &str) -> Vec<String> {
     topology
-        .external_enodes()
+        .external_nodes()
         .into_iter()
+        .filter(|(n, _)| peering.are_peers(node, &n.name))
         .map(|(_, url)| url.to_string())
         .collect()
 }
 
-/// Dials the external peers `node` is not connected to yet (admin_addPeer over IPC), and
-/// trusts them: geth's own static dialling of them can lag by tens of seconds.
-pub(super) fn dial_external_peers(topology: &Topology, rpc: &RpcClient) {
-    let urls = external_peers(topology);
+/// Dials the external peers `urls` the node is not connected to yet (admin_addPeer over
+/// IPC), and trusts them: geth's own static dialling of them can lag by tens of seconds.
+pub(super) fn dial_external_peers(urls: &[String], rpc: &RpcClient) {
     if urls.is_empty() {
         return;
     }
@@ -166,9 +166,9 @@ pub(super) fn dial_external_peers(topology: &Topology, rpc: &RpcClient) {
         })
         .unwrap_or_default();
     for url in urls {
-        if rpc::enode_pubkey(&url).is_some_and(|k| !have.contains(k)) {
-            let _ = rpc.admin_add_trusted_peer(&url);
-            let _ = rpc.admin_add_peer(&url);
+        if rpc::enode_pubkey(url).is_some_and(|k| !have.contains(k)) {
+            let _ = rpc.admin_add_trusted_peer(url);
+            let _ = rpc.admin_add_peer(url);
         }
     }
 }

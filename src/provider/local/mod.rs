@@ -91,7 +91,7 @@ pub struct NodeOutputs {
     /// WebSocket JSON-RPC for applications: tx nodes only.
     #[serde(default)]
     pub ws_url: Option<String>,
-    /// geth's Prometheus metrics (every node, 127.0.0.1; read-only counters).
+    /// geth's Prometheus metrics (every node, on its own address; read-only counters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_url: Option<String>,
     pub enode: String,
@@ -312,18 +312,21 @@ impl Provider for LocalProvider {
         _core: &[Resource],
     ) -> Result<Vec<Resource>, ProviderError> {
         let nodes = topology.nodes();
-        let peering = Peering::plan(&nodes);
-        // Other operators' nodes are every node's peers too: a change to them rewrites
-        // every node's peers.
-        let externals = mesh::external_peers(topology);
+        // Other operators' nodes are planned peers too: a change to them rewrites the
+        // peers of ours.
+        let peering = Peering::for_topology(topology);
+        let own: BTreeSet<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
         let host = topology.local_address();
         Ok(nodes
             .iter()
             .map(|n| {
-                // The node's planned peers (and itself: a full mesh digests all names).
+                // The node's planned peers (and itself: a full mesh digests all names);
+                // other operators' by enode URL.
+                let externals = mesh::external_peers(topology, &peering, &n.name);
                 let mesh = mesh_digest(
                     peering
                         .peers_of(&n.name)
+                        .filter(|p| own.contains(p))
                         .chain(std::iter::once(n.name.as_str()))
                         .chain(externals.iter().map(String::as_str)),
                 );
@@ -345,7 +348,7 @@ impl Provider for LocalProvider {
                         topology.client.geth,
                         n.role,
                         n.member,
-                        peering.degree(&n.name) + externals.len(),
+                        peering.degree(&n.name),
                         match n.role {
                             Role::Validator => "no RPC (IPC only)",
                             Role::Tx => "HTTP + WebSocket RPC",
@@ -359,8 +362,10 @@ impl Provider for LocalProvider {
 
     fn refresh(&self, topology: &Topology, state: &State) -> BTreeMap<String, String> {
         let recorded = recorded_nodes(state);
+        let peering = Peering::for_topology(topology);
+        let ids = health::planned_ids(topology, state);
         // A process that exists but does not answer on its control socket (stopped,
-        // hung) is restarted like a dead one.
+        // hung) is restarted like a dead one; one missing planned peers is dialled again.
         let mut drift: BTreeMap<String, String> =
             parallel::map(&recorded, parallel::PROBE_CONCURRENCY, |(name, o)| {
                 let why = if !o.is_running() {
@@ -368,8 +373,21 @@ impl Provider for LocalProvider {
                 } else if o.ipc_path.is_empty() {
                     return None;
                 } else {
-                    match o.control().with_timeout(PROBE_TIMEOUT).block_number() {
-                        Ok(_) => return None,
+                    let rpc = o.control().with_timeout(PROBE_TIMEOUT);
+                    match rpc.block_number() {
+                        Ok(_) => {
+                            let peers: BTreeSet<String> = rpc
+                                .admin_peers()
+                                .ok()?
+                                .iter()
+                                .filter_map(|p| p.pubkey().map(str::to_string))
+                                .collect();
+                            let missing = health::missing_peers(&peering, &ids, name, &peers);
+                            if missing.is_empty() {
+                                return None;
+                            }
+                            format!("dial again ({})", health::not_peered(&missing, topology))
+                        }
                         Err(_) => "restart (process alive but not answering on its IPC socket)"
                             .to_string(),
                     }
@@ -390,7 +408,16 @@ impl Provider for LocalProvider {
             }
         }
         let d = reconcile::signer_drift(topology, state);
-        *self.signer_refusal.lock().unwrap() = d.refusal();
+        // Voted out by the other operators: no vote of ours brings it back.
+        let removed = d
+            .live
+            .as_ref()
+            .map(|live| votes::voted_out(topology, state, live, None))
+            .unwrap_or_default();
+        *self.signer_refusal.lock().unwrap() = match removed.first() {
+            Some(r) => Some(format!("{r}; there is nothing to apply")),
+            None => d.refusal(),
+        };
         if !d.is_empty() {
             drift.insert(super::clique_drift::CLIQUE_ADDR.into(), d.reason());
         }

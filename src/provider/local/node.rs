@@ -219,10 +219,12 @@ impl LocalProvider {
             netrestrict: None,
             cache_mb: 64,
             verbosity: 3,
-            // Exactly the planned peers: geth starts its first sync once min(5, MaxPeers)
-            // peers are connected, so a larger value would leave non-sealing nodes of small
-            // networks discarding blocks until its 10 s forced sync. Planned peers are
-            // trusted, so they are never refused for exceeding it.
+            // Exactly the planned peers, other operators' nodes included: geth starts its
+            // first sync once min(5, MaxPeers) peers are connected, so a larger value would
+            // leave non-sealing nodes of small networks discarding blocks until its 10 s
+            // forced sync. Planned peers are trusted, so they are never refused for
+            // exceeding it; but geth dials at most MaxPeers of them (its dial slots), so a
+            // smaller value leaves static peers never dialled.
             max_peers: planned_peers.max(1),
             static_nodes: peers.dial,
             trusted_nodes: peers.mesh,
@@ -576,7 +578,7 @@ impl LocalProvider {
             ipc_path: s(&ipc_path(datadir)),
             rpc_url: ports.http.map(|p| format!("http://{host}:{p}")),
             ws_url: ports.ws.map(|p| format!("ws://{host}:{p}")),
-            metrics_url: ports.metrics.map(process::metrics_url),
+            metrics_url: ports.metrics.map(|p| process::metrics_url(host, p)),
             enode: render::enode_url(enode_id, host, ports.p2p),
             static_nodes: statics,
             geth: s(&geth.path),
@@ -726,7 +728,8 @@ impl LocalProvider {
                 rpc.admin_add_trusted_peer(added).map_err(e)?;
             }
             // Another operator's nodes were refused while we were full: dial them now.
-            mesh::dial_external_peers(ctx.topology, &rpc);
+            let externals = mesh::external_peers(ctx.topology, ctx.peering(), &name);
+            mesh::dial_external_peers(&externals, &rpc);
             NodeOutputs {
                 static_nodes: statics,
                 ..cur.clone()
@@ -766,10 +769,10 @@ impl LocalProvider {
                 } else {
                     Duration::ZERO
                 };
-            while !process::ports_free(ports) && Instant::now() < free_by {
+            while !process::ports_free(self.ip(), ports) && Instant::now() < free_by {
                 std::thread::sleep(Duration::from_millis(100));
             }
-            if !process::ports_free(ports) {
+            if !process::ports_free(self.ip(), ports) {
                 let old = ports;
                 ports = self.fresh_ports(ctx, &name)?;
                 ctx.emit(Event::Warning {

@@ -9,12 +9,13 @@
 //! same `.consort/`) moves only that node, to the first free port past the block, and
 //! says so. Recorded ports always win: a running node keeps its ports.
 //!
-//! Every node also serves geth's Prometheus metrics on 127.0.0.1: node `i` on
+//! Every node also serves geth's Prometheus metrics on its own address: node `i` on
 //! `metrics_base + i`, where `metrics_base` is geth's conventional 6060, or with
 //! `base_port: B` the port right after the RPC block (B + node count + 2 × tx count).
 
 use super::*;
-use process::{p2p_free, DEFAULT_METRICS_PORT, DEFAULT_RPC_PORT};
+use process::{p2p_free, tcp_free_on, DEFAULT_METRICS_PORT, DEFAULT_RPC_PORT};
+use std::net::IpAddr;
 
 /// Ports handed out during one command: every node of the topology gets its ports from
 /// one table, so each config.toml can list the final p2p port of every peer even while
@@ -108,11 +109,21 @@ pub(super) fn metrics_base(config: &LocalConfig, nodes: usize, tx_nodes: usize) 
     }
 }
 
-fn tcp_free(p: u16) -> bool {
-    std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, p)).is_ok()
-}
-
 impl LocalProvider {
+    /// The address the nodes bind (`provider.local.address`): ports are checked there.
+    pub(super) fn ip(&self) -> IpAddr {
+        self.config
+            .address()
+            .parse()
+            .unwrap_or(std::net::Ipv4Addr::LOCALHOST.into())
+    }
+
+    /// Port checks on the nodes' address: (TCP, TCP + UDP for p2p).
+    fn free_checks(&self) -> (impl Fn(u16) -> bool + Copy, impl Fn(u16) -> bool + Copy) {
+        let ip = self.ip();
+        (move |p| tcp_free_on(ip, p), move |p| p2p_free(ip, p))
+    }
+
     pub(super) fn with_ports<T>(
         &self,
         ctx: &ApplyCtx,
@@ -139,6 +150,7 @@ impl LocalProvider {
         let (p2p_base, rpc_base) = bases(&self.config, nodes.len());
         let tx_count = nodes.iter().filter(|n| n.role == Role::Tx).count() as u16;
         let metrics_base = metrics_base(&self.config, nodes.len(), tx_count.into());
+        let (tcp_free, p2p_free) = self.free_checks();
         let mut moved = Vec::new();
         let ports = self.with_ports(ctx, |t| {
             let mut tx_index = 0u16;
@@ -213,6 +225,7 @@ impl LocalProvider {
         spec: &NodeSpec,
         ports: NodePorts,
     ) -> NodePorts {
+        let (tcp_free, _) = self.free_checks();
         let ports = match ports.metrics {
             Some(_) => ports,
             None => NodePorts {
@@ -251,6 +264,7 @@ impl LocalProvider {
         let tx_count = nodes.iter().filter(|n| n.role == Role::Tx).count();
         let base = metrics_base(&self.config, nodes.len(), tx_count);
         let from = base.saturating_add(nodes.len() as u16);
+        let (tcp_free, _) = self.free_checks();
         self.with_ports(ctx, |t| t.first_free(node, from, 1, tcp_free))
     }
 
@@ -263,6 +277,7 @@ impl LocalProvider {
         let nodes = ctx.topology.nodes();
         let (p2p_base, rpc_base) = bases(&self.config, nodes.len());
         let tx_count = nodes.iter().filter(|n| n.role == Role::Tx).count() as u16;
+        let (tcp_free, p2p_free) = self.free_checks();
         self.with_ports(ctx, |t| {
             let tx = nodes.iter().any(|n| n.name == node && n.role == Role::Tx);
             let p2p = t.first_free(

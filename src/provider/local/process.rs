@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::fs::OpenOptions;
-use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -402,32 +402,34 @@ pub const DEFAULT_METRICS_PORT: u16 = 6060;
 /// Where geth serves its metrics in Prometheus' text format.
 pub const METRICS_PATH: &str = "/debug/metrics/prometheus";
 
-/// The URL of geth's Prometheus metrics on `port`.
-pub fn metrics_url(port: u16) -> String {
-    format!("http://127.0.0.1:{port}{METRICS_PATH}")
+/// The URL of geth's Prometheus metrics on `host` (the node's own address) at `port`.
+pub fn metrics_url(host: &str, port: u16) -> String {
+    format!("http://{host}:{port}{METRICS_PATH}")
+}
+
+/// Whether a TCP port can be bound on `ip`: the address the node will bind (a port taken
+/// on 127.0.0.1 is free on 127.0.0.2, unless it is taken on every address).
+pub fn tcp_free_on(ip: IpAddr, port: u16) -> bool {
+    TcpListener::bind(SocketAddr::new(ip, port)).is_ok()
 }
 
 fn tcp_free(port: u16) -> bool {
-    TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)).is_ok()
+    tcp_free_on(Ipv4Addr::LOCALHOST.into(), port)
 }
 
-fn udp_free(port: u16) -> bool {
-    UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)).is_ok()
+/// Whether a p2p port is free on `ip` for TCP and UDP (devp2p).
+pub fn p2p_free(ip: IpAddr, port: u16) -> bool {
+    tcp_free_on(ip, port) && UdpSocket::bind(SocketAddr::new(ip, port)).is_ok()
 }
 
-/// Whether a p2p port is free for TCP and UDP (devp2p).
-pub fn p2p_free(port: u16) -> bool {
-    tcp_free(port) && udp_free(port)
-}
-
-/// Whether all ports of a node can be bound right now.
-pub fn ports_free(p: NodePorts) -> bool {
-    p2p_free(p.p2p)
+/// Whether all ports of a node can be bound on `ip` right now.
+pub fn ports_free(ip: IpAddr, p: NodePorts) -> bool {
+    p2p_free(ip, p.p2p)
         && p.http
             .into_iter()
             .chain(p.ws)
             .chain(p.metrics)
-            .all(tcp_free)
+            .all(|port| tcp_free_on(ip, port))
 }
 
 /// Hands out free ports on 127.0.0.1 from a base upwards, never one in `reserved` (ports
@@ -508,7 +510,7 @@ impl PortAllocator {
 
     /// A port free for both TCP and UDP (devp2p).
     pub fn p2p(&mut self) -> Result<u16, ProcessError> {
-        self.take(p2p_free, "TCP+UDP")
+        self.take(|p| p2p_free(Ipv4Addr::LOCALHOST.into(), p), "TCP+UDP")
     }
 
     /// p2p and HTTP ports for a test node.

@@ -273,7 +273,7 @@ pub fn node_outputs(
             }),
         rpc_url: ports.http.map(|p| format!("http://{host}:{p}")),
         ws_url: ports.ws.map(|p| format!("ws://{host}:{p}")),
-        metrics_url: ports.metrics.map(process::metrics_url),
+        metrics_url: ports.metrics.map(|p| process::metrics_url(&host, p)),
         enode: crate::render::enode_url(enode_id, &host, ports.p2p),
         static_nodes,
         geth,

@@ -5,12 +5,126 @@
 
 use super::reconcile::signer_drift;
 use super::*;
-use crate::provider::{ExternalMember, VoteProgress};
+use crate::provider::{ExternalMember, RemovedMember, VoteProgress};
+
+/// Blocks sampled for a past signer set (see [`removed_at`]).
+const HISTORY_SAMPLES: u64 = 64;
+
+/// The signers at block `n` (None: the node does not answer).
+fn signers_at(rpc: &RpcClient, n: u64) -> Option<BTreeSet<Address>> {
+    let raw: Vec<String> = rpc
+        .call("clique_getSigners", json!([format!("0x{n:x}")]))
+        .ok()?;
+    Some(raw.iter().filter_map(|s| rpc::parse_address(s)).collect())
+}
+
+/// The first block at which none of `ours` is a signer any more, when one of them was a
+/// signer earlier on the chain: `HISTORY_SAMPLES` blocks spread over `0..head` find a
+/// block where one was, and a binary search between it and the head (where none is)
+/// finds the change. A signer that was in for fewer blocks than the sampling step
+/// (head / 64) is not found; its member then reads as waiting to be voted in.
+fn removed_at(rpc: &RpcClient, ours: &BTreeSet<Address>, head: u64) -> Option<u64> {
+    let had = |n: u64| signers_at(rpc, n).map(|s| !s.is_disjoint(ours));
+    let step = (head / HISTORY_SAMPLES).max(1);
+    let mut lo = (0..head)
+        .rev()
+        .step_by(step as usize)
+        .find(|n| had(*n) == Some(true))?;
+    let mut hi = head;
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        match had(mid)? {
+            true => lo = mid,
+            false => hi = mid,
+        }
+    }
+    Some(hi)
+}
 
 /// The snapshot's view of one vote target: votes on chain and who cast them.
 fn tally(snapshot: &Value, target: &Address, authorize: bool) -> (u32, BTreeSet<Address>) {
     let voters = crate::provider::governance::snapshot_voters(snapshot, target, authorize);
     (voters.len() as u32, voters)
+}
+
+/// Our validators' signer addresses, by member.
+fn own_signers(topology: &Topology, st: &State) -> BTreeMap<String, BTreeSet<Address>> {
+    let mut ours: BTreeMap<String, BTreeSet<Address>> = BTreeMap::new();
+    for n in topology
+        .nodes()
+        .iter()
+        .filter(|n| n.role == Role::Validator)
+    {
+        if let Some(a) = st
+            .output_str(&format!("key.signer.{}", n.name), "address")
+            .and_then(rpc::parse_address)
+        {
+            ours.entry(n.member.clone()).or_default().insert(a);
+        }
+    }
+    ours
+}
+
+/// The members of ours that the other operators voted out: none of their validators is
+/// among the `live` signers though one was earlier on the chain (removed, at a block), or
+/// the chain our nodes last saw holds votes to remove their signers (being removed: the
+/// others' nodes stop peering with ours as they vote, so ours may never see the vote
+/// pass). `still_peered`: how many of the other operators' nodes ours are still peered
+/// with, when known.
+pub(super) fn voted_out(
+    topology: &Topology,
+    st: &State,
+    live: &BTreeSet<Address>,
+    still_peered: Option<u32>,
+) -> Vec<RemovedMember> {
+    if live.is_empty() || !topology.has_external_members() {
+        return vec![];
+    }
+    let ours = own_signers(topology, st);
+    let Some(probe) = recorded_nodes(st)
+        .into_iter()
+        .filter(|(n, o)| o.is_running() && topology.nodes().iter().any(|s| &s.name == n))
+        .map(|(_, o)| o.control().with_timeout(PROBE_TIMEOUT))
+        .find(|rpc| rpc.block_number().is_ok())
+    else {
+        return vec![];
+    };
+    let head = probe.block_number().unwrap_or(0);
+    let mut snapshot = None;
+    let mut out = Vec::new();
+    for (member, signers) in &ours {
+        if signers.is_disjoint(live) {
+            if let Some(block) = removed_at(&probe, signers, head) {
+                out.push(RemovedMember {
+                    name: member.clone(),
+                    block: Some(block),
+                    votes_against: None,
+                    still_peered,
+                });
+            }
+            continue;
+        }
+        let snapshot = snapshot.get_or_insert_with(|| {
+            probe
+                .call_raw("clique_getSnapshot", json!([null]))
+                .unwrap_or(Value::Null)
+        });
+        let against = signers
+            .iter()
+            .filter(|a| live.contains(*a))
+            .map(|a| tally(snapshot, a, false).0)
+            .max()
+            .unwrap_or(0);
+        if against > 0 {
+            out.push(RemovedMember {
+                name: member.clone(),
+                block: None,
+                votes_against: Some((against, live.len() as u32 / 2 + 1, head)),
+                still_peered,
+            });
+        }
+    }
+    out
 }
 
 /// Adds `external` and `votes` to `h`.
@@ -39,17 +153,8 @@ pub(super) fn consortium_view(topology: &Topology, st: &State, h: &mut Health) {
     }
     // Whose signer an address is: our validators by their key, external ones by member.
     let mut member_of: BTreeMap<Address, String> = BTreeMap::new();
-    for n in topology
-        .nodes()
-        .iter()
-        .filter(|n| n.role == Role::Validator)
-    {
-        if let Some(a) = st
-            .output_str(&format!("key.signer.{}", n.name), "address")
-            .and_then(rpc::parse_address)
-        {
-            member_of.insert(a, n.member.clone());
-        }
+    for (m, addrs) in own_signers(topology, st) {
+        member_of.extend(addrs.into_iter().map(|a| (a, m.clone())));
     }
     for (m, e) in topology.external_members() {
         let signers: Vec<Address> = e
@@ -60,18 +165,40 @@ pub(super) fn consortium_view(topology: &Topology, st: &State, h: &mut Health) {
         for a in &signers {
             member_of.insert(*a, m.name.clone());
         }
+        let reached = |u: &str| rpc::enode_pubkey(u).is_some_and(|k| peered.contains(k));
         h.external.push(ExternalMember {
             name: m.name.clone(),
             enodes: e.enodes.len() as u32,
-            peered: e
-                .enodes
-                .iter()
-                .filter(|u| rpc::enode_pubkey(u).is_some_and(|k| peered.contains(k)))
-                .count() as u32,
+            peered: e.enodes.iter().filter(|u| reached(u)).count() as u32,
             signers: signers.len() as u32,
             signing: signers.iter().filter(|a| live.contains(a)).count() as u32,
+            unreached: topology
+                .external_nodes()
+                .into_iter()
+                .filter(|(n, url)| n.member == m.name && !reached(url))
+                .map(|(n, _)| n.name)
+                .collect(),
         });
     }
+    let still_peered = h.external.iter().map(|e| e.peered).sum();
+    h.removed = voted_out(topology, st, &live, Some(still_peered));
+    if h.removed.is_empty() && still_peered == 0 && !h.external.is_empty() {
+        h.isolated = topology
+            .members
+            .iter()
+            .filter(|m| m.is_operated())
+            .map(|m| m.name.clone())
+            .collect();
+    }
+    if !h.removed.is_empty() || !h.isolated.is_empty() {
+        h.healthy = false;
+    }
+    let ours = own_signers(topology, st);
+    let removed: BTreeSet<&Address> = h
+        .removed
+        .iter()
+        .flat_map(|r| ours.get(&r.name).into_iter().flatten())
+        .collect();
     let d = signer_drift(topology, st);
     let snapshot = probe
         .call_raw("clique_getSnapshot", json!([null]))
@@ -83,6 +210,10 @@ pub(super) fn consortium_view(topology: &Topology, st: &State, h: &mut Health) {
         .chain(d.vote_in.iter().map(|(a, l)| (*a, true, l.clone())))
         .chain(d.vote_out.iter().map(|(a, l)| (*a, false, l.clone())));
     for (target, authorize, label) in pending {
+        // Not waiting for a vote in: voted out.
+        if authorize && removed.contains(&target) {
+            continue;
+        }
         let (votes, voters) = tally(&snapshot, &target, authorize);
         // Our own proposals are cast (they reach the chain as our signers seal).
         let waiting: BTreeSet<String> = live
