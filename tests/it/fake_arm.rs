@@ -35,7 +35,7 @@
 mod key_vault;
 // Benches include this file without using it.
 #[allow(unused_imports)]
-pub use key_vault::contributor;
+pub use key_vault::{contributor, jwt_with_oid};
 #[path = "fake_arm/run_command.rs"]
 mod run_command;
 #[path = "fake_arm/vm_host.rs"]
@@ -52,6 +52,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const TOKEN: &str = "fake-arm-token";
+/// The stand-in's Key Vault token (audience `https://vault.azure.net`).
+pub const VAULT_TOKEN: &str = "fake-vault-token";
 pub const SUBSCRIPTION: &str = "11111111-2222-3333-4444-555555555555";
 
 /// How a PUT announces its long-running operation.
@@ -75,6 +77,16 @@ pub enum DeleteStyle {
 #[derive(Debug, Clone)]
 pub struct FakeArmConfig {
     pub token: String,
+    /// The token Key Vault's data plane accepts; the ARM token gets 401 there.
+    pub vault_token: String,
+    /// How long a new role assignment takes to take effect at Key Vault (Azure: up to
+    /// ~10 minutes). Zero by default.
+    pub role_propagation: Duration,
+    /// The object id behind the caller's tokens, when the test gives one (the ARM token is
+    /// then a JWT carrying it, see [`jwt_with_oid`]): Key Vault then lets the caller write
+    /// secrets only once "Key Vault Secrets Officer" on the vault has taken effect for it.
+    /// None: the vault token holder is officer everywhere.
+    pub caller_oid: Option<String>,
     pub subscription_id: String,
     /// Polls (of the operation URL or of the resource) answered in progress before done.
     pub polls_in_progress: u32,
@@ -103,6 +115,9 @@ impl Default for FakeArmConfig {
     fn default() -> Self {
         FakeArmConfig {
             token: TOKEN.into(),
+            vault_token: VAULT_TOKEN.into(),
+            role_propagation: Duration::ZERO,
+            caller_oid: None,
             subscription_id: SUBSCRIPTION.into(),
             polls_in_progress: 2,
             latency: Duration::ZERO,
@@ -290,6 +305,9 @@ impl FakeArm {
     }
     pub fn token(&self) -> String {
         self.shared.lock().unwrap().cfg.token.clone()
+    }
+    pub fn vault_token(&self) -> String {
+        self.shared.lock().unwrap().cfg.vault_token.clone()
     }
     pub fn subscription_id(&self) -> String {
         self.shared.lock().unwrap().cfg.subscription_id.clone()
