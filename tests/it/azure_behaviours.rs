@@ -334,18 +334,40 @@ fn a_contributor_only_caller_is_told_the_roles_it_needs_before_anything_is_writt
         .count();
     assert_eq!(writes, 0, "{:#?}", fake.requests());
     // With User Access Administrator too, the same apply goes through.
-    fake.configure(|c| {
+    let with_uaa = || {
         let mut p = crate::fake_arm::contributor();
         p.as_array_mut().unwrap().push(serde_json::json!({
             "actions": ["*/read", "Microsoft.Authorization/*", "Microsoft.Support/*"],
             "notActions": [], "dataActions": [], "notDataActions": []
         }));
-        c.caller_permissions = p;
-    });
+        p
+    };
+    fake.configure(|c| c.caller_permissions = with_uaa());
     let (out, so, se) = cli(&fake, d, &["apply", "--yes", "--skip-health-check"], None);
     assert!(out.status.success(), "{so}\n{se}");
+
+    // Destroy as Contributor only: it could delete the VMs but not their role
+    // assignments, so it refuses before deleting anything.
+    fake.configure(|c| c.caller_permissions = crate::fake_arm::contributor());
+    let deletes = |fake: &FakeArm| {
+        fake.requests()
+            .into_iter()
+            .filter(|r| r.method == "DELETE")
+            .count()
+    };
+    let (out, so, se) = cli(&fake, d, &["destroy", "--yes"], None);
+    assert!(!out.status.success(), "{so}\n{se}");
+    assert!(
+        se.contains("Microsoft.Authorization/roleAssignments/delete")
+            && se.contains("nothing was deleted")
+            && se.contains("User Access Administrator"),
+        "{se}"
+    );
+    assert_eq!(deletes(&fake), 0, "{:#?}", fake.requests());
+    fake.configure(|c| c.caller_permissions = with_uaa());
     let (out, so, se) = cli(&fake, d, &["destroy", "--yes"], None);
     assert!(out.status.success(), "{so}\n{se}");
+    assert!(deletes(&fake) > 0);
 }
 
 /// A caller whose tokens carry an object id: consort grants itself "Key Vault Secrets

@@ -297,6 +297,12 @@ pub(super) fn role_assignment(
             "AuthorizationFailed",
             &format!("The client with object id '00000000-0000-0000-0000-000000000001' does not have authorization to perform action 'Microsoft.Authorization/roleAssignments/write' over scope '{scope}' or the scope is invalid. If access was recently granted, please refresh your credentials."),
         ),
+        // RoleAssignments_Delete, 2022-04-01: the same 403 without the delete action.
+        "DELETE" if !caller_may(g, "Microsoft.Authorization/roleAssignments/delete") => arm_error(
+            403,
+            "AuthorizationFailed",
+            &format!("The client with object id '00000000-0000-0000-0000-000000000001' does not have authorization to perform action 'Microsoft.Authorization/roleAssignments/delete' over scope '{scope}' or the scope is invalid. If access was recently granted, please refresh your credentials."),
+        ),
         "PUT" => {
             let role = body["properties"]["roleDefinitionId"]
                 .as_str()
