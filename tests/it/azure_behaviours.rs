@@ -473,3 +473,36 @@ fn secret_writes_wait_out_role_propagation_with_progress_for_as_long_as_configur
         "{se}"
     );
 }
+
+#[test]
+fn a_throttled_key_vault_is_waited_out_for_the_retry_after_it_states() {
+    let fake = FakeArm::start();
+    // The first secret write is throttled: 429 `Throttled`, Retry-After: 2.
+    fake.throttle(crate::fake_arm::Throttle {
+        method: Some("PUT".into()),
+        path_contains: Some("/secrets/".into()),
+        times: 1,
+        retry_after_secs: 2,
+        status: 429,
+    });
+    let dir = checkout(&fake);
+    let d = dir.path();
+    let (out, so, se) = cli(&fake, d, &["apply", "--yes", "--skip-health-check"], None);
+    assert!(out.status.success(), "{so}\n{se}");
+    let log = fake.requests();
+    let first = log
+        .iter()
+        .position(|r| r.method == "PUT" && r.path.contains("/secrets/"))
+        .expect("a secret was written");
+    let again = log[first + 1..]
+        .iter()
+        .find(|r| r.method == "PUT" && r.path == log[first].path)
+        .expect("the throttled write was retried");
+    assert!(
+        again.at - log[first].at >= Duration::from_secs(2),
+        "retried after {:?}, before the Retry-After",
+        again.at - log[first].at
+    );
+    let (out, so, se) = cli(&fake, d, &["destroy", "--yes"], None);
+    assert!(out.status.success(), "{so}\n{se}");
+}

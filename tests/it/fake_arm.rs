@@ -846,6 +846,9 @@ async fn handle(
     // Key Vault's data plane and the VMs' IMDS have their own authentication.
     let lower = path.to_ascii_lowercase();
     if lower.starts_with("/kv/") || lower.starts_with("/imds/") {
+        if let Some(r) = throttled(&mut g, method.as_str(), &path) {
+            return r;
+        }
         let query: Vec<(String, String)> = uri.query().map(url_pairs).unwrap_or_default();
         return if lower.starts_with("/kv/") {
             key_vault::data_plane(&mut g, method.as_str(), &path, &query, &headers, &body)
@@ -886,32 +889,8 @@ async fn handle(
         );
     };
     // Throttling.
-    let lpath = path.to_ascii_lowercase();
-    if let Some(t) = g.throttles.iter_mut().find(|t| {
-        t.times > 0
-            && t.method
-                .as_deref()
-                .is_none_or(|m| m.eq_ignore_ascii_case(method.as_str()))
-            && t.path_contains
-                .as_deref()
-                .is_none_or(|p| lpath.contains(&p.to_ascii_lowercase()))
-    }) {
-        t.times -= 1;
-        let mut h = HeaderMap::new();
-        h.insert(
-            "retry-after",
-            HeaderValue::from_str(&t.retry_after_secs.to_string()).unwrap(),
-        );
-        let (code, msg) = if t.status == 429 {
-            ("TooManyRequests", "The request is being throttled.")
-        } else {
-            (
-                "ServiceUnavailable",
-                "The service is temporarily unavailable.",
-            )
-        };
-        let body = json!({"error": {"code": code, "message": msg}});
-        return json_response(t.status, &body, h);
+    if let Some(r) = throttled(&mut g, method.as_str(), &path) {
+        return r;
     }
     g.tick();
 
@@ -1026,6 +1005,50 @@ fn group_id(sub: &str, rg: &str) -> String {
 /// The path as the resource id (trailing slash dropped).
 fn resource_path(path: &str) -> String {
     path.trim_end_matches('/').to_string()
+}
+
+/// The answer of a matching [`Throttle`], if any, with `Retry-After` and the body the
+/// service sends:
+/// - ARM: 429 `TooManyRequests` (learn.microsoft.com/azure/azure-resource-manager/
+///   management/request-limits-and-throttling) or 503 `ServiceUnavailable`;
+/// - Key Vault (`/kv/`): 429 with error code `Throttled` and Retry-After
+///   (learn.microsoft.com/azure/key-vault/general/overview-throttling; data plane 7.4,
+///   specification/keyvault/data-plane/Microsoft.KeyVault/stable/7.4/common.json
+///   KeyVaultError body);
+/// - IMDS (`/imds/`): 429 "Too many requests" (learn.microsoft.com/azure/virtual-machines/
+///   instance-metadata-service, "Rate limiting": 5 requests per second).
+fn throttled(g: &mut Inner, method: &str, path: &str) -> Option<Response> {
+    let lpath = path.to_ascii_lowercase();
+    let t = g.throttles.iter_mut().find(|t| {
+        t.times > 0
+            && t.method
+                .as_deref()
+                .is_none_or(|m| m.eq_ignore_ascii_case(method))
+            && t.path_contains
+                .as_deref()
+                .is_none_or(|p| lpath.contains(&p.to_ascii_lowercase()))
+    })?;
+    t.times -= 1;
+    let mut h = HeaderMap::new();
+    h.insert(
+        "retry-after",
+        HeaderValue::from_str(&t.retry_after_secs.to_string()).unwrap(),
+    );
+    let body = match (t.status, lpath.split('/').nth(1)) {
+        (429, Some("kv")) => {
+            json!({"error": {"code": "Throttled", "message": "Request was not processed because too many requests were received. Reason: A1"}})
+        }
+        (429, Some("imds")) => {
+            json!({"error": "too_many_requests", "error_description": "Too many requests"})
+        }
+        (429, _) => {
+            json!({"error": {"code": "TooManyRequests", "message": "The request is being throttled."}})
+        }
+        _ => {
+            json!({"error": {"code": "ServiceUnavailable", "message": "The service is temporarily unavailable."}})
+        }
+    };
+    Some(json_response(t.status, &body, h))
 }
 
 fn injected(g: &mut Inner, method: &str, name: &str) -> Option<Response> {
