@@ -260,6 +260,12 @@ fn plan_loaded(
     let refresh = refresh
         || provider.refresh_by_default()
         || (applying && !destroy && provider.refresh_on_apply());
+    if destroy && applying && !refresh {
+        // `destroy` reads nothing live, but must not delete half a network and then fail.
+        provider
+            .preflight(&loaded.topology, true)
+            .map_err(crate::plan::desired::PlanError::Refused)?;
+    }
     let mut plan = build(
         PlanInput {
             topology: &loaded.topology,

@@ -352,8 +352,10 @@ pub fn build(input: PlanInput, provider: &dyn Provider) -> Result<Plan, PlanErro
         core.extend(prov);
         core
     };
-    if input.refresh && !input.destroy {
-        provider.preflight(topo).map_err(PlanError::Refused)?;
+    if input.refresh {
+        provider
+            .preflight(topo, input.destroy)
+            .map_err(PlanError::Refused)?;
     }
     let (mut drift, unread) = match (state, input.refresh) {
         (Some(st), true) => (provider.refresh(topo, st), provider.unread()),

@@ -401,10 +401,11 @@ pub trait Provider: Sync {
         BTreeMap::new()
     }
 
-    /// Before a refresh that may lead to writes (`plan --refresh`, `apply`): why the caller
-    /// could not make the changes at all (Azure: missing permissions), so nothing is
-    /// written only to fail half-way.
-    fn preflight(&self, _topology: &Topology) -> Result<(), String> {
+    /// Before a refresh that may lead to writes (`plan --refresh`, `apply`), or before a
+    /// `destroy` (`destroy`: true): why the caller could not make the changes at all
+    /// (Azure: missing permissions), so nothing is written or deleted only to fail
+    /// half-way.
+    fn preflight(&self, _topology: &Topology, _destroy: bool) -> Result<(), String> {
         Ok(())
     }
 

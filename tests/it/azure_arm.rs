@@ -24,7 +24,11 @@ fn settings(fake: &FakeArm) -> ArmSettings {
 }
 
 fn arm_with(fake: &FakeArm, s: ArmSettings) -> Arm {
-    Arm::new(s, Arc::new(StaticTokenCredential::new(fake.token()))).unwrap()
+    Arm::new(
+        s,
+        Arc::new(StaticTokenCredential::new(fake.token()).with_vault(fake.vault_token())),
+    )
+    .unwrap()
 }
 
 fn arm(fake: &FakeArm) -> Arm {

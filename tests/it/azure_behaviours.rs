@@ -18,13 +18,34 @@ fn checkout(fake: &FakeArm) -> tempfile::TempDir {
 
 /// `consort args` against the stand-in; `wait`: `CONSORT_RUN_COMMAND_WAIT` seconds.
 fn cli(fake: &FakeArm, dir: &Path, args: &[&str], wait: Option<u64>) -> (Output, String, String) {
+    let w = wait.map(|w| w.to_string());
+    cli_env(
+        fake,
+        dir,
+        args,
+        &[("CONSORT_RUN_COMMAND_WAIT", w.as_deref())],
+    )
+}
+
+/// `consort args` against the stand-in, with both tokens, then `env` (None: unset).
+fn cli_env(
+    fake: &FakeArm,
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, Option<&str>)],
+) -> (Output, String, String) {
     let mut c = crate::support::consort_cmd(dir, args);
     c.env("CONSORT_ARM_ENDPOINT", fake.url())
         .env("CONSORT_ARM_TOKEN", fake.token())
+        .env("CONSORT_VAULT_TOKEN", fake.vault_token())
         .env_remove("AZURE_SUBSCRIPTION_ID")
-        .env_remove("CONSORT_RUN_COMMAND_WAIT");
-    if let Some(w) = wait {
-        c.env("CONSORT_RUN_COMMAND_WAIT", w.to_string());
+        .env_remove("CONSORT_RUN_COMMAND_WAIT")
+        .env_remove("CONSORT_RBAC_WAIT");
+    for (k, v) in env {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
     }
     let out = c.output().unwrap();
     let so = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -313,16 +334,175 @@ fn a_contributor_only_caller_is_told_the_roles_it_needs_before_anything_is_writt
         .count();
     assert_eq!(writes, 0, "{:#?}", fake.requests());
     // With User Access Administrator too, the same apply goes through.
-    fake.configure(|c| {
+    let with_uaa = || {
         let mut p = crate::fake_arm::contributor();
         p.as_array_mut().unwrap().push(serde_json::json!({
             "actions": ["*/read", "Microsoft.Authorization/*", "Microsoft.Support/*"],
             "notActions": [], "dataActions": [], "notDataActions": []
         }));
-        c.caller_permissions = p;
-    });
+        p
+    };
+    fake.configure(|c| c.caller_permissions = with_uaa());
     let (out, so, se) = cli(&fake, d, &["apply", "--yes", "--skip-health-check"], None);
     assert!(out.status.success(), "{so}\n{se}");
+
+    // Destroy as Contributor only: it could delete the VMs but not their role
+    // assignments, so it refuses before deleting anything.
+    fake.configure(|c| c.caller_permissions = crate::fake_arm::contributor());
+    let deletes = |fake: &FakeArm| {
+        fake.requests()
+            .into_iter()
+            .filter(|r| r.method == "DELETE")
+            .count()
+    };
+    let (out, so, se) = cli(&fake, d, &["destroy", "--yes"], None);
+    assert!(!out.status.success(), "{so}\n{se}");
+    assert!(
+        se.contains("Microsoft.Authorization/roleAssignments/delete")
+            && se.contains("nothing was deleted")
+            && se.contains("User Access Administrator"),
+        "{se}"
+    );
+    assert_eq!(deletes(&fake), 0, "{:#?}", fake.requests());
+    fake.configure(|c| c.caller_permissions = with_uaa());
+    let (out, so, se) = cli(&fake, d, &["destroy", "--yes"], None);
+    assert!(out.status.success(), "{so}\n{se}");
+    assert!(deletes(&fake) > 0);
+}
+
+/// A caller whose tokens carry an object id: consort grants itself "Key Vault Secrets
+/// Officer" on the vault, and the stand-in lets that grant take effect only after
+/// `role_propagation`, as Azure does.
+fn propagating(propagation: Duration) -> FakeArm {
+    let oid = "0c0c0c0c-1111-2222-3333-444444444444";
+    FakeArm::with_config(FakeArmConfig {
+        token: crate::fake_arm::jwt_with_oid(oid),
+        caller_oid: Some(oid.into()),
+        role_propagation: propagation,
+        ..Default::default()
+    })
+}
+
+#[test]
+fn key_vault_never_gets_the_arm_token() {
+    let fake = FakeArm::start();
+    let dir = checkout(&fake);
+    let d = dir.path();
+    // Only an ARM token: consort refuses to send it to Key Vault and says what to set.
+    let (out, so, se) = cli_env(
+        &fake,
+        d,
+        &["apply", "--yes", "--skip-health-check"],
+        &[("CONSORT_VAULT_TOKEN", None)],
+    );
+    assert!(!out.status.success(), "{so}\n{se}");
+    assert!(
+        se.contains("CONSORT_VAULT_TOKEN") && se.contains("https://vault.azure.net"),
+        "{se}"
+    );
+    assert!(
+        !fake.requests().iter().any(|r| r.path.starts_with("/kv/")),
+        "{:#?}",
+        fake.requests()
+    );
+    // With both, the same state converges; Key Vault never saw the ARM token.
+    let (out, so, se) = cli(&fake, d, &["apply", "--yes", "--skip-health-check"], None);
+    assert!(out.status.success(), "{so}\n{se}");
+    assert!(fake
+        .requests()
+        .iter()
+        .any(|r| r.method == "PUT" && r.path.contains("/secrets/")));
+    assert_eq!(
+        fake.key_vault_refusals().0,
+        0,
+        "the ARM token reached Key Vault"
+    );
+    // The stand-in does refuse it, as Key Vault does (so the count above could fail).
+    let kv = fake
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "PUT" && r.path.contains("/secrets/"))
+        .unwrap();
+    let refused = reqwest::blocking::Client::new()
+        .get(format!("{}{}?api-version=7.4", fake.url(), kv.path))
+        .bearer_auth(fake.token())
+        .send()
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 401);
+    assert!(refused.headers().contains_key("www-authenticate"));
+    assert_eq!(fake.key_vault_refusals().0, 1);
+    let (out, so, se) = cli(&fake, d, &["destroy", "--yes"], None);
+    assert!(out.status.success(), "{so}\n{se}");
+}
+
+#[test]
+fn secret_writes_wait_out_role_propagation_with_progress_for_as_long_as_configured() {
+    let fake = propagating(Duration::from_secs(3));
+    let dir = checkout(&fake);
+    let d = dir.path();
+    let (out, so, se) = cli_env(
+        &fake,
+        d,
+        &["apply", "--yes", "--skip-health-check"],
+        &[("CONSORT_RBAC_WAIT", Some("120"))],
+    );
+    assert!(out.status.success(), "{so}\n{se}");
+    let all = format!("{so}\n{se}");
+    assert!(
+        all.contains("the role assignment may not have taken effect yet")
+            && all.contains("of at most 120s (CONSORT_RBAC_WAIT)"),
+        "{all}"
+    );
+    assert!(fake.key_vault_refusals().1 > 0, "no write met propagation");
+    let (out, so, se) = cli(&fake, d, &["destroy", "--yes"], None);
+    assert!(out.status.success(), "{so}\n{se}");
+
+    // A grant that takes longer than the configured wait: the error says so and what to do.
+    let fake = propagating(Duration::from_secs(600));
+    let dir = checkout(&fake);
+    let d = dir.path();
+    let (out, so, se) = cli_env(
+        &fake,
+        d,
+        &["apply", "--yes", "--skip-health-check"],
+        &[("CONSORT_RBAC_WAIT", Some("2"))],
+    );
+    assert!(!out.status.success(), "{so}\n{se}");
+    assert!(
+        se.contains("still refused after waiting 2s") && se.contains("CONSORT_RBAC_WAIT"),
+        "{se}"
+    );
+}
+
+#[test]
+fn a_throttled_key_vault_is_waited_out_for_the_retry_after_it_states() {
+    let fake = FakeArm::start();
+    // The first secret write is throttled: 429 `Throttled`, Retry-After: 2.
+    fake.throttle(crate::fake_arm::Throttle {
+        method: Some("PUT".into()),
+        path_contains: Some("/secrets/".into()),
+        times: 1,
+        retry_after_secs: 2,
+        status: 429,
+    });
+    let dir = checkout(&fake);
+    let d = dir.path();
+    let (out, so, se) = cli(&fake, d, &["apply", "--yes", "--skip-health-check"], None);
+    assert!(out.status.success(), "{so}\n{se}");
+    let log = fake.requests();
+    let first = log
+        .iter()
+        .position(|r| r.method == "PUT" && r.path.contains("/secrets/"))
+        .expect("a secret was written");
+    let again = log[first + 1..]
+        .iter()
+        .find(|r| r.method == "PUT" && r.path == log[first].path)
+        .expect("the throttled write was retried");
+    assert!(
+        again.at - log[first].at >= Duration::from_secs(2),
+        "retried after {:?}, before the Retry-After",
+        again.at - log[first].at
+    );
     let (out, so, se) = cli(&fake, d, &["destroy", "--yes"], None);
     assert!(out.status.success(), "{so}\n{se}");
 }

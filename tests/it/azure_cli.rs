@@ -55,6 +55,7 @@ fn cli(fake: &FakeArm, dir: &Path, args: &[&str]) -> Output {
     let mut c = support::consort_cmd(dir, args);
     c.env("CONSORT_ARM_ENDPOINT", fake.url())
         .env("CONSORT_ARM_TOKEN", fake.token())
+        .env("CONSORT_VAULT_TOKEN", fake.vault_token())
         .env_remove("AZURE_SUBSCRIPTION_ID");
     support::run_logged(c, args)
 }

@@ -74,7 +74,11 @@ fn provider(fake: &FakeArm, topo: &Topology) -> AzureProvider {
     s.poll_interval = Duration::from_millis(10);
     s.retry_initial_delay = Duration::from_millis(10);
     s.operation_timeout = Duration::from_secs(30);
-    let arm = Arm::new(s, Arc::new(StaticTokenCredential::new(fake.token()))).unwrap();
+    let arm = Arm::new(
+        s,
+        Arc::new(StaticTokenCredential::new(fake.token()).with_vault(fake.vault_token())),
+    )
+    .unwrap();
     AzureProvider::with_arm(cfg.clone(), arm)
 }
 
@@ -741,10 +745,12 @@ fn cli_plans_offline_and_applies_through_the_endpoint_override() {
         let mut c = crate::support::consort_cmd(dir.path(), args);
         c.env_remove("CONSORT_ARM_ENDPOINT")
             .env_remove("CONSORT_ARM_TOKEN")
+            .env_remove("CONSORT_VAULT_TOKEN")
             .env_remove("AZURE_SUBSCRIPTION_ID");
         if endpoint {
             c.env("CONSORT_ARM_ENDPOINT", fake.url())
-                .env("CONSORT_ARM_TOKEN", fake.token());
+                .env("CONSORT_ARM_TOKEN", fake.token())
+                .env("CONSORT_VAULT_TOKEN", fake.vault_token());
         }
         let out = c.output().unwrap();
         let (so, se) = (

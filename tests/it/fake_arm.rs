@@ -35,7 +35,7 @@
 mod key_vault;
 // Benches include this file without using it.
 #[allow(unused_imports)]
-pub use key_vault::contributor;
+pub use key_vault::{contributor, jwt_with_oid};
 #[path = "fake_arm/run_command.rs"]
 mod run_command;
 #[path = "fake_arm/vm_host.rs"]
@@ -52,6 +52,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const TOKEN: &str = "fake-arm-token";
+/// The stand-in's Key Vault token (audience `https://vault.azure.net`).
+pub const VAULT_TOKEN: &str = "fake-vault-token";
 pub const SUBSCRIPTION: &str = "11111111-2222-3333-4444-555555555555";
 
 /// How a PUT announces its long-running operation.
@@ -75,6 +77,16 @@ pub enum DeleteStyle {
 #[derive(Debug, Clone)]
 pub struct FakeArmConfig {
     pub token: String,
+    /// The token Key Vault's data plane accepts; the ARM token gets 401 there.
+    pub vault_token: String,
+    /// How long a new role assignment takes to take effect at Key Vault (Azure: up to
+    /// ~10 minutes). Zero by default.
+    pub role_propagation: Duration,
+    /// The object id behind the caller's tokens, when the test gives one (the ARM token is
+    /// then a JWT carrying it, see [`jwt_with_oid`]): Key Vault then lets the caller write
+    /// secrets only once "Key Vault Secrets Officer" on the vault has taken effect for it.
+    /// None: the vault token holder is officer everywhere.
+    pub caller_oid: Option<String>,
     pub subscription_id: String,
     /// Polls (of the operation URL or of the resource) answered in progress before done.
     pub polls_in_progress: u32,
@@ -103,6 +115,9 @@ impl Default for FakeArmConfig {
     fn default() -> Self {
         FakeArmConfig {
             token: TOKEN.into(),
+            vault_token: VAULT_TOKEN.into(),
+            role_propagation: Duration::ZERO,
+            caller_oid: None,
             subscription_id: SUBSCRIPTION.into(),
             polls_in_progress: 2,
             latency: Duration::ZERO,
@@ -290,6 +305,9 @@ impl FakeArm {
     }
     pub fn token(&self) -> String {
         self.shared.lock().unwrap().cfg.token.clone()
+    }
+    pub fn vault_token(&self) -> String {
+        self.shared.lock().unwrap().cfg.vault_token.clone()
     }
     pub fn subscription_id(&self) -> String {
         self.shared.lock().unwrap().cfg.subscription_id.clone()
@@ -828,6 +846,9 @@ async fn handle(
     // Key Vault's data plane and the VMs' IMDS have their own authentication.
     let lower = path.to_ascii_lowercase();
     if lower.starts_with("/kv/") || lower.starts_with("/imds/") {
+        if let Some(r) = throttled(&mut g, method.as_str(), &path) {
+            return r;
+        }
         let query: Vec<(String, String)> = uri.query().map(url_pairs).unwrap_or_default();
         return if lower.starts_with("/kv/") {
             key_vault::data_plane(&mut g, method.as_str(), &path, &query, &headers, &body)
@@ -868,32 +889,8 @@ async fn handle(
         );
     };
     // Throttling.
-    let lpath = path.to_ascii_lowercase();
-    if let Some(t) = g.throttles.iter_mut().find(|t| {
-        t.times > 0
-            && t.method
-                .as_deref()
-                .is_none_or(|m| m.eq_ignore_ascii_case(method.as_str()))
-            && t.path_contains
-                .as_deref()
-                .is_none_or(|p| lpath.contains(&p.to_ascii_lowercase()))
-    }) {
-        t.times -= 1;
-        let mut h = HeaderMap::new();
-        h.insert(
-            "retry-after",
-            HeaderValue::from_str(&t.retry_after_secs.to_string()).unwrap(),
-        );
-        let (code, msg) = if t.status == 429 {
-            ("TooManyRequests", "The request is being throttled.")
-        } else {
-            (
-                "ServiceUnavailable",
-                "The service is temporarily unavailable.",
-            )
-        };
-        let body = json!({"error": {"code": code, "message": msg}});
-        return json_response(t.status, &body, h);
+    if let Some(r) = throttled(&mut g, method.as_str(), &path) {
+        return r;
     }
     g.tick();
 
@@ -1008,6 +1005,50 @@ fn group_id(sub: &str, rg: &str) -> String {
 /// The path as the resource id (trailing slash dropped).
 fn resource_path(path: &str) -> String {
     path.trim_end_matches('/').to_string()
+}
+
+/// The answer of a matching [`Throttle`], if any, with `Retry-After` and the body the
+/// service sends:
+/// - ARM: 429 `TooManyRequests` (learn.microsoft.com/azure/azure-resource-manager/
+///   management/request-limits-and-throttling) or 503 `ServiceUnavailable`;
+/// - Key Vault (`/kv/`): 429 with error code `Throttled` and Retry-After
+///   (learn.microsoft.com/azure/key-vault/general/overview-throttling; data plane 7.4,
+///   specification/keyvault/data-plane/Microsoft.KeyVault/stable/7.4/common.json
+///   KeyVaultError body);
+/// - IMDS (`/imds/`): 429 "Too many requests" (learn.microsoft.com/azure/virtual-machines/
+///   instance-metadata-service, "Rate limiting": 5 requests per second).
+fn throttled(g: &mut Inner, method: &str, path: &str) -> Option<Response> {
+    let lpath = path.to_ascii_lowercase();
+    let t = g.throttles.iter_mut().find(|t| {
+        t.times > 0
+            && t.method
+                .as_deref()
+                .is_none_or(|m| m.eq_ignore_ascii_case(method))
+            && t.path_contains
+                .as_deref()
+                .is_none_or(|p| lpath.contains(&p.to_ascii_lowercase()))
+    })?;
+    t.times -= 1;
+    let mut h = HeaderMap::new();
+    h.insert(
+        "retry-after",
+        HeaderValue::from_str(&t.retry_after_secs.to_string()).unwrap(),
+    );
+    let body = match (t.status, lpath.split('/').nth(1)) {
+        (429, Some("kv")) => {
+            json!({"error": {"code": "Throttled", "message": "Request was not processed because too many requests were received. Reason: A1"}})
+        }
+        (429, Some("imds")) => {
+            json!({"error": "too_many_requests", "error_description": "Too many requests"})
+        }
+        (429, _) => {
+            json!({"error": {"code": "TooManyRequests", "message": "The request is being throttled."}})
+        }
+        _ => {
+            json!({"error": {"code": "ServiceUnavailable", "message": "The service is temporarily unavailable."}})
+        }
+    };
+    Some(json_response(t.status, &body, h))
 }
 
 fn injected(g: &mut Inner, method: &str, name: &str) -> Option<Response> {

@@ -49,6 +49,8 @@ use std::time::Duration;
 
 pub const ENDPOINT_ENV: &str = "CONSORT_ARM_ENDPOINT";
 pub const TOKEN_ENV: &str = "CONSORT_ARM_TOKEN";
+pub const VAULT_TOKEN_ENV: &str = "CONSORT_VAULT_TOKEN";
+pub const RBAC_WAIT_ENV: &str = "CONSORT_RBAC_WAIT";
 pub const RUN_COMMAND_WAIT_ENV: &str = "CONSORT_RUN_COMMAND_WAIT";
 pub const DEFAULT_ENDPOINT: &str = "https://management.azure.com";
 
@@ -57,26 +59,59 @@ pub const RESOURCES_API: &str = "2021-04-01";
 pub const NETWORK_API: &str = "2024-03-01";
 pub const COMPUTE_API: &str = "2024-07-01";
 
-/// A fixed bearer token (`CONSORT_ARM_TOKEN`), for tests and stand-in endpoints.
+/// Fixed bearer tokens, one per audience: `CONSORT_ARM_TOKEN` for ARM and
+/// `CONSORT_VAULT_TOKEN` for Key Vault's data plane (`https://vault.azure.net`). A token is
+/// only ever handed out for its own audience: Key Vault refuses an ARM token (401, invalid
+/// audience) and must never be sent one.
 #[derive(Debug)]
 pub struct StaticTokenCredential {
     /// `Secret`'s Debug is redacted.
-    token: Secret,
+    arm: Secret,
+    vault: Option<Secret>,
 }
 
 impl StaticTokenCredential {
-    pub fn new(token: impl Into<String>) -> StaticTokenCredential {
+    /// An ARM token only: asking it for a Key Vault token is an error.
+    pub fn new(arm_token: impl Into<String>) -> StaticTokenCredential {
         StaticTokenCredential {
-            token: Secret::new(token.into()),
+            arm: Secret::new(arm_token.into()),
+            vault: None,
         }
     }
+
+    /// Adds the token for Key Vault's data plane.
+    pub fn with_vault(mut self, vault_token: impl Into<String>) -> StaticTokenCredential {
+        self.vault = Some(Secret::new(vault_token.into()));
+        self
+    }
+}
+
+/// Whether a token scope is Key Vault's data plane (`https://vault.azure.net/.default`, or a
+/// sovereign cloud's vault audience).
+pub fn is_vault_scope(scope: &str) -> bool {
+    let s = scope.to_ascii_lowercase();
+    s.starts_with("https://vault.") || s.contains("://vault.azure.")
 }
 
 #[async_trait::async_trait]
 impl TokenCredential for StaticTokenCredential {
-    async fn get_token(&self, _scopes: &[&str]) -> azure_core::Result<AccessToken> {
+    async fn get_token(&self, scopes: &[&str]) -> azure_core::Result<AccessToken> {
+        let token = if scopes.iter().any(|s| is_vault_scope(s)) {
+            self.vault.clone().ok_or_else(|| {
+                azure_core::Error::message(
+                    azure_core::error::ErrorKind::Credential,
+                    format!(
+                        "{TOKEN_ENV} is a token for ARM, and Key Vault refuses a token of another audience; \
+                         set {VAULT_TOKEN_ENV} to a token for https://vault.azure.net \
+                         (e.g. `az account get-access-token --resource https://vault.azure.net`)"
+                    ),
+                )
+            })?
+        } else {
+            self.arm.clone()
+        };
         Ok(AccessToken::new(
-            self.token.clone(),
+            token,
             time::OffsetDateTime::now_utc() + time::Duration::hours(1),
         ))
     }
@@ -108,6 +143,10 @@ pub struct ArmSettings {
     /// How long a Run Command waits for the VM's previous one: Azure runs one at a time per
     /// VM and answers 409 `Conflict` to another (`CONSORT_RUN_COMMAND_WAIT`, seconds).
     pub run_command_wait: Duration,
+    /// How long consort's own secret writes wait out 403 while its fresh "Key Vault Secrets
+    /// Officer" assignment propagates: Azure documents up to 10 minutes for a role
+    /// assignment to take effect (`CONSORT_RBAC_WAIT`, seconds).
+    pub rbac_wait: Duration,
 }
 
 impl ArmSettings {
@@ -123,6 +162,7 @@ impl ArmSettings {
             max_retries: 8,
             retry_max_elapsed: Duration::from_secs(5 * 60),
             run_command_wait: Duration::from_secs(10 * 60),
+            rbac_wait: Duration::from_secs(10 * 60),
         }
     }
 
@@ -132,6 +172,22 @@ impl ArmSettings {
             Ok(v) if !v.trim().is_empty() => parse_endpoint(ENDPOINT_ENV, v.trim()),
             _ => parse_endpoint(ENDPOINT_ENV, DEFAULT_ENDPOINT),
         }
+    }
+}
+
+/// A whole number of seconds from `variable`, when set.
+fn seconds_from_env(variable: &'static str) -> Result<Option<Duration>, ArmError> {
+    match std::env::var(variable) {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse::<u64>()
+            .map(|s| Some(Duration::from_secs(s)))
+            .map_err(|_| ArmError::Endpoint {
+                variable,
+                value: v.clone(),
+                reason: "expected a whole number of seconds".into(),
+            }),
+        _ => Ok(None),
     }
 }
 
@@ -263,20 +319,21 @@ impl Arm {
     pub fn from_env(subscription_id: &str) -> Result<Arm, ArmError> {
         let endpoint = ArmSettings::endpoint_from_env()?;
         let credential: Arc<dyn TokenCredential> = match std::env::var(TOKEN_ENV) {
-            Ok(t) if !t.trim().is_empty() => Arc::new(StaticTokenCredential::new(t.trim())),
+            Ok(t) if !t.trim().is_empty() => {
+                let c = StaticTokenCredential::new(t.trim());
+                Arc::new(match std::env::var(VAULT_TOKEN_ENV) {
+                    Ok(v) if !v.trim().is_empty() => c.with_vault(v.trim()),
+                    _ => c,
+                })
+            }
             _ => azure_identity::create_credential().map_err(|e| ArmError::Credential {
                 message: e.to_string(),
             })?,
         };
         let mut settings = ArmSettings::new(endpoint, subscription_id);
-        if let Ok(v) = std::env::var(RUN_COMMAND_WAIT_ENV) {
-            let secs = v.trim().parse::<u64>().map_err(|_| ArmError::Endpoint {
-                variable: RUN_COMMAND_WAIT_ENV,
-                value: v.clone(),
-                reason: "expected a whole number of seconds".into(),
-            })?;
-            settings.run_command_wait = Duration::from_secs(secs);
-        }
+        settings.run_command_wait =
+            seconds_from_env(RUN_COMMAND_WAIT_ENV)?.unwrap_or(settings.run_command_wait);
+        settings.rbac_wait = seconds_from_env(RBAC_WAIT_ENV)?.unwrap_or(settings.rbac_wait);
         Arm::new(settings, credential)
     }
 
@@ -302,7 +359,7 @@ impl Arm {
     }
 
     /// A bearer token for another audience (Key Vault's data plane:
-    /// `https://vault.azure.net/.default`). A static `CONSORT_ARM_TOKEN` serves every one.
+    /// `https://vault.azure.net/.default`): never the ARM token.
     async fn bearer_for(&self, scope: &str) -> Result<String, ArmError> {
         self.bearer_scoped(&[scope]).await
     }

@@ -164,8 +164,8 @@ impl AzureProvider {
     /// Refuses when the caller lacks an action apply needs, at the resource group (or the
     /// subscription, before the group exists). Unknown (no credentials, the check itself
     /// failed): not refused here; the request that needs it says what is wrong.
-    fn check_permissions(&self) -> Result<(), String> {
-        use arm::permissions::{missing, ROLE_ADVICE};
+    fn check_permissions(&self, destroy: bool) -> Result<(), String> {
+        use arm::permissions::{missing, DESTROY_NEEDED, NEEDED, ROLE_ADVICE};
         let Ok(arm) = self.arm() else {
             return Ok(());
         };
@@ -180,12 +180,16 @@ impl AzureProvider {
         let Ok((scope, Some(perms))) = perms else {
             return Ok(());
         };
-        let lacking = missing(&perms);
+        let (needed, untouched) = match destroy {
+            true => (DESTROY_NEEDED, "nothing was deleted"),
+            false => (NEEDED, "nothing was written"),
+        };
+        let lacking = missing(&perms, needed);
         if lacking.is_empty() {
             return Ok(());
         }
         Err(format!(
-            "the Azure identity consort runs as lacks permission for {} at {scope}; nothing was written. Grant it {ROLE_ADVICE}",
+            "the Azure identity consort runs as lacks permission for {} at {scope}; {untouched}. Grant it {ROLE_ADVICE}",
             lacking.join(", ")
         ))
     }
@@ -511,8 +515,8 @@ impl Provider for AzureProvider {
         drift
     }
 
-    fn preflight(&self, _topology: &Topology) -> Result<(), String> {
-        self.check_permissions()
+    fn preflight(&self, _topology: &Topology, destroy: bool) -> Result<(), String> {
+        self.check_permissions(destroy)
     }
 
     fn unread(&self) -> Vec<String> {

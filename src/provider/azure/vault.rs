@@ -304,8 +304,14 @@ impl AzureProvider {
                 "signer keystore" => "application/json",
                 _ => "text/plain",
             };
+            let on_wait = |step: String| {
+                ctx.emit(Event::Step {
+                    subject: addr.to_string(),
+                    step,
+                })
+            };
             let wrote = self
-                .block_on(arm.put_secret(&uri, &s.name, v, content_type))
+                .block_on(arm.put_secret(&uri, &s.name, v, content_type, &on_wait))
                 .map_err(at)?;
             if wrote == SecretWrite::RecoveredThenWritten {
                 ctx.emit(Event::Step {

@@ -16,6 +16,18 @@ use super::*;
 
 pub const TENANT: &str = "99999999-8888-7777-6666-555555555555";
 pub const SECRETS_USER: &str = "4633458b-17de-408a-b874-0445c86b69e6";
+pub const SECRETS_OFFICER: &str = "b86a8fe4-44ce-4948-aee5-eccb2c155cd7";
+
+/// An unsigned JWT-shaped ARM token carrying `oid` (what consort reads to grant itself
+/// "Key Vault Secrets Officer"); the stand-in compares tokens as strings.
+pub fn jwt_with_oid(oid: &str) -> String {
+    let b64 = |v: &Value| azure_core::base64::encode_url_safe(v.to_string().as_bytes());
+    format!(
+        "{}.{}.sig",
+        b64(&json!({"alg": "none", "typ": "JWT"})),
+        b64(&json!({"oid": oid, "aud": "https://management.azure.com/"}))
+    )
+}
 
 /// The built-in Contributor role's permissions (as `Microsoft.Authorization/permissions`
 /// lists them): everything but writing and deleting authorization, role assignments
@@ -89,6 +101,8 @@ pub(super) struct Assignment {
     pub scope: String,
     pub role: String,
     pub principal: String,
+    /// When (since the server started) it takes effect: `role_propagation` after its PUT.
+    pub effective_at: Duration,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -102,9 +116,19 @@ pub(super) struct VaultState {
     pub principals: BTreeMap<String, String>,
     /// Soft-deleted secrets: vault key → secret name → value.
     pub deleted_secrets: BTreeMap<String, BTreeMap<String, String>>,
+    /// Data-plane requests that came with the ARM token (refused 401, wrong audience).
+    pub wrong_audience: usize,
+    /// Data-plane requests refused 403 because a role had not taken effect yet.
+    pub not_yet_effective: usize,
 }
 
 impl FakeArm {
+    /// Key Vault requests that carried the ARM token, and 403s only due to propagation.
+    pub fn key_vault_refusals(&self) -> (usize, usize) {
+        let g = self.shared.lock().unwrap();
+        (g.vaults.wrong_audience, g.vaults.not_yet_effective)
+    }
+
     /// A secret's value as the vault holds it (tests read what consort wrote).
     pub fn vault_secret(&self, vault: &str, name: &str) -> Option<String> {
         let g = self.shared.lock().unwrap();
@@ -273,6 +297,12 @@ pub(super) fn role_assignment(
             "AuthorizationFailed",
             &format!("The client with object id '00000000-0000-0000-0000-000000000001' does not have authorization to perform action 'Microsoft.Authorization/roleAssignments/write' over scope '{scope}' or the scope is invalid. If access was recently granted, please refresh your credentials."),
         ),
+        // RoleAssignments_Delete, 2022-04-01: the same 403 without the delete action.
+        "DELETE" if !caller_may(g, "Microsoft.Authorization/roleAssignments/delete") => arm_error(
+            403,
+            "AuthorizationFailed",
+            &format!("The client with object id '00000000-0000-0000-0000-000000000001' does not have authorization to perform action 'Microsoft.Authorization/roleAssignments/delete' over scope '{scope}' or the scope is invalid. If access was recently granted, please refresh your credentials."),
+        ),
         "PUT" => {
             let role = body["properties"]["roleDefinitionId"]
                 .as_str()
@@ -289,7 +319,9 @@ pub(super) fn role_assignment(
                     "roleDefinitionId and principalId are required",
                 );
             }
-            if !g.vaults.principals.values().any(|p| *p == principal) {
+            if !g.vaults.principals.values().any(|p| *p == principal)
+                && g.cfg.caller_oid.as_deref() != Some(principal.as_str())
+            {
                 return arm_error(
                     400,
                     "PrincipalNotFound",
@@ -342,6 +374,11 @@ pub(super) fn role_assignment(
                 scope: scope.to_string(),
                 role,
                 principal,
+                // Azure: "role assignments can take up to 10 minutes to take effect"
+                // (learn.microsoft.com/azure/role-based-access-control/troubleshooting,
+                // "Symptom - Role assignment changes are not being detected"); modelled as
+                // `role_propagation`, for the data plane (ARM itself sees it at once).
+                effective_at: g.t0.elapsed() + g.cfg.role_propagation,
             };
             let v = view(&a);
             g.vaults.assignments.insert(key, a);
@@ -443,18 +480,57 @@ pub(super) fn data_plane(
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let officer = auth == format!("Bearer {}", g.cfg.token);
+    // One token per audience: a token for ARM (`https://management.azure.com/`) is refused
+    // with 401 (learn.microsoft.com/azure/key-vault/general/rest-error-codes, "HTTP 401:
+    // Unauthenticated Request" — token for the wrong resource; data plane 7.4,
+    // specification/keyvault/data-plane/Microsoft.KeyVault/stable/7.4/secrets.json,
+    // default response KeyVaultError).
+    if auth == format!("Bearer {}", g.cfg.token) {
+        g.vaults.wrong_audience += 1;
+        let mut h = HeaderMap::new();
+        h.insert(
+            "www-authenticate",
+            format!("Bearer authorization=\"https://login.microsoftonline.com/{TENANT}\", resource=\"https://vault.azure.net\"").parse().unwrap(),
+        );
+        return json_response(
+            401,
+            &json!({"error": {"code": "Unauthorized", "message": "AKV10022: Invalid audience. Expected https://vault.azure.net, found: https://management.azure.com/."}}),
+            h,
+        );
+    }
+    let now = g.t0.elapsed();
+    let holds = |g: &Inner, principal: &str, role: &str, target: &str, any_effect: bool| {
+        g.vaults.assignments.values().any(|a| {
+            let scope = a.scope.to_ascii_lowercase();
+            a.principal == principal
+                && a.role.to_ascii_lowercase().ends_with(role)
+                && target.starts_with(&scope)
+                && (scope == target || !scope.contains("/secrets/"))
+                && (any_effect || a.effective_at <= now)
+        })
+    };
+    let vault_token = auth == format!("Bearer {}", g.cfg.vault_token);
+    let caller = g.cfg.caller_oid.clone();
+    let officer = vault_token
+        && caller
+            .as_deref()
+            .is_none_or(|oid| holds(g, oid, SECRETS_OFFICER, &vkey, false));
     let principal = auth.strip_prefix("Bearer imds.").map(str::to_string);
     let secret_scope = format!("{vkey}/secrets/{}", name.to_ascii_lowercase());
-    let reader = principal.as_ref().is_some_and(|p| {
-        g.vaults.assignments.values().any(|a| {
-            &a.principal == p
-                && a.role.to_ascii_lowercase().ends_with(SECRETS_USER)
-                && (secret_scope.starts_with(&a.scope.to_ascii_lowercase()))
-                && (a.scope.to_ascii_lowercase() == secret_scope
-                    || !a.scope.to_ascii_lowercase().contains("/secrets/"))
-        })
-    });
+    let reader = principal
+        .as_ref()
+        .is_some_and(|p| holds(g, p, SECRETS_USER, &secret_scope, false));
+    // Refused only because an assignment has not taken effect yet (counted for tests).
+    let pending = !officer
+        && !reader
+        && match (&principal, caller.as_deref()) {
+            (Some(p), _) => holds(g, p, SECRETS_USER, &secret_scope, true),
+            (None, Some(oid)) if vault_token => holds(g, oid, SECRETS_OFFICER, &vkey, true),
+            _ => false,
+        };
+    if pending {
+        g.vaults.not_yet_effective += 1;
+    }
     let forbidden = || {
         json_response(
             403,
@@ -462,7 +538,7 @@ pub(super) fn data_plane(
             HeaderMap::new(),
         )
     };
-    if !officer && principal.is_none() {
+    if !vault_token && principal.is_none() {
         return kv_error(
             401,
             "Unauthorized",

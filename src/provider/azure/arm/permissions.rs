@@ -19,8 +19,21 @@ pub const NEEDED: &[&str] = &[
     "Microsoft.Authorization/roleAssignments/write",
 ];
 
+/// The control-plane actions a `destroy` performs: deleting what apply created, role
+/// assignments included (Contributor's notActions exclude `Microsoft.Authorization/*/Delete`).
+pub const DESTROY_NEEDED: &[&str] = &[
+    "Microsoft.Resources/subscriptions/resourceGroups/delete",
+    "Microsoft.Network/virtualNetworks/delete",
+    "Microsoft.Network/networkInterfaces/delete",
+    "Microsoft.Network/publicIPAddresses/delete",
+    "Microsoft.Compute/virtualMachines/delete",
+    "Microsoft.Compute/disks/delete",
+    "Microsoft.KeyVault/vaults/delete",
+    "Microsoft.Authorization/roleAssignments/delete",
+];
+
 /// What to grant, for a caller that may not create role assignments.
-pub const ROLE_ADVICE: &str = "Contributor plus User Access Administrator, or Owner, or Contributor plus Role Based Access Control Administrator, on the subscription or the resource group (Contributor alone cannot write Microsoft.Authorization/roleAssignments, and consort gives each VM's identity its own secrets)";
+pub const ROLE_ADVICE: &str = "Contributor plus User Access Administrator, or Owner, or Contributor plus Role Based Access Control Administrator, on the subscription or the resource group (Contributor alone cannot write or delete Microsoft.Authorization/roleAssignments, and consort gives each VM's identity its own secrets)";
 
 /// One role's share of the caller's permissions.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -64,9 +77,9 @@ pub fn allowed(perms: &[Permission], action: &str) -> bool {
     })
 }
 
-/// The actions of [`NEEDED`] the caller lacks.
-pub fn missing(perms: &[Permission]) -> Vec<&'static str> {
-    NEEDED
+/// The actions of `needed` ([`NEEDED`], [`DESTROY_NEEDED`]) the caller lacks.
+pub fn missing(perms: &[Permission], needed: &[&'static str]) -> Vec<&'static str> {
+    needed
         .iter()
         .copied()
         .filter(|a| !allowed(perms, a))
@@ -129,14 +142,19 @@ mod tests {
             ],
         );
         assert_eq!(
-            missing(std::slice::from_ref(&contributor)),
+            missing(std::slice::from_ref(&contributor), NEEDED),
             vec!["Microsoft.Authorization/roleAssignments/write"]
         );
         let uaa = p(&["*/read", "Microsoft.Authorization/*"], &[]);
-        assert!(missing(&[contributor.clone(), uaa]).is_empty());
-        assert!(missing(&[p(&["*"], &[])]).is_empty());
+        assert_eq!(
+            missing(std::slice::from_ref(&contributor), DESTROY_NEEDED),
+            vec!["Microsoft.Authorization/roleAssignments/delete"]
+        );
+        assert!(missing(&[contributor.clone(), uaa.clone()], NEEDED).is_empty());
+        assert!(missing(&[contributor.clone(), uaa], DESTROY_NEEDED).is_empty());
+        assert!(missing(&[p(&["*"], &[])], NEEDED).is_empty());
         let reader = p(&["*/read"], &[]);
-        assert_eq!(missing(&[reader]).len(), NEEDED.len());
+        assert_eq!(missing(&[reader], NEEDED).len(), NEEDED.len());
         assert!(matches(
             "Microsoft.Compute/*",
             "microsoft.compute/virtualMachines/write"

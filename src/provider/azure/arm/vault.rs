@@ -1,7 +1,8 @@
 //! Key Vault: the vault itself through ARM (`Microsoft.KeyVault/vaults`, RBAC
 //! authorization, soft delete on) and its secrets through the vault's own data plane at the
 //! `vaultUri` ARM returns (`PUT {vaultUri}secrets/{name}?api-version=7.4`), with a token
-//! for `https://vault.azure.net` (a static `CONSORT_ARM_TOKEN` serves both).
+//! for `https://vault.azure.net` — never the ARM token (`CONSORT_VAULT_TOKEN` when tokens
+//! are given statically).
 //!
 //! The token only goes to a vault URI that is https on a Key Vault domain — or, when the
 //! ARM endpoint itself is a loopback stand-in, to loopback.
@@ -157,8 +158,9 @@ impl Arm {
         Ok(url)
     }
 
-    /// Writes (a new version of) a secret. Retries while the vault answers 403 for a while:
-    /// a role assignment takes minutes to reach Key Vault. A name soft-deleted earlier
+    /// Writes (a new version of) a secret. Retries while the vault answers 403, for up to
+    /// `rbac_wait` (Azure: a role assignment can take up to 10 minutes to take effect),
+    /// calling `on_wait` with a line saying so before each wait. A name soft-deleted earlier
     /// (409, `ObjectIsDeletedButRecoverable`: e.g. the member was removed, now it is back)
     /// is recovered first, then written: recovering needs no purge permission, and the new
     /// value becomes the current version.
@@ -168,14 +170,15 @@ impl Arm {
         name: &str,
         value: &str,
         content_type: &str,
+        on_wait: &dyn Fn(String),
     ) -> Result<SecretWrite, ArmError> {
         match self
-            .put_secret_once(vault_uri, name, value, content_type)
+            .put_secret_once(vault_uri, name, value, content_type, on_wait)
             .await
         {
             Err(e) if is_soft_deleted(&e) => {
                 self.recover_secret(vault_uri, name).await?;
-                self.put_secret_once(vault_uri, name, value, content_type)
+                self.put_secret_once(vault_uri, name, value, content_type, on_wait)
                     .await?;
                 Ok(SecretWrite::RecoveredThenWritten)
             }
@@ -218,6 +221,7 @@ impl Arm {
         name: &str,
         value: &str,
         content_type: &str,
+        on_wait: &dyn Fn(String),
     ) -> Result<(), ArmError> {
         let url = self.secret_url(vault_uri, name)?;
         let resource = format!("{vault_uri}secrets/{name}");
@@ -236,10 +240,19 @@ impl Arm {
                 .await
             {
                 Ok(_) => return Ok(()),
-                Err(e)
-                    if e.status() == Some(403)
-                        && started.elapsed() + wait < self.settings.retry_max_elapsed =>
-                {
+                Err(e) if e.status() == Some(403) => {
+                    let waited = started.elapsed();
+                    let limit = self.settings.rbac_wait;
+                    if waited + wait > limit {
+                        return Err(rbac_timeout(e, limit));
+                    }
+                    on_wait(format!(
+                        "Key Vault refuses secret {name} (403): the role assignment may not have taken effect yet (Azure: up to 10 minutes); waited {}s of at most {}s ({}), retrying in {}s",
+                        waited.as_secs(),
+                        limit.as_secs(),
+                        super::RBAC_WAIT_ENV,
+                        wait.as_secs_f32().ceil() as u64,
+                    ));
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(self.settings.retry_max_delay);
                 }
@@ -283,8 +296,29 @@ fn is_soft_deleted(e: &ArmError) -> bool {
 /// How long a recovered secret may take to be readable again.
 const RECOVERY_WAIT: Duration = Duration::from_secs(120);
 
-/// How long `put_secret` waits for a fresh role assignment, at most.
-pub const RBAC_PROPAGATION: Duration = Duration::from_secs(5 * 60);
+/// The last 403 after waiting `limit` for a role assignment to take effect, saying so.
+fn rbac_timeout(e: ArmError, limit: Duration) -> ArmError {
+    match e {
+        ArmError::Api {
+            resource,
+            status,
+            code,
+            message,
+        } => ArmError::Api {
+            resource,
+            status,
+            code,
+            message: format!(
+                "{message} (still refused after waiting {}s for the role assignment to take effect; \
+                 check that consort's identity holds \"Key Vault Secrets Officer\" on the vault, or \
+                 raise {} in seconds)",
+                limit.as_secs(),
+                super::RBAC_WAIT_ENV
+            ),
+        },
+        other => other,
+    }
+}
 
 impl Arm {
     /// Deletes a secret (Key Vault keeps it soft-deleted, like the vault); 404 is gone.
