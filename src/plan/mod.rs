@@ -127,6 +127,11 @@ pub struct Change {
     pub after: Option<Value>,
     /// For create/update/replace: desired deps. For destroy: the deps recorded in state.
     pub deps: Vec<String>,
+    /// Already done on the live network (a refresh found it, e.g. a funding transfer an
+    /// interrupted run got mined): apply only records it in state. Shown with `=`, not
+    /// counted as a change (`--detailed-exitcode` 0, "No changes").
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub record_only: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -201,7 +206,7 @@ impl Plan {
 
     pub fn summary(&self) -> Summary {
         let mut s = Summary::default();
-        for c in &self.changes {
+        for c in self.changes.iter().filter(|c| !c.record_only) {
             match c.action {
                 Action::Create => s.add += 1,
                 Action::Update => s.change += 1,
@@ -214,8 +219,9 @@ impl Plan {
         }
         s
     }
+    /// No change to make (record-only steps are not changes).
     pub fn is_empty(&self) -> bool {
-        self.changes.is_empty()
+        self.changes.iter().all(|c| c.record_only)
     }
 }
 
@@ -242,6 +248,7 @@ pub fn diff(
                 before: None,
                 after: Some(r.attrs.clone()),
                 deps: r.deps.clone(),
+                record_only: false,
             }),
             Some(cur) => {
                 let changed = changed_keys(&cur.attrs, &r.attrs);
@@ -256,6 +263,7 @@ pub fn diff(
                             before: Some(cur.attrs.clone()),
                             after: Some(r.attrs.clone()),
                             deps: r.deps.clone(),
+                            record_only: false,
                         });
                     }
                     continue;
@@ -287,6 +295,7 @@ pub fn diff(
                     before: Some(cur.attrs.clone()),
                     after: Some(r.attrs.clone()),
                     deps: r.deps.clone(),
+                    record_only: false,
                 });
             }
         }
@@ -302,6 +311,7 @@ pub fn diff(
                 before: Some(cur.attrs.clone()),
                 after: None,
                 deps: cur.deps.clone(),
+                record_only: false,
             });
         }
     }

@@ -315,6 +315,18 @@ pub trait Provider: Sync {
         BTreeMap::new()
     }
 
+    /// After `refresh`: creates in `changes` the live network already shows done (a
+    /// funding transfer an interrupted run got mined): address → what was found. Plan
+    /// marks them record-only; apply then only records them.
+    fn already_done(
+        &self,
+        _topology: &Topology,
+        _state: &State,
+        _changes: &[crate::plan::Change],
+    ) -> BTreeMap<String, String> {
+        BTreeMap::new()
+    }
+
     /// Before a refresh that may lead to writes (`plan --refresh`, `apply`): why the caller
     /// could not make the changes at all (Azure: missing permissions), so nothing is
     /// written only to fail half-way.
@@ -564,6 +576,7 @@ pub fn execute(
                         ctx.emit(Event::ChangeStarted {
                             addr: c.addr.clone(),
                             action: c.action,
+                            recorded: c.record_only,
                         });
                         let tx = tx.clone();
                         scope.spawn(move || {
@@ -627,6 +640,7 @@ pub fn execute(
                 ctx.emit(Event::ChangeDone {
                     addr: c.addr.clone(),
                     action: c.action,
+                    recorded: c.record_only,
                     elapsed,
                 });
             }
@@ -683,6 +697,7 @@ mod tests {
             before: None,
             after: None,
             deps: deps.iter().map(|s| s.to_string()).collect(),
+            record_only: false,
         }
     }
 
