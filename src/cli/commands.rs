@@ -77,16 +77,19 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             format,
             json,
             member,
+            write,
         } => output(
             &g,
             if json { Format::Json } else { format },
             member.as_deref(),
+            write.as_deref(),
         ),
         Command::Logs {
             node,
+            member,
             lines,
             follow,
-        } => super::lifecycle::logs(&g, &node, lines, follow),
+        } => super::logs::logs(&g, node.as_deref(), member.as_deref(), lines, follow),
         Command::Stop => super::lifecycle::stop(&g),
         Command::Start { timeout, geth } => super::lifecycle::start(&g, timeout, geth.as_deref()),
         Command::Completions { shell } => {
@@ -600,6 +603,7 @@ pub(super) fn run_apply(
         interrupted: &INTERRUPTED,
         health_timeout: Duration::from_secs(o.timeout),
         failed: Default::default(),
+        peering: Default::default(),
     };
     let report = provider::execute(provider.as_ref(), &ctx, &plan.changes)?;
     if report.interrupted {
@@ -926,7 +930,15 @@ fn status(g: &Global, as_json: bool) -> Result<i32> {
     })
 }
 
-fn output(g: &Global, format: Format, member: Option<&str>) -> Result<i32> {
+fn output(
+    g: &Global,
+    format: Format,
+    member: Option<&str>,
+    write: Option<&std::path::Path>,
+) -> Result<i32> {
+    if write.is_some() && format != Format::Foundry {
+        bail!("--write merges into a foundry.toml: use it with --format foundry (other formats: redirect the output, e.g. `> .env`)");
+    }
     let (loaded, _, state) = deployed(g)?;
     if member.is_some() && matches!(format, Format::Text | Format::Json | Format::Prometheus) {
         bail!("--member picks the node and account of --format env or --format foundry; text, json and prometheus list every member");
@@ -936,7 +948,25 @@ fn output(g: &Global, format: Format, member: Option<&str>) -> Result<i32> {
         Format::Json => println!("{}", serde_json::to_string_pretty(&v)?),
         Format::Text => print!("{}", output::render_text(&v)),
         Format::Env => print!("{}", output::render_env(&v, &loaded.topology, member)?),
-        Format::Foundry => print!("{}", output::render_foundry(&v, &loaded.topology, member)?),
+        Format::Foundry => {
+            let profile = output::render_foundry(&v, &loaded.topology, member)?;
+            match write {
+                None => print!("{profile}"),
+                Some(path) => {
+                    let network = &loaded.topology.network.name;
+                    let what = match super::foundry::write(path, &profile)? {
+                        super::foundry::Written::Created => "wrote",
+                        super::foundry::Written::Updated => "updated",
+                        super::foundry::Written::Unchanged => "already up to date:",
+                    };
+                    println!(
+                        "{what} {}: [profile.{network}] (evm_version = \"{}\") and [rpc_endpoints] {network}; use `FOUNDRY_PROFILE={network} forge …` or `--rpc-url {network}`",
+                        path.display(),
+                        output::EVM_VERSION
+                    );
+                }
+            }
+        }
         Format::Prometheus => print!("{}", output::render_prometheus(&v)?),
     }
     Ok(0)

@@ -82,6 +82,11 @@ pub fn node_attrs(
         "geth": topology.client.geth,
         "mesh": mesh,
     });
+    // Browser origins the tx node's RPC lets in (recorded only when set, so networks that
+    // never set any plan no change): a change restarts the node with the new flags.
+    if n.role == Role::Tx && !topology.rpc.cors_origins.is_empty() {
+        attrs["cors_origins"] = json!(topology.rpc.cors_origins);
+    }
     if let (Some(a), serde_json::Value::Object(extra)) = (attrs.as_object_mut(), extra) {
         a.extend(extra);
     }
@@ -852,6 +857,7 @@ mod tests {
             },
             members,
             provider: ProviderConfig::Local(LocalConfig::default()),
+            rpc: Rpc::default(),
         }
     }
 

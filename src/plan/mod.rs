@@ -64,6 +64,8 @@ impl Kind {
                 "admin_username",
                 "ssh_public_key",
                 "custom_data_sha256",
+                // geth's flags are in the VM's customData: a new list is a new tx VM.
+                "cors_origins",
             ],
             Kind::AzureNic => &["private_ip", "subnet"],
             Kind::AzureSubnet => &["address_prefix"],

@@ -91,6 +91,8 @@ pub struct ApplyCtx<'a> {
     /// Set by `execute` once a change has failed: changes in flight that wait for others
     /// (a tx node waiting for block 1) stop waiting.
     pub failed: AtomicBool,
+    /// The peering plan of `topology`, made on first use (`peering()`).
+    pub peering: std::sync::OnceLock<crate::plan::peering::Peering>,
 }
 
 impl ApplyCtx<'_> {
@@ -101,9 +103,11 @@ impl ApplyCtx<'_> {
     pub fn emit(&self, ev: Event) {
         (self.events)(ev)
     }
-    /// Who peers with whom in the topology being applied.
-    pub fn peering(&self) -> crate::plan::peering::Peering {
-        crate::plan::peering::Peering::plan(&self.topology.nodes())
+    /// Who peers with whom in the topology being applied (planned once per apply: every
+    /// node start and sealing poll asks).
+    pub fn peering(&self) -> &crate::plan::peering::Peering {
+        self.peering
+            .get_or_init(|| crate::plan::peering::Peering::plan(&self.topology.nodes()))
     }
 }
 

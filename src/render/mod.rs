@@ -123,6 +123,10 @@ pub struct NodeLaunch {
     pub http_port: Option<u16>,
     /// WebSocket JSON-RPC port, tx nodes only (same namespaces).
     pub ws_port: Option<u16>,
+    /// Browser origins allowed to call the HTTP and WebSocket RPC (`--http.corsdomain`,
+    /// `--ws.origins`); tx nodes only. Empty: none. No `--http.vhosts` is needed: geth
+    /// checks the Host header only for names, and applications reach tx nodes by IP.
+    pub cors_origins: Vec<String>,
     /// geth's Prometheus metrics (`--metrics`) on 127.0.0.1 at this port: read-only
     /// counters, no RPC. None: no metrics server.
     pub metrics_port: Option<u16>,
@@ -318,6 +322,7 @@ mod tests {
             http_addr: "127.0.0.1".into(),
             http_port: (!signer).then_some(8545),
             ws_port: (!signer).then_some(8546),
+            cors_origins: vec![],
             metrics_port: None,
             authrpc_port: 0,
             ipc_path: "/d/geth.ipc".into(),
@@ -345,6 +350,22 @@ mod tests {
             2,
             "{c}"
         );
+    }
+
+    #[test]
+    fn cors_origins_go_to_http_and_ws_and_only_when_set() {
+        let t = geth_args(&launch(false)).unwrap();
+        assert!(
+            !t.iter()
+                .any(|a| a.contains("corsdomain") || a.contains("origins")),
+            "{t:?}"
+        );
+        let mut l = launch(false);
+        l.cors_origins = vec!["http://localhost:5173".into(), "https://app.example".into()];
+        let t = geth_args(&l).unwrap();
+        let want = "http://localhost:5173,https://app.example";
+        assert!(t.contains(&format!("--http.corsdomain={want}")), "{t:?}");
+        assert!(t.contains(&format!("--ws.origins={want}")), "{t:?}");
     }
 
     #[test]

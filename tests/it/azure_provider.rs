@@ -62,6 +62,7 @@ fn topology(members: &[(&str, u32, u32)], sub: Option<&str>) -> Topology {
             })
             .collect(),
         provider: ProviderConfig::Azure(azure_config(sub)),
+        rpc: Default::default(),
     }
 }
 
@@ -146,6 +147,7 @@ fn run(
         interrupted: &interrupted,
         health_timeout: Duration::from_secs(30),
         failed: Default::default(),
+        peering: Default::default(),
     };
     let t0 = Instant::now();
     let report = execute(p, &ctx, &pl.changes).unwrap();
@@ -637,6 +639,7 @@ fn refresh_shows_drift_and_apply_repairs_it() {
             interrupted: &interrupted,
             health_timeout: Duration::from_secs(10),
             failed: Default::default(),
+            peering: Default::default(),
         };
         execute(&p, &ctx, &pl.changes).unwrap()
     };
@@ -1019,4 +1022,42 @@ fn a_hundred_vms_apply_in_waves_and_throttling_delays_only_the_throttled() {
         "apply took {:?} for a critical path of {critical:?}",
         r.took
     );
+}
+
+/// `rpc.cors_origins` reaches the tx VMs' geth through their customData (the same geth
+/// flags the local test preflights), never a validator's; changing the list replaces the tx
+/// VM only (its flags live in customData), keeping every validator.
+#[test]
+fn cors_origins_are_in_the_tx_vms_bootstrap_only_and_a_change_replaces_only_tx_vms() {
+    let fake = FakeArm::start();
+    let mut topo = topology(&[("contoso", 1, 1)], Some(&fake.subscription_id()));
+    topo.rpc.cors_origins = vec!["http://localhost:5173".into()];
+    let p = provider(&fake, &topo);
+    let e = env();
+    let r = run(&p, &topo, &e.sd, false, None);
+    assert!(r.report.failed.is_empty(), "{:#?}", r.report.failed);
+    let vm_id = |n: &str| {
+        format!("/subscriptions/{}/resourceGroups/{RG}/providers/Microsoft.Compute/virtualMachines/{n}-vm", fake.subscription_id())
+    };
+    let tx = fake.custom_data(&vm_id("contoso-tx-0")).unwrap();
+    assert!(
+        tx.contains("--http.corsdomain=http://localhost:5173"),
+        "{tx}"
+    );
+    let v = fake.custom_data(&vm_id("contoso-validator-0")).unwrap();
+    assert!(
+        !v.contains("corsdomain") && !v.contains("ws.origins"),
+        "{v}"
+    );
+
+    topo.rpc.cors_origins.push("https://app.example.com".into());
+    let p = provider(&fake, &topo);
+    let pl = plan(&p, &topo, &e.sd, false, false);
+    let vms: Vec<(&str, Action)> = pl
+        .changes
+        .iter()
+        .filter(|c| c.kind == Kind::AzureVm)
+        .map(|c| (c.addr.as_str(), c.action))
+        .collect();
+    assert_eq!(vms, [("azure.vm.contoso-tx-0", Action::Replace)], "{pl:#?}");
 }

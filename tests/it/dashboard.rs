@@ -557,12 +557,113 @@ fn dashboard_in_a_real_browser_finds_a_cast_transaction() {
         assert!(page.contains("1.5 ETH"), "{page}");
         let png = client.screenshot().await.unwrap();
         std::fs::write(shots.join("address.png"), png).unwrap();
+    });
+
+    // A contract creation that reverts with a reason (init code: copy an Error("nope")
+    // payload to memory and REVERT with it), sent with a gas limit so cast does not refuse
+    // it at estimation; and a transaction that waits: its nonce skips one.
+    let keystore = treasury["keystore"].as_str().unwrap();
+    let password = treasury["password_file"].as_str().unwrap();
+    let sender = treasury["address"].as_str().unwrap();
+    let init = format!(
+        "0x6064600c60003960646000fd08c379a0{:064x}{:064x}{:0<64}",
+        0x20,
+        4,
+        hex::encode("nope")
+    );
+    let send = |extra: &[&str]| -> String {
+        let mut args = vec![
+            "send",
+            "--keystore",
+            keystore,
+            "--password-file",
+            password,
+            "--rpc-url",
+            &rpc_url,
+            "--async",
+        ];
+        args.extend_from_slice(extra);
+        cast_ok(dir, &args, Duration::from_secs(90))
+            .trim()
+            .to_string()
+    };
+    let failed = send(&["--gas-limit", "200000", "--create", &init]);
+    let rpc = consort::rpc::RpcClient::new(rpc_url.clone());
+    crate::support::poll(
+        "the failed creation is mined",
+        Duration::from_secs(60),
+        || {
+            let r = rpc
+                .call_raw("eth_getTransactionReceipt", json!([failed]))
+                .map_err(|e| e.to_string())?;
+            Ok((!r.is_null()).then(|| assert_eq!(r["status"], "0x0", "{r}")))
+        },
+    );
+    let next: u64 = cast_ok(
+        dir,
+        &["nonce", "--rpc-url", &rpc_url, sender],
+        Duration::from_secs(30),
+    )
+    .trim()
+    .parse()
+    .unwrap();
+    let waiting = send(&["--nonce", &(next + 1).to_string(), to, "--value", "1wei"]);
+
+    rt.block_on(async {
+        search(&client, &failed).await;
+        let page = wait_text(&client, "#detail-body", Duration::from_secs(30), |t| {
+            t.contains("failed") && t.contains("Failure")
+        })
+        .await;
+        assert!(page.contains("contract creation failed"), "{page}");
+        assert!(!page.contains("contract created at"), "{page}");
+        assert!(
+            page.contains("execution reverted: nope"),
+            "the revert reason: {page}"
+        );
+        let png = client.screenshot().await.unwrap();
+        std::fs::write(shots.join("failed-creation.png"), png).unwrap();
+
+        search(&client, &waiting).await;
+        let page = wait_text(&client, "#detail-body", Duration::from_secs(30), |t| {
+            t.contains("pending") && t.contains("Why it waits")
+        })
+        .await;
+        assert!(page.contains("Tip") && page.contains("max fee"), "{page}");
+        assert!(
+            page.contains(&format!(
+                "waits for the sender's transaction with nonce {next}"
+            )),
+            "{page}"
+        );
+        let png = client.screenshot().await.unwrap();
+        std::fs::write(shots.join("pending.png"), png).unwrap();
+
+        // The sender's address page lists what it sent in the window, the failed creation too.
+        search(&client, sender).await;
+        let page = wait_text(&client, "#detail-body", Duration::from_secs(60), |t| {
+            t.contains("Transactions in blocks")
+        })
+        .await;
+        for h in [&hash, &failed] {
+            let listed = client
+                .find(fantoccini::Locator::Css(&format!(
+                    r##"#detail-body tr.addr-tx[data-dir="out"] a[href="#/tx/{h}"]"##
+                )))
+                .await;
+            assert!(listed.is_ok(), "{h} is not listed as sent: {page}");
+        }
 
         // Back to the overview: the transaction's block among the latest, then the picture
         // an operator keeps open.
         client.goto(&url).await.unwrap();
         wait_text(&client, "#latest", Duration::from_secs(30), |t| {
             t.contains(&format!("#{block}"))
+        })
+        .await;
+        // The accounts panel shows each account's balance.
+        wait_text(&client, "#accounts", Duration::from_secs(30), |t| {
+            t.contains("contoso/treasury") && t.contains(" ETH")
         })
         .await;
         wait_text(&client, "#banner", Duration::from_secs(60), |t| {

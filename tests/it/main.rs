@@ -19,6 +19,7 @@ mod conveniences;
 mod crypto_geth;
 mod crypto_vectors;
 mod dashboard;
+mod docs;
 #[cfg(feature = "azure")]
 mod fake_arm;
 mod faults;

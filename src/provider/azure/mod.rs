@@ -328,6 +328,10 @@ impl AzureProvider {
             http_addr: ip.clone(),
             http_port: (spec.role == Role::Tx).then_some(RPC_PORT),
             ws_port: None,
+            cors_origins: match spec.role {
+                Role::Tx => topology.rpc.cors_origins.clone(),
+                Role::Validator => vec![],
+            },
             // Prometheus metrics: local networks only so far.
             metrics_port: None,
             authrpc_port: AUTHRPC_PORT,

@@ -180,12 +180,9 @@ pub(super) fn assess(topology: &Topology, st: &State) -> Health {
                 if let Some(e) = &p.rpc_error {
                     problems.push(format!("RPC not answering: {e}"));
                 } else {
-                    let missing: Vec<&str> = enode_ids
-                        .iter()
-                        .filter(|(peer, id)| {
-                            peering.are_peers(&n.name, peer) && !p.peers.contains(**id)
-                        })
-                        .map(|(peer, _)| *peer)
+                    let missing: Vec<&str> = peering
+                        .peers_of(&n.name)
+                        .filter(|peer| enode_ids.get(peer).is_some_and(|id| !p.peers.contains(*id)))
                         .collect();
                     if !missing.is_empty() {
                         problems.push(format!("not peered with {}", missing.join(", ")));

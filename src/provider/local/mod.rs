@@ -156,8 +156,13 @@ pub struct LocalProvider {
     geth: Mutex<Option<Result<GethBinary, String>>>,
     ports: Mutex<Option<PortTable>>,
     /// Validators `miner_start` was sent to while tx nodes wait for block 1; its lock
-    /// makes one waiting tx node the one that starts sealing (see `await_first_block`).
+    /// makes one waiting tx node the one that watches for block 1 and starts sealing (see
+    /// `await_first_block`).
     sealing_started: Mutex<BTreeSet<String>>,
+    /// Set once a validator of this network answered with block 1 or later.
+    first_block_seen: std::sync::atomic::AtomicBool,
+    /// Every process with a `--datadir`, as /proc listed them when a destroy first asked.
+    processes: Mutex<Option<Vec<(ProcessId, PathBuf)>>>,
     /// Nodes up, by name (see `join_mesh`).
     up: Mutex<Option<BTreeMap<String, UpNode>>>,
     /// Serialises building the genesis-db template (see `init_datadir`).
@@ -176,6 +181,8 @@ impl LocalProvider {
             ports: Mutex::new(None),
             up: Mutex::new(None),
             sealing_started: Mutex::new(BTreeSet::new()),
+            first_block_seen: Default::default(),
+            processes: Mutex::new(None),
             genesis_db: Mutex::new(()),
             signer_refusal: Mutex::new(None),
             rolling: Mutex::new(()),
@@ -477,6 +484,22 @@ impl Provider for LocalProvider {
         if starts_nodes {
             let _ = self.geth(ctx);
         }
+        // The whole network goes (`destroy`: every change a Destroy, every node still in
+        // the topology, so no vote waits on a running signer): ask every node to exit at
+        // once, so their shutdowns overlap instead of running `parallelism` at a time.
+        // Each node's Destroy still stops it (and waits) as always.
+        let names: BTreeSet<String> = ctx.topology.nodes().into_iter().map(|n| n.name).collect();
+        let whole_network = !changes.is_empty()
+            && changes.iter().all(|c| c.action == Action::Destroy)
+            && changes
+                .iter()
+                .filter(|c| c.kind == Kind::LocalNode)
+                .all(|c| names.contains(&node_name(c)));
+        if whole_network {
+            for (_, o) in recorded_nodes(&ctx.snapshot()) {
+                let _ = process::terminate(o.process(), Path::new(&o.datadir));
+            }
+        }
     }
 
     fn after_apply(&self, ctx: &ApplyCtx) -> Result<(), ProviderError> {
@@ -493,7 +516,7 @@ impl Provider for LocalProvider {
             let waiting = start_sealing(
                 &h,
                 &st,
-                &ctx.peering(),
+                ctx.peering(),
                 &mut started,
                 Instant::now() >= deadline,
             );
@@ -521,7 +544,7 @@ impl Provider for LocalProvider {
         loop {
             let st = ctx.snapshot();
             let h = assess(ctx.topology, &st);
-            start_sealing(&h, &st, &ctx.peering(), &mut sealing, false);
+            start_sealing(&h, &st, ctx.peering(), &mut sealing, false);
             if h.head > progress.0 {
                 progress = (h.head, Instant::now());
             }
