@@ -574,7 +574,8 @@ pub(super) fn run_apply(
         }
         // A destroy killed after its last change still has leftovers to clean up (its
         // empty state, the lock, key dirs): go on to the cleanup below.
-        if state.is_none() || (!destroy && o.skip_health) {
+        // Record-only steps (already done on the network) still go into state.
+        if state.is_none() || (!destroy && o.skip_health && plan.changes.is_empty()) {
             return Ok(0);
         }
     } else {

@@ -71,20 +71,25 @@ impl Progress {
             return;
         }
         match ev {
-            Event::ChangeStarted { addr, action } => {
+            Event::ChangeStarted {
+                addr,
+                action,
+                recorded,
+            } => {
                 if inner.level > 0 {
-                    Self::line(&inner, format!("  … {} {addr}", action.symbol()));
+                    Self::line(&inner, format!("  … {} {addr}", symbol(action, recorded)));
                 }
             }
             Event::ChangeDone {
                 addr,
                 action,
+                recorded,
                 elapsed,
             } => Self::line(
                 &inner,
                 format!(
                     "  {} {addr} ({:.1}s)",
-                    action.symbol(),
+                    symbol(action, recorded),
                     elapsed.as_secs_f64()
                 ),
             ),
@@ -147,5 +152,14 @@ impl Progress {
         for (_, b) in std::mem::take(&mut inner.bars) {
             b.finish();
         }
+    }
+}
+
+/// A change's symbol; `=` for a record-only step (as `plan` shows it).
+fn symbol(action: crate::plan::Action, recorded: bool) -> &'static str {
+    if recorded {
+        "="
+    } else {
+        action.symbol()
     }
 }

@@ -395,6 +395,15 @@ pub fn build(input: PlanInput, provider: &dyn Provider) -> Result<Plan, PlanErro
         }
     }
     let mut changes = diff(&desired, state, &drift);
+    if let (Some(st), true, false) = (state, input.refresh, input.destroy) {
+        let done = provider.already_done(topo, st, &changes);
+        for c in changes.iter_mut() {
+            if let Some(why) = done.get(&c.addr) {
+                c.record_only = true;
+                c.reason = why.clone();
+            }
+        }
+    }
     if input.destroy {
         for c in changes.iter_mut() {
             c.reason = "destroy (consort destroy)".into();

@@ -35,12 +35,16 @@ pub fn render(plan: &Plan) -> String {
         }
         let _ = writeln!(out);
     }
-    if plan.changes.is_empty() {
+    let records: Vec<_> = plan.changes.iter().filter(|c| c.record_only).collect();
+    if plan.is_empty() {
         let _ = writeln!(
             out,
             "No changes. Network {} matches the topology.",
             plan.network
         );
+        for c in &records {
+            let _ = writeln!(out, "  = {}  {}", c.addr, c.reason);
+        }
         return out;
     }
     let _ = writeln!(
@@ -56,6 +60,7 @@ pub fn render(plan: &Plan) -> String {
         .unwrap_or(0);
     for c in &plan.changes {
         let detail = match c.action {
+            _ if c.record_only => c.reason.clone(),
             Action::Create => c.summary.clone(),
             Action::Destroy => c.reason.clone(),
             Action::Update | Action::Replace => c.reason.clone(),
@@ -63,7 +68,11 @@ pub fn render(plan: &Plan) -> String {
         let _ = writeln!(
             out,
             "  {:>3} {:<width$}  {}",
-            c.action.symbol(),
+            if c.record_only {
+                "="
+            } else {
+                c.action.symbol()
+            },
             c.addr,
             detail
         );

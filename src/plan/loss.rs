@@ -144,6 +144,7 @@ mod tests {
                     before: None,
                     after: None,
                     deps: vec![],
+                    record_only: false,
                 })
                 .collect(),
             warnings: vec![],

@@ -129,6 +129,11 @@ pub struct Change {
     pub after: Option<Value>,
     /// For create/update/replace: desired deps. For destroy: the deps recorded in state.
     pub deps: Vec<String>,
+    /// Already done on the live network (a refresh found it, e.g. a funding transfer an
+    /// interrupted run got mined): apply only records it in state. Shown with `=`, not
+    /// counted as a change (`--detailed-exitcode` 0, "No changes").
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub record_only: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -203,7 +208,7 @@ impl Plan {
 
     pub fn summary(&self) -> Summary {
         let mut s = Summary::default();
-        for c in &self.changes {
+        for c in self.changes.iter().filter(|c| !c.record_only) {
             match c.action {
                 Action::Create => s.add += 1,
                 Action::Update => s.change += 1,
@@ -216,8 +221,9 @@ impl Plan {
         }
         s
     }
+    /// No change to make (record-only steps are not changes).
     pub fn is_empty(&self) -> bool {
-        self.changes.is_empty()
+        self.changes.iter().all(|c| c.record_only)
     }
 }
 
@@ -244,6 +250,7 @@ pub fn diff(
                 before: None,
                 after: Some(r.attrs.clone()),
                 deps: r.deps.clone(),
+                record_only: false,
             }),
             Some(cur) => {
                 let changed = changed_keys(&cur.attrs, &r.attrs);
@@ -258,6 +265,7 @@ pub fn diff(
                             before: Some(cur.attrs.clone()),
                             after: Some(r.attrs.clone()),
                             deps: r.deps.clone(),
+                            record_only: false,
                         });
                     }
                     continue;
@@ -289,6 +297,7 @@ pub fn diff(
                     before: Some(cur.attrs.clone()),
                     after: Some(r.attrs.clone()),
                     deps: r.deps.clone(),
+                    record_only: false,
                 });
             }
         }
@@ -304,6 +313,7 @@ pub fn diff(
                 before: Some(cur.attrs.clone()),
                 after: None,
                 deps: cur.deps.clone(),
+                record_only: false,
             });
         }
     }

@@ -10,10 +10,13 @@ pub enum Event {
     ChangeStarted {
         addr: String,
         action: Action,
+        /// A record-only step (already done on the network; see `Change::record_only`).
+        recorded: bool,
     },
     ChangeDone {
         addr: String,
         action: Action,
+        recorded: bool,
         elapsed: Duration,
     },
     ChangeFailed {

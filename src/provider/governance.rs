@@ -617,13 +617,19 @@ pub fn earlier_transfer(
     to: &Address,
     amount: u128,
 ) -> Result<EarlierTransfer, RpcError> {
-    if rpc.eth_get_balance(to, BlockId::Latest)? >= amount {
+    if already_funded(rpc.eth_get_balance(to, BlockId::Latest)?, amount) {
         return Ok(EarlierTransfer::Mined);
     }
     let pool = rpc.call_raw("txpool_contentFrom", json!([rpc::hex_address(from)]))?;
     Ok(pooled_transfer(&pool, to, amount)
         .map(EarlierTransfer::Pending)
         .unwrap_or(EarlierTransfer::None))
+}
+
+/// Whether a fresh account holding `held` got its funding of `amount` already (the one
+/// rule plan and apply both use).
+pub fn already_funded(held: u128, amount: u128) -> bool {
+    held >= amount
 }
 
 /// The hash of a transaction to `to` of `amount` in a `txpool_contentFrom` answer

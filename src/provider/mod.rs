@@ -401,6 +401,18 @@ pub trait Provider: Sync {
         BTreeMap::new()
     }
 
+    /// After `refresh`: creates in `changes` the live network already shows done (a
+    /// funding transfer an interrupted run got mined): address → what was found. Plan
+    /// marks them record-only; apply then only records them.
+    fn already_done(
+        &self,
+        _topology: &Topology,
+        _state: &State,
+        _changes: &[crate::plan::Change],
+    ) -> BTreeMap<String, String> {
+        BTreeMap::new()
+    }
+
     /// Before a refresh that may lead to writes (`plan --refresh`, `apply`), or before a
     /// `destroy` (`destroy`: true): why the caller could not make the changes at all
     /// (Azure: missing permissions), so nothing is written or deleted only to fail
@@ -651,6 +663,7 @@ pub fn execute(
                         ctx.emit(Event::ChangeStarted {
                             addr: c.addr.clone(),
                             action: c.action,
+                            recorded: c.record_only,
                         });
                         let tx = tx.clone();
                         scope.spawn(move || {
@@ -714,6 +727,7 @@ pub fn execute(
                 ctx.emit(Event::ChangeDone {
                     addr: c.addr.clone(),
                     action: c.action,
+                    recorded: c.record_only,
                     elapsed,
                 });
             }
@@ -770,6 +784,7 @@ mod tests {
             before: None,
             after: None,
             deps: deps.iter().map(|s| s.to_string()).collect(),
+            record_only: false,
         }
     }
 

@@ -31,4 +31,60 @@ impl LocalProvider {
                 })
         })
     }
+
+    /// Fundings planned as creates whose recipient already holds the amount: an
+    /// interrupted run's transfer was mined (`governance::earlier_transfer` says the same
+    /// at apply, which then only records it). Read through any running node; an account
+    /// not in state yet has no address, so it cannot have been funded.
+    pub(super) fn mined_fundings(
+        &self,
+        topology: &Topology,
+        state: &State,
+        changes: &[Change],
+    ) -> BTreeMap<String, String> {
+        let fundings: Vec<&Change> = changes
+            .iter()
+            .filter(|c| c.kind == Kind::Funding && c.action == Action::Create)
+            .collect();
+        if fundings.is_empty() {
+            return BTreeMap::new();
+        }
+        let live: BTreeSet<String> = topology.nodes().into_iter().map(|n| n.name).collect();
+        let Some(rpc) = recorded_nodes(state)
+            .into_iter()
+            .filter(|(n, o)| live.contains(n) && o.is_running() && !o.ipc_path.is_empty())
+            .map(|(_, o)| o.control().with_timeout(PROBE_TIMEOUT))
+            .find(|c| c.block_number().is_ok())
+        else {
+            return BTreeMap::new();
+        };
+        let mut done = BTreeMap::new();
+        for c in fundings {
+            let attrs = c.after.clone().unwrap_or_default();
+            let get = |k: &str| attrs.get(k).and_then(Value::as_str).unwrap_or_default();
+            let (member, name) = (get("member"), get("name"));
+            let Ok(amount) = get("balance").parse::<u128>() else {
+                continue;
+            };
+            let Some(to) = state
+                .output_str(&format!("account.{member}.{name}"), "address")
+                .and_then(rpc::parse_address)
+            else {
+                continue;
+            };
+            if let Ok(held) = rpc.eth_get_balance(&to, BlockId::Latest) {
+                if governance::already_funded(held, amount) {
+                    done.insert(
+                        c.addr.clone(),
+                        format!(
+                            "already on the chain: {member}/{name} holds {} (an earlier \
+                             run's transfer was mined); apply only records it, sending nothing",
+                            crate::topology::Wei(held)
+                        ),
+                    );
+                }
+            }
+        }
+        done
+    }
 }

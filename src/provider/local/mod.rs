@@ -424,6 +424,15 @@ impl Provider for LocalProvider {
         drift
     }
 
+    fn already_done(
+        &self,
+        topology: &Topology,
+        state: &State,
+        changes: &[Change],
+    ) -> BTreeMap<String, String> {
+        self.mined_fundings(topology, state, changes)
+    }
+
     fn check_live(&self, topology: &Topology, state: &State) -> Result<(), String> {
         if let Some(why) = address_moved(topology, state) {
             return Err(why);
