@@ -203,6 +203,11 @@ pub enum Command {
         /// Do not ask for confirmation
         #[arg(long, visible_alias = "auto-approve")]
         yes: bool,
+        /// On a chain other operators run: destroy even though this operator's signers
+        /// stay signers nobody can use and its funded accounts' keys leave consort
+        /// (archived, not deleted)
+        #[arg(long)]
+        allow_data_loss: bool,
     },
     /// Add or remove a member organisation on a running consortium
     #[command(subcommand)]

@@ -21,6 +21,7 @@ mod dashboard;
 mod fake_arm;
 mod faults;
 mod graph;
+mod kept;
 mod key_restore;
 mod least_privilege;
 mod local_cli;

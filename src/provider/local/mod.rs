@@ -400,30 +400,8 @@ impl Provider for LocalProvider {
 
     fn after_apply(&self, ctx: &ApplyCtx) -> Result<(), ProviderError> {
         self.archive_abandoned_nodes(ctx)?;
-        // Validators start without --mine; seal once each sees every running node, so no
-        // two signers fork block 1 unseen by each other (then Clique's "signed recently"
-        // rule deadlocks them). Past the wait, start the rest anyway: sealing beats halting.
-        let deadline = Instant::now() + ctx.health_timeout.min(Duration::from_secs(30));
-        let mut started = BTreeSet::new();
-        self.sync_mesh(ctx.topology, &ctx.snapshot(), false);
-        loop {
-            let st = ctx.snapshot();
-            let h = assess(ctx.topology, &st);
-            let waiting = start_sealing(
-                &h,
-                &st,
-                &ctx.peering(),
-                &mut started,
-                Instant::now() >= deadline,
-            );
-            if waiting == 0 || Instant::now() >= deadline {
-                return Ok(());
-            }
-            if ctx.interrupted.load(std::sync::atomic::Ordering::SeqCst) {
-                return Ok(());
-            }
-            std::thread::sleep(POLL);
-        }
+        self.seal_now(ctx);
+        Ok(())
     }
 
     fn wait_healthy(&self, ctx: &ApplyCtx) -> Result<Health, ProviderError> {
