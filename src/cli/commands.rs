@@ -313,9 +313,7 @@ fn live_ipc(st: &State) -> Option<crate::rpc::RpcClient> {
     st.resources
         .iter()
         .filter(|(_, r)| r.kind == crate::plan::Kind::LocalNode)
-        .filter_map(|(a, _)| {
-            provider::local::NodeOutputs::from_state(st, a.strip_prefix("node.")?)
-        })
+        .filter_map(|(a, _)| provider::local::NodeOutputs::from_state(st, a.strip_prefix("node.")?))
         .filter(|o| o.is_running())
         .map(|o| o.control().with_timeout(Duration::from_secs(2)))
         .find(|c| c.block_number().is_ok())

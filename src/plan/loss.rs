@@ -120,15 +120,22 @@ pub fn mark_shared_destroy(
         .filter_map(|c| {
             let node = c.addr.strip_prefix("key.signer.")?;
             let address = st.output_str(&c.addr, "address")?;
-            let signing = match live_signers {
-                Some(live) => live.iter().any(|a| a.eq_ignore_ascii_case(address)),
-                None => st.resources.contains_key(&format!("signer.{node}")),
-            };
+            // A signer state records counts even if this operator's node has not seen
+            // the vote yet (its view may lag the others'): refusing loses nothing.
+            let signing = live_signers
+                .is_some_and(|live| live.iter().any(|a| a.eq_ignore_ascii_case(address)))
+                || st.resources.contains_key(&format!("signer.{node}"));
             signing.then_some((c.addr.as_str(), address))
         })
         .collect();
     if !ours.is_empty() {
-        let total = live_signers.map_or(ours.len(), |l| l.len()).max(ours.len());
+        let lagging = ours
+            .iter()
+            .filter(|(_, a)| {
+                !live_signers.is_some_and(|l| l.iter().any(|x| x.eq_ignore_ascii_case(a)))
+            })
+            .count();
+        let total = live_signers.map_or(0, |l| l.len()) + lagging;
         let need = total / 2 + 1;
         let gone = ours.len();
         let halts = if total - gone < need {
@@ -281,7 +288,12 @@ mod tests {
         let mut p = plan(&changes, true);
         mark_shared_destroy(&mut p, &st, Some(&live), &member, &balance);
         let addrs: Vec<&str> = p.data_loss.iter().map(|l| l.addr.as_str()).collect();
-        assert_eq!(addrs, ["key.signer.a", "account.m.rich"], "{:?}", p.data_loss);
+        assert_eq!(
+            addrs,
+            ["key.signer.a", "account.m.rich"],
+            "{:?}",
+            p.data_loss
+        );
         let w = &p.data_loss[0].what;
         assert!(
             w.contains("keeps 4 signers, 1 of them gone for good: Clique needs 3"),
@@ -292,7 +304,11 @@ mod tests {
         // Two of three: the chain halts.
         let live: Vec<String> = ["0xa1", "0xb2", "0xe5"].map(String::from).into();
         mark_shared_destroy(&mut p, &st, Some(&live), &member, &balance);
-        assert!(p.data_loss[0].what.contains("chain halts"), "{:?}", p.data_loss);
+        assert!(
+            p.data_loss[0].what.contains("chain halts"),
+            "{:?}",
+            p.data_loss
+        );
     }
 
     #[test]

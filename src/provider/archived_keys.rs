@@ -112,7 +112,10 @@ mod tests {
         let dir = root.join("keys/accounts/m/a");
         assert!(newest(root, &dir, Kind::Account).is_none());
         let (old, new) = (SecretKey::random(), SecretKey::random());
-        for (stamp, key) in [("2026-01-01T00-00-00Z-1", &old), ("2026-02-01T00-00-00Z-1", &new)] {
+        for (stamp, key) in [
+            ("2026-01-01T00-00-00Z-1", &old),
+            ("2026-02-01T00-00-00Z-1", &new),
+        ] {
             let d = root.join("archive").join(stamp).join("keys/accounts/m/a");
             std::fs::create_dir_all(&d).unwrap();
             write_secret(&d.join("key"), key.to_hex().as_bytes()).unwrap();

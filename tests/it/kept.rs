@@ -75,9 +75,7 @@ members:
     }
     fn balance(&self, node: &str, address: &str) -> u128 {
         let a = rpc::parse_address(address).unwrap();
-        self.ipc(node)
-            .eth_get_balance(&a, BlockId::Latest)
-            .unwrap()
+        self.ipc(node).eth_get_balance(&a, BlockId::Latest).unwrap()
     }
 }
 
@@ -147,11 +145,18 @@ fn a_killed_destroy_then_apply_keeps_the_funded_accounts_address_and_pays_once()
         .lines()
         .find(|l| l.contains("+ account.delta.pay"))
         .unwrap_or_else(|| panic!("no account.delta.pay line:\n{plan}"));
-    assert!(line.contains(&format!("restores its earlier key {pay}")), "{line}");
+    assert!(
+        line.contains(&format!("restores its earlier key {pay}")),
+        "{line}"
+    );
 
     let out = net.ok(&["apply", "--yes"]);
     assert!(out.contains("is healthy"), "{out}");
-    assert_eq!(net.address("account.delta.pay"), pay, "the account was re-keyed");
+    assert_eq!(
+        net.address("account.delta.pay"),
+        pay,
+        "the account was re-keyed"
+    );
     let node = "contoso-validator-0";
     assert_eq!(net.balance(node, &pay), 5 * Wei::ETHER);
     assert_eq!(
@@ -164,5 +169,103 @@ fn a_killed_destroy_then_apply_keeps_the_funded_accounts_address_and_pays_once()
 
     // A finished destroy deletes the archive with everything else.
     net.ok(&["destroy", "--yes"]);
-    assert!(!net.handle.base.exists(), "destroy left {}", net.handle.base.display());
+    assert!(
+        !net.handle.base.exists(),
+        "destroy left {}",
+        net.handle.base.display()
+    );
+}
+
+/// Item 2: after invite → join → admit, the joiner's validator is one of the chain's
+/// signers and its account holds ether. The joiner's `destroy` is refused without
+/// `--allow-data-loss`, saying what the consortium is left with and that `member remove`
+/// comes first; with it, the keys are archived and kept.
+#[test]
+fn a_joined_operators_destroy_is_guarded_and_archives_its_keys() {
+    let a = Net::new("shared", 747402, "");
+    a.ok(&["apply", "--yes"]);
+    let shared = tempfile::tempdir().unwrap();
+    let invite = shared.path().join("invite.json");
+    let s = |p: &std::path::Path| p.to_string_lossy().into_owned();
+    a.ok(&[
+        "invite",
+        "delta",
+        "--validators",
+        "1",
+        "--account",
+        "ops=10ether",
+        "-o",
+        &s(&invite),
+    ]);
+    let b_handle = NetworkHandle::new("shared");
+    let b = Net {
+        dir: b_handle.dir.path().canonicalize().unwrap(),
+        handle: b_handle,
+    };
+    b.ok(&[
+        "join",
+        &s(&invite),
+        "--address",
+        "127.0.0.2",
+        "--base-port",
+        &port_base().to_string(),
+        "--yes",
+    ]);
+    a.ok(&["admit", &s(&b.dir.join("join-request.json")), "--yes"]);
+    let signer = b.address("key.signer.delta-validator-0");
+    let ops = b.address("account.delta.ops");
+    let founder = a.ipc("contoso-validator-0");
+    poll("delta's validator voted in", WAIT, || {
+        let live = founder.clique_get_signers().map_err(|e| e.to_string())?;
+        Ok((live.len() == 4
+            && live
+                .iter()
+                .any(|x| x.to_checksum().eq_ignore_ascii_case(&signer)))
+        .then_some(()))
+    });
+    poll("delta/ops funded", WAIT, || {
+        Ok((a.balance("contoso-validator-0", &ops) == 10 * Wei::ETHER).then_some(()))
+    });
+    let pids = processes_under(&b.dir);
+    assert!(!pids.is_empty());
+
+    let plan = b.ok(&["plan", "--destroy"]);
+    let bang = |needle: &str| {
+        plan.lines()
+            .find(|l| l.trim_start().starts_with("! ") && l.contains(needle))
+            .unwrap_or_else(|| panic!("no ! line with {needle}:\n{plan}"))
+            .to_string()
+    };
+    let l = bang(&signer);
+    assert!(
+        l.contains("keeps 4 signers, 1 of them gone for good: Clique needs 3"),
+        "{l}"
+    );
+    assert!(l.contains("consort member remove delta"), "{l}");
+    assert!(bang(&ops).contains("holds 10 ether"));
+
+    let out = b.run(&["destroy", "--yes"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("--allow-data-loss"), "{}", text(&out));
+    assert_eq!(
+        processes_under(&b.dir),
+        pids,
+        "a refused destroy stopped nodes"
+    );
+    assert!(b.sd().keys_dir().join("accounts/delta/ops/key").is_file());
+
+    let out = b.ok(&["destroy", "--yes", "--allow-data-loss"]);
+    assert!(out.contains("stay archived"), "{out}");
+    assert!(processes_under(&b.dir).is_empty());
+    assert!(!b.sd().state_file().exists());
+    let key = archived(&b.sd(), "keys/accounts/delta/ops");
+    assert_eq!(key.len(), 1, "{key:?}");
+    assert!(key[0].join("key").is_file());
+    assert_eq!(archived(&b.sd(), "keys/signers/delta-validator-0").len(), 1);
+
+    // The founders' chain goes on with 3 of its 4 signers.
+    let head = founder.block_number().unwrap();
+    poll("the founders' chain to go on", WAIT, || {
+        Ok((founder.block_number().map_err(|e| e.to_string())? > head + 2).then_some(()))
+    });
 }

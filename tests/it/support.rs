@@ -566,7 +566,12 @@ pub fn signal_at_event(dir: &Path, args: &[&str], event: &str, signal: i32) -> L
     }
     let code = child.wait().unwrap().code();
     if signal == libc::SIGKILL {
-        assert_eq!(code, None, "consort {} exited by itself: the fault never landed\n{seen}", args.join(" "));
+        assert_eq!(
+            code,
+            None,
+            "consort {} exited by itself: the fault never landed\n{seen}",
+            args.join(" ")
+        );
     }
     while let Ok(line) = lines.recv_timeout(Duration::from_millis(200)) {
         seen.push_str(&line);
