@@ -269,3 +269,44 @@ fn a_joined_operators_destroy_is_guarded_and_archives_its_keys() {
         Ok((founder.block_number().map_err(|e| e.to_string())? > head + 2).then_some(()))
     });
 }
+
+/// Item 5: a state file of random bytes (seeded) is reported like broken JSON — once, with
+/// the newest backup and the command that restores it — by plan, status, apply and
+/// destroy, none of which changes anything; `state recover` rebuilds it and the network
+/// plans nothing.
+#[test]
+fn a_state_file_of_random_bytes_names_the_backup_and_recovers() {
+    use rand::{RngCore, SeedableRng};
+    let net = Net::new("garbled", 747403, "");
+    net.ok(&["apply", "--yes"]);
+    let sd = net.sd();
+    let backup = sd.newest_backup().expect("a backup");
+    let mut bytes = vec![0u8; 4096];
+    rand::rngs::StdRng::seed_from_u64(20).fill_bytes(&mut bytes);
+    assert!(std::str::from_utf8(&bytes).is_err());
+    std::fs::write(sd.state_file(), &bytes).unwrap();
+    let pids = processes_under(&net.dir);
+    for args in [&["plan"][..], &["status"], &["apply", "--yes"]] {
+        let out = net.run(args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
+        assert!(err.contains("not UTF-8"), "{args:?}: {err}");
+        assert_eq!(err.matches("not UTF-8").count(), 1, "{args:?}: said twice: {err}");
+        assert!(
+            err.contains(&format!("cp {} {}", backup.display(), sd.state_file().display())),
+            "{args:?}: {err}"
+        );
+        assert_eq!(std::fs::read(sd.state_file()).unwrap(), bytes, "{args:?}");
+        assert_eq!(processes_under(&net.dir), pids, "{args:?}");
+    }
+    let out = net.ok(&["state", "recover"]);
+    assert!(out.contains("not UTF-8"), "{out}");
+    let plan = net.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+    // destroy, asked to, goes on from what is on disk, saying why and where the backup is.
+    std::fs::write(sd.state_file(), &bytes).unwrap();
+    let out = net.ok(&["destroy", "--yes"]);
+    assert!(out.contains("not UTF-8") && out.contains("The newest backup is"), "{out}");
+    assert!(processes_under(&net.dir).is_empty());
+    assert!(!net.handle.base.exists());
+}
