@@ -291,9 +291,17 @@ fn a_state_file_of_random_bytes_names_the_backup_and_recovers() {
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
         assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
         assert!(err.contains("not UTF-8"), "{args:?}: {err}");
-        assert_eq!(err.matches("not UTF-8").count(), 1, "{args:?}: said twice: {err}");
+        assert_eq!(
+            err.matches("not UTF-8").count(),
+            1,
+            "{args:?}: said twice: {err}"
+        );
         assert!(
-            err.contains(&format!("cp {} {}", backup.display(), sd.state_file().display())),
+            err.contains(&format!(
+                "cp {} {}",
+                backup.display(),
+                sd.state_file().display()
+            )),
             "{args:?}: {err}"
         );
         assert_eq!(std::fs::read(sd.state_file()).unwrap(), bytes, "{args:?}");
@@ -306,7 +314,80 @@ fn a_state_file_of_random_bytes_names_the_backup_and_recovers() {
     // destroy, asked to, goes on from what is on disk, saying why and where the backup is.
     std::fs::write(sd.state_file(), &bytes).unwrap();
     let out = net.ok(&["destroy", "--yes"]);
-    assert!(out.contains("not UTF-8") && out.contains("The newest backup is"), "{out}");
+    assert!(
+        out.contains("not UTF-8") && out.contains("The newest backup is"),
+        "{out}"
+    );
     assert!(processes_under(&net.dir).is_empty());
     assert!(!net.handle.base.exists());
+}
+
+/// Item 7: a caller's open descriptors (a `flock` lock, a shell pipe) reach no child. A
+/// pipe's write end is handed to `consort apply` as descriptor 10 and its stdout is a
+/// pipe, as in `flock LOCK consort apply | cat`: both read to their end once consort
+/// exits, while geth runs on, and no geth holds either.
+#[test]
+fn geth_inherits_no_descriptor_of_the_caller() {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt as _;
+    let net = Net::new("fdless", 747404, "");
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe2 into a two-int array; both ends close-on-exec in this (threaded) test.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    let (r, w) = (fds[0], fds[1]);
+    let pipe_id = std::fs::read_link(format!("/proc/self/fd/{r}")).unwrap();
+    let mut cmd = consort_cmd(&net.dir, &["apply", "--yes"]);
+    cmd.stdout(std::process::Stdio::piped());
+    // SAFETY: dup2 is async-signal-safe; the copy at 10 is inherited (dup2 clears
+    // close-on-exec) by this child only.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(w, 10) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    // SAFETY: our own copy of the write end; consort holds its own.
+    unsafe { libc::close(w) };
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx2 = tx.clone();
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        let _ = tx.send(("stdout", s));
+    });
+    std::thread::spawn(move || {
+        // SAFETY: the read end is ours; read until every write end is closed.
+        let mut f = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(r) };
+        let mut s = String::new();
+        let _ = f.read_to_string(&mut s);
+        let _ = tx2.send(("fd 10", s));
+    });
+    let status = child.wait().unwrap();
+    assert!(status.success(), "apply failed");
+    let mut ended = Vec::new();
+    for _ in 0..2 {
+        let (what, text) = rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("after consort exited, {ended:?} reached their end but not the other: a geth holds it"));
+        if what == "stdout" {
+            assert!(text.contains("is healthy"), "{text}");
+        }
+        ended.push(what);
+    }
+    let geths = processes_under(&net.dir);
+    assert!(!geths.is_empty(), "geth runs on");
+    for pid in geths {
+        for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .flatten()
+        {
+            let target = std::fs::read_link(fd.path()).unwrap_or_default();
+            assert_ne!(target, pipe_id, "geth {pid} holds the caller's descriptor");
+        }
+    }
+    net.ok(&["destroy", "--yes"]);
 }
