@@ -391,3 +391,44 @@ fn geth_inherits_no_descriptor_of_the_caller() {
     }
     net.ok(&["destroy", "--yes"]);
 }
+
+/// Item 3: a stopped validator whose `geth/chaindata` was deleted is planned as "chain data
+/// missing: re-initialise from genesis and resync from peers", and apply does that: it
+/// rejoins the chain the others kept (not mainnet's), and the next plan is empty.
+#[test]
+fn deleted_chain_data_is_reinitialised_and_resynced() {
+    let net = Net::new("dataless", 747405, "");
+    net.ok(&["apply", "--yes"]);
+    let node = "fabrikam-validator-0";
+    let o = consort::provider::local::NodeOutputs::from_state(&net.state(), node).unwrap();
+    // SAFETY: a geth this test's network started.
+    unsafe { libc::kill(o.pid as i32, libc::SIGKILL) };
+    poll("the validator to die", WAIT, || {
+        Ok((!o.is_running()).then_some(()))
+    });
+    let chaindata = std::path::Path::new(&o.datadir).join("geth/chaindata");
+    assert!(chaindata.is_dir());
+    std::fs::remove_dir_all(&chaindata).unwrap();
+    let head = net.ipc("contoso-validator-0").block_number().unwrap();
+
+    let plan = net.ok(&["plan"]);
+    let line = plan
+        .lines()
+        .find(|l| l.contains(&format!("~ node.{node}")))
+        .unwrap_or_else(|| panic!("no line for {node}:\n{plan}"));
+    assert!(
+        line.contains("chain data missing: re-initialise from genesis and resync from peers"),
+        "{line}"
+    );
+    assert!(!plan.contains("  ! "), "{plan}");
+    let out = net.ok(&["apply", "--yes"]);
+    assert!(out.contains("is healthy"), "{out}");
+    let rpc = net.ipc(node);
+    assert_eq!(rpc.chain_id().unwrap(), 747405);
+    poll("the re-initialised validator to resync", WAIT, || {
+        Ok((rpc.block_number().map_err(|e| e.to_string())? > head).then_some(()))
+    });
+    let again = net.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    net.ok(&["destroy", "--yes"]);
+}

@@ -19,6 +19,7 @@
 //! outputs. A process is only ever signalled after `/proc/<pid>` proves it is ours (see
 //! [`process`]).
 
+mod chaindata;
 mod funding;
 mod health;
 pub mod lifecycle;
@@ -299,7 +300,10 @@ impl Provider for LocalProvider {
         let mut drift: BTreeMap<String, String> =
             parallel::map(&recorded, parallel::PROBE_CONCURRENCY, |(name, o)| {
                 let why = if !o.is_running() {
-                    "restart (process not running)".to_string()
+                    match chaindata::missing(Path::new(&o.datadir)) {
+                        Some(why) => chaindata::reason(why),
+                        None => "restart (process not running)".to_string(),
+                    }
                 } else if o.ipc_path.is_empty() {
                     return None;
                 } else {
