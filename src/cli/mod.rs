@@ -329,7 +329,7 @@ pub struct ApplyArgs {
     /// `!` lines of the plan)
     #[arg(long)]
     pub allow_data_loss: bool,
-    /// geth binary to use (else PATH, then consort's cache, else built with `go install`)
+    /// geth binary to use (a bare name such as `geth` is looked up on PATH); else consort's own cache, else built with `go install`
     #[arg(long, env = "CONSORT_GETH", hide_env_values = true)]
     pub geth: Option<PathBuf>,
 }

@@ -3,12 +3,14 @@
 //! server never forwards arbitrary RPC: no admin, miner, personal, debug, no
 //! `eth_sendRawTransaction`, nothing that signs or changes a node. Requests must name
 //! the loopback address they were sent to (`Host`), so a web page elsewhere cannot reach
-//! the dashboard through DNS rebinding.
+//! the dashboard through DNS rebinding; a request carrying another page's `Origin` is
+//! refused (403), and a POST must be `application/json` (415), which a cross-site form
+//! cannot send without a CORS preflight the server never grants.
 
 use super::{assets, Shared};
 use crate::rpc::RpcClient;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -61,7 +63,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/graph.svg", get(graph_svg))
         .route("/api/methods", get(|| async { Json(json!(READ_METHODS)) }))
         .route("/api/rpc", post(rpc))
-        .layer(middleware::from_fn(loopback_host))
+        .layer(middleware::from_fn(guard))
         .with_state(shared)
 }
 
@@ -86,21 +88,56 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
-/// Refuses requests whose `Host` is not a loopback name (DNS rebinding).
-async fn loopback_host(req: Request, next: Next) -> Response {
-    let host = req
-        .headers()
+/// Refuses requests whose `Host` is not a loopback name (DNS rebinding), whose `Origin`
+/// is not the dashboard's own, and POSTs that are not JSON.
+async fn guard(req: Request, next: Next) -> Response {
+    if let Err((status, message)) = check_request(&req) {
+        return error(status, message);
+    }
+    next.run(req).await
+}
+
+/// The refusal (status and message) of a request [`guard`] turns away.
+fn check_request(req: &Request) -> Result<(), (StatusCode, String)> {
+    let headers = req.headers();
+    let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("");
     let name = host.rsplit_once(':').map_or(host, |(n, _)| n);
     if !matches!(name, "127.0.0.1" | "localhost" | "[::1]") {
-        return error(
+        return Err((
             StatusCode::FORBIDDEN,
             format!("the dashboard answers on 127.0.0.1 only, not for host {host:?}"),
-        );
+        ));
     }
-    next.run(req).await
+    // Browsers send `Origin` on every cross-origin request and on same-origin POSTs; the
+    // dashboard's own page is `http://<Host>`.
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let own = format!("http://{host}");
+        if origin.to_str().ok() != Some(own.as_str()) {
+            return Err((
+                StatusCode::FORBIDDEN,
+                format!(
+                    "refused a request from origin {origin:?}: the dashboard answers its own page ({own}) only"
+                ),
+            ));
+        }
+    }
+    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+        let json = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
+        if !json {
+            return Err((
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "send the request as Content-Type: application/json".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 async fn snapshot(State(shared): State<Arc<Shared>>) -> Response {
@@ -211,5 +248,45 @@ mod tests {
         assert!(!allowed("admin_addPeer"));
         assert!(!allowed("clique_propose"));
         assert!(allowed("eth_getBlockByNumber"));
+    }
+
+    fn request(method: &str, headers: &[(&str, &str)]) -> Request {
+        let mut b = axum::http::Request::builder()
+            .method(method)
+            .uri("/api/rpc");
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(axum::body::Body::empty()).unwrap()
+    }
+
+    fn status(r: Result<(), (StatusCode, String)>) -> u16 {
+        r.map_or_else(|(s, _)| s.as_u16(), |()| 200)
+    }
+
+    #[test]
+    fn foreign_origins_and_non_json_posts_are_refused() {
+        let host = ("host", "127.0.0.1:8600");
+        let json = ("content-type", "application/json");
+        let ok = |h: &[(&str, &str)]| status(check_request(&request("POST", h)));
+        assert_eq!(ok(&[host, json]), 200);
+        assert_eq!(ok(&[host, json, ("origin", "http://127.0.0.1:8600")]), 200);
+        assert_eq!(
+            ok(&[host, ("content-type", "application/json; charset=utf-8")]),
+            200
+        );
+        assert_eq!(ok(&[host, json, ("origin", "http://evil.example")]), 403);
+        assert_eq!(ok(&[host, json, ("origin", "null")]), 403);
+        assert_eq!(ok(&[host, json, ("origin", "http://127.0.0.1:8601")]), 403);
+        assert_eq!(ok(&[host, ("content-type", "text/plain")]), 415);
+        assert_eq!(ok(&[host]), 415);
+        assert_eq!(ok(&[("host", "evil.example"), json]), 403);
+        let get = status(check_request(&request("GET", &[host])));
+        assert_eq!(get, 200);
+        let get = status(check_request(&request(
+            "GET",
+            &[host, ("origin", "http://evil.example")],
+        )));
+        assert_eq!(get, 403);
     }
 }

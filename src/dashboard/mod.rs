@@ -8,12 +8,15 @@
 //! - [`api`] is the page's only way to the chain: a fixed list of read methods
 //!   ([`api::READ_METHODS`]), each sent to a node over its IPC socket; anything else is
 //!   refused, and nothing the server answers holds a key or a password;
-//! - [`assets`] are the page.
+//! - [`assets`] are the page;
+//! - [`server`] holds the connections: header-read timeout and a connection cap, so a
+//!   local user cannot starve the owner.
 
 pub mod api;
 mod assets;
 pub mod metrics;
 pub mod sampler;
+pub mod server;
 
 use crate::state::StateDir;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -100,11 +103,7 @@ pub fn serve(
     };
     ready(addr);
     let app = api::router(shared.clone());
-    let served = rt.block_on(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-    });
+    let served = rt.block_on(server::serve(listener, app, shutdown));
     shared.stop.store(true, Ordering::SeqCst);
     let _ = sampler.join();
     served.map_err(|e| DashboardError::Other(format!("the dashboard server failed: {e}")))

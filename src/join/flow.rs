@@ -222,54 +222,65 @@ fn human_secs(s: u64) -> String {
 }
 
 /// The joiner's topology file: the invitation's network, the existing members as external
-/// ones, its own member, and a local provider on `address`.
+/// ones, its own member, and a local provider on `address`. Serialised, never formatted:
+/// every name and string in it comes from the invitation, a file someone else wrote.
 pub fn joiner_topology(invite: &Invite, address: &str, base_port: Option<u16>) -> String {
     let n = &invite.network;
-    let q = |s: &str| format!("\"{s}\"");
-    let mut out = format!(
-        "# Joined with invitation {} (`consort join`). The members marked `external` are run\n\
-         # by other operators: this state holds none of their keys and runs none of their nodes.\n\
-         network:\n  name: {}\n  chain_id: {}\n  consensus:\n    clique: {{ period: {}, epoch: {} }}\n  gas_limit: {}\n\
-         members:\n",
-        invite.invitation_id, n.name, n.chain_id, n.clique_period, n.clique_epoch, n.gas_limit
-    );
-    for m in &invite.members {
-        out.push_str(&format!(
-            "  - name: {}\n    validators: {}\n    tx_nodes: {}\n    external:\n",
-            m.name, m.validators, m.tx_nodes
-        ));
-        for (key, list) in [("signers", &m.signers), ("enodes", &m.enodes)] {
-            if list.is_empty() {
-                out.push_str(&format!("      {key}: []\n"));
-            } else {
-                out.push_str(&format!("      {key}:\n"));
-                for v in list {
-                    out.push_str(&format!("        - {}\n", q(v)));
-                }
-            }
-        }
-    }
+    let mut members: Vec<Value> = invite
+        .members
+        .iter()
+        .map(|m| {
+            json!({
+                "name": m.name,
+                "validators": m.validators,
+                "tx_nodes": m.tx_nodes,
+                "external": {"signers": m.signers, "enodes": m.enodes},
+            })
+        })
+        .collect();
     let me = &invite.invited;
-    out.push_str(&format!(
-        "  - name: {}\n    validators: {}\n    tx_nodes: {}\n",
-        me.name, me.validators, me.tx_nodes
-    ));
+    let mut mine = json!({
+        "name": me.name,
+        "validators": me.validators,
+        "tx_nodes": me.tx_nodes,
+    });
     if !me.accounts.is_empty() {
-        out.push_str("    accounts:\n");
-        for a in &me.accounts {
-            let wei: u128 = a.balance.parse().unwrap_or(0);
-            out.push_str(&format!(
-                "      - name: {}\n        balance: {}\n",
-                a.name,
-                Wei(wei)
-            ));
-        }
+        let accounts: Vec<Value> = me
+            .accounts
+            .iter()
+            .map(|a| {
+                let wei: u128 = a.balance.parse().unwrap_or(0);
+                json!({"name": a.name, "balance": Wei(wei).to_string()})
+            })
+            .collect();
+        mine["accounts"] = Value::from(accounts);
     }
-    out.push_str(&format!("provider:\n  local:\n    address: {address}\n"));
+    members.push(mine);
+    let mut local = json!({ "address": address });
     if let Some(p) = base_port {
-        out.push_str(&format!("    base_port: {p}\n"));
+        local["base_port"] = Value::from(p);
     }
-    out
+    let doc = json!({
+        "network": {
+            "name": n.name,
+            "chain_id": n.chain_id,
+            "consensus": {"clique": {"period": n.clique_period, "epoch": n.clique_epoch}},
+            "gas_limit": n.gas_limit,
+        },
+        "members": members,
+        "provider": {"local": local},
+    });
+    let body = serde_yaml::to_string(&doc).expect("a JSON value serialises as YAML");
+    format!(
+        "# Joined with invitation {} (`consort join`). The members marked `external` are run\n\
+         # by other operators: this state holds none of their keys and runs none of their nodes.\n{body}",
+        // Hex by the invitation's format; kept to hex here so the comment stays one line.
+        invite
+            .invitation_id
+            .chars()
+            .filter(char::is_ascii_hexdigit)
+            .collect::<String>(),
+    )
 }
 
 /// Seeds the joiner's new state with the invitation's genesis: the chain already exists,
@@ -287,7 +298,10 @@ pub fn seed_state(sd: &StateDir, topo: &Topology, invite: &Invite) -> Result<(),
         path: p.display().to_string(),
         message: format!("cannot write: {e}"),
     };
-    std::fs::create_dir_all(&sd.root).map_err(|e| io(&sd.root, e))?;
+    sd.create_root().map_err(|e| JoinError::File {
+        path: sd.root.display().to_string(),
+        message: e.to_string(),
+    })?;
     let path = sd.root.join("genesis.json");
     let mut text = serde_json::to_vec_pretty(&invite.network.genesis).expect("genesis");
     text.push(b'\n');
@@ -588,9 +602,9 @@ fn enode_answers(url: &str) -> Result<(), JoinError> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_joiner_topology_loads_with_the_founders_external() {
-        let invite = Invite {
+    /// An invitation of network tradelane (member alpha) for member delta.
+    fn sample_invite() -> Invite {
+        Invite {
             format: INVITE_FORMAT.into(),
             invitation_id: "0f".repeat(16),
             expires_at: 0,
@@ -624,7 +638,12 @@ mod tests {
             },
             signed_by: String::new(),
             signature: String::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn a_joiner_topology_loads_with_the_founders_external() {
+        let invite = sample_invite();
         let text = joiner_topology(&invite, "127.0.0.2", Some(31000));
         let loaded = crate::topology::parse(Path::new("consort.yaml"), text.as_bytes())
             .unwrap_or_else(|e| panic!("{e}\n{text}"));
@@ -637,5 +656,32 @@ mod tests {
             t.member("delta").unwrap().accounts[0].balance,
             Wei(10 * Wei::ETHER)
         );
+    }
+
+    /// Issue 20 item 14: names from the invitation were formatted into the YAML, so a
+    /// name with a newline added members (or anything else) to the joiner's topology.
+    #[test]
+    fn invitation_strings_are_serialised_not_formatted_into_yaml() {
+        let evil = "alpha\n  - name: mallory\n    validators: 9\n    tx_nodes: 0";
+        let mut invite = sample_invite();
+        invite.network.name = "trade: lane\nprovider: {azure: {}}".into();
+        invite.members[0].name = evil.into();
+        invite.members[0].signers = vec!["0xab\"\n  - x".into()];
+        invite.invited.accounts[0].name = "ops\n        balance: 1000000 ether".into();
+        invite.invited.accounts[0].balance = Wei::ETHER.to_string();
+        let text = joiner_topology(&invite, "127.0.0.2", None);
+        let v: Value = serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let members = v["members"].as_array().unwrap();
+        assert_eq!(members.len(), 2, "{text}");
+        assert_eq!(members[0]["name"], evil, "{text}");
+        assert_eq!(members[0]["external"]["signers"][0], "0xab\"\n  - x");
+        assert_eq!(members[1]["accounts"][0]["balance"], "1 ether", "{text}");
+        assert_eq!(v["network"]["name"], "trade: lane\nprovider: {azure: {}}");
+        assert_eq!(v["provider"], json!({"local": {"address": "127.0.0.2"}}));
+        // And the topology check refuses such a name with its place.
+        let e = crate::topology::parse(Path::new("consort.yaml"), text.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("consort.yaml:"), "{e}");
     }
 }

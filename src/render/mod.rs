@@ -118,7 +118,7 @@ pub struct NodeLaunch {
     /// Address of the application RPC (HTTP and WebSocket): 127.0.0.1 locally, the
     /// private IP on Azure. Only tx nodes serve it.
     pub http_addr: String,
-    /// HTTP JSON-RPC port, tx nodes only (`eth,net,web3,txpool,clique`). A validator serves
+    /// HTTP JSON-RPC port, tx nodes only (`eth,net,web3,txpool`). A validator serves
     /// no TCP RPC at all: rendering refuses a signer with one.
     pub http_port: Option<u16>,
     /// WebSocket JSON-RPC port, tx nodes only (same namespaces).
@@ -161,8 +161,10 @@ pub fn geth_config_toml(n: &NodeLaunch) -> Result<String, RenderError> {
 }
 
 /// The JSON-RPC namespaces applications get on a tx node (HTTP and WebSocket): no
-/// `admin`, `miner`, `personal` or `debug`, and no account is unlocked there.
-pub const APP_RPC_APIS: &str = "eth,net,web3,txpool,clique";
+/// `admin`, `miner`, `personal` or `debug`, and no account is unlocked there. Not
+/// `clique` either: its `clique_propose`/`clique_discard` are governance, and consort reads
+/// and votes over IPC (status, the dashboard and `graph --live` included).
+pub const APP_RPC_APIS: &str = "eth,net,web3,txpool";
 
 pub fn geth_args(n: &NodeLaunch) -> Result<Vec<String>, RenderError> {
     if n.signer.is_some() && (n.http_port.is_some() || n.ws_port.is_some()) {
@@ -387,16 +389,16 @@ mod tests {
         for want in [
             "--http",
             "--http.port=8545",
-            "--http.api=eth,net,web3,txpool,clique",
+            "--http.api=eth,net,web3,txpool",
             "--ws",
             "--ws.port=8546",
-            "--ws.api=eth,net,web3,txpool,clique",
+            "--ws.api=eth,net,web3,txpool",
             "--authrpc.addr=127.0.0.1",
         ] {
             assert!(t.contains(&want.to_string()), "{want} missing: {t:?}");
         }
         for a in v.iter().chain(&t) {
-            for ns in ["admin", "miner", "personal", "debug"] {
+            for ns in ["admin", "miner", "personal", "debug", "clique"] {
                 assert!(!(a.contains(".api=") && a.contains(ns)), "{a}");
             }
         }

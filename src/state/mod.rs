@@ -330,9 +330,22 @@ impl StateDir {
         }
     }
 
+    /// Creates the state directory, ours alone (0700, never through a link): it holds keys,
+    /// passwords and the nodes' IPC sockets, and another local user must not list, read
+    /// or plant anything in it. The base (`.consort`) is made private too when consort
+    /// creates it.
+    pub fn create_root(&self) -> Result<(), StateError> {
+        if let Some(base) = self.root.parent().filter(|b| !b.as_os_str().is_empty()) {
+            if fs::symlink_metadata(base).is_err() {
+                fsutil::create_private_dir(base).map_err(io_err(base))?;
+            }
+        }
+        fsutil::create_private_dir(&self.root).map_err(io_err(&self.root))
+    }
+
     /// Takes the network's lock or fails fast naming the holder.
     pub fn lock(&self, command: &str) -> Result<LockGuard, StateError> {
-        fs::create_dir_all(&self.root).map_err(io_err(&self.root))?;
+        self.create_root()?;
         let path = self.lock_file();
         let mut file = OpenOptions::new()
             .read(true)

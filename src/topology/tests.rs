@@ -513,6 +513,10 @@ refusal!(
     patched(&[("local: {}", "local: {address: 192.0.2.10}")])
 );
 refusal!(
+    local_address_multicast,
+    patched(&[("local: {}", "local: {address: 224.0.0.1}")])
+);
+refusal!(
     external_member_counts_and_keyed_account,
     patched(&[(
         "provider:\n",

@@ -21,6 +21,7 @@ mod dashboard;
 mod fake_arm;
 mod faults;
 mod graph;
+mod intruders;
 mod kept;
 mod key_restore;
 mod least_privilege;

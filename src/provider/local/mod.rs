@@ -42,7 +42,7 @@ use super::events::Event;
 use super::governance::{self, SignerNode};
 use super::parallel;
 use super::{ApplyCtx, Halted, Health, NodeHealth, Proposal, Provider, ProviderError};
-use crate::chain::geth::{ensure_geth, GethBinary};
+use crate::chain::geth::{ensure_geth_recorded, GethBinary};
 use crate::crypto::Address;
 use crate::plan::desired::node_attrs;
 use crate::plan::peering::Peering;
@@ -86,7 +86,7 @@ pub struct NodeOutputs {
     /// health). Empty in state written before consort used IPC (such a node is restarted).
     #[serde(default)]
     pub ipc_path: String,
-    /// HTTP JSON-RPC for applications: tx nodes only (`eth,net,web3,txpool,clique`).
+    /// HTTP JSON-RPC for applications: tx nodes only (`eth,net,web3,txpool`).
     #[serde(default, deserialize_with = "empty_is_none")]
     pub rpc_url: Option<String>,
     /// WebSocket JSON-RPC for applications: tx nodes only.
@@ -101,6 +101,10 @@ pub struct NodeOutputs {
     pub static_nodes: Vec<String>,
     pub geth: String,
     pub geth_version: String,
+    /// SHA-256 of `geth` when the node was started: every later start checks the binary
+    /// still has it. Empty in state written before consort recorded it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub geth_sha256: String,
     pub log: String,
 }
 
@@ -126,6 +130,21 @@ impl NodeOutputs {
             return RpcClient::new(self.rpc_url.clone().unwrap_or_default());
         }
         RpcClient::ipc(&self.ipc_path)
+    }
+    /// The geth this node runs, with the SHA-256 state recorded for it (state from before
+    /// that: the file's hash now, recorded at this start).
+    pub fn geth_binary(&self) -> GethBinary {
+        let path = PathBuf::from(&self.geth);
+        let sha256 = if self.geth_sha256.is_empty() {
+            crate::chain::geth::sha256_file(&path).unwrap_or_default()
+        } else {
+            self.geth_sha256.clone()
+        };
+        GethBinary {
+            path,
+            version: self.geth_version.clone(),
+            sha256,
+        }
     }
     pub fn from_state(state: &State, node: &str) -> Option<NodeOutputs> {
         let r = state.resources.get(&format!("node.{node}"))?;
@@ -170,8 +189,18 @@ impl LocalProvider {
         if g.is_none() {
             // The outcome, failure included, is kept: a build that failed is not retried
             // by every node.
+            // The binaries the nodes ran, by path, with the hash state recorded: an
+            // explicit geth at one of those paths must still have it.
+            let recorded = recorded_nodes(&ctx.snapshot())
+                .into_iter()
+                .filter(|(_, o)| !o.geth_sha256.is_empty())
+                .map(|(name, o)| {
+                    let by = format!("state for node.{name}");
+                    (PathBuf::from(o.geth), (o.geth_sha256, by))
+                })
+                .collect();
             *g = Some(
-                ensure_geth(None, &ctx.topology.client.geth, &ctx.events)
+                ensure_geth_recorded(None, &ctx.topology.client.geth, &ctx.events, &recorded)
                     .map_err(|e| e.to_string()),
             );
         }

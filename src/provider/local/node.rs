@@ -79,6 +79,10 @@ pub(super) fn signer_ready(rpc: &RpcClient, launch: &NodeLaunch) -> bool {
     rpc.eth_sign(&address, "0x00").is_ok()
 }
 
+/// Where the SHA-256 a start checks geth against comes from (for the refusal).
+const GETH_HASH_ORIGIN: &str =
+    "it had when consort chose it for this run (or that state recorded for the node)";
+
 /// The longest unix socket path (`sun_path` is 108 bytes with its NUL).
 const MAX_SOCKET_PATH: usize = 107;
 
@@ -107,30 +111,18 @@ pub(super) fn short_socket_dir() -> PathBuf {
 /// Makes sure the directory of a node's IPC socket exists and is ours alone (0700, not a
 /// link, owned by us): another user must not be able to connect or plant a socket.
 pub(super) fn prepare_ipc_dir(addr: &str, ipc: &Path) -> Result<(), ProviderError> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let Some(dir) = ipc.parent() else {
         return Ok(());
     };
-    create_private_dir(dir)
-        .map_err(|e| ProviderError::at(addr, format!("cannot create {}: {e}", dir.display())))?;
-    let meta = std::fs::symlink_metadata(dir)
-        .map_err(|e| ProviderError::at(addr, format!("cannot read {}: {e}", dir.display())))?;
-    let mine = meta.uid() == unsafe { libc::getuid() };
-    if !meta.is_dir() || !mine {
-        return Err(ProviderError::at(
+    create_private_dir(dir).map_err(|e| {
+        ProviderError::at(
             addr,
             format!(
-                "{} (for the node's IPC socket) is not a directory of ours; remove it or set XDG_RUNTIME_DIR",
+                "cannot use {} for the node's IPC socket: {e} (or set XDG_RUNTIME_DIR)",
                 dir.display()
             ),
-        ));
-    }
-    if meta.mode() & 0o077 != 0 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| {
-            ProviderError::at(addr, format!("cannot make {} private: {e}", dir.display()))
-        })?;
-    }
-    Ok(())
+        )
+    })
 }
 
 /// Why a started geth did not come up.
@@ -341,6 +333,8 @@ impl LocalProvider {
         genesis: &Path,
     ) -> Result<(), ProviderError> {
         use std::os::unix::process::CommandExt as _;
+        crate::chain::geth::verify(geth, GETH_HASH_ORIGIN)
+            .map_err(|e| ProviderError::at(addr, e.to_string()))?;
         let out = std::process::Command::new(&geth.path)
             // Its own process group: a Ctrl-C at the terminal reaches consort, not it.
             .process_group(0)
@@ -381,6 +375,9 @@ impl LocalProvider {
         let datadir = Path::new(&launch.datadir);
         let args =
             render::geth_args(launch).map_err(|e| (StartFailure::Other(e.to_string()), None))?;
+        // The binary is the one chosen (or recorded in state): checked right before it runs.
+        crate::chain::geth::verify(geth, GETH_HASH_ORIGIN)
+            .map_err(|e| (StartFailure::Other(e.to_string()), None))?;
         let id = match process::start(&geth.path, &args, datadir) {
             Ok(id) => id,
             Err(process::ProcessError::ExitedEarly { .. }) => {
@@ -554,6 +551,7 @@ impl LocalProvider {
             static_nodes: statics,
             geth: s(&geth.path),
             geth_version: geth.version.clone(),
+            geth_sha256: geth.sha256.clone(),
             log: s(&datadir.join(process::LOG_FILE)),
         }
     }
@@ -645,7 +643,9 @@ impl LocalProvider {
             // Nothing usable recorded: make it from scratch.
             return self.create_node(ctx, change);
         };
-        let datadir = PathBuf::from(&cur.datadir);
+        // Derived, never read from state: a tampered `outputs.datadir` must not steer
+        // where keys are written or what is restarted (issue 20 item 9).
+        let datadir = node_dir(ctx.state_dir, &name);
         let enode_id = st
             .output_str(&format!("key.node.{name}"), "enode_id")
             .unwrap_or_default()
@@ -665,10 +665,7 @@ impl LocalProvider {
         let upgrade = live_update && self.geth(ctx)?.version != cur.geth_version;
         let mut out = if live_update && !upgrade {
             let statics = self.static_nodes(ctx, &name)?;
-            let geth = GethBinary {
-                path: PathBuf::from(&cur.geth),
-                version: cur.geth_version.clone(),
-            };
+            let geth = cur.geth_binary();
             let peers = Peers {
                 dial: statics.clone(),
                 mesh: statics.clone(),
@@ -838,10 +835,9 @@ impl LocalProvider {
         let name = node_name(change);
         let st = ctx.snapshot();
         let cur = NodeOutputs::from_state(&st, &name);
-        let datadir = cur
-            .as_ref()
-            .map(|o| PathBuf::from(&o.datadir))
-            .unwrap_or_else(|| node_dir(ctx.state_dir, &name));
+        // Always `nodes/<name>` of this state dir: `outputs.datadir` is a path read from a
+        // file, and destroy deletes what it names (issue 20 item 9).
+        let datadir = node_dir(ctx.state_dir, &name);
         self.nodes_up(ctx, |up| up.remove(&name));
         stop_recorded(addr, &datadir, cur.as_ref().map(NodeOutputs::process))?;
         match std::fs::remove_dir_all(&datadir) {

@@ -190,8 +190,8 @@ pub fn node_outputs(
     let host = listen_host(&config);
     let live = node.processes.first().copied();
     let cmdline = live.and_then(|id| std::fs::read(format!("/proc/{}/cmdline", id.pid)).ok());
-    let (ports, geth, version) = match (&cmdline, live) {
-        (Some(cmd), Some(_)) => {
+    let (ports, geth, version, geth_sha256) = match (&cmdline, live) {
+        (Some(cmd), Some(id)) => {
             let port = |f: &str| arg_value(cmd, f).and_then(|v| v.parse::<u16>().ok());
             // Tx nodes serve HTTP + WS; validators no TCP RPC (older consorts: HTTP on all).
             let http = port("--http.port");
@@ -208,8 +208,16 @@ pub fn node_outputs(
                 .next()
                 .map(|a| String::from_utf8_lossy(a).into_owned())
                 .unwrap_or_default();
-            let version = crate::chain::geth::version_of(Path::new(&exe), geth_version)
-                .unwrap_or_else(|_| geth_version.to_string());
+            // The SHA-256 of what the process runs (its executable, even if the file was
+            // replaced since); the file is asked its version only if it is still that.
+            let sha = |p: &Path| crate::chain::geth::sha256_file(p).ok();
+            let running = sha(Path::new(&format!("/proc/{}/exe", id.pid))).unwrap_or_default();
+            let version = if !running.is_empty() && sha(Path::new(&exe)) == Some(running.clone()) {
+                crate::chain::geth::version_of(Path::new(&exe), geth_version)
+                    .unwrap_or_else(|_| geth_version.to_string())
+            } else {
+                geth_version.to_string()
+            };
             (
                 NodePorts {
                     p2p,
@@ -219,6 +227,7 @@ pub fn node_outputs(
                 },
                 exe,
                 version,
+                running,
             )
         }
         _ => {
@@ -238,6 +247,9 @@ pub fn node_outputs(
                 },
                 String::new(),
                 geth_version.to_string(),
+                // Nothing vouches for a binary that is not running: the next start records
+                // the hash of the geth it is started on.
+                String::new(),
             )
         }
     };
@@ -266,6 +278,7 @@ pub fn node_outputs(
         static_nodes,
         geth,
         geth_version: version,
+        geth_sha256,
         log: node
             .dir
             .join(process::LOG_FILE)

@@ -113,13 +113,10 @@ impl LocalProvider {
                     b.number, best.number
                 ),
             });
-            let datadir = PathBuf::from(&o.datadir);
+            let datadir = super::node_dir(ctx.state_dir, &spec.name);
             process::stop(o.process(), &datadir, STOP_GRACE)
                 .map_err(|e| ProviderError::at(&addr, e.to_string()))?;
-            let geth = GethBinary {
-                path: PathBuf::from(&o.geth),
-                version: o.geth_version.clone(),
-            };
+            let geth = o.geth_binary();
             let (id, ports, statics) =
                 self.launch_with_retries(ctx, &addr, &spec, &datadir, &geth, o.ports)?;
             let enode_id = st
