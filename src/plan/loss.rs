@@ -120,22 +120,17 @@ pub fn mark_shared_destroy(
         .filter_map(|c| {
             let node = c.addr.strip_prefix("key.signer.")?;
             let address = st.output_str(&c.addr, "address")?;
-            // A signer state records counts even if this operator's node has not seen
-            // the vote yet (its view may lag the others'): refusing loses nothing.
-            let signing = live_signers
-                .is_some_and(|live| live.iter().any(|a| a.eq_ignore_ascii_case(address)))
-                || st.resources.contains_key(&format!("signer.{node}"));
+            // The live set decides (the others may have voted it out already); without
+            // one, what state records.
+            let signing = match live_signers {
+                Some(live) => live.iter().any(|a| a.eq_ignore_ascii_case(address)),
+                None => st.resources.contains_key(&format!("signer.{node}")),
+            };
             signing.then_some((c.addr.as_str(), address))
         })
         .collect();
     if !ours.is_empty() {
-        let lagging = ours
-            .iter()
-            .filter(|(_, a)| {
-                !live_signers.is_some_and(|l| l.iter().any(|x| x.eq_ignore_ascii_case(a)))
-            })
-            .count();
-        let total = live_signers.map_or(0, |l| l.len()) + lagging;
+        let total = live_signers.map_or(ours.len(), |l| l.len()).max(ours.len());
         let need = total / 2 + 1;
         let gone = ours.len();
         let halts = if total - gone < need {

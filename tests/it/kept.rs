@@ -223,6 +223,12 @@ fn a_joined_operators_destroy_is_guarded_and_archives_its_keys() {
                 .any(|x| x.to_checksum().eq_ignore_ascii_case(&signer)))
         .then_some(()))
     });
+    // The joiner's own node has seen the vote too (plan asks it).
+    let joiner = b.ipc("delta-validator-0");
+    poll("the joiner to see its validator voted in", WAIT, || {
+        let live = joiner.clique_get_signers().map_err(|e| e.to_string())?;
+        Ok((live.len() == 4).then_some(()))
+    });
     poll("delta/ops funded", WAIT, || {
         Ok((a.balance("contoso-validator-0", &ops) == 10 * Wei::ETHER).then_some(()))
     });
