@@ -496,6 +496,11 @@ pub struct Landed {
 /// after that change and not at a random moment. A command that exits before printing
 /// `event` fails the test: a run that finished before the signal proves nothing.
 pub fn signal_at_event(dir: &Path, args: &[&str], event: &str, signal: i32) -> Landed {
+    signals_at_event(dir, args, event, &[signal])
+}
+
+/// [`signal_at_event`] with several signals in a row, 30 ms apart (a double Ctrl-C).
+pub fn signals_at_event(dir: &Path, args: &[&str], event: &str, signals: &[i32]) -> Landed {
     use std::os::unix::process::CommandExt as _;
     let mut child = consort_cmd(dir, args)
         .stdout(std::process::Stdio::piped())
@@ -556,15 +561,29 @@ pub fn signal_at_event(dir: &Path, args: &[&str], event: &str, signal: i32) -> L
         );
     }
     let pid = child.id() as i32;
-    // SAFETY: signalling the child we spawned, or its own process group.
-    unsafe {
-        if signal == libc::SIGKILL {
-            libc::kill(pid, signal);
-        } else {
-            libc::kill(-pid, signal);
+    for (i, &signal) in signals.iter().enumerate() {
+        if i > 0 {
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        // SAFETY: signalling the child we spawned, or its own process group.
+        unsafe {
+            if signal == libc::SIGKILL {
+                libc::kill(pid, signal);
+            } else {
+                libc::kill(-pid, signal);
+            }
         }
     }
+    let signalled = Instant::now();
     let code = child.wait().unwrap().code();
+    let signal = signals[0];
+    if signals.len() > 1 && code == Some(130) {
+        assert!(
+            signalled.elapsed() < Duration::from_secs(5),
+            "a second Ctrl-C took {:?}",
+            signalled.elapsed()
+        );
+    }
     if signal == libc::SIGKILL {
         assert_eq!(
             code,
@@ -578,7 +597,7 @@ pub fn signal_at_event(dir: &Path, args: &[&str], event: &str, signal: i32) -> L
         seen.push('\n');
     }
     eprintln!(
-        "[consort {}] {signal} after {event:?}: exit {code:?}\n{seen}",
+        "[consort {}] signals {signals:?} after {event:?}: exit {code:?}\n{seen}",
         args.join(" ")
     );
     Landed { code, stdout: seen }
