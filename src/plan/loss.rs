@@ -182,12 +182,20 @@ mod tests {
 
     fn st() -> State {
         let mut st = State::new("net", "local");
-        for (a, k, out) in [
-            ("node.a", Kind::LocalNode, json!({})),
-            ("node.b", Kind::LocalNode, json!({})),
-            ("account.m.rich", Kind::Account, json!({"address": "0xaa"})),
-            ("account.m.poor", Kind::Account, json!({"address": "0xbb"})),
-        ] {
+        add(
+            &mut st,
+            [
+                ("node.a", Kind::LocalNode, json!({})),
+                ("node.b", Kind::LocalNode, json!({})),
+                ("account.m.rich", Kind::Account, json!({"address": "0xaa"})),
+                ("account.m.poor", Kind::Account, json!({"address": "0xbb"})),
+            ],
+        );
+        st
+    }
+
+    fn add<const N: usize>(st: &mut State, resources: [(&str, Kind, serde_json::Value); N]) {
+        for (a, k, out) in resources {
             st.resources.insert(
                 a.into(),
                 ResourceState {
@@ -198,7 +206,6 @@ mod tests {
                 },
             );
         }
-        st
     }
 
     fn plan(changes: &[(&str, Kind, Action)], destroy: bool) -> Plan {
@@ -257,20 +264,13 @@ mod tests {
     #[test]
     fn a_shared_chain_destroy_marks_live_signers_and_funded_keys() {
         let mut st = st();
-        for (a, k, out) in [
-            ("key.signer.a", Kind::SignerKey, json!({"address": "0xA1"})),
-            ("key.signer.b", Kind::SignerKey, json!({"address": "0xb2"})),
-        ] {
-            st.resources.insert(
-                a.into(),
-                ResourceState {
-                    kind: k,
-                    attrs: json!({}),
-                    outputs: out,
-                    deps: vec![],
-                },
-            );
-        }
+        add(
+            &mut st,
+            [
+                ("key.signer.a", Kind::SignerKey, json!({"address": "0xA1"})),
+                ("key.signer.b", Kind::SignerKey, json!({"address": "0xb2"})),
+            ],
+        );
         let changes = [
             ("key.signer.a", Kind::SignerKey, Action::Destroy),
             ("key.signer.b", Kind::SignerKey, Action::Destroy),
