@@ -7,8 +7,9 @@
 //! 60-node network, `consort status` is timed too (on the last run's network).
 //!
 //! `cargo bench --no-default-features --bench apply` (release build). Median of 5 runs;
-//! `CONSORT_BENCH_RUNS=N` changes that; `CONSORT_BENCH_SIZES=7,60` picks sizes (5, 7, 30,
-//! 60). geth is found or built like consort does. Only 127.0.0.1 is used; every network is
+//! `CONSORT_BENCH_RUNS=N` changes that; `CONSORT_BENCH_SIZES=7,60,120,252` picks sizes (5,
+//! 7, and any multiple of 3: members × (2 validators + 1 tx node)). From 60 nodes on,
+//! `destroy` is timed too. geth is found or built like consort does. Only 127.0.0.1 is used; every network is
 //! destroyed after its run.
 
 use consort::chain::genesis::genesis_json;
@@ -100,6 +101,7 @@ fn floor_once(geth: &GethBinary, ports: &mut PortAllocator) -> Duration {
         // Like every validator: no TCP RPC, controlled over IPC.
         http_port: None,
         ws_port: None,
+        cors_origins: vec![],
         metrics_port: None,
         authrpc_port: 0,
         ipc_path: datadir.join("geth.ipc").to_string_lossy().into(),
@@ -176,9 +178,9 @@ fn shipped(topology: &str, base_port: u16) -> String {
         .replace("local: {}", &format!("local: {{ base_port: {base_port} }}"))
 }
 
-/// `consort apply` of a topology in a fresh folder, then (not timed) `status` `status_runs`
-/// times and destroy. Returns the apply time and the status times.
-fn apply_once(text: &str, status_runs: usize) -> (Duration, Vec<Duration>) {
+/// `consort apply` of a topology in a fresh folder, then `status` `status_runs` times and
+/// `destroy`. Returns the apply time, the status times and the destroy time.
+fn apply_once(text: &str, status_runs: usize) -> (Duration, Vec<Duration>, Duration) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let _reaper = Reaper(dir.canonicalize().unwrap());
@@ -212,9 +214,11 @@ fn apply_once(text: &str, status_runs: usize) -> (Duration, Vec<Duration>) {
             took
         })
         .collect();
+    let t0 = Instant::now();
     let out = consort(&["destroy", "--yes"]);
+    let destroy = t0.elapsed();
     assert!(out.status.success(), "destroy failed");
-    (took, status)
+    (took, status, destroy)
 }
 
 fn list(v: &[Duration]) -> String {
@@ -266,13 +270,14 @@ fn main() {
             ),
             n => panic!("no topology of {n} nodes"),
         };
-        let mut times = Vec::new();
-        let mut status = Vec::new();
+        let (mut times, mut status, mut destroys) = (Vec::new(), Vec::new(), Vec::new());
         for i in 0..runs {
             let status_runs = if nodes >= 60 && i + 1 == runs { 7 } else { 0 };
-            let (t, s) = apply_once(&text(base + 100 + (i as u16 % 2) * 150), status_runs);
+            // Blocks far enough apart for 250 nodes' p2p, RPC and metrics ports.
+            let (t, s, d) = apply_once(&text(base + 100 + (i as u16 % 2) * 1000), status_runs);
             times.push(t);
             status.extend(s);
+            destroys.push(d);
         }
         let m = median(times.clone());
         medians.insert(nodes, m);
@@ -284,6 +289,14 @@ fn main() {
             m.as_secs_f64() / f.as_secs_f64(),
             list(&times)
         );
+        if nodes >= 60 {
+            println!(
+                "  {:<28} ({nodes:>2} nodes) destroy --yes            median {}  (runs: {})",
+                "",
+                secs(median(destroys.clone())),
+                list(&destroys)
+            );
+        }
         if !status.is_empty() {
             println!(
                 "  {:<28} ({nodes:>2} nodes) status                   median {:.0} ms  (runs: {})",
@@ -300,6 +313,12 @@ fn main() {
     if let (Some(a), Some(b)) = (medians.get(&30), medians.get(&60)) {
         println!(
             "  60 nodes / 30 nodes: {:.2}x (goal ≤ 2.5x)",
+            b.as_secs_f64() / a.as_secs_f64()
+        );
+    }
+    if let (Some(a), Some(b)) = (medians.get(&120), medians.get(&252)) {
+        println!(
+            "  252 nodes / 120 nodes: {:.2}x (goal ≤ 2.3x)",
             b.as_secs_f64() / a.as_secs_f64()
         );
     }

@@ -132,6 +132,7 @@ fn once(latency: Duration) -> (Duration, usize, usize) {
         interrupted: &interrupted,
         health_timeout: Duration::from_secs(30),
         failed: Default::default(),
+        peering: Default::default(),
     };
     let t0 = Instant::now();
     let report = execute(&p, &ctx, &pl.changes).unwrap();

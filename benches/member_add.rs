@@ -1,11 +1,15 @@
 //! `consort member add` on a running three-member network (one validator each, real geth
-//! 1.13.15 on 127.0.0.1): time from starting the command until the new validator is in
-//! `clique_getSigners`, median of 5 runs, beside the floor the issue sets: one node start
-//! (`geth init` + start + RPC answering) + 3 Clique periods.
+//! 1.13.15 on 127.0.0.1): time from starting the command until the new validators are all
+//! in `clique_getSigners`, median of 5 runs, for a member with 1 and with 3 validators,
+//! beside the floor the issues set: one node start (`geth init` + start + RPC answering)
+//! plus 3 Clique periods. Also shown: the Clique floor of the votes themselves. A block
+//! carries one vote, and each new signer needs a majority of the signers at that moment,
+//! so adding k validators to n signers takes at least Σ (⌊(n+i)/2⌋+1) blocks (i < k).
 //!
 //! `cargo bench --no-default-features --bench member_add`. Knobs (env): `CONSORT_BENCH_RUNS`
-//! (default 5), `CONSORT_BENCH_PERIOD` (default 2 s). Needs geth 1.13.15 where consort finds
-//! it (PATH, `CONSORT_GETH`, or consort's cache); it fails loudly otherwise.
+//! (default 5), `CONSORT_BENCH_PERIOD` (default 2 s), `CONSORT_BENCH_ADD=1,3` (validators
+//! added per run). Needs geth 1.13.15 where consort finds it (PATH, `CONSORT_GETH`, or
+//! consort's cache); it fails loudly otherwise.
 
 use consort::chain::geth::{ensure_geth, GethBinary};
 use consort::crypto::Address;
@@ -145,25 +149,31 @@ impl Drop for Net {
     }
 }
 
-/// `member add delta --validators 1` until clique_getSigners on a founder lists it.
-fn member_add_until_signer(net: &Net) -> (Duration, Duration) {
+/// `member add delta --validators <k>` until clique_getSigners on a founder lists them all.
+fn member_add_until_signer(net: &Net, k: u64) -> (Duration, Duration) {
     let sd = net.sd();
     let founder = net.rpc("contoso-validator-0");
     let t0 = Instant::now();
+    let count = k.to_string();
     let mut child = consort(
         net.dir.path(),
         &net.geth,
-        &["member", "add", "delta", "--validators", "1", "--yes"],
+        &["member", "add", "delta", "--validators", &count, "--yes"],
     );
-    let signer: Address = poll("the new signer key in state", || {
-        let st = sd.load().ok()??;
-        rpc::parse_address(st.output_str("key.signer.delta-validator-0", "address")?)
-    });
-    poll("the new validator in clique_getSigners", || {
+    let signers: Vec<Address> = (0..k)
+        .map(|i| {
+            poll("the new signer keys in state", || {
+                let st = sd.load().ok()??;
+                let key = format!("key.signer.delta-validator-{i}");
+                rpc::parse_address(st.output_str(&key, "address")?)
+            })
+        })
+        .collect();
+    poll("the new validators in clique_getSigners", || {
         founder
             .clique_get_signers()
             .ok()
-            .filter(|s| s.contains(&signer))
+            .filter(|s| signers.iter().all(|a| s.contains(a)))
     });
     let to_signer = t0.elapsed();
     let status = child.wait().unwrap();
@@ -229,44 +239,55 @@ fn main() {
     let geth = ensure_geth(None, "1.13.15", &sink)
         .unwrap_or_else(|e| panic!("the benchmark needs geth 1.13.15: {e}"));
 
-    let (mut adds, mut wholes, mut starts) = (vec![], vec![], vec![]);
-    for run in 0..runs {
-        let net = Net::steady(run, period, &geth);
-        let start = one_node_start(&net);
-        let (add, whole) = member_add_until_signer(&net);
-        eprintln!(
-            "run {}: member add → signer {:.2}s (command {:.2}s); one node start {:.2}s",
-            run + 1,
-            add.as_secs_f64(),
-            whole.as_secs_f64(),
+    let adding: Vec<u64> = std::env::var("CONSORT_BENCH_ADD")
+        .ok()
+        .map(|v| v.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1, 3]);
+    const FOUNDERS: u64 = 3;
+    println!("member_add (clique period {period}s, {FOUNDERS} signers, median of {runs}):");
+    for (set, &k) in adding.iter().enumerate() {
+        let (mut adds, mut wholes, mut starts) = (vec![], vec![], vec![]);
+        for run in 0..runs {
+            let net = Net::steady(set as u64 * 100 + run, period, &geth);
+            let start = one_node_start(&net);
+            let (add, whole) = member_add_until_signer(&net, k);
+            eprintln!(
+                "adding {k}, run {}: member add → signers {:.2}s (command {:.2}s); one node start {:.2}s",
+                run + 1,
+                add.as_secs_f64(),
+                whole.as_secs_f64(),
+                start.as_secs_f64()
+            );
+            adds.push(add);
+            wholes.push(whole);
+            starts.push(start);
+            drop(net);
+        }
+        let (add, whole, start) = (median(adds), median(wholes), median(starts));
+        let floor = start + Duration::from_secs(3 * period);
+        let blocks: u64 = (0..k).map(|i| (FOUNDERS + i) / 2 + 1).sum();
+        println!("  adding {k} validator(s):");
+        println!(
+            "    member add until the new validators sign  {:>7.2}s",
+            add.as_secs_f64()
+        );
+        println!(
+            "    whole command (incl. health wait)          {:>7.2}s",
+            whole.as_secs_f64()
+        );
+        println!(
+            "    one node start (init + start + RPC)        {:>7.2}s",
             start.as_secs_f64()
         );
-        adds.push(add);
-        wholes.push(whole);
-        starts.push(start);
-        drop(net);
+        println!(
+            "    floor: one node start + 3 x period         {:>7.2}s  (ratio {:.2})",
+            floor.as_secs_f64(),
+            add.as_secs_f64() / floor.as_secs_f64()
+        );
+        println!(
+            "    Clique floor: {blocks} vote block(s) + start   {:>7.2}s  (ratio {:.2})",
+            (start + Duration::from_secs(blocks * period)).as_secs_f64(),
+            add.as_secs_f64() / (start + Duration::from_secs(blocks * period)).as_secs_f64()
+        );
     }
-    let (add, whole, start) = (median(adds), median(wholes), median(starts));
-    let floor = start + Duration::from_secs(3 * period);
-    println!("member_add (clique period {period}s, median of {runs}):");
-    println!(
-        "  member add until the new validator signs   {:>7.2}s",
-        add.as_secs_f64()
-    );
-    println!(
-        "  whole command (incl. health wait)           {:>7.2}s",
-        whole.as_secs_f64()
-    );
-    println!(
-        "  one node start (init + start + RPC)         {:>7.2}s",
-        start.as_secs_f64()
-    );
-    println!(
-        "  floor: one node start + 3 x period          {:>7.2}s",
-        floor.as_secs_f64()
-    );
-    println!(
-        "  ratio member add / floor                    {:>7.2}",
-        add.as_secs_f64() / floor.as_secs_f64()
-    );
 }

@@ -77,16 +77,19 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             format,
             json,
             member,
+            write,
         } => output(
             &g,
             if json { Format::Json } else { format },
             member.as_deref(),
+            write.as_deref(),
         ),
         Command::Logs {
             node,
+            member,
             lines,
             follow,
-        } => super::lifecycle::logs(&g, &node, lines, follow),
+        } => super::logs::logs(&g, node.as_deref(), member.as_deref(), lines, follow),
         Command::Stop => super::lifecycle::stop(&g),
         Command::Start { timeout, geth } => super::lifecycle::start(&g, timeout, geth.as_deref()),
         Command::Completions { shell } => {
@@ -361,6 +364,21 @@ fn mark_data_loss(plan: &mut Plan, state: Option<&State>, topology: &topology::T
     crate::plan::loss::mark(plan, state, head, &balance);
 }
 
+/// Why a plan that could not read part of the network cannot promise "No changes".
+fn unread_message(plan: &Plan) -> String {
+    format!(
+        "could not read {} of network {}, so the plan may be incomplete:\n  {}\nRun the command again once {}.",
+        plan.unread.len(),
+        plan.network,
+        plan.unread.join("\n  "),
+        if plan.unread.len() == 1 {
+            "it answers"
+        } else {
+            "they answer"
+        }
+    )
+}
+
 fn plan_json(plan: &Plan) -> serde_json::Value {
     let s = plan.summary();
     let mut v = serde_json::to_value(plan).expect("plan serialises");
@@ -395,6 +413,13 @@ fn plan(
             );
         }
     }
+    // A plan that could not read part of the network does not know it has no changes.
+    if !p.plan.unread.is_empty() {
+        eprintln!("{}", unread_message(&p.plan));
+        if p.plan.is_empty() {
+            return Ok(1);
+        }
+    }
     // "No changes" promises a healthy network: say so when it is not.
     // (Providers whose health needs no credentials or public endpoints: local.)
     if p.plan.is_empty() && !destroy && p.provider.refresh_by_default() {
@@ -404,7 +429,7 @@ fn plan(
             let period = p.loaded.topology.network.clique.period;
             let deadline = std::time::Instant::now() + Duration::from_secs(2 * period + 2);
             let h = loop {
-                let h = p.provider.health(&p.loaded.topology, st);
+                let h = provider::assess(p.provider.as_ref(), &p.loaded.topology, st, &p.sd);
                 if h.healthy || std::time::Instant::now() >= deadline {
                     break h;
                 }
@@ -420,6 +445,9 @@ fn plan(
                 }
                 for n in h.nodes.iter().filter(|n| !n.problems.is_empty()) {
                     msg.push_str(&format!("\n  {}: {}", n.name, n.problems.join("; ")));
+                }
+                for t in &h.pending_transactions {
+                    msg.push_str(&format!("\n  {t}"));
                 }
                 msg.push_str("\n`consort apply` waits for it and repairs what it can; `consort status` shows it live.");
                 eprintln!("{msg}");
@@ -439,6 +467,8 @@ pub(super) struct ApplyOpts<'a> {
     pub saved_plan: Option<&'a Path>,
     /// `consort start`: refuse a plan that does more than start stopped nodes.
     pub only_restarts: bool,
+    /// The command, as the lock names its holder: "apply", "member add", "start", ….
+    pub command: &'static str,
 }
 
 fn apply(g: &Global, a: &ApplyArgs) -> Result<i32> {
@@ -452,6 +482,7 @@ fn apply(g: &Global, a: &ApplyArgs) -> Result<i32> {
             geth: a.geth.as_deref(),
             saved_plan: a.plan.as_deref(),
             only_restarts: false,
+            command: "apply",
         },
         false,
         None,
@@ -485,7 +516,7 @@ pub(super) fn run_apply(
     };
     // Lock first, then plan against the state we hold.
     let sd = state_dir(g, &loaded.topology.network.name);
-    let _lock = sd.lock(if destroy { "destroy" } else { "apply" })?;
+    let _lock = sd.lock(if destroy { "destroy" } else { o.command })?;
     let Planned {
         loaded,
         sd,
@@ -561,6 +592,15 @@ pub(super) fn run_apply(
     // No changes: still make sure the network is healthy (an interrupted run may have
     // created every node but not started sealing), so apply exits 0 only when it is.
     let nothing = plan.is_empty();
+    if nothing && !plan.unread.is_empty() {
+        bail!(
+            "{}\nNothing was changed.{}",
+            unread_message(&plan),
+            edit.as_ref()
+                .map(|_| format!(" {} is unchanged.", g.file.display()))
+                .unwrap_or_default()
+        );
+    }
     if nothing {
         if let Some(e) = &edit {
             write_edit(e)?;
@@ -601,6 +641,7 @@ pub(super) fn run_apply(
         interrupted: &INTERRUPTED,
         health_timeout: Duration::from_secs(o.timeout),
         failed: Default::default(),
+        peering: Default::default(),
     };
     let report = provider::execute(provider.as_ref(), &ctx, &plan.changes)?;
     if report.interrupted {
@@ -687,10 +728,14 @@ pub(super) fn run_apply(
     }
     if o.skip_health {
         progress.finish();
-        println!(
-            "Apply complete: {} added, {} changed, {} destroyed (health check skipped).",
-            s.add, s.change, s.destroy
-        );
+        if o.only_restarts {
+            println!("Started {} node(s) (health check skipped).", s.change);
+        } else {
+            println!(
+                "Apply complete: {} added, {} changed, {} destroyed (health check skipped).",
+                s.add, s.change, s.destroy
+            );
+        }
         return Ok(0);
     }
     if !nothing {
@@ -711,15 +756,26 @@ pub(super) fn run_apply(
         );
         return Ok(0);
     }
-    println!(
-        "Apply complete: {} added, {} changed, {} destroyed. Network {} is healthy: {} node(s) peered, head #{}.",
-        s.add,
-        s.change,
-        s.destroy,
-        plan.network,
-        health.nodes.len(),
-        health.head
-    );
+    if o.only_restarts {
+        // `consort start`: what it did, in its own words.
+        println!(
+            "Started {} node(s). Network {} is healthy: {} node(s) peered, head #{}.",
+            s.change,
+            plan.network,
+            health.nodes.len(),
+            health.head
+        );
+    } else {
+        println!(
+            "Apply complete: {} added, {} changed, {} destroyed. Network {} is healthy: {} node(s) peered, head #{}.",
+            s.add,
+            s.change,
+            s.destroy,
+            plan.network,
+            health.nodes.len(),
+            health.head
+        );
+    }
     let st = ctx.state.lock().unwrap().clone();
     print!(
         "{}",
@@ -789,6 +845,7 @@ fn destroy(g: &Global, yes: bool, allow_data_loss: bool) -> Result<i32> {
             geth: None,
             saved_plan: None,
             only_restarts: false,
+            command: "destroy",
         },
         true,
         None,
@@ -818,21 +875,20 @@ pub(super) fn deployed(g: &Global) -> Result<(Loaded, StateDir, State)> {
 fn status(g: &Global, as_json: bool) -> Result<i32> {
     let (loaded, sd, state) = deployed(g)?;
     let provider = provider::for_topology(&loaded.topology)?;
-    let health = provider.health(&loaded.topology, &state);
+    let health = provider::assess(provider.as_ref(), &loaded.topology, &state, &sd);
     let unrecorded = recover::unrecorded_processes(&loaded.topology, &sd, &state);
     if as_json {
         let mut v = serde_json::to_value(&health)?;
         if !unrecorded.is_empty() {
             v["unrecorded_processes"] = json!(unrecorded);
         }
+        if let Some(holder) = sd.lock_holder() {
+            v["command_running"] = json!(holder);
+        }
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        let stopped = !health.nodes.is_empty() && health.nodes.iter().all(|n| !n.running);
-        if stopped {
-            println!(
-                "Network {}: stopped — `consort start` starts it again on its data",
-                state.network
-            );
+        if let Some(down) = health.down {
+            println!("Network {}: {down}", state.network);
         } else {
             println!(
                 "Network {}: {} — head #{}",
@@ -894,6 +950,12 @@ fn status(g: &Global, as_json: bool) -> Result<i32> {
                 p.address
             );
         }
+        for t in &health.pending_transactions {
+            println!("  ! {t}");
+        }
+        if let Some(holder) = sd.lock_holder() {
+            println!("  (a command is changing the network now: {holder})");
+        }
         for u in &unrecorded {
             println!("  ! {u}");
         }
@@ -917,7 +979,15 @@ fn status(g: &Global, as_json: bool) -> Result<i32> {
     })
 }
 
-fn output(g: &Global, format: Format, member: Option<&str>) -> Result<i32> {
+fn output(
+    g: &Global,
+    format: Format,
+    member: Option<&str>,
+    write: Option<&std::path::Path>,
+) -> Result<i32> {
+    if write.is_some() && format != Format::Foundry {
+        bail!("--write merges into a foundry.toml: use it with --format foundry (other formats: redirect the output, e.g. `> .env`)");
+    }
     let (loaded, _, state) = deployed(g)?;
     if member.is_some() && matches!(format, Format::Text | Format::Json | Format::Prometheus) {
         bail!("--member picks the node and account of --format env or --format foundry; text, json and prometheus list every member");
@@ -927,7 +997,25 @@ fn output(g: &Global, format: Format, member: Option<&str>) -> Result<i32> {
         Format::Json => println!("{}", serde_json::to_string_pretty(&v)?),
         Format::Text => print!("{}", output::render_text(&v)),
         Format::Env => print!("{}", output::render_env(&v, &loaded.topology, member)?),
-        Format::Foundry => print!("{}", output::render_foundry(&v, &loaded.topology, member)?),
+        Format::Foundry => {
+            let profile = output::render_foundry(&v, &loaded.topology, member)?;
+            match write {
+                None => print!("{profile}"),
+                Some(path) => {
+                    let network = &loaded.topology.network.name;
+                    let what = match super::foundry::write(path, &profile)? {
+                        super::foundry::Written::Created => "wrote",
+                        super::foundry::Written::Updated => "updated",
+                        super::foundry::Written::Unchanged => "already up to date:",
+                    };
+                    println!(
+                        "{what} {}: [profile.{network}] (evm_version = \"{}\") and [rpc_endpoints] {network}; use `FOUNDRY_PROFILE={network} forge …` or `--rpc-url {network}`",
+                        path.display(),
+                        output::EVM_VERSION
+                    );
+                }
+            }
+        }
         Format::Prometheus => print!("{}", output::render_prometheus(&v)?),
     }
     Ok(0)
@@ -988,7 +1076,7 @@ fn member_add(g: &Global, member: NewMemberArgs, a: &MemberApply) -> Result<i32>
                 "Member {name} is already in {}: finishing its addition.",
                 g.file.display()
             );
-            return run_apply(g, member_apply_opts(a), false, None);
+            return run_apply(g, member_apply_opts(a, "member add"), false, None);
         }
     }
     let m = topology::edit::NewMember {
@@ -1004,6 +1092,7 @@ fn member_add(g: &Global, member: NewMemberArgs, a: &MemberApply) -> Result<i32>
     apply_member_edit(
         g,
         a,
+        "member add",
         text,
         format!("Added member {name} to {}.", g.file.display()),
     )
@@ -1025,7 +1114,7 @@ fn member_remove(g: &Global, name: String, a: &MemberApply) -> Result<i32> {
                     "Member {name} is no longer in {} but the network still has some of it: finishing its removal.",
                     g.file.display()
                 );
-                return run_apply(g, member_apply_opts(a), false, None);
+                return run_apply(g, member_apply_opts(a, "member remove"), false, None);
             }
         }
     }
@@ -1035,6 +1124,7 @@ fn member_remove(g: &Global, name: String, a: &MemberApply) -> Result<i32> {
     apply_member_edit(
         g,
         a,
+        "member remove",
         text,
         format!("Removed member {name} from {}.", g.file.display()),
     )
@@ -1044,18 +1134,19 @@ fn member_remove(g: &Global, name: String, a: &MemberApply) -> Result<i32> {
 pub(super) fn apply_member_edit(
     g: &Global,
     a: &MemberApply,
+    command: &'static str,
     text: String,
     done: String,
 ) -> Result<i32> {
     run_apply(
         g,
-        member_apply_opts(a),
+        member_apply_opts(a, command),
         false,
         Some(PendingEdit { text, done }),
     )
 }
 
-pub(super) fn member_apply_opts(a: &MemberApply) -> ApplyOpts<'_> {
+pub(super) fn member_apply_opts<'a>(a: &'a MemberApply, command: &'static str) -> ApplyOpts<'a> {
     ApplyOpts {
         yes: a.yes,
         allow_data_loss: a.allow_data_loss,
@@ -1064,6 +1155,7 @@ pub(super) fn member_apply_opts(a: &MemberApply) -> ApplyOpts<'_> {
         geth: a.geth.as_deref(),
         saved_plan: None,
         only_restarts: false,
+        command,
     }
 }
 

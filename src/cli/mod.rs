@@ -1,9 +1,11 @@
 //! Command line: clap definitions and dispatch. Core code never imports clap.
 
 mod commands;
+mod foundry;
 mod interrupt;
 mod join;
 mod lifecycle;
+mod logs;
 pub mod output;
 mod progress;
 mod recovery;
@@ -71,10 +73,12 @@ const STATUS_EXAMPLES: &str = "Examples:
 const OUTPUT_EXAMPLES: &str = "Examples:
   consort output
   consort output --format env > .env
-  consort output --format foundry
+  consort output --format foundry --write foundry.toml
   consort output --format prometheus > prometheus.yml
   consort output --json";
 const LOGS_EXAMPLES: &str = "Examples:
+  consort logs -n 5
+  consort logs --member contoso -n 50
   consort logs contoso-validator-0
   consort logs contoso-tx-0 -n 5";
 const MEMBER_ADD_EXAMPLES: &str = "Examples:
@@ -171,13 +175,23 @@ pub enum Command {
         /// The member whose tx node and account env/foundry use (default: the first)
         #[arg(long, value_name = "NAME")]
         member: Option<String>,
+        /// With --format foundry: merge the profile and [rpc_endpoints] into this
+        /// foundry.toml (created if missing), keeping its other keys and comments; safe to
+        /// repeat
+        #[arg(long, value_name = "FOUNDRY_TOML")]
+        write: Option<PathBuf>,
     },
-    /// Show a node's geth log
+    /// Show the nodes' geth logs: every node's interleaved by time, each line prefixed with
+    /// its node's name, or one node's
     #[command(after_long_help = LOGS_EXAMPLES)]
     Logs {
-        /// Node name, as `consort status` lists it (e.g. contoso-validator-0)
-        node: String,
-        /// Number of lines from the end to show
+        /// Node name, as `consort status` lists it (e.g. contoso-validator-0); without it,
+        /// every node's log
+        node: Option<String>,
+        /// Only the nodes of this member
+        #[arg(long, value_name = "NAME", conflicts_with = "node")]
+        member: Option<String>,
+        /// Number of lines from the end of each log to show
         #[arg(short = 'n', long, default_value_t = 20)]
         lines: usize,
         /// Keep printing lines as geth writes them, until interrupted (-f is --file)
@@ -400,6 +414,38 @@ pub enum ExportCommand {
     },
 }
 
+/// The topology file when none is given.
+const DEFAULT_FILE: &str = "consort.yaml";
+
+/// A message's suggested commands (`` `consort apply` ``) with the topology file in use, so
+/// they run as shown: `` `consort -f two.yaml apply` ``. Commands that name a file already
+/// are left as they are.
+fn name_the_file(msg: &str, file: &std::path::Path) -> String {
+    if file == std::path::Path::new(DEFAULT_FILE) {
+        return msg.to_string();
+    }
+    let file = file.display().to_string();
+    let quoted = if file.contains(|c: char| c.is_whitespace() || "'\"$`\\".contains(c)) {
+        format!("'{}'", file.replace('\'', r"'\''"))
+    } else {
+        file
+    };
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg;
+    while let Some(i) = rest.find("`consort ") {
+        let (before, cmd) = rest.split_at(i + "`consort".len());
+        out.push_str(before);
+        let end = cmd.find('`').unwrap_or(cmd.len());
+        let names_file = cmd[..end].contains(" -f ") || cmd[..end].contains(" --file");
+        if !names_file {
+            out.push_str(&format!(" -f {quoted}"));
+        }
+        rest = cmd;
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Runs the CLI; returns the process exit code.
 pub fn run() -> i32 {
     crate::provider::local::process::close_inherited_on_exec();
@@ -411,10 +457,11 @@ pub fn run() -> i32 {
             return code;
         }
     };
+    let file = cli.global.file.clone();
     match commands::dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
-            let msg = format!("{e:#}");
+            let msg = name_the_file(&format!("{e:#}"), &file);
             // Topology diagnostics carry their own `error:` / `warning:` headers.
             if msg.starts_with("error") || msg.starts_with("warning:") {
                 eprintln!("{msg}");
@@ -423,5 +470,25 @@ pub fn run() -> i32 {
             }
             e.downcast_ref::<commands::Exit>().map(|x| x.0).unwrap_or(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::name_the_file;
+    use std::path::Path;
+
+    #[test]
+    fn suggested_commands_name_the_file_in_use() {
+        let msg = "nothing is deployed (run `consort apply`); or `consort init -f x.yaml --force`";
+        assert_eq!(name_the_file(msg, Path::new("consort.yaml")), msg);
+        assert_eq!(
+            name_the_file(msg, Path::new("two.yaml")),
+            "nothing is deployed (run `consort -f two.yaml apply`); or `consort init -f x.yaml --force`"
+        );
+        assert_eq!(
+            name_the_file("`consort plan`", Path::new("my dir/t.yaml")),
+            "`consort -f 'my dir/t.yaml' plan`"
+        );
     }
 }

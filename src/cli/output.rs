@@ -186,6 +186,9 @@ pub fn render_text(v: &Value) -> String {
         if let Some(a) = n["address"].as_str() {
             extra.push_str(&format!("  signer {a}"));
         }
+        if let Some(e) = n["enode"].as_str() {
+            extra.push_str(&format!("\n  {:<w$}  enode {e}", ""));
+        }
         out.push_str(&format!(
             "  {:<w$}  {:<9}  {}{extra}\n",
             n["name"].as_str().unwrap_or(""),
@@ -283,6 +286,11 @@ pub fn render_env(v: &Value, topo: &Topology, member: Option<&str>) -> Result<St
         env_value(node["rpc_url"].as_str().unwrap_or(""))
     ));
     out.push_str(&format!("export CHAIN_ID={}\n", v["network"]["chain_id"]));
+    // The profile and endpoint name `--format foundry` writes.
+    out.push_str(&format!(
+        "export CONSORT_NETWORK={}\n",
+        env_value(v["network"]["name"].as_str().unwrap_or(""))
+    ));
     out.push_str(&format!("export EVM_VERSION={EVM_VERSION}\n"));
     let accounts = v["accounts"].as_array().cloned().unwrap_or_default();
     let default_member = member.or(node["member"].as_str());
@@ -341,7 +349,7 @@ pub fn render_foundry(v: &Value, topo: &Topology, member: Option<&str>) -> Resul
     };
     let url = node["rpc_url"].as_str().unwrap_or("");
     let mut out = format!(
-        "# consort output --format foundry: add this to foundry.toml, then use\n\
+        "# consort output --format foundry (`--write foundry.toml` merges it into the file); then use\n\
          # `FOUNDRY_PROFILE={network} forge …` (or `--rpc-url {network}`).\n\
          # The chain stops at London: compile for evm_version \"{EVM_VERSION}\" (no PUSH0).\n\
          [profile.{network}]\n\

@@ -63,6 +63,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/graph.svg", get(graph_svg))
         .route("/api/methods", get(|| async { Json(json!(READ_METHODS)) }))
         .route("/api/rpc", post(rpc))
+        .route("/api/failure/{hash}", get(failure))
         .layer(middleware::from_fn(guard))
         .with_state(shared)
 }
@@ -222,6 +223,72 @@ async fn rpc(State(shared): State<Arc<Shared>>, body: axum::body::Bytes) -> Resp
     match answer {
         Ok(Ok(v)) => Json(json!({ "result": v })).into_response(),
         Ok(Err(e)) => error(StatusCode::BAD_GATEWAY, e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// Why a mined transaction failed: it is replayed (`eth_call`) on the state before its
+/// block, and geth's revert reason returned. Only a transaction whose receipt says failed
+/// is replayed, with its own fields: the page cannot make the node run any other call.
+async fn failure(
+    State(shared): State<Arc<Shared>>,
+    axum::extract::Path(hash): axum::extract::Path<String>,
+) -> Response {
+    let is_hash = hash.len() == 66
+        && hash.starts_with("0x")
+        && hash[2..].bytes().all(|b| b.is_ascii_hexdigit());
+    if !is_hash {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "expected a transaction hash (0x + 64 hex digits)",
+        );
+    }
+    let endpoints = shared.endpoints.read().unwrap().clone();
+    let Some(ep) = endpoints.first().cloned() else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "no node is running");
+    };
+    let answer = tokio::task::spawn_blocking(move || -> Result<Value, String> {
+        let node = RpcClient::ipc(&ep).with_timeout(RPC_TIMEOUT);
+        let call = |m: &str, p: Value| node.call_raw(m, p).map_err(|e| e.to_string());
+        let receipt = call("eth_getTransactionReceipt", json!([hash]))?;
+        if receipt.is_null() || receipt["status"] != "0x0" {
+            return Err(format!("{hash} is not a failed transaction in a block"));
+        }
+        let tx = call("eth_getTransactionByHash", json!([hash]))?;
+        let number = u64::from_str_radix(
+            tx["blockNumber"]
+                .as_str()
+                .unwrap_or("0x0")
+                .trim_start_matches("0x"),
+            16,
+        )
+        .unwrap_or(0);
+        let mut msg = json!({
+            "from": tx["from"], "data": tx["input"], "value": tx["value"], "gas": tx["gas"],
+        });
+        if !tx["to"].is_null() {
+            msg["to"] = tx["to"].clone();
+        }
+        let before = format!("{:#x}", number.saturating_sub(1));
+        let reason = match node.call_raw("eth_call", json!([msg, before])) {
+            Ok(_) if receipt["gasUsed"] == tx["gas"] => {
+                "out of gas (it used all the gas it was given)".to_string()
+            }
+            Ok(_) => "reverted (geth gives no reason when it is replayed)".to_string(),
+            Err(e) => {
+                let e = e.to_string();
+                match e.find("execution reverted") {
+                    Some(i) => e[i..].to_string(),
+                    None => e,
+                }
+            }
+        };
+        Ok(json!({ "reason": reason }))
+    })
+    .await;
+    match answer {
+        Ok(Ok(v)) => Json(v).into_response(),
+        Ok(Err(e)) => error(StatusCode::NOT_FOUND, e),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }

@@ -241,6 +241,34 @@ mod tests {
     }
 
     #[test]
+    fn links_are_drawn_above_the_member_boxes_and_below_the_nodes_and_fills_are_explained() {
+        let mut g = Graph::planned(&topo());
+        let planned = super::svg::render(&g);
+        assert!(!planned.contains("fill-legend"), "nothing live to explain");
+        for (i, n) in g.members[0].nodes.iter_mut().enumerate() {
+            n.status = Some(NodeStatus {
+                running: i != 1,
+                healthy: i == 0,
+                peers: 1,
+                head: 1,
+                lag: 0,
+            });
+        }
+        let svg = super::svg::render(&g);
+        let at = |needle: &str| svg.find(needle).unwrap_or_else(|| panic!("no {needle}"));
+        assert!(at("class=\"member-boxes\"") < at("class=\"link "), "{svg}");
+        assert!(at("class=\"link ") < at("data-node="), "{svg}");
+        assert!(at("class=\"link ") < at("class=\"member\""), "{svg}");
+        for state in ["ok", "down"] {
+            assert!(
+                svg.contains(&format!("data-state=\"{state}\"")),
+                "{state}: {svg}"
+            );
+        }
+        assert!(svg.contains("running, healthy"));
+    }
+
+    #[test]
     fn short_names_drop_the_member() {
         assert_eq!(short_name("alpha", "alpha-tx-0"), "tx-0");
         assert_eq!(short_name("alpha", "other"), "other");

@@ -90,13 +90,25 @@ fn place(sizes: &[(f64, f64)]) -> Vec<(f64, f64)> {
 
 /// Colours (fill, stroke) of a node for its state; `member` is its member's colour.
 fn node_colours<'a>(n: &Node, member: &'a str) -> (&'a str, &'a str, &'static str) {
-    match &n.status {
-        None => ("#ffffff", member, "planned"),
-        Some(s) if !s.running => ("#fde8e8", "#d64545", "down"),
-        Some(s) if !s.healthy => ("#fff4dc", "#d89b16", "degraded"),
-        Some(_) => ("#e6f6ec", "#2e9d5b", "ok"),
-    }
+    let state = match &n.status {
+        None => return ("#ffffff", member, "planned"),
+        Some(s) if !s.running => "down",
+        Some(s) if !s.healthy => "degraded",
+        Some(_) => "ok",
+    };
+    let (_, fill, stroke, _) = STATE_COLOURS
+        .iter()
+        .find(|c| c.0 == state)
+        .expect("every state has colours");
+    (fill, stroke, state)
 }
+
+/// (state, fill, stroke, what the legend says) of a node the nodes reported on.
+const STATE_COLOURS: [(&str, &str, &str, &str); 3] = [
+    ("ok", "#e6f6ec", "#2e9d5b", "running, healthy"),
+    ("degraded", "#fff4dc", "#d89b16", "running, not healthy"),
+    ("down", "#fde8e8", "#d64545", "down"),
+];
 
 fn star(cx: f64, cy: f64, r: f64) -> String {
     let mut pts = Vec::new();
@@ -194,7 +206,26 @@ pub fn render(g: &Graph) -> String {
         ))
     );
 
-    // Links behind everything; fainter the more there are, so the groups stay readable.
+    // Member boxes first, then the links above them (a box would hide the links that cross
+    // it), then each member's label and nodes above the links.
+    s.push_str(r#"<g class="member-boxes">"#);
+    for (k, b) in boxes.iter().enumerate() {
+        let colour = PALETTE[k % PALETTE.len()];
+        let _ = write!(
+            s,
+            r##"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" rx="14" fill="#ffffff" fill-opacity="0.82" stroke="{colour}" stroke-width="1.5"/><rect x="{:.1}" y="{:.1}" width="{:.1}" height="6" rx="3" fill="{colour}"/>"##,
+            b.x,
+            b.y,
+            b.w,
+            b.h,
+            b.x + 14.0,
+            b.y + 8.0,
+            b.w - 28.0,
+        );
+    }
+    s.push_str("</g>");
+
+    // Links: fainter the more there are, so the groups stay readable.
     let fade = if g.links.len() > 40 { 0.45 } else { 1.0 };
     s.push_str(r#"<g class="links">"#);
     for l in &g.links {
@@ -226,14 +257,7 @@ pub fn render(g: &Graph) -> String {
         let colour = PALETTE[k % PALETTE.len()];
         let _ = write!(
             s,
-            r##"<g class="member" data-member="{name}"><rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" rx="14" fill="#ffffff" fill-opacity="0.82" stroke="{colour}" stroke-width="1.5"/><rect x="{:.1}" y="{:.1}" width="{:.1}" height="6" rx="3" fill="{colour}"/><text x="{:.1}" y="{:.1}" font-size="14" font-weight="600" fill="#1f2a37">{name}</text><text x="{:.1}" y="{:.1}" font-size="11" fill="#6b7785" text-anchor="end">{}</text>"##,
-            b.x,
-            b.y,
-            b.w,
-            b.h,
-            b.x + 14.0,
-            b.y + 8.0,
-            b.w - 28.0,
+            r##"<g class="member" data-member="{name}"><text x="{:.1}" y="{:.1}" font-size="14" font-weight="600" fill="#1f2a37">{name}</text><text x="{:.1}" y="{:.1}" font-size="11" fill="#6b7785" text-anchor="end">{}</text>"##,
             b.x + 14.0,
             b.y + 30.0,
             b.x + b.w - 14.0,
@@ -385,6 +409,27 @@ pub fn render(g: &Graph) -> String {
             ly + 4.0
         );
         lx += 40.0 + label.len() as f64 * 6.0;
+    }
+    // Fills: a node's state as the nodes report it (`--live`, the dashboard).
+    let states: Vec<&str> = g
+        .members
+        .iter()
+        .flat_map(|m| m.nodes.iter())
+        .filter(|n| n.status.is_some())
+        .map(|n| node_colours(n, "").2)
+        .collect();
+    for (state, fill, stroke, label) in STATE_COLOURS {
+        if !states.contains(&state) {
+            continue;
+        }
+        let _ = write!(
+            s,
+            r#"<g class="fill-legend" data-state="{state}"><circle cx="{:.1}" cy="{ly:.1}" r="7" fill="{fill}" stroke="{stroke}" stroke-width="1.6"/><text x="{:.1}" y="{:.1}">{label}</text></g>"#,
+            lx + 7.0,
+            lx + 20.0,
+            ly + 4.0
+        );
+        lx += 34.0 + label.len() as f64 * 6.0;
     }
     s.push_str("</g></svg>\n");
     s

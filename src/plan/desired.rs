@@ -82,6 +82,11 @@ pub fn node_attrs(
         "geth": topology.client.geth,
         "mesh": mesh,
     });
+    // Browser origins the tx node's RPC lets in (recorded only when set, so networks that
+    // never set any plan no change): a change restarts the node with the new flags.
+    if n.role == Role::Tx && !topology.rpc.cors_origins.is_empty() {
+        attrs["cors_origins"] = json!(topology.rpc.cors_origins);
+    }
     if let (Some(a), serde_json::Value::Object(extra)) = (attrs.as_object_mut(), extra) {
         a.extend(extra);
     }
@@ -351,9 +356,12 @@ pub fn build(input: PlanInput, provider: &dyn Provider) -> Result<Plan, PlanErro
         core.extend(prov);
         core
     };
-    let mut drift = match (state, input.refresh) {
-        (Some(st), true) => provider.refresh(topo, st),
-        _ => BTreeMap::new(),
+    if input.refresh && !input.destroy {
+        provider.preflight(topo).map_err(PlanError::Refused)?;
+    }
+    let (mut drift, unread) = match (state, input.refresh) {
+        (Some(st), true) => (provider.refresh(topo, st), provider.unread()),
+        _ => (BTreeMap::new(), Vec::new()),
     };
     let mut warnings = warnings;
     warnings.extend(provider.plan_notes(topo, &desired));
@@ -421,6 +429,7 @@ pub fn build(input: PlanInput, provider: &dyn Provider) -> Result<Plan, PlanErro
         changes,
         warnings,
         data_loss: Vec::new(),
+        unread,
     })
 }
 
@@ -843,6 +852,7 @@ mod tests {
             },
             members,
             provider: ProviderConfig::Local(LocalConfig::default()),
+            rpc: Rpc::default(),
         }
     }
 

@@ -17,6 +17,7 @@ use crate::rpc::{self, BlockId, RpcClient, RpcError};
 use crate::state::ResourceState;
 use crate::topology::Wei;
 use serde_json::{json, Value};
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 /// Who pays whom for a `fund.<member>.<account>` change, read from its attributes and state.
@@ -219,6 +220,11 @@ pub trait CliqueControl: Send + Sync {
     fn signers(&self) -> Result<Vec<Address>, GovError>;
     fn propose(&self, target: &Address, authorize: bool) -> Result<(), GovError>;
     fn discard(&self, target: &Address) -> Result<(), GovError>;
+    /// The signers whose vote about `target` (`authorize`) is on chain now, when this
+    /// channel can tell at every poll (over IPC; not by Run Command, which takes seconds).
+    fn voters(&self, _target: &Address, _authorize: bool) -> Option<BTreeSet<Address>> {
+        None
+    }
     /// How long to wait between two looks at the signer set (a Run Command takes seconds).
     fn poll_interval(&self) -> Duration {
         Duration::from_millis(200)
@@ -235,6 +241,25 @@ impl CliqueControl for RpcClient {
     fn discard(&self, target: &Address) -> Result<(), GovError> {
         Ok(self.clique_discard(target)?)
     }
+    fn voters(&self, target: &Address, authorize: bool) -> Option<BTreeSet<Address>> {
+        let snapshot = self.call_raw("clique_getSnapshot", json!([null])).ok()?;
+        Some(snapshot_voters(&snapshot, target, authorize))
+    }
+}
+
+/// The signers whose vote about `target` (`authorize`) a `clique_getSnapshot` answer holds
+/// (`{"votes": [{"signer", "address", "authorize", ...}]}`).
+pub fn snapshot_voters(snapshot: &Value, target: &Address, authorize: bool) -> BTreeSet<Address> {
+    snapshot["votes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|v| {
+            v["address"].as_str().and_then(rpc::parse_address) == Some(*target)
+                && v["authorize"].as_bool() == Some(authorize)
+        })
+        .filter_map(|v| v["signer"].as_str().and_then(rpc::parse_address))
+        .collect()
 }
 
 /// A signer node that can propose: its name (for messages), control channel and signer
@@ -255,6 +280,10 @@ fn sorted(mut v: Vec<Address>) -> Vec<Address> {
 /// `candidates` (at least a majority of the current signers must be reachable), then waits
 /// until `clique_getSigners` reflects it and discards the proposals. Returns the names of
 /// the nodes that proposed (empty when it had already taken effect).
+///
+/// Several votes run side by side (validators added in one change): a Clique block carries
+/// one vote, picked at random among its sealer's proposals, so while waiting the proposals
+/// are steered (see [`steer`]) to make every block count.
 pub fn vote(
     candidates: &[SignerNode],
     target: Address,
@@ -324,11 +353,17 @@ pub fn vote(
         subject: subject.to_string(),
         step: format!("{verb} proposed by {}", proposed.join(", ")),
     });
+    let mut proposing: BTreeSet<Address> = proposers
+        .iter()
+        .filter(|p| proposed.contains(&p.name))
+        .map(|p| p.address)
+        .collect();
     loop {
         let now = observe()?;
         if done(&now) {
             break;
         }
+        steer(candidates, &now, target, authorize, &mut proposing);
         if Instant::now() >= deadline {
             return Err(GovError::Timeout(format!(
                 "{verb} {target}: proposed by {} but clique_getSigners still {} it after {:?} \
@@ -349,7 +384,11 @@ pub fn vote(
                 .unwrap_or(Duration::from_millis(200)),
         );
     }
-    discard(&proposers, target);
+    let steered: Vec<&SignerNode> = candidates
+        .iter()
+        .filter(|c| proposing.contains(&c.address) || proposers.iter().any(|p| p.name == c.name))
+        .collect();
+    discard(&steered, target);
     events(Event::Step {
         subject: subject.to_string(),
         step: if authorize {
@@ -442,6 +481,43 @@ pub fn cast(
         signers: signers.len(),
         needed,
     })
+}
+
+/// Keeps a vote's proposals where they make blocks count, when the chain's votes can be
+/// read at every poll (`CliqueControl::voters`):
+/// - a signer whose vote about `target` is on chain drops its proposal, so the next block
+///   it seals carries a vote still needed (another validator of the same change) instead
+///   of the same vote again;
+/// - a signer without a vote on chain proposes: one that became a signer meanwhile (voted
+///   in beside `target`), and one whose vote left the chain (an epoch block clears votes).
+///
+/// `proposing` holds the signers with a proposal out.
+fn steer(
+    candidates: &[SignerNode],
+    signers: &[Address],
+    target: Address,
+    authorize: bool,
+    proposing: &mut BTreeSet<Address>,
+) {
+    let Some(voted) = candidates
+        .iter()
+        .find_map(|c| c.control.voters(&target, authorize))
+    else {
+        return;
+    };
+    for c in candidates.iter().filter(|c| signers.contains(&c.address)) {
+        let out = proposing.contains(&c.address);
+        if voted.contains(&c.address) && out {
+            if c.control.discard(&target).is_ok() {
+                proposing.remove(&c.address);
+            }
+        } else if !voted.contains(&c.address)
+            && !out
+            && c.control.propose(&target, authorize).is_ok()
+        {
+            proposing.insert(c.address);
+        }
+    }
 }
 
 /// Drops pending proposals about `target` (best effort: a node that is down has none).
@@ -602,6 +678,80 @@ fn wait_mined(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A signer's Clique API as a log of what was asked, with the chain's votes given.
+    struct Fake {
+        voted: BTreeSet<Address>,
+        calls: std::sync::Mutex<Vec<String>>,
+    }
+
+    impl CliqueControl for Fake {
+        fn signers(&self) -> Result<Vec<Address>, GovError> {
+            Ok(vec![])
+        }
+        fn propose(&self, _: &Address, authorize: bool) -> Result<(), GovError> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("propose {authorize}"));
+            Ok(())
+        }
+        fn discard(&self, _: &Address) -> Result<(), GovError> {
+            self.calls.lock().unwrap().push("discard".into());
+            Ok(())
+        }
+        fn voters(&self, _: &Address, _: bool) -> Option<BTreeSet<Address>> {
+            Some(self.voted.clone())
+        }
+    }
+
+    #[test]
+    fn steering_withdraws_cast_votes_and_enlists_new_signers() {
+        let addr = |b: u8| Address([b; 20]);
+        let (a, b, c, new, target) = (addr(1), addr(2), addr(3), addr(4), addr(9));
+        // a's and c's votes are on chain; b's is not.
+        let voted: BTreeSet<Address> = [a, c].into();
+        let nodes: Vec<(SignerNode, std::sync::Arc<Fake>)> =
+            [("a", a), ("b", b), ("c", c), ("new", new)]
+                .into_iter()
+                .map(|(name, address)| {
+                    let fake = std::sync::Arc::new(Fake {
+                        voted: voted.clone(),
+                        calls: Default::default(),
+                    });
+                    let node = SignerNode {
+                        name: name.into(),
+                        control: fake.clone(),
+                        address,
+                    };
+                    (node, fake)
+                })
+                .collect();
+        let candidates: Vec<SignerNode> = nodes.iter().map(|(n, _)| n.clone()).collect();
+        let calls = |i: usize| nodes[i].1.calls.lock().unwrap().clone();
+        // a, b and c proposed; `new` was voted in beside the target meanwhile.
+        let mut proposing: BTreeSet<Address> = [a, b, c].into();
+        steer(&candidates, &[a, b, c, new], target, true, &mut proposing);
+        assert_eq!(
+            calls(0),
+            ["discard"],
+            "a's vote is cast: its blocks vote elsewhere"
+        );
+        assert!(calls(1).is_empty(), "b still has to vote");
+        assert_eq!(calls(2), ["discard"]);
+        assert_eq!(calls(3), ["propose true"], "a new signer votes too");
+        assert_eq!(proposing, [b, new].into());
+        // Nothing changes on chain: nothing more is sent.
+        steer(&candidates, &[a, b, c, new], target, true, &mut proposing);
+        assert_eq!(
+            calls(0).len() + calls(1).len() + calls(2).len() + calls(3).len(),
+            3
+        );
+        // Not yet a signer: never asked to propose.
+        let mut proposing = BTreeSet::new();
+        steer(&candidates[3..], &[a, b, c], target, true, &mut proposing);
+        assert!(proposing.is_empty());
+    }
 
     #[test]
     fn a_pooled_transfer_is_found_by_recipient_and_exact_amount() {

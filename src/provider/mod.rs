@@ -41,6 +41,7 @@ pub mod governance;
 pub mod key_files;
 pub mod local;
 pub mod parallel;
+pub mod pending;
 pub mod recover;
 
 #[cfg(feature = "azure")]
@@ -91,6 +92,8 @@ pub struct ApplyCtx<'a> {
     /// Set by `execute` once a change has failed: changes in flight that wait for others
     /// (a tx node waiting for block 1) stop waiting.
     pub failed: AtomicBool,
+    /// The peering plan of `topology`, made on first use (`peering()`).
+    pub peering: std::sync::OnceLock<crate::plan::peering::Peering>,
 }
 
 impl ApplyCtx<'_> {
@@ -101,9 +104,11 @@ impl ApplyCtx<'_> {
     pub fn emit(&self, ev: Event) {
         (self.events)(ev)
     }
-    /// Who peers with whom in the topology being applied.
-    pub fn peering(&self) -> crate::plan::peering::Peering {
-        crate::plan::peering::Peering::plan(&self.topology.nodes())
+    /// Who peers with whom in the topology being applied (planned once per apply: every
+    /// node start and sealing poll asks).
+    pub fn peering(&self) -> &crate::plan::peering::Peering {
+        self.peering
+            .get_or_init(|| crate::plan::peering::Peering::plan(&self.topology.nodes()))
     }
 }
 
@@ -125,6 +130,76 @@ pub struct Health {
     /// Signer votes in progress that wait for other operators.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub votes: Vec<VoteProgress>,
+    /// Set when no node runs: `consort stop` stopped them, or they crashed (or were
+    /// killed) without it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub down: Option<Down>,
+    /// Transactions pending for more than `pending::STUCK_PERIODS` periods, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pending_transactions: Vec<StuckTx>,
+}
+
+/// Why no node of the network runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Down {
+    /// Every node was stopped by `consort stop`.
+    Stopped,
+    /// Some node exited or was killed without `consort stop`.
+    Crashed,
+}
+
+impl std::fmt::Display for Down {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Down::Stopped => "stopped — `consort start` starts it again on its data",
+            Down::Crashed => "CRASHED — every node is down, and not by `consort stop` (exited or killed); `consort start` or `consort apply` starts them again on their data",
+        })
+    }
+}
+
+/// A transaction the pool has held for more than `pending::STUCK_PERIODS` periods.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StuckTx {
+    pub hash: String,
+    pub from: String,
+    pub nonce: u64,
+    /// Its priority fee (maxPriorityFeePerGas, or gasPrice if legacy), decimal wei.
+    pub tip_wei: String,
+    /// Its maxFeePerGas (gasPrice if legacy), decimal wei.
+    pub max_fee_wei: String,
+    pub pending_secs: u64,
+    pub reason: String,
+}
+
+impl std::fmt::Display for StuckTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "transaction {} from {} (nonce {}, tip {} wei) pending for {}s: {}",
+            self.hash, self.from, self.nonce, self.tip_wei, self.pending_secs, self.reason
+        )
+    }
+}
+
+/// The health `status`, `plan` and the dashboard show: the provider's assessment plus
+/// the pool's stuck transactions (first sightings kept in `sd`).
+pub fn assess(
+    provider: &dyn Provider,
+    topology: &Topology,
+    state: &State,
+    sd: &crate::state::StateDir,
+) -> Health {
+    let mut h = provider.health(topology, state);
+    let pool = provider.pool(topology, state);
+    pending::assess(
+        &mut h,
+        &pool,
+        sd,
+        topology.network.clique.period,
+        pending::now_secs(),
+    );
+    h
 }
 
 /// A member another operator runs: how many of its nodes ours are peered with, and how
@@ -245,6 +320,20 @@ pub trait Provider: Sync {
         BTreeMap::new()
     }
 
+    /// Before a refresh that may lead to writes (`plan --refresh`, `apply`): why the caller
+    /// could not make the changes at all (Azure: missing permissions), so nothing is
+    /// written only to fail half-way.
+    fn preflight(&self, _topology: &Topology) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// After `refresh`: what it could not read, each naming the resource and why (e.g. a
+    /// validator whose Run Command stayed busy). A plan with any never says "No changes":
+    /// it does not know.
+    fn unread(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// After `refresh`: why the live network cannot be brought to the topology at all (a
     /// plan refuses with this), e.g. a signer vote that too few signers could pass.
     fn check_live(&self, _topology: &Topology, _state: &State) -> Result<(), String> {
@@ -309,10 +398,17 @@ pub trait Provider: Sync {
     /// Live health for `status`.
     fn health(&self, topology: &Topology, state: &State) -> Health;
 
+    /// The transactions in the pools of the running nodes (none where the provider
+    /// cannot read them).
+    fn pool(&self, _topology: &Topology, _state: &State) -> Vec<pending::PoolTx> {
+        Vec::new()
+    }
+
     /// Stops every node and keeps all data (`consort stop`); returns the nodes that were
     /// running. The next apply (`consort start`) starts them again on the same data.
     fn stop_nodes(
         &self,
+        _sd: &StateDir,
         _state: &State,
         _events: &EventSink,
     ) -> Result<Vec<String>, ProviderError> {

@@ -4,24 +4,28 @@ use super::model::Wei;
 
 const UNITS: [(&str, u32); 3] = [("ether", 18), ("gwei", 9), ("wei", 0)];
 
+/// A balance as topology files write it: `100ether` (as typed on a command line) and
+/// `100  Ether` are `100 ether`; anything else is returned trimmed, as it is.
+pub fn balance_text(s: &str) -> String {
+    let t = s.trim();
+    match t.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) if i > 0 => {
+            let (number, unit) = (t[..i].trim_end(), t[i..].trim());
+            match UNITS.iter().find(|(u, _)| u.eq_ignore_ascii_case(unit)) {
+                Some((u, _)) if !number.contains(char::is_whitespace) => format!("{number} {u}"),
+                _ => t.to_string(),
+            }
+        }
+        _ => t.to_string(),
+    }
+}
+
 /// Parses `<decimal> ether|gwei|wei` or a whole number of wei. Exact: no rounding, no
 /// exponent, at most as many decimals as the unit has. The error says what is wrong
 /// (without repeating the input) so callers can place it.
 pub fn parse_balance(s: &str) -> Result<Wei, String> {
-    // `100ether` (as typed on a command line) is `100 ether`.
-    let t = s.trim();
-    let spaced;
-    let s = match t.find(|c: char| c.is_ascii_alphabetic()) {
-        Some(i)
-            if i > 0
-                && !t[..i].ends_with(char::is_whitespace)
-                && UNITS.iter().any(|(u, _)| u.eq_ignore_ascii_case(&t[i..])) =>
-        {
-            spaced = format!("{} {}", &t[..i], &t[i..]);
-            spaced.as_str()
-        }
-        _ => s,
-    };
+    let spaced = balance_text(s);
+    let s = spaced.as_str();
     let mut parts = s.split_whitespace();
     let (Some(number), unit, None) = (parts.next(), parts.next(), parts.next()) else {
         return Err(if s.trim().is_empty() {
@@ -92,6 +96,11 @@ mod tests {
         assert_eq!(parse_balance("  3   Ether "), Ok(Wei(3 * Wei::ETHER)));
         assert_eq!(parse_balance("0 ether"), Ok(Wei(0)));
         assert_eq!(parse_balance("100ether"), Ok(Wei(100 * Wei::ETHER)));
+        assert_eq!(balance_text("100ether"), "100 ether");
+        assert_eq!(balance_text(" 1.5Gwei "), "1.5 gwei");
+        assert_eq!(balance_text("3   Ether"), "3 ether");
+        assert_eq!(balance_text("1000"), "1000");
+        assert_eq!(balance_text("ten ether"), "ten ether");
         assert_eq!(parse_balance("1.5Gwei"), Ok(Wei(1_500_000_000)));
         assert_eq!(
             parse_balance("340282366920938463463374607431768211455"),

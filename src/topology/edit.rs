@@ -285,7 +285,7 @@ fn render_member(m: &NewMember, s: &Style, nl: &str) -> String {
                 pad(s.account_key - s.account_dash - 1),
                 yaml_scalar(name),
                 pad(s.account_key),
-                balance.trim()
+                super::balance::balance_text(balance)
             ));
             if let Some(ext) = &m.external {
                 if let Some(a) = ext.account_addresses.get(out_accounts(&m.accounts, name)) {
@@ -856,7 +856,7 @@ fn check_added(node: &Node, m: &NewMember) -> Result<(), String> {
     let wanted: Vec<(String, String)> = m
         .accounts
         .iter()
-        .map(|(n, b)| (n.clone(), b.trim().to_string()))
+        .map(|(n, b)| (n.clone(), super::balance::balance_text(b)))
         .collect();
     (ok && accounts == wanted)
         .then_some(())
@@ -911,6 +911,18 @@ provider:
         assert!(added.starts_with(&SRC[..SRC.find("# provider below").unwrap()]));
         assert!(added.contains("  - name: northwind\n    validators: 1\n    tx_nodes: 1\n    accounts:\n    - name: ops\n      balance: 100 ether\n    - name: fees\n      balance: 21 gwei\n# provider below\n"));
         assert_eq!(remove_member(&added, "northwind").unwrap(), SRC);
+    }
+
+    #[test]
+    fn balances_typed_on_the_command_line_are_written_in_the_files_style() {
+        let mut m = new_member("northwind");
+        m.accounts = vec![
+            ("ops".into(), "100ether".into()),
+            ("fees".into(), "21GWEI".into()),
+        ];
+        let added = add_member(SRC, &m).unwrap();
+        assert!(added.contains("balance: 100 ether\n"), "{added}");
+        assert!(added.contains("balance: 21 gwei\n"), "{added}");
     }
 
     #[test]

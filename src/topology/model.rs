@@ -47,6 +47,18 @@ pub struct Topology {
     pub client: Client,
     pub members: Vec<Member>,
     pub provider: ProviderConfig,
+    /// What applications may do with the tx nodes' RPC (every provider).
+    #[serde(default)]
+    pub rpc: Rpc,
+}
+
+/// Settings of the tx nodes' HTTP and WebSocket JSON-RPC.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rpc {
+    /// Web origins (`http://localhost:5173`) whose pages may call the tx nodes from a
+    /// browser: geth's `--http.corsdomain` and `--ws.origins`. Empty: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cors_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -12,7 +12,7 @@ use std::fmt;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping with network, members and provider"
+    expecting = "a mapping with network, members, provider and optionally client, rpc"
 )]
 #[schemars(title = "consort topology")]
 /// A consort topology (consort.yaml): a private Ethereum consortium network of Clique
@@ -28,6 +28,20 @@ pub struct RawTopology {
     pub members: Vec<RawMember>,
     /// Where the nodes run: `local: {}` (geth processes on this machine) or `azure: {...}`.
     pub provider: RawProvider,
+    /// The tx nodes' HTTP and WebSocket JSON-RPC, as browsers see it.
+    #[serde(default)]
+    pub rpc: Option<RawRpc>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, expecting = "a mapping with cors_origins")]
+pub struct RawRpc {
+    /// Origins of web pages allowed to call the tx nodes from a browser, each a full
+    /// origin like `http://localhost:5173` or `https://app.example.com` (scheme, host and
+    /// port if not the scheme's default; no path). `*` is refused. Default: none.
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[schemars(inner(regex(pattern = r"^https?://[^/?#*]+$")))]
+    pub cors_origins: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -112,6 +126,7 @@ pub struct RawMember {
 pub struct RawExternal {
     /// The signer address of each of its validators.
     #[serde(default)]
+    #[schemars(schema_with = "addresses_schema")]
     pub signers: Vec<String>,
     /// The enode URL of each of its nodes (`enode://<id>@<ip>:<port>`).
     #[serde(default)]
@@ -136,8 +151,38 @@ pub struct RawAccount {
     /// An address you hold the key of (0x + 40 hex digits; mixed case must match its
     /// EIP-55 checksum). Leave it out and consort generates a key.
     #[serde(default)]
-    #[schemars(regex(pattern = r"^0x[0-9a-fA-F]{40}$"))]
+    #[schemars(schema_with = "optional_address_schema")]
     pub address: Option<String>,
+}
+
+/// An address as the loader takes it: text (`"0x5290…"`), or the same written unquoted,
+/// which a YAML 1.2 reader (every editor's YAML language server) reads as a hexadecimal
+/// integer while consort reads the text. So the schema takes any integer an address can be
+/// (0 to 2^160) too; whether it is 40 hex digits with a valid checksum is `consort
+/// validate`'s to say.
+fn address_schema() -> serde_json::Value {
+    serde_json::json!({
+        "description": "0x and 40 hex digits (mixed case must match its EIP-55 checksum); quoting it (\"0x…\") keeps every YAML reader from taking it for a number",
+        "anyOf": [
+            { "type": "string", "pattern": r"^0x[0-9a-fA-F]{40}$" },
+            { "type": "integer", "minimum": 0, "maximum": 1461501637330902918203684832716283019655932542976.0_f64 }
+        ]
+    })
+}
+
+fn optional_address_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut s = address_schema();
+    s["anyOf"]
+        .as_array_mut()
+        .expect("anyOf is a list")
+        .push(serde_json::json!({ "type": "null" }));
+    s.try_into().expect("an object is a schema")
+}
+
+fn addresses_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    serde_json::json!({ "type": "array", "items": address_schema() })
+        .try_into()
+        .expect("an object is a schema")
 }
 
 /// A balance as written: text (`"5 ether"`) or a YAML number.
@@ -297,6 +342,7 @@ pub enum Section {
     Network,
     Client,
     Provider,
+    Rpc,
     Member(usize),
 }
 
@@ -325,6 +371,9 @@ impl<'de> Visitor<'de> for TopVisitor {
                 }
                 ("provider", Section::Provider) => {
                     map.next_value::<RawProvider>()?;
+                }
+                ("rpc", Section::Rpc) => {
+                    map.next_value::<Option<RawRpc>>()?;
                 }
                 ("members", Section::Member(i)) => map.next_value_seed(OnlyItem(i))?,
                 _ => {

@@ -1092,3 +1092,62 @@ fn very_deep_nesting_is_refused_quickly_without_overflowing_the_stack() {
     );
     assert!(errors(&src).iter().all(|d| !d.message.contains("nested")));
 }
+
+#[test]
+fn cors_origins_are_full_origins_and_a_wildcard_is_refused_where_written() {
+    let ok = format!("{BASE}rpc:\n  cors_origins: [http://localhost:5173, \"https://app.example.com\", http://127.0.0.1:8080]\n");
+    let t = parse(Path::new("consort.yaml"), ok.as_bytes())
+        .unwrap()
+        .topology;
+    assert_eq!(
+        t.rpc.cors_origins,
+        [
+            "http://localhost:5173",
+            "https://app.example.com",
+            "http://127.0.0.1:8080"
+        ]
+    );
+    // Absent: none.
+    let t = parse(Path::new("consort.yaml"), BASE.as_bytes())
+        .unwrap()
+        .topology;
+    assert!(t.rpc.cors_origins.is_empty());
+    for (bad, why) in [
+        ("\"*\"", "wildcard"),
+        ("http://*.example.com", "wildcard"),
+        ("localhost:5173", "no scheme"),
+        ("http://localhost:5173/", "has a path"),
+        ("http://localhost:5173/app", "has a path"),
+        ("ftp://localhost", "scheme"),
+        ("http://localhost:0", "port"),
+        ("http://", "no valid host"),
+    ] {
+        let src = format!("{BASE}rpc:\n  cors_origins:\n    - http://ok.example\n    - {bad}\n");
+        let errs = errors(&src);
+        assert_eq!(errs.len(), 1, "{bad}: {errs:?}");
+        let e = errs[0].to_string();
+        assert!(e.contains(why), "{bad}: {e}");
+        // The entry's own line and column: the second item of the list.
+        assert!(e.contains("consort.yaml:16:7"), "{bad}: {e}");
+    }
+    let errs = errors(&format!(
+        "{BASE}rpc:\n  cors_origin: [http://localhost:5173]\n"
+    ));
+    assert!(errs[0].to_string().contains("cors_origin"), "{errs:?}");
+}
+
+#[test]
+fn an_unclosed_brace_is_reported_where_it_opens() {
+    let src = "network: { name: abc, chain_id: 707070\nmembers:\n  - name: aa\n    validators: 1\nprovider:\n  local: {}\n";
+    let e = errors(src)[0].to_string();
+    assert!(
+        e.contains("consort.yaml:1:10: this `{` is not closed"),
+        "{e}"
+    );
+    let src = "network: { name: abc, chain_id: 707070 }\nmembers: [ { name: aa, validators: 1 }\nprovider:\n  local: {}\n";
+    let e = errors(src)[0].to_string();
+    assert!(
+        e.contains("consort.yaml:2:10: this `[` is not closed"),
+        "{e}"
+    );
+}

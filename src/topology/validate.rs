@@ -369,7 +369,11 @@ pub fn parse(path_for_messages: &Path, bytes: &[u8]) -> Result<Loaded, LoadError
             Severity::Error,
             None,
             "the topology file is empty".into(),
-            Some("run `consort init` to write a commented starter topology".into()),
+            // `init` refuses to overwrite a file that exists, even an empty one.
+            Some(format!(
+                "run `consort init -f {} --force` to write a commented starter topology into it",
+                file.display()
+            )),
         )));
     }
     ctx.index = SpanIndex::build(text);
@@ -391,10 +395,15 @@ pub fn parse(path_for_messages: &Path, bytes: &[u8]) -> Result<Loaded, LoadError
             let d = serde_diag(&ctx, &e);
             ctx.diags.push(d);
             let n_members = top.members;
-            let sections = [Section::Network, Section::Client, Section::Provider]
-                .into_iter()
-                .chain((0..n_members).map(Section::Member))
-                .take(MAX_SECTION_PASSES);
+            let sections = [
+                Section::Network,
+                Section::Client,
+                Section::Provider,
+                Section::Rpc,
+            ]
+            .into_iter()
+            .chain((0..n_members).map(Section::Member))
+            .take(MAX_SECTION_PASSES);
             for section in sections {
                 if let Err(e) = section.deserialize(serde_yaml::Deserializer::from_str(text)) {
                     let d = serde_diag(&ctx, &e);
@@ -608,6 +617,33 @@ fn explain_serde(
     msg: &str,
     pos: Option<Pos>,
 ) -> (Option<Pos>, String, Option<String>) {
+    // An unclosed `{` or `[`: libyaml notices at the next line, and names where it opened.
+    for (what, open, close) in [("flow mapping", '{', '}'), ("flow sequence", '[', ']')] {
+        let marker = format!("while parsing a {what} at line ");
+        let Some(rest) = msg.split(&marker).nth(1) else {
+            continue;
+        };
+        let mut nums = rest
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse::<usize>().ok());
+        if let (Some(Some(line)), Some(Some(column))) = (nums.next(), nums.next()) {
+            let opened = Pos { line, column };
+            let found = pos
+                .map(|p| {
+                    format!(
+                        " (reading on, line {} has no `,` or `{close}` where one belongs)",
+                        p.line
+                    )
+                })
+                .unwrap_or_default();
+            return (
+                Some(opened),
+                format!("this `{open}` is not closed{found}"),
+                Some(format!("close it with `{close}` on the same line, or write the mapping in block style (one `key: value` per line)")),
+            );
+        }
+    }
     if let Some(rest) = msg.strip_prefix("unknown field ") {
         let names = backticked(rest);
         let field = names.first().copied().unwrap_or("?");
@@ -730,6 +766,9 @@ fn field_help(path: &str) -> Option<&'static str> {
         "network.funding_account" => "funding_account is `<member>/<account>`, e.g. `contoso/treasury`",
         "client" => "client is a mapping like `geth: 1.13.15`",
         "client.geth" => "geth is a version like `geth: 1.13.15`",
+        "rpc" => "rpc is a mapping like `cors_origins: [http://localhost:5173]`",
+        "rpc.cors_origins" => "cors_origins is a list of origins like `[http://localhost:5173]`",
+        "rpc.cors_origins[]" => "an origin is text like `http://localhost:5173`",
         "members" => "members is a list; each item starts with `- name: ...`",
         "members[]" => "a member looks like `- name: contoso` with `validators: 1` below it",
         "members[].name" => "a member name is text like `contoso`",
@@ -1029,6 +1068,12 @@ fn check(ctx: &mut Ctx, raw: RawTopology) -> Option<Topology> {
     }
 
     let provider = check_provider(ctx, raw.provider, &net.name, &members, node_count);
+    let rpc = Rpc {
+        cors_origins: raw
+            .rpc
+            .map(|r| check_cors_origins(ctx, r.cors_origins))
+            .unwrap_or_default(),
+    };
 
     let topology = Topology {
         network: Network {
@@ -1041,8 +1086,90 @@ fn check(ctx: &mut Ctx, raw: RawTopology) -> Option<Topology> {
         client: Client { geth },
         members,
         provider: provider?,
+        rpc,
     };
     Some(topology)
+}
+
+/// Each entry of `rpc.cors_origins` is an origin as browsers send it (`scheme://host[:port]`,
+/// lowercase scheme, no path): geth compares the `Origin` header with it. `*` would let every
+/// page a user visits call the node, so it is refused.
+fn check_cors_origins(ctx: &mut Ctx, origins: Vec<String>) -> Vec<String> {
+    let mut seen = HashMap::new();
+    let mut out = Vec::with_capacity(origins.len());
+    for (i, o) in origins.into_iter().enumerate() {
+        let path = child_index("rpc.cors_origins", i);
+        match origin_problem(&o) {
+            Some((why, fix)) => ctx.error(&path, format!("cors_origins: {o:?} {why}"), Some(fix)),
+            None if seen.contains_key(&o) => ctx.warn(
+                &path,
+                format!("cors_origins lists {o} twice"),
+                Some("remove one of them".to_string()),
+            ),
+            None => {
+                seen.insert(o.clone(), path);
+                out.push(o);
+            }
+        }
+    }
+    out
+}
+
+/// Why `o` is not an origin, and how to write it.
+fn origin_problem(o: &str) -> Option<(String, String)> {
+    let example = "write the origin your page is served from, like `http://localhost:5173` or `https://app.example.com`";
+    if o.contains('*') {
+        return Some((
+            "is a wildcard: every web page a user opens could then call the node".into(),
+            format!("list each origin that may call the node; {example}"),
+        ));
+    }
+    let Some((scheme, rest)) = o.split_once("://") else {
+        return Some(("is not an origin (no scheme)".into(), example.into()));
+    };
+    if scheme != "http" && scheme != "https" {
+        return Some((
+            format!("has scheme {scheme:?}; browsers send http or https origins (lowercase)"),
+            example.into(),
+        ));
+    }
+    if rest.ends_with('/') || rest.contains(['/', '?', '#']) {
+        return Some((
+            "has a path; an origin is scheme, host and port only".into(),
+            format!(
+                "drop everything from the first `/` after the host: `{scheme}://{}`",
+                rest.split(['/', '?', '#']).next().unwrap_or("")
+            ),
+        ));
+    }
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || rest.starts_with('[') => {
+            if h.contains(':') && !h.starts_with('[') {
+                (rest, None)
+            } else {
+                (h, Some(p))
+            }
+        }
+        _ => (rest, None),
+    };
+    let host_ok = !host.is_empty()
+        && !host.contains('@')
+        && (host.starts_with('[') && host.ends_with(']')
+            || host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'));
+    if !host_ok {
+        return Some((format!("has no valid host ({host:?})"), example.into()));
+    }
+    if let Some(p) = port {
+        if !matches!(p.parse::<u16>(), Ok(n) if n > 0) {
+            return Some((
+                format!("has port {p:?}, not a number from 1 to 65535"),
+                example.into(),
+            ));
+        }
+    }
+    None
 }
 
 fn check_chain_id(ctx: &mut Ctx, id: u64) {

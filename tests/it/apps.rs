@@ -34,6 +34,20 @@ pub(crate) fn cast(dir: &Path) -> Command {
     c
 }
 
+/// cast's arguments to send from `account` (an entry of `consort output --json`'s
+/// accounts) through `rpc_url`.
+pub(crate) fn cast_key_args(account: &Value, rpc_url: &str) -> Vec<String> {
+    let file = |k: &str| account[k].as_str().unwrap().to_string();
+    vec![
+        "--keystore".into(),
+        file("keystore"),
+        "--password-file".into(),
+        file("password_file"),
+        "--rpc-url".into(),
+        rpc_url.into(),
+    ]
+}
+
 pub(crate) fn cast_ok(dir: &Path, args: &[&str], timeout: Duration) -> String {
     let mut c = cast(dir);
     c.args(args);
@@ -158,6 +172,74 @@ fn tx_rpc(output: &Value) -> String {
     url
 }
 
+fn tx_ws(output: &Value) -> String {
+    output["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["role"] == "tx")
+        .and_then(|n| n["ws_url"].as_str())
+        .unwrap()
+        .to_string()
+}
+
+/// A browser's CORS preflight from `origin` to the HTTP RPC, then a WebSocket handshake
+/// with that `Origin`: both let in exactly when `allowed`.
+fn check_cors(http: &str, ws: &str, origin: &str, allowed: bool) {
+    let client = reqwest::blocking::Client::new();
+    let r = client
+        .request(reqwest::Method::OPTIONS, http)
+        .header("Origin", origin)
+        .header("Access-Control-Request-Method", "POST")
+        .header("Access-Control-Request-Headers", "content-type")
+        .timeout(Duration::from_secs(30))
+        .send()
+        .unwrap();
+    let allow = r
+        .headers()
+        .get("access-control-allow-origin")
+        .map(|v| v.to_str().unwrap().to_string());
+    if allowed {
+        assert_eq!(allow.as_deref(), Some(origin), "preflight from {origin}");
+    } else {
+        assert_eq!(allow, None, "preflight from {origin} must not be allowed");
+    }
+    // The actual request a page then sends carries the header too.
+    let r = client
+        .post(http)
+        .header("Origin", origin)
+        .header("Content-Type", "application/json")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}"#)
+        .timeout(Duration::from_secs(30))
+        .send()
+        .unwrap();
+    assert_eq!(
+        r.headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap()),
+        allowed.then_some(origin),
+        "POST from {origin}"
+    );
+    use tungstenite::client::IntoClientRequest;
+    let mut req = ws.into_client_request().unwrap();
+    req.headers_mut().insert("Origin", origin.parse().unwrap());
+    match tungstenite::connect(req) {
+        Ok((mut sock, _)) => {
+            assert!(allowed, "WebSocket from {origin} must be refused");
+            let _ = sock.close(None);
+        }
+        Err(tungstenite::Error::Http(resp)) => {
+            assert!(
+                !allowed,
+                "WebSocket from {origin} refused: {}",
+                resp.status()
+            );
+            assert_eq!(resp.status(), 403, "WebSocket from {origin}");
+        }
+        Err(e) => panic!("WebSocket from {origin}: {e}"),
+    }
+}
+
 #[test]
 fn applications_transact_deploy_and_survive_stop_start() {
     let handle = NetworkHandle::new("apps");
@@ -182,6 +264,8 @@ members:
         address: {external}
 provider:
   local: {{ base_port: {} }}
+rpc:
+  cors_origins: [http://localhost:5173]
 ",
         port_base()
     );
@@ -204,6 +288,27 @@ provider:
     assert_eq!(output["wallet"]["currency_symbol"], "ETH");
     let rpc_url = tx_rpc(&output);
     let rpc = RpcClient::new(rpc_url.clone());
+
+    // ---- a browser page on a listed origin may call the tx node; any other may not.
+    check_cors(&rpc_url, &tx_ws(&output), "http://localhost:5173", true);
+    check_cors(&rpc_url, &tx_ws(&output), "http://localhost:5174", false);
+    check_cors(&rpc_url, &tx_ws(&output), "https://evil.example", false);
+    // A new origin: plan restarts the tx node only (validators serve no RPC); then allowed.
+    let topology = topology.replace(
+        "[http://localhost:5173]",
+        "[http://localhost:5173, http://localhost:5174]",
+    );
+    std::fs::write(dir.join("apps.yaml"), &topology).unwrap();
+    let plan = net.consort(&["plan"]);
+    assert!(plan.contains("~ node.contoso-tx-0"), "{plan}");
+    assert!(!plan.contains("node.contoso-validator-0"), "{plan}");
+    let out = net.consort(&["apply", "--yes"]);
+    assert!(out.contains("Network apps is healthy"), "{out}");
+    let output = net.output();
+    assert_eq!(tx_rpc(&output), rpc_url, "same port after the restart");
+    check_cors(&rpc_url, &tx_ws(&output), "http://localhost:5174", true);
+    check_cors(&rpc_url, &tx_ws(&output), "http://localhost:5173", true);
+    check_cors(&rpc_url, &tx_ws(&output), "https://evil.example", false);
     let accounts = output["accounts"].as_array().unwrap();
     let deployer = accounts.iter().find(|a| a["name"] == "deployer").unwrap();
     let keystore = deployer["keystore"].as_str().unwrap().to_string();
@@ -365,6 +470,7 @@ provider:
         "{env}"
     );
     assert!(env.contains("export CHAIN_ID=1337101\n"), "{env}");
+    assert!(env.contains("export CONSORT_NETWORK=apps\n"), "{env}");
     assert!(
         env.contains(&format!("export ETH_KEYSTORE={keystore}\n")),
         "{env}"
@@ -447,6 +553,46 @@ provider:
     assert!(foundry.contains("chain_id = 1337101"), "{foundry}");
     assert!(foundry.contains("[rpc_endpoints]\n"), "{foundry}");
 
+    // ---- foundry --write: merged into a project's foundry.toml that has its own
+    // [rpc_endpoints] and comments, twice; cast then reads the file and reaches the network.
+    let project = dir.join("project");
+    std::fs::create_dir(&project).unwrap();
+    let user = "# my project\n[profile.default]\nsrc = \"src\" # sources\n\n\
+        # endpoints I use\n[rpc_endpoints]\nmainnet = \"https://eth.example\" # keep me\n";
+    std::fs::write(project.join("foundry.toml"), user).unwrap();
+    let toml_path = project.join("foundry.toml").to_string_lossy().into_owned();
+    let first = net.consort(&["output", "--format", "foundry", "--write", &toml_path]);
+    assert!(first.starts_with("updated "), "{first}");
+    let once = std::fs::read_to_string(project.join("foundry.toml")).unwrap();
+    let again = net.consort(&["output", "--format", "foundry", "--write", &toml_path]);
+    assert!(again.starts_with("already up to date"), "{again}");
+    let twice = std::fs::read_to_string(project.join("foundry.toml")).unwrap();
+    assert_eq!(once, twice, "a second --write changed the file");
+    for kept in [
+        "# my project",
+        "src = \"src\" # sources",
+        "# endpoints I use",
+        "mainnet = \"https://eth.example\" # keep me",
+    ] {
+        assert!(twice.contains(kept), "{kept} lost:\n{twice}");
+    }
+    assert_eq!(twice.matches("[rpc_endpoints]").count(), 1, "{twice}");
+    let head: u64 = cast_ok(
+        &project,
+        &["block-number", "--rpc-url", "apps"],
+        Duration::from_secs(60),
+    )
+    .trim()
+    .parse()
+    .unwrap();
+    assert!(head > 0, "cast read block {head} through foundry.toml");
+    let chain = cast_ok(
+        &project,
+        &["chain-id", "--rpc-url", "apps-contoso-tx-0"],
+        Duration::from_secs(60),
+    );
+    assert_eq!(chain.trim(), "1337101");
+
     // ---- logs: the node's geth log, its last N lines.
     let log_file = net
         .handle
@@ -497,6 +643,59 @@ provider:
     let missing = crate::support::consort(&dir, &["-f", "apps.yaml", "logs", "nobody"]);
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("contoso-tx-0"));
+    // Without a node: every node's log, each line prefixed with its node, the last -n of
+    // each, interleaved by time.
+    let nodes = ["contoso-validator-0", "contoso-tx-0"];
+    let all = net.consort(&["logs", "-n", "4"]);
+    assert_eq!(all.lines().count(), 8, "{all}");
+    for n in nodes {
+        let whole =
+            std::fs::read_to_string(net.handle.state_dir().nodes_dir().join(n).join("geth.log"))
+                .unwrap();
+        let of_node: Vec<&str> = all
+            .lines()
+            .filter_map(|l| l.split_once(" | ").filter(|(p, _)| p.trim() == n))
+            .map(|(_, rest)| rest)
+            .collect();
+        assert_eq!(of_node.len(), 4, "{n}:\n{all}");
+        for l in of_node {
+            assert!(whole.contains(l), "{l:?} is not in {n}'s log");
+        }
+    }
+    let stamps: Vec<&str> = all
+        .lines()
+        .filter_map(|l| {
+            l.split_once('[')
+                .and_then(|(_, r)| r.split_once(']'))
+                .map(|(s, _)| s)
+        })
+        .collect();
+    let mut sorted = stamps.clone();
+    sorted.sort();
+    assert_eq!(stamps, sorted, "interleaved by time:\n{all}");
+    let member = net.consort(&["logs", "--member", "contoso", "-n", "1"]);
+    assert_eq!(member.lines().count(), 2, "{member}");
+    let nobody = crate::support::consort(&dir, &["-f", "apps.yaml", "logs", "--member", "nobody"]);
+    assert!(!nobody.status.success());
+    assert!(String::from_utf8_lossy(&nobody.stderr).contains("members: contoso"));
+    // -F without a node follows every node: lines of both arrive, prefixed.
+    {
+        let mut c =
+            crate::support::consort_cmd(&dir, &["-f", "apps.yaml", "logs", "-n", "0", "-F"]);
+        let mut child = c.stdout(std::process::Stdio::piped()).spawn().unwrap();
+        let rx = crate::support::stdout_lines(&mut child);
+        let mut seen = std::collections::BTreeSet::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while seen.len() < nodes.len() && std::time::Instant::now() < deadline {
+            if let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) {
+                let (prefix, _) = line.split_once(" | ").expect("a prefixed line");
+                seen.insert(prefix.trim().to_string());
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(seen.len(), nodes.len(), "followed lines came from {seen:?}");
+    }
 
     // ---- stop keeps everything; start continues the chain from its head.
     let head_before = rpc.block_number().unwrap();

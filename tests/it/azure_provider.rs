@@ -62,6 +62,7 @@ fn topology(members: &[(&str, u32, u32)], sub: Option<&str>) -> Topology {
             })
             .collect(),
         provider: ProviderConfig::Azure(azure_config(sub)),
+        rpc: Default::default(),
     }
 }
 
@@ -146,6 +147,7 @@ fn run(
         interrupted: &interrupted,
         health_timeout: Duration::from_secs(30),
         failed: Default::default(),
+        peering: Default::default(),
     };
     let t0 = Instant::now();
     let report = execute(p, &ctx, &pl.changes).unwrap();
@@ -637,6 +639,7 @@ fn refresh_shows_drift_and_apply_repairs_it() {
             interrupted: &interrupted,
             health_timeout: Duration::from_secs(10),
             failed: Default::default(),
+            peering: Default::default(),
         };
         execute(&p, &ctx, &pl.changes).unwrap()
     };
@@ -777,7 +780,7 @@ fn cli_plans_offline_and_applies_through_the_endpoint_override() {
 
 #[test]
 fn export_arm_template_matches_what_apply_sends() {
-    use consort::provider::azure::{custom_data_parameter, export_arm, export_arm_with_state};
+    use consort::provider::azure::{export_arm, export_arm_with_state, node_parameter};
     use std::os::unix::fs::PermissionsExt;
     let fake = FakeArm::start();
     let topo = topology(
@@ -812,7 +815,7 @@ fn export_arm_template_matches_what_apply_sends() {
     let vm = res.iter().find(|r| r["name"] == "contoso-tx-0-vm").unwrap();
     assert_eq!(
         vm["properties"]["osProfile"]["customData"],
-        "[parameters('customData_contoso_tx_0')]"
+        "[parameters('node_contoso_tx_0').customData]"
     );
     assert_eq!(
         vm["properties"]["osProfile"]["linuxConfiguration"]["disablePasswordAuthentication"],
@@ -824,11 +827,22 @@ fn export_arm_template_matches_what_apply_sends() {
     );
     assert_eq!(vm["identity"]["type"], "SystemAssigned");
     assert!(vm["properties"].get("timeCreated").is_none());
-    // customData holds no secret now; the secrets are securestring parameters.
-    assert_eq!(t["parameters"]["customData_contoso_tx_0"]["type"], "string");
+    // customData holds no secret; it and the node's secrets are one secureObject per node.
+    assert_eq!(t["parameters"]["node_contoso_tx_0"]["type"], "secureObject");
+    assert_eq!(t["parameters"].as_object().unwrap().len(), 1 + 3);
+    let password = res
+        .iter()
+        .find(|r| {
+            r["name"]
+                == format!(
+                    "{}/contoso-validator-0-password",
+                    of("Microsoft.KeyVault/vaults")[0]["name"].as_str().unwrap()
+                )
+        })
+        .unwrap();
     assert_eq!(
-        t["parameters"]["secret_contoso_validator_0_password"]["type"],
-        "securestring"
+        password["properties"]["value"],
+        "[parameters('node_contoso_validator_0').secrets['contoso-validator-0-password']]"
     );
     assert_eq!(of("Microsoft.KeyVault/vaults").len(), 1);
     assert_eq!(of("Microsoft.KeyVault/vaults/secrets").len(), 7);
@@ -841,8 +855,12 @@ fn export_arm_template_matches_what_apply_sends() {
         .contains("4633458b-17de-408a-b874-0445c86b69e6")));
     template_resolves(&t);
     let p: Value = serde_json::from_slice(&std::fs::read(&files[1]).unwrap()).unwrap();
-    assert!(p["parameters"].get("customData_contoso_tx_0").is_none());
-    assert!(p["metadata"]["customData"]
+    assert!(p["parameters"].get("node_contoso_tx_0").is_none());
+    assert!(
+        p.get("metadata").is_none(),
+        "not allowed by the parameters schema"
+    );
+    assert!(t["metadata"]["parameters"]
         .as_str()
         .unwrap()
         .contains("consort apply"));
@@ -855,12 +873,13 @@ fn export_arm_template_matches_what_apply_sends() {
     let mode = std::fs::metadata(&files[1]).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
     let p: Value = serde_json::from_slice(&std::fs::read(&files[1]).unwrap()).unwrap();
+    crate::azure_behaviours::parameters_file_is_valid(&p);
     for n in [
         "contoso-validator-0",
         "contoso-tx-0",
         "fabrikam-validator-0",
     ] {
-        let b64 = p["parameters"][custom_data_parameter(n)]["value"]
+        let b64 = p["parameters"][node_parameter(n)]["value"]["customData"]
             .as_str()
             .unwrap();
         let sent = fake
@@ -888,7 +907,7 @@ fn export_arm_template_matches_what_apply_sends() {
             "{n}'s node key in the template"
         );
         assert_eq!(
-            p["parameters"][format!("secret_{}_nodekey", n.replace('-', "_"))]["value"].as_str(),
+            p["parameters"][node_parameter(n)]["value"]["secrets"][format!("{n}-nodekey")].as_str(),
             Some(key.trim())
         );
     }
@@ -1003,4 +1022,42 @@ fn a_hundred_vms_apply_in_waves_and_throttling_delays_only_the_throttled() {
         "apply took {:?} for a critical path of {critical:?}",
         r.took
     );
+}
+
+/// `rpc.cors_origins` reaches the tx VMs' geth through their customData (the same geth
+/// flags the local test preflights), never a validator's; changing the list replaces the tx
+/// VM only (its flags live in customData), keeping every validator.
+#[test]
+fn cors_origins_are_in_the_tx_vms_bootstrap_only_and_a_change_replaces_only_tx_vms() {
+    let fake = FakeArm::start();
+    let mut topo = topology(&[("contoso", 1, 1)], Some(&fake.subscription_id()));
+    topo.rpc.cors_origins = vec!["http://localhost:5173".into()];
+    let p = provider(&fake, &topo);
+    let e = env();
+    let r = run(&p, &topo, &e.sd, false, None);
+    assert!(r.report.failed.is_empty(), "{:#?}", r.report.failed);
+    let vm_id = |n: &str| {
+        format!("/subscriptions/{}/resourceGroups/{RG}/providers/Microsoft.Compute/virtualMachines/{n}-vm", fake.subscription_id())
+    };
+    let tx = fake.custom_data(&vm_id("contoso-tx-0")).unwrap();
+    assert!(
+        tx.contains("--http.corsdomain=http://localhost:5173"),
+        "{tx}"
+    );
+    let v = fake.custom_data(&vm_id("contoso-validator-0")).unwrap();
+    assert!(
+        !v.contains("corsdomain") && !v.contains("ws.origins"),
+        "{v}"
+    );
+
+    topo.rpc.cors_origins.push("https://app.example.com".into());
+    let p = provider(&fake, &topo);
+    let pl = plan(&p, &topo, &e.sd, false, false);
+    let vms: Vec<(&str, Action)> = pl
+        .changes
+        .iter()
+        .filter(|c| c.kind == Kind::AzureVm)
+        .map(|c| (c.addr.as_str(), c.action))
+        .collect();
+    assert_eq!(vms, [("azure.vm.contoso-tx-0", Action::Replace)], "{pl:#?}");
 }

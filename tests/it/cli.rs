@@ -237,6 +237,11 @@ fn status_and_output_without_state_say_nothing_is_deployed() {
         assert_eq!(o.status.code(), Some(1));
         assert!(text(&o).1.contains("nothing is deployed"), "{cmd}");
     }
+    // With another file, the suggested command names it, so it runs as shown.
+    std::fs::write(dir.path().join("two.yaml"), TOPOLOGY).unwrap();
+    let o = consort(dir.path(), &["-f", "two.yaml", "status"]);
+    let err = text(&o).1;
+    assert!(err.contains("`consort -f two.yaml apply`"), "{err}");
 }
 
 /// What users read of `plan` for the shipped topologies, snapshotted.

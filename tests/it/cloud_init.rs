@@ -50,6 +50,7 @@ fn tx_cloud_init(p2p: u16) -> String {
             http_addr: "127.0.0.1".into(),
             http_port: None,
             ws_port: None,
+            cors_origins: vec![],
             metrics_port: None,
             authrpc_port: 8551,
             ipc_path: vm_paths::IPC.into(),

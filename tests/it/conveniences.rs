@@ -49,9 +49,152 @@ fn schema_validator(dir: &Path) -> jsonschema::Validator {
     jsonschema::validator_for(&schema).expect("a valid JSON Schema")
 }
 
+/// `text` as an editor's YAML language server reads it: YAML 1.2 with the core schema, so
+/// a plain `0x5290…` is an integer (however large), `true` a boolean, `~` null. (serde_yaml
+/// and yaml-rust2's loader keep an overflowing hex integer as text, which no editor does.)
 fn yaml_as_json(text: &str) -> serde_json::Value {
-    let v: serde_yaml::Value = serde_yaml::from_str(text).unwrap();
-    serde_json::to_value(v).unwrap()
+    use serde_json::Value;
+    use yaml_rust2::parser::{Event, EventReceiver, Parser};
+    use yaml_rust2::scanner::TScalarStyle;
+    enum Open {
+        Seq(Vec<Value>),
+        Map(serde_json::Map<String, Value>, Option<String>),
+    }
+    #[derive(Default)]
+    struct Builder {
+        stack: Vec<Open>,
+        done: Option<Value>,
+    }
+    fn core_scalar(s: &str) -> Value {
+        match s {
+            "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
+            "true" | "True" | "TRUE" => return Value::Bool(true),
+            "false" | "False" | "FALSE" => return Value::Bool(false),
+            _ => {}
+        }
+        let digits = |d: &str, radix: u32| !d.is_empty() && d.chars().all(|c| c.is_digit(radix));
+        let big = |d: &str, radix: u32| {
+            d.chars().fold(0f64, |acc, c| {
+                acc * radix as f64 + c.to_digit(radix).unwrap() as f64
+            })
+        };
+        let unsigned = s.trim_start_matches(['-', '+']);
+        if let Some(h) = s.strip_prefix("0x").filter(|h| digits(h, 16)) {
+            return u64::from_str_radix(h, 16)
+                .map(Value::from)
+                .unwrap_or_else(|_| Value::from(big(h, 16)));
+        }
+        if let Some(o) = s.strip_prefix("0o").filter(|o| digits(o, 8)) {
+            return Value::from(big(o, 8));
+        }
+        if digits(unsigned, 10) {
+            return s
+                .parse::<i64>()
+                .map(Value::from)
+                .unwrap_or_else(|_| Value::from(s.parse::<f64>().unwrap()));
+        }
+        let float = unsigned.chars().any(|c| c.is_ascii_digit())
+            && unsigned
+                .chars()
+                .all(|c| c.is_ascii_digit() || ".eE+-".contains(c))
+            && s.parse::<f64>().is_ok();
+        if float {
+            return Value::from(s.parse::<f64>().unwrap());
+        }
+        Value::String(s.to_string())
+    }
+    impl Builder {
+        fn put(&mut self, v: Value) {
+            match self.stack.last_mut() {
+                None => self.done = Some(v),
+                Some(Open::Seq(items)) => items.push(v),
+                Some(Open::Map(m, key)) => match key.take() {
+                    None => *key = Some(v.as_str().map(str::to_string).unwrap_or(v.to_string())),
+                    Some(k) => {
+                        m.insert(k, v);
+                    }
+                },
+            }
+        }
+    }
+    impl EventReceiver for Builder {
+        fn on_event(&mut self, ev: Event) {
+            match ev {
+                Event::Scalar(s, style, _, tag) => {
+                    assert!(tag.is_none(), "tagged scalar {s:?}: not in shipped YAML");
+                    let v = if style == TScalarStyle::Plain {
+                        core_scalar(&s)
+                    } else {
+                        Value::String(s)
+                    };
+                    self.put(v);
+                }
+                Event::SequenceStart(..) => self.stack.push(Open::Seq(vec![])),
+                Event::MappingStart(..) => self.stack.push(Open::Map(Default::default(), None)),
+                Event::SequenceEnd | Event::MappingEnd => {
+                    let v = match self.stack.pop().unwrap() {
+                        Open::Seq(items) => Value::Array(items),
+                        Open::Map(m, _) => Value::Object(m),
+                    };
+                    self.put(v);
+                }
+                Event::Alias(_) => panic!("an alias: not in shipped YAML"),
+                _ => {}
+            }
+        }
+    }
+    let mut b = Builder::default();
+    Parser::new_from_str(text)
+        .load(&mut b, false)
+        .unwrap_or_else(|e| panic!("not YAML: {e}\n{text}"));
+    b.done.unwrap_or(Value::Null)
+}
+
+/// The ```yaml blocks of a Markdown file, each with its line.
+fn yaml_blocks(md: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut open: Option<(usize, String)> = None;
+    for (i, line) in md.lines().enumerate() {
+        match &mut open {
+            None if line.trim_start() == "```yaml" => open = Some((i + 1, String::new())),
+            None => {}
+            Some(_) if line.trim_start() == "```" => out.push(open.take().unwrap()),
+            Some((_, text)) => {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+    }
+    out
+}
+
+/// The errors of `v` against the topology schema; a fragment (no `network:` at its top,
+/// like the README's `accounts:` example) is checked key by key against the definition
+/// whose properties hold all its keys.
+fn schema_errors(schema: &serde_json::Value, v: &serde_json::Value) -> Vec<String> {
+    let check = |sub: &serde_json::Value, v: &serde_json::Value| -> Vec<String> {
+        let mut sub = sub.clone();
+        sub["$defs"] = schema["$defs"].clone();
+        let val = jsonschema::validator_for(&sub).unwrap();
+        val.iter_errors(v).map(|e| e.to_string()).collect()
+    };
+    let obj = v.as_object().expect("a mapping");
+    if obj.contains_key("network") {
+        return check(schema, v);
+    }
+    let defs = schema["$defs"].as_object().unwrap();
+    let top = "topology".to_string();
+    let (name, def) = std::iter::once((&top, schema))
+        .chain(defs.iter())
+        .find(|(_, d)| obj.keys().all(|k| d["properties"].get(k).is_some()))
+        .unwrap_or_else(|| panic!("no definition has all of {:?}", obj.keys()));
+    obj.iter()
+        .flat_map(|(k, item)| {
+            check(&def["properties"][k], item)
+                .into_iter()
+                .map(move |e| format!("{name}.{k}: {e}"))
+        })
+        .collect()
 }
 
 #[test]
@@ -72,6 +215,59 @@ fn schema_accepts_every_shipped_topology_and_refuses_bad_ones() {
         }
     }
     assert!(checked >= 4, "only {checked} shipped topologies found");
+    // Every YAML block of the README and the examples, read as an editor reads it.
+    let schema: serde_json::Value =
+        serde_json::from_str(&consort_ok(dir.path(), &["schema"])).unwrap();
+    let mut blocks = 0;
+    let mut docs = vec![repo().join("README.md")];
+    for e in std::fs::read_dir(repo().join("examples"))
+        .unwrap()
+        .flatten()
+    {
+        if e.path().extension().is_some_and(|x| x == "md") {
+            docs.push(e.path());
+        }
+    }
+    for doc in docs {
+        for (line, text) in yaml_blocks(&std::fs::read_to_string(&doc).unwrap()) {
+            let v = yaml_as_json(&text);
+            let errors = schema_errors(&schema, &v);
+            assert!(errors.is_empty(), "{}:{line}: {errors:?}", doc.display());
+            blocks += 1;
+        }
+    }
+    assert!(blocks >= 2, "only {blocks} YAML blocks found");
+    // rpc.cors_origins: full origins; a wildcard or a path is flagged in the editor too.
+    let with_rpc = |origins: &str| {
+        yaml_as_json(&format!(
+            "network: {{name: n, chain_id: 707070}}\nprovider: {{local: {{}}}}\nmembers: [{{name: a, validators: 1}}]\nrpc:\n  cors_origins: {origins}\n"
+        ))
+    };
+    assert!(validator.is_valid(&with_rpc(
+        "[http://localhost:5173, \"https://app.example.com\"]"
+    )));
+    for bad in [
+        "[\"*\"]",
+        "[http://localhost:5173/]",
+        "[localhost:5173]",
+        "http://localhost",
+    ] {
+        assert!(
+            !validator.is_valid(&with_rpc(bad)),
+            "{bad} passed the schema"
+        );
+    }
+    // The README's unquoted `address:` is a number to a YAML 1.2 reader, and the schema
+    // takes it (consort reads the same text as the address).
+    let unquoted = yaml_as_json("address: 0x52908400098527886E0F7030069857D2E4169EE7\n");
+    assert!(unquoted["address"].is_number(), "{unquoted}");
+    let account = "network: {name: nn, chain_id: 707070}\nprovider: {local: {}}\nmembers:\n  - name: aa\n    validators: 1\n    accounts:\n      - name: ww\n        balance: 1 ether\n        address: 0x52908400098527886E0F7030069857D2E4169EE7\n";
+    assert!(validator.is_valid(&yaml_as_json(account)));
+    let loaded = consort::topology::parse(Path::new("consort.yaml"), account.as_bytes()).unwrap();
+    assert_eq!(
+        loaded.topology.members[0].accounts[0].address.as_deref(),
+        Some("0x52908400098527886E0F7030069857D2E4169EE7")
+    );
     // What `consort init` writes is valid too, and points at the schema beside it.
     consort_ok(dir.path(), &["init", "--members", "3"]);
     let written = std::fs::read_to_string(dir.path().join("consort.yaml")).unwrap();
@@ -100,7 +296,7 @@ fn schema_accepts_every_shipped_topology_and_refuses_bad_ones() {
             "bad address",
             good.replace(
                 "balance: 1000000 ether",
-                "balance: 1000000 ether\n        address: 0x1234",
+                "balance: 1000000 ether\n        address: \"0x1234\"",
             ),
         ),
         (

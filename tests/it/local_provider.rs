@@ -59,6 +59,7 @@ fn topology(
             address: None,
             base_port,
         }),
+        rpc: Default::default(),
     }
 }
 
@@ -212,6 +213,7 @@ fn apply(net: &NetworkHandle, topo: &Topology, destroy: bool) -> Applied {
         interrupted: &interrupted,
         health_timeout: HEALTH_TIMEOUT,
         failed: Default::default(),
+        peering: Default::default(),
     };
     let report = execute(&provider, &ctx, &p.changes).unwrap();
     assert!(

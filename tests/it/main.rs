@@ -7,6 +7,8 @@ mod apps;
 #[cfg(feature = "azure")]
 mod azure_arm;
 #[cfg(feature = "azure")]
+mod azure_behaviours;
+#[cfg(feature = "azure")]
 mod azure_cli;
 #[cfg(feature = "azure")]
 mod azure_provider;
@@ -17,6 +19,7 @@ mod conveniences;
 mod crypto_geth;
 mod crypto_vectors;
 mod dashboard;
+mod docs;
 #[cfg(feature = "azure")]
 mod fake_arm;
 mod faults;
@@ -35,4 +38,5 @@ mod readme;
 mod safety;
 mod scale;
 mod topology;
+mod truth;
 mod upgrade;

@@ -37,6 +37,34 @@ fn readme_starts_with_the_two_commands() {
         "{first_block}"
     );
     assert!(first_block.contains("cargo test"), "{first_block}");
+    // The test command is the script that installs what the tests need and then runs
+    // `cargo test`; CI runs the same script.
+    assert!(first_block.contains("bash .ci/test"), "{first_block}");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let script = std::fs::read_to_string(root.join(".ci/test")).unwrap();
+    for needed in [
+        "go install",
+        "@foundry-rs/cast-linux-amd64",
+        "solc@",
+        "ethers@",
+        "web3==",
+        "chromium-driver",
+        "graphviz",
+    ] {
+        assert!(
+            script.contains(needed),
+            ".ci/test does not install {needed}"
+        );
+    }
+    assert!(
+        script.trim_end().ends_with("exec cargo test \"$@\""),
+        ".ci/test must end by running cargo test"
+    );
+    let ci = std::fs::read_to_string(root.join(".ci/run")).unwrap();
+    assert!(
+        ci.contains("bash .ci/test"),
+        ".ci/run must run the README's test command"
+    );
     for line in first_block.lines().filter(|l| l.contains("topologies/")) {
         let file = line
             .split_whitespace()

@@ -139,3 +139,59 @@ fn a_network_past_the_full_mesh_peers_as_planned_and_survives_a_member_down() {
         "the remaining nodes disagree on block {target}: {hashes:?}"
     );
 }
+
+/// Issue 23: planning stays linear in the topology's size. 3,000 members, each with one
+/// validator, one tx node and one funded account (the issue's shape; a quadratic peering
+/// plan took 18 s for it in a release build, and minutes in this debug one):
+/// - the peering plan's work (links made and adjacency entries visited, counted by the
+///   plan itself) stays a small multiple of the node count;
+/// - `plan` of the whole topology (YAML load and plan build against empty state) finishes
+///   within a ceiling loose enough for a loaded CI machine. Speed itself is measured in
+///   `benches/plan.rs`.
+#[test]
+fn three_thousand_members_plan_in_linear_time() {
+    const MEMBERS: usize = 3000;
+    let mut yaml = String::from("network:\n  name: big\n  chain_id: 727272\nmembers:\n");
+    for i in 0..MEMBERS {
+        yaml += &format!(
+            "  - name: m{i}\n    validators: 1\n    tx_nodes: 1\n    accounts:\n      - name: ops\n        balance: 1000 ether\n"
+        );
+    }
+    yaml += "provider:\n  local: {}\n";
+    let t0 = std::time::Instant::now();
+    let loaded = consort::topology::parse(Path::new("big.yaml"), yaml.as_bytes()).unwrap();
+    let provider = consort::provider::for_topology(&loaded.topology).unwrap();
+    let plan = consort::plan::desired::build(
+        consort::plan::desired::PlanInput {
+            topology: &loaded.topology,
+            topology_sha256: String::new(),
+            state: None,
+            destroy: false,
+            refresh: false,
+        },
+        provider.as_ref(),
+    )
+    .unwrap();
+    let took = t0.elapsed();
+    let nodes = loaded.topology.nodes();
+    assert_eq!(nodes.len(), 2 * MEMBERS);
+    assert!(
+        plan.changes
+            .iter()
+            .filter(|c| c.addr.starts_with("node."))
+            .count()
+            == nodes.len()
+    );
+    let (peering, work) = Peering::plan_with_work(&nodes);
+    assert!(!peering.is_full_mesh());
+    // A walk of the whole graph per member would be ~MEMBERS × the node count.
+    assert!(
+        work <= 60 * nodes.len() as u64,
+        "the peering plan took {work} steps for {} nodes",
+        nodes.len()
+    );
+    assert!(
+        took < Duration::from_secs(10),
+        "planning 3,000 members took {took:?}"
+    );
+}

@@ -602,3 +602,12 @@ pub fn signals_at_event(dir: &Path, args: &[&str], event: &str, signals: &[i32])
     );
     Landed { code, stdout: seen }
 }
+
+/// The account `name` in `consort output --json` (panics if there is none).
+pub fn output_account(out: &serde_json::Value, name: &str) -> serde_json::Value {
+    out["accounts"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["name"] == name))
+        .cloned()
+        .unwrap_or_else(|| panic!("no account {name} in {out}"))
+}

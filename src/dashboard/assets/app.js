@@ -75,13 +75,23 @@ function renderBanner(s) {
     return;
   }
   const h = s.health;
-  if (h.healthy) {
+  // A failed sample keeps the last picture, but never as if it were live.
+  const stale = s.stale
+    ? "<p><strong>Data stale since " + esc(new Date(s.stale.since * 1000).toLocaleTimeString()) + ":</strong> " + esc(s.stale.error) + "</p>"
+    : "";
+  if (s.stale) {
+    b.className = "banner bad";
+    b.innerHTML = stale;
+  } else if (h.healthy) {
     b.className = "banner ok";
     b.innerHTML = "<strong>Healthy.</strong> " + s.nodes.length + " node(s) peered, head #" + h.head +
       ", signers as the topology says.";
   } else if (h.stopped) {
     b.className = "banner warn";
     b.innerHTML = "<strong>Stopped.</strong> Every node is stopped; <code>consort start</code> starts them again on their data.";
+  } else if (h.crashed) {
+    b.className = "banner bad";
+    b.innerHTML = "<strong>Crashed.</strong> Every node is down, and not by <code>consort stop</code> (they exited or were killed); <code>consort start</code> or <code>consort apply</code> starts them again on their data.";
   } else {
     b.className = "banner bad";
     // The halt is the headline already.
@@ -218,12 +228,25 @@ function renderLatest(s) {
   for (const r of $("latest").querySelectorAll("tr.click")) r.onclick = () => { location.hash = r.dataset.href; };
 }
 
+// Balances of the members' accounts, asked of the nodes at most every few seconds.
+const balances = {};
+let balancesAsked = 0;
+async function refreshBalances(list) {
+  if (Date.now() - balancesAsked < 3000) return;
+  balancesAsked = Date.now();
+  await Promise.all(list.map(async (a) => {
+    try { balances[a.address] = ether(await rpc("eth_getBalance", [a.address, "latest"])); } catch (e) { /* shown as … */ }
+  }));
+  for (const c of $("accounts").querySelectorAll("td.balance")) c.textContent = balances[c.dataset.address] || "…";
+}
+
 function renderAccounts(s) {
   const list = s.accounts || [];
   $("accounts").innerHTML = list.length
-    ? "<tbody>" + list.map((a) => '<tr><td><span class="dot" data-member="' + esc(a.member) + '"></span>' + esc(a.member) + "/" + esc(a.name) + '</td><td><a class="mono" href="#/address/' + esc(a.address) + '">' + esc(short(a.address, 8)) + "</a></td></tr>").join("") + "</tbody>"
+    ? "<tbody>" + list.map((a) => '<tr><td><span class="dot" data-member="' + esc(a.member) + '"></span>' + esc(a.member) + "/" + esc(a.name) + '</td><td><a class="mono" href="#/address/' + esc(a.address) + '">' + esc(short(a.address, 8)) + '</a></td><td class="num balance" data-address="' + esc(a.address) + '">' + esc(balances[a.address] || "…") + "</td></tr>").join("") + "</tbody>"
     : '<tbody><tr><td class="muted">No funded accounts in the topology.</td></tr></tbody>';
   for (const d of $("accounts").querySelectorAll(".dot")) d.style.background = memberColour(d.dataset.member);
+  refreshBalances(list);
   const n = s.network;
   $("chain").innerHTML = [
     ["Chain id", String(n.chain_id)],
@@ -254,6 +277,7 @@ async function poll() {
       snap = await r.json();
       lastOk = Date.now();
       renderOverview(snap);
+      refreshPendingTx();
     }
   } catch (e) {
     /* the server went away: say so below */
@@ -301,23 +325,51 @@ async function showBlock(id) {
   return html;
 }
 
+// The pending transaction on screen: its page follows the snapshots (sealed, or why not).
+let pendingTx = null;
+let refreshingTx = false;
+function refreshPendingTx() {
+  const hash = pendingTx;
+  if (!hash || refreshingTx || location.hash.toLowerCase() !== "#/tx/" + hash) return;
+  refreshingTx = true;
+  showTx(hash)
+    .then((html) => { if (location.hash.toLowerCase() === "#/tx/" + hash) $("detail-body").innerHTML = html; })
+    .catch(() => { /* the next snapshot tries again */ })
+    .finally(() => { refreshingTx = false; });
+}
+
 async function showTx(hash) {
   const t = await rpc("eth_getTransactionByHash", [hash]);
   if (!t) return notFound("No transaction " + hash + " known to the nodes.");
   const r = await rpc("eth_getTransactionReceipt", [hash]);
-  const status = !r ? '<span class="pill grey">pending</span>' : r.status === "0x1" ? '<span class="pill ok">success</span>' : '<span class="pill bad">failed</span>';
+  pendingTx = r ? null : t.hash.toLowerCase();
+  const failed = r && r.status !== "0x1";
+  const status = !r ? '<span class="pill grey">pending</span>' : !failed ? '<span class="pill ok">success</span>' : '<span class="pill bad">failed</span>';
+  // Pending for more than 3 periods: the reason the sampler found.
+  const stuck = !r && snap && (snap.pending_transactions || []).find((x) => x.hash === t.hash.toLowerCase());
+  // A failed creation's receipt still names the address the contract would have had.
+  const to = t.to ? addrLink(t.to)
+    : !r ? '<span class="muted">contract creation</span>'
+    : !failed && r.contractAddress ? "contract created at " + addrLink(r.contractAddress)
+    : '<span class="pill bad">contract creation failed</span> <span class="muted">no contract was created</span>';
+  const extra = [];
+  if (failed) extra.push(["Failure", esc(await failure(t))]);
+  if (!r) extra.push(...(await whyPending(t)));
   let html = title("Transaction", '<span class="mono">' + esc(short(hash, 14)) + "</span> " + status) + kv([
     ["Hash", '<span class="mono">' + esc(t.hash) + "</span>"],
+  ].concat(stuck ? [["Not sealed", esc("pending for " + stuck.pending_secs + " s: " + stuck.reason)]] : []).concat([
     ["Block", t.blockNumber ? '<a href="#/block/' + hexNum(t.blockNumber) + '">#' + hexNum(t.blockNumber) + "</a>" : '<span class="muted">not yet in a block</span>'],
     ["From", addrLink(t.from)],
-    ["To", t.to ? addrLink(t.to) : r && r.contractAddress ? "contract created at " + addrLink(r.contractAddress) : '<span class="muted">contract creation</span>'],
+    ["To", to],
+    ...extra,
     ["Value", esc(ether(t.value))],
     ["Nonce", String(hexNum(t.nonce))],
     ["Gas", (r ? hexNum(r.gasUsed).toLocaleString("en-US") + " used of " : "limit ") + hexNum(t.gas).toLocaleString("en-US")],
+    ["Tip", t.maxPriorityFeePerGas != null ? hexNum(t.maxPriorityFeePerGas).toLocaleString("en-US") + " wei (max priority fee)" + (t.maxFeePerGas != null ? ' <span class="muted">· max fee ' + hexNum(t.maxFeePerGas).toLocaleString("en-US") + " wei</span>" : "") : t.gasPrice ? '<span class="muted">legacy: gas price ' + hexNum(t.gasPrice).toLocaleString("en-US") + " wei, less the base fee</span>" : "–"],
     ["Gas price", r && r.effectiveGasPrice ? hexNum(r.effectiveGasPrice).toLocaleString("en-US") + " wei (effective)" : t.gasPrice ? hexNum(t.gasPrice).toLocaleString("en-US") + " wei" : "–"],
     ["Type", String(hexNum(t.type || "0x0")) + (t.type === "0x2" ? " (EIP-1559)" : t.type === "0x0" ? " (legacy)" : "")],
     ["Input", t.input && t.input !== "0x" ? '<span class="mono">' + esc(short(t.input, 40)) + "</span> (" + (t.input.length - 2) / 2 + " bytes)" : '<span class="muted">none</span>'],
-  ]);
+  ]));
   if (r && r.logs && r.logs.length) {
     html += "<h3>Logs (" + r.logs.length + ")</h3>";
     for (const l of r.logs) {
@@ -333,6 +385,72 @@ async function showTx(hash) {
   return html;
 }
 
+const gwei = (hex) => {
+  const w = BigInt(hex);
+  return w >= 10n ** 6n ? (Number(w) / 1e9).toLocaleString("en-US", { maximumFractionDigits: 9 }) + " gwei" : w.toLocaleString("en-US") + " wei";
+};
+
+// Why a mined transaction failed: the server replays it on the state before its block
+// and returns geth's revert reason.
+async function failure(t) {
+  const r = await fetch("/api/failure/" + encodeURIComponent(t.hash));
+  const body = await r.json();
+  return r.ok ? body.reason : "failed (" + (body.error || "HTTP " + r.status) + ")";
+}
+
+// The fees a pending transaction offers and why it is not in a block yet.
+async function whyPending(t) {
+  const [latest, confirmed] = await Promise.all([
+    rpc("eth_getBlockByNumber", ["latest", false]),
+    rpc("eth_getTransactionCount", [t.from, "latest"]),
+  ]);
+  const base = latest && latest.baseFeePerGas ? BigInt(latest.baseFeePerGas) : 0n;
+  const tip = t.maxPriorityFeePerGas != null ? BigInt(t.maxPriorityFeePerGas) : t.gasPrice != null ? BigInt(t.gasPrice) - base : 0n;
+  const max = t.maxFeePerGas != null ? BigInt(t.maxFeePerGas) : BigInt(t.gasPrice || "0x0");
+  const next = BigInt(confirmed);
+  let why;
+  if (BigInt(t.nonce) > next) {
+    why = "its nonce is " + BigInt(t.nonce) + " but the sender's next is " + next + ": it waits for the sender's transaction with nonce " + next + " (nonces are used in order)";
+  } else if (max < base) {
+    why = "its max fee (" + gwei("0x" + max.toString(16)) + ") is below the current base fee (" + gwei("0x" + base.toString(16)) + "): it waits until the base fee falls to it";
+  } else if (tip < 1n) {
+    why = "it offers no tip: the validators seal transactions that tip at least 1 wei";
+  } else {
+    why = "it is next in the pool: it goes into one of the coming blocks";
+  }
+  return [["Why it waits", esc(why)]];
+}
+
+// Blocks the address page looks through for transactions (the dashboard's window).
+const ADDRESS_WINDOW = 128;
+
+async function addressTxs(addr) {
+  const head = hexNum(await rpc("eth_blockNumber", []));
+  const from = Math.max(0, head - ADDRESS_WINDOW + 1);
+  const a = addr.toLowerCase();
+  const found = [];
+  for (let hi = head; hi >= from; hi -= 16) {
+    const nums = [];
+    for (let n = hi; n > hi - 16 && n >= from; n--) nums.push(n);
+    const blocks = await Promise.all(nums.map((n) => rpc("eth_getBlockByNumber", ["0x" + n.toString(16), true])));
+    for (const b of blocks) {
+      for (const t of (b && b.transactions) || []) {
+        const out = t.from && t.from.toLowerCase() === a;
+        const inn = t.to && t.to.toLowerCase() === a;
+        if (out || inn) found.push({ t, n: hexNum(b.number), dir: out && inn ? "self" : out ? "out" : "in" });
+      }
+    }
+  }
+  let html = "<h3>Transactions in blocks #" + from + "–#" + head + " (" + found.length + ")</h3>";
+  if (!found.length) return html + '<p class="muted">None sent or received in these blocks.</p>';
+  html += "<div class=scroll><table class=table><thead><tr><th>Hash</th><th>Block</th><th></th><th>Counterparty</th><th class=num>Value</th></tr></thead><tbody>";
+  for (const { t, n, dir } of found) {
+    const other = dir === "in" ? addrLink(t.from) : t.to ? addrLink(t.to) : '<span class="muted">contract creation</span>';
+    html += '<tr class="addr-tx" data-dir="' + dir + '"><td><a class="mono" href="#/tx/' + esc(t.hash) + '">' + esc(short(t.hash)) + '</a></td><td><a href="#/block/' + n + '">#' + n + "</a></td><td>" + (dir === "in" ? "received from" : dir === "out" ? "sent to" : "to itself") + "</td><td>" + other + '</td><td class="num">' + esc(ether(t.value)) + "</td></tr>";
+  }
+  return html + "</tbody></table></div>";
+}
+
 async function showAddress(addr) {
   const [bal, nonce, code] = await Promise.all([
     rpc("eth_getBalance", [addr, "latest"]),
@@ -346,7 +464,7 @@ async function showAddress(addr) {
     ["Nonce", String(hexNum(nonce))],
     ["Code", isContract ? (code.length - 2) / 2 + " bytes of contract code" : '<span class="muted">none (an externally owned account)</span>'],
     ["Belongs to", w ? esc(w.text) + ' <span class="muted">(' + esc(w.kind) + ")</span>" : '<span class="muted">no member account or signer of this network</span>'],
-  ]);
+  ]) + (await addressTxs(addr));
 }
 
 function notFound(msg) {
@@ -361,6 +479,7 @@ async function route() {
   $("overview").hidden = !!detail;
   $("detail").hidden = !detail;
   if (!detail) { if (snap) renderOverview(snap); return; }
+  pendingTx = null;
   const body = $("detail-body");
   body.innerHTML = '<div class="empty">Loading…</div>';
   try {

@@ -270,6 +270,7 @@ mod tests {
                 address: None,
                 base_port: None,
             }),
+            rpc: Rpc::default(),
         }
     }
 

@@ -58,7 +58,7 @@ impl LocalProvider {
             let waiting = start_sealing(
                 &h,
                 &st,
-                &ctx.peering(),
+                ctx.peering(),
                 &mut started,
                 Instant::now() >= deadline,
             );

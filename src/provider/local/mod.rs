@@ -41,7 +41,7 @@ use sealing::start_sealing;
 use super::events::Event;
 use super::governance::{self, SignerNode};
 use super::parallel;
-use super::{ApplyCtx, Halted, Health, NodeHealth, Proposal, Provider, ProviderError};
+use super::{ApplyCtx, Down, Halted, Health, NodeHealth, Proposal, Provider, ProviderError};
 use crate::chain::geth::{ensure_geth_recorded, GethBinary};
 use crate::crypto::Address;
 use crate::plan::desired::node_attrs;
@@ -157,8 +157,13 @@ pub struct LocalProvider {
     geth: Mutex<Option<Result<GethBinary, String>>>,
     ports: Mutex<Option<PortTable>>,
     /// Validators `miner_start` was sent to while tx nodes wait for block 1; its lock
-    /// makes one waiting tx node the one that starts sealing (see `await_first_block`).
+    /// makes one waiting tx node the one that watches for block 1 and starts sealing (see
+    /// `await_first_block`).
     sealing_started: Mutex<BTreeSet<String>>,
+    /// Set once a validator of this network answered with block 1 or later.
+    first_block_seen: std::sync::atomic::AtomicBool,
+    /// Every process with a `--datadir`, as /proc listed them when a destroy first asked.
+    processes: Mutex<Option<Vec<(ProcessId, PathBuf)>>>,
     /// Nodes up, by name (see `join_mesh`).
     up: Mutex<Option<BTreeMap<String, UpNode>>>,
     /// Serialises building the genesis-db template (see `init_datadir`).
@@ -177,6 +182,8 @@ impl LocalProvider {
             ports: Mutex::new(None),
             up: Mutex::new(None),
             sealing_started: Mutex::new(BTreeSet::new()),
+            first_block_seen: Default::default(),
+            processes: Mutex::new(None),
             genesis_db: Mutex::new(()),
             signer_refusal: Mutex::new(None),
             rolling: Mutex::new(()),
@@ -230,6 +237,35 @@ fn abs(p: &Path) -> PathBuf {
 /// Where the genesis-initialised database that node data dirs are copied from lives.
 fn genesis_db_dir(sd: &StateDir) -> PathBuf {
     sd.root.join("genesis-db")
+}
+
+/// The address a recorded node runs on (its enode's host).
+fn running_address(o: &NodeOutputs) -> Option<&str> {
+    o.enode.rsplit_once('@')?.1.rsplit_once(':').map(|(h, _)| h)
+}
+
+/// Why apply refuses: `provider.local.address` names another address than the one the
+/// recorded nodes run on. Moving means a new enode for every node, in every peer's
+/// config and every other operator's, all at once: consort does not do that in place.
+fn address_moved(topology: &Topology, st: &State) -> Option<String> {
+    let want = topology.local_address();
+    let mut on: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    let recorded = recorded_nodes(st);
+    for (name, o) in &recorded {
+        if let Some(host) = running_address(o).filter(|h| *h != want) {
+            on.entry(host).or_default().push(name);
+        }
+    }
+    let (old, nodes) = on.into_iter().next()?;
+    Some(format!(
+        "provider.local.address is {want}, but node(s) {} run on {old}: consort does not move a running network to another address (every node's enode would change, in every peer's config, at once). Set provider.local.address back to {old}{}, or `consort destroy` and apply again on {want}.",
+        nodes.join(", "),
+        if old == LocalConfig::DEFAULT_ADDRESS {
+            " (or remove it: that is the default)"
+        } else {
+            ""
+        }
+    ))
 }
 
 fn node_dir(sd: &StateDir, node: &str) -> PathBuf {
@@ -347,6 +383,16 @@ impl Provider for LocalProvider {
             .into_iter()
             .flatten()
             .collect();
+        // A config naming a peer where it no longer runs (it moved ports): rewritten.
+        for (name, _) in &recorded {
+            let addr = format!("node.{name}");
+            if drift.contains_key(&addr) {
+                continue;
+            }
+            if let Some(why) = mesh::stale_config(topology, state, name) {
+                drift.insert(addr, why);
+            }
+        }
         let d = reconcile::signer_drift(topology, state);
         *self.signer_refusal.lock().unwrap() = d.refusal();
         if !d.is_empty() {
@@ -355,7 +401,10 @@ impl Provider for LocalProvider {
         drift
     }
 
-    fn check_live(&self, _topology: &Topology, _state: &State) -> Result<(), String> {
+    fn check_live(&self, topology: &Topology, state: &State) -> Result<(), String> {
+        if let Some(why) = address_moved(topology, state) {
+            return Err(why);
+        }
         match self.signer_refusal.lock().unwrap().take() {
             Some(why) => Err(why),
             None => Ok(()),
@@ -368,10 +417,11 @@ impl Provider for LocalProvider {
 
     fn stop_nodes(
         &self,
+        sd: &StateDir,
         state: &State,
         events: &super::events::EventSink,
     ) -> Result<Vec<String>, ProviderError> {
-        lifecycle::stop_nodes(state, events)
+        lifecycle::stop_nodes(sd, state, events)
     }
 
     fn parallelism(&self) -> usize {
@@ -429,6 +479,22 @@ impl Provider for LocalProvider {
         if starts_nodes {
             let _ = self.geth(ctx);
         }
+        // The whole network goes (`destroy`: every change a Destroy, every node still in
+        // the topology, so no vote waits on a running signer): ask every node to exit at
+        // once, so their shutdowns overlap instead of running `parallelism` at a time.
+        // Each node's Destroy still stops it (and waits) as always.
+        let names: BTreeSet<String> = ctx.topology.nodes().into_iter().map(|n| n.name).collect();
+        let whole_network = !changes.is_empty()
+            && changes.iter().all(|c| c.action == Action::Destroy)
+            && changes
+                .iter()
+                .filter(|c| c.kind == Kind::LocalNode)
+                .all(|c| names.contains(&node_name(c)));
+        if whole_network {
+            for (_, o) in recorded_nodes(&ctx.snapshot()) {
+                let _ = process::terminate(o.process(), Path::new(&o.datadir));
+            }
+        }
     }
 
     fn after_apply(&self, ctx: &ApplyCtx) -> Result<(), ProviderError> {
@@ -451,7 +517,7 @@ impl Provider for LocalProvider {
         loop {
             let st = ctx.snapshot();
             let h = assess(ctx.topology, &st);
-            start_sealing(&h, &st, &ctx.peering(), &mut sealing, false);
+            start_sealing(&h, &st, ctx.peering(), &mut sealing, false);
             if h.head > progress.0 {
                 progress = (h.head, Instant::now());
             }
@@ -524,6 +590,10 @@ impl Provider for LocalProvider {
             votes::consortium_view(topology, state, &mut h);
         }
         h
+    }
+
+    fn pool(&self, topology: &Topology, state: &State) -> Vec<super::pending::PoolTx> {
+        health::pool(topology, state)
     }
 
     fn cleanup(&self, state_dir: &StateDir) -> Result<(), ProviderError> {

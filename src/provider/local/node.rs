@@ -42,9 +42,22 @@ pub(super) fn stop_recorded(
     datadir: &Path,
     recorded: Option<ProcessId>,
 ) -> Result<(), ProviderError> {
-    let strays = process::find_by_datadir(|d| d == datadir)
-        .into_iter()
-        .map(|(id, _)| id);
+    let strays = process::find_by_datadir(|d| d == datadir);
+    stop_with_strays(
+        addr,
+        datadir,
+        recorded,
+        strays.into_iter().map(|(id, _)| id),
+    )
+}
+
+/// [`stop_recorded`] with the strays already found (one /proc scan for many nodes).
+pub(super) fn stop_with_strays(
+    addr: &str,
+    datadir: &Path,
+    recorded: Option<ProcessId>,
+    strays: impl Iterator<Item = ProcessId>,
+) -> Result<(), ProviderError> {
     for id in recorded
         .into_iter()
         .chain(read_pid_file(datadir))
@@ -85,6 +98,9 @@ const GETH_HASH_ORIGIN: &str =
 
 /// The longest unix socket path (`sun_path` is 108 bytes with its NUL).
 const MAX_SOCKET_PATH: usize = 107;
+
+/// How long a node consort just stopped may keep its ports before a restart moves it.
+const PORTS_RELEASE: Duration = Duration::from_secs(5);
 
 /// Where a node's IPC socket lives: `<node dir>/geth.ipc` (the node dir is 0700, so only
 /// the operator can connect), or, when that path is too long for a unix socket, a short
@@ -193,6 +209,10 @@ impl LocalProvider {
             // Applications connect to tx nodes only; validators are controlled over IPC.
             http_port: ports.http.filter(|_| spec.role == Role::Tx),
             ws_port: ports.ws.filter(|_| spec.role == Role::Tx),
+            cors_origins: match spec.role {
+                Role::Tx => ctx.topology.rpc.cors_origins.clone(),
+                Role::Validator => vec![],
+            },
             metrics_port: ports.metrics,
             authrpc_port: 0,
             ipc_path: s(&ipc_path(datadir)),
@@ -447,6 +467,8 @@ impl LocalProvider {
         mut ports: NodePorts,
     ) -> Result<(ProcessId, NodePorts, Vec<String>), ProviderError> {
         let mut attempt = 0;
+        // The enode its peers' configs were written with (its ports when this began).
+        let mut first_enode: Option<String> = None;
         loop {
             attempt += 1;
             let mesh = self.static_nodes(ctx, &spec.name)?;
@@ -477,6 +499,7 @@ impl LocalProvider {
             // The nodes it is about to dial let it in even when their MaxPeers (the mesh
             // size when they started) is reached: a member joining a running network.
             let me = Self::own_enode(ctx, &spec.name, &launch);
+            let first = first_enode.get_or_insert_with(|| me.clone()).clone();
             std::thread::scope(|scope| {
                 for u in &up {
                     let me = &me;
@@ -487,9 +510,16 @@ impl LocalProvider {
                 }
             });
             Self::write_config(addr, &launch)?;
+            // Started again: no longer "stopped by consort stop" (see `status`).
+            let _ = std::fs::remove_file(
+                node_dir(ctx.state_dir, &spec.name).join(super::lifecycle::STOPPED_MARK),
+            );
             step(ctx, &spec.name, "start");
             match Self::start_and_wait(geth, &launch) {
                 Ok(id) => {
+                    if first != me {
+                        self.announce_move(ctx, &spec.name, &first, &me);
+                    }
                     self.join_mesh(ctx, &spec.name, me.clone(), &launch, &dial);
                     // From now on (restarts) it dials the whole mesh.
                     launch.static_nodes = mesh.clone();
@@ -663,7 +693,17 @@ impl LocalProvider {
         // A running node on another geth than the topology's: a rolling restart on the new
         // binary, keeping its chain data (see `rejoin`).
         let upgrade = live_update && self.geth(ctx)?.version != cur.geth_version;
-        let mut out = if live_update && !upgrade {
+        // New browser origins are command-line flags: a restart on the same data.
+        let cors = |v: &Option<serde_json::Value>| {
+            v.as_ref()
+                .map(|a| a["cors_origins"].clone())
+                .unwrap_or_default()
+        };
+        let reconfigure = live_update && cors(&change.before) != cors(&change.after);
+        if reconfigure {
+            step(ctx, &name, "restart: rpc.cors_origins changed");
+        }
+        let mut out = if live_update && !upgrade && !reconfigure {
             let statics = self.static_nodes(ctx, &name)?;
             let geth = cur.geth_binary();
             let peers = Peers {
@@ -718,6 +758,17 @@ impl LocalProvider {
                 Self::install_signer(ctx, addr, &name, &datadir)?;
             }
             let mut ports = self.complete_ports(ctx, &spec, cur.ports);
+            // The node just stopped may hold its ports a moment longer (connections closing):
+            // give them a few seconds before moving it.
+            let free_by = Instant::now()
+                + if live_update {
+                    PORTS_RELEASE
+                } else {
+                    Duration::ZERO
+                };
+            while !process::ports_free(ports) && Instant::now() < free_by {
+                std::thread::sleep(Duration::from_millis(100));
+            }
             if !process::ports_free(ports) {
                 let old = ports;
                 ports = self.fresh_ports(ctx, &name)?;
@@ -826,6 +877,18 @@ impl LocalProvider {
         Ok(())
     }
 
+    /// Processes whose `--datadir` is `datadir`, from one scan of /proc per command (a
+    /// scan per node made destroying n nodes read n × n command lines). A process this
+    /// command starts later is found through its pid file and state instead.
+    fn geth_processes_in(&self, datadir: &Path) -> Vec<ProcessId> {
+        let mut scan = self.processes.lock().unwrap();
+        scan.get_or_insert_with(|| process::find_by_datadir(|_| true))
+            .iter()
+            .filter(|(_, d)| d == datadir)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     pub(super) fn destroy_node(
         &self,
         ctx: &ApplyCtx,
@@ -839,7 +902,13 @@ impl LocalProvider {
         // file, and destroy deletes what it names (issue 20 item 9).
         let datadir = node_dir(ctx.state_dir, &name);
         self.nodes_up(ctx, |up| up.remove(&name));
-        stop_recorded(addr, &datadir, cur.as_ref().map(NodeOutputs::process))?;
+        let strays = self.geth_processes_in(&datadir);
+        stop_with_strays(
+            addr,
+            &datadir,
+            cur.as_ref().map(NodeOutputs::process),
+            strays.into_iter(),
+        )?;
         match std::fs::remove_dir_all(&datadir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

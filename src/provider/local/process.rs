@@ -321,18 +321,33 @@ fn wait_gone(id: ProcessId, deadline: Instant) -> bool {
     }
 }
 
-/// SIGTERM, then SIGKILL after `grace`, polling until the process is gone — and only if
-/// [`is_ours`] holds. Reaps it if it is our child.
-pub fn stop(id: ProcessId, datadir: &Path, grace: Duration) -> Result<Stopped, ProcessError> {
+/// Asks the process to exit (SIGTERM, and SIGCONT for a stopped one) without waiting,
+/// only if [`is_ours`] holds. Returns whether it was running.
+pub fn terminate(id: ProcessId, datadir: &Path) -> Result<bool, ProcessError> {
+    Ok(signal_exit(id, datadir)?.is_some())
+}
+
+/// [`terminate`], returning the pidfd (when the kernel has them) it was signalled through.
+#[allow(clippy::option_option)]
+fn signal_exit(id: ProcessId, datadir: &Path) -> Result<Option<Option<PidFd>>, ProcessError> {
     // Open the pidfd first, then check: if the check passes, the pidfd is that process.
     let pidfd = PidFd::open(id.pid);
     if !is_ours(id, datadir) {
         reap(id.pid);
-        return Ok(Stopped::NotRunning);
+        return Ok(None);
     }
     send(id, datadir, &pidfd, libc::SIGTERM)?;
     // A stopped process (SIGSTOP) acts on SIGTERM only once continued.
     let _ = send(id, datadir, &pidfd, libc::SIGCONT);
+    Ok(Some(pidfd))
+}
+
+/// SIGTERM, then SIGKILL after `grace`, polling until the process is gone — and only if
+/// [`is_ours`] holds. Reaps it if it is our child.
+pub fn stop(id: ProcessId, datadir: &Path, grace: Duration) -> Result<Stopped, ProcessError> {
+    let Some(pidfd) = signal_exit(id, datadir)? else {
+        return Ok(Stopped::NotRunning);
+    };
     if wait_gone(id, Instant::now() + grace) {
         return Ok(Stopped::Terminated);
     }

@@ -9,16 +9,7 @@ use crate::provider::{ExternalMember, VoteProgress};
 
 /// The snapshot's view of one vote target: votes on chain and who cast them.
 fn tally(snapshot: &Value, target: &Address, authorize: bool) -> (u32, BTreeSet<Address>) {
-    let voters: BTreeSet<Address> = snapshot["votes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|v| {
-            v["address"].as_str().and_then(rpc::parse_address) == Some(*target)
-                && v["authorize"].as_bool() == Some(authorize)
-        })
-        .filter_map(|v| v["signer"].as_str().and_then(rpc::parse_address))
-        .collect();
+    let voters = crate::provider::governance::snapshot_voters(snapshot, target, authorize);
     (voters.len() as u32, voters)
 }
 

@@ -1,0 +1,234 @@
+//! Every `sh`, `js`/`mjs` and `python` block of README.md and examples/*.md runs as written
+//! against a real network: each document in a fresh directory holding a copy of the
+//! repository's `topologies/` and, for the README, a deployed `consort.yaml` (its
+//! application snippets assume one). `consort`, `cast`, `solcjs` and ethers from npm and
+//! web3.py are on hand as the README says to install them. A block that is deliberately
+//! not runnable carries `<!-- doc-test: skip (why) -->` on the line before it; any other
+//! tag than the known ones fails the test, so a new block cannot slip past.
+//!
+//! examples/separate-operators.md is not run here: the operators test runs it.
+
+use crate::support::{npm_tool, port_base, run_with_deadline, web3_python, NetworkHandle};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+const RUN: &[&str] = &["sh", "js", "mjs", "python"];
+const NOT_CODE: &[&str] = &["text", "yaml"];
+const SKIP: &str = "<!-- doc-test: skip (";
+/// The network the add-a-member walkthrough deploys (topologies/three-members.yaml).
+const THREE_MEMBERS: &str = "three-members";
+
+#[derive(Debug)]
+struct Block {
+    line: usize,
+    lang: String,
+    code: String,
+    skip: Option<String>,
+}
+
+fn blocks(md: &str, file: &str) -> Vec<Block> {
+    let mut out = Vec::new();
+    let lines: Vec<&str> = md.lines().collect();
+    let mut i = 0;
+    while i < lines.len() {
+        let Some(tag) = lines[i].trim_start().strip_prefix("```") else {
+            i += 1;
+            continue;
+        };
+        let lang = tag.trim().to_string();
+        assert!(
+            RUN.contains(&lang.as_str()) || NOT_CODE.contains(&lang.as_str()),
+            "{file}:{}: a code block tagged {lang:?}: tag it one of {RUN:?} (run by this test) or {NOT_CODE:?}",
+            i + 1
+        );
+        let skip = i
+            .checked_sub(1)
+            .and_then(|p| lines[p].trim().strip_prefix(SKIP))
+            .map(|r| r.trim_end_matches(") -->").to_string());
+        let start = i + 1;
+        let mut end = start;
+        while end < lines.len() && lines[end].trim_start() != "```" {
+            end += 1;
+        }
+        assert!(end < lines.len(), "{file}:{}: unclosed code block", i + 1);
+        out.push(Block {
+            line: i + 1,
+            lang,
+            code: lines[start..end].join("\n") + "\n",
+            skip,
+        });
+        i = end + 1;
+    }
+    out
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A directory on PATH holding `consort`, and the tools' bin directory.
+fn path_with_tools() -> String {
+    let consort = PathBuf::from(env!("CARGO_BIN_EXE_consort"));
+    let tools = npm_tool("cast").parent().unwrap().to_path_buf();
+    let py = web3_python().parent().unwrap().to_path_buf();
+    format!(
+        "{}:{}:{}:{}",
+        consort.parent().unwrap().display(),
+        tools.display(),
+        py.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// Runs the runnable blocks of `doc` in order in `dir`; returns how many ran.
+fn run_doc(doc: &str, dir: &Path, setup: &str) -> usize {
+    let md = std::fs::read_to_string(repo().join(doc)).unwrap();
+    let path = path_with_tools();
+    // ES modules resolve packages from node_modules above the file, not NODE_PATH.
+    let modules = npm_tool("cast")
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let link = dir.join("node_modules");
+    if !link.exists() {
+        std::os::unix::fs::symlink(&modules, &link).unwrap();
+    }
+    let mut ran = 0;
+    for (n, b) in blocks(&md, doc).into_iter().enumerate() {
+        if !RUN.contains(&b.lang.as_str()) {
+            continue;
+        }
+        if let Some(why) = &b.skip {
+            eprintln!("[docs] {doc}:{} skipped: {why}", b.line);
+            continue;
+        }
+        // js and python blocks are whole files, run as the README says: with the env of
+        // `source <(consort output --format env)`.
+        let script = match b.lang.as_str() {
+            "sh" => b.code.clone(),
+            "js" | "mjs" => {
+                let f = format!("block-{n}.mjs");
+                std::fs::write(dir.join(&f), &b.code).unwrap();
+                format!("source <(consort output --format env)\nnode {f}\n")
+            }
+            "python" => {
+                let f = format!("block-{n}.py");
+                std::fs::write(dir.join(&f), &b.code).unwrap();
+                format!("source <(consort output --format env)\npython3 {f}\n")
+            }
+            _ => unreachable!(),
+        };
+        let mut c = Command::new("bash");
+        c.arg("-c")
+            .arg(format!("set -euo pipefail\n{setup}{script}"))
+            .current_dir(dir)
+            .env("PATH", &path)
+            .env("FOUNDRY_DISABLE_NIGHTLY_WARNING", "1")
+            .env_remove("ETH_RPC_URL")
+            .env_remove("ETH_KEYSTORE")
+            .env_remove("ETH_PASSWORD");
+        let out = run_with_deadline(c, Duration::from_secs(600));
+        assert!(
+            out.status.success(),
+            "{doc}:{}: the {} block failed ({}):\n{}\n--- stdout\n{}\n--- stderr\n{}",
+            b.line,
+            b.lang,
+            out.status,
+            b.code,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        eprintln!(
+            "[docs] {doc}:{} ran:\n{}",
+            b.line,
+            String::from_utf8_lossy(&out.stdout)
+        );
+        ran += 1;
+    }
+    ran
+}
+
+#[test]
+fn markers_and_tags_are_read_as_the_doc_test_reads_them() {
+    let md =
+        "a\n<!-- doc-test: skip (needs Azure) -->\n```sh\nexit 1\n```\n```python\nprint(1)\n```\n";
+    let b = blocks(md, "x.md");
+    assert_eq!(b.len(), 2);
+    assert_eq!(b[0].skip.as_deref(), Some("needs Azure"));
+    assert_eq!((b[1].lang.as_str(), b[1].skip.is_none()), ("python", true));
+    let bad = std::panic::catch_unwind(|| blocks("```bash\nls\n```\n", "x.md"));
+    assert!(bad.is_err(), "an unknown tag must fail the test");
+}
+
+/// The README's blocks, against a deployed dev-single network as `consort.yaml`.
+#[test]
+fn readme_blocks_run_as_written() {
+    let handle = NetworkHandle::new("devnet");
+    let dir = handle.dir.path().canonicalize().unwrap();
+    copy_dir(&repo().join("topologies"), &dir.join("topologies"));
+    let topology = std::fs::read_to_string(repo().join("topologies/dev-single.yaml"))
+        .unwrap()
+        .replace("base_port: 30303", &format!("base_port: {}", port_base()));
+    std::fs::write(dir.join("consort.yaml"), topology).unwrap();
+    crate::support::consort_ok(&dir, &["apply", "--yes"]);
+    let ran = run_doc("README.md", &dir, "");
+    // cast/foundry, ethers, web3.py (the two deploy blocks and operators' are skipped).
+    assert!(ran >= 3, "only {ran} README blocks ran");
+    // The snippets really sent: 1 ether each from cast, ethers and web3.py.
+    let out = crate::support::consort_ok(&dir, &["output", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let rpc = consort::rpc::RpcClient::new(v["wallet"]["rpc_url"].as_str().unwrap().to_string());
+    let dead = consort::rpc::parse_address("0x000000000000000000000000000000000000dEaD").unwrap();
+    let got = rpc
+        .eth_get_balance(&dead, consort::rpc::BlockId::Latest)
+        .unwrap();
+    assert_eq!(got, 3 * 1_000_000_000_000_000_000u128);
+    let toml = std::fs::read_to_string(dir.join("foundry.toml")).unwrap();
+    assert!(toml.contains("[profile.devnet]"), "{toml}");
+}
+
+/// examples/*.md (but separate-operators.md, which the operators test runs), each in a
+/// fresh directory with the shipped topologies, as a reader in a checkout would.
+#[test]
+fn example_blocks_run_as_written() {
+    let mut ran = 0;
+    for e in std::fs::read_dir(repo().join("examples"))
+        .unwrap()
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".md") || name == "separate-operators.md" {
+            continue;
+        }
+        let handle = NetworkHandle::new(THREE_MEMBERS);
+        let dir = handle.dir.path().canonicalize().unwrap();
+        copy_dir(&repo().join("topologies"), &dir.join("topologies"));
+        // The walkthroughs' networks get ports of their own (others run beside them).
+        let base = port_base();
+        for t in std::fs::read_dir(dir.join("topologies")).unwrap().flatten() {
+            let text = std::fs::read_to_string(t.path()).unwrap();
+            let text = text.replace("local: {}", &format!("local: {{ base_port: {base} }}"));
+            let text = text.replace("base_port: 30303", &format!("base_port: {base}"));
+            std::fs::write(t.path(), text).unwrap();
+        }
+        let doc = format!("examples/{name}");
+        ran += run_doc(&doc, &dir, "");
+        // Whatever a walkthrough left running goes with its directory.
+        if dir.join("consort.yaml").exists() {
+            let _ = crate::support::consort(&dir, &["destroy", "--yes"]);
+        }
+    }
+    assert!(ran >= 3, "only {ran} example blocks ran");
+}
