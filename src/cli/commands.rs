@@ -102,7 +102,10 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             print!("{}", topology::schema::json_schema_text());
             Ok(0)
         }
-        Command::Destroy { yes } => destroy(&g, yes),
+        Command::Destroy {
+            yes,
+            allow_data_loss,
+        } => destroy(&g, yes, allow_data_loss),
         Command::Member(MemberCommand::Add { member, apply: a }) => member_add(&g, member, &a),
         Command::Member(MemberCommand::Remove { name, apply: a }) => member_remove(&g, name, &a),
         Command::Invite {
@@ -291,7 +294,10 @@ fn plan_loaded(
             ));
         }
     }
-    mark_data_loss(&mut plan, state.as_ref());
+    if !destroy {
+        provider::archived_keys::annotate(&mut plan, &sd.root);
+    }
+    mark_data_loss(&mut plan, state.as_ref(), &loaded.topology);
     Ok(Planned {
         loaded,
         sd,
@@ -311,18 +317,34 @@ fn live_rpc(st: &State) -> Option<crate::rpc::RpcClient> {
         .find(|c| c.block_number().is_ok())
 }
 
-/// The `!` lines: what the plan would lose, asking the live chain for balances.
-fn mark_data_loss(plan: &mut Plan, state: Option<&State>) {
+/// A running node of `st` answering over IPC (local networks; None elsewhere).
+fn live_ipc(st: &State) -> Option<crate::rpc::RpcClient> {
+    st.resources
+        .iter()
+        .filter(|(_, r)| r.kind == crate::plan::Kind::LocalNode)
+        .filter_map(|(a, _)| provider::local::NodeOutputs::from_state(st, a.strip_prefix("node.")?))
+        .filter(|o| o.is_running())
+        .map(|o| o.control().with_timeout(Duration::from_secs(2)))
+        .find(|c| c.block_number().is_ok())
+}
+
+/// The `!` lines: what the plan would lose, asking the live chain for balances (and, for
+/// the destroy of a chain other operators run, for its signers).
+fn mark_data_loss(plan: &mut Plan, state: Option<&State>, topology: &topology::Topology) {
     use crate::plan::{Action, Kind};
     let Some(st) = state else { return };
+    let shared = plan.destroy && topology.has_external_members();
     let destructive = plan.changes.iter().any(|c| {
         matches!(c.action, Action::Destroy | Action::Replace)
-            && matches!(c.kind, Kind::Account | Kind::LocalNode | Kind::AzureVm)
+            && matches!(
+                c.kind,
+                Kind::Account | Kind::LocalNode | Kind::AzureVm | Kind::SignerKey
+            )
     });
-    if !destructive || plan.destroy {
+    if !destructive || (plan.destroy && !shared) {
         return;
     }
-    let rpc = live_rpc(st);
+    let rpc = live_ipc(st).or_else(|| live_rpc(st));
     let head = rpc.as_ref().and_then(|c| c.block_number().ok());
     let balance = |a: &str| -> Option<u128> {
         let addr = a.parse().ok()?;
@@ -330,6 +352,21 @@ fn mark_data_loss(plan: &mut Plan, state: Option<&State>) {
             .eth_get_balance(&addr, crate::rpc::BlockId::Latest)
             .ok()
     };
+    if shared {
+        let live: Option<Vec<String>> = rpc
+            .as_ref()
+            .and_then(|c| c.clique_get_signers().ok())
+            .map(|s| s.iter().map(|a| a.to_checksum()).collect());
+        let member_of = |node: &str| {
+            topology
+                .nodes()
+                .into_iter()
+                .find(|n| n.name == node)
+                .map(|n| n.member)
+        };
+        crate::plan::loss::mark_shared_destroy(plan, st, live.as_deref(), &member_of, &balance);
+        return;
+    }
     crate::plan::loss::mark(plan, state, head, &balance);
 }
 
@@ -512,7 +549,7 @@ pub(super) fn run_apply(
             check_saved_plan(&saved, &loaded, state.as_ref(), path)?;
             let mut saved = saved;
             // What it loses is judged now, on the live network, not when it was saved.
-            mark_data_loss(&mut saved, state.as_ref());
+            mark_data_loss(&mut saved, state.as_ref(), &loaded.topology);
             saved
         }
     };
@@ -544,9 +581,11 @@ pub(super) fn run_apply(
         for l in &plan.data_loss {
             msg.push_str(&format!("\n  ! {}: {}", l.addr, l.what));
         }
-        msg.push_str(
-            "\nRevert the topology change, or pass --allow-data-loss if this is really meant.",
-        );
+        msg.push_str(if destroy {
+            "\nPass --allow-data-loss if this is really meant (the keys are archived, not deleted)."
+        } else {
+            "\nRevert the topology change, or pass --allow-data-loss if this is really meant."
+        });
         if edit.is_some() {
             msg.push_str(&format!("\n{} is unchanged.", g.file.display()));
         }
@@ -645,9 +684,13 @@ pub(super) fn run_apply(
         provider.cleanup(&sd)?;
         provider::core::cleanup_key_dirs(&sd);
         let st = ctx.state.lock().unwrap();
+        // A chain other operators run lives on: it may still know these keys' addresses.
+        let keep_archive = loaded.topology.has_external_members() && sd.archive_dir().exists();
         if st.resources.is_empty() {
             // Only destroy deletes keys: the archived ones of removed members too.
-            remove_path(&sd.archive_dir())?;
+            if !keep_archive {
+                remove_path(&sd.archive_dir())?;
+            }
             // The invitations it issued (nothing secret, but nothing to keep either).
             remove_path(&crate::join::flow::invitations_dir(&sd))?;
             remove_set_aside_states(&sd)?;
@@ -661,6 +704,13 @@ pub(super) fn run_apply(
         progress.finish();
         let s = plan.summary();
         println!("Destroy complete: {} resource(s) destroyed.", s.destroy);
+        if keep_archive {
+            println!(
+                "The keys stay archived under {}: the chain other operators run still knows \
+                 their addresses. Delete them yourself once they are voted out and emptied.",
+                sd.archive_dir().display()
+            );
+        }
         return Ok(0);
     }
     let s = plan.summary();
@@ -781,7 +831,7 @@ fn check_saved_plan(
     Ok(())
 }
 
-fn destroy(g: &Global, yes: bool) -> Result<i32> {
+fn destroy(g: &Global, yes: bool, allow_data_loss: bool) -> Result<i32> {
     let loaded = load(g)?;
     let sd = state_dir(g, &loaded.topology.network.name);
     match sd.load() {
@@ -796,7 +846,7 @@ fn destroy(g: &Global, yes: bool) -> Result<i32> {
         g,
         ApplyOpts {
             yes,
-            allow_data_loss: false,
+            allow_data_loss,
             timeout: 60,
             skip_health: true,
             geth: None,

@@ -217,6 +217,11 @@ pub enum Command {
         /// Do not ask for confirmation
         #[arg(long, visible_alias = "auto-approve")]
         yes: bool,
+        /// On a chain other operators run: destroy even though this operator's signers
+        /// stay signers nobody can use and its funded accounts' keys leave consort
+        /// (archived, not deleted)
+        #[arg(long)]
+        allow_data_loss: bool,
     },
     /// Add or remove a member organisation on a running consortium
     #[command(subcommand)]
@@ -443,6 +448,7 @@ fn name_the_file(msg: &str, file: &std::path::Path) -> String {
 
 /// Runs the CLI; returns the process exit code.
 pub fn run() -> i32 {
+    crate::provider::local::process::close_inherited_on_exec();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

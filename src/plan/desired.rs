@@ -255,14 +255,18 @@ pub fn core_resources(
                     continue;
                 }
                 let mut deps = vec![format!("account.{}.{}", m.name, a.name)];
+                let mut senders = vec![m.name.as_str()];
                 if let Some(f) = &funder {
                     let (fm, fa) = f.split_once('/').unwrap_or((f, ""));
                     deps.push(format!("account.{fm}.{fa}"));
+                    // The transfer goes through the funder's nodes: they must be running
+                    // (after an interrupted destroy they may be starting again).
+                    senders.push(fm);
                 }
                 deps.extend(
                     nodes
                         .iter()
-                        .filter(|n| n.member == m.name)
+                        .filter(|n| senders.contains(&n.member.as_str()))
                         .map(|n| node_addr(&n.name)),
                 );
                 out.push(Resource {

@@ -62,7 +62,11 @@ pub fn mark(
             });
         }
     }
-    // Keys of accounts that hold ether.
+    funded_accounts(plan, st, balance);
+}
+
+/// The `!` lines of funded accounts whose keys the plan archives.
+fn funded_accounts(plan: &mut Plan, st: &State, balance: &dyn Fn(&str) -> Option<u128>) {
     for c in plan.changes.iter().filter(|c| {
         c.kind == Kind::Account && matches!(c.action, Action::Destroy | Action::Replace)
     }) {
@@ -95,6 +99,80 @@ pub fn mark(
     }
 }
 
+/// What a `destroy` of one operator's part of a chain other operators run (a topology with
+/// external members) loses: the chain lives on without this operator's nodes, so each of
+/// its live signers is a signer gone for good until the others vote it out, and each
+/// funded account's key leaves consort (archived, never deleted). `live_signers` is the
+/// chain's signer set (None: no node answered; the signers state records count then);
+/// `member_of(node)` names a node's member.
+pub fn mark_shared_destroy(
+    plan: &mut Plan,
+    st: &State,
+    live_signers: Option<&[String]>,
+    member_of: &dyn Fn(&str) -> Option<String>,
+    balance: &dyn Fn(&str) -> Option<u128>,
+) {
+    plan.data_loss.clear();
+    let ours: Vec<(&str, &str)> = plan
+        .changes
+        .iter()
+        .filter(|c| c.kind == Kind::SignerKey && c.action == Action::Destroy)
+        .filter_map(|c| {
+            let node = c.addr.strip_prefix("key.signer.")?;
+            let address = st.output_str(&c.addr, "address")?;
+            // The live set decides (the others may have voted it out already); without
+            // one, what state records.
+            let signing = match live_signers {
+                Some(live) => live.iter().any(|a| a.eq_ignore_ascii_case(address)),
+                None => st.resources.contains_key(&format!("signer.{node}")),
+            };
+            signing.then_some((c.addr.as_str(), address))
+        })
+        .collect();
+    if !ours.is_empty() {
+        let total = live_signers.map_or(ours.len(), |l| l.len()).max(ours.len());
+        let need = total / 2 + 1;
+        let gone = ours.len();
+        let halts = if total - gone < need {
+            format!(
+                " — only {} can still sign, so the chain halts",
+                total - gone
+            )
+        } else {
+            String::new()
+        };
+        let mut members: Vec<String> = ours
+            .iter()
+            .filter_map(|(a, _)| member_of(a.strip_prefix("key.signer.").unwrap_or(a)))
+            .collect();
+        members.dedup();
+        let first = if members.is_empty() {
+            "have the other operators vote them out first".to_string()
+        } else {
+            format!(
+                "have another operator run `consort member remove {}` first (their votes take \
+                 these signers out), then destroy",
+                members.join("` and `consort member remove ")
+            )
+        };
+        let lines: Vec<DataLoss> = ours
+            .iter()
+            .map(|(addr, address)| DataLoss {
+                addr: addr.to_string(),
+                what: format!(
+                    "signer {address} stays a signer of the chain other operators run, and its \
+                     key leaves consort (archived under .consort/{}/archive/): the consortium \
+                     keeps {total} signers, {gone} of them gone for good: Clique needs \
+                     {need}{halts}; {first}",
+                    plan.network
+                ),
+            })
+            .collect();
+        plan.data_loss.extend(lines);
+    }
+    funded_accounts(plan, st, balance);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,12 +182,20 @@ mod tests {
 
     fn st() -> State {
         let mut st = State::new("net", "local");
-        for (a, k, out) in [
-            ("node.a", Kind::LocalNode, json!({})),
-            ("node.b", Kind::LocalNode, json!({})),
-            ("account.m.rich", Kind::Account, json!({"address": "0xaa"})),
-            ("account.m.poor", Kind::Account, json!({"address": "0xbb"})),
-        ] {
+        add(
+            &mut st,
+            [
+                ("node.a", Kind::LocalNode, json!({})),
+                ("node.b", Kind::LocalNode, json!({})),
+                ("account.m.rich", Kind::Account, json!({"address": "0xaa"})),
+                ("account.m.poor", Kind::Account, json!({"address": "0xbb"})),
+            ],
+        );
+        st
+    }
+
+    fn add<const N: usize>(st: &mut State, resources: [(&str, Kind, serde_json::Value); N]) {
+        for (a, k, out) in resources {
             st.resources.insert(
                 a.into(),
                 ResourceState {
@@ -120,7 +206,6 @@ mod tests {
                 },
             );
         }
-        st
     }
 
     fn plan(changes: &[(&str, Kind, Action)], destroy: bool) -> Plan {
@@ -176,6 +261,51 @@ mod tests {
         let mut p = plan(&[("node.a", Kind::LocalNode, Action::Destroy)], false);
         mark(&mut p, Some(&st), Some(42), &balance);
         assert!(p.data_loss.is_empty(), "{:?}", p.data_loss);
+    }
+
+    #[test]
+    fn a_shared_chain_destroy_marks_live_signers_and_funded_keys() {
+        let mut st = st();
+        add(
+            &mut st,
+            [
+                ("key.signer.a", Kind::SignerKey, json!({"address": "0xA1"})),
+                ("key.signer.b", Kind::SignerKey, json!({"address": "0xb2"})),
+            ],
+        );
+        let changes = [
+            ("key.signer.a", Kind::SignerKey, Action::Destroy),
+            ("key.signer.b", Kind::SignerKey, Action::Destroy),
+            ("account.m.rich", Kind::Account, Action::Destroy),
+            ("account.m.poor", Kind::Account, Action::Destroy),
+        ];
+        let member = |_: &str| Some("delta".to_string());
+        // 0xb2 was voted out already: only 0xa1 is a live signer, 1 of 4.
+        let live: Vec<String> = ["0xa1", "0xc3", "0xd4", "0xe5"].map(String::from).into();
+        let mut p = plan(&changes, true);
+        mark_shared_destroy(&mut p, &st, Some(&live), &member, &balance);
+        let addrs: Vec<&str> = p.data_loss.iter().map(|l| l.addr.as_str()).collect();
+        assert_eq!(
+            addrs,
+            ["key.signer.a", "account.m.rich"],
+            "{:?}",
+            p.data_loss
+        );
+        let w = &p.data_loss[0].what;
+        assert!(
+            w.contains("keeps 4 signers, 1 of them gone for good: Clique needs 3"),
+            "{w}"
+        );
+        assert!(w.contains("consort member remove delta"), "{w}");
+        assert!(!w.contains("halts"), "{w}");
+        // Two of three: the chain halts.
+        let live: Vec<String> = ["0xa1", "0xb2", "0xe5"].map(String::from).into();
+        mark_shared_destroy(&mut p, &st, Some(&live), &member, &balance);
+        assert!(
+            p.data_loss[0].what.contains("chain halts"),
+            "{:?}",
+            p.data_loss
+        );
     }
 
     #[test]

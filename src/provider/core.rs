@@ -153,6 +153,30 @@ fn fresh_dir(root: &Path, addr: &str, dir: &Path) -> Result<(), ProviderError> {
     create_private_dir(dir).map_err(|e| io(addr, "cannot create", dir, e))
 }
 
+/// The key of a signer or account being created: its newest earlier copy that opens (see
+/// `archived_keys`: a new key would be a new address), else a new one. Leaves `dir` fresh
+/// (anything in it archived first).
+fn earlier_or_new(
+    ctx: &ApplyCtx,
+    root: &Path,
+    addr: &str,
+    dir: &Path,
+    kind: Kind,
+) -> Result<SecretKey, ProviderError> {
+    let earlier = super::archived_keys::newest(root, dir, kind);
+    fresh_dir(root, addr, dir)?;
+    Ok(match earlier {
+        Some(e) => {
+            ctx.emit(super::events::Event::Step {
+                subject: addr.to_string(),
+                step: format!("restored earlier key {}", e.key.address().to_checksum()),
+            });
+            e.key
+        }
+        None => SecretKey::random(),
+    })
+}
+
 /// Scrypt for every keystore consort writes: n = 2^12, p = 1. Key stretching only defends
 /// guessable passwords; ours are 32 random alphanumerics (~190 bits), beyond brute force at
 /// any work factor, and each sits 0600 beside its keystore anyway (an account's raw key
@@ -204,8 +228,7 @@ fn create(ctx: &ApplyCtx, change: &Change, root: &Path) -> Result<ResourceState,
         }
         Kind::SignerKey => {
             let dir = resource_dir(root, addr, change.kind).expect("signer address");
-            fresh_dir(root, addr, &dir)?;
-            let key = SecretKey::random();
+            let key = earlier_or_new(ctx, root, addr, &dir, change.kind)?;
             let (ks, pw) = write_keystore(addr, &dir, &key, KEYSTORE_KDF)?;
             json!({
                 "address": key.address().to_checksum(),
@@ -225,8 +248,7 @@ fn create(ctx: &ApplyCtx, change: &Change, root: &Path) -> Result<ResourceState,
         }
         Kind::Account => {
             let dir = resource_dir(root, addr, change.kind).expect("account address");
-            fresh_dir(root, addr, &dir)?;
-            let key = SecretKey::random();
+            let key = earlier_or_new(ctx, root, addr, &dir, change.kind)?;
             let (ks, pw) = write_keystore(addr, &dir, &key, KEYSTORE_KDF)?;
             let raw = dir.join("key");
             write_secret(&raw, key.to_hex().as_bytes())

@@ -33,6 +33,7 @@
 //! Rendering: `render::NodeLaunch` → `geth_config_toml` / `geth_args`; Azure VMs'
 //! customData is base64 of `render::cloud_init`.
 
+pub mod archived_keys;
 pub mod clique_drift;
 pub mod core;
 pub mod events;

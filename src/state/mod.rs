@@ -194,11 +194,21 @@ impl StateDir {
     /// Loads state without the lock (read-only commands: plan, status, output).
     pub fn load(&self) -> Result<Option<State>, StateError> {
         let path = self.state_file();
-        let text = match fs::read_to_string(&path) {
+        let bytes = match fs::read(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_err(&path)(e)),
         };
+        // Not text at all (random bytes, a binary written over it): as unreadable as
+        // broken JSON, and the same way back.
+        let text = String::from_utf8(bytes).map_err(|e| StateError::Corrupt {
+            path: path.clone(),
+            reason: format!(
+                "it is not text: byte {} is not UTF-8",
+                e.utf8_error().valid_up_to()
+            ),
+            backup: self.newest_backup(),
+        })?;
         #[derive(Deserialize)]
         struct Probe {
             version: u32,

@@ -1,10 +1,13 @@
 //! Issue 8's fault-injection suite: consort is killed (SIGKILL, SIGINT once, SIGINT twice)
-//! at seeded random moments during `apply` of a 7-node network and during `member add` /
-//! `member remove` (their votes included); then the same command is run again, and every
+//! right after a named progress event (chosen by the seed: a change done, a vote proposed)
+//! during `apply` of a 7-node network and during `member add` / `member remove` (their
+//! votes included) — never at a random millisecond that may fall before anything starts,
+//! and a command that finishes before the signal fails the run (issue 20); then the same
+//! command is run again, and every
 //! time the network must have converged: state valid, healthy, live Clique signers equal
 //! to the topology's validators with no proposal pending, `plan --detailed-exitcode` 0,
-//! no geth that state does not list. Then `destroy` is killed the same way and run
-//! again, and leaves nothing. SIGINTs go to consort's process group, as a terminal's
+//! no geth that state does not list. Then `destroy` is killed the same way (after a node
+//! or a key is gone) and run again, and leaves nothing. SIGINTs go to consort's process group, as a terminal's
 //! Ctrl-C does; an interrupted command exits 0 (it had finished) or 130, never 1, and a
 //! second Ctrl-C ends it within seconds.
 //!
@@ -12,7 +15,7 @@
 //! `CONSORT_FAULT_SEED` (default fixed, printed, so a failure reproduces).
 
 use crate::support::{
-    consort, consort_cmd, port_base, processes_under, topology_copy, NetworkHandle,
+    consort, port_base, processes_under, signals_at_event, topology_copy, NetworkHandle,
 };
 use consort::crypto::Address;
 use consort::provider::local::process;
@@ -21,7 +24,6 @@ use consort::rpc;
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy)]
 enum Signal {
@@ -54,61 +56,19 @@ fn run_ok(dir: &Path, args: &[&str]) -> String {
     text
 }
 
-/// Starts `consort args` in its own process group, waits `delay`, delivers `sig` (SIGINT
-/// to the group, like a terminal), waits for it to exit; checks the exit code.
-fn interrupt(dir: &Path, args: &[&str], delay: Duration, sig: Signal, what: &str) -> Option<i32> {
-    use std::os::unix::process::CommandExt as _;
+/// Runs `consort args`, delivers `sig` right after it prints `event` (see
+/// [`signals_at_event`]: a command that finishes first fails the run), checks the exit.
+fn interrupt(dir: &Path, args: &[&str], event: &str, sig: Signal, what: &str) -> Option<i32> {
     let mut full = vec!["-f", FILE];
     full.extend(args);
-    let mut child = consort_cmd(dir, &full)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    // The fault's moment, chosen by the seed: not a readiness wait.
-    while t0.elapsed() < delay {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let pid = child.id() as i32;
-    // SAFETY: signalling the child we spawned, or its own process group.
-    unsafe {
-        match sig {
-            Signal::Kill => {
-                libc::kill(pid, libc::SIGKILL);
-            }
-            Signal::IntOnce => {
-                libc::kill(-pid, libc::SIGINT);
-            }
-            Signal::IntTwice => {
-                libc::kill(-pid, libc::SIGINT);
-                std::thread::sleep(Duration::from_millis(30));
-                libc::kill(-pid, libc::SIGINT);
-            }
-        }
-    }
-    let signalled = Instant::now();
-    let deadline = signalled + Duration::from_secs(180);
-    let code = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s.code();
-        }
-        assert!(Instant::now() < deadline, "{what}: consort did not exit");
-        std::thread::sleep(Duration::from_millis(20));
+    let signals: &[i32] = match sig {
+        Signal::Kill => &[libc::SIGKILL],
+        Signal::IntOnce => &[libc::SIGINT],
+        Signal::IntTwice => &[libc::SIGINT, libc::SIGINT],
     };
+    let code = signals_at_event(dir, &full, event, signals).code;
     if !matches!(sig, Signal::Kill) {
         assert!(matches!(code, Some(0) | Some(130)), "{what}: exit {code:?}");
-    }
-    if matches!(sig, Signal::IntTwice) && code == Some(130) {
-        assert!(
-            signalled.elapsed() < Duration::from_secs(5),
-            "{what}: {:?}",
-            signalled.elapsed()
-        );
     }
     code
 }
@@ -201,14 +161,24 @@ fn killed_and_interrupted_commands_converge_when_run_again() {
             }
             run_ok(&dir, b);
         }
-        // apply of 7 nodes takes ~2 s here, a member change with votes ~4–8 s.
-        let max_ms = match scenario {
-            Scenario::Apply => 2500,
-            _ => 6000,
+        // Named moments of each command (progress lines printed off a terminal).
+        let events: &[&str] = match scenario {
+            Scenario::Apply => &[
+                "  + key.signer.contoso-validator-0 (",
+                "  + genesis (",
+                "  + node.contoso-validator-0 (",
+                "  + node.contoso-tx-0 (",
+            ],
+            Scenario::MemberAdd => &[
+                "  + key.signer.delta-validator-0 (",
+                "  + node.delta-validator-0 (",
+                "vote in proposed",
+            ],
+            Scenario::MemberRemove => &["vote out proposed", "  - signer.delta-validator-0 ("],
         };
-        let delay = Duration::from_millis(rng.gen_range(0..max_ms));
-        let what = format!("run {i}: {scenario:?} {sig:?} after {delay:?}");
-        let code = interrupt(&dir, args, delay, sig, &what);
+        let event = events[rng.gen_range(0..events.len())];
+        let what = format!("run {i}: {scenario:?} {sig:?} after {event:?}");
+        let code = interrupt(&dir, args, event, sig, &what);
         eprintln!("[faults] {what}: consort exited {code:?}");
         // Again, as a user would: the same command — or `apply`, when the removal had
         // finished before the signal (`member remove` of a member that is gone is an error).
@@ -233,9 +203,14 @@ fn killed_and_interrupted_commands_converge_when_run_again() {
         assert_converged(&net, &dir, &what);
         // destroy, interrupted the same way, then again: nothing is left.
         let dsig = signals[rng.gen_range(0..3)];
-        let ddelay = Duration::from_millis(rng.gen_range(0..700));
-        let what = format!("{what}; destroy {dsig:?} after {ddelay:?}");
-        interrupt(&dir, &["destroy", "--yes"], ddelay, dsig, &what);
+        let devents = [
+            "  - signer.contoso-validator-0 (",
+            "  - node.contoso-validator-0 (",
+            "  - genesis (",
+        ];
+        let devent = devents[rng.gen_range(0..devents.len())];
+        let what = format!("{what}; destroy {dsig:?} after {devent:?}");
+        interrupt(&dir, &["destroy", "--yes"], devent, dsig, &what);
         run_ok(&dir, &["destroy", "--yes"]);
         assert!(
             processes_under(&dir).is_empty(),

@@ -26,6 +26,7 @@ mod fake_arm;
 mod faults;
 mod graph;
 mod intruders;
+mod kept;
 mod key_restore;
 mod least_privilege;
 mod local_cli;

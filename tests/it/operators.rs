@@ -516,7 +516,13 @@ fn three_operators_invite_join_admit_vote_and_remove_without_sharing_keys() {
     a.ok(&["apply", "--yes"]);
     let a_view = a.ok(&["status"]);
     assert!(!a_view.contains("delta"), "{a_view}");
-    b.ok(&["destroy", "--yes"]);
+    // B's signers are out, but its account still holds ether on the chain A and C run:
+    // destroy says so and needs --allow-data-loss (issue 20), and keeps the key archived.
+    let out = b.run(&["destroy", "--yes"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("holds"));
+    let out = b.ok(&["destroy", "--yes", "--allow-data-loss"]);
+    assert!(out.contains("stay archived"), "{out}");
     assert!(b.net.running().is_empty(), "B's destroy stopped its nodes");
     let h = a_tx.block_number().unwrap();
     poll("blocks after B left", WAIT, || {

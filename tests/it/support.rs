@@ -489,6 +489,125 @@ pub fn stdout_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receive
     rx
 }
 
+/// Where a fault landed: what the command had printed when the signal went out.
+pub struct Landed {
+    pub code: Option<i32>,
+    pub stdout: String,
+}
+
+/// Runs `consort args` in `dir` (its own process group) and delivers `signal` — SIGKILL to
+/// consort, anything else to the group, as a terminal does — as soon as it prints a line
+/// containing `event` (a progress line such as `  - account.delta.pay`), so the fault lands
+/// after that change and not at a random moment. A command that exits before printing
+/// `event` fails the test: a run that finished before the signal proves nothing.
+pub fn signal_at_event(dir: &Path, args: &[&str], event: &str, signal: i32) -> Landed {
+    signals_at_event(dir, args, event, &[signal])
+}
+
+/// [`signal_at_event`] with several signals in a row, 30 ms apart (a double Ctrl-C).
+pub fn signals_at_event(dir: &Path, args: &[&str], event: &str, signals: &[i32]) -> Landed {
+    use std::os::unix::process::CommandExt as _;
+    let mut child = consort_cmd(dir, args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .expect("run consort");
+    let lines = stdout_lines(&mut child);
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        match lines.recv_timeout(Duration::from_millis(100)) {
+            Ok(line) => {
+                seen.push_str(&line);
+                seen.push('\n');
+                if line.contains(event) {
+                    break;
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                let s = child.wait().unwrap();
+                panic!(
+                    "consort {} exited ({s}) before printing {event:?}: the fault never landed\n{seen}",
+                    args.join(" ")
+                );
+            }
+        }
+        if let Some(s) = child.try_wait().unwrap() {
+            // Whatever it printed last is still in the pipe.
+            while let Ok(line) = lines.recv_timeout(Duration::from_millis(200)) {
+                if line.contains(event) {
+                    panic!(
+                        "consort {} printed {event:?} but exited ({s}) before the signal: the \
+                         fault never landed\n{seen}{line}",
+                        args.join(" ")
+                    );
+                }
+                seen.push_str(&line);
+                seen.push('\n');
+            }
+            panic!(
+                "consort {} exited ({s}) before printing {event:?}: the fault never landed\n{seen}",
+                args.join(" ")
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "consort {} never printed {event:?}:\n{seen}",
+            args.join(" ")
+        );
+    }
+    if let Some(s) = child.try_wait().unwrap() {
+        panic!(
+            "consort {} finished ({s}) right after {event:?}, before the signal: the fault never \
+             landed\n{seen}",
+            args.join(" ")
+        );
+    }
+    let pid = child.id() as i32;
+    for (i, &signal) in signals.iter().enumerate() {
+        if i > 0 {
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        // SAFETY: signalling the child we spawned, or its own process group.
+        unsafe {
+            if signal == libc::SIGKILL {
+                libc::kill(pid, signal);
+            } else {
+                libc::kill(-pid, signal);
+            }
+        }
+    }
+    let signalled = Instant::now();
+    let code = child.wait().unwrap().code();
+    let signal = signals[0];
+    if signals.len() > 1 && code == Some(130) {
+        assert!(
+            signalled.elapsed() < Duration::from_secs(5),
+            "a second Ctrl-C took {:?}",
+            signalled.elapsed()
+        );
+    }
+    if signal == libc::SIGKILL {
+        assert_eq!(
+            code,
+            None,
+            "consort {} exited by itself: the fault never landed\n{seen}",
+            args.join(" ")
+        );
+    }
+    while let Ok(line) = lines.recv_timeout(Duration::from_millis(200)) {
+        seen.push_str(&line);
+        seen.push('\n');
+    }
+    eprintln!(
+        "[consort {}] signals {signals:?} after {event:?}: exit {code:?}\n{seen}",
+        args.join(" ")
+    );
+    Landed { code, stdout: seen }
+}
+
 /// The account `name` in `consort output --json` (panics if there is none).
 pub fn output_account(out: &serde_json::Value, name: &str) -> serde_json::Value {
     out["accounts"]

@@ -19,6 +19,7 @@
 //! outputs. A process is only ever signalled after `/proc/<pid>` proves it is ours (see
 //! [`process`]).
 
+mod chaindata;
 mod funding;
 mod health;
 pub mod lifecycle;
@@ -369,7 +370,10 @@ impl Provider for LocalProvider {
         let mut drift: BTreeMap<String, String> =
             parallel::map(&recorded, parallel::PROBE_CONCURRENCY, |(name, o)| {
                 let why = if !o.is_running() {
-                    "restart (process not running)".to_string()
+                    match chaindata::missing(Path::new(&o.datadir)) {
+                        Some(why) => chaindata::reason(why),
+                        None => "restart (process not running)".to_string(),
+                    }
                 } else if o.ipc_path.is_empty() {
                     return None;
                 } else {
@@ -531,30 +535,8 @@ impl Provider for LocalProvider {
 
     fn after_apply(&self, ctx: &ApplyCtx) -> Result<(), ProviderError> {
         self.archive_abandoned_nodes(ctx)?;
-        // Validators start without --mine; seal once each sees every running node, so no
-        // two signers fork block 1 unseen by each other (then Clique's "signed recently"
-        // rule deadlocks them). Past the wait, start the rest anyway: sealing beats halting.
-        let deadline = Instant::now() + ctx.health_timeout.min(Duration::from_secs(30));
-        let mut started = BTreeSet::new();
-        self.sync_mesh(ctx.topology, &ctx.snapshot(), false);
-        loop {
-            let st = ctx.snapshot();
-            let h = assess(ctx.topology, &st);
-            let waiting = start_sealing(
-                &h,
-                &st,
-                ctx.peering(),
-                &mut started,
-                Instant::now() >= deadline,
-            );
-            if waiting == 0 || Instant::now() >= deadline {
-                return Ok(());
-            }
-            if ctx.interrupted.load(std::sync::atomic::Ordering::SeqCst) {
-                return Ok(());
-            }
-            std::thread::sleep(POLL);
-        }
+        self.seal_now(ctx);
+        Ok(())
     }
 
     fn wait_healthy(&self, ctx: &ApplyCtx) -> Result<Health, ProviderError> {

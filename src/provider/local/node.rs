@@ -754,7 +754,7 @@ impl LocalProvider {
             };
             // Ours or not, nothing of this pid is signalled unless /proc proves it is.
             stop_recorded(addr, &datadir, Some(cur.process()))?;
-            if !datadir.join("geth").is_dir() {
+            if !datadir.join("geth").is_dir() || chaindata::missing(&datadir).is_some() {
                 return self.create_node(ctx, change);
             }
             if spec.role == Role::Validator {

@@ -1,0 +1,440 @@
+//! Issue 20, data that must not be lost: an interrupted destroy followed by apply keeps a
+//! funded account's address and pays nothing twice; a joined operator's destroy is guarded
+//! and archives; damaged state and chain data have a way back. Real geth 1.13.15.
+
+use crate::support::*;
+use consort::rpc::{self, BlockId, RpcClient};
+use consort::state::{State, StateDir};
+use consort::topology::Wei;
+use std::path::PathBuf;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(90);
+
+struct Net {
+    handle: NetworkHandle,
+    dir: PathBuf,
+}
+
+impl Net {
+    fn new(name: &str, chain_id: u64, extra_members: &str) -> Net {
+        let handle = NetworkHandle::new(name);
+        let dir = handle.dir.path().canonicalize().unwrap();
+        let text = format!(
+            "network:
+  name: {name}
+  chain_id: {chain_id}
+  consensus:
+    clique: {{ period: 1, epoch: 30000 }}
+  funding_account: contoso/treasury
+members:
+  - name: contoso
+    validators: 2
+    tx_nodes: 1
+    accounts:
+      - name: treasury
+        balance: 5000 ether
+  - name: fabrikam
+    validators: 1
+{extra_members}provider:
+  local:
+    base_port: {}
+",
+            port_base()
+        );
+        std::fs::write(dir.join("consort.yaml"), text).unwrap();
+        Net { handle, dir }
+    }
+    fn file(&self) -> PathBuf {
+        self.dir.join("consort.yaml")
+    }
+    fn sd(&self) -> StateDir {
+        self.handle.state_dir()
+    }
+    fn state(&self) -> State {
+        self.sd().load().unwrap().expect("state")
+    }
+    fn ok(&self, args: &[&str]) -> String {
+        consort_ok(&self.dir, args)
+    }
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        consort(&self.dir, args)
+    }
+    fn address(&self, resource: &str) -> String {
+        self.state()
+            .output_str(resource, "address")
+            .unwrap_or_else(|| panic!("{resource} has no address in state"))
+            .to_string()
+    }
+    /// The IPC of a running node of state.
+    fn ipc(&self, node: &str) -> RpcClient {
+        consort::provider::local::NodeOutputs::from_state(&self.state(), node)
+            .unwrap_or_else(|| panic!("{node} not in state"))
+            .control()
+            .with_timeout(Duration::from_secs(5))
+    }
+    fn balance(&self, node: &str, address: &str) -> u128 {
+        let a = rpc::parse_address(address).unwrap();
+        self.ipc(node).eth_get_balance(&a, BlockId::Latest).unwrap()
+    }
+}
+
+fn text(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
+}
+
+/// Every key file under `dir` (archived or not) of the account or signer at `rel`.
+fn archived(sd: &StateDir, rel: &str) -> Vec<PathBuf> {
+    std::fs::read_dir(sd.archive_dir())
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path().join(rel))
+                .filter(|p| p.is_dir())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Item 1: `destroy` killed right after it archived a post-genesis funded account, then
+/// `apply`: plan restores the account's key (no new address), apply pays nothing twice
+/// and the funding account's balance is what it was.
+#[test]
+fn a_killed_destroy_then_apply_keeps_the_funded_accounts_address_and_pays_once() {
+    let net = Net::new("rekeyed", 747401, "");
+    net.ok(&["apply", "--yes"]);
+    // delta/pay joins after genesis: funded by a transfer.
+    let yaml = std::fs::read_to_string(net.file()).unwrap();
+    std::fs::write(
+        net.file(),
+        yaml.replace(
+            "provider:",
+            "  - name: delta\n    accounts:\n      - name: pay\n        balance: 5 ether\nprovider:",
+        ),
+    )
+    .unwrap();
+    net.ok(&["apply", "--yes"]);
+    assert!(net.state().resources.contains_key("fund.delta.pay"));
+    let pay = net.address("account.delta.pay");
+    let treasury = net.address("account.contoso.treasury");
+    poll("delta/pay funded", WAIT, || {
+        Ok((net.balance("contoso-validator-0", &pay) == 5 * Wei::ETHER).then_some(()))
+    });
+    let treasury_before = net.balance("contoso-validator-0", &treasury);
+
+    let landed = signal_at_event(
+        &net.dir,
+        &["destroy", "--yes"],
+        "  - account.delta.pay (",
+        libc::SIGKILL,
+    );
+    assert!(landed.stdout.contains("- account.delta.pay ("));
+    // The fault landed where it claims: the account is out of state, its key archived, and
+    // a validator still holds the chain.
+    let st = net.state();
+    assert!(!st.resources.contains_key("account.delta.pay"));
+    assert!(!archived(&net.sd(), "keys/accounts/delta/pay").is_empty());
+    assert!(
+        st.resources.contains_key("node.contoso-validator-0")
+            || st.resources.contains_key("node.contoso-validator-1"),
+        "the destroy went past every validator before the kill: {:?}",
+        st.resources.keys().collect::<Vec<_>>()
+    );
+
+    let plan = net.ok(&["plan"]);
+    let line = plan
+        .lines()
+        .find(|l| l.contains("+ account.delta.pay"))
+        .unwrap_or_else(|| panic!("no account.delta.pay line:\n{plan}"));
+    assert!(
+        line.contains(&format!("restores its earlier key {pay}")),
+        "{line}"
+    );
+
+    let out = net.ok(&["apply", "--yes"]);
+    assert!(out.contains("is healthy"), "{out}");
+    assert_eq!(
+        net.address("account.delta.pay"),
+        pay,
+        "the account was re-keyed"
+    );
+    let node = "contoso-validator-0";
+    assert_eq!(net.balance(node, &pay), 5 * Wei::ETHER);
+    assert_eq!(
+        net.balance(node, &treasury),
+        treasury_before,
+        "the funding account paid again"
+    );
+    let again = net.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+
+    // A finished destroy deletes the archive with everything else.
+    net.ok(&["destroy", "--yes"]);
+    assert!(
+        !net.handle.base.exists(),
+        "destroy left {}",
+        net.handle.base.display()
+    );
+}
+
+/// Item 2: after invite → join → admit, the joiner's validator is one of the chain's
+/// signers and its account holds ether. The joiner's `destroy` is refused without
+/// `--allow-data-loss`, saying what the consortium is left with and that `member remove`
+/// comes first; with it, the keys are archived and kept.
+#[test]
+fn a_joined_operators_destroy_is_guarded_and_archives_its_keys() {
+    let a = Net::new("shared", 747402, "");
+    a.ok(&["apply", "--yes"]);
+    let shared = tempfile::tempdir().unwrap();
+    let invite = shared.path().join("invite.json");
+    let s = |p: &std::path::Path| p.to_string_lossy().into_owned();
+    a.ok(&[
+        "invite",
+        "delta",
+        "--validators",
+        "1",
+        "--account",
+        "ops=10ether",
+        "-o",
+        &s(&invite),
+    ]);
+    let b_handle = NetworkHandle::new("shared");
+    let b = Net {
+        dir: b_handle.dir.path().canonicalize().unwrap(),
+        handle: b_handle,
+    };
+    b.ok(&[
+        "join",
+        &s(&invite),
+        "--address",
+        "127.0.0.2",
+        "--base-port",
+        &port_base().to_string(),
+        "--yes",
+    ]);
+    a.ok(&["admit", &s(&b.dir.join("join-request.json")), "--yes"]);
+    let signer = b.address("key.signer.delta-validator-0");
+    let ops = b.address("account.delta.ops");
+    let founder = a.ipc("contoso-validator-0");
+    poll("delta's validator voted in", WAIT, || {
+        let live = founder.clique_get_signers().map_err(|e| e.to_string())?;
+        Ok((live.len() == 4
+            && live
+                .iter()
+                .any(|x| x.to_checksum().eq_ignore_ascii_case(&signer)))
+        .then_some(()))
+    });
+    // The joiner's own node has seen the vote too (plan asks it).
+    let joiner = b.ipc("delta-validator-0");
+    poll("the joiner to see its validator voted in", WAIT, || {
+        let live = joiner.clique_get_signers().map_err(|e| e.to_string())?;
+        Ok((live.len() == 4).then_some(()))
+    });
+    poll("delta/ops funded", WAIT, || {
+        Ok((a.balance("contoso-validator-0", &ops) == 10 * Wei::ETHER).then_some(()))
+    });
+    let pids = processes_under(&b.dir);
+    assert!(!pids.is_empty());
+
+    let plan = b.ok(&["plan", "--destroy"]);
+    let bang = |needle: &str| {
+        plan.lines()
+            .find(|l| l.trim_start().starts_with("! ") && l.contains(needle))
+            .unwrap_or_else(|| panic!("no ! line with {needle}:\n{plan}"))
+            .to_string()
+    };
+    let l = bang(&signer);
+    assert!(
+        l.contains("keeps 4 signers, 1 of them gone for good: Clique needs 3"),
+        "{l}"
+    );
+    assert!(l.contains("consort member remove delta"), "{l}");
+    assert!(bang(&ops).contains("holds 10 ether"));
+
+    let out = b.run(&["destroy", "--yes"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("--allow-data-loss"), "{}", text(&out));
+    assert_eq!(
+        processes_under(&b.dir),
+        pids,
+        "a refused destroy stopped nodes"
+    );
+    assert!(b.sd().keys_dir().join("accounts/delta/ops/key").is_file());
+
+    let out = b.ok(&["destroy", "--yes", "--allow-data-loss"]);
+    assert!(out.contains("stay archived"), "{out}");
+    assert!(processes_under(&b.dir).is_empty());
+    assert!(!b.sd().state_file().exists());
+    let key = archived(&b.sd(), "keys/accounts/delta/ops");
+    assert_eq!(key.len(), 1, "{key:?}");
+    assert!(key[0].join("key").is_file());
+    assert_eq!(archived(&b.sd(), "keys/signers/delta-validator-0").len(), 1);
+
+    // The founders' chain goes on with 3 of its 4 signers.
+    let head = founder.block_number().unwrap();
+    poll("the founders' chain to go on", WAIT, || {
+        Ok((founder.block_number().map_err(|e| e.to_string())? > head + 2).then_some(()))
+    });
+}
+
+/// Item 5: a state file of random bytes (seeded) is reported like broken JSON — once, with
+/// the newest backup and the command that restores it — by plan, status, apply and
+/// destroy, none of which changes anything; `state recover` rebuilds it and the network
+/// plans nothing.
+#[test]
+fn a_state_file_of_random_bytes_names_the_backup_and_recovers() {
+    use rand::{RngCore, SeedableRng};
+    let net = Net::new("garbled", 747403, "");
+    net.ok(&["apply", "--yes"]);
+    let sd = net.sd();
+    let backup = sd.newest_backup().expect("a backup");
+    let mut bytes = vec![0u8; 4096];
+    rand::rngs::StdRng::seed_from_u64(20).fill_bytes(&mut bytes);
+    assert!(std::str::from_utf8(&bytes).is_err());
+    std::fs::write(sd.state_file(), &bytes).unwrap();
+    let pids = processes_under(&net.dir);
+    for args in [&["plan"][..], &["status"], &["apply", "--yes"]] {
+        let out = net.run(args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
+        assert!(err.contains("not UTF-8"), "{args:?}: {err}");
+        assert_eq!(
+            err.matches("not UTF-8").count(),
+            1,
+            "{args:?}: said twice: {err}"
+        );
+        assert!(
+            err.contains(&format!(
+                "cp {} {}",
+                backup.display(),
+                sd.state_file().display()
+            )),
+            "{args:?}: {err}"
+        );
+        assert_eq!(std::fs::read(sd.state_file()).unwrap(), bytes, "{args:?}");
+        assert_eq!(processes_under(&net.dir), pids, "{args:?}");
+    }
+    let out = net.ok(&["state", "recover"]);
+    assert!(out.contains("not UTF-8"), "{out}");
+    let plan = net.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+    // destroy, asked to, goes on from what is on disk, saying why and where the backup is.
+    std::fs::write(sd.state_file(), &bytes).unwrap();
+    let out = net.ok(&["destroy", "--yes"]);
+    assert!(
+        out.contains("not UTF-8") && out.contains("The newest backup is"),
+        "{out}"
+    );
+    assert!(processes_under(&net.dir).is_empty());
+    assert!(!net.handle.base.exists());
+}
+
+/// Item 7: a caller's open descriptors (a `flock` lock, a shell pipe) reach no child. A
+/// pipe's write end is handed to `consort apply` as descriptor 10 and its stdout is a
+/// pipe, as in `flock LOCK consort apply | cat`: both read to their end once consort
+/// exits, while geth runs on, and no geth holds either.
+#[test]
+fn geth_inherits_no_descriptor_of_the_caller() {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt as _;
+    let net = Net::new("fdless", 747404, "");
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe2 into a two-int array; both ends close-on-exec in this (threaded) test.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    let (r, w) = (fds[0], fds[1]);
+    let pipe_id = std::fs::read_link(format!("/proc/self/fd/{r}")).unwrap();
+    let mut cmd = consort_cmd(&net.dir, &["apply", "--yes"]);
+    cmd.stdout(std::process::Stdio::piped());
+    // SAFETY: dup2 is async-signal-safe; the copy at 10 is inherited (dup2 clears
+    // close-on-exec) by this child only.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(w, 10) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    // SAFETY: our own copy of the write end; consort holds its own.
+    unsafe { libc::close(w) };
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx2 = tx.clone();
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        let _ = tx.send(("stdout", s));
+    });
+    std::thread::spawn(move || {
+        // SAFETY: the read end is ours; read until every write end is closed.
+        let mut f = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(r) };
+        let mut s = String::new();
+        let _ = f.read_to_string(&mut s);
+        let _ = tx2.send(("fd 10", s));
+    });
+    let status = child.wait().unwrap();
+    assert!(status.success(), "apply failed");
+    let mut ended = Vec::new();
+    for _ in 0..2 {
+        let (what, text) = rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("after consort exited, {ended:?} reached their end but not the other: a geth holds it"));
+        if what == "stdout" {
+            assert!(text.contains("is healthy"), "{text}");
+        }
+        ended.push(what);
+    }
+    let geths = processes_under(&net.dir);
+    assert!(!geths.is_empty(), "geth runs on");
+    for pid in geths {
+        for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .flatten()
+        {
+            let target = std::fs::read_link(fd.path()).unwrap_or_default();
+            assert_ne!(target, pipe_id, "geth {pid} holds the caller's descriptor");
+        }
+    }
+    net.ok(&["destroy", "--yes"]);
+}
+
+/// Item 3: a stopped validator whose `geth/chaindata` was deleted is planned as "chain data
+/// missing: re-initialise from genesis and resync from peers", and apply does that: it
+/// rejoins the chain the others kept (not mainnet's), and the next plan is empty.
+#[test]
+fn deleted_chain_data_is_reinitialised_and_resynced() {
+    let net = Net::new("dataless", 747405, "");
+    net.ok(&["apply", "--yes"]);
+    let node = "fabrikam-validator-0";
+    let o = consort::provider::local::NodeOutputs::from_state(&net.state(), node).unwrap();
+    // SAFETY: a geth this test's network started.
+    unsafe { libc::kill(o.pid as i32, libc::SIGKILL) };
+    poll("the validator to die", WAIT, || {
+        Ok((!o.is_running()).then_some(()))
+    });
+    let chaindata = std::path::Path::new(&o.datadir).join("geth/chaindata");
+    assert!(chaindata.is_dir());
+    std::fs::remove_dir_all(&chaindata).unwrap();
+    let head = net.ipc("contoso-validator-0").block_number().unwrap();
+
+    let plan = net.ok(&["plan"]);
+    let line = plan
+        .lines()
+        .find(|l| l.contains(&format!("~ node.{node}")))
+        .unwrap_or_else(|| panic!("no line for {node}:\n{plan}"));
+    assert!(
+        line.contains("chain data missing: re-initialise from genesis and resync from peers"),
+        "{line}"
+    );
+    assert!(!plan.contains("  ! "), "{plan}");
+    let out = net.ok(&["apply", "--yes"]);
+    assert!(out.contains("is healthy"), "{out}");
+    let rpc = net.ipc(node);
+    assert_eq!(rpc.chain_id().unwrap(), 747405);
+    poll("the re-initialised validator to resync", WAIT, || {
+        Ok((rpc.block_number().map_err(|e| e.to_string())? > head).then_some(()))
+    });
+    let again = net.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    net.ok(&["destroy", "--yes"]);
+}
