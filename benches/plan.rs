@@ -1,6 +1,11 @@
 //! `consort plan` on generated topologies of 10, 100 and 300 members (3 nodes each: two
 //! validators and a tx node), against empty state (first apply) and against state that
 //! already holds everything (the no-op re-plan users run most). Includes loading the YAML.
+//!
+//! Also `deep-nesting/<depth>`: refusing a hostile file nested 100,000 levels deep (flow
+//! brackets and block lists), which must stay about as fast as loading a small topology
+//! (the unit test `very_deep_nesting_is_refused_quickly_without_overflowing_the_stack`
+//! checks where it is refused; the time is measured here, not asserted in a debug build).
 
 use consort::plan::desired::{build, PlanInput};
 use consort::provider::local::LocalProvider;
@@ -138,6 +143,17 @@ fn bench(c: &mut Criterion) {
                 assert!(plan.changes.is_empty(), "{:?}", plan.changes.first());
                 plan
             })
+        });
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("deep-nesting");
+    g.sample_size(10);
+    for (form, prefix, open, close) in [("flow", "network: ", "[", "]"), ("block", "", "- ", "")] {
+        let depth = 100_000;
+        let src = format!("{prefix}{}1{}\n", open.repeat(depth), close.repeat(depth));
+        g.bench_with_input(BenchmarkId::new(form, depth), &src, |b, src| {
+            b.iter(|| topology::parse(Path::new("deep.yaml"), src.as_bytes()).unwrap_err())
         });
     }
     g.finish();

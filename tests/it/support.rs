@@ -186,8 +186,17 @@ impl NetworkHandle {
 }
 
 impl Drop for NetworkHandle {
+    /// Stops this network's geth, and any other geth whose data dir lies in this handle's
+    /// temporary directory (whatever network a test's commands deployed there): the
+    /// directory goes next, and no node may outlive it.
     fn drop(&mut self) {
-        for (id, d) in self.processes() {
+        let mut all = self.processes();
+        if let Ok(root) = self.dir.path().canonicalize() {
+            all.extend(process::find_by_datadir(|d| d.starts_with(&root)));
+        }
+        all.sort_by_key(|(id, _)| (id.pid, id.start_time));
+        all.dedup_by_key(|(id, _)| *id);
+        for (id, d) in all {
             let _ = process::stop(id, &d, Duration::from_secs(5));
         }
     }
