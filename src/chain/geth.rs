@@ -615,7 +615,11 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel();
         let probe = g.clone();
         std::thread::spawn(move || {
-            let _ = tx.send(version_of_within(&probe, "1.13.15", Duration::from_millis(300)));
+            let _ = tx.send(version_of_within(
+                &probe,
+                "1.13.15",
+                Duration::from_millis(300),
+            ));
         });
         let err = rx
             .recv_timeout(Duration::from_secs(120))

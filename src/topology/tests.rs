@@ -1082,13 +1082,17 @@ fn very_deep_nesting_is_refused_quickly_without_overflowing_the_stack() {
             // "Quickly": flow nesting past the limit is refused by the linear pre-scan at
             // the first bracket beyond it, before libyaml (quadratic in flow depth) sees
             // the file. (The time is measured by `cargo bench --bench plan`, deep-nesting.)
-            if let Some(bracket) = open.find(['[', '{']).filter(|_| depth > validate::MAX_FLOW_DEPTH) {
+            if let Some(bracket) = open
+                .find(['[', '{'])
+                .filter(|_| depth > validate::MAX_FLOW_DEPTH)
+            {
                 assert!(
                     errs[0].message.contains("nested more than"),
                     "{depth} {open:?}: {}",
                     errs[0]
                 );
-                let first_too_deep = prefix.len() + validate::MAX_FLOW_DEPTH * open.len() + bracket + 1;
+                let first_too_deep =
+                    prefix.len() + validate::MAX_FLOW_DEPTH * open.len() + bracket + 1;
                 assert_eq!(
                     (errs[0].line, errs[0].column),
                     (Some(1), Some(first_too_deep)),

@@ -484,7 +484,10 @@ fn ctrl_c_finishes_in_flight_changes_saves_and_exits_130() {
     assert!(err.contains("interrupted again: stopping now"), "{err}");
     // At once: nothing in flight was waited for (the first signal's way out ends with
     // its "Interrupted: … done and saved" summary; the second exits before it).
-    assert!(!err.contains("Interrupted: "), "waited for the changes in flight:\n{err}");
+    assert!(
+        !err.contains("Interrupted: "),
+        "waited for the changes in flight:\n{err}"
+    );
     // And the interrupted member add is finished by apply.
     net.ok(&["apply", "--yes"]);
     let out = net.run(&["plan", "--detailed-exitcode"]);
