@@ -324,6 +324,21 @@ fn mark_data_loss(plan: &mut Plan, state: Option<&State>) {
     crate::plan::loss::mark(plan, state, head, &balance);
 }
 
+/// Why a plan that could not read part of the network cannot promise "No changes".
+fn unread_message(plan: &Plan) -> String {
+    format!(
+        "could not read {} of network {}, so the plan may be incomplete:\n  {}\nRun the command again once {}.",
+        plan.unread.len(),
+        plan.network,
+        plan.unread.join("\n  "),
+        if plan.unread.len() == 1 {
+            "it answers"
+        } else {
+            "they answer"
+        }
+    )
+}
+
 fn plan_json(plan: &Plan) -> serde_json::Value {
     let s = plan.summary();
     let mut v = serde_json::to_value(plan).expect("plan serialises");
@@ -356,6 +371,13 @@ fn plan(
                 path.display(),
                 path.display()
             );
+        }
+    }
+    // A plan that could not read part of the network does not know it has no changes.
+    if !p.plan.unread.is_empty() {
+        eprintln!("{}", unread_message(&p.plan));
+        if p.plan.is_empty() {
+            return Ok(1);
         }
     }
     // "No changes" promises a healthy network: say so when it is not.
@@ -522,6 +544,15 @@ pub(super) fn run_apply(
     // No changes: still make sure the network is healthy (an interrupted run may have
     // created every node but not started sealing), so apply exits 0 only when it is.
     let nothing = plan.is_empty();
+    if nothing && !plan.unread.is_empty() {
+        bail!(
+            "{}\nNothing was changed.{}",
+            unread_message(&plan),
+            edit.as_ref()
+                .map(|_| format!(" {} is unchanged.", g.file.display()))
+                .unwrap_or_default()
+        );
+    }
     if nothing {
         if let Some(e) = &edit {
             write_edit(e)?;

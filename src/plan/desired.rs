@@ -347,9 +347,12 @@ pub fn build(input: PlanInput, provider: &dyn Provider) -> Result<Plan, PlanErro
         core.extend(prov);
         core
     };
-    let mut drift = match (state, input.refresh) {
-        (Some(st), true) => provider.refresh(topo, st),
-        _ => BTreeMap::new(),
+    if input.refresh && !input.destroy {
+        provider.preflight(topo).map_err(PlanError::Refused)?;
+    }
+    let (mut drift, unread) = match (state, input.refresh) {
+        (Some(st), true) => (provider.refresh(topo, st), provider.unread()),
+        _ => (BTreeMap::new(), Vec::new()),
     };
     let mut warnings = warnings;
     warnings.extend(provider.plan_notes(topo, &desired));
@@ -417,6 +420,7 @@ pub fn build(input: PlanInput, provider: &dyn Provider) -> Result<Plan, PlanErro
         changes,
         warnings,
         data_loss: Vec::new(),
+        unread,
     })
 }
 

@@ -17,6 +17,24 @@ pub fn render(plan: &Plan) -> String {
         );
         return out;
     }
+    if !plan.unread.is_empty() {
+        let _ = writeln!(
+            out,
+            "Could not read all of network {}, so this plan may miss changes:",
+            plan.network
+        );
+        for u in &plan.unread {
+            let _ = writeln!(out, "  ? {u}");
+        }
+        if plan.changes.is_empty() {
+            let _ = writeln!(
+                out,
+                "Nothing to change in what could be read; run again once it answers."
+            );
+            return out;
+        }
+        let _ = writeln!(out);
+    }
     if plan.changes.is_empty() {
         let _ = writeln!(
             out,

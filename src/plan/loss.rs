@@ -132,6 +132,7 @@ mod tests {
             state_serial: 0,
             topology_sha256: String::new(),
             destroy,
+            unread: Vec::new(),
             changes: changes
                 .iter()
                 .map(|(a, k, act)| Change {

@@ -147,6 +147,11 @@ pub struct Plan {
     /// asks on its own).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub data_loss: Vec<loss::DataLoss>,
+    /// What the refresh could not read (each names the resource and why), e.g. a validator
+    /// whose Run Command stayed busy: such a plan never says "No changes", since it does
+    /// not know (see `Provider::unread`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unread: Vec<String>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -244,6 +244,20 @@ pub trait Provider: Sync {
         BTreeMap::new()
     }
 
+    /// Before a refresh that may lead to writes (`plan --refresh`, `apply`): why the caller
+    /// could not make the changes at all (Azure: missing permissions), so nothing is
+    /// written only to fail half-way.
+    fn preflight(&self, _topology: &Topology) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// After `refresh`: what it could not read, each naming the resource and why (e.g. a
+    /// validator whose Run Command stayed busy). A plan with any never says "No changes":
+    /// it does not know.
+    fn unread(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// After `refresh`: why the live network cannot be brought to the topology at all (a
     /// plan refuses with this), e.g. a signer vote that too few signers could pass.
     fn check_live(&self, _topology: &Topology, _state: &State) -> Result<(), String> {

@@ -571,4 +571,126 @@ mod tests {
         assert_eq!(err.template, "t");
         assert!(err.message.contains("nope"), "{err}");
     }
+    /// The bootstrap root runs leaves the geth user nothing it could turn into root: every
+    /// `chown` to geth misses what root runs (the scripts, the units, the marker), no unit
+    /// of the geth user has systemd (root) open its log, every download is bounded, the
+    /// oneshot has a start timeout, and the marker comes after every step it vouches for.
+    #[test]
+    fn the_bootstrap_leaves_root_nothing_the_geth_user_can_write_and_ends_with_its_marker() {
+        for signer in [true, false] {
+            let text = cloud_init(&cloud(signer)).unwrap();
+            let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+            let files = doc["write_files"].as_sequence().unwrap();
+            let content = |path: &str| -> String {
+                files
+                    .iter()
+                    .find(|f| f["path"].as_str() == Some(path))
+                    .and_then(|f| f["content"].as_str())
+                    .unwrap_or_else(|| panic!("{path} missing"))
+                    .to_string()
+            };
+            let boot = content("/var/lib/consort/bootstrap.sh");
+            // What root runs or trusts: the bootstrap's own files and the marker.
+            let mut root_runs: Vec<String> = files
+                .iter()
+                .filter_map(|f| f["path"].as_str())
+                .filter(|p| {
+                    p.ends_with("bootstrap.sh")
+                        || p.ends_with("start.sh")
+                        || p.ends_with(".service")
+                })
+                .map(str::to_string)
+                .collect();
+            root_runs.push(vm_paths::BOOTSTRAPPED.to_string());
+            root_runs.push("/var/lib/consort".to_string());
+            // Shell lines, continuations joined.
+            let lines: Vec<String> = boot
+                .replace("\\\n", " ")
+                .lines()
+                .map(|l| l.trim().to_string())
+                .collect();
+            let chowns: Vec<&str> = lines
+                .iter()
+                .filter(|l| !l.starts_with('#'))
+                .filter_map(|l| l.find("chown ").map(|i| &l[i..]))
+                .collect();
+            assert!(chowns.len() >= 3, "{boot}");
+            for l in &chowns {
+                let words: Vec<&str> = l.split_whitespace().collect();
+                let recursive = words.contains(&"-R");
+                let mut args = words[1..].iter().filter(|w| !w.starts_with('-'));
+                let owner = args.next().unwrap();
+                if !owner.starts_with("geth") {
+                    continue;
+                }
+                for t in args {
+                    let t = t
+                        .trim_matches('"')
+                        .replace("$DATA", vm_paths::DATADIR)
+                        .replace("$f", "/var/lib/consort/nodekey");
+                    for r in &root_runs {
+                        let inside = r == &t || (recursive && r.starts_with(&format!("{t}/")));
+                        assert!(
+                            !inside,
+                            "{l}: gives the geth user {r}, which root runs or trusts"
+                        );
+                    }
+                }
+            }
+            assert!(
+                !boot.contains("chown -R geth:geth /var/lib/consort\n"),
+                "{boot}"
+            );
+            for unit in files
+                .iter()
+                .filter_map(|f| f["path"].as_str())
+                .filter(|p| p.ends_with(".service"))
+            {
+                let u = content(unit);
+                if u.contains("User=geth") {
+                    assert!(
+                        !u.contains("=append:"),
+                        "{unit}: systemd opens its log as root: {u}"
+                    );
+                }
+            }
+            // Bounded downloads (each curl, with its continuation lines).
+            let curls: Vec<&String> = lines.iter().filter(|l| l.contains("curl ")).collect();
+            assert!(curls.len() >= 3, "{boot}");
+            for c in curls {
+                assert!(
+                    c.contains("--max-time") && c.contains("--connect-timeout"),
+                    "unbounded: {c}"
+                );
+            }
+            let unit = content("/etc/systemd/system/consort-bootstrap.service");
+            assert!(
+                unit.lines().any(|l| l.starts_with("TimeoutStartSec=")),
+                "{unit}"
+            );
+            // The marker is written last, after everything it says is done.
+            let at = |needle: &str| {
+                lines
+                    .iter()
+                    .rposition(|l| l.contains(needle))
+                    .unwrap_or_else(|| panic!("{needle} missing in {boot}"))
+            };
+            let marker = lines
+                .iter()
+                .rposition(|l| l.starts_with("touch") && l.contains("bootstrapped"))
+                .unwrap();
+            for step in [
+                "useradd",
+                "chown -R geth",
+                "systemctl enable consort-geth",
+                "init --datadir",
+            ] {
+                assert!(at(step) < marker, "{step} comes after the marker:\n{boot}");
+            }
+            assert!(
+                at("systemctl disable consort-bootstrap.service") > marker,
+                "{boot}"
+            );
+        }
+    }
 }

@@ -504,7 +504,16 @@ async fn full_chain_then_reverse_delete_and_group_listing() {
     assert!(fake.count("GET", "/resources") >= 3, "did not page");
 
     arm.delete_vm(RG, "acme-tx-0-vm").await.unwrap();
-    arm.delete_nic(RG, "acme-tx-0-nic").await.unwrap();
+    // Azure keeps the NIC reserved for its deleted VM a while (the stand-in: 1 s).
+    let e = arm.delete_nic(RG, "acme-tx-0-nic").await.unwrap_err();
+    assert_eq!(e.code(), Some("NicReservedForAnotherVm"), "{e}");
+    assert!(e.to_string().contains("retry after 1 seconds"), "{e}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while let Err(e) = arm.delete_nic(RG, "acme-tx-0-nic").await {
+        assert_eq!(e.code(), Some("NicReservedForAnotherVm"), "{e}");
+        assert!(std::time::Instant::now() < deadline, "{e}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     arm.delete_public_ip(RG, "acme-tx-0-pip").await.unwrap();
     arm.delete_subnet(RG, "tradelane-vnet", "acme-subnet")
         .await

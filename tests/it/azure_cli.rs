@@ -129,6 +129,27 @@ fn booting_checkout(fake: &FakeArm, tmp: &Path, topology: &str) -> PathBuf {
     dir
 }
 
+/// `member add gamma` with one validator and `tx_nodes` tx nodes.
+fn add_gamma(fake: &FakeArm, dir: &Path, tx_nodes: &str) -> String {
+    cli_ok(
+        fake,
+        dir,
+        &[
+            "member",
+            "add",
+            "gamma",
+            "--validators",
+            "1",
+            "--tx-nodes",
+            tx_nodes,
+            "--yes",
+            "--skip-health-check",
+            "--timeout",
+            "120",
+        ],
+    )
+}
+
 #[test]
 fn cli_votes_members_in_and_out_by_run_command_and_destroy_leaves_nothing() {
     let _vnet = vm_host::loopback_vnet();
@@ -247,23 +268,7 @@ fn cli_votes_members_in_and_out_by_run_command_and_destroy_leaves_nothing() {
     // member add: a validator voted in by Run Command on both signers, and a tx node; the
     // running VMs learn the new nodes live.
     fake.clear_log();
-    let out = cli_ok(
-        &fake,
-        &dir,
-        &[
-            "member",
-            "add",
-            "gamma",
-            "--validators",
-            "1",
-            "--tx-nodes",
-            "1",
-            "--yes",
-            "--skip-health-check",
-            "--timeout",
-            "120",
-        ],
-    );
+    let out = add_gamma(&fake, &dir, "1");
     assert!(out.contains("vote in"), "{out}");
     assert!(
         fake.count("POST", "/runCommand") >= 2,
@@ -330,8 +335,63 @@ fn cli_votes_members_in_and_out_by_run_command_and_destroy_leaves_nothing() {
         ))
     });
 
-    // destroy: nothing left, the vault included (soft-deleted, and the output says so).
+    // Its secrets are soft-deleted, their names reserved for 7 days: adding gamma back
+    // recovers each and writes the new keys over it, in one run.
+    let st = sd.load().unwrap().unwrap();
+    let vault = st
+        .output_str("azure.vault", "uri")
+        .and_then(|u| u.trim_end_matches('/').rsplit('/').next())
+        .unwrap()
+        .to_string();
+    let deleted = fake.deleted_secrets(&vault);
+    assert!(
+        deleted.iter().any(|n| n == "gamma-validator-0-nodekey"),
+        "{deleted:?}"
+    );
+    let out = add_gamma(&fake, &dir, "0");
+    assert!(
+        out.contains("gamma-validator-0-nodekey was soft-deleted") && out.contains("recovered it"),
+        "{out}"
+    );
+    let deleted = fake.deleted_secrets(&vault);
+    assert!(
+        !deleted.iter().any(|n| n.starts_with("gamma-validator-0-")),
+        "{deleted:?}"
+    );
+    let c2 = signer_address(&sd, "gamma-validator-0");
+    assert_ne!(c2, c, "a new member gets new keys");
+    let mut three = vec![a.clone(), b.clone(), c2];
+    three.sort();
+    assert_eq!(sorted_signers(&ipc(&alpha)).unwrap(), three);
+    // The VM reads the new value, not the recovered one.
+    let gamma = vm_root(&fake, "gamma-validator-0");
+    let st = sd.load().unwrap().unwrap();
+    let nodekey = std::fs::read_to_string(
+        st.output_str("key.node.gamma-validator-0", "key_file")
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        fake.vault_secret(&vault, "gamma-validator-0-nodekey")
+            .unwrap()
+            .trim(),
+        nodekey.trim()
+    );
+    poll(
+        "gamma to fetch its new nodekey",
+        Duration::from_secs(60),
+        || {
+            let got =
+                std::fs::read_to_string(gamma.join("var/lib/consort/nodekey")).unwrap_or_default();
+            Ok((got.trim() == nodekey.trim()).then_some(()))
+        },
+    );
+
+    // destroy right after: the NICs of the VMs it deletes are reserved by Azure for a while
+    // (NicReservedForAnotherVm); it waits that out and leaves nothing, the vault included
+    // (soft-deleted, and the output says so).
     let out = cli_ok(&fake, &dir, &["destroy", "--yes"]);
+    assert!(out.contains("NicReservedForAnotherVm"), "{out}");
     assert!(fake.ids().is_empty(), "{:?}", fake.ids());
     assert!(fake.role_assignments().is_empty());
     assert_eq!(fake.soft_deleted_vaults().len(), 1);

@@ -773,7 +773,7 @@ fn cli_plans_offline_and_applies_through_the_endpoint_override() {
 
 #[test]
 fn export_arm_template_matches_what_apply_sends() {
-    use consort::provider::azure::{custom_data_parameter, export_arm, export_arm_with_state};
+    use consort::provider::azure::{export_arm, export_arm_with_state, node_parameter};
     use std::os::unix::fs::PermissionsExt;
     let fake = FakeArm::start();
     let topo = topology(
@@ -808,7 +808,7 @@ fn export_arm_template_matches_what_apply_sends() {
     let vm = res.iter().find(|r| r["name"] == "contoso-tx-0-vm").unwrap();
     assert_eq!(
         vm["properties"]["osProfile"]["customData"],
-        "[parameters('customData_contoso_tx_0')]"
+        "[parameters('node_contoso_tx_0').customData]"
     );
     assert_eq!(
         vm["properties"]["osProfile"]["linuxConfiguration"]["disablePasswordAuthentication"],
@@ -820,11 +820,22 @@ fn export_arm_template_matches_what_apply_sends() {
     );
     assert_eq!(vm["identity"]["type"], "SystemAssigned");
     assert!(vm["properties"].get("timeCreated").is_none());
-    // customData holds no secret now; the secrets are securestring parameters.
-    assert_eq!(t["parameters"]["customData_contoso_tx_0"]["type"], "string");
+    // customData holds no secret; it and the node's secrets are one secureObject per node.
+    assert_eq!(t["parameters"]["node_contoso_tx_0"]["type"], "secureObject");
+    assert_eq!(t["parameters"].as_object().unwrap().len(), 1 + 3);
+    let password = res
+        .iter()
+        .find(|r| {
+            r["name"]
+                == format!(
+                    "{}/contoso-validator-0-password",
+                    of("Microsoft.KeyVault/vaults")[0]["name"].as_str().unwrap()
+                )
+        })
+        .unwrap();
     assert_eq!(
-        t["parameters"]["secret_contoso_validator_0_password"]["type"],
-        "securestring"
+        password["properties"]["value"],
+        "[parameters('node_contoso_validator_0').secrets['contoso-validator-0-password']]"
     );
     assert_eq!(of("Microsoft.KeyVault/vaults").len(), 1);
     assert_eq!(of("Microsoft.KeyVault/vaults/secrets").len(), 7);
@@ -837,8 +848,12 @@ fn export_arm_template_matches_what_apply_sends() {
         .contains("4633458b-17de-408a-b874-0445c86b69e6")));
     template_resolves(&t);
     let p: Value = serde_json::from_slice(&std::fs::read(&files[1]).unwrap()).unwrap();
-    assert!(p["parameters"].get("customData_contoso_tx_0").is_none());
-    assert!(p["metadata"]["customData"]
+    assert!(p["parameters"].get("node_contoso_tx_0").is_none());
+    assert!(
+        p.get("metadata").is_none(),
+        "not allowed by the parameters schema"
+    );
+    assert!(t["metadata"]["parameters"]
         .as_str()
         .unwrap()
         .contains("consort apply"));
@@ -851,12 +866,13 @@ fn export_arm_template_matches_what_apply_sends() {
     let mode = std::fs::metadata(&files[1]).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
     let p: Value = serde_json::from_slice(&std::fs::read(&files[1]).unwrap()).unwrap();
+    crate::azure_behaviours::parameters_file_is_valid(&p);
     for n in [
         "contoso-validator-0",
         "contoso-tx-0",
         "fabrikam-validator-0",
     ] {
-        let b64 = p["parameters"][custom_data_parameter(n)]["value"]
+        let b64 = p["parameters"][node_parameter(n)]["value"]["customData"]
             .as_str()
             .unwrap();
         let sent = fake
@@ -884,7 +900,7 @@ fn export_arm_template_matches_what_apply_sends() {
             "{n}'s node key in the template"
         );
         assert_eq!(
-            p["parameters"][format!("secret_{}_nodekey", n.replace('-', "_"))]["value"].as_str(),
+            p["parameters"][node_parameter(n)]["value"]["secrets"][format!("{n}-nodekey")].as_str(),
             Some(key.trim())
         );
     }

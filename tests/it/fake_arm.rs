@@ -33,6 +33,9 @@
 // Explicit paths: benches include this file with #[path] too.
 #[path = "fake_arm/key_vault.rs"]
 mod key_vault;
+// Benches include this file without using it.
+#[allow(unused_imports)]
+pub use key_vault::contributor;
 #[path = "fake_arm/run_command.rs"]
 mod run_command;
 #[path = "fake_arm/vm_host.rs"]
@@ -88,6 +91,12 @@ pub struct FakeArmConfig {
     /// Public IPs are handed out as `<prefix><n>` (loopback by default, so even a stray
     /// health probe never leaves the machine).
     pub public_ip_prefix: String,
+    /// How long a NIC stays reserved for its VM once the VM is deleted (Azure: 180 s; see
+    /// [`nic_reserved`]). Short here so tests stay fast; the error states it in seconds.
+    pub nic_reservation: Duration,
+    /// The caller's roles, as `Microsoft.Authorization/permissions` lists them (default:
+    /// Owner's). [`contributor`] is Contributor's.
+    pub caller_permissions: Value,
 }
 
 impl Default for FakeArmConfig {
@@ -103,6 +112,8 @@ impl Default for FakeArmConfig {
             poll_retry_after_ms: Some(10),
             page_size: 100,
             public_ip_prefix: "127.0.0.".into(),
+            nic_reservation: Duration::from_secs(1),
+            caller_permissions: json!([{"actions": ["*"], "notActions": [], "dataActions": [], "notDataActions": []}]),
         }
     }
 }
@@ -182,6 +193,11 @@ struct Inner {
     vaults: key_vault::VaultState,
     hosts: vm_host::Hosts,
     action_results: HashMap<String, Value>,
+    /// NIC key → (reserved until, the deleted VM's id).
+    nic_reserved: HashMap<String, (Instant, String)>,
+    /// VM key → a foreign Run Command keeps it busy until then (None: until released).
+    run_busy: HashMap<String, Option<Instant>>,
+    run_conflicts: usize,
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -237,6 +253,9 @@ impl FakeArm {
             vaults: Default::default(),
             hosts: Default::default(),
             action_results: HashMap::new(),
+            nic_reserved: HashMap::new(),
+            run_busy: HashMap::new(),
+            run_conflicts: 0,
         }));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let app = Router::new().fallback(handle).with_state(shared.clone());
@@ -406,15 +425,20 @@ impl FakeArm {
     }
 
     /// The VM's customData, base64-decoded.
+    /// (Decompressed when it was sent gzip-compressed, as cloud-init reads it.)
     pub fn custom_data(&self, vm_id: &str) -> Option<String> {
+        String::from_utf8(vm_host::gunzipped(self.custom_data_bytes(vm_id)?)).ok()
+    }
+
+    /// The VM's customData exactly as sent (base64-decoded, not decompressed).
+    pub fn custom_data_bytes(&self, vm_id: &str) -> Option<Vec<u8>> {
         let g = self.shared.lock().unwrap();
         let raw = g
             .resources
             .get(&vm_id.to_ascii_lowercase())?
             .custom_data
             .clone()?;
-        let bytes = azure_core::base64::decode(raw).ok()?;
-        String::from_utf8(bytes).ok()
+        azure_core::base64::decode(raw).ok()
     }
 }
 
@@ -620,6 +644,7 @@ impl Inner {
                     key_vault::after_delete(self, &key, &stored);
                     if stored.rtype == "Microsoft.Compute/virtualMachines" {
                         vm_host::shut_down(self, &stored.name);
+                        reserve_nics(self, &stored);
                     }
                 }
                 let dropped_disk = self.resources.get(&key).and_then(|s| {
@@ -715,6 +740,11 @@ enum Target {
     RunCommand {
         vm: String,
     },
+    /// `{scope}/providers/Microsoft.Authorization/permissions`.
+    Permissions {
+        scope: String,
+        rg: Option<String>,
+    },
 }
 
 /// Routes a path; Err is (status, ARM code, message).
@@ -741,6 +771,12 @@ fn parse(path: &str, sub: &str) -> Result<Target, (u16, &'static str, String)> {
                 scope: format!("/{}", segs[..i].join("/")),
             });
         }
+    }
+    if l.len() >= 5 && l[l.len() - 3..] == ["providers", "microsoft.authorization", "permissions"] {
+        return Ok(Target::Permissions {
+            scope: format!("/{}", segs[..l.len() - 3].join("/")),
+            rg: (l.len() == 7 && l[2] == "resourcegroups").then(|| segs[3].to_string()),
+        });
     }
     match l.as_slice() {
         [_, _] => Ok(Target::Subscription),
@@ -882,6 +918,9 @@ async fn handle(
     };
     match (target, method.as_str()) {
         (Target::Subscription, "GET") => key_vault::subscription(&g),
+        (Target::Permissions { scope, rg }, "GET") => {
+            key_vault::permissions(&g, &scope, rg.as_deref())
+        }
         (Target::RoleAssignment { scope }, m) => {
             key_vault::role_assignment(&mut g, m, &resource_path(&path), &scope, &body)
         }
@@ -1173,6 +1212,16 @@ fn put_resource(
         .get("customData")
         .and_then(Value::as_str)
         .map(str::to_string);
+    // At most 65,535 bytes, i.e. 87,380 base64 characters (OSProfile.customData,
+    // specification/compute/resource-manager/Microsoft.Compute/ComputeRP/stable/2024-07-01/
+    // virtualMachine.json; the code and text are ARM's answer to a longer one).
+    if custom_data.as_ref().is_some_and(|c| c.len() > 87_380) {
+        return arm_error(
+            400,
+            "InvalidParameter",
+            "Custom data in OSProfile must be in Base64 encoding and with a maximum length of 87380 characters.",
+        );
+    }
     let existed = g
         .resources
         .get(&key)
@@ -1293,6 +1342,9 @@ fn delete_any(g: &mut Inner, id: &str, ns: &str, api: &str) -> Response {
         return empty(204, HeaderMap::new());
     };
     let is_group = s.rtype == "Microsoft.Resources/resourceGroups";
+    if let Some(r) = nic_reserved(g, &key) {
+        return r;
+    }
     if !is_group {
         if let Some(user) = user_of(g, &key) {
             let code = in_use_code(&s.rtype.to_ascii_lowercase());
@@ -1364,4 +1416,39 @@ fn op_status(g: &mut Inner, kind: &str, id: &str) -> Response {
         }
     };
     json_response(200, &body, h)
+}
+
+/// Once a VM is deleted, Azure keeps its NICs reserved for it for 180 seconds: a DELETE of
+/// such a NIC answers 400 `NicReservedForAnotherVm`, "Nic(s) in request is reserved for
+/// another Virtual Machine for 180 seconds. Please provide another nic(s) or retry after
+/// 180 seconds. Reserved VM: <vm id>" (NetworkInterfaces_Delete, specification/network/
+/// resource-manager/Microsoft.Network/stable/2024-03-01/networkInterface.json; the code
+/// and text are what ARM returns, the spec only declares the CloudError shape). The time
+/// here is `nic_reservation`, stated in the message as Azure states its own.
+fn reserve_nics(g: &mut Inner, vm: &Stored) {
+    let until = Instant::now() + g.cfg.nic_reservation;
+    if let Some(nics) = vm.body["properties"]["networkProfile"]["networkInterfaces"].as_array() {
+        for n in nics {
+            if let Some(id) = n["id"].as_str() {
+                g.nic_reserved
+                    .insert(id.to_ascii_lowercase(), (until, vm.id.clone()));
+            }
+        }
+    }
+}
+
+fn nic_reserved(g: &mut Inner, key: &str) -> Option<Response> {
+    let (until, vm) = g.nic_reserved.get(key).cloned()?;
+    if Instant::now() >= until {
+        g.nic_reserved.remove(key);
+        return None;
+    }
+    let secs = g.cfg.nic_reservation.as_secs().max(1);
+    Some(arm_error(
+        400,
+        "NicReservedForAnotherVm",
+        &format!(
+            "Nic(s) in request is reserved for another Virtual Machine for {secs} seconds. Please provide another nic(s) or retry after {secs} seconds. Reserved VM: {vm}"
+        ),
+    ))
 }

@@ -7,6 +7,8 @@ mod apps;
 #[cfg(feature = "azure")]
 mod azure_arm;
 #[cfg(feature = "azure")]
+mod azure_behaviours;
+#[cfg(feature = "azure")]
 mod azure_cli;
 #[cfg(feature = "azure")]
 mod azure_provider;

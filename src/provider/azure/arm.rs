@@ -24,6 +24,7 @@ pub mod identity;
 mod lro;
 pub mod nat;
 mod ops;
+pub mod permissions;
 mod raw;
 pub mod rules;
 pub mod run_command;
@@ -48,6 +49,7 @@ use std::time::Duration;
 
 pub const ENDPOINT_ENV: &str = "CONSORT_ARM_ENDPOINT";
 pub const TOKEN_ENV: &str = "CONSORT_ARM_TOKEN";
+pub const RUN_COMMAND_WAIT_ENV: &str = "CONSORT_RUN_COMMAND_WAIT";
 pub const DEFAULT_ENDPOINT: &str = "https://management.azure.com";
 
 /// api-versions of the generated packages we use (also used for our polling GETs).
@@ -103,6 +105,9 @@ pub struct ArmSettings {
     pub max_retries: u32,
     /// Stop retrying a request once this long has passed since its first attempt.
     pub retry_max_elapsed: Duration,
+    /// How long a Run Command waits for the VM's previous one: Azure runs one at a time per
+    /// VM and answers 409 `Conflict` to another (`CONSORT_RUN_COMMAND_WAIT`, seconds).
+    pub run_command_wait: Duration,
 }
 
 impl ArmSettings {
@@ -117,6 +122,7 @@ impl ArmSettings {
             retry_max_delay: Duration::from_secs(30),
             max_retries: 8,
             retry_max_elapsed: Duration::from_secs(5 * 60),
+            run_command_wait: Duration::from_secs(10 * 60),
         }
     }
 
@@ -262,7 +268,16 @@ impl Arm {
                 message: e.to_string(),
             })?,
         };
-        Arm::new(ArmSettings::new(endpoint, subscription_id), credential)
+        let mut settings = ArmSettings::new(endpoint, subscription_id);
+        if let Ok(v) = std::env::var(RUN_COMMAND_WAIT_ENV) {
+            let secs = v.trim().parse::<u64>().map_err(|_| ArmError::Endpoint {
+                variable: RUN_COMMAND_WAIT_ENV,
+                value: v.clone(),
+                reason: "expected a whole number of seconds".into(),
+            })?;
+            settings.run_command_wait = Duration::from_secs(secs);
+        }
+        Arm::new(settings, credential)
     }
 
     pub fn settings(&self) -> &ArmSettings {

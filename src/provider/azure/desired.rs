@@ -17,6 +17,7 @@ impl AzureProvider {
                 topology.client.geth
             )));
         }
+        super::custom_data::check(topology).map_err(ProviderError::Other)?;
         let l =
             layout::layout(topology, &cfg.address_space, state).map_err(ProviderError::Other)?;
         let net = &topology.network.name;

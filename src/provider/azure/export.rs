@@ -9,11 +9,13 @@
 //! `resourceId(...)` and `dependsOn` mirroring the apply graph. The resource group itself
 //! is the deployment's target, so it is not in the template.
 //!
-//! Secrets are `securestring` parameters (`secret_<node>_<what>`); customData holds no
-//! secret (a plain `string` parameter `customData_<node>`, rendered from state). When
-//! state already holds the keys and genesis (after `consort apply` generated them), the
-//! parameters file is written with every value — it then contains secrets and is written
-//! 0600. Without them, the parameters file omits them and says so in its metadata.
+//! Each node has one `secureObject` parameter `node_<node>`: `customData` (its base64
+//! cloud-init, which holds no secret) and `secrets` (its key vault secrets' values by
+//! name). One parameter per node keeps any network within ARM's 256 parameters (up to 255
+//! nodes). When state already holds the keys and genesis (after `consort apply` generated
+//! them), the parameters file is written with every value — it then contains secrets and
+//! is written 0600. Without them, the parameters file leaves them out and the template's
+//! metadata says so (the parameters file schema, 2019-04-01, allows no other top-level key).
 
 use super::arm::identity::KEY_VAULT_SECRETS_USER;
 use super::arm::{
@@ -47,14 +49,21 @@ fn subnet_rid(vnet: &str, subnet: &str) -> String {
     format!("[resourceId('Microsoft.Network/virtualNetworks/subnets', '{vnet}', '{subnet}')]")
 }
 
-/// `customData_<node>` (ARM parameter names: letters, digits, underscores).
-pub fn custom_data_parameter(node: &str) -> String {
-    format!("customData_{}", node.replace('-', "_"))
+/// ARM's limit on a template's parameters.
+pub const MAX_PARAMETERS: usize = 256;
+
+/// `node_<node>` (ARM parameter names: letters, digits, underscores): the node's
+/// `secureObject` of `customData` and `secrets`.
+pub fn node_parameter(node: &str) -> String {
+    format!("node_{}", node.replace('-', "_"))
 }
 
-/// `secret_<secret name>` for a vault secret's value.
-pub fn secret_parameter(secret: &str) -> String {
-    format!("secret_{}", secret.replace('-', "_"))
+/// The expression of a vault secret's value: `[parameters('node_<node>').secrets['<name>']]`.
+fn secret_value(node: &str, secret: &str) -> String {
+    format!(
+        "[parameters('{}').secrets['{secret}']]",
+        node_parameter(node)
+    )
 }
 
 fn attr(r: &Resource, k: &str) -> String {
@@ -194,18 +203,22 @@ pub fn export_arm_with_state(
         arm::vault::vault_body(LOCATION, "[subscription().tenantId]", &tags),
         vec![],
     ));
-    let mut secret_params: Vec<(String, String, String)> = Vec::new();
+    if topology.nodes().len() + 1 > MAX_PARAMETERS {
+        return Err(ProviderError::Other(format!(
+            "an ARM template holds at most {MAX_PARAMETERS} parameters: one per node plus the location allows {} nodes, and the topology has {}",
+            MAX_PARAMETERS - 1,
+            topology.nodes().len()
+        )));
+    }
     for n in topology.nodes() {
         for sec in node_secrets(&n.name, n.role) {
-            let param = secret_parameter(&sec.name);
             resources.push(template_resource(
                 "Microsoft.KeyVault/vaults/secrets",
                 arm::vault::KEYVAULT_API,
                 &format!("{vault}/{}", sec.name),
-                json!({"properties": {"value": format!("[parameters('{param}')]")}}),
+                json!({"properties": {"value": secret_value(&n.name, &sec.name)}}),
                 vec![vault_rid.clone()],
             ));
-            secret_params.push((param, n.name.clone(), sec.what.to_string()));
         }
     }
     let mut outputs = Map::new();
@@ -269,9 +282,18 @@ pub fn export_arm_with_state(
                 .and_then(|ci| {
                     crate::render::cloud_init(&ci).map_err(|e| ProviderError::Other(e.to_string()))
                 }) {
-                Ok(text) => {
-                    custom.insert(n.name.clone(), CustomData::new(text).base64());
-                }
+                Ok(text) => match super::custom_data::fit(&text) {
+                    Ok(bytes) => {
+                        custom.insert(n.name.clone(), CustomData::from_bytes(bytes).base64());
+                    }
+                    Err((plain, gz)) => {
+                        return Err(ProviderError::Other(format!(
+                            "the cloud-init of {} is {plain} bytes ({gz} gzip-compressed); Azure's customData holds at most {} bytes",
+                            n.name,
+                            super::custom_data::LIMIT
+                        )));
+                    }
+                },
                 Err(e) => {
                     missing = Some(e.to_string());
                     break;
@@ -293,12 +315,12 @@ pub fn export_arm_with_state(
     for r in by_kind(Kind::AzureVm) {
         let name = attr(r, "name");
         let node = attr(r, "node");
-        let param = custom_data_parameter(&node);
+        let param = node_parameter(&node);
         parameters.insert(
             param.clone(),
             json!({
-                "type": "string",
-                "metadata": {"description": format!("base64 cloud-init of {node} (no secrets: the VM reads them from key vault {vault} at boot); consort fills it in azuredeploy.parameters.json once `consort apply` has generated the keys and genesis")},
+                "type": "secureObject",
+                "metadata": {"description": format!("{node}: customData, its base64 cloud-init (no secret: the VM reads its secrets from key vault {vault} at boot), and secrets, the values of its key vault secrets by name; consort fills it in azuredeploy.parameters.json once `consort apply` has generated the keys and genesis")},
             }),
         );
         let body = arm::vm_json(
@@ -314,7 +336,7 @@ pub fn export_arm_with_state(
                 custom_data: CustomData::new(""),
                 tags: tags.clone(),
             },
-            format!("[parameters('{param}')]"),
+            format!("[parameters('{param}').customData]"),
         );
         let vm_rid = rid("Microsoft.Compute/virtualMachines", &name);
         let role = if r.attrs["role"] == "validator" {
@@ -364,50 +386,52 @@ pub fn export_arm_with_state(
             resources.push(ra);
         }
     }
-    for (param, node, what) in &secret_params {
-        parameters.insert(
-            param.clone(),
-            json!({"type": "securestring", "metadata": {"description": format!("{what} of {node}")}}),
-        );
+    let mut metadata = json!({
+        "generator": format!("consort {}", env!("CARGO_PKG_VERSION")),
+        "network": topology.network.name,
+        "resourceGroup": cfg.resource_group,
+        "usage": format!("az group create -n {rg} -l {loc} --tags managed-by=consort consort-network={net} && az deployment group create -g {rg} --template-file azuredeploy.json --parameters @azuredeploy.parameters.json", rg = cfg.resource_group, loc = cfg.location, net = topology.network.name),
+    });
+    if let Some(why) = &missing {
+        metadata["parameters"] = json!(format!(
+            "azuredeploy.parameters.json leaves out every node_<node> value ({why}): run `consort apply` once to generate the keys and genesis and export again, or supply each node_<node> object (customData, secrets) yourself"
+        ));
     }
 
     let template = json!({
         "$schema": TEMPLATE_SCHEMA,
         "contentVersion": "1.0.0.0",
-        "metadata": {
-            "generator": format!("consort {}", env!("CARGO_PKG_VERSION")),
-            "network": topology.network.name,
-            "resourceGroup": cfg.resource_group,
-            "usage": format!("az group create -n {rg} -l {loc} --tags managed-by=consort consort-network={net} && az deployment group create -g {rg} --template-file azuredeploy.json --parameters @azuredeploy.parameters.json", rg = cfg.resource_group, loc = cfg.location, net = topology.network.name),
-        },
+        "metadata": metadata,
         "parameters": parameters,
         "resources": resources,
         "outputs": outputs,
     });
     let mut param_values = Map::new();
     param_values.insert("location".into(), json!({"value": cfg.location}));
-    for (node, b64) in &custom {
-        param_values.insert(custom_data_parameter(node), json!({"value": b64}));
-    }
     if let (Some(st), None) = (state, &missing) {
         for n in topology.nodes() {
+            let Some(b64) = custom.get(&n.name) else {
+                continue;
+            };
+            let mut secrets = Map::new();
             if let Ok(values) = provider.secret_values(st, &n.name, n.role) {
                 for (sec, v) in values {
-                    param_values.insert(secret_parameter(&sec.name), json!({"value": v}));
+                    secrets.insert(sec.name.clone(), json!(v));
                 }
             }
+            param_values.insert(
+                node_parameter(&n.name),
+                json!({"value": {"customData": b64, "secrets": secrets}}),
+            );
         }
     }
-    let mut params = json!({
+    // The 2019-04-01 parameters schema allows `$schema`, `contentVersion` and `parameters`
+    // only.
+    let params = json!({
         "$schema": PARAMETERS_SCHEMA,
         "contentVersion": "1.0.0.0",
         "parameters": param_values,
     });
-    if let Some(why) = &missing {
-        params["metadata"] = json!({
-            "customData": format!("not filled ({why}): run `consort apply` once to generate the keys and genesis, or supply each customData_<node> and secret_<name> parameter yourself")
-        });
-    }
 
     std::fs::create_dir_all(out_dir)
         .map_err(|e| ProviderError::Other(format!("cannot create {}: {e}", out_dir.display())))?;

@@ -37,6 +37,7 @@
 
 pub mod arm;
 mod cost;
+pub mod custom_data;
 mod desired;
 mod export;
 mod health;
@@ -49,7 +50,7 @@ pub mod run_command;
 pub mod vault;
 mod votes;
 
-pub use export::{custom_data_parameter, export_arm_with_state};
+pub use export::{export_arm_with_state, node_parameter, MAX_PARAMETERS};
 
 use super::events::Event;
 use super::{ApplyCtx, Health, NodeHealth, Provider, ProviderError};
@@ -91,6 +92,8 @@ pub struct AzureProvider {
     runtime: OnceLock<tokio::runtime::Runtime>,
     /// Why the last refresh found live signers apply cannot fix (`check_live`).
     signer_refusal: Mutex<Option<String>>,
+    /// Validators the last refresh could not ask (`unread`): node → why.
+    unread: Mutex<BTreeMap<String, String>>,
 }
 
 impl AzureProvider {
@@ -102,6 +105,7 @@ impl AzureProvider {
             arm: Mutex::new(None),
             runtime: OnceLock::new(),
             signer_refusal: Mutex::new(None),
+            unread: Mutex::default(),
         })
     }
 
@@ -112,6 +116,7 @@ impl AzureProvider {
             arm: Mutex::new(Some(Arc::new(arm))),
             runtime: OnceLock::new(),
             signer_refusal: Mutex::new(None),
+            unread: Mutex::default(),
         }
     }
 
@@ -154,6 +159,35 @@ impl AzureProvider {
     /// A handle on the ARM runtime, for code that blocks on it from other threads.
     fn handle(&self) -> tokio::runtime::Handle {
         self.block_on(async { tokio::runtime::Handle::current() })
+    }
+
+    /// Refuses when the caller lacks an action apply needs, at the resource group (or the
+    /// subscription, before the group exists). Unknown (no credentials, the check itself
+    /// failed): not refused here; the request that needs it says what is wrong.
+    fn check_permissions(&self) -> Result<(), String> {
+        use arm::permissions::{missing, ROLE_ADVICE};
+        let Ok(arm) = self.arm() else {
+            return Ok(());
+        };
+        let rg_id = arm.resource_group_id(self.rg());
+        let sub_id = format!("/subscriptions/{}", arm.subscription_id());
+        let perms = self.block_on(async {
+            match arm.permissions(&rg_id).await {
+                Ok(None) => arm.permissions(&sub_id).await.map(|p| (sub_id.clone(), p)),
+                r => r.map(|p| (rg_id.clone(), p)),
+            }
+        });
+        let Ok((scope, Some(perms))) = perms else {
+            return Ok(());
+        };
+        let lacking = missing(&perms);
+        if lacking.is_empty() {
+            return Ok(());
+        }
+        Err(format!(
+            "the Azure identity consort runs as lacks permission for {} at {scope}; nothing was written. Grant it {ROLE_ADVICE}",
+            lacking.join(", ")
+        ))
     }
 
     fn rg(&self) -> &str {
@@ -471,6 +505,14 @@ impl Provider for AzureProvider {
             .collect();
         self.refresh_clique(topology, state, &mut drift);
         drift
+    }
+
+    fn preflight(&self, _topology: &Topology) -> Result<(), String> {
+        self.check_permissions()
+    }
+
+    fn unread(&self) -> Vec<String> {
+        self.unread.lock().unwrap().values().cloned().collect()
     }
 
     fn check_live(&self, _topology: &Topology, _state: &State) -> Result<(), String> {

@@ -29,7 +29,20 @@ impl LiveSigners for AzureProvider {
             .collect()
     }
     fn read(&self, _st: &State, node: &str) -> Option<(Vec<Address>, Vec<CliqueProposal>)> {
-        self.control(node).ok()?.clique().ok()
+        let read = self
+            .control(node)
+            .map_err(|e| e.to_string())
+            .and_then(|vm| vm.clique_read());
+        match read {
+            Ok(r) => r,
+            Err(e) => {
+                self.unread
+                    .lock()
+                    .unwrap()
+                    .insert(node.to_string(), format!("validator {node}: {e}"));
+                None
+            }
+        }
     }
     fn discard(&self, _st: &State, node: &str, target: &Address) {
         if let Ok(vm) = self.control(node) {
@@ -47,6 +60,7 @@ impl AzureProvider {
         state: &State,
         drift: &mut BTreeMap<String, String>,
     ) {
+        self.unread.lock().unwrap().clear();
         if !state.resources.contains_key(CLIQUE_ADDR) {
             return;
         }

@@ -262,6 +262,15 @@ impl AzureProvider {
         let ci = self.vm_cloud_init(ctx.topology, &st, &node)?;
         let text = render::cloud_init(&ci).map_err(|e| ProviderError::at(addr, e.to_string()))?;
         let digest = sha256_hex(text.as_bytes());
+        let custom = custom_data::fit(&text).map_err(|(plain, gz)| {
+            ProviderError::at(
+                addr,
+                format!(
+                    "the cloud-init of {node} is {plain} bytes ({gz} gzip-compressed); Azure's customData holds at most {} bytes. Fund fewer accounts at genesis",
+                    custom_data::LIMIT
+                ),
+            )
+        })?;
         let mut tags = self.apply_tags(ctx);
         tags.insert(CUSTOM_DATA_TAG.into(), digest.clone());
         // A VM left by an interrupted apply: its customData cannot be changed, so adopt it
@@ -291,7 +300,7 @@ impl AzureProvider {
             nic_id: arm.nic_id(rg, &attr(&a, "nic")),
             image: ImageRef::ubuntu_lts(),
             os_disk_type: OS_DISK_TYPE.into(),
-            custom_data: CustomData::new(text),
+            custom_data: CustomData::from_bytes(custom),
             tags,
         };
         let vm = self.block_on(arm.put_vm(rg, &spec)).map_err(at)?;
@@ -418,7 +427,7 @@ impl AzureProvider {
                 self.block_on(arm.delete_vm(rg, &name))
             }
             Kind::AzureNatGateway => self.block_on(arm.delete_nat_gateway(rg, &name)),
-            Kind::AzureNic => self.block_on(arm.delete_nic(rg, &name)),
+            Kind::AzureNic => return self.delete_nic(ctx, arm, addr, &name),
             Kind::AzurePublicIp => self.block_on(arm.delete_public_ip(rg, &name)),
             Kind::AzureSubnet => self.block_on(arm.delete_subnet(rg, &attr(&a, "vnet"), &name)),
             Kind::AzureNsg => self.block_on(arm.delete_nsg(rg, &name)),
@@ -426,6 +435,46 @@ impl AzureProvider {
             _ => return Err(super::super::unsupported("azure", change)),
         }
         .map_err(at)
+    }
+
+    /// Deletes a NIC. Right after its VM is deleted Azure keeps the NIC reserved for that
+    /// VM for a while (400 `NicReservedForAnotherVm`, "reserved for another Virtual
+    /// Machine for 180 seconds … retry after 180 seconds"): wait the time Azure states, say
+    /// so, and delete again, so `destroy` and `member remove` finish in one run.
+    fn delete_nic(
+        &self,
+        ctx: &ApplyCtx,
+        arm: &Arm,
+        addr: &str,
+        name: &str,
+    ) -> Result<(), ProviderError> {
+        let rg = self.rg();
+        let mut attempts = 0;
+        loop {
+            match self.block_on(arm.delete_nic(rg, name)) {
+                Err(e) if e.code() == Some(NIC_RESERVED) && attempts < NIC_RESERVED_ATTEMPTS => {
+                    attempts += 1;
+                    let secs = stated_seconds(&e.to_string()).unwrap_or(NIC_RESERVED_DEFAULT_SECS);
+                    ctx.emit(Event::Step {
+                        subject: addr.to_string(),
+                        step: format!(
+                            "Azure keeps NIC {name} reserved for its deleted VM ({NIC_RESERVED}); waiting the {secs}s it states, then deleting it again"
+                        ),
+                    });
+                    let until = Instant::now() + Duration::from_secs(secs);
+                    while Instant::now() < until {
+                        if ctx.interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+                            return Err(ProviderError::at(
+                                addr,
+                                format!("interrupted while NIC {name} was reserved by Azure; run the command again"),
+                            ));
+                        }
+                        std::thread::sleep(Duration::from_millis(200).min(until - Instant::now()));
+                    }
+                }
+                r => return r.map_err(arm_err(addr)),
+            }
+        }
     }
 
     pub(super) fn destroy_rg(
@@ -472,5 +521,34 @@ impl AzureProvider {
             ));
         }
         self.block_on(arm.delete_resource_group(rg)).map_err(at)
+    }
+}
+
+/// ARM's error code for a NIC still reserved for a just-deleted VM (network 2024-03-01).
+const NIC_RESERVED: &str = "NicReservedForAnotherVm";
+/// What Azure documents when its message states no time.
+const NIC_RESERVED_DEFAULT_SECS: u64 = 180;
+/// Reservations are one period long; more than a few in a row is something else.
+const NIC_RESERVED_ATTEMPTS: u32 = 3;
+
+/// The seconds an ARM message states ("… for 180 seconds …").
+fn stated_seconds(message: &str) -> Option<u64> {
+    let words: Vec<&str> = message.split_whitespace().collect();
+    words.windows(2).find_map(|w| {
+        w[1].trim_end_matches(['.', ',', ';'])
+            .eq_ignore_ascii_case("seconds")
+            .then(|| w[0].parse().ok())
+            .flatten()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_reservation_time_is_read_from_azures_message() {
+        let m = "NicReservedForAnotherVm: Nic(s) in request is reserved for another Virtual Machine for 180 seconds. Please provide another nic(s) or retry after 180 seconds. Reserved VM: /subscriptions/s/x";
+        assert_eq!(super::stated_seconds(m), Some(180));
+        assert_eq!(super::stated_seconds("for 2 seconds."), Some(2));
+        assert_eq!(super::stated_seconds("no time here"), None);
     }
 }

@@ -127,6 +127,9 @@ pub fn parse_clique(v: &Value) -> Result<(Vec<Address>, Vec<CliqueProposal>), St
     Ok((signers, proposals))
 }
 
+/// A validator's signer set and pending proposals.
+pub type CliqueView = (Vec<Address>, Vec<CliqueProposal>);
+
 /// One VM reached through Run Command.
 pub struct VmControl {
     pub arm: Arc<Arm>,
@@ -148,6 +151,23 @@ impl VmControl {
     pub fn clique(&self) -> Result<(Vec<Address>, Vec<CliqueProposal>), String> {
         let out = self.run(&read_clique_script())?;
         json_line(&out).and_then(|v| parse_clique(&v))
+    }
+
+    /// [`Self::clique`], telling a VM that could not be asked (Err: Run Command itself
+    /// failed, e.g. the VM stayed busy) from one whose geth did not answer (Ok(None)).
+    pub fn clique_read(&self) -> Result<Option<CliqueView>, String> {
+        let out = self
+            .runtime
+            .block_on(
+                self.arm
+                    .run_shell(&self.rg, &self.vm, &read_clique_script()),
+            )
+            .map_err(|e| e.to_string())?;
+        Ok(out
+            .check(&self.vm)
+            .and_then(|o| json_line(&o))
+            .and_then(|v| parse_clique(&v))
+            .ok())
     }
 }
 

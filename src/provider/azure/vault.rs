@@ -6,7 +6,7 @@
 //! IMDS token at boot.
 
 use super::arm::identity::{KEY_VAULT_SECRETS_OFFICER, KEY_VAULT_SECRETS_USER};
-use super::arm::vault::{vault_body, SOFT_DELETE_DAYS};
+use super::arm::vault::{vault_body, SecretWrite, SOFT_DELETE_DAYS};
 use super::arm::Arm;
 use super::layout::VAULT_ADDR;
 use super::AzureProvider;
@@ -304,8 +304,18 @@ impl AzureProvider {
                 "signer keystore" => "application/json",
                 _ => "text/plain",
             };
-            self.block_on(arm.put_secret(&uri, &s.name, v, content_type))
+            let wrote = self
+                .block_on(arm.put_secret(&uri, &s.name, v, content_type))
                 .map_err(at)?;
+            if wrote == SecretWrite::RecoveredThenWritten {
+                ctx.emit(Event::Step {
+                    subject: addr.to_string(),
+                    step: format!(
+                        "secret {} was soft-deleted (an earlier removal of {node}): recovered it, then wrote the new value over it",
+                        s.name
+                    ),
+                });
+            }
         }
         Ok(Some(record(
             change,

@@ -17,6 +17,72 @@ use super::*;
 pub const TENANT: &str = "99999999-8888-7777-6666-555555555555";
 pub const SECRETS_USER: &str = "4633458b-17de-408a-b874-0445c86b69e6";
 
+/// The built-in Contributor role's permissions (as `Microsoft.Authorization/permissions`
+/// lists them): everything but writing and deleting authorization, role assignments
+/// included.
+pub fn contributor() -> Value {
+    json!([{"actions": ["*"], "notActions": ["Microsoft.Authorization/*/Delete", "Microsoft.Authorization/*/Write", "Microsoft.Authorization/elevateAccess/Action", "Microsoft.Blueprint/blueprintAssignments/write", "Microsoft.Blueprint/blueprintAssignments/delete", "Microsoft.Compute/galleries/share/action"], "dataActions": [], "notDataActions": []}])
+}
+
+/// ARM's `*` wildcard match, case-insensitive (enough for the roles above).
+fn action_matches(pattern: &str, action: &str) -> bool {
+    let (p, a) = (pattern.to_ascii_lowercase(), action.to_ascii_lowercase());
+    match p.split_once('*') {
+        None => p == a,
+        Some((head, tail)) => {
+            a.starts_with(head) && a.len() >= head.len() + tail.len() && {
+                let rest = &a[head.len()..];
+                match tail.split_once('*') {
+                    None => rest.ends_with(tail),
+                    Some(_) => action_matches(&format!("*{tail}"), rest),
+                }
+            }
+        }
+    }
+}
+
+/// Whether the caller's roles (`caller_permissions`) allow `action`.
+fn caller_may(g: &Inner, action: &str) -> bool {
+    g.cfg
+        .caller_permissions
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|p| {
+            let list = |k: &str| -> Vec<String> {
+                p[k].as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            };
+            list("actions").iter().any(|x| action_matches(x, action))
+                && !list("notActions").iter().any(|x| action_matches(x, action))
+        })
+}
+
+/// `GET {scope}/providers/Microsoft.Authorization/permissions` (Permissions_ListForResourceGroup
+/// and the subscription's; specification/authorization/resource-manager/Microsoft.Authorization/
+/// stable/2022-04-01/authorization-RoleDefinitionsCalls.json): the caller's roles'
+/// actions and notActions; 404 `ResourceGroupNotFound` for a group that does not exist.
+pub(super) fn permissions(g: &Inner, scope: &str, rg: Option<&str>) -> Response {
+    if let Some(rg) = rg {
+        if !g.resources.contains_key(&scope.to_ascii_lowercase()) {
+            return arm_error(
+                404,
+                "ResourceGroupNotFound",
+                &format!("Resource group '{rg}' could not be found."),
+            );
+        }
+    }
+    json_response(
+        200,
+        &json!({"value": g.cfg.caller_permissions}),
+        HeaderMap::new(),
+    )
+}
+
 #[derive(Debug, Clone)]
 pub(super) struct Assignment {
     pub id: String,
@@ -34,6 +100,8 @@ pub(super) struct VaultState {
     pub assignments: BTreeMap<String, Assignment>,
     /// VM key → principal id.
     pub principals: BTreeMap<String, String>,
+    /// Soft-deleted secrets: vault key → secret name → value.
+    pub deleted_secrets: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl FakeArm {
@@ -45,6 +113,17 @@ impl FakeArm {
             .iter()
             .find(|(k, _)| k.ends_with(&format!("/vaults/{}", vault.to_ascii_lowercase())))
             .and_then(|(_, s)| s.get(name).cloned())
+    }
+
+    /// Names of a vault's soft-deleted secrets.
+    pub fn deleted_secrets(&self, vault: &str) -> Vec<String> {
+        let g = self.shared.lock().unwrap();
+        g.vaults
+            .deleted_secrets
+            .iter()
+            .find(|(k, _)| k.ends_with(&format!("/vaults/{}", vault.to_ascii_lowercase())))
+            .map(|(_, s)| s.keys().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Names of soft-deleted vaults.
@@ -186,6 +265,14 @@ pub(super) fn role_assignment(
         })
     };
     match method {
+        // Writing a role assignment needs Microsoft.Authorization/roleAssignments/write,
+        // which Contributor lacks: 403 AuthorizationFailed (roleAssignments.json,
+        // RoleAssignments_Create, 2022-04-01; code and text as ARM answers).
+        "PUT" if !caller_may(g, "Microsoft.Authorization/roleAssignments/write") => arm_error(
+            403,
+            "AuthorizationFailed",
+            &format!("The client with object id '00000000-0000-0000-0000-000000000001' does not have authorization to perform action 'Microsoft.Authorization/roleAssignments/write' over scope '{scope}' or the scope is invalid. If access was recently granted, please refresh your credentials."),
+        ),
         "PUT" => {
             let role = body["properties"]["roleDefinitionId"]
                 .as_str()
@@ -335,8 +422,12 @@ pub(super) fn data_plane(
         );
     }
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let (vault, name) = match segs.as_slice() {
-        ["kv", v, "secrets", n] => (v.to_ascii_lowercase(), n.to_string()),
+    let (vault, name, deleted) = match segs.as_slice() {
+        ["kv", v, "secrets", n] => (v.to_ascii_lowercase(), n.to_string(), None),
+        ["kv", v, "deletedsecrets", n] => (v.to_ascii_lowercase(), n.to_string(), Some("")),
+        ["kv", v, "deletedsecrets", n, "recover"] => {
+            (v.to_ascii_lowercase(), n.to_string(), Some("recover"))
+        }
         _ => return kv_error(404, "NotFound", &format!("no route for {path}")),
     };
     let Some(vkey) = g
@@ -378,6 +469,27 @@ pub(super) fn data_plane(
             "AKV10000: Request is missing a Bearer or PoP token.",
         );
     }
+    if let Some(op) = deleted {
+        if !officer {
+            return forbidden();
+        }
+        return deleted_secret(g, &vkey, &vault, &name, method, op);
+    }
+    if method == "PUT"
+        && officer
+        && g.vaults
+            .deleted_secrets
+            .get(&vkey)
+            .is_some_and(|d| d.contains_key(&name))
+    {
+        // A soft-deleted name cannot be written until it is recovered or purged.
+        return json_response(
+            409,
+            &json!({"error": {"code": "Conflict", "message": format!("Secret {name} is currently in a deleted but recoverable state, and its name cannot be reused; in this state, the secret can only be recovered or purged."), "innererror": {"code": "ObjectIsDeletedButRecoverable"}}}),
+            HeaderMap::new(),
+        );
+    }
+    let base = g.base.clone();
     let secrets = g.vaults.secrets.get_mut(&vkey).unwrap();
     match method {
         "PUT" if officer => {
@@ -405,7 +517,18 @@ pub(super) fn data_plane(
             ),
         },
         "DELETE" if officer => match secrets.remove(&name) {
-            Some(_) => json_response(200, &json!({"recoveryId": name}), HeaderMap::new()),
+            Some(v) => {
+                g.vaults
+                    .deleted_secrets
+                    .entry(vkey.clone())
+                    .or_default()
+                    .insert(name.clone(), v);
+                json_response(
+                    200,
+                    &json!({"recoveryId": format!("{base}/kv/{vault}/deletedsecrets/{name}"), "id": format!("{base}/kv/{vault}/secrets/{name}/1")}),
+                    HeaderMap::new(),
+                )
+            }
             None => kv_error(
                 404,
                 "SecretNotFound",
@@ -413,5 +536,69 @@ pub(super) fn data_plane(
             ),
         },
         _ => forbidden(),
+    }
+}
+
+/// Soft-deleted secrets (the vault has soft delete on, as every vault now must): `GET
+/// deletedsecrets/{name}` (GetDeletedSecret), `POST deletedsecrets/{name}/recover`
+/// (RecoverDeletedSecret: the secret and its value are back), `DELETE
+/// deletedsecrets/{name}` (PurgeDeletedSecret, 204: the name is free). Key Vault data plane
+/// 7.4, specification/keyvault/data-plane/Microsoft.KeyVault/stable/7.4/secrets.json.
+/// A PUT of a soft-deleted name answers 409 `Conflict` with innererror
+/// `ObjectIsDeletedButRecoverable` (see `data_plane`).
+fn deleted_secret(
+    g: &mut Inner,
+    vkey: &str,
+    vault: &str,
+    name: &str,
+    method: &str,
+    op: &str,
+) -> Response {
+    let base = g.base.clone();
+    let not_found = || {
+        kv_error(
+            404,
+            "SecretNotFound",
+            &format!("Deleted Secret not found: {name}"),
+        )
+    };
+    let deleted = g
+        .vaults
+        .deleted_secrets
+        .entry(vkey.to_string())
+        .or_default();
+    match (method, op) {
+        ("GET", "") => match deleted.get(name) {
+            Some(_) => json_response(
+                200,
+                &json!({"recoveryId": format!("{base}/kv/{vault}/deletedsecrets/{name}"), "id": format!("{base}/kv/{vault}/secrets/{name}/1"), "attributes": {"enabled": true, "recoveryLevel": "Recoverable+Purgeable", "recoverableDays": 7}}),
+                HeaderMap::new(),
+            ),
+            None => not_found(),
+        },
+        ("POST", "recover") => match deleted.remove(name) {
+            Some(v) => {
+                g.vaults
+                    .secrets
+                    .entry(vkey.to_string())
+                    .or_default()
+                    .insert(name.to_string(), v);
+                json_response(
+                    200,
+                    &json!({"id": format!("{base}/kv/{vault}/secrets/{name}/1"), "attributes": {"enabled": true}}),
+                    HeaderMap::new(),
+                )
+            }
+            None => not_found(),
+        },
+        ("DELETE", "") => match deleted.remove(name) {
+            Some(_) => empty(204, HeaderMap::new()),
+            None => not_found(),
+        },
+        _ => kv_error(
+            405,
+            "MethodNotAllowed",
+            &format!("{method} is not supported here"),
+        ),
     }
 }

@@ -8,6 +8,61 @@
 
 use super::*;
 
+impl FakeArm {
+    /// Makes VM `vm` (every VM: None) busy with a Run Command of someone else's, for `for_`
+    /// (None: until [`FakeArm::release_run_commands`]).
+    pub fn hold_run_commands(&self, vm: Option<&str>, for_: Option<Duration>) {
+        let mut g = self.shared.lock().unwrap();
+        let until = for_.map(|d| Instant::now() + d);
+        let vms: Vec<String> = g
+            .resources
+            .iter()
+            .filter(|(_, s)| s.rtype == "Microsoft.Compute/virtualMachines")
+            .filter(|(_, s)| vm.is_none_or(|v| s.name.eq_ignore_ascii_case(v)))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in vms {
+            g.run_busy.insert(k, until);
+        }
+    }
+
+    /// Ends every foreign Run Command [`FakeArm::hold_run_commands`] started.
+    pub fn release_run_commands(&self) {
+        self.shared.lock().unwrap().run_busy.clear();
+    }
+
+    /// Run Command POSTs answered 409 `Conflict` so far.
+    pub fn run_command_conflicts(&self) -> usize {
+        self.shared.lock().unwrap().run_conflicts
+    }
+}
+
+/// Azure runs one Run Command at a time per VM: while one runs (ours, or one held by the
+/// test for someone else), another POST answers 409 `Conflict` "Run command extension
+/// execution is in progress. Please wait for completion before invoking a run command."
+/// (VirtualMachines_RunCommand, specification/compute/resource-manager/Microsoft.Compute/
+/// ComputeRP/stable/2024-07-01/virtualMachine.json: CloudError body; code and text as
+/// ARM returns them).
+fn busy(g: &mut Inner, key: &str) -> Option<Response> {
+    let held = match g.run_busy.get(key) {
+        Some(None) => true,
+        Some(Some(until)) => Instant::now() < *until,
+        None => false,
+    };
+    let ours = g.ops.iter().any(|(id, o)| {
+        o.kind == OpKind::Action && o.key == key && !g.action_results.contains_key(id)
+    });
+    if !(held || ours) {
+        return None;
+    }
+    g.run_conflicts += 1;
+    Some(arm_error(
+        409,
+        "Conflict",
+        "Run command extension execution is in progress. Please wait for completion before invoking a run command.",
+    ))
+}
+
 const OUTPUT_LIMIT: usize = 4096;
 
 fn tail(s: &str) -> &str {
@@ -46,6 +101,9 @@ pub(super) fn post(
             )
         }
         _ => {}
+    }
+    if let Some(r) = busy(g, &key) {
+        return r;
     }
     if body["commandId"].as_str() != Some("RunShellScript") {
         return arm_error(

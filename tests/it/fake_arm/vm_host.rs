@@ -146,7 +146,7 @@ pub(super) fn boot(g: &mut Inner, vm: &str, custom_data_b64: &str) {
     let Ok(bytes) = azure_core::base64::decode(custom_data_b64) else {
         return;
     };
-    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let text = String::from_utf8_lossy(&gunzipped(bytes)).into_owned();
     let root = cfg.dir.join(vm.to_ascii_lowercase());
     drop(g.hosts.vms.remove(&vm.to_ascii_lowercase()));
     let _ = std::fs::remove_dir_all(&root);
@@ -173,4 +173,17 @@ pub(super) fn boot(g: &mut Inner, vm: &str, custom_data_b64: &str) {
 /// A VM was deleted: its processes stop.
 pub(super) fn shut_down(g: &mut Inner, vm: &str) {
     drop(g.hosts.vms.remove(&vm.to_ascii_lowercase()));
+}
+
+/// User data as cloud-init reads it: gzip-compressed data (magic 1f 8b) is decompressed.
+pub fn gunzipped(bytes: Vec<u8>) -> Vec<u8> {
+    use std::io::Read;
+    if !bytes.starts_with(&[0x1f, 0x8b]) {
+        return bytes;
+    }
+    let mut out = Vec::new();
+    match flate2::read::GzDecoder::new(&bytes[..]).read_to_end(&mut out) {
+        Ok(_) => out,
+        Err(_) => bytes,
+    }
 }

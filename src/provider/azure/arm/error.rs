@@ -145,7 +145,7 @@ pub fn hint(code: &str) -> Option<&'static str> {
             "a resource this one refers to is missing or not provisioned: run `consort plan --refresh` to see drift, then apply again"
         }
         "AuthorizationFailed" | "LinkedAuthorizationFailed" => {
-            "the identity lacks permission: grant it Contributor on the subscription or resource group"
+            "the identity lacks permission: consort creates resources and role assignments, so it needs Contributor plus User Access Administrator, or Owner, or Contributor plus Role Based Access Control Administrator, on the subscription or resource group (Contributor alone cannot write Microsoft.Authorization/roleAssignments)"
         }
         "InvalidAuthenticationToken" | "ExpiredAuthenticationToken" | "AuthenticationFailed" => {
             "the bearer token was rejected: log in again (`az login`) or refresh CONSORT_ARM_TOKEN"

@@ -132,11 +132,15 @@ impl ImageRef {
 /// password), so its Debug shows only the size; it is base64-encoded into the VM PUT and
 /// nowhere else.
 #[derive(Clone, PartialEq, Eq)]
-pub struct CustomData(String);
+pub struct CustomData(Vec<u8>);
 
 impl CustomData {
     pub fn new(text: impl Into<String>) -> CustomData {
-        CustomData(text.into())
+        CustomData(text.into().into_bytes())
+    }
+    /// Bytes as they are (e.g. a gzip-compressed cloud-init).
+    pub fn from_bytes(bytes: Vec<u8>) -> CustomData {
+        CustomData(bytes)
     }
     pub fn len(&self) -> usize {
         self.0.len()
@@ -145,7 +149,7 @@ impl CustomData {
         self.0.is_empty()
     }
     pub(crate) fn base64(&self) -> String {
-        azure_core::base64::encode(self.0.as_bytes())
+        azure_core::base64::encode(&self.0)
     }
 }
 

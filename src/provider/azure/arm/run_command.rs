@@ -10,6 +10,7 @@
 
 use super::{Arm, ArmError, COMPUTE_API};
 use serde_json::{json, Value};
+use std::time::{Duration, Instant};
 
 pub const EXIT_MARKER: &str = "consort-exit=";
 
@@ -122,13 +123,56 @@ fn split_streams(m: &str) -> (String, String) {
     }
 }
 
+/// Azure runs one Run Command at a time per VM and answers another with 409 `Conflict`
+/// ("Run command extension execution is in progress. Please wait for completion before
+/// invoking a run command.").
+pub fn is_busy(e: &ArmError) -> bool {
+    e.status() == Some(409) && e.code() == Some("Conflict")
+}
+
 impl Arm {
     /// Runs `script` (already [`wrap`]ped) as root on the VM and returns what it printed.
+    /// While the VM is busy with another Run Command, tries again with capped exponential
+    /// backoff for up to `run_command_wait`; then the error says it stayed busy.
     pub async fn run_shell(&self, rg: &str, vm: &str, script: &str) -> Result<RunOutput, ArmError> {
         let id = self.vm_id(rg, vm);
-        let body = self
-            .post_action(&id, "runCommand", COMPUTE_API, &request_body(script))
-            .await?;
+        let started = Instant::now();
+        let mut wait = self
+            .settings
+            .retry_initial_delay
+            .max(Duration::from_millis(50));
+        let body = loop {
+            match self
+                .post_action(&id, "runCommand", COMPUTE_API, &request_body(script))
+                .await
+            {
+                Err(e) if is_busy(&e) => {
+                    if started.elapsed() + wait > self.settings.run_command_wait {
+                        let ArmError::Api {
+                            resource,
+                            status,
+                            code,
+                            message,
+                        } = e
+                        else {
+                            unreachable!("is_busy is an API error")
+                        };
+                        return Err(ArmError::Api {
+                            resource,
+                            status,
+                            code,
+                            message: format!(
+                                "{message} (the VM stayed busy with another Run Command for {}s; Azure runs one at a time per VM)",
+                                started.elapsed().as_secs()
+                            ),
+                        });
+                    }
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(self.settings.retry_max_delay);
+                }
+                r => break r?,
+            }
+        };
         parse_result(&body).map_err(|message| ArmError::Protocol {
             resource: id,
             message,

@@ -158,8 +158,61 @@ impl Arm {
     }
 
     /// Writes (a new version of) a secret. Retries while the vault answers 403 for a while:
-    /// a role assignment takes minutes to reach Key Vault.
+    /// a role assignment takes minutes to reach Key Vault. A name soft-deleted earlier
+    /// (409, `ObjectIsDeletedButRecoverable`: e.g. the member was removed, now it is back)
+    /// is recovered first, then written: recovering needs no purge permission, and the new
+    /// value becomes the current version.
     pub async fn put_secret(
+        &self,
+        vault_uri: &str,
+        name: &str,
+        value: &str,
+        content_type: &str,
+    ) -> Result<SecretWrite, ArmError> {
+        match self
+            .put_secret_once(vault_uri, name, value, content_type)
+            .await
+        {
+            Err(e) if is_soft_deleted(&e) => {
+                self.recover_secret(vault_uri, name).await?;
+                self.put_secret_once(vault_uri, name, value, content_type)
+                    .await?;
+                Ok(SecretWrite::RecoveredThenWritten)
+            }
+            r => r.map(|()| SecretWrite::Written),
+        }
+    }
+
+    /// Recovers a soft-deleted secret (`POST {vault}deletedsecrets/{name}/recover`) and
+    /// waits until it can be read again: Key Vault recovers in the background.
+    pub async fn recover_secret(&self, vault_uri: &str, name: &str) -> Result<(), ArmError> {
+        let mut url = self.secret_url(vault_uri, name)?;
+        url.set_path(&url.path().replace(
+            &format!("/secrets/{name}"),
+            &format!("/deletedsecrets/{name}/recover"),
+        ));
+        let resource = format!("{vault_uri}deletedsecrets/{name}");
+        self.send_json(&resource, Method::Post, url, None, Some(VAULT_SCOPE))
+            .await?;
+        let started = Instant::now();
+        let mut wait = self.settings.retry_initial_delay;
+        while !self.secret_exists(vault_uri, name).await? {
+            if started.elapsed() > RECOVERY_WAIT {
+                return Err(ArmError::Protocol {
+                    resource,
+                    message: format!(
+                        "recovered, but still not readable after {}s; run the command again",
+                        RECOVERY_WAIT.as_secs()
+                    ),
+                });
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(self.settings.retry_max_delay);
+        }
+        Ok(())
+    }
+
+    async fn put_secret_once(
         &self,
         vault_uri: &str,
         name: &str,
@@ -209,6 +262,26 @@ impl Arm {
         }
     }
 }
+
+/// What writing a secret took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretWrite {
+    Written,
+    /// The name was soft-deleted: recovered, then the new value written over it.
+    RecoveredThenWritten,
+}
+
+/// Key Vault's answer to writing a soft-deleted name: 409 `Conflict`, innererror
+/// `ObjectIsDeletedButRecoverable`, "… is currently in a deleted but recoverable state, and
+/// its name cannot be reused; in this state, the secret can only be recovered or purged."
+fn is_soft_deleted(e: &ArmError) -> bool {
+    e.status() == Some(409)
+        && (e.code() == Some("ObjectIsDeletedButRecoverable")
+            || e.to_string().contains("deleted but recoverable"))
+}
+
+/// How long a recovered secret may take to be readable again.
+const RECOVERY_WAIT: Duration = Duration::from_secs(120);
 
 /// How long `put_secret` waits for a fresh role assignment, at most.
 pub const RBAC_PROPAGATION: Duration = Duration::from_secs(5 * 60);

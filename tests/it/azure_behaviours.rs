@@ -1,0 +1,328 @@
+//! Azure's documented runtime behaviours, modelled by the stand-in (each cited there), and
+//! consort handling them through the binary: a VM runs one Run Command at a time (409
+//! `Conflict`), a NIC stays reserved for its deleted VM (400 `NicReservedForAnotherVm`).
+
+use crate::fake_arm::{FakeArm, FakeArmConfig};
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
+
+fn checkout(fake: &FakeArm) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/azure.yaml");
+    let text = std::fs::read_to_string(shipped).unwrap();
+    assert!(text.contains(&fake.subscription_id()));
+    std::fs::write(dir.path().join("consort.yaml"), text).unwrap();
+    dir
+}
+
+/// `consort args` against the stand-in; `wait`: `CONSORT_RUN_COMMAND_WAIT` seconds.
+fn cli(fake: &FakeArm, dir: &Path, args: &[&str], wait: Option<u64>) -> (Output, String, String) {
+    let mut c = crate::support::consort_cmd(dir, args);
+    c.env("CONSORT_ARM_ENDPOINT", fake.url())
+        .env("CONSORT_ARM_TOKEN", fake.token())
+        .env_remove("AZURE_SUBSCRIPTION_ID")
+        .env_remove("CONSORT_RUN_COMMAND_WAIT");
+    if let Some(w) = wait {
+        c.env("CONSORT_RUN_COMMAND_WAIT", w.to_string());
+    }
+    let out = c.output().unwrap();
+    let so = String::from_utf8_lossy(&out.stdout).into_owned();
+    let se = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out, so, se)
+}
+
+const VALIDATORS: [&str; 3] = [
+    "contoso-validator-0",
+    "fabrikam-validator-0",
+    "northwind-validator-0",
+];
+
+#[test]
+fn a_refresh_that_cannot_read_busy_validators_never_says_no_changes() {
+    let fake = FakeArm::start();
+    let dir = checkout(&fake);
+    let d = dir.path();
+    let (out, so, se) = cli(&fake, d, &["apply", "--yes", "--skip-health-check"], None);
+    assert!(out.status.success(), "{so}\n{se}");
+    // The VMs did not boot: their Run Command answers that geth is not running. That is
+    // an answer (the VM was read), so the plan may say there is nothing to change.
+    let (out, so, se) = cli(&fake, d, &["plan", "--refresh"], Some(5));
+    assert!(out.status.success(), "{so}\n{se}");
+    assert!(so.contains("No changes"), "{so}");
+
+    // Someone else's Run Command keeps every VM busy: Azure answers 409 Conflict.
+    fake.hold_run_commands(None, None);
+    let before = fake.run_command_conflicts();
+    for args in [
+        &["plan", "--refresh"][..],
+        &["plan", "--refresh", "--detailed-exitcode"][..],
+    ] {
+        let (out, so, se) = cli(&fake, d, args, Some(2));
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {so}\n{se}");
+        assert!(!so.contains("No changes"), "{so}");
+        for v in VALIDATORS {
+            assert!(
+                so.contains(&format!("validator {v}:")) && se.contains(&format!("{v}:")),
+                "{v} not named:\n{so}\n{se}"
+            );
+        }
+        assert!(
+            se.contains("Conflict") && se.contains("stayed busy"),
+            "{se}"
+        );
+    }
+    // It retried (with backoff) rather than giving up at the first 409.
+    assert!(
+        fake.run_command_conflicts() >= before + 2 * 2 * VALIDATORS.len(),
+        "{} conflicts",
+        fake.run_command_conflicts() - before
+    );
+    let (out, so, _) = cli(&fake, d, &["plan", "--refresh", "--json"], Some(1));
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_str(&so).unwrap();
+    assert_eq!(v["unread"].as_array().map(Vec::len), Some(3), "{so}");
+    fake.clear_log();
+    let (out, so, se) = cli(&fake, d, &["apply", "--yes"], Some(1));
+    assert!(!out.status.success(), "{so}\n{se}");
+    assert!(se.contains("Nothing was changed"), "{se}");
+    assert_eq!(fake.count("PUT", "/"), 0);
+
+    // Busy for a while only: the refresh waits for the VMs and reads them.
+    fake.release_run_commands();
+    fake.hold_run_commands(None, Some(Duration::from_secs(2)));
+    let before = fake.run_command_conflicts();
+    let (out, so, se) = cli(&fake, d, &["plan", "--refresh"], Some(120));
+    assert!(out.status.success(), "{so}\n{se}");
+    assert!(so.contains("No changes"), "{so}");
+    assert!(fake.run_command_conflicts() > before);
+}
+
+#[test]
+fn destroy_waits_out_the_nic_reservation_azure_states_and_finishes_in_one_run() {
+    let fake = FakeArm::with_config(FakeArmConfig {
+        nic_reservation: Duration::from_secs(3),
+        ..Default::default()
+    });
+    let dir = checkout(&fake);
+    let d = dir.path();
+    let (out, so, se) = cli(&fake, d, &["apply", "--yes", "--skip-health-check"], None);
+    assert!(out.status.success(), "{so}\n{se}");
+    let t0 = std::time::Instant::now();
+    let (out, so, se) = cli(&fake, d, &["destroy", "--yes"], None);
+    assert!(out.status.success(), "{so}\n{se}");
+    assert!(fake.ids().is_empty(), "{:?}", fake.ids());
+    // Every NIC was refused once (its VM had just gone), then deleted after the stated time.
+    let nics = 4;
+    assert!(
+        fake.count("DELETE", "/networkInterfaces/") >= 2 * nics,
+        "{:#?}",
+        fake.requests()
+    );
+    assert!(
+        so.contains("NicReservedForAnotherVm") && so.contains("waiting the 3s it states"),
+        "{so}"
+    );
+    assert!(t0.elapsed() >= Duration::from_secs(3));
+}
+
+/// examples/azure.yaml with `n` extra accounts funded at genesis (addresses the user holds,
+/// so no key is generated for them).
+fn with_funded_accounts(fake: &FakeArm, dir: &Path, n: usize) {
+    use sha2::{Digest, Sha256};
+    let mut accounts = String::new();
+    for i in 0..n {
+        let h = Sha256::digest((i as u64).to_be_bytes());
+        let mut a = [0u8; 20];
+        a.copy_from_slice(&h[..20]);
+        let address = consort::crypto::Address(a).to_checksum();
+        accounts.push_str(&format!(
+            "      - name: acct{i}\n        balance: 1000 ether\n        address: \"{address}\"\n"
+        ));
+    }
+    let text = std::fs::read_to_string(dir.join("consort.yaml")).unwrap();
+    let text = text.replace(
+        "        balance: 1000000 ether\n",
+        &format!("        balance: 1000000 ether\n{accounts}"),
+    );
+    assert!(text.contains("acct0"));
+    std::fs::write(dir.join("consort.yaml"), text).unwrap();
+    let _ = fake;
+}
+
+#[test]
+fn six_hundred_funded_accounts_deploy_within_the_custom_data_limit_and_more_are_refused_by_plan() {
+    let fake = FakeArm::start();
+    let dir = checkout(&fake);
+    let d = dir.path();
+    with_funded_accounts(&fake, d, 600);
+    let (out, so, se) = cli(&fake, d, &["apply", "--yes", "--skip-health-check"], None);
+    assert!(out.status.success(), "{so}\n{se}");
+    let vms: Vec<String> = fake
+        .ids()
+        .into_iter()
+        .filter(|i| i.contains("/virtualMachines/"))
+        .collect();
+    assert_eq!(vms.len(), 4);
+    for vm in &vms {
+        let sent = fake.custom_data_bytes(vm).unwrap();
+        assert!(sent.len() <= 65_535, "{vm}: {} bytes", sent.len());
+        // Too big as text: sent gzip-compressed, which cloud-init reads natively.
+        assert!(sent.starts_with(&[0x1f, 0x8b]), "{vm} not gzipped");
+        let text = fake.custom_data(vm).unwrap();
+        assert!(text.len() > 65_535, "{}", text.len());
+        let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        let genesis = doc["write_files"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|f| f["path"].as_str() == Some("/etc/consort/genesis.json"))
+            .unwrap()["content"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let g: serde_json::Value = serde_json::from_str(&genesis).unwrap();
+        assert_eq!(g["alloc"].as_object().unwrap().len(), 601);
+    }
+    let (out, so, se) = cli(&fake, d, &["destroy", "--yes"], None);
+    assert!(out.status.success(), "{so}\n{se}");
+
+    // Far more than fits even compressed: plan refuses with the numbers, nothing is sent.
+    let fake = FakeArm::start();
+    let dir = checkout(&fake);
+    let d = dir.path();
+    with_funded_accounts(&fake, d, 3000);
+    for args in [
+        &["plan"][..],
+        &["apply", "--yes", "--skip-health-check"][..],
+    ] {
+        let (out, so, se) = cli(&fake, d, args, None);
+        assert!(!out.status.success(), "{args:?}: {so}\n{se}");
+        assert!(
+            se.contains("customData limit of 65535 bytes") && se.contains("3001 funded accounts"),
+            "{se}"
+        );
+    }
+    assert!(fake.requests().is_empty(), "{:#?}", fake.requests());
+}
+
+/// A parameters file as the 2019-04-01 schema
+/// (schema.management.azure.com/schemas/2019-04-01/deploymentParameters.json) allows it:
+/// `$schema`, `contentVersion` (four numbers) and `parameters` required, no other top-level
+/// key; each parameter an object of `value` or `reference` (exactly one) and optional
+/// `metadata`, nothing else.
+pub fn parameters_file_is_valid(p: &serde_json::Value) {
+    let top = p.as_object().expect("an object");
+    for k in top.keys() {
+        assert!(
+            ["$schema", "contentVersion", "parameters"].contains(&k.as_str()),
+            "top-level {k:?} is not allowed"
+        );
+    }
+    assert!(p["$schema"]
+        .as_str()
+        .unwrap()
+        .contains("2019-04-01/deploymentParameters.json"));
+    let v = p["contentVersion"].as_str().expect("contentVersion");
+    let parts: Vec<&str> = v.split('.').collect();
+    assert!(
+        parts.len() == 4
+            && parts
+                .iter()
+                .all(|x| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit())),
+        "contentVersion {v}"
+    );
+    for (name, param) in p["parameters"].as_object().expect("parameters") {
+        let o = param
+            .as_object()
+            .unwrap_or_else(|| panic!("{name} is not an object"));
+        for k in o.keys() {
+            assert!(
+                ["value", "reference", "metadata"].contains(&k.as_str()),
+                "{name}: {k:?} is not allowed"
+            );
+        }
+        assert!(
+            o.contains_key("value") != o.contains_key("reference"),
+            "{name}: exactly one of value / reference"
+        );
+    }
+}
+
+#[test]
+fn a_seventy_node_export_stays_within_arms_parameter_limit_with_a_valid_parameters_file() {
+    let fake = FakeArm::start();
+    let dir = checkout(&fake);
+    let d = dir.path();
+    let text = std::fs::read_to_string(d.join("consort.yaml")).unwrap();
+    // 40 + 28 + 1 + 1 = 70 nodes.
+    let text = text.replacen(
+        "    validators: 1\n    tx_nodes: 1\n",
+        "    validators: 40\n    tx_nodes: 28\n",
+        1,
+    );
+    std::fs::write(d.join("consort.yaml"), text).unwrap();
+    let (out, so, se) = cli(&fake, d, &["export", "arm", "-o", "arm"], None);
+    assert!(out.status.success(), "{so}\n{se}");
+    let t: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("arm/azuredeploy.json")).unwrap()).unwrap();
+    let vms = t["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["type"] == "Microsoft.Compute/virtualMachines")
+        .count();
+    assert_eq!(vms, 70);
+    let n = t["parameters"].as_object().unwrap().len();
+    assert!(n <= 256, "{n} parameters");
+    assert_eq!(n, 71, "location and one per node");
+    let p: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("arm/azuredeploy.parameters.json")).unwrap())
+            .unwrap();
+    parameters_file_is_valid(&p);
+    assert!(fake.requests().is_empty(), "export is offline");
+}
+
+#[test]
+fn a_contributor_only_caller_is_told_the_roles_it_needs_before_anything_is_written() {
+    let fake = FakeArm::with_config(FakeArmConfig {
+        caller_permissions: crate::fake_arm::contributor(),
+        ..Default::default()
+    });
+    let dir = checkout(&fake);
+    let d = dir.path();
+    for args in [
+        &["plan", "--refresh"][..],
+        &["apply", "--yes", "--skip-health-check"][..],
+    ] {
+        let (out, so, se) = cli(&fake, d, args, None);
+        assert!(!out.status.success(), "{args:?}: {so}\n{se}");
+        assert!(
+            se.contains("Microsoft.Authorization/roleAssignments/write")
+                && se.contains("User Access Administrator")
+                && se.contains("Owner")
+                && se.contains("nothing was written"),
+            "{se}"
+        );
+        assert!(!se.contains("grant it Contributor on"), "{se}");
+    }
+    let writes = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method != "GET")
+        .count();
+    assert_eq!(writes, 0, "{:#?}", fake.requests());
+    // With User Access Administrator too, the same apply goes through.
+    fake.configure(|c| {
+        let mut p = crate::fake_arm::contributor();
+        p.as_array_mut().unwrap().push(serde_json::json!({
+            "actions": ["*/read", "Microsoft.Authorization/*", "Microsoft.Support/*"],
+            "notActions": [], "dataActions": [], "notDataActions": []
+        }));
+        c.caller_permissions = p;
+    });
+    let (out, so, se) = cli(&fake, d, &["apply", "--yes", "--skip-health-check"], None);
+    assert!(out.status.success(), "{so}\n{se}");
+    let (out, so, se) = cli(&fake, d, &["destroy", "--yes"], None);
+    assert!(out.status.success(), "{so}\n{se}");
+}
