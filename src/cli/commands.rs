@@ -389,7 +389,7 @@ fn plan(
             let period = p.loaded.topology.network.clique.period;
             let deadline = std::time::Instant::now() + Duration::from_secs(2 * period + 2);
             let h = loop {
-                let h = p.provider.health(&p.loaded.topology, st);
+                let h = provider::assess(p.provider.as_ref(), &p.loaded.topology, st, &p.sd);
                 if h.healthy || std::time::Instant::now() >= deadline {
                     break h;
                 }
@@ -405,6 +405,9 @@ fn plan(
                 }
                 for n in h.nodes.iter().filter(|n| !n.problems.is_empty()) {
                     msg.push_str(&format!("\n  {}: {}", n.name, n.problems.join("; ")));
+                }
+                for t in &h.pending_transactions {
+                    msg.push_str(&format!("\n  {t}"));
                 }
                 msg.push_str("\n`consort apply` waits for it and repairs what it can; `consort status` shows it live.");
                 eprintln!("{msg}");
@@ -424,6 +427,8 @@ pub(super) struct ApplyOpts<'a> {
     pub saved_plan: Option<&'a Path>,
     /// `consort start`: refuse a plan that does more than start stopped nodes.
     pub only_restarts: bool,
+    /// The command, as the lock names its holder: "apply", "member add", "start", ….
+    pub command: &'static str,
 }
 
 fn apply(g: &Global, a: &ApplyArgs) -> Result<i32> {
@@ -437,6 +442,7 @@ fn apply(g: &Global, a: &ApplyArgs) -> Result<i32> {
             geth: a.geth.as_deref(),
             saved_plan: a.plan.as_deref(),
             only_restarts: false,
+            command: "apply",
         },
         false,
         None,
@@ -470,7 +476,7 @@ pub(super) fn run_apply(
     };
     // Lock first, then plan against the state we hold.
     let sd = state_dir(g, &loaded.topology.network.name);
-    let _lock = sd.lock(if destroy { "destroy" } else { "apply" })?;
+    let _lock = sd.lock(if destroy { "destroy" } else { o.command })?;
     let Planned {
         loaded,
         sd,
@@ -668,10 +674,14 @@ pub(super) fn run_apply(
     }
     if o.skip_health {
         progress.finish();
-        println!(
-            "Apply complete: {} added, {} changed, {} destroyed (health check skipped).",
-            s.add, s.change, s.destroy
-        );
+        if o.only_restarts {
+            println!("Started {} node(s) (health check skipped).", s.change);
+        } else {
+            println!(
+                "Apply complete: {} added, {} changed, {} destroyed (health check skipped).",
+                s.add, s.change, s.destroy
+            );
+        }
         return Ok(0);
     }
     if !nothing {
@@ -692,15 +702,26 @@ pub(super) fn run_apply(
         );
         return Ok(0);
     }
-    println!(
-        "Apply complete: {} added, {} changed, {} destroyed. Network {} is healthy: {} node(s) peered, head #{}.",
-        s.add,
-        s.change,
-        s.destroy,
-        plan.network,
-        health.nodes.len(),
-        health.head
-    );
+    if o.only_restarts {
+        // `consort start`: what it did, in its own words.
+        println!(
+            "Started {} node(s). Network {} is healthy: {} node(s) peered, head #{}.",
+            s.change,
+            plan.network,
+            health.nodes.len(),
+            health.head
+        );
+    } else {
+        println!(
+            "Apply complete: {} added, {} changed, {} destroyed. Network {} is healthy: {} node(s) peered, head #{}.",
+            s.add,
+            s.change,
+            s.destroy,
+            plan.network,
+            health.nodes.len(),
+            health.head
+        );
+    }
     let st = ctx.state.lock().unwrap().clone();
     print!(
         "{}",
@@ -770,6 +791,7 @@ fn destroy(g: &Global, yes: bool) -> Result<i32> {
             geth: None,
             saved_plan: None,
             only_restarts: false,
+            command: "destroy",
         },
         true,
         None,
@@ -799,21 +821,20 @@ pub(super) fn deployed(g: &Global) -> Result<(Loaded, StateDir, State)> {
 fn status(g: &Global, as_json: bool) -> Result<i32> {
     let (loaded, sd, state) = deployed(g)?;
     let provider = provider::for_topology(&loaded.topology)?;
-    let health = provider.health(&loaded.topology, &state);
+    let health = provider::assess(provider.as_ref(), &loaded.topology, &state, &sd);
     let unrecorded = recover::unrecorded_processes(&loaded.topology, &sd, &state);
     if as_json {
         let mut v = serde_json::to_value(&health)?;
         if !unrecorded.is_empty() {
             v["unrecorded_processes"] = json!(unrecorded);
         }
+        if let Some(holder) = sd.lock_holder() {
+            v["command_running"] = json!(holder);
+        }
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        let stopped = !health.nodes.is_empty() && health.nodes.iter().all(|n| !n.running);
-        if stopped {
-            println!(
-                "Network {}: stopped — `consort start` starts it again on its data",
-                state.network
-            );
+        if let Some(down) = health.down {
+            println!("Network {}: {down}", state.network);
         } else {
             println!(
                 "Network {}: {} — head #{}",
@@ -874,6 +895,12 @@ fn status(g: &Global, as_json: bool) -> Result<i32> {
                 if p.authorize { "add" } else { "remove" },
                 p.address
             );
+        }
+        for t in &health.pending_transactions {
+            println!("  ! {t}");
+        }
+        if let Some(holder) = sd.lock_holder() {
+            println!("  (a command is changing the network now: {holder})");
         }
         for u in &unrecorded {
             println!("  ! {u}");
@@ -969,7 +996,7 @@ fn member_add(g: &Global, member: NewMemberArgs, a: &MemberApply) -> Result<i32>
                 "Member {name} is already in {}: finishing its addition.",
                 g.file.display()
             );
-            return run_apply(g, member_apply_opts(a), false, None);
+            return run_apply(g, member_apply_opts(a, "member add"), false, None);
         }
     }
     let m = topology::edit::NewMember {
@@ -985,6 +1012,7 @@ fn member_add(g: &Global, member: NewMemberArgs, a: &MemberApply) -> Result<i32>
     apply_member_edit(
         g,
         a,
+        "member add",
         text,
         format!("Added member {name} to {}.", g.file.display()),
     )
@@ -1006,7 +1034,7 @@ fn member_remove(g: &Global, name: String, a: &MemberApply) -> Result<i32> {
                     "Member {name} is no longer in {} but the network still has some of it: finishing its removal.",
                     g.file.display()
                 );
-                return run_apply(g, member_apply_opts(a), false, None);
+                return run_apply(g, member_apply_opts(a, "member remove"), false, None);
             }
         }
     }
@@ -1016,6 +1044,7 @@ fn member_remove(g: &Global, name: String, a: &MemberApply) -> Result<i32> {
     apply_member_edit(
         g,
         a,
+        "member remove",
         text,
         format!("Removed member {name} from {}.", g.file.display()),
     )
@@ -1025,18 +1054,19 @@ fn member_remove(g: &Global, name: String, a: &MemberApply) -> Result<i32> {
 pub(super) fn apply_member_edit(
     g: &Global,
     a: &MemberApply,
+    command: &'static str,
     text: String,
     done: String,
 ) -> Result<i32> {
     run_apply(
         g,
-        member_apply_opts(a),
+        member_apply_opts(a, command),
         false,
         Some(PendingEdit { text, done }),
     )
 }
 
-pub(super) fn member_apply_opts(a: &MemberApply) -> ApplyOpts<'_> {
+pub(super) fn member_apply_opts<'a>(a: &'a MemberApply, command: &'static str) -> ApplyOpts<'a> {
     ApplyOpts {
         yes: a.yes,
         allow_data_loss: a.allow_data_loss,
@@ -1045,6 +1075,7 @@ pub(super) fn member_apply_opts(a: &MemberApply) -> ApplyOpts<'_> {
         geth: a.geth.as_deref(),
         saved_plan: None,
         only_restarts: false,
+        command,
     }
 }
 

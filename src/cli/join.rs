@@ -106,7 +106,7 @@ pub(super) fn join(
         g,
         ApplyOpts {
             skip_health: true,
-            ..member_apply_opts(a)
+            ..member_apply_opts(a, "join")
         },
         false,
         None,
@@ -159,6 +159,7 @@ pub(super) fn admit(
     apply_member_edit(
         g,
         a,
+        "admit",
         text,
         format!(
             "Admitted {name} (invitation {}) to {} as an external member.",

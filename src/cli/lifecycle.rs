@@ -26,7 +26,7 @@ pub(super) fn stop(g: &Global) -> Result<i32> {
     let provider = provider::for_topology(&loaded.topology)?;
     let head = provider.health(&loaded.topology, &state).head;
     let progress = progress();
-    let stopped = provider.stop_nodes(&state, &progress.sink());
+    let stopped = provider.stop_nodes(&sd, &state, &progress.sink());
     progress.finish();
     let stopped = stopped?;
     if stopped.is_empty() {
@@ -56,6 +56,7 @@ pub(super) fn start(g: &Global, timeout: u64, geth: Option<&Path>) -> Result<i32
             geth,
             saved_plan: None,
             only_restarts: true,
+            command: "start",
         },
         false,
         None,

@@ -186,6 +186,9 @@ pub fn render_text(v: &Value) -> String {
         if let Some(a) = n["address"].as_str() {
             extra.push_str(&format!("  signer {a}"));
         }
+        if let Some(e) = n["enode"].as_str() {
+            extra.push_str(&format!("\n  {:<w$}  enode {e}", ""));
+        }
         out.push_str(&format!(
             "  {:<w$}  {:<9}  {}{extra}\n",
             n["name"].as_str().unwrap_or(""),

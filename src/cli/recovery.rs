@@ -101,6 +101,7 @@ pub(super) fn destroy_from_disk(
         "archive",
         "invitations",
         "backups",
+        crate::provider::pending::SEEN_FILE,
         "state.json",
     ] {
         remove_path(&sd.root.join(p))?;

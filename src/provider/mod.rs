@@ -40,6 +40,7 @@ pub mod governance;
 pub mod key_files;
 pub mod local;
 pub mod parallel;
+pub mod pending;
 pub mod recover;
 
 #[cfg(feature = "azure")]
@@ -124,6 +125,76 @@ pub struct Health {
     /// Signer votes in progress that wait for other operators.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub votes: Vec<VoteProgress>,
+    /// Set when no node runs: `consort stop` stopped them, or they crashed (or were
+    /// killed) without it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub down: Option<Down>,
+    /// Transactions pending for more than `pending::STUCK_PERIODS` periods, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pending_transactions: Vec<StuckTx>,
+}
+
+/// Why no node of the network runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Down {
+    /// Every node was stopped by `consort stop`.
+    Stopped,
+    /// Some node exited or was killed without `consort stop`.
+    Crashed,
+}
+
+impl std::fmt::Display for Down {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Down::Stopped => "stopped — `consort start` starts it again on its data",
+            Down::Crashed => "CRASHED — every node is down, and not by `consort stop` (exited or killed); `consort start` or `consort apply` starts them again on their data",
+        })
+    }
+}
+
+/// A transaction the pool has held for more than `pending::STUCK_PERIODS` periods.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StuckTx {
+    pub hash: String,
+    pub from: String,
+    pub nonce: u64,
+    /// Its priority fee (maxPriorityFeePerGas, or gasPrice if legacy), decimal wei.
+    pub tip_wei: String,
+    /// Its maxFeePerGas (gasPrice if legacy), decimal wei.
+    pub max_fee_wei: String,
+    pub pending_secs: u64,
+    pub reason: String,
+}
+
+impl std::fmt::Display for StuckTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "transaction {} from {} (nonce {}, tip {} wei) pending for {}s: {}",
+            self.hash, self.from, self.nonce, self.tip_wei, self.pending_secs, self.reason
+        )
+    }
+}
+
+/// The health `status`, `plan` and the dashboard show: the provider's assessment plus
+/// the pool's stuck transactions (first sightings kept in `sd`).
+pub fn assess(
+    provider: &dyn Provider,
+    topology: &Topology,
+    state: &State,
+    sd: &crate::state::StateDir,
+) -> Health {
+    let mut h = provider.health(topology, state);
+    let pool = provider.pool(topology, state);
+    pending::assess(
+        &mut h,
+        &pool,
+        sd,
+        topology.network.clique.period,
+        pending::now_secs(),
+    );
+    h
 }
 
 /// A member another operator runs: how many of its nodes ours are peered with, and how
@@ -322,10 +393,17 @@ pub trait Provider: Sync {
     /// Live health for `status`.
     fn health(&self, topology: &Topology, state: &State) -> Health;
 
+    /// The transactions in the pools of the running nodes (none where the provider
+    /// cannot read them).
+    fn pool(&self, _topology: &Topology, _state: &State) -> Vec<pending::PoolTx> {
+        Vec::new()
+    }
+
     /// Stops every node and keeps all data (`consort stop`); returns the nodes that were
     /// running. The next apply (`consort start`) starts them again on the same data.
     fn stop_nodes(
         &self,
+        _sd: &StateDir,
         _state: &State,
         _events: &EventSink,
     ) -> Result<Vec<String>, ProviderError> {

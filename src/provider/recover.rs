@@ -194,6 +194,8 @@ pub fn refusal(sd: &StateDir, state: Option<&State>, found: &[String], file: &Pa
 /// starting a node and saving state): one line each, for plan warnings and status.
 pub fn unrecorded_processes(topology: &Topology, sd: &StateDir, state: &State) -> Vec<String> {
     let mut out = Vec::new();
+    // A command holding the lock records each node once it is up: not leftovers.
+    let running = sd.lock_holder();
     for n in nodes(topology, sd) {
         let recorded = state
             .resources
@@ -206,6 +208,15 @@ pub fn unrecorded_processes(topology: &Topology, sd: &StateDir, state: &State) -
             });
         for p in &n.processes {
             if recorded != Some((p.pid as u64, p.start_time)) {
+                if let Some(holder) = &running {
+                    out.push(format!(
+                        "node.{}: geth pid {} is running in {} and not recorded yet: {holder} is starting it",
+                        n.name,
+                        p.pid,
+                        n.dir.display()
+                    ));
+                    continue;
+                }
                 out.push(format!(
                     "node.{}: geth pid {} is running in {} but state does not record it (an \
                      interrupted run); apply stops it and starts the node under consort's record",

@@ -334,6 +334,25 @@ impl StateDir {
     }
 
     /// Takes the network's lock or fails fast naming the holder.
+    /// Who holds the lock now, as it wrote itself in ("pid N running `consort apply`");
+    /// None when nobody does.
+    pub fn lock_holder(&self) -> Option<String> {
+        let file = File::open(self.lock_file()).ok()?;
+        // SAFETY: flock on a file descriptor we own; closing it releases a lock we got.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
+        if rc == 0 {
+            return None;
+        }
+        let mut holder = String::new();
+        let _ = (&file).read_to_string(&mut holder);
+        let holder = holder.trim();
+        Some(if holder.is_empty() {
+            "another consort command".into()
+        } else {
+            holder.to_string()
+        })
+    }
+
     pub fn lock(&self, command: &str) -> Result<LockGuard, StateError> {
         self.create_root()?;
         let path = self.lock_file();
@@ -521,6 +540,23 @@ mod tests {
         let _g = sd.lock("apply").unwrap();
         assert!(!tmp.exists() && !btmp.exists());
         assert!(keep.exists());
+    }
+
+    #[test]
+    fn the_lock_names_the_command_holding_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let sd = StateDir::new(dir.path(), "net");
+        assert_eq!(sd.lock_holder(), None);
+        let g = sd.lock("member add").unwrap();
+        let holder = sd.lock_holder().unwrap();
+        assert_eq!(
+            holder,
+            format!("pid {} running `consort member add`", std::process::id())
+        );
+        let refused = sd.lock("apply").unwrap_err().to_string();
+        assert!(refused.contains("`consort member add`"), "{refused}");
+        drop(g);
+        assert_eq!(sd.lock_holder(), None);
     }
 
     #[test]

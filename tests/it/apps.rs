@@ -34,6 +34,20 @@ pub(crate) fn cast(dir: &Path) -> Command {
     c
 }
 
+/// cast's arguments to send from `account` (an entry of `consort output --json`'s
+/// accounts) through `rpc_url`.
+pub(crate) fn cast_key_args(account: &Value, rpc_url: &str) -> Vec<String> {
+    let file = |k: &str| account[k].as_str().unwrap().to_string();
+    vec![
+        "--keystore".into(),
+        file("keystore"),
+        "--password-file".into(),
+        file("password_file"),
+        "--rpc-url".into(),
+        rpc_url.into(),
+    ]
+}
+
 pub(crate) fn cast_ok(dir: &Path, args: &[&str], timeout: Duration) -> String {
     let mut c = cast(dir);
     c.args(args);

@@ -23,7 +23,7 @@ const NODES: &[&str] = &[
 ];
 
 /// A child process killed on Drop (the dashboard, chromedriver).
-struct Killed(Child);
+pub(crate) struct Killed(pub Child);
 impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -32,7 +32,7 @@ impl Drop for Killed {
 }
 
 /// three-members with a 1 s period, applied; returns (handle, topology file, base port).
-fn network(name: &str, chain_id: u64) -> (NetworkHandle, PathBuf, u16) {
+pub(crate) fn network(name: &str, chain_id: u64) -> (NetworkHandle, PathBuf, u16) {
     let net = NetworkHandle::new(name);
     let base = port_base();
     let file = topology_copy(
@@ -52,7 +52,7 @@ fn network(name: &str, chain_id: u64) -> (NetworkHandle, PathBuf, u16) {
 
 /// Starts `consort dashboard --port 0 --no-open`; returns it and its URL (from the
 /// `Dashboard: URL` line it prints).
-fn dashboard(dir: &Path, file: &Path) -> (Killed, String) {
+pub(crate) fn dashboard(dir: &Path, file: &Path) -> (Killed, String) {
     let mut cmd = consort_cmd(
         dir,
         &[
@@ -85,12 +85,21 @@ fn dashboard(dir: &Path, file: &Path) -> (Killed, String) {
     (child, url)
 }
 
-fn http() -> reqwest::blocking::Client {
+pub(crate) fn http() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap()
+}
+
+/// `GET /api/snapshot` of the dashboard at `url`.
+pub(crate) fn snapshot(url: &str) -> Result<Value, String> {
+    http()
+        .get(format!("{url}api/snapshot"))
+        .send()
+        .and_then(|r| r.json())
+        .map_err(|e| e.to_string())
 }
 
 fn rpc_status(url: &str, body: Value) -> (u16, Value) {
@@ -275,11 +284,7 @@ fn read_only_api_prometheus_targets_and_live_graph() {
         "the dashboard to see the halt",
         Duration::from_secs(30),
         || {
-            let v: Value = http()
-                .get(format!("{url}api/snapshot"))
-                .send()
-                .and_then(|r| r.json())
-                .map_err(|e| e.to_string())?;
+            let v = self::snapshot(&url)?;
             Ok((!v["health"]["halted"].is_null()).then_some(v))
         },
     );
@@ -304,11 +309,7 @@ fn read_only_api_prometheus_targets_and_live_graph() {
                 &crate::support::consort(dir, &["status", "--json", "-f", f]).stdout,
             )
             .map_err(|e| e.to_string())?;
-            let snap: Value = http()
-                .get(format!("{url}api/snapshot"))
-                .send()
-                .and_then(|r| r.json())
-                .map_err(|e| e.to_string())?;
+            let snap = self::snapshot(&url)?;
             let timeless = |p: &str| !p.contains("s old");
             let mut banner: Vec<String> = snap["health"]["reasons"]
                 .as_array()
@@ -445,13 +446,7 @@ fn dashboard_in_a_real_browser_finds_a_cast_transaction() {
     ))
     .unwrap();
     let rpc_url = out["wallet"]["rpc_url"].as_str().unwrap().to_string();
-    let treasury = out["accounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["name"] == "treasury")
-        .unwrap()
-        .clone();
+    let treasury = crate::support::output_account(&out, "treasury");
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     let client = rt.block_on(async {
@@ -501,21 +496,11 @@ fn dashboard_in_a_real_browser_finds_a_cast_transaction() {
 
     // A transaction with cast (outside the runtime: blocking), then found by its hash.
     let to = "0x00000000000000000000000000000000000c0de1";
+    let key = crate::apps::cast_key_args(&treasury, &rpc_url);
+    let key: Vec<&str> = key.iter().map(String::as_str).collect();
     let receipt = cast_ok(
         dir,
-        &[
-            "send",
-            "--keystore",
-            treasury["keystore"].as_str().unwrap(),
-            "--password-file",
-            treasury["password_file"].as_str().unwrap(),
-            "--rpc-url",
-            &rpc_url,
-            to,
-            "--value",
-            "1.5ether",
-            "--json",
-        ],
+        &[&["send"][..], &key, &[to, "--value", "1.5ether", "--json"]].concat(),
         Duration::from_secs(90),
     );
     let receipt: Value = serde_json::from_str(receipt.trim()).expect("cast --json receipt");
@@ -586,6 +571,68 @@ fn dashboard_in_a_real_browser_finds_a_cast_transaction() {
         .await;
         let png = client.screenshot().await.unwrap();
         std::fs::write(shots.join("overview.png"), png).unwrap();
+    });
+
+    // A transaction the validators do not seal (its max fee, 1 wei, is below the base
+    // fee): once pending for more than 3 periods the snapshot lists it, and its page
+    // shows its tip and why it waits.
+    let mut c = crate::apps::cast(dir);
+    c.arg("send")
+        .args(&key)
+        .args(crate::truth::BELOW_BASE_FEE)
+        .args(["--async", to, "--value", "1"]);
+    let sent = crate::support::run_with_deadline(c, Duration::from_secs(60));
+    assert!(sent.status.success(), "{sent:?}");
+    let cheap = String::from_utf8_lossy(&sent.stdout)
+        .trim()
+        .to_ascii_lowercase();
+    poll(
+        "the snapshot to list the stuck transaction",
+        Duration::from_secs(60),
+        || {
+            let v = snapshot(&url)?;
+            let listed = v["pending_transactions"]
+                .as_array()
+                .is_some_and(|l| l.iter().any(|t| t["hash"] == cheap.as_str()));
+            Ok(listed.then_some(()))
+        },
+    );
+    rt.block_on(async {
+        search(&client, &cheap).await;
+        let page = wait_text(&client, "#detail-body", Duration::from_secs(30), |t| {
+            t.contains(&cheap) && t.contains("Not sealed")
+        })
+        .await;
+        assert!(page.contains("pending"), "{page}");
+        assert!(page.contains("1 wei (max priority fee)"), "{page}");
+        assert!(
+            page.contains("max fee 1 wei is below the base fee"),
+            "{page}"
+        );
+        let png = client.screenshot().await.unwrap();
+        std::fs::write(shots.join("pending-transaction.png"), png).unwrap();
+        client.goto(&url).await.unwrap();
+        wait_text(&client, "#banner", Duration::from_secs(30), |t| {
+            t.starts_with("Unhealthy") && t.contains(&cheap)
+        })
+        .await;
+    });
+
+    // `consort stop` with the page open: it says stopped (the sampler went on).
+    consort_ok(dir, &["stop", "-f", file.to_str().unwrap()]);
+    rt.block_on(async {
+        let banner = wait_text(&client, "#banner", Duration::from_secs(30), |t| {
+            t.starts_with("Stopped")
+        })
+        .await;
+        assert!(banner.contains("consort start"), "{banner}");
+        let running = wait_text(&client, "#t-nodes", Duration::from_secs(30), |t| {
+            t.starts_with("0 /")
+        })
+        .await;
+        assert_eq!(running, "0 / 5");
+        let png = client.screenshot().await.unwrap();
+        std::fs::write(shots.join("stopped.png"), png).unwrap();
         client.close().await.unwrap();
     });
     eprintln!("screenshots in {}", shots.display());

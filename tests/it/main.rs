@@ -36,4 +36,5 @@ mod readme;
 mod safety;
 mod scale;
 mod topology;
+mod truth;
 mod upgrade;

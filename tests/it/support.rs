@@ -492,3 +492,12 @@ pub fn stdout_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receive
     });
     rx
 }
+
+/// The account `name` in `consort output --json` (panics if there is none).
+pub fn output_account(out: &serde_json::Value, name: &str) -> serde_json::Value {
+    out["accounts"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["name"] == name))
+        .cloned()
+        .unwrap_or_else(|| panic!("no account {name} in {out}"))
+}

@@ -75,13 +75,23 @@ function renderBanner(s) {
     return;
   }
   const h = s.health;
-  if (h.healthy) {
+  // A failed sample keeps the last picture, but never as if it were live.
+  const stale = s.stale
+    ? "<p><strong>Data stale since " + esc(new Date(s.stale.since * 1000).toLocaleTimeString()) + ":</strong> " + esc(s.stale.error) + "</p>"
+    : "";
+  if (s.stale) {
+    b.className = "banner bad";
+    b.innerHTML = stale;
+  } else if (h.healthy) {
     b.className = "banner ok";
     b.innerHTML = "<strong>Healthy.</strong> " + s.nodes.length + " node(s) peered, head #" + h.head +
       ", signers as the topology says.";
   } else if (h.stopped) {
     b.className = "banner warn";
     b.innerHTML = "<strong>Stopped.</strong> Every node is stopped; <code>consort start</code> starts them again on their data.";
+  } else if (h.crashed) {
+    b.className = "banner bad";
+    b.innerHTML = "<strong>Crashed.</strong> Every node is down, and not by <code>consort stop</code> (they exited or were killed); <code>consort start</code> or <code>consort apply</code> starts them again on their data.";
   } else {
     b.className = "banner bad";
     // The halt is the headline already.
@@ -254,6 +264,7 @@ async function poll() {
       snap = await r.json();
       lastOk = Date.now();
       renderOverview(snap);
+      refreshPendingTx();
     }
   } catch (e) {
     /* the server went away: say so below */
@@ -301,23 +312,41 @@ async function showBlock(id) {
   return html;
 }
 
+// The pending transaction on screen: its page follows the snapshots (sealed, or why not).
+let pendingTx = null;
+let refreshingTx = false;
+function refreshPendingTx() {
+  const hash = pendingTx;
+  if (!hash || refreshingTx || location.hash.toLowerCase() !== "#/tx/" + hash) return;
+  refreshingTx = true;
+  showTx(hash)
+    .then((html) => { if (location.hash.toLowerCase() === "#/tx/" + hash) $("detail-body").innerHTML = html; })
+    .catch(() => { /* the next snapshot tries again */ })
+    .finally(() => { refreshingTx = false; });
+}
+
 async function showTx(hash) {
   const t = await rpc("eth_getTransactionByHash", [hash]);
   if (!t) return notFound("No transaction " + hash + " known to the nodes.");
   const r = await rpc("eth_getTransactionReceipt", [hash]);
+  pendingTx = r ? null : t.hash.toLowerCase();
   const status = !r ? '<span class="pill grey">pending</span>' : r.status === "0x1" ? '<span class="pill ok">success</span>' : '<span class="pill bad">failed</span>';
+  // Pending for more than 3 periods: the reason the sampler found.
+  const stuck = !r && snap && (snap.pending_transactions || []).find((x) => x.hash === t.hash.toLowerCase());
   let html = title("Transaction", '<span class="mono">' + esc(short(hash, 14)) + "</span> " + status) + kv([
     ["Hash", '<span class="mono">' + esc(t.hash) + "</span>"],
+  ].concat(stuck ? [["Not sealed", esc("pending for " + stuck.pending_secs + " s: " + stuck.reason)]] : []).concat([
     ["Block", t.blockNumber ? '<a href="#/block/' + hexNum(t.blockNumber) + '">#' + hexNum(t.blockNumber) + "</a>" : '<span class="muted">not yet in a block</span>'],
     ["From", addrLink(t.from)],
     ["To", t.to ? addrLink(t.to) : r && r.contractAddress ? "contract created at " + addrLink(r.contractAddress) : '<span class="muted">contract creation</span>'],
     ["Value", esc(ether(t.value))],
     ["Nonce", String(hexNum(t.nonce))],
     ["Gas", (r ? hexNum(r.gasUsed).toLocaleString("en-US") + " used of " : "limit ") + hexNum(t.gas).toLocaleString("en-US")],
+    ["Tip", t.maxPriorityFeePerGas != null ? hexNum(t.maxPriorityFeePerGas).toLocaleString("en-US") + " wei (max priority fee)" + (t.maxFeePerGas != null ? ' <span class="muted">· max fee ' + hexNum(t.maxFeePerGas).toLocaleString("en-US") + " wei</span>" : "") : t.gasPrice ? '<span class="muted">legacy: gas price ' + hexNum(t.gasPrice).toLocaleString("en-US") + " wei, less the base fee</span>" : "–"],
     ["Gas price", r && r.effectiveGasPrice ? hexNum(r.effectiveGasPrice).toLocaleString("en-US") + " wei (effective)" : t.gasPrice ? hexNum(t.gasPrice).toLocaleString("en-US") + " wei" : "–"],
     ["Type", String(hexNum(t.type || "0x0")) + (t.type === "0x2" ? " (EIP-1559)" : t.type === "0x0" ? " (legacy)" : "")],
     ["Input", t.input && t.input !== "0x" ? '<span class="mono">' + esc(short(t.input, 40)) + "</span> (" + (t.input.length - 2) / 2 + " bytes)" : '<span class="muted">none</span>'],
-  ]);
+  ]));
   if (r && r.logs && r.logs.length) {
     html += "<h3>Logs (" + r.logs.length + ")</h3>";
     for (const l of r.logs) {
@@ -361,6 +390,7 @@ async function route() {
   $("overview").hidden = !!detail;
   $("detail").hidden = !detail;
   if (!detail) { if (snap) renderOverview(snap); return; }
+  pendingTx = null;
   const body = $("detail-body");
   body.innerHTML = '<div class="empty">Loading…</div>';
   try {

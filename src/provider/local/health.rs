@@ -1,6 +1,7 @@
 //! Health: probe every node and assess the network.
 
 use super::*;
+use crate::provider::pending::{read_pool, PoolTx};
 
 /// What one probe of a node saw.
 #[derive(Debug, Default, Clone)]
@@ -162,8 +163,20 @@ pub(super) fn assess(topology: &Topology, st: &State) -> Health {
         let mut problems = Vec::new();
         match (o, p.running) {
             (None, _) => problems.push("not created (run `consort apply`)".to_string()),
-            (Some(_), false) => problems.push("process not running".to_string()),
-            (Some(_), true) => {
+            (Some(o), false) => problems.push(if stopped_by_consort(o) {
+                "process not running (stopped by `consort stop`)".to_string()
+            } else {
+                "process not running: it exited or was killed, not by `consort stop` (`consort start` or `consort apply` starts it again)".to_string()
+            }),
+            (Some(o), true) => {
+                if let Some(host) =
+                    running_address(o).filter(|h| *h != topology.local_address())
+                {
+                    problems.push(format!(
+                        "runs on {host}, but provider.local.address is {} (`consort plan` says why it will not move)",
+                        topology.local_address()
+                    ));
+                }
                 if let Some(e) = &p.rpc_error {
                     problems.push(format!("RPC not answering: {e}"));
                 } else {
@@ -302,7 +315,61 @@ pub(super) fn assess(topology: &Topology, st: &State) -> Health {
     if specs.is_empty() {
         health.healthy = false;
     }
+    if !outs.is_empty() && probes.values().all(|p| !p.running) {
+        health.down = Some(
+            if specs
+                .iter()
+                .filter_map(|n| outs.get(&n.name))
+                .all(stopped_by_consort)
+            {
+                Down::Stopped
+            } else {
+                Down::Crashed
+            },
+        );
+    }
     health
+}
+
+/// What the pools of the running tx nodes hold (validators' if the network has no tx
+/// node): applications submit there, and a transaction with a nonce gap stays in the
+/// pool it was sent to.
+pub(super) fn pool(topology: &Topology, st: &State) -> Vec<PoolTx> {
+    let specs = topology.nodes();
+    let outs: BTreeMap<String, NodeOutputs> = recorded_nodes(st).into_iter().collect();
+    let running = |role: Role| -> Vec<&NodeOutputs> {
+        specs
+            .iter()
+            .filter(|n| n.role == role)
+            .filter_map(|n| outs.get(&n.name))
+            .filter(|o| o.is_running() && !o.ipc_path.is_empty())
+            .collect()
+    };
+    let mut nodes = running(Role::Tx);
+    if nodes.is_empty() {
+        nodes = running(Role::Validator);
+    }
+    let mut out: Vec<PoolTx> = Vec::new();
+    for txs in parallel::map(&nodes, parallel::PROBE_CONCURRENCY, |o| {
+        read_pool(&o.control().with_timeout(PROBE_TIMEOUT))
+    })
+    .into_iter()
+    .flatten()
+    {
+        for t in txs {
+            if !out.iter().any(|x| x.hash == t.hash) {
+                out.push(t);
+            }
+        }
+    }
+    out
+}
+
+/// Whether `consort stop` stopped the node (and nothing started it since).
+fn stopped_by_consort(o: &NodeOutputs) -> bool {
+    Path::new(&o.datadir)
+        .join(super::lifecycle::STOPPED_MARK)
+        .exists()
 }
 
 pub(super) fn short_hash(h: &str) -> String {

@@ -5,15 +5,23 @@
 //! the chain continues from its head.
 
 use super::process::{self, Stopped};
-use super::{NodeOutputs, STOP_GRACE};
+use super::{node_dir, NodeOutputs, STOP_GRACE};
 use crate::provider::events::{Event, EventSink};
 use crate::provider::ProviderError;
-use crate::state::State;
+use crate::state::{State, StateDir};
 use std::path::Path;
 
 /// Stops every node recorded in `state`, all at once; returns the names of those that were
 /// running (in state order).
-pub fn stop_nodes(state: &State, events: &EventSink) -> Result<Vec<String>, ProviderError> {
+/// A node's mark that `consort stop` stopped it (so a node found down without it has
+/// crashed or was killed); removed when the node starts again.
+pub const STOPPED_MARK: &str = "stopped-by-consort";
+
+pub fn stop_nodes(
+    sd: &StateDir,
+    state: &State,
+    events: &EventSink,
+) -> Result<Vec<String>, ProviderError> {
     let nodes: Vec<(String, NodeOutputs)> = state
         .resources
         .keys()
@@ -39,6 +47,15 @@ pub fn stop_nodes(state: &State, events: &EventSink) -> Result<Vec<String>, Prov
     let mut stopped = Vec::new();
     let mut failed = Vec::new();
     for (name, r) in results {
+        if r.is_ok() {
+            // In the node's directory under the state dir (not a path read from state).
+            let mark = node_dir(sd, &name).join(STOPPED_MARK);
+            if mark.parent().is_some_and(Path::is_dir) {
+                if let Err(e) = crate::state::fsutil::write_atomic(&mark, b"", 0o644) {
+                    failed.push(format!("node.{name}: cannot write {}: {e}", mark.display()));
+                }
+            }
+        }
         match r {
             Ok(Stopped::NotRunning) => {}
             Ok(_) => {

@@ -186,3 +186,122 @@ pub(super) struct Peers {
     pub(super) dial: Vec<String>,
     pub(super) mesh: Vec<String>,
 }
+
+/// The peers whose enode `config_text` (a node's config.toml) names at another address
+/// than the one the peer runs on, as `(peer, the stale enode, its enode now)`: after a
+/// restart the node would dial a port nobody listens on.
+pub(super) fn stale_enodes<'a>(
+    config_text: &str,
+    peers: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for (peer, enode) in peers {
+        let Some(id) = rpc::enode_pubkey(enode) else {
+            continue;
+        };
+        let prefix = format!("\"enode://{id}@");
+        for (i, _) in config_text.match_indices(&prefix) {
+            let named = config_text[i + 1..].split('"').next().unwrap_or_default();
+            if named != enode {
+                out.push((peer.to_string(), named.to_string(), enode.to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// Why `node`'s config.toml needs rewriting: the planned peers it names at a stale
+/// address (None when it names every peer where it runs, or has no config to read).
+pub(super) fn stale_config(topology: &Topology, st: &State, node: &str) -> Option<String> {
+    let peering = Peering::plan(&topology.nodes());
+    let recorded: BTreeMap<String, NodeOutputs> = recorded_nodes(st).into_iter().collect();
+    let me = recorded.get(node)?;
+    let text = std::fs::read_to_string(Path::new(&me.datadir).join("config.toml")).ok()?;
+    let peers = recorded
+        .iter()
+        .filter(|(n, o)| peering.are_peers(node, n) && !o.enode.is_empty())
+        .map(|(n, o)| (n.as_str(), o.enode.as_str()));
+    let stale = stale_enodes(&text, peers);
+    (!stale.is_empty()).then(|| {
+        let list: Vec<String> = stale
+            .iter()
+            .map(|(peer, old, _)| {
+                let at = |e: &str| e.rsplit('@').next().unwrap_or_default().to_string();
+                let now = recorded.get(peer).map(|o| at(&o.enode)).unwrap_or_default();
+                format!("{peer} at {} (it runs on {now})", at(old))
+            })
+            .collect();
+        format!(
+            "rewrite config (it names stale enodes: {}; a restart would dial nobody)",
+            list.join(", ")
+        )
+    })
+}
+
+impl LocalProvider {
+    /// `node` moved from `old` to `new` after its peers' configs were written: each peer's
+    /// config.toml (in its node directory under the state dir) and recorded static list
+    /// name the enode it runs on, and a running peer trusts the new one.
+    pub(super) fn announce_move(&self, ctx: &ApplyCtx, node: &str, old: &str, new: &str) {
+        let peering = ctx.peering();
+        for (peer, o) in recorded_nodes(&ctx.snapshot()) {
+            if peer == node || !peering.are_peers(node, &peer) {
+                continue;
+            }
+            let path = node_dir(ctx.state_dir, &peer).join("config.toml");
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                if text.contains(old) {
+                    if let Err(e) = write_atomic(&path, text.replace(old, new).as_bytes(), 0o644) {
+                        ctx.emit(Event::Warning {
+                            message: format!(
+                                "node.{peer}: cannot rewrite {} for {node}'s new port: {e}; the next `consort plan` shows it",
+                                path.display()
+                            ),
+                        });
+                    }
+                }
+            }
+            if o.is_running() {
+                let rpc = o.control().with_timeout(PROBE_TIMEOUT);
+                let _ = rpc.admin_remove_trusted_peer(old);
+                let _ = rpc.admin_add_trusted_peer(new);
+            }
+            let mut st = ctx.state.lock().unwrap();
+            if let Some(r) = st.resources.get_mut(&format!("node.{peer}")) {
+                if let Some(list) = r.outputs["static_nodes"].as_array_mut() {
+                    for e in list.iter_mut() {
+                        if e.as_str() == Some(old) {
+                            *e = serde_json::Value::String(new.to_string());
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stale_enodes;
+
+    #[test]
+    fn a_peer_named_at_another_port_is_stale_and_the_right_one_is_not() {
+        let id = "ab".repeat(64);
+        let now = format!("enode://{id}@127.0.0.1:34362");
+        let config = format!(
+            "StaticNodes = [\n  \"enode://{id}@127.0.0.1:34357\",\n  \"enode://{}@127.0.0.1:1\",\n]\nTrustedNodes = [\n  \"{now}\",\n]\n",
+            "cd".repeat(64)
+        );
+        let stale = stale_enodes(&config, [("delta-tx-0", now.as_str())]);
+        assert_eq!(
+            stale,
+            vec![(
+                "delta-tx-0".to_string(),
+                format!("enode://{id}@127.0.0.1:34357"),
+                now.clone()
+            )]
+        );
+        let fixed = config.replace(":34357", ":34362");
+        assert!(stale_enodes(&fixed, [("delta-tx-0", now.as_str())]).is_empty());
+    }
+}

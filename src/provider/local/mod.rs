@@ -40,7 +40,7 @@ use sealing::start_sealing;
 use super::events::Event;
 use super::governance::{self, SignerNode};
 use super::parallel;
-use super::{ApplyCtx, Halted, Health, NodeHealth, Proposal, Provider, ProviderError};
+use super::{ApplyCtx, Down, Halted, Health, NodeHealth, Proposal, Provider, ProviderError};
 use crate::chain::geth::{ensure_geth_recorded, GethBinary};
 use crate::crypto::Address;
 use crate::plan::desired::node_attrs;
@@ -231,6 +231,35 @@ fn genesis_db_dir(sd: &StateDir) -> PathBuf {
     sd.root.join("genesis-db")
 }
 
+/// The address a recorded node runs on (its enode's host).
+fn running_address(o: &NodeOutputs) -> Option<&str> {
+    o.enode.rsplit_once('@')?.1.rsplit_once(':').map(|(h, _)| h)
+}
+
+/// Why apply refuses: `provider.local.address` names another address than the one the
+/// recorded nodes run on. Moving means a new enode for every node, in every peer's
+/// config and every other operator's, all at once: consort does not do that in place.
+fn address_moved(topology: &Topology, st: &State) -> Option<String> {
+    let want = topology.local_address();
+    let mut on: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    let recorded = recorded_nodes(st);
+    for (name, o) in &recorded {
+        if let Some(host) = running_address(o).filter(|h| *h != want) {
+            on.entry(host).or_default().push(name);
+        }
+    }
+    let (old, nodes) = on.into_iter().next()?;
+    Some(format!(
+        "provider.local.address is {want}, but node(s) {} run on {old}: consort does not move a running network to another address (every node's enode would change, in every peer's config, at once). Set provider.local.address back to {old}{}, or `consort destroy` and apply again on {want}.",
+        nodes.join(", "),
+        if old == LocalConfig::DEFAULT_ADDRESS {
+            " (or remove it: that is the default)"
+        } else {
+            ""
+        }
+    ))
+}
+
 fn node_dir(sd: &StateDir, node: &str) -> PathBuf {
     abs(&sd.nodes_dir().join(node))
 }
@@ -343,6 +372,16 @@ impl Provider for LocalProvider {
             .into_iter()
             .flatten()
             .collect();
+        // A config naming a peer where it no longer runs (it moved ports): rewritten.
+        for (name, _) in &recorded {
+            let addr = format!("node.{name}");
+            if drift.contains_key(&addr) {
+                continue;
+            }
+            if let Some(why) = mesh::stale_config(topology, state, name) {
+                drift.insert(addr, why);
+            }
+        }
         let d = reconcile::signer_drift(topology, state);
         *self.signer_refusal.lock().unwrap() = d.refusal();
         if !d.is_empty() {
@@ -351,7 +390,10 @@ impl Provider for LocalProvider {
         drift
     }
 
-    fn check_live(&self, _topology: &Topology, _state: &State) -> Result<(), String> {
+    fn check_live(&self, topology: &Topology, state: &State) -> Result<(), String> {
+        if let Some(why) = address_moved(topology, state) {
+            return Err(why);
+        }
         match self.signer_refusal.lock().unwrap().take() {
             Some(why) => Err(why),
             None => Ok(()),
@@ -364,10 +406,11 @@ impl Provider for LocalProvider {
 
     fn stop_nodes(
         &self,
+        sd: &StateDir,
         state: &State,
         events: &super::events::EventSink,
     ) -> Result<Vec<String>, ProviderError> {
-        lifecycle::stop_nodes(state, events)
+        lifecycle::stop_nodes(sd, state, events)
     }
 
     fn parallelism(&self) -> usize {
@@ -542,6 +585,10 @@ impl Provider for LocalProvider {
             votes::consortium_view(topology, state, &mut h);
         }
         h
+    }
+
+    fn pool(&self, topology: &Topology, state: &State) -> Vec<super::pending::PoolTx> {
+        health::pool(topology, state)
     }
 
     fn cleanup(&self, state_dir: &StateDir) -> Result<(), ProviderError> {

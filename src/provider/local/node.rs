@@ -447,6 +447,8 @@ impl LocalProvider {
         mut ports: NodePorts,
     ) -> Result<(ProcessId, NodePorts, Vec<String>), ProviderError> {
         let mut attempt = 0;
+        // The enode its peers' configs were written with (its ports when this began).
+        let mut first_enode: Option<String> = None;
         loop {
             attempt += 1;
             let mesh = self.static_nodes(ctx, &spec.name)?;
@@ -477,6 +479,7 @@ impl LocalProvider {
             // The nodes it is about to dial let it in even when their MaxPeers (the mesh
             // size when they started) is reached: a member joining a running network.
             let me = Self::own_enode(ctx, &spec.name, &launch);
+            let first = first_enode.get_or_insert_with(|| me.clone()).clone();
             std::thread::scope(|scope| {
                 for u in &up {
                     let me = &me;
@@ -487,9 +490,16 @@ impl LocalProvider {
                 }
             });
             Self::write_config(addr, &launch)?;
+            // Started again: no longer "stopped by consort stop" (see `status`).
+            let _ = std::fs::remove_file(
+                node_dir(ctx.state_dir, &spec.name).join(super::lifecycle::STOPPED_MARK),
+            );
             step(ctx, &spec.name, "start");
             match Self::start_and_wait(geth, &launch) {
                 Ok(id) => {
+                    if first != me {
+                        self.announce_move(ctx, &spec.name, &first, &me);
+                    }
                     self.join_mesh(ctx, &spec.name, me.clone(), &launch, &dial);
                     // From now on (restarts) it dials the whole mesh.
                     launch.static_nodes = mesh.clone();
