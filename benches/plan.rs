@@ -8,6 +8,11 @@
 //! `cargo bench --bench plan` (release build; `--no-default-features` leaves Azure out).
 //! Knobs (env): `CONSORT_BENCH_SIZES=300,3000` picks member counts, `CONSORT_BENCH_RUNS=N`
 //! the runs per measurement (default 15, and 5 at 1,000 members or more).
+//!
+//! Also `deep-nesting`: refusing a hostile file nested 100,000 levels deep (flow brackets
+//! and block lists), which must stay about as fast as loading a small topology (the unit
+//! test `very_deep_nesting_is_refused_quickly_without_overflowing_the_stack` checks where it
+//! is refused; the time is measured here, not asserted in a debug build).
 
 use consort::plan::desired::{build, PlanInput};
 use consort::provider::Provider;
@@ -189,6 +194,17 @@ fn main() {
                 row("load + plan, no-op", d);
             }
         }
+    }
+    for (form, prefix, open, close) in [("flow", "network: ", "[", "]"), ("block", "", "- ", "")] {
+        let depth = 100_000;
+        let src = format!("{prefix}{}1{}\n", open.repeat(depth), close.repeat(depth));
+        let d = measure(runs_env.unwrap_or(10).max(1), || {
+            topology::parse(Path::new("deep.yaml"), src.as_bytes()).unwrap_err();
+        });
+        println!(
+            "  deep-nesting {form:<5} {depth} levels refused          median {:>10}",
+            ms(d)
+        );
     }
     for ((cloud, phase, members), big) in &medians {
         if *members != 3000 || *phase == "load only" {

@@ -604,14 +604,39 @@ mod tests {
     #[test]
     fn a_hung_geth_version_times_out_naming_the_binary() {
         let d = tempfile::tempdir().unwrap();
-        let g = script(&d.path().join("bin"), "geth", "sleep 600");
-        let t0 = Instant::now();
-        let err = version_of_within(&g, "1.13.15", Duration::from_millis(300))
+        let pid_file = d.path().join("pid");
+        let g = script(
+            &d.path().join("bin"),
+            "geth",
+            &format!("echo $$ > {}; exec sleep 600", pid_file.display()),
+        );
+        // On another thread, so that ignoring the timeout fails the test (after a deadline
+        // far beyond any machine's load) instead of hanging it for ten minutes.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let probe = g.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(version_of_within(
+                &probe,
+                "1.13.15",
+                Duration::from_millis(300),
+            ));
+        });
+        let err = rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("the 300 ms timeout was not applied: still waiting for the hung geth")
             .unwrap_err()
             .to_string();
-        assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
         assert!(err.contains(&g.display().to_string()), "{err}");
-        assert!(err.contains("no answer within"), "{err}");
+        // It gave up at its own timeout, not another limit...
+        assert!(err.contains("no answer within 300ms"), "{err}");
+        // ...and killed the hung process rather than leaving it behind. (No pid file: it
+        // was killed before its first line ran, on a very loaded machine.)
+        if let Ok(pid) = std::fs::read_to_string(&pid_file) {
+            let pid: libc::pid_t = pid.trim().parse().unwrap();
+            // SAFETY: signal 0 only checks whether the pid exists.
+            let alive = unsafe { libc::kill(pid, 0) } == 0;
+            assert!(!alive, "the hung geth {pid} is still running");
+        }
         // The real probe still answers fast.
         let g = fake_geth(&d.path().join("ok"), "1.13.15");
         assert_eq!(version_of(&g, "1.13.15").unwrap(), "1.13.15");

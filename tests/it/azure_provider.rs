@@ -338,12 +338,8 @@ fn apply_is_parallel_then_reapply_sends_no_put() {
         fake.peak_concurrent_operations()
     );
     assert!(r.took >= chain, "faster than the chain? {:?}", r.took);
-    assert!(
-        r.took < sum / 2,
-        "apply took {:?}, not parallel (sum {:?})",
-        r.took,
-        sum
-    );
+    // Parallel, counted by the stand-in rather than timed (serially the peak would be 1);
+    // the time is measured by `cargo bench --bench azure_apply`.
     assert!(fake.peak_concurrent_operations() >= 4);
 
     // What ARM now holds.
@@ -963,8 +959,8 @@ fn critical_path_ops(pl: &Plan) -> usize {
 
 /// Issue 12: a 100-VM network goes out in parallel waves, and a throttled request waits for
 /// its own Retry-After without holding the others back. (The time against the critical path
-/// is measured, with medians, by `cargo bench --bench azure_apply`; here it is printed and
-/// only bounded loosely, as a structural check that waves are not serialised.)
+/// is measured, with medians, by `cargo bench --bench azure_apply`; here it is only printed,
+/// and the waves are checked by the peak number of operations the stand-in saw at once.)
 #[test]
 fn a_hundred_vms_apply_in_waves_and_throttling_delays_only_the_throttled() {
     // Long enough that key generation (CPU, beside the first ARM waves) is off the
@@ -1022,12 +1018,7 @@ fn a_hundred_vms_apply_in_waves_and_throttling_delays_only_the_throttled() {
         "peak {}",
         fake.peak_concurrent_operations()
     );
-    // Serialised in waves of 16 it would take >= 7 x latency per level.
-    assert!(
-        r.took < critical * 3 + Duration::from_secs(1),
-        "apply took {:?} for a critical path of {critical:?}",
-        r.took
-    );
+    // (Its time against the critical path: `cargo bench --bench azure_apply`.)
 }
 
 /// `rpc.cors_origins` reaches the tx VMs' geth through their customData (the same geth

@@ -158,11 +158,16 @@ fn a_second_command_on_a_locked_network_fails_fast_naming_the_holder() {
     let (dir, _) = workdir();
     let sd = StateDir::new(&dir.path().join(".consort"), "clinet");
     let _held = sd.lock("apply").unwrap();
-    let t0 = std::time::Instant::now();
-    let o = consort(dir.path(), &["apply", "--yes"]);
+    // We hold the lock for the whole test: a consort that waited for it would never
+    // finish (the deadline only stops a hang; it is no speed bound).
+    let mut cmd = Command::new(BIN);
+    cmd.args(["apply", "--yes"])
+        .current_dir(dir.path())
+        .env_remove("CONSORT_STATE_DIR");
+    let o = crate::support::run_with_deadline(cmd, std::time::Duration::from_secs(120));
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(1));
-    assert!(t0.elapsed() < std::time::Duration::from_secs(10));
+    assert!(sd.lock("apply").is_err(), "the holder lost its lock");
     assert!(
         err.contains("is locked by another consort command"),
         "{err}"

@@ -592,7 +592,9 @@ fn every_help_example_works() {
     assert!(sorted.len() >= 20, "{sorted:?}");
     assert!(sorted.iter().any(|e| e.contains("--account ops=100ether")));
 
-    let net = NetworkHandle::new("devnet");
+    // The network `consort init` writes, which the examples deploy here (and Drop stops
+    // every geth under this directory, delta's too, should an example fail).
+    let net = NetworkHandle::new("tradelane");
     let dir = net.dir.path().canonicalize().unwrap();
     // `consort join … -f delta/consort.yaml` runs a second operator's nodes beside it.
     let delta = NetworkHandle {

@@ -10,7 +10,7 @@ use consort::state::State;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -429,7 +429,6 @@ fn ctrl_c_finishes_in_flight_changes_saves_and_exits_130() {
     });
     // SAFETY: signalling the process group of the child we spawned.
     assert_eq!(unsafe { libc::kill(-pgid, libc::SIGINT) }, 0);
-    let t0 = Instant::now();
     let status = poll("consort to exit", WAIT, || Ok(child.try_wait().unwrap()));
     let err = std::fs::read_to_string(&err_path).unwrap();
     let out = std::fs::read_to_string(net.dir.join("apply.out")).unwrap();
@@ -437,7 +436,17 @@ fn ctrl_c_finishes_in_flight_changes_saves_and_exits_130() {
     assert!(err.contains("interrupting: finishing"), "{err}");
     assert!(err.contains("Ctrl-C again to stop now"), "{err}");
     assert!(!err.contains("geth init` of"), "geth init failed:\n{err}");
-    assert!(t0.elapsed() < Duration::from_secs(50));
+    // It finished what was in flight and stopped there: the rest was not started.
+    let not_started = err
+        .split("Interrupted: ")
+        .nth(1)
+        .and_then(|t| t.split(" not started").next())
+        .and_then(|t| t.rsplit(' ').next())
+        .and_then(|n| n.parse::<usize>().ok());
+    assert!(
+        not_started.is_some_and(|n| n > 0),
+        "went on after the interrupt:\n{err}"
+    );
     // State is valid and apply converges from it.
     let st = net.state();
     assert!(!st.resources.is_empty());
@@ -469,14 +478,16 @@ fn ctrl_c_finishes_in_flight_changes_saves_and_exits_130() {
     unsafe {
         libc::kill(-pgid, libc::SIGHUP);
     }
-    let t0 = Instant::now();
-    let status = poll("consort to exit", Duration::from_secs(10), || {
-        Ok(child.try_wait().unwrap())
-    });
+    let status = poll("consort to exit", WAIT, || Ok(child.try_wait().unwrap()));
     assert_eq!(status.code(), Some(130));
-    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
     let err = std::fs::read_to_string(&err2).unwrap();
     assert!(err.contains("interrupted again: stopping now"), "{err}");
+    // At once: nothing in flight was waited for (the first signal's way out ends with
+    // its "Interrupted: … done and saved" summary; the second exits before it).
+    assert!(
+        !err.contains("Interrupted: "),
+        "waited for the changes in flight:\n{err}"
+    );
     // And the interrupted member add is finished by apply.
     net.ok(&["apply", "--yes"]);
     let out = net.run(&["plan", "--detailed-exitcode"]);
