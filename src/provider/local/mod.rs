@@ -366,8 +366,9 @@ impl Provider for LocalProvider {
         let peering = Peering::for_topology(topology);
         let ids = health::planned_ids(topology, state);
         // A process that exists but does not answer on its control socket (stopped,
-        // hung) is restarted like a dead one; one missing planned peers is dialled again.
-        let mut drift: BTreeMap<String, String> =
+        // hung) is restarted like a dead one; one missing planned peers is dialled again,
+        // unless those peers are ours and restarted by this plan anyway (they dial back).
+        let probed: Vec<(String, Result<String, Vec<String>>)> =
             parallel::map(&recorded, parallel::PROBE_CONCURRENCY, |(name, o)| {
                 let why = if !o.is_running() {
                     match chaindata::missing(Path::new(&o.datadir)) {
@@ -390,17 +391,41 @@ impl Provider for LocalProvider {
                             if missing.is_empty() {
                                 return None;
                             }
-                            format!("dial again ({})", health::not_peered(&missing, topology))
+                            let missing = missing.into_iter().map(str::to_string).collect();
+                            return Some((name.clone(), Err(missing)));
                         }
                         Err(_) => "restart (process alive but not answering on its IPC socket)"
                             .to_string(),
                     }
                 };
-                Some((format!("node.{name}"), why))
+                Some((name.clone(), Ok(why)))
             })
             .into_iter()
             .flatten()
             .collect();
+        let restarted: BTreeSet<&str> = probed
+            .iter()
+            .filter(|(_, r)| r.is_ok())
+            .map(|(n, _)| n.as_str())
+            .collect();
+        let mut drift: BTreeMap<String, String> = BTreeMap::new();
+        for (name, r) in &probed {
+            let why = match r {
+                Ok(why) => why.clone(),
+                Err(missing) => {
+                    let missing: Vec<&str> = missing
+                        .iter()
+                        .map(String::as_str)
+                        .filter(|m| !restarted.contains(m))
+                        .collect();
+                    if missing.is_empty() {
+                        continue;
+                    }
+                    format!("dial again ({})", health::not_peered(&missing, topology))
+                }
+            };
+            drift.insert(format!("node.{name}"), why);
+        }
         // A config naming a peer where it no longer runs (it moved ports): rewritten.
         for (name, _) in &recorded {
             let addr = format!("node.{name}");
