@@ -96,7 +96,8 @@ const STOP_EXAMPLES: &str = "Examples:
 const START_EXAMPLES: &str = "Examples:
   consort start";
 const DESTROY_EXAMPLES: &str = "Examples:
-  consort destroy --yes";
+  consort destroy --yes
+  consort destroy --yes --allow-data-loss   # a chain other operators run: its signers and funded keys go (archived)";
 const COMPLETIONS_EXAMPLES: &str = "Examples:
   consort completions bash > consort.bash
   consort completions zsh";

@@ -577,6 +577,9 @@ fn every_help_example_works() {
         "consort admit",
         "consort stop",
         "consort start",
+        // Here delta (another operator) shares the chain: the founder's plain destroy is
+        // refused until the data-loss example has run; after it, nothing is left to destroy.
+        "consort destroy --yes --allow-data-loss",
         "consort destroy",
         "consort completions",
         "consort schema",
@@ -646,12 +649,24 @@ fn every_help_example_works() {
     assert!(net.running().is_empty(), "destroy left nodes running");
     // The joined operator's nodes ran on their own until its own destroy.
     assert!(!delta.running().is_empty(), "join started delta's nodes");
-    let mut c = Command::new(env!("CARGO_BIN_EXE_consort"));
-    c.args(["-f", "delta/consort.yaml", "destroy", "--yes"])
-        .current_dir(&dir)
-        .env("CONSORT_GETH", &crate::support::geth().path)
-        .env_remove("CONSORT_STATE_DIR");
-    let out = run_with_deadline(c, Duration::from_secs(300));
+    // delta's signer and funded account stay on a chain the founder ran: its destroy is
+    // refused until the data loss is accepted (the keys are then archived).
+    let delta_destroy = |extra: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_consort"));
+        c.args(["-f", "delta/consort.yaml", "destroy", "--yes"])
+            .args(extra)
+            .current_dir(&dir)
+            .env("CONSORT_GETH", &crate::support::geth().path)
+            .env_remove("CONSORT_STATE_DIR");
+        run_with_deadline(c, Duration::from_secs(300))
+    };
+    let out = delta_destroy(&[]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("--allow-data-loss"),
+        "{}",
+        stderr(&out)
+    );
+    let out = delta_destroy(&["--allow-data-loss"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         delta.running().is_empty(),
