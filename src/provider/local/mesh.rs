@@ -213,7 +213,7 @@ pub(super) fn stale_enodes<'a>(
 /// Why `node`'s config.toml needs rewriting: the planned peers it names at a stale
 /// address (None when it names every peer where it runs, or has no config to read).
 pub(super) fn stale_config(topology: &Topology, st: &State, node: &str) -> Option<String> {
-    let peering = Peering::plan(&topology.nodes());
+    let peering = Peering::for_topology(topology);
     let recorded: BTreeMap<String, NodeOutputs> = recorded_nodes(st).into_iter().collect();
     let me = recorded.get(node)?;
     let text = std::fs::read_to_string(Path::new(&me.datadir).join("config.toml")).ok()?;
@@ -276,6 +276,32 @@ impl LocalProvider {
                     }
                 }
             }
+        }
+    }
+
+    /// After an apply: every stale enode left in a node's config (a peer restarted on other
+    /// ports in the same wave as the node that names it) is announced once more, so no
+    /// config names a peer where it no longer runs (`stale_config` would plan it).
+    pub(super) fn announce_stale_enodes(&self, ctx: &ApplyCtx) {
+        let st = ctx.snapshot();
+        let peering = ctx.peering();
+        let recorded: BTreeMap<String, NodeOutputs> = recorded_nodes(&st).into_iter().collect();
+        let mut moves: BTreeMap<String, (String, String)> = BTreeMap::new();
+        for name in recorded.keys() {
+            let path = node_dir(ctx.state_dir, name).join("config.toml");
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            let peers = recorded
+                .iter()
+                .filter(|(n, o)| peering.are_peers(name, n) && !o.enode.is_empty())
+                .map(|(n, o)| (n.as_str(), o.enode.as_str()));
+            for (peer, old, new) in stale_enodes(&text, peers) {
+                moves.insert(old, (peer, new));
+            }
+        }
+        for (old, (peer, new)) in moves {
+            self.announce_move(ctx, &peer, &old, &new);
         }
     }
 }

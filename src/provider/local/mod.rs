@@ -560,6 +560,7 @@ impl Provider for LocalProvider {
 
     fn after_apply(&self, ctx: &ApplyCtx) -> Result<(), ProviderError> {
         self.archive_abandoned_nodes(ctx)?;
+        self.announce_stale_enodes(ctx);
         self.seal_now(ctx);
         Ok(())
     }

@@ -675,6 +675,7 @@ impl LocalProvider {
             // Nothing usable recorded: make it from scratch.
             return self.create_node(ctx, change);
         };
+        let prior_enode = cur.enode.clone();
         // Derived, never read from state: a tampered `outputs.datadir` must not steer
         // where keys are written or what is restarted (issue 20 item 9).
         let datadir = node_dir(ctx.state_dir, &name);
@@ -792,6 +793,11 @@ impl LocalProvider {
             out
         };
         out.enode = render::enode_url(&enode_id, ctx.topology.local_address(), out.ports.p2p);
+        // Restarted on other ports than its peers' configs name (its own were taken): they
+        // learn where it runs now, as after a move at first start.
+        if !prior_enode.is_empty() && prior_enode != out.enode {
+            self.announce_move(ctx, &name, &prior_enode, &out.enode);
+        }
         Ok(ResourceState {
             kind: Kind::LocalNode,
             attrs: change.after.clone().unwrap_or(json!({})),
