@@ -630,15 +630,14 @@ fn explain_serde(
         if let (Some(Some(line)), Some(Some(column))) = (nums.next(), nums.next()) {
             // Where libyaml says it opened, if that is a line of the text as we count
             // lines (else where serde stopped: a diagnostic always points at a line).
-            let opened = if line_text(ctx.text, line)
-                .is_some_and(|l| l.chars().count() + 1 >= column)
-            {
-                Pos { line, column }
-            } else if let Some(p) = pos {
-                p
-            } else {
-                continue;
-            };
+            let opened =
+                if line_text(ctx.text, line).is_some_and(|l| l.chars().count() + 1 >= column) {
+                    Pos { line, column }
+                } else if let Some(p) = pos {
+                    p
+                } else {
+                    continue;
+                };
             let found = pos
                 .map(|p| {
                     format!(
