@@ -10,13 +10,25 @@ pub(super) fn missing(datadir: &Path) -> Option<&'static str> {
     let chaindata = datadir.join("geth").join("chaindata");
     // Never through a symlink: the data dir and everything in it are consort's own.
     match std::fs::symlink_metadata(&chaindata) {
-        Ok(m) if m.is_dir() => match std::fs::read_dir(&chaindata) {
-            Ok(entries) => match entries.count() {
-                0 => Some("chain data missing"),
-                _ => None,
-            },
-            Err(_) => Some("chain data unreadable"),
-        },
+        Ok(m) if m.is_dir() => {
+            match std::fs::read_dir(&chaindata).map(|mut e| e.next().is_none()) {
+                Ok(true) => Some("chain data missing"),
+                // pebble's CURRENT names the live MANIFEST: without both (a data dir whose
+                // deletion was cut short, say) geth would start a fresh database, on mainnet.
+                Ok(_) => match std::fs::read_to_string(chaindata.join("CURRENT")) {
+                    Ok(current)
+                        if current.trim().starts_with("MANIFEST-")
+                            && !current.trim().contains('/')
+                            && std::fs::symlink_metadata(chaindata.join(current.trim()))
+                                .is_ok_and(|m| m.is_file()) =>
+                    {
+                        None
+                    }
+                    _ => Some("chain data incomplete"),
+                },
+                Err(_) => Some("chain data unreadable"),
+            }
+        }
         _ => Some("chain data missing"),
     }
 }
@@ -38,6 +50,9 @@ mod tests {
         std::fs::create_dir_all(&cd).unwrap();
         assert_eq!(missing(d.path()), Some("chain data missing"));
         std::fs::write(cd.join("CURRENT"), "MANIFEST-000001\n").unwrap();
+        // CURRENT naming a MANIFEST that is gone: a deletion cut short.
+        assert_eq!(missing(d.path()), Some("chain data incomplete"));
+        std::fs::write(cd.join("MANIFEST-000001"), "").unwrap();
         assert_eq!(missing(d.path()), None);
     }
 }
