@@ -7,6 +7,7 @@ pub mod crypto;
 pub mod dashboard;
 pub mod graph;
 pub mod join;
+pub mod ops;
 pub mod plan;
 pub mod provider;
 pub mod render;

@@ -64,7 +64,7 @@ pub(super) fn install_interrupt_handler() {
 
 /// Prints the first interrupt's message once (from the watcher thread, or from an exit
 /// path that got there first).
-pub(super) fn announce_interrupt() {
+fn announce_interrupt() {
     static ANNOUNCED: AtomicBool = AtomicBool::new(false);
     if !ANNOUNCED.swap(true, Ordering::SeqCst) {
         eprintln!(

@@ -1,39 +1,23 @@
-//! `consort invite`, `consort join`, `consort admit`: parse, call `crate::join`, render.
+//! `consort invite`, `consort join`, `consort admit`: parse, call `crate::ops::join`,
+//! render.
 
-use super::commands::{
-    apply_member_edit, deployed, edit_topology, member_apply_opts, parse_accounts, run_apply,
-    state_dir, ApplyOpts,
-};
-use super::{Global, MemberApply, NewMemberArgs};
-use crate::join::bundle::{self, INVITE_FORMAT, REQUEST_FORMAT};
-use crate::join::flow::{self, InviteSpec};
-use crate::join::{Invite, JoinRequest};
-use crate::topology;
-use anyhow::{anyhow, bail, Context, Result};
+use super::apply::{member_opts, run, spec};
+use super::front::Terminal;
+use super::{workspace, Global, MemberApply, NewMemberArgs};
+use crate::ops;
+use anyhow::Result;
 use std::path::Path;
 
 pub(super) fn invite(
     g: &Global,
-    member: &NewMemberArgs,
+    member: NewMemberArgs,
     out: &Path,
     valid_hours: u64,
 ) -> Result<i32> {
-    let (name, validators, tx_nodes) = (member.name.clone(), member.validators, member.tx_nodes);
-    let (loaded, sd, state) = deployed(g)?;
-    let accounts = parse_accounts(&member.accounts)?
-        .into_iter()
-        .map(|(n, b)| Ok((n, topology::parse_balance(&b).map_err(|e| anyhow!(e))?)))
-        .collect::<Result<Vec<_>>>()?;
-    let spec = InviteSpec {
-        name: name.clone(),
-        validators,
-        tx_nodes,
-        accounts,
-        valid_for: valid_hours.saturating_mul(3600),
-    };
-    let inv = flow::make_invite(&loaded.topology, &state, &spec, flow::now_secs())?;
-    let kept = flow::store_invite(&sd, &inv)?;
-    bundle::write(out, &inv)?;
+    let member = spec(member);
+    let ops::join::Invited { invite: inv, kept } =
+        ops::join::invite(&workspace(g), &member, out, valid_hours)?;
+    let (name, validators, tx_nodes) = (&member.name, member.validators, member.tx_nodes);
     let until = time::OffsetDateTime::from_unix_timestamp(inv.expires_at as i64)
         .ok()
         .and_then(|t| {
@@ -62,76 +46,33 @@ pub(super) fn join(
     out: Option<&Path>,
     a: &MemberApply,
 ) -> Result<i32> {
-    let inv: Invite = bundle::read(invite_path, INVITE_FORMAT)?;
-    flow::check_invite(&inv, flow::now_secs())?;
-    let address = topology::check_local_address(address)
-        .map_err(|e| anyhow!("--address: {e}"))?
-        .to_string();
-    let sd = state_dir(g, &inv.network.name);
-    let joined_before = sd
-        .load()
-        .ok()
-        .flatten()
-        .and_then(|st| st.resources.get("genesis").cloned())
-        .and_then(|r| r.outputs["joined"].as_str().map(String::from))
-        .is_some_and(|id| id == inv.invitation_id);
-    if joined_before && g.file.exists() {
-        // An interrupted join: its topology and state are there, finish it.
-        println!(
-            "{} joined with invitation {} already: finishing.",
-            g.file.display(),
-            inv.invitation_id
-        );
-    } else {
-        if g.file.exists() {
-            bail!(
-                "{} exists; `consort join` writes a new topology for the joining member: run it in a new directory or name another file with -f",
-                g.file.display()
-            );
+    let front = Terminal::new(&g.file, a.yes);
+    let joined = ops::join::join(
+        &workspace(g),
+        invite_path,
+        address,
+        base_port,
+        out,
+        member_opts(a, "join"),
+        &front,
+    );
+    let joined = match joined {
+        Ok(j) => j,
+        Err(e) => {
+            front.finish();
+            return Err(e);
         }
-        let text = flow::joiner_topology(&inv, &address, base_port);
-        let loaded = topology::parse(&g.file, text.as_bytes()).map_err(|e| anyhow!("{e}"))?;
-        flow::seed_state(&sd, &loaded.topology, &inv)?;
-        crate::state::fsutil::write_atomic(&g.file, text.as_bytes(), 0o644)
-            .with_context(|| format!("cannot write {}", g.file.display()))?;
-        println!(
-            "Wrote {} for member {} of network {} (its other members are external: run by other operators).",
-            g.file.display(),
-            inv.invited.name,
-            inv.network.name
-        );
-    }
-    // The other operators' nodes let ours in only once they admit us: no health wait.
-    let code = run_apply(
-        g,
-        ApplyOpts {
-            skip_health: true,
-            ..member_apply_opts(a, "join")
-        },
-        false,
-        None,
-    )?;
-    if code != 0 {
+    };
+    let code = front.outcome(&joined.applied);
+    let Some(r) = joined.request else {
         return Ok(code);
-    }
-    let loaded = topology::load(&g.file).map_err(|e| anyhow!("{e}"))?;
-    let st = sd
-        .load()?
-        .ok_or_else(|| anyhow!("{}: no state after apply", sd.state_file().display()))?;
-    let request = flow::make_request(&loaded.topology, &st, &inv)?;
-    let default_out = g
-        .file
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .join("join-request.json");
-    let out = out.unwrap_or(&default_out);
-    bundle::write(out, &request)?;
+    };
     println!(
-        "Nodes of {} run on {address}. Wrote {}: send it to the network's operator(s), who run `consort admit {}`; the nodes sync once they are admitted (`consort status`).",
-        inv.invited.name,
-        out.display(),
-        out.display()
+        "Nodes of {} run on {}. Wrote {}: send it to the network's operator(s), who run `consort admit {}`; the nodes sync once they are admitted (`consort status`).",
+        r.invite.invited.name,
+        r.address,
+        r.path.display(),
+        r.path.display()
     );
     Ok(0)
 }
@@ -142,29 +83,8 @@ pub(super) fn admit(
     invite: Option<&Path>,
     a: &MemberApply,
 ) -> Result<i32> {
-    let request: JoinRequest = bundle::read(request_path, REQUEST_FORMAT)?;
-    let (loaded, sd, state) = deployed(g)?;
-    let inv = flow::find_invitation(
-        &sd,
-        &loaded.topology,
-        &state,
-        &request.invitation_id,
-        invite,
-    )?;
-    let member = flow::check_request(&request, &inv, &loaded.topology, &state, flow::now_secs())?;
-    let name = member.name.clone();
-    let text = edit_topology(g, |src| {
-        topology::edit::add_member(src, &member).map_err(|e| anyhow!("{}: {e}", g.file.display()))
-    })?;
-    apply_member_edit(
-        g,
-        a,
-        "admit",
-        text,
-        format!(
-            "Admitted {name} (invitation {}) to {} as an external member.",
-            request.invitation_id,
-            g.file.display()
-        ),
-    )
+    let opts = member_opts(a, "admit");
+    run(g, a.yes, |ws, front| {
+        ops::join::admit(ws, request_path, invite, opts, front)
+    })
 }

@@ -1,61 +1,42 @@
 //! `consort stop` and `consort start`: a deployed network's processes.
 
-use super::commands::{deployed, progress, run_apply, ApplyOpts};
-use super::Global;
-use crate::plan::{Action, Change, Kind};
-use crate::provider;
-use anyhow::{anyhow, Result};
+use super::apply::run;
+use super::front::Terminal;
+use super::{workspace, Global};
+use crate::ops::{self, apply::ApplyOpts};
+use anyhow::Result;
 use std::path::Path;
 
-/// A change that only starts a stopped node again (what `consort start` may do).
-pub(super) fn is_restart(c: &Change) -> bool {
-    matches!(c.kind, Kind::LocalNode | Kind::AzureVm)
-        && c.action == Action::Update
-        && c.reason.contains("not running")
-}
-
 pub(super) fn stop(g: &Global) -> Result<i32> {
-    let (loaded, sd, _) = deployed(g)?;
-    let _lock = sd.lock("stop")?;
-    let state = sd
-        .load()?
-        .ok_or_else(|| anyhow!("network {} has no state", loaded.topology.network.name))?;
-    let provider = provider::for_topology(&loaded.topology)?;
-    let head = provider.health(&loaded.topology, &state).head;
-    let progress = progress();
-    let stopped = provider.stop_nodes(&sd, &state, &progress.sink());
-    progress.finish();
-    let stopped = stopped?;
-    if stopped.is_empty() {
+    let front = Terminal::new(&g.file, true);
+    let stopped = ops::lifecycle::stop(&workspace(g), &front);
+    front.finish();
+    let s = stopped?;
+    if s.nodes.is_empty() {
         println!(
             "No node of network {} was running; nothing to stop.",
-            state.network
+            s.network
         );
     } else {
         println!(
-            "Stopped {} node(s) of network {} at head #{head}; all data is kept. `consort start` continues the chain from there.",
-            stopped.len(),
-            state.network
+            "Stopped {} node(s) of network {} at head #{}; all data is kept. `consort start` continues the chain from there.",
+            s.nodes.len(),
+            s.network,
+            s.head
         );
     }
     Ok(0)
 }
 
 pub(super) fn start(g: &Global, timeout: u64, geth: Option<&Path>) -> Result<i32> {
-    deployed(g)?;
-    run_apply(
-        g,
-        ApplyOpts {
-            yes: true,
-            allow_data_loss: false,
-            timeout,
-            skip_health: false,
-            geth,
-            saved_plan: None,
-            only_restarts: true,
-            command: "start",
-        },
-        false,
-        None,
-    )
+    let opts = ApplyOpts {
+        allow_data_loss: false,
+        timeout,
+        skip_health: false,
+        geth,
+        saved_plan: None,
+        only_restarts: true,
+        command: "start",
+    };
+    run(g, true, |ws, front| ops::lifecycle::start(ws, opts, front))
 }

@@ -2,7 +2,6 @@
 //! each line prefixed with its node's name like `docker compose logs`; `-n` last lines (of
 //! each node), `-F` follow.
 
-use super::commands::deployed;
 use super::Global;
 use crate::plan::Kind;
 use crate::state::State;
@@ -37,7 +36,7 @@ const NO_LOG: &str =
 
 /// The logs `consort logs` shows: `node`, else every node of `member` (else of the network).
 fn chosen(g: &Global, node: Option<&str>, member: Option<&str>) -> Result<Vec<(String, PathBuf)>> {
-    let (loaded, _, state) = deployed(g)?;
+    let (loaded, _, state) = super::workspace(g).deployed()?;
     let all = node_logs(&state);
     let names = || {
         all.iter()

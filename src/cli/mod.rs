@@ -1,16 +1,23 @@
-//! Command line: clap definitions and dispatch. Core code never imports clap.
+//! Command line: clap definitions, parsing and rendering; each command calls one operation
+//! of [`crate::ops`]. Core code never imports clap.
 
-mod commands;
+mod apply;
+mod dispatch;
 mod foundry;
+mod front;
 mod interrupt;
 mod join;
 mod lifecycle;
 mod logs;
 pub mod output;
+mod plan;
 mod progress;
 mod recovery;
 pub mod reference;
+mod status;
 mod view;
+
+use dispatch::workspace;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -459,7 +466,7 @@ pub fn run() -> i32 {
         }
     };
     let file = cli.global.file.clone();
-    match commands::dispatch(cli) {
+    match dispatch::dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
             let msg = name_the_file(&format!("{e:#}"), &file);
@@ -469,7 +476,7 @@ pub fn run() -> i32 {
             } else {
                 eprintln!("error: {msg}");
             }
-            e.downcast_ref::<commands::Exit>().map(|x| x.0).unwrap_or(1)
+            e.downcast_ref::<dispatch::Exit>().map(|x| x.0).unwrap_or(1)
         }
     }
 }

@@ -49,12 +49,6 @@ impl Progress {
         Arc::new(move |ev| me.handle(ev))
     }
 
-    pub fn phase(&self, message: &str) {
-        self.handle(Event::Phase {
-            message: message.to_string(),
-        })
-    }
-
     fn line(inner: &Inner, text: String) {
         match &inner.multi {
             Some(m) => {

@@ -1,7 +1,7 @@
 //! `consort graph` and `consort dashboard`: parse, call `graph` / `dashboard`, print.
 
-use super::commands::{deployed, load};
-use super::{Global, GraphFormat};
+use super::dispatch::level;
+use super::{workspace, Global, GraphFormat};
 use crate::graph::{self, Graph};
 use crate::provider;
 use crate::topology::ProviderConfig;
@@ -15,7 +15,7 @@ pub(super) fn graph(
     live: bool,
 ) -> Result<i32> {
     let picture = if live {
-        let (loaded, _, state) = deployed(g)?;
+        let (loaded, _, state) = workspace(g).deployed()?;
         let topo = &loaded.topology;
         if !matches!(topo.provider, ProviderConfig::Local(_)) {
             bail!("--live asks the nodes over their IPC sockets: local networks only; without --live the graph shows the planned links");
@@ -35,7 +35,7 @@ pub(super) fn graph(
         }
         p
     } else {
-        Graph::planned(&load(g)?.topology)
+        Graph::planned(&workspace(g).load()?.topology)
     };
     let text = match format {
         GraphFormat::Svg => graph::svg::render(&picture),
@@ -45,7 +45,7 @@ pub(super) fn graph(
         Some(path) => {
             std::fs::write(path, &text)
                 .with_context(|| format!("cannot write {}", path.display()))?;
-            if super::commands::level() >= 0 {
+            if level() >= 0 {
                 eprintln!(
                     "Wrote {} ({} member(s), {} node(s)).",
                     path.display(),
@@ -60,7 +60,7 @@ pub(super) fn graph(
 }
 
 pub(super) fn dashboard(g: &Global, port: u16, no_open: bool) -> Result<i32> {
-    let (loaded, state_dir, _) = deployed(g)?;
+    let (loaded, state_dir, _) = workspace(g).deployed()?;
     let opts = crate::dashboard::Options {
         file: g.file.clone(),
         state_dir,
@@ -71,7 +71,7 @@ pub(super) fn dashboard(g: &Global, port: u16, no_open: bool) -> Result<i32> {
         |addr| {
             let url = format!("http://{addr}/");
             println!("Dashboard: {url}");
-            if super::commands::level() >= 0 {
+            if level() >= 0 {
                 eprintln!(
                     "Serving network {} read-only on 127.0.0.1; Ctrl-C stops.",
                     loaded.topology.network.name
