@@ -61,7 +61,7 @@ fn second_document(text: &str) -> Option<Pos> {
 }
 
 /// Drops the first ` at line N column M` (the diagnostic shows the position already).
-fn strip_first_location(s: &str) -> String {
+pub(super) fn strip_first_location(s: &str) -> String {
     let Some(i) = s.find(" at line ") else {
         return s.to_string();
     };
@@ -79,7 +79,7 @@ fn strip_first_location(s: &str) -> String {
 }
 
 /// `members[0].name: invalid type ...` -> (`members[0].name`, `invalid type ...`).
-fn split_path(s: &str) -> (&str, &str) {
+pub(super) fn split_path(s: &str) -> (&str, &str) {
     if let Some((p, rest)) = s.split_once(": ") {
         let is_path = !p.is_empty()
             && p.chars()
@@ -252,7 +252,7 @@ fn explain_serde(
 }
 
 /// What a field holds, for help lines; keyed by path with list indices removed.
-fn field_help(path: &str) -> Option<&'static str> {
+pub(super) fn field_help(path: &str) -> Option<&'static str> {
     let mut norm = String::with_capacity(path.len());
     let mut in_index = false;
     for c in path.chars() {

@@ -1,3 +1,4 @@
+use super::serde_errors::{field_help, split_path, strip_first_location};
 use super::*;
 
 #[test]
