@@ -10,15 +10,15 @@ network:
 members:
   # first comes contoso
   - name: contoso
-validators: 2   # two signers
-# tx_nodes: 1
-accounts:
-- name: treasury
-  balance: 5000000 ether
+    validators: 2   # two signers
+    # tx_nodes: 1
+    accounts:
+    - name: treasury
+      balance: 5000000 ether
 
   - name: fabrikam
-validators: 1
-accounts: [{name: ops, balance: 1 ether}]
+    validators: 1
+    accounts: [{name: ops, balance: 1 ether}]
 # provider below
 provider:
   local: {}
