@@ -70,7 +70,7 @@ pub enum ApplyOutcome {
         /// The plan had no changes.
         nothing: bool,
         start: bool,
-        health: Health,
+        health: Box<Health>,
         loaded: Box<Loaded>,
         state: Box<State>,
     },
@@ -306,7 +306,7 @@ pub fn apply(
         summary: s,
         nothing,
         start: o.only_restarts,
-        health,
+        health: Box::new(health),
         loaded: Box::new(loaded),
         state: Box::new(state),
     })

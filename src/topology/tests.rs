@@ -1,5 +1,8 @@
 //! Snapshot tests of every refusal (the exact text users read) and property tests: no
 //! input makes the loader or the editor panic.
+//!
+//! Over 1,000 lines because it is one table of cases: each refusal's input beside its
+//! snapshot, read top to bottom as the loader's catalogue of errors.
 
 use super::edit::{add_member, remove_member, NewMember};
 use super::*;
