@@ -335,11 +335,12 @@ fn mark_data_loss(plan: &mut Plan, state: Option<&State>, topology: &topology::T
     let Some(st) = state else { return };
     let shared = plan.destroy && topology.has_external_members();
     let destructive = plan.changes.iter().any(|c| {
-        matches!(c.action, Action::Destroy | Action::Replace)
-            && matches!(
-                c.kind,
-                Kind::Account | Kind::LocalNode | Kind::AzureVm | Kind::SignerKey
-            )
+        crate::plan::loss::is_corrupt_resync(c)
+            || matches!(c.action, Action::Destroy | Action::Replace)
+                && matches!(
+                    c.kind,
+                    Kind::Account | Kind::LocalNode | Kind::AzureVm | Kind::SignerKey
+                )
     });
     if !destructive || (plan.destroy && !shared) {
         return;
@@ -581,8 +582,15 @@ pub(super) fn run_apply(
         for l in &plan.data_loss {
             msg.push_str(&format!("\n  ! {}: {}", l.addr, l.what));
         }
+        let resync = plan
+            .changes
+            .iter()
+            .any(|c| crate::plan::loss::is_corrupt_resync(c) && !o.allow_data_loss);
         msg.push_str(if destroy {
             "\nPass --allow-data-loss if this is really meant (the keys are archived, not deleted)."
+        } else if resync {
+            "\nPass --allow-data-loss to delete the corrupt chain data and resync it from peers, or \
+             restore that node's geth/chaindata from a backup (while it is stopped) and run apply again."
         } else {
             "\nRevert the topology change, or pass --allow-data-loss if this is really meant."
         });
