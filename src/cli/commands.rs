@@ -683,9 +683,21 @@ pub(super) fn run_apply(
         for (addr, err) in &report.failed {
             msg.push_str(&format!("\n  {addr}: {err}"));
         }
-        msg.push_str(
-            "\nFix the cause and run the command again: it continues from what was saved.",
-        );
+        if report
+            .failed
+            .iter()
+            .any(|(_, e)| e.contains("No space left on device"))
+        {
+            msg.push_str(&format!(
+                "\nThe disk holding {} is full: free space there (`df -h {}`), then run the command again: it continues from what was saved.",
+                sd.root.display(),
+                sd.root.display()
+            ));
+        } else {
+            msg.push_str(
+                "\nFix the cause and run the command again: it continues from what was saved.",
+            );
+        }
         bail!(msg);
     }
     if destroy {

@@ -79,6 +79,14 @@ impl ProviderError {
             message: message.into(),
         }
     }
+
+    /// The error as said beside the change `addr` it failed (which names it already).
+    pub fn beside(&self, addr: &str) -> String {
+        match self {
+            ProviderError::Resource { addr: a, message } if a == addr => message.clone(),
+            other => other.to_string(),
+        }
+    }
 }
 
 /// What an apply works with. `state` is shared by parallel changes; hold its lock briefly.
@@ -711,9 +719,9 @@ pub fn execute(
                             ctx.failed.store(true, Ordering::SeqCst);
                             ctx.emit(Event::ChangeFailed {
                                 addr: c.addr.clone(),
-                                error: e.to_string(),
+                                error: e.beside(&c.addr),
                             });
-                            report.failed.push((c.addr.clone(), e.to_string()));
+                            report.failed.push((c.addr.clone(), e.beside(&c.addr)));
                         }
                     }
                 }
