@@ -656,3 +656,126 @@ provider:
     }
     consort_ok(&dir, &["destroy", "--yes"]);
 }
+
+/// Unmounts the tmpfs a test mounted over its network's directory (before the directory
+/// itself goes).
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Item 6: a disk that fills up while apply writes keys. Every key directory left is a
+/// whole key (one plan then picks up again, saying so), never a half-written one; each
+/// failure says "No space left on device" once, names its resource once, and says what to
+/// do; after space is freed, apply converges. The network's directory is a small tmpfs
+/// (mounting one needs root: this test fails rather than skips without it).
+#[test]
+fn a_full_disk_leaves_no_half_written_key_and_says_so_once() {
+    let handle = NetworkHandle::new("full");
+    let dir = handle.dir.path().canonicalize().unwrap();
+    let mount = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=96k,mode=0755", "tmpfs"])
+        .arg(&dir)
+        .output()
+        .expect("run mount");
+    assert!(
+        mount.status.success(),
+        "mounting a tmpfs needs root: {}",
+        text(&mount)
+    );
+    let _mounted = Mounted(dir.clone());
+    let accounts: String = (0..20)
+        .map(|i| format!("      - name: a{i}\n        balance: 1 ether\n"))
+        .collect();
+    std::fs::write(
+        dir.join("consort.yaml"),
+        format!(
+            "network:
+  name: full
+  chain_id: 747408
+  consensus:
+    clique: {{ period: 1, epoch: 30000 }}
+members:
+  - name: contoso
+    validators: 1
+    accounts:
+{accounts}provider:
+  local:
+    base_port: {}
+",
+            port_base()
+        ),
+    )
+    .unwrap();
+    let out = consort(&dir, &["apply", "--yes"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("No space left on device"), "{t}");
+    for line in t.lines().filter(|l| l.contains("No space left")) {
+        assert_eq!(line.matches("No space left on device").count(), 1, "said twice: {line}");
+        let words: Vec<&str> = line.split_whitespace().collect();
+        assert!(
+            !words.windows(2).any(|w| w[0] == w[1] && w[0].ends_with(':')),
+            "names its resource twice: {line}"
+        );
+    }
+    assert!(t.contains("free space"), "no way out said: {t}");
+
+    // What is left under keys/: whole keys only, each one the next plan picks up.
+    let sd = handle.state_dir();
+    let st = sd.load().unwrap();
+    let plan = consort_ok(&dir, &["plan"]);
+    let accounts_dir = sd.root.join("keys/accounts/contoso");
+    let mut promised = Vec::new();
+    for e in std::fs::read_dir(&accounts_dir).into_iter().flatten() {
+        let d = e.unwrap().path();
+        let name = d.file_name().unwrap().to_string_lossy().into_owned();
+        let keystores: Vec<_> = std::fs::read_dir(d.join("keystore"))
+            .map(|r| r.flatten().collect())
+            .unwrap_or_default();
+        assert!(
+            d.join("key").is_file() && d.join("password").is_file() && keystores.len() == 1,
+            "half-written key directory left: {}",
+            d.display()
+        );
+        let addr = format!("account.contoso.{name}");
+        let in_state = st.as_ref().is_some_and(|s| s.resources.contains_key(&addr));
+        if !in_state {
+            let line = plan
+                .lines()
+                .find(|l| l.contains(&format!("+ {addr} ")))
+                .unwrap_or_else(|| panic!("no line for {addr}:\n{plan}"));
+            assert!(line.contains("restores its earlier key 0x"), "{line}");
+            let key = std::fs::read_to_string(d.join("key")).unwrap();
+            let address = consort::crypto::SecretKey::from_hex(key.trim())
+                .unwrap()
+                .address()
+                .to_checksum();
+            assert!(line.contains(&address), "{line} is not {address}");
+            promised.push((addr, address));
+        }
+    }
+
+    // Space freed: apply converges, keeping the addresses plan promised.
+    let remount = std::process::Command::new("mount")
+        .args(["-o", "remount,size=512m"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(remount.status.success(), "{}", text(&remount));
+    let out = consort_ok(&dir, &["apply", "--yes"]);
+    assert!(out.contains("is healthy"), "{out}");
+    let st = sd.load().unwrap().unwrap();
+    for (addr, address) in &promised {
+        assert_eq!(st.output_str(addr, "address"), Some(address.as_str()), "{addr}");
+    }
+    let again = consort(&dir, &["plan", "--detailed-exitcode"]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    consort_ok(&dir, &["destroy", "--yes"]);
+}
