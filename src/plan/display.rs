@@ -2,6 +2,8 @@
 //! address, and reason or summary, then `Plan: N to add, N to change, N to destroy.`
 
 use super::{Action, Plan};
+use crate::provider::PlannedPorts;
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 pub fn render(plan: &Plan) -> String {
@@ -76,6 +78,10 @@ pub fn render(plan: &Plan) -> String {
             c.addr,
             detail
         );
+        let node = c.addr.strip_prefix("node.").unwrap_or_default();
+        if let (Action::Create, Some(p)) = (c.action, plan.ports.get(node)) {
+            let _ = writeln!(out, "      {:<width$}  ports: {}", "", ports_text(p));
+        }
         for l in plan.data_loss.iter().filter(|l| l.addr == c.addr) {
             let _ = writeln!(out, "    ! {}", l.what);
         }
@@ -95,4 +101,47 @@ pub fn render(plan: &Plan) -> String {
         );
     }
     out
+}
+
+/// "p2p 30304, http 8545, ws 8546, metrics 6061 (busy: p2p 30303)".
+pub fn ports_text(p: &PlannedPorts) -> String {
+    let mut parts = vec![format!("p2p {}", p.ports.p2p)];
+    for (kind, port) in [
+        ("http", p.ports.http),
+        ("ws", p.ports.ws),
+        ("metrics", p.ports.metrics),
+    ] {
+        if let Some(port) = port {
+            parts.push(format!("{kind} {port}"));
+        }
+    }
+    let mut text = parts.join(", ");
+    if !p.busy.is_empty() {
+        text.push_str(&format!(" (busy: {})", p.busy.join(", ")));
+    }
+    text
+}
+
+/// Apply's one line for the nodes that got other ports than the plan showed:
+/// "2 nodes got other ports than planned (busy): org1-tx-0 http 8545→8547, …".
+pub fn moved_ports_line(moved: &BTreeMap<String, Vec<(&'static str, u16, u16)>>) -> Option<String> {
+    if moved.is_empty() {
+        return None;
+    }
+    let each: Vec<String> = moved
+        .iter()
+        .map(|(node, ports)| {
+            let ports: Vec<String> = ports
+                .iter()
+                .map(|(kind, planned, got)| format!("{kind} {planned}→{got}"))
+                .collect();
+            format!("{node} {}", ports.join(" "))
+        })
+        .collect();
+    Some(format!(
+        "{} node{} got other ports than planned (busy): {}",
+        moved.len(),
+        if moved.len() == 1 { "" } else { "s" },
+        each.join(", ")
+    ))
 }
