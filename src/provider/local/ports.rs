@@ -368,3 +368,37 @@ pub(super) fn sibling_ports(sd: &StateDir) -> BTreeSet<u16> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::provider::for_topology;
+    use crate::state::StateDir;
+    use std::net::TcpListener;
+    use std::path::Path;
+
+    /// Issue 22 item 8: the plan's ports for new nodes skip a busy conventional one (and
+    /// say so), and planning claims nothing: asked twice, the same answer.
+    #[test]
+    fn planned_ports_skip_a_busy_port_say_so_and_claim_nothing() {
+        let holder = TcpListener::bind("127.0.0.1:0").unwrap();
+        let b = holder.local_addr().unwrap().port();
+        let text = include_str!("../../../topologies/dev-single.yaml")
+            .replace("base_port: 30303", &format!("base_port: {b}"));
+        let t = crate::topology::parse(Path::new("t.yaml"), text.as_bytes())
+            .unwrap()
+            .topology;
+        let dir = tempfile::tempdir().unwrap();
+        let sd = StateDir::new(dir.path(), "devnet");
+        let p = for_topology(&t).unwrap();
+        let first = p.planned_ports(&t, None, &sd);
+        assert_eq!(first, p.planned_ports(&t, None, &sd), "planning claimed ports");
+        let v = &first["contoso-validator-0"];
+        assert_eq!(v.busy, vec![format!("p2p {b}")], "{first:?}");
+        assert!(v.ports.p2p > b + 1, "moved past the p2p block: {first:?}");
+        assert_eq!((v.ports.http, v.ports.ws), (None, None));
+        let tx = &first["contoso-tx-0"];
+        assert_eq!(tx.ports.p2p, b + 1, "{first:?}");
+        assert_eq!(tx.ports.ws, tx.ports.http.map(|h| h + 1));
+        drop(holder);
+    }
+}
