@@ -43,7 +43,7 @@ macro_rules! say_raw {
 /// they run as shown: `` `consort -f two.yaml apply` ``. Commands that name a file already
 /// are left as they are.
 fn name_the_file(msg: &str, file: &std::path::Path) -> String {
-    if file == std::path::Path::new(DEFAULT_FILE) {
+    if is_default(file) {
         return msg.to_string();
     }
     let file = file.display().to_string();
@@ -68,6 +68,25 @@ fn name_the_file(msg: &str, file: &std::path::Path) -> String {
     out
 }
 
+/// `consort.yaml` in the current directory, however it was written (`./consort.yaml`, an
+/// absolute path): commands without -f read it.
+fn is_default(file: &Path) -> bool {
+    if file == Path::new(DEFAULT_FILE) {
+        return true;
+    }
+    if file.file_name() != Some(DEFAULT_FILE.as_ref()) {
+        return false;
+    }
+    let dir = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    match (std::fs::canonicalize(dir), std::env::current_dir()) {
+        (Ok(dir), Ok(cwd)) => std::fs::canonicalize(cwd).is_ok_and(|cwd| cwd == dir),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::name_the_file;
@@ -77,6 +96,13 @@ mod tests {
     fn suggested_commands_name_the_file_in_use() {
         let msg = "nothing is deployed (run `consort apply`); or `consort init -f x.yaml --force`";
         assert_eq!(name_the_file(msg, Path::new("consort.yaml")), msg);
+        assert_eq!(name_the_file(msg, Path::new("./consort.yaml")), msg);
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(name_the_file(msg, &cwd.join("consort.yaml")), msg);
+        assert_eq!(
+            name_the_file("`consort plan`", Path::new("/nowhere/consort.yaml")),
+            "`consort -f /nowhere/consort.yaml plan`"
+        );
         assert_eq!(
             name_the_file(msg, Path::new("two.yaml")),
             "nothing is deployed (run `consort -f two.yaml apply`); or `consort init -f x.yaml --force`"
