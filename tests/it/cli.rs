@@ -269,7 +269,9 @@ fn success_hints_name_the_file_in_use() {
     );
     // The default file needs no -f.
     let o = consort(dir.path(), &["init"]);
-    assert!(text(&o).0.contains("Next: `consort plan`, then `consort apply`."));
+    assert!(text(&o)
+        .0
+        .contains("Next: `consort plan`, then `consort apply`."));
 }
 
 /// What users read of `plan` for the shipped topologies, snapshotted.

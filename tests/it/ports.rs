@@ -13,8 +13,8 @@ fn ports(
     dir: &std::path::Path,
     file: &str,
 ) -> BTreeMap<String, (u16, Option<String>, Option<String>)> {
-    let out: Value = serde_json::from_str(&consort_ok(dir, &["-f", file, "output", "--json"]))
-    .unwrap();
+    let out: Value =
+        serde_json::from_str(&consort_ok(dir, &["-f", file, "output", "--json"])).unwrap();
     out["nodes"]
         .as_array()
         .unwrap()
@@ -70,7 +70,11 @@ fn ports_are_conventional_stable_and_a_taken_port_moves_only_its_node() {
     // Destroy + apply: the same ports.
     consort_ok(&dir, &[&f[..], &["destroy", "--yes"]].concat());
     consort_ok(&dir, &[&f[..], &["apply", "--yes"]].concat());
-    assert_eq!(ports(&dir, "three-members.yaml"), first, "ports changed across destroy + apply");
+    assert_eq!(
+        ports(&dir, "three-members.yaml"),
+        first,
+        "ports changed across destroy + apply"
+    );
 
     // Something else takes contoso-tx-0's HTTP port: only that node moves, and says so.
     consort_ok(&dir, &[&f[..], &["destroy", "--yes"]].concat());
@@ -187,12 +191,21 @@ fn planned_ports_are_shown_and_a_port_taken_before_apply_is_reported_in_one_line
         summary[0]
     );
     assert!(!summary[0].contains("validator"), "{}", summary[0]);
-    assert_eq!(now["contoso-validator-0"].0, port("contoso-validator-0", "p2p"));
+    assert_eq!(
+        now["contoso-validator-0"].0,
+        port("contoso-validator-0", "p2p")
+    );
     let status = consort_ok(&dir, &[&f[..], &["status"]].concat());
-    assert!(status.contains(&url), "status does not show {url}:\n{status}");
+    assert!(
+        status.contains(&url),
+        "status does not show {url}:\n{status}"
+    );
     drop(squatter);
 
     let stop = consort_ok(&dir, &[&f[..], &["stop"]].concat());
-    assert!(stop.contains("`consort -f two.yaml start` continues"), "{stop}");
+    assert!(
+        stop.contains("`consort -f two.yaml start` continues"),
+        "{stop}"
+    );
     consort_ok(&dir, &[&f[..], &["destroy", "--yes"]].concat());
 }

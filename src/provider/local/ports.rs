@@ -391,7 +391,11 @@ mod tests {
         let sd = StateDir::new(dir.path(), "devnet");
         let p = for_topology(&t).unwrap();
         let first = p.planned_ports(&t, None, &sd);
-        assert_eq!(first, p.planned_ports(&t, None, &sd), "planning claimed ports");
+        assert_eq!(
+            first,
+            p.planned_ports(&t, None, &sd),
+            "planning claimed ports"
+        );
         let v = &first["contoso-validator-0"];
         assert_eq!(v.busy, vec![format!("p2p {b}")], "{first:?}");
         assert!(v.ports.p2p > b + 1, "moved past the p2p block: {first:?}");
