@@ -78,7 +78,9 @@ pub fn is_corrupt_resync(c: &super::Change) -> bool {
 
 /// The `!` lines of nodes whose corrupt chain data apply deletes and resyncs from peers.
 fn corrupt_chain_data(plan: &mut Plan, head: Option<u64>) {
-    let head = head.map(|h| format!(" (at block #{h})")).unwrap_or_default();
+    let head = head
+        .map(|h| format!(" (at block #{h})"))
+        .unwrap_or_default();
     let lines: Vec<DataLoss> = plan
         .changes
         .iter()
@@ -309,7 +311,11 @@ mod tests {
         mark(&mut p, Some(&st), Some(7), &balance);
         assert_eq!(p.data_loss.len(), 1, "{:?}", p.data_loss);
         assert_eq!(p.data_loss[0].addr, "node.a");
-        assert!(p.data_loss[0].what.contains("resynced"), "{:?}", p.data_loss);
+        assert!(
+            p.data_loss[0].what.contains("resynced"),
+            "{:?}",
+            p.data_loss
+        );
         assert!(p.data_loss[0].what.contains("#7"), "{:?}", p.data_loss);
     }
 

@@ -24,7 +24,10 @@ pub enum StateError {
     /// Said once: the OS error is part of this message, not a `source` an error chain
     /// (`{:#}`) would print again.
     #[error("{path}: {error}{}", io_hint(.error))]
-    Io { path: PathBuf, error: std::io::Error },
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     #[error("{path}: state file is not valid ({reason}); it was left untouched. {}", restore_hint(.backup.as_deref(), path))]
     Corrupt {
         path: PathBuf,

@@ -509,7 +509,9 @@ fn corrupt_chain_data_is_resynced_from_peers_only_when_allowed() {
     let net = Net::new("corrupt", 747406, "");
     net.ok(&["apply", "--yes"]);
     let node = "fabrikam-validator-0";
-    let signer = net.address(&format!("key.signer.{node}")).to_ascii_lowercase();
+    let signer = net
+        .address(&format!("key.signer.{node}"))
+        .to_ascii_lowercase();
     let enode_before = net.state().resources[&format!("node.{node}")].outputs["enode"].clone();
     let o = consort::provider::local::NodeOutputs::from_state(&net.state(), node).unwrap();
     // SAFETY: a geth this test's network started.
@@ -533,20 +535,38 @@ fn corrupt_chain_data_is_resynced_from_peers_only_when_allowed() {
         .find(|l| l.contains(&format!("~ node.{node}")))
         .unwrap_or_else(|| panic!("no line for {node}:\n{plan}"));
     assert!(line.contains("chain data corrupt: "), "{line}");
-    assert!(line.ends_with("; delete it and resync from peers"), "{line}");
+    assert!(
+        line.ends_with("; delete it and resync from peers"),
+        "{line}"
+    );
     let file_name = file.file_name().unwrap().to_string_lossy().into_owned();
-    let number = file_name.trim_end_matches(".sst").trim_start_matches("MANIFEST-");
-    assert!(line.contains(number), "geth's error names {file_name}: {line}");
+    let number = file_name
+        .trim_end_matches(".sst")
+        .trim_start_matches("MANIFEST-");
+    assert!(
+        line.contains(number),
+        "geth's error names {file_name}: {line}"
+    );
     let bang = plan
         .lines()
         .skip_while(|l| *l != line)
         .nth(1)
         .unwrap_or_default();
-    assert!(bang.trim_start().starts_with("! its chain data is deleted"), "{plan}");
-    assert!(bang.contains("keys (node key, signer keystore) are kept"), "{bang}");
+    assert!(
+        bang.trim_start().starts_with("! its chain data is deleted"),
+        "{plan}"
+    );
+    assert!(
+        bang.contains("keys (node key, signer keystore) are kept"),
+        "{bang}"
+    );
     let json: serde_json::Value =
         serde_json::from_str(&net.ok(&["plan", "--json"])).expect("plan --json");
-    assert_eq!(json["data_loss"][0]["addr"], format!("node.{node}"), "{json}");
+    assert_eq!(
+        json["data_loss"][0]["addr"],
+        format!("node.{node}"),
+        "{json}"
+    );
     assert_eq!(json["data_loss"].as_array().unwrap().len(), 1, "{json}");
 
     // Without the flag: refused, naming it, and nothing changes.
@@ -554,7 +574,11 @@ fn corrupt_chain_data_is_resynced_from_peers_only_when_allowed() {
     let out = net.run(&["apply", "--yes"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("--allow-data-loss"), "{}", text(&out));
-    assert_eq!(chaindata_files(datadir), damaged, "a refused apply changed the data");
+    assert_eq!(
+        chaindata_files(datadir),
+        damaged,
+        "a refused apply changed the data"
+    );
     assert_eq!(net.state().serial, serial);
     assert!(!o.is_running());
 
@@ -564,11 +588,13 @@ fn corrupt_chain_data_is_resynced_from_peers_only_when_allowed() {
     assert!(out.contains("is healthy"), "{out}");
     let st = net.state();
     assert_eq!(
-        st.resources[&format!("node.{node}")].outputs["enode"], enode_before,
+        st.resources[&format!("node.{node}")].outputs["enode"],
+        enode_before,
         "the node key changed"
     );
     assert_eq!(
-        net.address(&format!("key.signer.{node}")).to_ascii_lowercase(),
+        net.address(&format!("key.signer.{node}"))
+            .to_ascii_lowercase(),
         signer
     );
     let rpc = net.ipc(node);
@@ -644,14 +670,27 @@ provider:
         let out = consort(&dir, args);
         let t = text(&out);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {t}");
-        assert!(t.contains(&format!("node.{node}: chain data corrupt: ")), "{args:?}: {t}");
         assert!(
-            t.contains("No other node holds the chain of network lonely (it is the network's only node)"),
+            t.contains(&format!("node.{node}: chain data corrupt: ")),
+            "{args:?}: {t}"
+        );
+        assert!(
+            t.contains(
+                "No other node holds the chain of network lonely (it is the network's only node)"
+            ),
             "{args:?}: {t}"
         );
         assert!(t.contains("from a backup"), "{args:?}: {t}");
-        assert_eq!(t.matches("chain data corrupt").count(), 1, "{args:?}: said twice: {t}");
-        assert_eq!(chaindata_files(datadir), damaged, "{args:?} changed the data");
+        assert_eq!(
+            t.matches("chain data corrupt").count(),
+            1,
+            "{args:?}: said twice: {t}"
+        );
+        assert_eq!(
+            chaindata_files(datadir),
+            damaged,
+            "{args:?} changed the data"
+        );
         assert!(!o.is_running(), "{args:?} started the node");
     }
     consort_ok(&dir, &["destroy", "--yes"]);
@@ -718,10 +757,16 @@ members:
     assert_eq!(out.status.code(), Some(1), "{t}");
     assert!(t.contains("No space left on device"), "{t}");
     for line in t.lines().filter(|l| l.contains("No space left")) {
-        assert_eq!(line.matches("No space left on device").count(), 1, "said twice: {line}");
+        assert_eq!(
+            line.matches("No space left on device").count(),
+            1,
+            "said twice: {line}"
+        );
         let words: Vec<&str> = line.split_whitespace().collect();
         assert!(
-            !words.windows(2).any(|w| w[0] == w[1] && w[0].ends_with(':')),
+            !words
+                .windows(2)
+                .any(|w| w[0] == w[1] && w[0].ends_with(':')),
             "names its resource twice: {line}"
         );
     }
@@ -773,7 +818,11 @@ members:
     assert!(out.contains("is healthy"), "{out}");
     let st = sd.load().unwrap().unwrap();
     for (addr, address) in &promised {
-        assert_eq!(st.output_str(addr, "address"), Some(address.as_str()), "{addr}");
+        assert_eq!(
+            st.output_str(addr, "address"),
+            Some(address.as_str()),
+            "{addr}"
+        );
     }
     let again = consort(&dir, &["plan", "--detailed-exitcode"]);
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));

@@ -83,13 +83,19 @@ fn open_error(output: &str) -> Option<String> {
         "permission denied",
         "no space left",
     ];
-    if not_the_data.iter().any(|m| why.to_ascii_lowercase().contains(m)) {
+    if not_the_data
+        .iter()
+        .any(|m| why.to_ascii_lowercase().contains(m))
+    {
         return None;
     }
     // One line in a plan: geth's message, cut to a readable length.
     let mut why = why.to_string();
     if why.len() > 240 {
-        let cut = (0..=240).rev().find(|&i| why.is_char_boundary(i)).unwrap_or(0);
+        let cut = (0..=240)
+            .rev()
+            .find(|&i| why.is_char_boundary(i))
+            .unwrap_or(0);
         why.truncate(cut);
         why.push('…');
     }

@@ -421,8 +421,7 @@ impl Provider for LocalProvider {
             .into_iter()
             .flatten()
             .collect();
-        *self.chain_refusal.lock().unwrap() =
-            chaindata::no_holder(topology, &recorded, &probed);
+        *self.chain_refusal.lock().unwrap() = chaindata::no_holder(topology, &recorded, &probed);
         let restarted: BTreeSet<&str> = probed
             .iter()
             .filter(|(_, r)| r.is_ok())

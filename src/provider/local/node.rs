@@ -762,7 +762,11 @@ impl LocalProvider {
             // and another node holds the chain): the node is made afresh from genesis with
             // its keys from keys/ (same node key, same signer) and resyncs from its peers.
             if crate::plan::loss::is_corrupt_resync(change) {
-                step(ctx, &name, "delete its corrupt chain data, resync from peers");
+                step(
+                    ctx,
+                    &name,
+                    "delete its corrupt chain data, resync from peers",
+                );
                 return self.create_node(ctx, change);
             }
             if spec.role == Role::Validator {
