@@ -200,6 +200,60 @@ fn markers_and_tags_are_read_as_the_doc_test_reads_them() {
     assert!(bad.is_err(), "an unknown tag must fail the test");
 }
 
+/// The shim answers what foundry-compilers sends, as native solc would, and refuses the rest.
+#[test]
+fn solc_shim_speaks_what_forge_sends() {
+    let (_keep, solc) = solc_shim();
+    let run = |args: &[&str], stdin: &str| {
+        use std::io::Write;
+        use std::process::Stdio;
+        let mut child = Command::new(&solc)
+            .args(args)
+            .env("SOLCJS", npm_tool("solcjs"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The shim may refuse before reading: a closed pipe is its answer, not an error here.
+        let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+        child.wait_with_output().unwrap()
+    };
+    let v = run(&["--version"], "");
+    let text = String::from_utf8_lossy(&v.stdout);
+    assert!(v.status.success(), "{v:?}");
+    // What foundry-compilers parses: the line "Version: X.Y.Z+commit.H…".
+    let line = text.lines().find(|l| l.starts_with("Version: ")).unwrap();
+    assert!(line.starts_with("Version: 0.8.26+commit."), "{text}");
+    let src = tempfile::tempdir().unwrap();
+    let input = serde_json::json!({
+        "language": "Solidity",
+        "sources": {"A.sol": {"content": "pragma solidity ^0.8.0; contract A { function f() external pure returns (uint) { return 7; } }"}},
+        "settings": {"evmVersion": "london", "outputSelection": {"*": {"*": ["evm.deployedBytecode.object"]}}}
+    });
+    let base = src.path().to_str().unwrap();
+    let out = run(
+        &[
+            "--allow-paths",
+            base,
+            "--base-path",
+            base,
+            "--standard-json",
+        ],
+        &input.to_string(),
+    );
+    assert!(out.status.success(), "{out:?}");
+    // stdout is the JSON alone (solcjs' own note filtered), with the contract compiled.
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let code = v["contracts"]["A.sol"]["A"]["evm"]["deployedBytecode"]["object"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(code.contains("26121ff0"), "no f() in {v}");
+    let bad = run(&["--optimize", "--standard-json"], "{}");
+    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unsupported argument --optimize"));
+}
+
 /// The README's blocks, against a deployed dev-single network as `consort.yaml`.
 #[test]
 fn readme_blocks_run_as_written() {
