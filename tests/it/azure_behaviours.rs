@@ -2,6 +2,7 @@
 //! consort handling them through the binary: a VM runs one Run Command at a time (409
 //! `Conflict`), a NIC stays reserved for its deleted VM (400 `NicReservedForAnotherVm`).
 
+use crate::arm_schema;
 use crate::fake_arm::{FakeArm, FakeArmConfig};
 use std::path::Path;
 use std::process::Output;
@@ -285,8 +286,13 @@ fn a_seventy_node_export_stays_within_arms_parameter_limit_with_a_valid_paramete
     std::fs::write(d.join("consort.yaml"), text).unwrap();
     let (out, so, se) = cli(&fake, d, &["export", "arm", "-o", "arm"], None);
     assert!(out.status.success(), "{so}\n{se}");
-    let t: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(d.join("arm/azuredeploy.json")).unwrap()).unwrap();
+    let t_bytes = std::fs::read(d.join("arm/azuredeploy.json")).unwrap();
+    let t: serde_json::Value = serde_json::from_slice(&t_bytes).unwrap();
+    // Checked against ARM's own 2019-04-01 schemas and documented limits (arm_schema).
+    let bad = arm_schema::violations(&arm_schema::template_schema(), &t);
+    assert!(bad.is_empty(), "the template breaks deploymentTemplate.json: {bad:#?}");
+    let bad = arm_schema::template_limit_violations(&t_bytes, &t);
+    assert!(bad.is_empty(), "the template breaks ARM's limits: {bad:#?}");
     let vms = t["resources"]
         .as_array()
         .unwrap()
@@ -297,10 +303,12 @@ fn a_seventy_node_export_stays_within_arms_parameter_limit_with_a_valid_paramete
     let n = t["parameters"].as_object().unwrap().len();
     assert!(n <= 256, "{n} parameters");
     assert_eq!(n, 71, "location and one per node");
-    let p: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(d.join("arm/azuredeploy.parameters.json")).unwrap())
-            .unwrap();
+    let p_bytes = std::fs::read(d.join("arm/azuredeploy.parameters.json")).unwrap();
+    let p: serde_json::Value = serde_json::from_slice(&p_bytes).unwrap();
     parameters_file_is_valid(&p);
+    let bad = arm_schema::violations(&arm_schema::parameters_schema(), &p);
+    assert!(bad.is_empty(), "the parameters file breaks deploymentParameters.json: {bad:#?}");
+    assert_eq!(arm_schema::parameters_file_limit_violations(&p_bytes), Vec::<String>::new());
     assert!(fake.requests().is_empty(), "export is offline");
 }
 
