@@ -294,7 +294,7 @@ fn cli_votes_members_in_and_out_by_run_command_and_destroy_leaves_nothing() {
     poll("alpha to peer with gamma", Duration::from_secs(60), || {
         let peers = ipc(&alpha)
             .call_raw("admin_peers", serde_json::json!([]))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| format!("{e}\n{}", boot_log(&alpha)))?;
         Ok(peers.to_string().contains(&gamma_id).then_some(()))
     });
     let gamma_tx = vm_root(&fake, "gamma-tx-0");
