@@ -104,15 +104,48 @@ pub fn kill_root(root: &Path) {
     }
 }
 
+/// Processes of group `pgid` that have not exited yet (a zombie holds no socket or port).
+fn live_in_group(pgid: i32) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return vec![];
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|st| {
+                // pid (comm) state ppid pgrp ...: comm may hold spaces, so after the last ')'.
+                let rest: Vec<&str> = st
+                    .rsplit_once(')')
+                    .map(|(_, r)| r.split_whitespace().collect())
+                    .unwrap_or_default();
+                rest.len() > 2 && rest[0] != "Z" && rest[2].parse() == Ok(pgid)
+            })
+        })
+        .collect()
+}
+
 impl Host {
-    /// Kills the VM's whole process group (start.sh, bootstrap, geth, seal.sh).
+    /// Kills the VM's whole process group (start.sh, bootstrap, geth, seal.sh) and waits
+    /// until each has exited: the next VM on this private IP (the same VM name booted
+    /// again, or the next test's network on the loopback VNet) binds the same address and
+    /// port, which a geth still exiting (a kill does not wait; a process in the middle of
+    /// disk I/O on a loaded machine dies only after it) would still hold. Geth then fails
+    /// with "bind: address already in use" and the test waits for a node that never came.
     fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // SAFETY: signalling the process group we created for this VM's runcmd.
-            unsafe { libc::kill(-(c.id() as i32), libc::SIGKILL) };
-            let _ = c.wait();
-        }
+        let Some(mut c) = self.child.take() else {
+            kill_root(&self.root);
+            return;
+        };
+        let pgid = c.id() as i32;
+        // SAFETY: signalling the process group we created for this VM's runcmd.
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        let _ = c.wait();
         kill_root(&self.root);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !live_in_group(pgid).is_empty() && std::time::Instant::now() < deadline {
+            // SAFETY: as above; anything of the group still alive gets the signal again.
+            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
