@@ -271,7 +271,10 @@ fn expressions_over(v: &Value, max: usize, out: &mut Vec<usize>) {
 /// A parameters file's size against ARM's 4 MB.
 pub fn parameters_file_limit_violations(bytes: &[u8]) -> Vec<String> {
     if bytes.len() > 4 * 1024 * 1024 {
-        vec![format!("parameters file is {} bytes, over 4 MB", bytes.len())]
+        vec![format!(
+            "parameters file is {} bytes, over 4 MB",
+            bytes.len()
+        )]
     } else {
         vec![]
     }
