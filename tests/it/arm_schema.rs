@@ -257,10 +257,13 @@ pub fn template_limit_violations(bytes: &[u8], t: &Value) -> Vec<String> {
 /// Lengths of the template expressions (`[…]` strings) in `v` longer than `max`.
 fn expressions_over(v: &Value, max: usize, out: &mut Vec<usize>) {
     match v {
-        Value::String(s) if s.starts_with('[') && s.ends_with(']') && !s.starts_with("[[") => {
-            if s.chars().count() > max {
-                out.push(s.chars().count());
-            }
+        Value::String(s)
+            if s.starts_with('[')
+                && s.ends_with(']')
+                && !s.starts_with("[[")
+                && s.chars().count() > max =>
+        {
+            out.push(s.chars().count());
         }
         Value::Array(a) => a.iter().for_each(|x| expressions_over(x, max, out)),
         Value::Object(m) => m.values().for_each(|x| expressions_over(x, max, out)),

@@ -234,15 +234,8 @@ impl Arm {
         name: &str,
     ) -> Result<bool, ArmError> {
         let url = self.deleted_secret_url(vault_uri, name, "")?;
-        let resource = format!("{vault_uri}deletedsecrets/{name}");
-        match self
-            .send_json(&resource, Method::Get, url, None, Some(VAULT_SCOPE))
+        self.data_plane_exists(&format!("{vault_uri}deletedsecrets/{name}"), url)
             .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if e.is_not_found() => Ok(false),
-            Err(e) => Err(e),
-        }
     }
 
     /// A soft-deleted vault holding `name` in `location`, if any (`GET /subscriptions/{s}/
@@ -318,9 +311,14 @@ impl Arm {
     /// Whether a secret exists (its value is not read).
     pub async fn secret_exists(&self, vault_uri: &str, name: &str) -> Result<bool, ArmError> {
         let url = self.secret_url(vault_uri, name)?;
-        let resource = format!("{vault_uri}secrets/{name}");
+        self.data_plane_exists(&format!("{vault_uri}secrets/{name}"), url)
+            .await
+    }
+
+    /// Whether a data-plane GET of `url` finds something (404: no).
+    async fn data_plane_exists(&self, resource: &str, url: Url) -> Result<bool, ArmError> {
         match self
-            .send_json(&resource, Method::Get, url, None, Some(VAULT_SCOPE))
+            .send_json(resource, Method::Get, url, None, Some(VAULT_SCOPE))
             .await
         {
             Ok(_) => Ok(true),
