@@ -31,11 +31,38 @@ pub(super) struct Hosts {
     pub vms: BTreeMap<String, Host>,
 }
 
+/// Held while a test's VMs may be booted on the loopback VNet.
+pub struct VnetGuard {
+    _thread: std::sync::MutexGuard<'static, ()>,
+    /// flock(2)ed; closing it releases the lock.
+    _file: std::fs::File,
+}
+
 /// Booted VMs bind the loopback VNet's addresses (`127.0.0.0/16`, the one that holds
-/// 127.0.0.1) on geth's fixed ports: one booting network at a time in this test binary.
-pub fn loopback_vnet() -> std::sync::MutexGuard<'static, ()> {
+/// 127.0.0.1) on geth's fixed ports: one booting network at a time, on the whole machine —
+/// not only in this test binary (a mutex) but across test processes (an flock on a file in
+/// the temp directory), since another checkout's test run binds the same addresses and
+/// its geth would make ours fail with "bind: address already in use".
+pub fn loopback_vnet() -> VnetGuard {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::io::AsRawFd;
     static VNET: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    VNET.lock().unwrap_or_else(|p| p.into_inner())
+    let thread = VNET.lock().unwrap_or_else(|p| p.into_inner());
+    let path = std::env::temp_dir().join("consort-test-loopback-vnet.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    // SAFETY: flock on a descriptor we own; it is released when `file` is closed.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+    assert_eq!(rc, 0, "flock {}", path.display());
+    VnetGuard {
+        _thread: thread,
+        _file: file,
+    }
 }
 
 /// Writes every `write_files` entry of a cloud-init under `root`, with its permissions;
