@@ -449,6 +449,7 @@ pub fn build(input: PlanInput, provider: &dyn Provider) -> Result<Plan, PlanErro
         warnings,
         data_loss: Vec::new(),
         unread,
+        ports: BTreeMap::new(),
     })
 }
 

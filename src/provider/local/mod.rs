@@ -361,6 +361,16 @@ impl Provider for LocalProvider {
             .collect())
     }
 
+    fn planned_ports(
+        &self,
+        topology: &Topology,
+        state: Option<&State>,
+        sd: &StateDir,
+    ) -> BTreeMap<String, super::PlannedPorts> {
+        // No free port left is an error apply reports where it happens.
+        LocalProvider::planned_ports(self, topology, state, sd).unwrap_or_default()
+    }
+
     fn refresh(&self, topology: &Topology, state: &State) -> BTreeMap<String, String> {
         let recorded = recorded_nodes(state);
         let peering = Peering::for_topology(topology);
