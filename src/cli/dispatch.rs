@@ -39,7 +39,7 @@ fn print_warnings(loaded: &Loaded) {
         return;
     }
     for w in &loaded.warnings {
-        eprintln!("{w}\n");
+        say_err!("{w}\n");
     }
 }
 

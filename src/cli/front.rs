@@ -39,26 +39,26 @@ impl Terminal {
         self.finish();
         match o {
             ApplyOutcome::AllRunning { network } => {
-                println!("Every node of network {network} is running already.")
+                say!("Every node of network {network} is running already.")
             }
             ApplyOutcome::InterruptedBeforeChange => {
-                eprintln!("Interrupted before any change: nothing was changed.")
+                say_err!("Interrupted before any change: nothing was changed.")
             }
-            ApplyOutcome::Cancelled { edit: true } => println!(
+            ApplyOutcome::Cancelled { edit: true } => say!(
                 "Cancelled: nothing was changed, {} included.",
                 self.file.display()
             ),
-            ApplyOutcome::Cancelled { edit: false } => println!("Cancelled: nothing was changed."),
+            ApplyOutcome::Cancelled { edit: false } => say!("Cancelled: nothing was changed."),
             ApplyOutcome::Nothing => {}
             ApplyOutcome::Interrupted {
                 done,
                 skipped,
                 destroy,
-            } => eprintln!(
+            } => say_err!(
                 "Interrupted: {done} change(s) done and saved, {skipped} not started. Run `consort {}` again to converge.",
                 if *destroy { "destroy" } else { "apply" }
             ),
-            ApplyOutcome::InterruptedBeforeHealth { done } => eprintln!(
+            ApplyOutcome::InterruptedBeforeHealth { done } => say_err!(
                 "Interrupted: all {done} change(s) done and saved; the network was not checked for \
                  health. `consort status` shows it; `consort apply` finishes the job."
             ),
@@ -66,27 +66,27 @@ impl Terminal {
                 destroyed,
                 kept_archive,
             } => {
-                println!("Destroy complete: {destroyed} resource(s) destroyed.");
+                say!("Destroy complete: {destroyed} resource(s) destroyed.");
                 if let Some(archive) = kept_archive {
-                    println!(
+                    say!(
                         "The keys stay archived under {}: the chain other operators run still knows \
                          their addresses. Delete them yourself once they are voted out and emptied.",
                         archive.display()
                     );
                 }
             }
-            ApplyOutcome::NothingToDestroy { network, root } => println!(
+            ApplyOutcome::NothingToDestroy { network, root } => say!(
                 "No changes. Nothing to destroy: network {network} has nothing in state or in {}.",
                 root.display()
             ),
-            ApplyOutcome::DestroyedFromDisk { network } => println!(
+            ApplyOutcome::DestroyedFromDisk { network } => say!(
                 "Destroy complete: everything consort found of network {network} is gone."
             ),
             ApplyOutcome::HealthSkipped { summary: s, start } => {
                 if *start {
-                    println!("Started {} node(s) (health check skipped).", s.change);
+                    say!("Started {} node(s) (health check skipped).", s.change);
                 } else {
-                    println!(
+                    say!(
                         "Apply complete: {} added, {} changed, {} destroyed (health check skipped).",
                         s.add, s.change, s.destroy
                     );
@@ -102,7 +102,7 @@ impl Terminal {
                 state,
             } => {
                 if *nothing {
-                    println!(
+                    say!(
                         "Network {network} is healthy: {} node(s) peered, head #{}.",
                         health.nodes.len(),
                         health.head
@@ -111,14 +111,14 @@ impl Terminal {
                 }
                 if *start {
                     // `consort start`: what it did, in its own words.
-                    println!(
+                    say!(
                         "Started {} node(s). Network {network} is healthy: {} node(s) peered, head #{}.",
                         s.change,
                         health.nodes.len(),
                         health.head
                     );
                 } else {
-                    println!(
+                    say!(
                         "Apply complete: {} added, {} changed, {} destroyed. Network {network} is healthy: {} node(s) peered, head #{}.",
                         s.add,
                         s.change,
@@ -127,7 +127,7 @@ impl Terminal {
                         health.head
                     );
                 }
-                print!(
+                say_raw!(
                     "{}",
                     output::render_text(&output::output_json(&loaded.topology, state))
                 );
@@ -143,7 +143,7 @@ impl Front for Terminal {
     }
 
     fn show_plan(&self, plan: &Plan) {
-        print!("{}", display::render(plan));
+        say_raw!("{}", display::render(plan));
     }
 
     fn confirm(&self, question: &str) -> anyhow::Result<bool> {
@@ -154,27 +154,27 @@ impl Front for Terminal {
         let file = self.file.display();
         match notice {
             Notice::TopologyWritten(Edit::MemberAdded { name }) => {
-                println!("Added member {name} to {file}.")
+                say!("Added member {name} to {file}.")
             }
             Notice::TopologyWritten(Edit::MemberRemoved { name }) => {
-                println!("Removed member {name} from {file}.")
+                say!("Removed member {name} from {file}.")
             }
-            Notice::TopologyWritten(Edit::Admitted { name, invitation }) => println!(
+            Notice::TopologyWritten(Edit::Admitted { name, invitation }) => say!(
                 "Admitted {name} (invitation {invitation}) to {file} as an external member."
             ),
             Notice::FinishingMember { name, adding: true } => {
-                println!("Member {name} is already in {file}: finishing its addition.")
+                say!("Member {name} is already in {file}: finishing its addition.")
             }
             Notice::FinishingMember {
                 name,
                 adding: false,
-            } => println!(
+            } => say!(
                 "Member {name} is no longer in {file} but the network still has some of it: finishing its removal."
             ),
             Notice::JoinResumed { invitation } => {
-                println!("{file} joined with invitation {invitation} already: finishing.")
+                say!("{file} joined with invitation {invitation} already: finishing.")
             }
-            Notice::JoinWrote { member, network } => println!(
+            Notice::JoinWrote { member, network } => say!(
                 "Wrote {file} for member {member} of network {network} (its other members are external: run by other operators)."
             ),
             Notice::FoundOnDisk {
@@ -186,30 +186,36 @@ impl Front for Terminal {
                 cloud,
             } => {
                 match corrupt {
-                    Some(e) => println!("{e}\n"),
-                    None => println!("{} is missing.", state_file.display()),
+                    Some(e) => say!("{e}\n"),
+                    None => say!("{} is missing.", state_file.display()),
                 }
-                println!(
+                say!(
                     "consort found this of network {network} in {}:\n  {}",
                     root.display(),
                     found.join("\n  ")
                 );
-                println!(
+                say!(
                     "\nDestroying stops every geth process listed and deletes everything listed, keys included."
                 );
                 if cloud {
-                    println!(
+                    say!(
                         "Without state consort cannot find the cloud resources of this network: delete them \
                          in the cloud yourself (Azure: its resource group)."
                     );
                 }
             }
-            Notice::StoppedProcesses(n) => println!("Stopped {n} geth process(es)."),
+            Notice::PortsMoved(moved) => {
+                if let Some(line) = display::moved_ports_line(moved) {
+                    self.finish();
+                    say!("{line}");
+                }
+            }
+            Notice::StoppedProcesses(n) => say!("Stopped {n} geth process(es)."),
             Notice::StateMovedAside {
                 state_file,
                 reason,
                 aside,
-            } => println!(
+            } => say!(
                 "{} was not valid ({reason}); moved it to {} and rebuilt state from disk.",
                 state_file.display(),
                 aside.display()

@@ -25,14 +25,17 @@ pub(super) fn invite(
                 .ok()
         })
         .unwrap_or_else(|| inv.expires_at.to_string());
-    println!(
+    say!(
         "Invitation {} for {name} ({validators} validator(s), {tx_nodes} tx node(s)) written to {}, valid until {until}.",
         inv.invitation_id,
         out.display()
     );
+    // `consort join` is the other operator's command (in their own directory, with their
+    // own file); `consort admit` is ours, so only it names our file.
     println!(
-        "It holds no secret: send it to {name}'s operator, who runs `consort join {}` and sends back join-request.json for `consort admit`. (A copy is kept in {}.)",
+        "It holds no secret: send it to {name}'s operator, who runs `consort join {}` and sends back join-request.json for {}. (A copy is kept in {}.)",
         out.display(),
+        super::hint::hint("`consort admit`"),
         kept.display()
     );
     Ok(0)
@@ -67,12 +70,14 @@ pub(super) fn join(
     let Some(r) = joined.request else {
         return Ok(code);
     };
+    // `consort admit` is the other operators' command (their own files); `status` is ours.
     println!(
-        "Nodes of {} run on {}. Wrote {}: send it to the network's operator(s), who run `consort admit {}`; the nodes sync once they are admitted (`consort status`).",
+        "Nodes of {} run on {}. Wrote {}: send it to the network's operator(s), who run `consort admit {}`; the nodes sync once they are admitted ({}).",
         r.invite.invited.name,
         r.address,
         r.path.display(),
-        r.path.display()
+        r.path.display(),
+        super::hint::hint("`consort status`")
     );
     Ok(0)
 }

@@ -13,12 +13,12 @@ pub(super) fn stop(g: &Global) -> Result<i32> {
     front.finish();
     let s = stopped?;
     if s.nodes.is_empty() {
-        println!(
+        say!(
             "No node of network {} was running; nothing to stop.",
             s.network
         );
     } else {
-        println!(
+        say!(
             "Stopped {} node(s) of network {} at head #{}; all data is kept. `consort start` continues the chain from there.",
             s.nodes.len(),
             s.network,

@@ -27,12 +27,12 @@ pub(super) fn plan(
     if as_json {
         println!("{}", serde_json::to_string_pretty(&plan_json(&p.plan))?);
     } else {
-        print!("{}", display::render(&p.plan));
+        say_raw!("{}", display::render(&p.plan));
     }
     if let Some(path) = out {
         ops::plan::save(&p.plan, &path)?;
         if !as_json {
-            println!(
+            say!(
                 "\nSaved the plan to {}. Apply exactly it with `consort apply {}`.",
                 path.display(),
                 path.display()
@@ -41,7 +41,7 @@ pub(super) fn plan(
     }
     // A plan that could not read part of the network does not know it has no changes.
     if !p.plan.unread.is_empty() {
-        eprintln!("{}", unread_message(&p.plan));
+        say_err!("{}", unread_message(&p.plan));
         if p.plan.is_empty() {
             return Ok(1);
         }
@@ -62,7 +62,7 @@ pub(super) fn plan(
             msg.push_str(&format!("\n  {t}"));
         }
         msg.push_str("\n`consort apply` waits for it and repairs what it can; `consort status` shows it live.");
-        eprintln!("{msg}");
+        say_err!("{msg}");
         return Ok(1);
     }
     Ok(if detailed && !p.plan.is_empty() { 2 } else { 0 })

@@ -10,13 +10,13 @@ pub(super) fn state_recover(g: &Global) -> Result<i32> {
     let front = Terminal::new(&g.file, true);
     let rec = ops::recover::state_recover(&workspace(g), &front)?;
     if rec.recovered.is_empty() {
-        println!(
+        say!(
             "Nothing to recover: {} already lists everything consort found in {} that the topology names.",
             if rec.had_state { "state" } else { "there is no state and" },
             rec.root.display()
         );
     } else {
-        println!(
+        say!(
             "Recovered {} resource(s) of network {} into {}:\n  {}",
             rec.recovered.len(),
             rec.network,
@@ -25,9 +25,9 @@ pub(super) fn state_recover(g: &Global) -> Result<i32> {
         );
     }
     if !rec.skipped.is_empty() {
-        println!("Not recovered:\n  {}", rec.skipped.join("\n  "));
+        say!("Not recovered:\n  {}", rec.skipped.join("\n  "));
     }
-    println!(
+    say!(
         "Next: `consort plan -f {}` shows what apply still has to do (for an unchanged topology: \
          at most restarting nodes that are not running).",
         g.file.display()

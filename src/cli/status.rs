@@ -9,7 +9,7 @@ use serde_json::json;
 
 pub(super) fn init(g: &Global, members: u32, force: bool) -> Result<i32> {
     let schema_path = ops::setup::init(&workspace(g), members, force)?;
-    println!(
+    say!(
         "Wrote {} ({members} member{}) and its schema {}. Next: `consort plan`, then `consort apply`.",
         g.file.display(),
         if members == 1 { "" } else { "s" },
@@ -23,7 +23,7 @@ pub(super) fn validate(g: &Global) -> Result<i32> {
     let t = &l.topology;
     let nodes = t.nodes();
     let v = t.validator_count();
-    println!(
+    say!(
         "{} is valid: network {} (chain {}), {} member(s), {} node(s): {} validator(s), {} tx node(s); provider {}.",
         g.file.display(),
         t.network.name,
@@ -51,9 +51,9 @@ pub(super) fn status(g: &Global, as_json: bool) -> Result<i32> {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         if let Some(down) = &health.down {
-            println!("Network {}: {down}", st.network);
+            say!("Network {}: {down}", st.network);
         } else {
-            println!(
+            say!(
                 "Network {}: {} — head #{}",
                 st.network,
                 if health.healthy {
@@ -64,7 +64,7 @@ pub(super) fn status(g: &Global, as_json: bool) -> Result<i32> {
                 health.head
             );
             for p in health.network_problems() {
-                println!("  ! {p}");
+                say!("  ! {p}");
             }
         }
         let w = health
@@ -74,12 +74,16 @@ pub(super) fn status(g: &Global, as_json: bool) -> Result<i32> {
             .max()
             .unwrap_or(4)
             .max(4);
-        println!(
+        say!(
             "  {:<w$}  {:<9}  {:<7}  {:>7}  {:>8}  RPC",
-            "NODE", "ROLE", "RUNNING", "PEERS", "BLOCK"
+            "NODE",
+            "ROLE",
+            "RUNNING",
+            "PEERS",
+            "BLOCK"
         );
         for n in &health.nodes {
-            println!(
+            say!(
                 "  {:<w$}  {:<9}  {:<7}  {:>7}  {:>8}  {}",
                 n.name,
                 n.role,
@@ -93,11 +97,11 @@ pub(super) fn status(g: &Global, as_json: bool) -> Result<i32> {
                 })
             );
             for p in &n.problems {
-                println!("  {:<w$}    ! {p}", "");
+                say!("  {:<w$}    ! {p}", "");
             }
         }
         for e in &health.external {
-            println!(
+            say!(
                 "  member {} (external: run by another operator): peered with {} of {} node(s), {} of {} validator(s) signing{}",
                 e.name,
                 e.peered,
@@ -112,10 +116,10 @@ pub(super) fn status(g: &Global, as_json: bool) -> Result<i32> {
             );
         }
         for v in &health.votes {
-            println!("  vote: {v}");
+            say!("  vote: {v}");
         }
         for p in &health.proposals {
-            println!(
+            say!(
                 "  pending proposal: {} votes to {} {}",
                 p.proposer,
                 if p.authorize { "add" } else { "remove" },
@@ -123,17 +127,17 @@ pub(super) fn status(g: &Global, as_json: bool) -> Result<i32> {
             );
         }
         for t in &health.pending_transactions {
-            println!("  ! {t}");
+            say!("  ! {t}");
         }
         if let Some(holder) = &st.command_running {
-            println!("  (a command is changing the network now: {holder})");
+            say!("  (a command is changing the network now: {holder})");
         }
         for u in &st.unrecorded {
-            println!("  ! {u}");
+            say!("  ! {u}");
         }
     }
     for k in &st.key_problems {
-        eprintln!("! {k}");
+        say_err!("! {k}");
     }
     Ok(if st.ok() { 0 } else { 1 })
 }
@@ -154,7 +158,7 @@ pub(super) fn output(
     let v = output::output_json(&loaded.topology, &state);
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&v)?),
-        Format::Text => print!("{}", output::render_text(&v)),
+        Format::Text => say_raw!("{}", output::render_text(&v)),
         Format::Env => print!("{}", output::render_env(&v, &loaded.topology, member)?),
         Format::Foundry => {
             let profile = output::render_foundry(&v, &loaded.topology, member)?;
@@ -167,7 +171,7 @@ pub(super) fn output(
                         super::foundry::Written::Updated => "updated",
                         super::foundry::Written::Unchanged => "already up to date:",
                     };
-                    println!(
+                    say!(
                         "{what} {}: [profile.{network}] (evm_version = \"{}\") and [rpc_endpoints] {network}; use `FOUNDRY_PROFILE={network} forge …` or `--rpc-url {network}`",
                         path.display(),
                         output::EVM_VERSION
@@ -182,7 +186,7 @@ pub(super) fn output(
 
 pub(super) fn export_arm(g: &Global, out_dir: &std::path::Path) -> Result<i32> {
     for f in ops::setup::export_arm(&workspace(g), out_dir)? {
-        println!("wrote {}", f.display());
+        say!("wrote {}", f.display());
     }
     Ok(0)
 }

@@ -173,8 +173,15 @@ pub fn apply(
         for l in &plan.data_loss {
             msg.push_str(&format!("\n  ! {}: {}", l.addr, l.what));
         }
+        let resync = plan
+            .changes
+            .iter()
+            .any(|c| crate::plan::loss::is_corrupt_resync(c) && !o.allow_data_loss);
         msg.push_str(if destroy {
             "\nPass --allow-data-loss if this is really meant (the keys are archived, not deleted)."
+        } else if resync {
+            "\nPass --allow-data-loss to delete the corrupt chain data and resync it from peers, or \
+             restore that node's geth/chaindata from a backup (while it is stopped) and run apply again."
         } else {
             "\nRevert the topology change, or pass --allow-data-loss if this is really meant."
         });
@@ -236,6 +243,10 @@ pub fn apply(
         peering: Default::default(),
     };
     let report = provider::execute(provider.as_ref(), &ctx, &plan.changes)?;
+    let moved = provider::moved_ports(&plan.ports, &ctx.state.lock().unwrap());
+    if !moved.is_empty() {
+        front.notice(Notice::PortsMoved(&moved));
+    }
     if report.interrupted {
         // Asking makes the front end say it noticed (once).
         let _ = front.interrupted();
@@ -257,9 +268,21 @@ pub fn apply(
         for (addr, err) in &report.failed {
             msg.push_str(&format!("\n  {addr}: {err}"));
         }
-        msg.push_str(
-            "\nFix the cause and run the command again: it continues from what was saved.",
-        );
+        if report
+            .failed
+            .iter()
+            .any(|(_, e)| e.contains("No space left on device"))
+        {
+            msg.push_str(&format!(
+                "\nThe disk holding {} is full: free space there (`df -h {}`), then run the command again: it continues from what was saved.",
+                sd.root.display(),
+                sd.root.display()
+            ));
+        } else {
+            msg.push_str(
+                "\nFix the cause and run the command again: it continues from what was saved.",
+            );
+        }
         bail!(msg);
     }
     if destroy {

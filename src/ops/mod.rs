@@ -123,6 +123,9 @@ pub enum Notice<'a> {
         /// Cloud resources exist that only state could find.
         cloud: bool,
     },
+    /// Nodes that got other ports than planned (a planned one was taken meanwhile): node →
+    /// (which port, planned, got).
+    PortsMoved(&'a std::collections::BTreeMap<String, Vec<(&'static str, u16, u16)>>),
     /// `destroy` without state stopped this many geth processes.
     StoppedProcesses(usize),
     /// `state recover` moved an unreadable state file aside.

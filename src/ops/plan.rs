@@ -85,6 +85,18 @@ pub(super) fn plan_loaded(
     }
     if !destroy {
         provider::archived_keys::annotate(&mut plan, &sd.root);
+        let created = |name: &String| {
+            let addr = provider.node_addr(name);
+            plan.changes
+                .iter()
+                .any(|c| c.addr == addr && c.action == crate::plan::Action::Create)
+        };
+        let ports: std::collections::BTreeMap<_, _> = provider
+            .planned_ports(&loaded.topology, state.as_ref(), &sd)
+            .into_iter()
+            .filter(|(name, _)| created(name))
+            .collect();
+        plan.ports = ports;
     }
     mark_data_loss(&mut plan, state.as_ref(), &loaded.topology);
     Ok(Planned {
@@ -163,11 +175,12 @@ pub(super) fn mark_data_loss(
     let Some(st) = state else { return };
     let shared = plan.destroy && topology.has_external_members();
     let destructive = plan.changes.iter().any(|c| {
-        matches!(c.action, Action::Destroy | Action::Replace)
-            && matches!(
-                c.kind,
-                Kind::Account | Kind::LocalNode | Kind::AzureVm | Kind::SignerKey
-            )
+        crate::plan::loss::is_corrupt_resync(c)
+            || matches!(c.action, Action::Destroy | Action::Replace)
+                && matches!(
+                    c.kind,
+                    Kind::Account | Kind::LocalNode | Kind::AzureVm | Kind::SignerKey
+                )
     });
     if !destructive || (plan.destroy && !shared) {
         return;
