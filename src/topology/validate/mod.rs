@@ -1,9 +1,9 @@
 //! Bytes -> validated [`Topology`], collecting every diagnostic it can.
 //!
 //! Order: size and UTF-8 checks, YAML syntax (serde_yaml into a `Value`), top-level shape,
-//! the typed pass (serde_yaml into [`RawTopology`]; on failure each section is re-read on
+//! the typed pass (serde_yaml into `RawTopology`; on failure each section is re-read on
 //! its own so errors in different sections are all reported), then semantic checks with
-//! positions from the [`SpanIndex`].
+//! positions from the `SpanIndex`.
 
 //!
 //! One file per concern: `serde_errors` (serde_yaml's errors as diagnostics), `names`, then
