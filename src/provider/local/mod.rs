@@ -21,6 +21,7 @@
 
 mod chaindata;
 mod funding;
+pub mod forks;
 mod health;
 pub mod lifecycle;
 mod mesh;
