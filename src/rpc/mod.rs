@@ -249,11 +249,7 @@ impl RpcClient {
         &self,
         calls: &[(&str, Value)],
     ) -> Result<Vec<Result<Value, RpcError>>, RpcError> {
-        let label = calls
-            .iter()
-            .map(|(m, _)| *m)
-            .collect::<Vec<_>>()
-            .join("+");
+        let label = calls.iter().map(|(m, _)| *m).collect::<Vec<_>>().join("+");
         let body: Vec<Value> = calls
             .iter()
             .enumerate()
@@ -713,7 +709,8 @@ mod tests {
                     i => json!({"jsonrpc": "2.0", "id": i, "result": c["method"]}),
                 })
                 .collect();
-            conn.write_all(&serde_json::to_vec(&answers).unwrap()).unwrap();
+            conn.write_all(&serde_json::to_vec(&answers).unwrap())
+                .unwrap();
             // A second connection would be a second request: there must be none.
             listener.set_nonblocking(true).unwrap();
             std::thread::sleep(Duration::from_millis(100));
@@ -732,7 +729,9 @@ mod tests {
         assert_eq!(got.len(), 3);
         assert_eq!(got[0].as_ref().unwrap(), &json!("eth_blockNumber"));
         match &got[1] {
-            Err(RpcError::Node { method, code, .. }) => assert_eq!((method.as_str(), *code), ("nope", -32601)),
+            Err(RpcError::Node { method, code, .. }) => {
+                assert_eq!((method.as_str(), *code), ("nope", -32601))
+            }
             other => panic!("{other:?}"),
         }
         assert_eq!(got[2].as_ref().unwrap(), &json!("admin_peers"));

@@ -84,13 +84,20 @@ impl Signer {
         let node = NodeHandle::start(&self.datadir, self.ports, &args);
         let rpc = self.ipc();
         poll("its signer unlocked", Duration::from_secs(60), || {
-            Ok(rpc.call_raw("eth_sign", serde_json::json!([self.address, "0x00"])).is_ok().then_some(()))
+            Ok(rpc
+                .call_raw("eth_sign", serde_json::json!([self.address, "0x00"]))
+                .is_ok()
+                .then_some(()))
         });
         node
     }
 
     fn head(&self) -> Head {
-        let b = self.ipc().block_by_number(BlockId::Latest).unwrap().unwrap();
+        let b = self
+            .ipc()
+            .block_by_number(BlockId::Latest)
+            .unwrap()
+            .unwrap();
         Head {
             node: self.address.clone(),
             number: b.number,
@@ -150,7 +157,11 @@ fn an_equal_weight_fork_stays_until_the_rival_is_rewound_below_it() {
                 .arg(&genesis_file)
                 .output()
                 .unwrap();
-            assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+            assert!(
+                init.status.success(),
+                "{}",
+                String::from_utf8_lossy(&init.stderr)
+            );
             Signer {
                 address,
                 datadir,
@@ -209,22 +220,39 @@ fn an_equal_weight_fork_stays_until_the_rival_is_rewound_below_it() {
         a.start(false)
     };
     assert!(loser.ipc().admin_add_peer(&winner.enode()).unwrap());
-    poll("the loser on the winner's block 1", Duration::from_secs(60), || {
-        let h = loser
-            .ipc()
-            .block_by_number(BlockId::Number(1))
-            .map_err(|e| e.to_string())?;
-        Ok(h.is_some_and(|h| h.hash == best.hash).then_some(()))
-    });
-    loser.ipc().call_raw("miner_start", serde_json::json!([])).unwrap();
+    poll(
+        "the loser on the winner's block 1",
+        Duration::from_secs(60),
+        || {
+            let h = loser
+                .ipc()
+                .block_by_number(BlockId::Number(1))
+                .map_err(|e| e.to_string())?;
+            Ok(h.is_some_and(|h| h.hash == best.hash).then_some(()))
+        },
+    );
+    loser
+        .ipc()
+        .call_raw("miner_start", serde_json::json!([]))
+        .unwrap();
     // Both seal on one chain: block 3 reached by both, one hash.
-    poll("both at block 3 on one chain", Duration::from_secs(60), || {
-        let x = a.ipc().block_by_number(BlockId::Number(3)).map_err(|e| e.to_string())?;
-        let y = b.ipc().block_by_number(BlockId::Number(3)).map_err(|e| e.to_string())?;
-        Ok(match (x, y) {
-            (Some(x), Some(y)) if x.hash == y.hash => Some(()),
-            (Some(x), Some(y)) => return Err(format!("block 3: {} vs {}", x.hash, y.hash)),
-            _ => None,
-        })
-    });
+    poll(
+        "both at block 3 on one chain",
+        Duration::from_secs(60),
+        || {
+            let x = a
+                .ipc()
+                .block_by_number(BlockId::Number(3))
+                .map_err(|e| e.to_string())?;
+            let y = b
+                .ipc()
+                .block_by_number(BlockId::Number(3))
+                .map_err(|e| e.to_string())?;
+            Ok(match (x, y) {
+                (Some(x), Some(y)) if x.hash == y.hash => Some(()),
+                (Some(x), Some(y)) => return Err(format!("block 3: {} vs {}", x.hash, y.hash)),
+                _ => None,
+            })
+        },
+    );
 }

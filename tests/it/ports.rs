@@ -4,8 +4,7 @@
 //! something else moves only that node, with a warning naming it.
 
 use crate::support::{
-    consort, consort_cmd, consort_ok, port_base, run_with_deadline, topology_copy,
-    NetworkHandle,
+    consort, consort_cmd, consort_ok, port_base, run_with_deadline, topology_copy, NetworkHandle,
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -166,8 +165,7 @@ fn a_metrics_port_taken_while_geth_starts_is_a_failed_start_retried_on_fresh_por
         let (bound, out) = std::thread::scope(|s| {
             let watcher = s.spawn(|| {
                 let deadline = Instant::now() + Duration::from_secs(120);
-                while mark.exists() && !done.load(Ordering::SeqCst) && Instant::now() < deadline
-                {
+                while mark.exists() && !done.load(Ordering::SeqCst) && Instant::now() < deadline {
                     std::thread::sleep(Duration::from_micros(200));
                 }
                 std::net::TcpListener::bind(("127.0.0.1", taken)).ok()
@@ -187,7 +185,8 @@ fn a_metrics_port_taken_while_geth_starts_is_a_failed_start_retried_on_fresh_por
             break;
         }
     }
-    let _squatter = squatter.expect("the metrics port was taken before geth bound it once in 3 tries");
+    let _squatter =
+        squatter.expect("the metrics port was taken before geth bound it once in 3 tries");
     assert!(
         said.lines().any(|l| l.contains(&format!("node.{victim}"))
             && l.contains("started only in part")
@@ -198,18 +197,19 @@ fn a_metrics_port_taken_while_geth_starts_is_a_failed_start_retried_on_fresh_por
     assert_ne!(now, taken, "still recorded on the taken metrics port");
     // The recorded metrics URL is geth's (it answers with Prometheus text).
     let mut conn = std::net::TcpStream::connect(("127.0.0.1", now)).expect("metrics answers");
-    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     conn.write_all(b"GET /debug/metrics/prometheus HTTP/1.0\r\nHost: x\r\n\r\n")
         .unwrap();
     let mut body = String::new();
     let _ = conn.read_to_string(&mut body);
     assert!(body.starts_with("HTTP/1.0 200"), "{body:.200}");
-    assert!(body.contains("chain_head_block"), "not geth's metrics: {body:.300}");
-    let status: Value = serde_json::from_str(&consort_ok(
-        &dir,
-        &[&f[..], &["status", "--json"]].concat(),
-    ))
-    .unwrap();
+    assert!(
+        body.contains("chain_head_block"),
+        "not geth's metrics: {body:.300}"
+    );
+    let status: Value =
+        serde_json::from_str(&consort_ok(&dir, &[&f[..], &["status", "--json"]].concat())).unwrap();
     assert_eq!(status["healthy"], true, "{status}");
     consort_ok(&dir, &[&f[..], &["destroy", "--yes"]].concat());
 }

@@ -130,10 +130,17 @@ mod tests {
         let (best, repairs) = plan(&heads).unwrap();
         // Equal weight and height: the lower hash wins, whatever the node order.
         assert_eq!(best.hash, "0xaa");
-        let got: Vec<(&str, Repair)> = repairs.iter().map(|(h, r)| (h.node.as_str(), r.clone())).collect();
+        let got: Vec<(&str, Repair)> = repairs
+            .iter()
+            .map(|(h, r)| (h.node.as_str(), r.clone()))
+            .collect();
         assert_eq!(
             got,
-            [("a", Repair::Rewind), ("c", Repair::Rewind), ("d", Repair::Restart)]
+            [
+                ("a", Repair::Rewind),
+                ("c", Repair::Rewind),
+                ("d", Repair::Restart)
+            ]
         );
         let mut reversed = heads.clone();
         reversed.reverse();

@@ -43,11 +43,13 @@ pub(super) fn probe(o: &NodeOutputs, validator: bool) -> Probe {
             p.block = b.number;
             p.block_time = b.timestamp;
         }
-        let genesis = rpc.decode_block(next()?)?.ok_or_else(|| rpc::RpcError::Decode {
-            url: rpc.url().to_string(),
-            method: "eth_getBlockByNumber".into(),
-            reason: "the node has no block 0".into(),
-        })?;
+        let genesis = rpc
+            .decode_block(next()?)?
+            .ok_or_else(|| rpc::RpcError::Decode {
+                url: rpc.url().to_string(),
+                method: "eth_getBlockByNumber".into(),
+                reason: "the node has no block 0".into(),
+            })?;
         p.genesis = Some(genesis.hash);
         p.peers = rpc
             .decode_peers(next()?)?

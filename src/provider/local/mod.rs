@@ -20,8 +20,8 @@
 //! [`process`]).
 
 mod chaindata;
-mod funding;
 pub mod forks;
+mod funding;
 mod health;
 pub mod lifecycle;
 mod mesh;

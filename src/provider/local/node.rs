@@ -144,11 +144,16 @@ pub(super) fn prepare_ipc_dir(addr: &str, ipc: &Path) -> Result<(), ProviderErro
 /// Why a started geth did not come up.
 pub(super) enum StartFailure {
     /// It exited; `port_clash` if its log says a port was taken; `how` its wait status.
-    Exited { port_clash: bool, how: String },
+    Exited {
+        port_clash: bool,
+        how: String,
+    },
     /// It kept running but one of its servers failed: a port taken between consort's check
     /// and geth's bind (the metrics server only logs that and goes on without it), or its
     /// IPC endpoint closed before it ever answered. consort stopped it.
-    HalfStarted { why: String },
+    HalfStarted {
+        why: String,
+    },
     Other(String),
 }
 
@@ -586,16 +591,22 @@ impl LocalProvider {
                     Self::write_config(addr, &launch)?;
                     return Ok((id, ports, mesh));
                 }
-                Err((why @ (StartFailure::Exited { port_clash: true, .. } | StartFailure::HalfStarted { .. }), id))
-                    if attempt < 3 =>
-                {
+                Err((
+                    why @ (StartFailure::Exited {
+                        port_clash: true, ..
+                    }
+                    | StartFailure::HalfStarted { .. }),
+                    id,
+                )) if attempt < 3 => {
                     if let Some(id) = id {
                         let _ = process::stop(id, datadir, STOP_GRACE);
                     }
                     let old = ports;
                     ports = self.fresh_ports(ctx, &spec.name)?;
                     let what = match why {
-                        StartFailure::HalfStarted { why } => format!("geth started only in part ({why})"),
+                        StartFailure::HalfStarted { why } => {
+                            format!("geth started only in part ({why})")
+                        }
                         _ => "a port was taken by another process".to_string(),
                     };
                     ctx.emit(Event::Warning {
@@ -1025,12 +1036,18 @@ mod tests {
             ERROR[12-06|12:20:34.510] Failure in running metrics server        err=\"listen tcp 127.0.0.1:38375: bind: address already in use\"\n\
             INFO [12-06|12:20:35.043] IPC endpoint opened url=/x/geth.ipc\n";
         let why = half_started(metrics, true).expect("a half start");
-        assert!(why.contains("38375") && why.contains("metrics server"), "{why}");
+        assert!(
+            why.contains("38375") && why.contains("metrics server"),
+            "{why}"
+        );
         let closed = "INFO [..] IPC endpoint opened url=/x/geth.ipc\nINFO [..] IPC endpoint closed url=/x/geth.ipc\n";
         assert!(half_started(closed, false).is_some());
         // Closed after it answered: a stop, not a failed start; a clean start is none.
         assert_eq!(half_started(closed, true), None);
-        assert_eq!(half_started("INFO [..] IPC endpoint opened url=/x\n", false), None);
+        assert_eq!(
+            half_started("INFO [..] IPC endpoint opened url=/x\n", false),
+            None
+        );
     }
 
     #[test]

@@ -692,7 +692,12 @@ mod tests {
             ("exit 3", "exit status 3"),
         ] {
             // `sh -c SCRIPT sh DATADIR`: the data dir is named on its command line.
-            let args = [OsStr::new("-c"), OsStr::new(script), OsStr::new("sh"), d.as_os_str()];
+            let args = [
+                OsStr::new("-c"),
+                OsStr::new(script),
+                OsStr::new("sh"),
+                d.as_os_str(),
+            ];
             let how = match start(sh, &args, &d) {
                 // Seen running first: the status is collected once it has exited.
                 Ok(id) => {
