@@ -7,7 +7,7 @@
 //! syncs only from a heavier peer. Rewinding the loser below the fork (`debug_setHead`)
 //! and restarting it lets it sync the winner's block 1, after which both seal on one chain.
 
-use crate::support::{geth, poll, NodeHandle};
+use crate::support::{clique_genesis, geth, geth_account, poll, NodeHandle};
 use consort::provider::local::forks::{self, Head, Repair};
 use consort::provider::local::process::{NodePorts, PortAllocator};
 use consort::rpc::{BlockId, RpcClient};
@@ -16,23 +16,6 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 const CHAIN_ID: u64 = 4343;
-
-fn new_account(keystore: &Path, password_file: &Path) -> String {
-    let out = Command::new(&geth().path)
-        .args(["account", "new", "--lightkdf", "--keystore"])
-        .arg(keystore)
-        .arg("--password")
-        .arg(password_file)
-        .output()
-        .expect("run geth account new");
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "geth account new failed: {text}");
-    text.lines()
-        .find_map(|l| l.split("Public address of the key:").nth(1))
-        .map(|a| a.trim().to_lowercase())
-        .unwrap_or_else(|| panic!("no address in: {text}"))
-}
 
 struct Signer {
     address: String,
@@ -120,28 +103,13 @@ fn an_equal_weight_fork_stays_until_the_rival_is_rewound_below_it() {
     let mut addresses: Vec<(String, PathBuf)> = (0..3)
         .map(|i| {
             let datadir = dir.join(format!("s{i}"));
-            let address = new_account(&datadir.join("keystore"), &password);
+            let address = geth_account(&datadir.join("keystore"), &password);
             (address, datadir)
         })
         .collect();
     addresses.sort();
-    let extra: String = addresses
-        .iter()
-        .map(|(a, _)| a.trim_start_matches("0x").to_string())
-        .collect();
-    let genesis = serde_json::json!({
-        "config": {
-            "chainId": CHAIN_ID,
-            "homesteadBlock": 0, "eip150Block": 0, "eip155Block": 0, "eip158Block": 0,
-            "byzantiumBlock": 0, "constantinopleBlock": 0, "petersburgBlock": 0,
-            "istanbulBlock": 0, "berlinBlock": 0, "londonBlock": 0,
-            "clique": {"period": 1, "epoch": 30000}
-        },
-        "difficulty": "0x1",
-        "gasLimit": "0x1c9c380",
-        "extradata": format!("0x{}{}{}", "0".repeat(64), extra, "0".repeat(130)),
-        "alloc": {}
-    });
+    let sorted: Vec<&str> = addresses.iter().map(|(a, _)| a.as_str()).collect();
+    let genesis = clique_genesis(CHAIN_ID, &sorted, serde_json::json!({}));
     let genesis_file = dir.join("genesis.json");
     std::fs::write(&genesis_file, serde_json::to_vec(&genesis).unwrap()).unwrap();
     let mut alloc = PortAllocator::new(Some(43000 + (std::process::id() % 150) as u16 * 100), []);
