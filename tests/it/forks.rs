@@ -11,7 +11,7 @@ use crate::support::{clique_genesis, geth, geth_account, poll, NodeHandle};
 use consort::provider::local::forks::{self, Head, Repair};
 use consort::provider::local::process::{NodePorts, PortAllocator};
 use consort::rpc::{BlockId, RpcClient};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 

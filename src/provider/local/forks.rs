@@ -90,7 +90,9 @@ pub fn common_ancestor(a: &RpcClient, b: &RpcClient, from: u64) -> Result<Option
 }
 
 /// Rewinds `node` to the last block it shares with `winner` (`debug_setHead`); returns that
-/// block's number. `head` is the lower of the two heads' numbers.
+/// block's number. `head` is the lower of the two heads' numbers. Its sealing stops first
+/// (`miner_stop`; the caller restarts it without sealing): a signer rewound below its own
+/// block is no longer "recently signed" and may at once seal a new rival of equal weight.
 pub fn rewind_to_common_ancestor(
     node: &RpcClient,
     winner: &RpcClient,
@@ -101,6 +103,8 @@ pub fn rewind_to_common_ancestor(
         .ok_or_else(|| {
             format!("its chain and the winning one share no block in the last {MAX_DEPTH}")
         })?;
+    node.call_raw("miner_stop", json!([]))
+        .map_err(|e| format!("miner_stop failed: {e}"))?;
     node.call_raw("debug_setHead", json!([format!("{ancestor:#x}")]))
         .map_err(|e| format!("debug_setHead({ancestor}) failed: {e}"))?;
     Ok(ancestor)
