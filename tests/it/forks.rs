@@ -7,12 +7,11 @@
 //! syncs only from a heavier peer. Rewinding the loser below the fork (`debug_setHead`)
 //! and restarting it lets it sync the winner's block 1, after which both seal on one chain.
 
-use crate::support::{clique_genesis, geth, geth_account, poll, NodeHandle};
+use crate::support::{clique_genesis, geth_account, geth_init, poll, NodeHandle};
 use consort::provider::local::forks::{self, Head, Repair};
 use consort::provider::local::process::{NodePorts, PortAllocator};
 use consort::rpc::{BlockId, RpcClient};
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const CHAIN_ID: u64 = 4343;
@@ -118,18 +117,7 @@ fn an_equal_weight_fork_stays_until_the_rival_is_rewound_below_it() {
         .iter()
         .map(|&i| {
             let (address, datadir) = addresses[i].clone();
-            let init = Command::new(&geth().path)
-                .arg("init")
-                .arg("--datadir")
-                .arg(&datadir)
-                .arg(&genesis_file)
-                .output()
-                .unwrap();
-            assert!(
-                init.status.success(),
-                "{}",
-                String::from_utf8_lossy(&init.stderr)
-            );
+            geth_init(&datadir, &genesis_file);
             Signer {
                 address,
                 datadir,

@@ -1,11 +1,10 @@
 //! Phase-1 primitives against real geth 1.13.15: a single-signer Clique node started with
 //! `process::start`, checked through every RPC helper, then stopped.
 
-use crate::support::{clique_genesis, geth, geth_account, node_ports, poll, NodeHandle};
+use crate::support::{clique_genesis, geth_account, geth_init, node_ports, poll, NodeHandle};
 use consort::provider::local::process::{self, Stopped};
 use consort::rpc::{parse_address, BlockId, RpcError};
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 const CHAIN_ID: u64 = 4242;
@@ -41,18 +40,7 @@ fn single_clique_node_seals_and_answers_rpc_then_stops() {
         serde_json::to_vec_pretty(&genesis(&signer)).unwrap(),
     )
     .unwrap();
-    let init = Command::new(&geth().path)
-        .arg("init")
-        .arg("--datadir")
-        .arg(&datadir)
-        .arg(&genesis_file)
-        .output()
-        .unwrap();
-    assert!(
-        init.status.success(),
-        "geth init: {}",
-        String::from_utf8_lossy(&init.stderr)
-    );
+    geth_init(&datadir, &genesis_file);
 
     let ports = node_ports();
     let d = datadir.to_str().unwrap().to_string();

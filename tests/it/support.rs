@@ -683,3 +683,19 @@ pub fn clique_genesis(
         "alloc": alloc
     })
 }
+
+/// `geth init --datadir DATADIR GENESIS`, asserting it worked.
+pub fn geth_init(datadir: &Path, genesis_file: &Path) {
+    let init = std::process::Command::new(&geth().path)
+        .arg("init")
+        .arg("--datadir")
+        .arg(datadir)
+        .arg(genesis_file)
+        .output()
+        .expect("run geth init");
+    assert!(
+        init.status.success(),
+        "geth init: {}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+}
