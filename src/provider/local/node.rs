@@ -603,19 +603,19 @@ impl LocalProvider {
                     }
                     let old = ports;
                     ports = self.fresh_ports(ctx, &spec.name)?;
-                    let what = match why {
-                        StartFailure::HalfStarted { why } => {
-                            format!("geth started only in part ({why})")
-                        }
-                        _ => "a port was taken by another process".to_string(),
-                    };
-                    ctx.emit(Event::Warning {
-                        message: format!(
-                            "{addr}: {what} on {:?}; retrying on {:?}",
+                    let message = match why {
+                        StartFailure::HalfStarted { why } => format!(
+                            "{addr}: geth started only in part ({why}) on {:?}; retrying on {:?}",
                             old.all(),
                             ports.all()
                         ),
-                    });
+                        _ => format!(
+                            "{addr}: a port of {:?} was taken by another process; retrying on {:?}",
+                            old.all(),
+                            ports.all()
+                        ),
+                    };
+                    ctx.emit(Event::Warning { message });
                 }
                 Err((why, id)) => {
                     if let Some(id) = id {
