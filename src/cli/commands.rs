@@ -99,7 +99,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Schema => {
-            print!("{}", topology::schema::json_schema_text());
+            out!("{}", topology::schema::json_schema_text());
             Ok(0)
         }
         Command::Destroy {
@@ -201,7 +201,7 @@ fn init(g: &Global, members: u32, force: bool) -> Result<i32> {
     .with_context(|| format!("cannot write {}", schema_path.display()))?;
     fsutil::write_atomic(&g.file, text.as_bytes(), 0o644)
         .with_context(|| format!("cannot write {}", g.file.display()))?;
-    println!(
+    outln!(
         "Wrote {} ({members} member{}) and its schema {}. Next: `consort plan`, then `consort apply`.",
         g.file.display(),
         if members == 1 { "" } else { "s" },
@@ -215,7 +215,7 @@ fn validate(g: &Global) -> Result<i32> {
     let t = &l.topology;
     let nodes = t.nodes();
     let v = t.validator_count();
-    println!(
+    outln!(
         "{} is valid: network {} (chain {}), {} member(s), {} node(s): {} validator(s), {} tx node(s); provider {}.",
         g.file.display(),
         t.network.name,
@@ -402,9 +402,9 @@ fn plan(
 ) -> Result<i32> {
     let p = make_plan(g, destroy, refresh)?;
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&plan_json(&p.plan))?);
+        outln!("{}", serde_json::to_string_pretty(&plan_json(&p.plan))?);
     } else {
-        print!("{}", display::render(&p.plan));
+        out!("{}", display::render(&p.plan));
     }
     if let Some(path) = out {
         let mut text = serde_json::to_vec_pretty(&p.plan)?;
@@ -412,7 +412,7 @@ fn plan(
         fsutil::write_atomic(&path, &text, 0o644)
             .with_context(|| format!("cannot write plan {}", path.display()))?;
         if !as_json {
-            println!(
+            outln!(
                 "\nSaved the plan to {}. Apply exactly it with `consort apply {}`.",
                 path.display(),
                 path.display()
@@ -536,7 +536,7 @@ pub(super) fn run_apply(
     let write_edit = |e: &PendingEdit| -> Result<()> {
         fsutil::write_atomic(&g.file, e.text.as_bytes(), 0o644)
             .with_context(|| format!("cannot write {}", g.file.display()))?;
-        println!("{}", e.done);
+        outln!("{}", e.done);
         Ok(())
     };
     let plan = match o.saved_plan {
@@ -568,11 +568,11 @@ pub(super) fn run_apply(
             );
         }
         if plan.is_empty() {
-            println!("Every node of network {} is running already.", plan.network);
+            outln!("Every node of network {} is running already.", plan.network);
             return Ok(0);
         }
     }
-    print!("{}", display::render(&plan));
+    out!("{}", display::render(&plan));
     if !plan.data_loss.is_empty() && !o.allow_data_loss {
         let mut msg = format!(
             "refusing to apply: {} change(s) would lose data that exists nowhere else:",
@@ -625,11 +625,11 @@ pub(super) fn run_apply(
         };
         if !confirm(&question, o.yes)? {
             match &edit {
-                Some(_) => println!(
+                Some(_) => outln!(
                     "Cancelled: nothing was changed, {} included.",
                     g.file.display()
                 ),
-                None => println!("Cancelled: nothing was changed."),
+                None => outln!("Cancelled: nothing was changed."),
             }
             return Ok(1);
         }
@@ -703,9 +703,9 @@ pub(super) fn run_apply(
         }
         progress.finish();
         let s = plan.summary();
-        println!("Destroy complete: {} resource(s) destroyed.", s.destroy);
+        outln!("Destroy complete: {} resource(s) destroyed.", s.destroy);
         if keep_archive {
-            println!(
+            outln!(
                 "The keys stay archived under {}: the chain other operators run still knows \
                  their addresses. Delete them yourself once they are voted out and emptied.",
                 sd.archive_dir().display()
@@ -736,9 +736,9 @@ pub(super) fn run_apply(
     if o.skip_health {
         progress.finish();
         if o.only_restarts {
-            println!("Started {} node(s) (health check skipped).", s.change);
+            outln!("Started {} node(s) (health check skipped).", s.change);
         } else {
-            println!(
+            outln!(
                 "Apply complete: {} added, {} changed, {} destroyed (health check skipped).",
                 s.add, s.change, s.destroy
             );
@@ -755,7 +755,7 @@ pub(super) fn run_apply(
     progress.finish();
     let health = health?;
     if nothing {
-        println!(
+        outln!(
             "Network {} is healthy: {} node(s) peered, head #{}.",
             plan.network,
             health.nodes.len(),
@@ -765,7 +765,7 @@ pub(super) fn run_apply(
     }
     if o.only_restarts {
         // `consort start`: what it did, in its own words.
-        println!(
+        outln!(
             "Started {} node(s). Network {} is healthy: {} node(s) peered, head #{}.",
             s.change,
             plan.network,
@@ -773,7 +773,7 @@ pub(super) fn run_apply(
             health.head
         );
     } else {
-        println!(
+        outln!(
             "Apply complete: {} added, {} changed, {} destroyed. Network {} is healthy: {} node(s) peered, head #{}.",
             s.add,
             s.change,
@@ -784,7 +784,7 @@ pub(super) fn run_apply(
         );
     }
     let st = ctx.state.lock().unwrap().clone();
-    print!(
+    out!(
         "{}",
         output::render_text(&output::output_json(&loaded.topology, &st))
     );
@@ -892,12 +892,12 @@ fn status(g: &Global, as_json: bool) -> Result<i32> {
         if let Some(holder) = sd.lock_holder() {
             v["command_running"] = json!(holder);
         }
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         if let Some(down) = health.down {
-            println!("Network {}: {down}", state.network);
+            outln!("Network {}: {down}", state.network);
         } else {
-            println!(
+            outln!(
                 "Network {}: {} — head #{}",
                 state.network,
                 if health.healthy {
@@ -908,7 +908,7 @@ fn status(g: &Global, as_json: bool) -> Result<i32> {
                 health.head
             );
             for p in health.network_problems() {
-                println!("  ! {p}");
+                outln!("  ! {p}");
             }
         }
         let w = health
@@ -918,12 +918,12 @@ fn status(g: &Global, as_json: bool) -> Result<i32> {
             .max()
             .unwrap_or(4)
             .max(4);
-        println!(
+        outln!(
             "  {:<w$}  {:<9}  {:<7}  {:>7}  {:>8}  RPC",
             "NODE", "ROLE", "RUNNING", "PEERS", "BLOCK"
         );
         for n in &health.nodes {
-            println!(
+            outln!(
                 "  {:<w$}  {:<9}  {:<7}  {:>7}  {:>8}  {}",
                 n.name,
                 n.role,
@@ -937,11 +937,11 @@ fn status(g: &Global, as_json: bool) -> Result<i32> {
                 })
             );
             for p in &n.problems {
-                println!("  {:<w$}    ! {p}", "");
+                outln!("  {:<w$}    ! {p}", "");
             }
         }
         for e in &health.external {
-            println!(
+            outln!(
                 "  member {} (external: run by another operator): peered with {} of {} node(s), {} of {} validator(s) signing{}",
                 e.name,
                 e.peered,
@@ -956,10 +956,10 @@ fn status(g: &Global, as_json: bool) -> Result<i32> {
             );
         }
         for v in &health.votes {
-            println!("  vote: {v}");
+            outln!("  vote: {v}");
         }
         for p in &health.proposals {
-            println!(
+            outln!(
                 "  pending proposal: {} votes to {} {}",
                 p.proposer,
                 if p.authorize { "add" } else { "remove" },
@@ -967,13 +967,13 @@ fn status(g: &Global, as_json: bool) -> Result<i32> {
             );
         }
         for t in &health.pending_transactions {
-            println!("  ! {t}");
+            outln!("  ! {t}");
         }
         if let Some(holder) = sd.lock_holder() {
-            println!("  (a command is changing the network now: {holder})");
+            outln!("  (a command is changing the network now: {holder})");
         }
         for u in &unrecorded {
-            println!("  ! {u}");
+            outln!("  ! {u}");
         }
     }
     // Key files state names but the disk lacks (restorable ones: `consort apply`).
@@ -1010,13 +1010,13 @@ fn output(
     }
     let v = output::output_json(&loaded.topology, &state);
     match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&v)?),
-        Format::Text => print!("{}", output::render_text(&v)),
-        Format::Env => print!("{}", output::render_env(&v, &loaded.topology, member)?),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(&v)?),
+        Format::Text => out!("{}", output::render_text(&v)),
+        Format::Env => out!("{}", output::render_env(&v, &loaded.topology, member)?),
         Format::Foundry => {
             let profile = output::render_foundry(&v, &loaded.topology, member)?;
             match write {
-                None => print!("{profile}"),
+                None => out!("{profile}"),
                 Some(path) => {
                     let network = &loaded.topology.network.name;
                     let what = match super::foundry::write(path, &profile)? {
@@ -1024,7 +1024,7 @@ fn output(
                         super::foundry::Written::Updated => "updated",
                         super::foundry::Written::Unchanged => "already up to date:",
                     };
-                    println!(
+                    outln!(
                         "{what} {}: [profile.{network}] (evm_version = \"{}\") and [rpc_endpoints] {network}; use `FOUNDRY_PROFILE={network} forge …` or `--rpc-url {network}`",
                         path.display(),
                         output::EVM_VERSION
@@ -1032,7 +1032,7 @@ fn output(
                 }
             }
         }
-        Format::Prometheus => print!("{}", output::render_prometheus(&v)?),
+        Format::Prometheus => out!("{}", output::render_prometheus(&v)?),
     }
     Ok(0)
 }
@@ -1088,7 +1088,7 @@ fn member_add(g: &Global, member: NewMemberArgs, a: &MemberApply) -> Result<i32>
                     have.accounts.len()
                 );
             }
-            println!(
+            outln!(
                 "Member {name} is already in {}: finishing its addition.",
                 g.file.display()
             );
@@ -1126,7 +1126,7 @@ fn member_remove(g: &Global, name: String, a: &MemberApply) -> Result<i32> {
                     .any(|r| r.attrs.get("member").and_then(|m| m.as_str()) == Some(name.as_str()))
             });
             if left {
-                println!(
+                outln!(
                     "Member {name} is no longer in {} but the network still has some of it: finishing its removal.",
                     g.file.display()
                 );
@@ -1184,7 +1184,7 @@ fn export_arm(g: &Global, out_dir: &Path) -> Result<i32> {
         let files =
             provider::azure::export_arm_with_state(&loaded.topology, state.as_ref(), out_dir)?;
         for f in files {
-            println!("wrote {}", f.display());
+            outln!("wrote {}", f.display());
         }
         Ok(0)
     }

@@ -41,12 +41,12 @@ pub(super) fn invite(
                 .ok()
         })
         .unwrap_or_else(|| inv.expires_at.to_string());
-    println!(
+    outln!(
         "Invitation {} for {name} ({validators} validator(s), {tx_nodes} tx node(s)) written to {}, valid until {until}.",
         inv.invitation_id,
         out.display()
     );
-    println!(
+    outln!(
         "It holds no secret: send it to {name}'s operator, who runs `consort join {}` and sends back join-request.json for `consort admit`. (A copy is kept in {}.)",
         out.display(),
         kept.display()
@@ -77,7 +77,7 @@ pub(super) fn join(
         .is_some_and(|id| id == inv.invitation_id);
     if joined_before && g.file.exists() {
         // An interrupted join: its topology and state are there, finish it.
-        println!(
+        outln!(
             "{} joined with invitation {} already: finishing.",
             g.file.display(),
             inv.invitation_id
@@ -94,7 +94,7 @@ pub(super) fn join(
         flow::seed_state(&sd, &loaded.topology, &inv)?;
         crate::state::fsutil::write_atomic(&g.file, text.as_bytes(), 0o644)
             .with_context(|| format!("cannot write {}", g.file.display()))?;
-        println!(
+        outln!(
             "Wrote {} for member {} of network {} (its other members are external: run by other operators).",
             g.file.display(),
             inv.invited.name,
@@ -127,7 +127,7 @@ pub(super) fn join(
         .join("join-request.json");
     let out = out.unwrap_or(&default_out);
     bundle::write(out, &request)?;
-    println!(
+    outln!(
         "Nodes of {} run on {address}. Wrote {}: send it to the network's operator(s), who run `consort admit {}`; the nodes sync once they are admitted (`consort status`).",
         inv.invited.name,
         out.display(),

@@ -1,5 +1,7 @@
 //! Command line: clap definitions and dispatch. Core code never imports clap.
 
+#[macro_use]
+mod stdout;
 mod commands;
 mod foundry;
 mod interrupt;

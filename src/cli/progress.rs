@@ -60,7 +60,7 @@ impl Progress {
             Some(m) => {
                 let _ = m.println(text);
             }
-            None => println!("{text}"),
+            None => outln!("{text}"),
         }
     }
 
@@ -114,7 +114,7 @@ impl Progress {
                     };
                     bar.set_message(msg);
                 } else if inner.level == 0 {
-                    println!("  {subject}: {step}");
+                    outln!("  {subject}: {step}");
                 }
             }
             Event::Phase { message } => {
@@ -128,7 +128,7 @@ impl Progress {
                     b.enable_steady_tick(Duration::from_millis(120));
                     inner.phase = Some(b);
                 } else {
-                    println!("{message} …");
+                    outln!("{message} …");
                 }
             }
             Event::PhaseDone { message, elapsed } => {

@@ -54,7 +54,7 @@ pub(super) fn graph(
                 );
             }
         }
-        None => print!("{text}"),
+        None => out!("{text}"),
     }
     Ok(0)
 }
@@ -70,7 +70,7 @@ pub(super) fn dashboard(g: &Global, port: u16, no_open: bool) -> Result<i32> {
         opts,
         |addr| {
             let url = format!("http://{addr}/");
-            println!("Dashboard: {url}");
+            outln!("Dashboard: {url}");
             if super::commands::level() >= 0 {
                 eprintln!(
                     "Serving network {} read-only on 127.0.0.1; Ctrl-C stops.",
