@@ -740,7 +740,9 @@ pub(super) fn run_apply(
         } else {
             outln!(
                 "Apply complete: {} added, {} changed, {} destroyed (health check skipped).",
-                s.add, s.change, s.destroy
+                s.add,
+                s.change,
+                s.destroy
             );
         }
         return Ok(0);
@@ -920,7 +922,11 @@ fn status(g: &Global, as_json: bool) -> Result<i32> {
             .max(4);
         outln!(
             "  {:<w$}  {:<9}  {:<7}  {:>7}  {:>8}  RPC",
-            "NODE", "ROLE", "RUNNING", "PEERS", "BLOCK"
+            "NODE",
+            "ROLE",
+            "RUNNING",
+            "PEERS",
+            "BLOCK"
         );
         for n in &health.nodes {
             outln!(

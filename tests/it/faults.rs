@@ -110,8 +110,8 @@ fn converged(net: &NetworkHandle, dir: &Path, file: &str) -> Result<(), String> 
     let mut sockets = Vec::new();
     let mut listed = BTreeSet::new();
     for n in topo.nodes() {
-        let o = NodeOutputs::from_state(&st, &n.name)
-            .ok_or(format!("node.{} not in state", n.name))?;
+        let o =
+            NodeOutputs::from_state(&st, &n.name).ok_or(format!("node.{} not in state", n.name))?;
         listed.insert(o.pid);
         if n.role == consort::topology::Role::Validator {
             sockets.push((n.name.clone(), o.control()));
@@ -141,7 +141,9 @@ fn converged(net: &NetworkHandle, dir: &Path, file: &str) -> Result<(), String> 
     }
     let running = running_under(net);
     if running != listed {
-        return Err(format!("geth processes {running:?}, state lists {listed:?}"));
+        return Err(format!(
+            "geth processes {running:?}, state lists {listed:?}"
+        ));
     }
     Ok(())
 }
@@ -286,7 +288,11 @@ fn keystore_addresses(dir: &Path) -> BTreeSet<String> {
 /// Sends `sig` to `pid` (a geth of this test).
 fn signal(pid: u32, sig: i32) {
     // SAFETY: signalling a process this test's network started.
-    assert_eq!(unsafe { libc::kill(pid as i32, sig) }, 0, "kill({pid}, {sig})");
+    assert_eq!(
+        unsafe { libc::kill(pid as i32, sig) },
+        0,
+        "kill({pid}, {sig})"
+    );
 }
 
 /// Every view says the network is stopped on purpose: no geth runs, state lists every node,
@@ -310,13 +316,13 @@ fn assert_stopped(net: &NetworkHandle, dir: &Path, names: &[String], what: &str)
     assert_eq!(h["down"], "stopped", "{what}: {h}");
     let nodes = h["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), names.len(), "{what}: {h}");
-    assert!(
-        nodes.iter().all(|n| n["running"] == false),
-        "{what}: {h}"
-    );
+    assert!(nodes.iter().all(|n| n["running"] == false), "{what}: {h}");
     let text = String::from_utf8_lossy(&consort(dir, &["-f", FILE, "status"]).stdout).into_owned();
     assert!(
-        text.lines().next().unwrap().contains("stopped — `consort start`"),
+        text.lines()
+            .next()
+            .unwrap()
+            .contains("stopped — `consort start`"),
         "{what}: {text}"
     );
     let plan = consort(dir, &["-f", FILE, "plan", "--detailed-exitcode"]);
@@ -330,7 +336,10 @@ fn assert_stopped(net: &NetworkHandle, dir: &Path, names: &[String], what: &str)
         );
     }
     assert!(
-        out.contains(&format!("Plan: 0 to add, {} to change, 0 to destroy.", names.len())),
+        out.contains(&format!(
+            "Plan: 0 to add, {} to change, 0 to destroy.",
+            names.len()
+        )),
         "{what}: {out}"
     );
 }
@@ -377,7 +386,8 @@ fn killed_stop_and_start_converge_when_run_again() {
     signal(frozen_pid, libc::SIGCONT);
     // The kill landed between nodes: the hung one was not reported, nor the summary.
     assert!(
-        !landed.stdout.contains(&format!("{frozen}: stopped")) && !landed.stdout.contains("Stopped "),
+        !landed.stdout.contains(&format!("{frozen}: stopped"))
+            && !landed.stdout.contains("Stopped "),
         "{what}: the kill came after stop finished:\n{}",
         landed.stdout
     );
@@ -433,7 +443,16 @@ fn killed_join_and_admit_converge_when_run_again() {
     let invite = invite.to_str().unwrap();
     run_ok(
         &a_dir,
-        &["invite", "delta", "--validators", "2", "--account", "ops=10ether", "-o", invite],
+        &[
+            "invite",
+            "delta",
+            "--validators",
+            "2",
+            "--account",
+            "ops=10ether",
+            "-o",
+            invite,
+        ],
     );
 
     let b = NetworkHandle::new("four-members");
@@ -448,12 +467,19 @@ fn killed_join_and_admit_converge_when_run_again() {
         &port,
         "--yes",
     ];
-    let key = ["key.signer.delta-validator-0", "key.signer.delta-validator-1", "account.delta.ops"]
-        [rng.gen_range(0..3)];
+    let key = [
+        "key.signer.delta-validator-0",
+        "key.signer.delta-validator-1",
+        "account.delta.ops",
+    ][rng.gen_range(0..3)];
     let what = format!("seed {seed}: join killed after {key}");
     signals_at_event(&b_dir, &join, &format!("  + {key} ("), &[libc::SIGKILL]);
     // The kill landed after the key and before any node: state has the one, not the others.
-    let st = b.state_dir().load().unwrap().expect("state after the killed join");
+    let st = b
+        .state_dir()
+        .load()
+        .unwrap()
+        .expect("state after the killed join");
     let made: Vec<(String, String)> = st
         .resources
         .keys()
@@ -501,10 +527,16 @@ fn killed_join_and_admit_converge_when_run_again() {
     let event = ["vote in proposed", "  + fund.delta.ops ("][rng.gen_range(0..2)];
     let what = format!("{what}; admit killed after {event:?}");
     interrupt(&a_dir, &admit, event, Signal::Kill, &what);
-    let refused = consort(&a_dir, &["-f", FILE, "admit", request.to_str().unwrap(), "--yes"]);
+    let refused = consort(
+        &a_dir,
+        &["-f", FILE, "admit", request.to_str().unwrap(), "--yes"],
+    );
     let text = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(1), "{what}: {text}");
-    assert!(text.contains("finishes an interrupted admission"), "{what}: {text}");
+    assert!(
+        text.contains("finishes an interrupted admission"),
+        "{what}: {text}"
+    );
     let again = run_ok(&a_dir, &["apply", "--yes"]);
     assert!(again.contains("healthy"), "{what}: {again}");
     assert_converged(&a, &a_dir, &what);
