@@ -363,7 +363,11 @@ impl Drop for Frozen {
         // Back to the parent cgroup (if it still runs), then the empty cgroup goes.
         let parent = self.dir.parent().unwrap().join(tasks);
         let _ = std::fs::write(parent, self.pid.to_string());
-        let _ = std::fs::remove_dir(&self.dir);
+        // It may take a moment to exit on the SIGTERM it held.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::fs::remove_dir(&self.dir).is_err() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     }
 }
 
