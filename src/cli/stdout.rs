@@ -1,8 +1,9 @@
 //! Writes to stdout that a closed reader cannot interrupt (`consort destroy | head`): the
 //! first failed write (EPIPE, usually) turns printing off for the rest of the run and the
 //! command carries on — a destroy or an apply half done because nobody reads its progress
-//! any more would lose more than a line of output. Every `print!`/`println!` of the CLI
-//! goes through [`outln!`] and [`out!`]; errors and warnings stay on stderr.
+//! any more would lose more than a line of output. Everything the CLI prints to stdout goes
+//! through [`outln!`] and [`out!`] (directly or through `say!`/`say_raw!`); errors and
+//! warnings stay on stderr.
 
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -441,6 +441,7 @@ pub fn build(input: PlanInput, provider: &dyn Provider) -> Result<Plan, PlanErro
         warnings,
         data_loss: Vec::new(),
         unread,
+        ports: BTreeMap::new(),
     })
 }
 
