@@ -395,10 +395,9 @@ fn assert_stopped(net: &NetworkHandle, dir: &Path, names: &[String], what: &str)
     assert!(nodes.iter().all(|n| n["running"] == false), "{what}: {h}");
     let text = String::from_utf8_lossy(&consort(dir, &["-f", FILE, "status"]).stdout).into_owned();
     assert!(
-        text.lines()
-            .next()
-            .unwrap()
-            .contains("stopped — `consort start`"),
+        text.lines().next().unwrap().contains(&format!(
+            "stopped — `consort -f {FILE} start` starts it again"
+        )),
         "{what}: {text}"
     );
     let plan = consort(dir, &["-f", FILE, "plan", "--detailed-exitcode"]);
