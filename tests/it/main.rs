@@ -15,6 +15,7 @@ mod azure_cli;
 #[cfg(feature = "azure")]
 mod azure_provider;
 mod cli;
+mod closed_stdout;
 #[cfg(feature = "azure")]
 mod cloud_init;
 mod conveniences;
