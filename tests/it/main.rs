@@ -11,6 +11,8 @@ mod azure_behaviours;
 #[cfg(feature = "azure")]
 mod azure_cli;
 #[cfg(feature = "azure")]
+mod azure_health;
+#[cfg(feature = "azure")]
 mod azure_provider;
 mod cli;
 #[cfg(feature = "azure")]

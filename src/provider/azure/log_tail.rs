@@ -115,7 +115,11 @@ impl AzureProvider {
             .keys()
             .filter_map(|a| a.strip_prefix("key.signer."))
             .filter(|n| st.resources.contains_key(&super::layout::vm_addr(n)));
-        nodes.extend(validators);
+        for v in validators {
+            if !nodes.contains(&v) {
+                nodes.push(v);
+            }
+        }
         self.log_tails(st, &nodes)
     }
 
