@@ -565,6 +565,15 @@ impl Provider for AzureProvider {
         self.wait_until_healthy(ctx)
     }
 
+    fn remote_logs(
+        &self,
+        state: &State,
+        nodes: &[&str],
+        lines: usize,
+    ) -> Option<Vec<Result<String, String>>> {
+        Some(self.geth_logs(state, nodes, lines))
+    }
+
     fn health(&self, topology: &Topology, state: &State) -> Health {
         // An advancing head takes two looks: a block period or two apart, at most.
         let mut first_heads = BTreeMap::new();
