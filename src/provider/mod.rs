@@ -51,6 +51,7 @@ use crate::plan::{Action, Change, Kind, Resource};
 use crate::state::{ResourceState, State, StateDir};
 use crate::topology::Topology;
 use events::{Event, EventSink};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Mutex};
@@ -77,6 +78,14 @@ impl ProviderError {
         ProviderError::Resource {
             addr: addr.to_string(),
             message: message.into(),
+        }
+    }
+
+    /// The error as said beside the change `addr` it failed (which names it already).
+    pub fn beside(&self, addr: &str) -> String {
+        match self {
+            ProviderError::Resource { addr: a, message } if a == addr => message.clone(),
+            other => other.to_string(),
         }
     }
 }
@@ -373,6 +382,46 @@ pub struct Proposal {
     pub authorize: bool,
 }
 
+/// The ports a new node will get, as `plan` shows them (local provider): its ports and the
+/// conventional ones it skips because something holds them ("p2p 30303").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedPorts {
+    #[serde(flatten)]
+    pub ports: local::process::NodePorts,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub busy: Vec<String>,
+}
+
+/// Nodes whose ports in `st` differ from the ones `planned` for them (a planned port was
+/// taken by the time apply started the node): node → [(kind, planned, got)], kinds in the
+/// order p2p, http, ws, metrics.
+pub fn moved_ports(
+    planned: &BTreeMap<String, PlannedPorts>,
+    st: &State,
+) -> BTreeMap<String, Vec<(&'static str, u16, u16)>> {
+    let mut out = BTreeMap::new();
+    for (node, p) in planned {
+        let Some(got) = local::NodeOutputs::from_state(st, node).map(|o| o.ports) else {
+            continue;
+        };
+        let pairs = [
+            ("p2p", Some(p.ports.p2p), Some(got.p2p)),
+            ("http", p.ports.http, got.http),
+            ("ws", p.ports.ws, got.ws),
+            ("metrics", p.ports.metrics, got.metrics),
+        ];
+        let moved: Vec<_> = pairs
+            .into_iter()
+            .filter_map(|(kind, a, b)| Some((kind, a?, b?)))
+            .filter(|(_, a, b)| a != b)
+            .collect();
+        if !moved.is_empty() {
+            out.insert(node.clone(), moved);
+        }
+    }
+    out
+}
+
 pub trait Provider: Sync {
     fn name(&self) -> &'static str;
 
@@ -396,6 +445,18 @@ pub trait Provider: Sync {
         Vec::new()
     }
 
+    /// The ports each node state does not record yet will get, if the provider chooses
+    /// them (local: free ones, checked now on the nodes' address); apply may still move a
+    /// node whose planned port is taken by then. Nothing is claimed.
+    fn planned_ports(
+        &self,
+        _topology: &Topology,
+        _state: Option<&State>,
+        _sd: &StateDir,
+    ) -> BTreeMap<String, PlannedPorts> {
+        BTreeMap::new()
+    }
+
     /// Live drift of resources that state says exist: address → reason (e.g. a dead
     /// process: "restart (process not running)"). Offline providers return nothing.
     fn refresh(&self, _topology: &Topology, _state: &State) -> BTreeMap<String, String> {
@@ -409,6 +470,18 @@ pub trait Provider: Sync {
         &self,
         _topology: &Topology,
         _state: &State,
+        _changes: &[crate::plan::Change],
+    ) -> BTreeMap<String, String> {
+        BTreeMap::new()
+    }
+
+    /// After `refresh`, on a plan that is not a destroy: creates whose name the platform
+    /// still holds for something deleted earlier (Azure: a soft-deleted key vault or
+    /// secret), address → what apply will do about it; the plan shows it beside the change.
+    fn held_names(
+        &self,
+        _topology: &Topology,
+        _state: Option<&State>,
         _changes: &[crate::plan::Change],
     ) -> BTreeMap<String, String> {
         BTreeMap::new()
@@ -723,9 +796,9 @@ pub fn execute(
                             ctx.failed.store(true, Ordering::SeqCst);
                             ctx.emit(Event::ChangeFailed {
                                 addr: c.addr.clone(),
-                                error: e.to_string(),
+                                error: e.beside(&c.addr),
                             });
-                            report.failed.push((c.addr.clone(), e.to_string()));
+                            report.failed.push((c.addr.clone(), e.beside(&c.addr)));
                         }
                     }
                 }

@@ -5,6 +5,8 @@ mod support;
 mod apps;
 
 #[cfg(feature = "azure")]
+mod arm_schema;
+#[cfg(feature = "azure")]
 mod azure_arm;
 #[cfg(feature = "azure")]
 mod azure_behaviours;
