@@ -169,25 +169,35 @@ fn apply_waits_for_health_on_booted_vms_and_a_vm_refusing_a_tampered_geth_fails_
     ] {
         let out = cli(&fake, &dir, &["output", "--format", format]);
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success() && stdout.contains(&want), "{format}: {}", text(&out));
+        assert!(
+            out.status.success() && stdout.contains(&want),
+            "{format}: {}",
+            text(&out)
+        );
         // Validators have no public RPC, and no view claims one.
-        assert_eq!(stdout.matches(&url).count(), stdout.matches(&public).count(), "{stdout}");
+        assert_eq!(
+            stdout.matches(&url).count(),
+            stdout.matches(&public).count(),
+            "{stdout}"
+        );
     }
     // Prometheus: Azure nodes serve no metrics, and it says so rather than "older consort".
     let out = cli(&fake, &dir, &["output", "--format", "prometheus"]);
     let err = text(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("run on Azure, where geth serves no metrics"), "{err}");
+    assert!(
+        err.contains("run on Azure, where geth serves no metrics"),
+        "{err}"
+    );
 
     // logs: geth's log read on the VMs by Run Command; a node alone as it is, several
     // prefixed with their names; -F cannot follow a log on a VM.
     let out = cli(&fake, &dir, &["logs", "alpha-tx-0", "-n", "5"]);
     let shown = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(out.status.success(), "{}", text(&out));
-    let on_vm = std::fs::read_to_string(
-        vm_root(&fake, "alpha-tx-0").join("var/lib/consort/geth/geth.log"),
-    )
-    .unwrap();
+    let on_vm =
+        std::fs::read_to_string(vm_root(&fake, "alpha-tx-0").join("var/lib/consort/geth/geth.log"))
+            .unwrap();
     let lines: Vec<&str> = shown.lines().collect();
     assert_eq!(lines.len(), 5, "{shown}");
     for l in &lines {
@@ -198,7 +208,10 @@ fn apply_waits_for_health_on_booted_vms_and_a_vm_refusing_a_tampered_geth_fails_
     assert!(out.status.success(), "{}", text(&out));
     for node in ["alpha-validator-0", "alpha-tx-0", "beta-validator-0"] {
         assert_eq!(
-            shown.lines().filter(|l| l.starts_with(&format!("{node} "))).count(),
+            shown
+                .lines()
+                .filter(|l| l.starts_with(&format!("{node} ")))
+                .count(),
             3,
             "{shown}"
         );
@@ -206,7 +219,10 @@ fn apply_waits_for_health_on_booted_vms_and_a_vm_refusing_a_tampered_geth_fails_
     let out = cli(&fake, &dir, &["logs", "alpha-tx-0", "-F"]);
     let err = text(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("-F follows log files on this machine"), "{err}");
+    assert!(
+        err.contains("-F follows log files on this machine"),
+        "{err}"
+    );
 
     // export arm: the template of what runs, one parameter per node, valid JSON.
     cli_ok(&fake, &dir, &["export", "arm", "-o", "arm"]);
@@ -216,7 +232,9 @@ fn apply_waits_for_health_on_booted_vms_and_a_vm_refusing_a_tampered_geth_fails_
     let params = template["parameters"].as_object().unwrap();
     for node in ["alpha-validator-0", "alpha-tx-0", "beta-validator-0"] {
         assert!(
-            params.keys().any(|k| k.contains(&node.replace('-', "_")) || k.contains(node)),
+            params
+                .keys()
+                .any(|k| k.contains(&node.replace('-', "_")) || k.contains(node)),
             "{node}: {:?}",
             params.keys()
         );
