@@ -33,17 +33,7 @@ fn tampered_archive(dir: &Path, ran: &Path) -> std::path::PathBuf {
     )
     .unwrap();
     std::fs::set_permissions(&geth, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let tar = dir.join("geth.tar.gz");
-    let ok = std::process::Command::new("tar")
-        .arg("-czf")
-        .arg(&tar)
-        .arg("-C")
-        .arg(dir)
-        .arg("geth-linux-amd64-1.13.15-local")
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    tar
+    crate::cloud_init::release_archive(dir)
 }
 
 fn text(out: &std::process::Output) -> String {
