@@ -99,7 +99,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Schema => {
-            print!("{}", topology::schema::json_schema_text());
+            out!("{}", topology::schema::json_schema_text());
             Ok(0)
         }
         Command::Destroy {
@@ -415,7 +415,7 @@ fn plan(
 ) -> Result<i32> {
     let p = make_plan(g, destroy, refresh)?;
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&plan_json(&p.plan))?);
+        outln!("{}", serde_json::to_string_pretty(&plan_json(&p.plan))?);
     } else {
         say_raw!("{}", display::render(&p.plan));
     }
@@ -931,7 +931,7 @@ fn status(g: &Global, as_json: bool) -> Result<i32> {
         if let Some(holder) = sd.lock_holder() {
             v["command_running"] = json!(holder);
         }
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         if let Some(down) = health.down {
             say!("Network {}: {down}", state.network);
@@ -1053,13 +1053,13 @@ fn output(
     }
     let v = output::output_json(&loaded.topology, &state);
     match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&v)?),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(&v)?),
         Format::Text => say_raw!("{}", output::render_text(&v)),
-        Format::Env => print!("{}", output::render_env(&v, &loaded.topology, member)?),
+        Format::Env => out!("{}", output::render_env(&v, &loaded.topology, member)?),
         Format::Foundry => {
             let profile = output::render_foundry(&v, &loaded.topology, member)?;
             match write {
-                None => print!("{profile}"),
+                None => out!("{profile}"),
                 Some(path) => {
                     let network = &loaded.topology.network.name;
                     let what = match super::foundry::write(path, &profile)? {
@@ -1083,7 +1083,7 @@ fn output(
                     loaded.topology.network.name
                 );
             }
-            print!("{}", output::render_prometheus(&v)?)
+            out!("{}", output::render_prometheus(&v)?)
         }
     }
     Ok(0)

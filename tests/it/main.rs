@@ -17,6 +17,7 @@ mod azure_health;
 #[cfg(feature = "azure")]
 mod azure_provider;
 mod cli;
+mod closed_stdout;
 #[cfg(feature = "azure")]
 mod cloud_init;
 mod conveniences;
