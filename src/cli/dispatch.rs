@@ -107,7 +107,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Schema => {
-            print!("{}", topology::schema::json_schema_text());
+            out!("{}", topology::schema::json_schema_text());
             Ok(0)
         }
         Command::Destroy {

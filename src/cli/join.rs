@@ -32,7 +32,7 @@ pub(super) fn invite(
     );
     // `consort join` is the other operator's command (in their own directory, with their
     // own file); `consort admit` is ours, so only it names our file.
-    println!(
+    outln!(
         "It holds no secret: send it to {name}'s operator, who runs `consort join {}` and sends back join-request.json for {}. (A copy is kept in {}.)",
         out.display(),
         super::hint::hint("`consort admit`"),
@@ -71,7 +71,7 @@ pub(super) fn join(
         return Ok(code);
     };
     // `consort admit` is the other operators' command (their own files); `status` is ours.
-    println!(
+    outln!(
         "Nodes of {} run on {}. Wrote {}: send it to the network's operator(s), who run `consort admit {}`; the nodes sync once they are admitted ({}).",
         r.invite.invited.name,
         r.address,

@@ -2,6 +2,8 @@
 //! of [`crate::ops`]. Core code never imports clap.
 
 #[macro_use]
+mod stdout;
+#[macro_use]
 mod hint;
 mod apply;
 mod dispatch;
@@ -427,6 +429,7 @@ pub enum ExportCommand {
 /// Runs the CLI; returns the process exit code.
 pub fn run() -> i32 {
     crate::provider::local::process::close_inherited_on_exec();
+    crate::provider::local::process::raise_open_file_limit();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -25,7 +25,7 @@ pub(super) fn plan(
 ) -> Result<i32> {
     let p = ops::plan::plan(&workspace(g), destroy, refresh)?;
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&plan_json(&p.plan))?);
+        outln!("{}", serde_json::to_string_pretty(&plan_json(&p.plan))?);
     } else {
         say_raw!("{}", display::render(&p.plan));
     }

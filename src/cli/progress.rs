@@ -55,7 +55,7 @@ impl Progress {
             Some(m) => {
                 let _ = m.println(text);
             }
-            None => println!("{text}"),
+            None => outln!("{text}"),
         }
     }
 

@@ -48,7 +48,7 @@ pub(super) fn status(g: &Global, as_json: bool) -> Result<i32> {
         if let Some(holder) = &st.command_running {
             v["command_running"] = json!(holder);
         }
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         if let Some(down) = &health.down {
             say!("Network {}: {down}", st.network);
@@ -157,13 +157,13 @@ pub(super) fn output(
     }
     let v = output::output_json(&loaded.topology, &state);
     match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&v)?),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(&v)?),
         Format::Text => say_raw!("{}", output::render_text(&v)),
-        Format::Env => print!("{}", output::render_env(&v, &loaded.topology, member)?),
+        Format::Env => out!("{}", output::render_env(&v, &loaded.topology, member)?),
         Format::Foundry => {
             let profile = output::render_foundry(&v, &loaded.topology, member)?;
             match write {
-                None => print!("{profile}"),
+                None => out!("{profile}"),
                 Some(path) => {
                     let network = &loaded.topology.network.name;
                     let what = match super::foundry::write(path, &profile)? {
@@ -179,7 +179,16 @@ pub(super) fn output(
                 }
             }
         }
-        Format::Prometheus => print!("{}", output::render_prometheus(&v)?),
+        Format::Prometheus => {
+            if loaded.topology.provider.kind() == "azure" {
+                // geth's metrics port is rendered on local networks only (azure/mod.rs).
+                bail!(
+                    "the nodes of network {} run on Azure, where geth serves no metrics yet (`--format prometheus` covers local networks); their health: `consort status`",
+                    loaded.topology.network.name
+                );
+            }
+            out!("{}", output::render_prometheus(&v)?)
+        }
     }
     Ok(0)
 }

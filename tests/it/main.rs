@@ -13,8 +13,11 @@ mod azure_behaviours;
 #[cfg(feature = "azure")]
 mod azure_cli;
 #[cfg(feature = "azure")]
+mod azure_health;
+#[cfg(feature = "azure")]
 mod azure_provider;
 mod cli;
+mod closed_stdout;
 #[cfg(feature = "azure")]
 mod cloud_init;
 mod conveniences;
@@ -26,6 +29,7 @@ mod docs;
 #[cfg(feature = "azure")]
 mod fake_arm;
 mod faults;
+mod forks;
 mod graph;
 mod intruders;
 mod kept;
