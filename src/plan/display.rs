@@ -1,7 +1,9 @@
 //! Human rendering of a plan (Terraform's shape): one line per change with its symbol,
 //! address, and reason or summary, then `Plan: N to add, N to change, N to destroy.`
 
-use super::{Action, Plan};
+use super::Plan;
+
+use crate::state::Action;
 use std::fmt::Write;
 
 pub fn render(plan: &Plan) -> String {

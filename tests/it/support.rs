@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use consort::chain::geth::{ensure_geth, GethBinary};
-use consort::provider::events::{Event, EventSink};
+use consort::events::{Event, EventSink};
 use consort::provider::local::process::{self, NodePorts, PortAllocator, ProcessId};
 use consort::rpc::RpcClient;
 use std::path::{Path, PathBuf};
