@@ -72,7 +72,7 @@ pub struct Plan {
     pub data_loss: Vec<loss::DataLoss>,
     /// What the refresh could not read (each names the resource and why), e.g. a validator
     /// whose Run Command stayed busy: such a plan never says "No changes", since it does
-    /// not know (see `Provider::unread`).
+    /// not know (see `Planning::unread`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unread: Vec<String>,
 }

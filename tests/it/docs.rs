@@ -1,7 +1,7 @@
-//! Every `sh`, `js`/`mjs` and `python` block of README.md and examples/*.md runs as written
+//! Every `sh`, `js`/`mjs` and `python` block of README.md, docs/*.md and examples/*.md runs as written
 //! against a real network: each document in a fresh directory holding a copy of the
 //! repository's `topologies/` and, for the README, a deployed `consort.yaml` (its
-//! application snippets assume one). `consort`, `cast`, `solcjs` and ethers from npm and
+//! application snippets assume one; docs/*.md likewise). `consort`, `cast`, `solcjs` and ethers from npm and
 //! web3.py are on hand as the README says to install them. A block that is deliberately
 //! not runnable carries `<!-- doc-test: skip (why) -->` on the line before it; any other
 //! tag than the known ones fails the test, so a new block cannot slip past.
@@ -172,10 +172,9 @@ fn markers_and_tags_are_read_as_the_doc_test_reads_them() {
     assert!(bad.is_err(), "an unknown tag must fail the test");
 }
 
-/// The README's blocks, against a deployed dev-single network as `consort.yaml`.
-#[test]
-fn readme_blocks_run_as_written() {
-    let handle = NetworkHandle::new("devnet");
+/// A directory as the README's snippets assume it: the shipped topologies, and a deployed
+/// dev-single network as `consort.yaml`.
+fn deployed_devnet(handle: &NetworkHandle) -> PathBuf {
     let dir = handle.dir.path().canonicalize().unwrap();
     copy_dir(&repo().join("topologies"), &dir.join("topologies"));
     let topology = std::fs::read_to_string(repo().join("topologies/dev-single.yaml"))
@@ -183,6 +182,14 @@ fn readme_blocks_run_as_written() {
         .replace("base_port: 30303", &format!("base_port: {}", port_base()));
     std::fs::write(dir.join("consort.yaml"), topology).unwrap();
     crate::support::consort_ok(&dir, &["apply", "--yes"]);
+    dir
+}
+
+/// The README's blocks, against a deployed dev-single network as `consort.yaml`.
+#[test]
+fn readme_blocks_run_as_written() {
+    let handle = NetworkHandle::new("devnet");
+    let dir = deployed_devnet(&handle);
     let ran = run_doc("README.md", &dir, "");
     // cast/foundry, ethers, web3.py (the two deploy blocks and operators' are skipped).
     assert!(ran >= 3, "only {ran} README blocks ran");
@@ -231,4 +238,48 @@ fn example_blocks_run_as_written() {
         }
     }
     assert!(ran >= 3, "only {ran} example blocks ran");
+}
+
+/// docs/*.md (the sections the README links to, and the generated CLI reference): every
+/// block's tag is one the test knows, and the runnable ones run as the README's do, against
+/// a deployed dev-single network (deployed only when a document has a block to run).
+#[test]
+fn docs_blocks_run_as_written() {
+    let mut docs: Vec<String> = std::fs::read_dir(repo().join("docs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".md"))
+        .map(|n| format!("docs/{n}"))
+        .collect();
+    docs.sort();
+    assert!(
+        docs.iter().any(|d| d == "docs/cli.md"),
+        "docs/ holds no cli.md: {docs:?}"
+    );
+    let mut blocks_seen = 0;
+    let mut network: Option<(NetworkHandle, PathBuf)> = None;
+    for doc in &docs {
+        let md = std::fs::read_to_string(repo().join(doc)).unwrap();
+        let found = blocks(&md, doc);
+        blocks_seen += found.len();
+        let runnable = found
+            .iter()
+            .any(|b| RUN.contains(&b.lang.as_str()) && b.skip.is_none());
+        if !runnable {
+            continue;
+        }
+        let dir = match &network {
+            Some((_, dir)) => dir.clone(),
+            None => {
+                let handle = NetworkHandle::new("devnet");
+                let dir = deployed_devnet(&handle);
+                network = Some((handle, dir.clone()));
+                dir
+            }
+        };
+        run_doc(doc, &dir, "");
+    }
+    // The CLI reference alone has a block per command.
+    assert!(blocks_seen >= 20, "only {blocks_seen} blocks in {docs:?}");
 }
