@@ -142,7 +142,7 @@ fn print_warnings(loaded: &Loaded) {
         return;
     }
     for w in &loaded.warnings {
-        eprintln!("{w}\n");
+        say_err!("{w}\n");
     }
 }
 
@@ -201,7 +201,7 @@ fn init(g: &Global, members: u32, force: bool) -> Result<i32> {
     .with_context(|| format!("cannot write {}", schema_path.display()))?;
     fsutil::write_atomic(&g.file, text.as_bytes(), 0o644)
         .with_context(|| format!("cannot write {}", g.file.display()))?;
-    println!(
+    say!(
         "Wrote {} ({members} member{}) and its schema {}. Next: `consort plan`, then `consort apply`.",
         g.file.display(),
         if members == 1 { "" } else { "s" },
@@ -215,7 +215,7 @@ fn validate(g: &Global) -> Result<i32> {
     let t = &l.topology;
     let nodes = t.nodes();
     let v = t.validator_count();
-    println!(
+    say!(
         "{} is valid: network {} (chain {}), {} member(s), {} node(s): {} validator(s), {} tx node(s); provider {}.",
         g.file.display(),
         t.network.name,
@@ -296,6 +296,18 @@ fn plan_loaded(
     }
     if !destroy {
         provider::archived_keys::annotate(&mut plan, &sd.root);
+        let created = |name: &String| {
+            let addr = provider.node_addr(name);
+            plan.changes
+                .iter()
+                .any(|c| c.addr == addr && c.action == crate::state::Action::Create)
+        };
+        let ports: std::collections::BTreeMap<_, _> = provider
+            .planned_ports(&loaded.topology, state.as_ref(), &sd)
+            .into_iter()
+            .filter(|(name, _)| created(name))
+            .collect();
+        plan.ports = ports;
     }
     mark_data_loss(&mut plan, state.as_ref(), &loaded.topology);
     Ok(Planned {
@@ -404,7 +416,7 @@ fn plan(
     if as_json {
         println!("{}", serde_json::to_string_pretty(&plan_json(&p.plan))?);
     } else {
-        print!("{}", display::render(&p.plan));
+        say_raw!("{}", display::render(&p.plan));
     }
     if let Some(path) = out {
         let mut text = serde_json::to_vec_pretty(&p.plan)?;
@@ -412,7 +424,7 @@ fn plan(
         fsutil::write_atomic(&path, &text, 0o644)
             .with_context(|| format!("cannot write plan {}", path.display()))?;
         if !as_json {
-            println!(
+            say!(
                 "\nSaved the plan to {}. Apply exactly it with `consort apply {}`.",
                 path.display(),
                 path.display()
@@ -421,7 +433,7 @@ fn plan(
     }
     // A plan that could not read part of the network does not know it has no changes.
     if !p.plan.unread.is_empty() {
-        eprintln!("{}", unread_message(&p.plan));
+        say_err!("{}", unread_message(&p.plan));
         if p.plan.is_empty() {
             return Ok(1);
         }
@@ -456,7 +468,7 @@ fn plan(
                     msg.push_str(&format!("\n  {t}"));
                 }
                 msg.push_str("\n`consort apply` waits for it and repairs what it can; `consort status` shows it live.");
-                eprintln!("{msg}");
+                say_err!("{msg}");
                 return Ok(1);
             }
         }
@@ -536,7 +548,7 @@ pub(super) fn run_apply(
     let write_edit = |e: &PendingEdit| -> Result<()> {
         fsutil::write_atomic(&g.file, e.text.as_bytes(), 0o644)
             .with_context(|| format!("cannot write {}", g.file.display()))?;
-        println!("{}", e.done);
+        say!("{}", e.done);
         Ok(())
     };
     let plan = match o.saved_plan {
@@ -568,11 +580,11 @@ pub(super) fn run_apply(
             );
         }
         if plan.is_empty() {
-            println!("Every node of network {} is running already.", plan.network);
+            say!("Every node of network {} is running already.", plan.network);
             return Ok(0);
         }
     }
-    print!("{}", display::render(&plan));
+    say_raw!("{}", display::render(&plan));
     if !plan.data_loss.is_empty() && !o.allow_data_loss {
         let mut msg = format!(
             "refusing to apply: {} change(s) would lose data that exists nowhere else:",
@@ -592,7 +604,7 @@ pub(super) fn run_apply(
         bail!(msg);
     }
     if interrupted() {
-        eprintln!("Interrupted before any change: nothing was changed.");
+        say_err!("Interrupted before any change: nothing was changed.");
         return Ok(130);
     }
     // No changes: still make sure the network is healthy (an interrupted run may have
@@ -625,11 +637,11 @@ pub(super) fn run_apply(
         };
         if !confirm(&question, o.yes)? {
             match &edit {
-                Some(_) => println!(
+                Some(_) => say!(
                     "Cancelled: nothing was changed, {} included.",
                     g.file.display()
                 ),
-                None => println!("Cancelled: nothing was changed."),
+                None => say!("Cancelled: nothing was changed."),
             }
             return Ok(1);
         }
@@ -651,12 +663,17 @@ pub(super) fn run_apply(
         peering: Default::default(),
     };
     let report = provider::execute(provider.as_ref(), &ctx, &plan.changes)?;
+    let moved = provider::moved_ports(&plan.ports, &ctx.state.lock().unwrap());
+    if let Some(line) = display::moved_ports_line(&moved) {
+        progress.finish();
+        say!("{line}");
+    }
     if report.interrupted {
         announce_interrupt();
     }
     if report.interrupted || (interrupted() && report.failed.is_empty()) {
         progress.finish();
-        eprintln!(
+        say_err!(
             "Interrupted: {} change(s) done and saved, {} not started. Run `consort {}` again to converge.",
             report.done.len(),
             report.skipped.len(),
@@ -703,9 +720,9 @@ pub(super) fn run_apply(
         }
         progress.finish();
         let s = plan.summary();
-        println!("Destroy complete: {} resource(s) destroyed.", s.destroy);
+        say!("Destroy complete: {} resource(s) destroyed.", s.destroy);
         if keep_archive {
-            println!(
+            say!(
                 "The keys stay archived under {}: the chain other operators run still knows \
                  their addresses. Delete them yourself once they are voted out and emptied.",
                 sd.archive_dir().display()
@@ -716,7 +733,7 @@ pub(super) fn run_apply(
     let s = plan.summary();
     let interrupted_exit = |progress: &Progress| {
         progress.finish();
-        eprintln!(
+        say_err!(
             "Interrupted: all {} change(s) done and saved; the network was not checked for \
              health. `consort status` shows it; `consort apply` finishes the job.",
             report.done.len()
@@ -736,11 +753,13 @@ pub(super) fn run_apply(
     if o.skip_health {
         progress.finish();
         if o.only_restarts {
-            println!("Started {} node(s) (health check skipped).", s.change);
+            say!("Started {} node(s) (health check skipped).", s.change);
         } else {
-            println!(
+            say!(
                 "Apply complete: {} added, {} changed, {} destroyed (health check skipped).",
-                s.add, s.change, s.destroy
+                s.add,
+                s.change,
+                s.destroy
             );
         }
         return Ok(0);
@@ -755,7 +774,7 @@ pub(super) fn run_apply(
     progress.finish();
     let health = health?;
     if nothing {
-        println!(
+        say!(
             "Network {} is healthy: {} node(s) peered, head #{}.",
             plan.network,
             health.nodes.len(),
@@ -765,7 +784,7 @@ pub(super) fn run_apply(
     }
     if o.only_restarts {
         // `consort start`: what it did, in its own words.
-        println!(
+        say!(
             "Started {} node(s). Network {} is healthy: {} node(s) peered, head #{}.",
             s.change,
             plan.network,
@@ -773,7 +792,7 @@ pub(super) fn run_apply(
             health.head
         );
     } else {
-        println!(
+        say!(
             "Apply complete: {} added, {} changed, {} destroyed. Network {} is healthy: {} node(s) peered, head #{}.",
             s.add,
             s.change,
@@ -784,7 +803,7 @@ pub(super) fn run_apply(
         );
     }
     let st = ctx.state.lock().unwrap().clone();
-    print!(
+    say_raw!(
         "{}",
         output::render_text(&output::output_json(&loaded.topology, &st))
     );
@@ -895,9 +914,9 @@ fn status(g: &Global, as_json: bool) -> Result<i32> {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         if let Some(down) = health.down {
-            println!("Network {}: {down}", state.network);
+            say!("Network {}: {down}", state.network);
         } else {
-            println!(
+            say!(
                 "Network {}: {} — head #{}",
                 state.network,
                 if health.healthy {
@@ -908,7 +927,7 @@ fn status(g: &Global, as_json: bool) -> Result<i32> {
                 health.head
             );
             for p in health.network_problems() {
-                println!("  ! {p}");
+                say!("  ! {p}");
             }
         }
         let w = health
@@ -918,12 +937,16 @@ fn status(g: &Global, as_json: bool) -> Result<i32> {
             .max()
             .unwrap_or(4)
             .max(4);
-        println!(
+        say!(
             "  {:<w$}  {:<9}  {:<7}  {:>7}  {:>8}  RPC",
-            "NODE", "ROLE", "RUNNING", "PEERS", "BLOCK"
+            "NODE",
+            "ROLE",
+            "RUNNING",
+            "PEERS",
+            "BLOCK"
         );
         for n in &health.nodes {
-            println!(
+            say!(
                 "  {:<w$}  {:<9}  {:<7}  {:>7}  {:>8}  {}",
                 n.name,
                 n.role,
@@ -937,11 +960,11 @@ fn status(g: &Global, as_json: bool) -> Result<i32> {
                 })
             );
             for p in &n.problems {
-                println!("  {:<w$}    ! {p}", "");
+                say!("  {:<w$}    ! {p}", "");
             }
         }
         for e in &health.external {
-            println!(
+            say!(
                 "  member {} (external: run by another operator): peered with {} of {} node(s), {} of {} validator(s) signing{}",
                 e.name,
                 e.peered,
@@ -956,10 +979,10 @@ fn status(g: &Global, as_json: bool) -> Result<i32> {
             );
         }
         for v in &health.votes {
-            println!("  vote: {v}");
+            say!("  vote: {v}");
         }
         for p in &health.proposals {
-            println!(
+            say!(
                 "  pending proposal: {} votes to {} {}",
                 p.proposer,
                 if p.authorize { "add" } else { "remove" },
@@ -967,13 +990,13 @@ fn status(g: &Global, as_json: bool) -> Result<i32> {
             );
         }
         for t in &health.pending_transactions {
-            println!("  ! {t}");
+            say!("  ! {t}");
         }
         if let Some(holder) = sd.lock_holder() {
-            println!("  (a command is changing the network now: {holder})");
+            say!("  (a command is changing the network now: {holder})");
         }
         for u in &unrecorded {
-            println!("  ! {u}");
+            say!("  ! {u}");
         }
     }
     // Key files state names but the disk lacks (restorable ones: `consort apply`).
@@ -986,7 +1009,7 @@ fn status(g: &Global, as_json: bool) -> Result<i32> {
         .chain(keys.warnings.iter().cloned())
         .collect();
     for k in &key_problems {
-        eprintln!("! {k}");
+        say_err!("! {k}");
     }
     Ok(if health.healthy && key_problems.is_empty() {
         0
@@ -1011,7 +1034,7 @@ fn output(
     let v = output::output_json(&loaded.topology, &state);
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&v)?),
-        Format::Text => print!("{}", output::render_text(&v)),
+        Format::Text => say_raw!("{}", output::render_text(&v)),
         Format::Env => print!("{}", output::render_env(&v, &loaded.topology, member)?),
         Format::Foundry => {
             let profile = output::render_foundry(&v, &loaded.topology, member)?;
@@ -1024,7 +1047,7 @@ fn output(
                         super::foundry::Written::Updated => "updated",
                         super::foundry::Written::Unchanged => "already up to date:",
                     };
-                    println!(
+                    say!(
                         "{what} {}: [profile.{network}] (evm_version = \"{}\") and [rpc_endpoints] {network}; use `FOUNDRY_PROFILE={network} forge …` or `--rpc-url {network}`",
                         path.display(),
                         output::EVM_VERSION
@@ -1088,7 +1111,7 @@ fn member_add(g: &Global, member: NewMemberArgs, a: &MemberApply) -> Result<i32>
                     have.accounts.len()
                 );
             }
-            println!(
+            say!(
                 "Member {name} is already in {}: finishing its addition.",
                 g.file.display()
             );
@@ -1126,7 +1149,7 @@ fn member_remove(g: &Global, name: String, a: &MemberApply) -> Result<i32> {
                     .any(|r| r.attrs.get("member").and_then(|m| m.as_str()) == Some(name.as_str()))
             });
             if left {
-                println!(
+                say!(
                     "Member {name} is no longer in {} but the network still has some of it: finishing its removal.",
                     g.file.display()
                 );
@@ -1184,7 +1207,7 @@ fn export_arm(g: &Global, out_dir: &Path) -> Result<i32> {
         let files =
             provider::azure::export_arm_with_state(&loaded.topology, state.as_ref(), out_dir)?;
         for f in files {
-            println!("wrote {}", f.display());
+            say!("wrote {}", f.display());
         }
         Ok(0)
     }

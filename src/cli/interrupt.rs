@@ -67,7 +67,7 @@ pub(super) fn install_interrupt_handler() {
 pub(super) fn announce_interrupt() {
     static ANNOUNCED: AtomicBool = AtomicBool::new(false);
     if !ANNOUNCED.swap(true, Ordering::SeqCst) {
-        eprintln!(
+        say_err!(
             "\ninterrupting: finishing {} change(s) in flight, Ctrl-C again to stop now",
             IN_FLIGHT.load(Ordering::SeqCst)
         );

@@ -41,14 +41,17 @@ pub(super) fn invite(
                 .ok()
         })
         .unwrap_or_else(|| inv.expires_at.to_string());
-    println!(
+    say!(
         "Invitation {} for {name} ({validators} validator(s), {tx_nodes} tx node(s)) written to {}, valid until {until}.",
         inv.invitation_id,
         out.display()
     );
+    // `consort join` is the other operator's command (in their own directory, with their
+    // own file); `consort admit` is ours, so only it names our file.
     println!(
-        "It holds no secret: send it to {name}'s operator, who runs `consort join {}` and sends back join-request.json for `consort admit`. (A copy is kept in {}.)",
+        "It holds no secret: send it to {name}'s operator, who runs `consort join {}` and sends back join-request.json for {}. (A copy is kept in {}.)",
         out.display(),
+        super::hint::hint("`consort admit`"),
         kept.display()
     );
     Ok(0)
@@ -77,7 +80,7 @@ pub(super) fn join(
         .is_some_and(|id| id == inv.invitation_id);
     if joined_before && g.file.exists() {
         // An interrupted join: its topology and state are there, finish it.
-        println!(
+        say!(
             "{} joined with invitation {} already: finishing.",
             g.file.display(),
             inv.invitation_id
@@ -94,7 +97,7 @@ pub(super) fn join(
         flow::seed_state(&sd, &loaded.topology, &inv)?;
         crate::state::fsutil::write_atomic(&g.file, text.as_bytes(), 0o644)
             .with_context(|| format!("cannot write {}", g.file.display()))?;
-        println!(
+        say!(
             "Wrote {} for member {} of network {} (its other members are external: run by other operators).",
             g.file.display(),
             inv.invited.name,
@@ -127,11 +130,13 @@ pub(super) fn join(
         .join("join-request.json");
     let out = out.unwrap_or(&default_out);
     bundle::write(out, &request)?;
+    // `consort admit` is the other operators' command (their own files); `status` is ours.
     println!(
-        "Nodes of {} run on {address}. Wrote {}: send it to the network's operator(s), who run `consort admit {}`; the nodes sync once they are admitted (`consort status`).",
+        "Nodes of {} run on {address}. Wrote {}: send it to the network's operator(s), who run `consort admit {}`; the nodes sync once they are admitted ({}).",
         inv.invited.name,
         out.display(),
-        out.display()
+        out.display(),
+        super::hint::hint("`consort status`")
     );
     Ok(0)
 }

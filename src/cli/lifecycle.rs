@@ -28,12 +28,12 @@ pub(super) fn stop(g: &Global) -> Result<i32> {
     progress.finish();
     let stopped = stopped?;
     if stopped.is_empty() {
-        println!(
+        say!(
             "No node of network {} was running; nothing to stop.",
             state.network
         );
     } else {
-        println!(
+        say!(
             "Stopped {} node(s) of network {} at head #{head}; all data is kept. `consort start` continues the chain from there.",
             stopped.len(),
             state.network

@@ -1,5 +1,7 @@
 //! Command line: clap definitions and dispatch. Core code never imports clap.
 
+#[macro_use]
+mod hint;
 mod commands;
 mod foundry;
 mod interrupt;
@@ -415,38 +417,6 @@ pub enum ExportCommand {
     },
 }
 
-/// The topology file when none is given.
-const DEFAULT_FILE: &str = "consort.yaml";
-
-/// A message's suggested commands (`` `consort apply` ``) with the topology file in use, so
-/// they run as shown: `` `consort -f two.yaml apply` ``. Commands that name a file already
-/// are left as they are.
-fn name_the_file(msg: &str, file: &std::path::Path) -> String {
-    if file == std::path::Path::new(DEFAULT_FILE) {
-        return msg.to_string();
-    }
-    let file = file.display().to_string();
-    let quoted = if file.contains(|c: char| c.is_whitespace() || "'\"$`\\".contains(c)) {
-        format!("'{}'", file.replace('\'', r"'\''"))
-    } else {
-        file
-    };
-    let mut out = String::with_capacity(msg.len());
-    let mut rest = msg;
-    while let Some(i) = rest.find("`consort ") {
-        let (before, cmd) = rest.split_at(i + "`consort".len());
-        out.push_str(before);
-        let end = cmd.find('`').unwrap_or(cmd.len());
-        let names_file = cmd[..end].contains(" -f ") || cmd[..end].contains(" --file");
-        if !names_file {
-            out.push_str(&format!(" -f {quoted}"));
-        }
-        rest = cmd;
-    }
-    out.push_str(rest);
-    out
-}
-
 /// Runs the CLI; returns the process exit code.
 pub fn run() -> i32 {
     crate::provider::local::process::close_inherited_on_exec();
@@ -458,11 +428,11 @@ pub fn run() -> i32 {
             return code;
         }
     };
-    let file = cli.global.file.clone();
+    hint::set_file(&cli.global.file);
     match commands::dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
-            let msg = name_the_file(&format!("{e:#}"), &file);
+            let msg = hint::hint(&format!("{e:#}"));
             // Topology diagnostics carry their own `error:` / `warning:` headers.
             if msg.starts_with("error") || msg.starts_with("warning:") {
                 eprintln!("{msg}");
@@ -471,25 +441,5 @@ pub fn run() -> i32 {
             }
             e.downcast_ref::<commands::Exit>().map(|x| x.0).unwrap_or(1)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::name_the_file;
-    use std::path::Path;
-
-    #[test]
-    fn suggested_commands_name_the_file_in_use() {
-        let msg = "nothing is deployed (run `consort apply`); or `consort init -f x.yaml --force`";
-        assert_eq!(name_the_file(msg, Path::new("consort.yaml")), msg);
-        assert_eq!(
-            name_the_file(msg, Path::new("two.yaml")),
-            "nothing is deployed (run `consort -f two.yaml apply`); or `consort init -f x.yaml --force`"
-        );
-        assert_eq!(
-            name_the_file("`consort plan`", Path::new("my dir/t.yaml")),
-            "`consort -f 'my dir/t.yaml' plan`"
-        );
     }
 }

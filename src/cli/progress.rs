@@ -56,6 +56,7 @@ impl Progress {
     }
 
     fn line(inner: &Inner, text: String) {
+        let text = super::hint::hint(&text);
         match &inner.multi {
             Some(m) => {
                 let _ = m.println(text);
@@ -114,7 +115,7 @@ impl Progress {
                     };
                     bar.set_message(msg);
                 } else if inner.level == 0 {
-                    println!("  {subject}: {step}");
+                    say!("  {subject}: {step}");
                 }
             }
             Event::Phase { message } => {
@@ -128,7 +129,7 @@ impl Progress {
                     b.enable_steady_tick(Duration::from_millis(120));
                     inner.phase = Some(b);
                 } else {
-                    println!("{message} …");
+                    say!("{message} …");
                 }
             }
             Event::PhaseDone { message, elapsed } => {
@@ -138,8 +139,8 @@ impl Progress {
                 Self::line(&inner, format!("{message} ({:.1}s)", elapsed.as_secs_f64()));
             }
             Event::Warning { message } => match &inner.multi {
-                Some(m) => m.suspend(|| eprintln!("warning: {message}")),
-                None => eprintln!("warning: {message}"),
+                Some(m) => m.suspend(|| say_err!("warning: {message}")),
+                None => say_err!("warning: {message}"),
             },
         }
     }

@@ -54,7 +54,7 @@ pub(super) fn destroy_from_disk(
         }
     };
     if found.is_empty() {
-        println!(
+        say!(
             "No changes. Nothing to destroy: network {} has nothing in state or in {}.",
             topo.network.name,
             sd.root.display()
@@ -63,31 +63,31 @@ pub(super) fn destroy_from_disk(
         return Ok(0);
     }
     match &corrupt {
-        Some(e) => println!("{e}\n"),
-        None => println!("{} is missing.", sd.state_file().display()),
+        Some(e) => say!("{e}\n"),
+        None => say!("{} is missing.", sd.state_file().display()),
     }
-    println!(
+    say!(
         "consort found this of network {} in {}:\n  {}",
         topo.network.name,
         sd.root.display(),
         found.join("\n  ")
     );
-    println!(
+    say!(
         "\nDestroying stops every geth process listed and deletes everything listed, keys included."
     );
     if !matches!(topo.provider, topology::ProviderConfig::Local(_)) {
-        println!(
+        say!(
             "Without state consort cannot find the cloud resources of this network: delete them \
              in the cloud yourself (Azure: its resource group)."
         );
     }
     if !confirm(&format!("destroy network {}", topo.network.name), yes)? {
-        println!("Cancelled: nothing was changed.");
+        say!("Cancelled: nothing was changed.");
         return Ok(1);
     }
     if matches!(topo.provider, topology::ProviderConfig::Local(_)) {
         let stopped = provider::local::recover::stop_all(sd).map_err(|e| anyhow!(e))?;
-        println!("Stopped {stopped} geth process(es).");
+        say!("Stopped {stopped} geth process(es).");
     }
     let provider = provider::for_topology(topo)?;
     provider.cleanup(sd)?;
@@ -108,7 +108,7 @@ pub(super) fn destroy_from_disk(
     }
     remove_set_aside_states(sd)?;
     remove_dirs();
-    println!(
+    say!(
         "Destroy complete: everything consort found of network {} is gone.",
         topo.network.name
     );
@@ -128,7 +128,7 @@ pub(super) fn state_recover(g: &Global) -> Result<i32> {
             let aside = sd.root.join(format!("state.json.corrupt-{stamp}"));
             std::fs::rename(sd.state_file(), &aside)
                 .with_context(|| format!("cannot move {} aside", sd.state_file().display()))?;
-            println!(
+            say!(
                 "{} was not valid ({reason}); moved it to {} and rebuilt state from disk.",
                 sd.state_file().display(),
                 aside.display()
@@ -141,7 +141,7 @@ pub(super) fn state_recover(g: &Global) -> Result<i32> {
     let had_state = existing.is_some();
     let rec = recover::recover(topo, &sd, existing, provider.as_ref())?;
     if rec.recovered.is_empty() {
-        println!(
+        say!(
             "Nothing to recover: {} already lists everything consort found in {} that the topology names.",
             if had_state { "state" } else { "there is no state and" },
             sd.root.display()
@@ -149,7 +149,7 @@ pub(super) fn state_recover(g: &Global) -> Result<i32> {
     } else {
         let mut st = rec.state;
         sd.save(&mut st)?;
-        println!(
+        say!(
             "Recovered {} resource(s) of network {} into {}:\n  {}",
             rec.recovered.len(),
             topo.network.name,
@@ -158,9 +158,9 @@ pub(super) fn state_recover(g: &Global) -> Result<i32> {
         );
     }
     if !rec.skipped.is_empty() {
-        println!("Not recovered:\n  {}", rec.skipped.join("\n  "));
+        say!("Not recovered:\n  {}", rec.skipped.join("\n  "));
     }
-    println!(
+    say!(
         "Next: `consort plan -f {}` shows what apply still has to do (for an unchanged topology: \
          at most restarting nodes that are not running).",
         g.file.display()

@@ -46,7 +46,7 @@ pub(super) fn graph(
             std::fs::write(path, &text)
                 .with_context(|| format!("cannot write {}", path.display()))?;
             if super::commands::level() >= 0 {
-                eprintln!(
+                say_err!(
                     "Wrote {} ({} member(s), {} node(s)).",
                     path.display(),
                     picture.members.len(),
@@ -70,9 +70,9 @@ pub(super) fn dashboard(g: &Global, port: u16, no_open: bool) -> Result<i32> {
         opts,
         |addr| {
             let url = format!("http://{addr}/");
-            println!("Dashboard: {url}");
+            say!("Dashboard: {url}");
             if super::commands::level() >= 0 {
-                eprintln!(
+                say_err!(
                     "Serving network {} read-only on 127.0.0.1; Ctrl-C stops.",
                     loaded.topology.network.name
                 );

@@ -162,6 +162,7 @@ pub fn build(input: PlanInput, provider: &dyn Planning) -> Result<Plan, PlanErro
         warnings,
         data_loss: Vec::new(),
         unread,
+        ports: BTreeMap::new(),
     })
 }
 

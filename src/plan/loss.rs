@@ -220,6 +220,7 @@ mod tests {
             topology_sha256: String::new(),
             destroy,
             unread: Vec::new(),
+            ports: Default::default(),
             changes: changes
                 .iter()
                 .map(|(a, k, act)| Change {

@@ -12,6 +12,7 @@ pub mod key_files;
 pub mod loss;
 pub mod peering;
 mod planning;
+pub mod ports;
 
 pub use planning::Planning;
 
@@ -75,6 +76,10 @@ pub struct Plan {
     /// not know (see `Planning::unread`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unread: Vec<String>,
+    /// The ports each new node will get (local provider), by node name: shown under its
+    /// `+ node.<name>` line; apply reports the nodes that got others (a port taken since).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ports: BTreeMap<String, ports::PlannedPorts>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

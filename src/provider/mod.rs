@@ -47,13 +47,14 @@ pub mod recover;
 pub mod azure;
 
 use crate::plan::build::PlanError;
+use crate::plan::ports::PlannedPorts;
 use crate::plan::{dep_matches, Change, Planning};
 
 use crate::events::{Event, EventSink};
 use crate::state::{Action, Kind};
 use crate::state::{ResourceState, State, StateDir};
 use crate::topology::Topology;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
@@ -397,9 +398,51 @@ pub struct Proposal {
     pub authorize: bool,
 }
 
+/// Nodes whose ports in `st` differ from the ones `planned` for them (a planned port was
+/// taken by the time apply started the node): node → [(kind, planned, got)], kinds in the
+/// order p2p, http, ws, metrics.
+pub fn moved_ports(
+    planned: &BTreeMap<String, PlannedPorts>,
+    st: &State,
+) -> BTreeMap<String, Vec<(&'static str, u16, u16)>> {
+    let mut out = BTreeMap::new();
+    for (node, p) in planned {
+        let Some(got) = local::NodeOutputs::from_state(st, node).map(|o| o.ports) else {
+            continue;
+        };
+        let pairs = [
+            ("p2p", Some(p.ports.p2p), Some(got.p2p)),
+            ("http", p.ports.http, got.http),
+            ("ws", p.ports.ws, got.ws),
+            ("metrics", p.ports.metrics, got.metrics),
+        ];
+        let moved: Vec<_> = pairs
+            .into_iter()
+            .filter_map(|(kind, a, b)| Some((kind, a?, b?)))
+            .filter(|(_, a, b)| a != b)
+            .collect();
+        if !moved.is_empty() {
+            out.insert(node.clone(), moved);
+        }
+    }
+    out
+}
+
 /// A provider: where nodes run and how to reach them. What plan needs from it (its
 /// desired resources, notes, live drift and checks) is `plan::Planning`.
 pub trait Provider: Planning + Sync {
+    /// The ports each node state does not record yet will get, if the provider chooses
+    /// them (local: free ones, checked now on the nodes' address); apply may still move a
+    /// node whose planned port is taken by then. Nothing is claimed.
+    fn planned_ports(
+        &self,
+        _topology: &Topology,
+        _state: Option<&State>,
+        _sd: &StateDir,
+    ) -> BTreeMap<String, PlannedPorts> {
+        BTreeMap::new()
+    }
+
     /// Whether `plan` asks for drift without `--refresh` (cheap, offline checks only).
     fn refresh_by_default(&self) -> bool {
         false

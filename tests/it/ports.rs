@@ -1,7 +1,7 @@
 //! Issue 10, item 2: conventional, stable ports. With `base_port: B` every node gets p2p
 //! port B + i (topology order), tx nodes HTTP and WebSocket from B + node count, pairwise;
 //! the same topology gets the same ports after destroy + apply, and a port taken by
-//! something else moves only that node, with a warning naming it.
+//! something else moves only that node, as the plan shows under it.
 
 use crate::support::{consort, consort_ok, port_base, topology_copy, NetworkHandle};
 use serde_json::Value;
@@ -9,12 +9,12 @@ use std::collections::BTreeMap;
 use std::net::TcpListener;
 
 /// node → (p2p port from its enode, HTTP URL, WS URL).
-fn ports(dir: &std::path::Path) -> BTreeMap<String, (u16, Option<String>, Option<String>)> {
-    let out: Value = serde_json::from_str(&consort_ok(
-        dir,
-        &["-f", "three-members.yaml", "output", "--json"],
-    ))
-    .unwrap();
+fn ports(
+    dir: &std::path::Path,
+    file: &str,
+) -> BTreeMap<String, (u16, Option<String>, Option<String>)> {
+    let out: Value =
+        serde_json::from_str(&consort_ok(dir, &["-f", file, "output", "--json"])).unwrap();
     out["nodes"]
         .as_array()
         .unwrap()
@@ -42,7 +42,7 @@ fn ports_are_conventional_stable_and_a_taken_port_moves_only_its_node() {
     topology_copy(&dir, "three-members.yaml", base, None);
     let f = ["-f", "three-members.yaml"];
     consort_ok(&dir, &[&f[..], &["apply", "--yes"]].concat());
-    let first = ports(&dir);
+    let first = ports(&dir, "three-members.yaml");
 
     // Topology order: contoso-validator-0, contoso-tx-0, fabrikam-validator-0,
     // fabrikam-tx-0, northwind-validator-0.
@@ -70,7 +70,11 @@ fn ports_are_conventional_stable_and_a_taken_port_moves_only_its_node() {
     // Destroy + apply: the same ports.
     consort_ok(&dir, &[&f[..], &["destroy", "--yes"]].concat());
     consort_ok(&dir, &[&f[..], &["apply", "--yes"]].concat());
-    assert_eq!(ports(&dir), first, "ports changed across destroy + apply");
+    assert_eq!(
+        ports(&dir, "three-members.yaml"),
+        first,
+        "ports changed across destroy + apply"
+    );
 
     // Something else takes contoso-tx-0's HTTP port: only that node moves, and says so.
     consort_ok(&dir, &[&f[..], &["destroy", "--yes"]].concat());
@@ -79,12 +83,21 @@ fn ports_are_conventional_stable_and_a_taken_port_moves_only_its_node() {
     assert!(out.status.success());
     let said =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    // The plan apply prints shows it under that node (and only there). (Its new pair
+    // comes from past the RPC block, so metrics ports after it shift too: shown as well.)
+    let lines: Vec<&str> = said.lines().collect();
+    let busy: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].contains("busy: http/ws"))
+        .collect();
+    assert_eq!(busy.len(), 1, "one node skips a busy RPC port: {said}");
+    let i = busy[0];
     assert!(
-        said.lines()
-            .any(|l| l.contains("warning: node.contoso-tx-0") && l.contains(&format!("{rpc}"))),
-        "no warning naming the moved node: {said}"
+        i > 0
+            && lines[i - 1].contains("+ node.contoso-tx-0")
+            && lines[i].contains(&format!("(busy: http/ws {rpc}/{}", rpc + 1)),
+        "the busy port is not shown under the moved node: {said}"
     );
-    let third = ports(&dir);
+    let third = ports(&dir, "three-members.yaml");
     for (name, p) in &first {
         if name != "contoso-tx-0" {
             assert_eq!(&third[name], p, "{name} moved too");
@@ -104,5 +117,95 @@ fn ports_are_conventional_stable_and_a_taken_port_moves_only_its_node() {
         .unwrap();
     assert_eq!(moved.2, url(h + 1, "ws"), "WebSocket beside HTTP");
     drop(squatter);
+    consort_ok(&dir, &[&f[..], &["destroy", "--yes"]].concat());
+}
+
+/// Issue 22 item 8: `plan` shows the ports each new node will get (`--json` too); a planned
+/// port taken between plan and apply moves only its node, apply says so in one line, and
+/// `output` and `status` show the port the node really got. With a non-default file, the
+/// hints printed (the saved plan's, `stop`'s) name it.
+#[test]
+fn planned_ports_are_shown_and_a_port_taken_before_apply_is_reported_in_one_line() {
+    let net = NetworkHandle::new("devnet");
+    let dir = net.dir.path().canonicalize().unwrap();
+    let b = port_base();
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies/dev-single.yaml");
+    let text = std::fs::read_to_string(src)
+        .unwrap()
+        .replace("base_port: 30303", &format!("base_port: {b}"));
+    std::fs::write(dir.join("two.yaml"), text).unwrap();
+    let f = ["-f", "two.yaml"];
+
+    let plan = consort_ok(&dir, &[&f[..], &["plan", "--out", "plan.json"]].concat());
+    assert!(
+        plan.contains("Apply exactly it with `consort -f two.yaml apply plan.json`."),
+        "{plan}"
+    );
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("plan.json")).unwrap()).unwrap();
+    let planned = &saved["ports"];
+    let port = |node: &str, kind: &str| planned[node][kind].as_u64().unwrap() as u16;
+    // Every new node's ports, in the text as in the saved plan (what `plan --json` prints).
+    for node in ["contoso-validator-0", "contoso-tx-0"] {
+        let mut want = format!("ports: p2p {}", port(node, "p2p"));
+        if node.contains("tx") {
+            want += &format!(", http {}, ws {}", port(node, "http"), port(node, "ws"));
+        }
+        want += &format!(", metrics {}", port(node, "metrics"));
+        assert!(plan.contains(&want), "{node}: {want} not in\n{plan}");
+    }
+    let http = port("contoso-tx-0", "http");
+    let ws = port("contoso-tx-0", "ws");
+    assert_eq!(ws, http + 1);
+
+    // Something takes the tx node's planned HTTP port before apply.
+    let squatter = TcpListener::bind(("127.0.0.1", http)).expect("the planned port is free");
+    let out = consort(&dir, &[&f[..], &["apply", "plan.json", "--yes"]].concat());
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("got other ports than planned"))
+        .collect();
+    assert_eq!(summary.len(), 1, "one summary line: {stdout}");
+
+    let now = ports(&dir, "two.yaml");
+    let url = now["contoso-tx-0"].1.clone().unwrap();
+    let got: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+    assert_ne!(got, http, "output shows the planned port: {url}");
+    assert_eq!(
+        now["contoso-tx-0"].2,
+        Some(format!("ws://127.0.0.1:{}", got + 1))
+    );
+    let expected = format!(
+        "1 node got other ports than planned (busy): contoso-tx-0 http {http}→{got} ws {ws}→{}",
+        got + 1
+    );
+    assert!(
+        summary[0].starts_with(&expected),
+        "{:?} does not start with {expected:?}",
+        summary[0]
+    );
+    assert!(!summary[0].contains("validator"), "{}", summary[0]);
+    assert_eq!(
+        now["contoso-validator-0"].0,
+        port("contoso-validator-0", "p2p")
+    );
+    let status = consort_ok(&dir, &[&f[..], &["status"]].concat());
+    assert!(
+        status.contains(&url),
+        "status does not show {url}:\n{status}"
+    );
+    drop(squatter);
+
+    let stop = consort_ok(&dir, &[&f[..], &["stop"]].concat());
+    assert!(
+        stop.contains("`consort -f two.yaml start` continues"),
+        "{stop}"
+    );
     consort_ok(&dir, &[&f[..], &["destroy", "--yes"]].concat());
 }

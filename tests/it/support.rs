@@ -5,7 +5,8 @@
 
 use consort::chain::geth::{ensure_geth, GethBinary};
 use consort::events::{Event, EventSink};
-use consort::provider::local::process::{self, NodePorts, PortAllocator, ProcessId};
+use consort::plan::ports::NodePorts;
+use consort::provider::local::process::{self, PortAllocator, ProcessId};
 use consort::rpc::RpcClient;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};

@@ -473,6 +473,17 @@ fn a_node_that_moves_ports_at_start_is_named_where_it_runs_in_every_peers_config
         log.contains("was taken by another process; retrying on"),
         "the node did not move: {log}"
     );
+    // Issue 22 item 8: apply sums the move up in one line, from the port the plan showed.
+    let moved: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("got other ports than planned"))
+        .collect();
+    assert_eq!(moved.len(), 1, "{log}");
+    assert!(
+        moved[0].starts_with("1 node got other ports than planned (busy): ")
+            && moved[0].contains(&format!("delta-validator-0 p2p {port}→")),
+        "{log}"
+    );
 
     // Every peer's config names the new node where it runs.
     let st = net.state_dir().load().unwrap().unwrap();

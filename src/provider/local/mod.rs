@@ -47,6 +47,7 @@ use crate::events::Event;
 use crate::plan::build::PlanError;
 use crate::plan::desired::node_attrs;
 use crate::plan::peering::Peering;
+use crate::plan::ports::{NodePorts, PlannedPorts};
 use crate::plan::{mesh_digest, Change, Planning, Resource};
 use crate::render::{self, NodeLaunch, SignerLaunch};
 use crate::rpc::{self, BlockId, RpcClient};
@@ -54,7 +55,7 @@ use crate::state::fsutil::{create_private_dir, write_atomic, write_secret};
 use crate::state::{Action, Kind};
 use crate::state::{ResourceState, State, StateDir};
 use crate::topology::{LocalConfig, NodeSpec, Role, Topology};
-use process::{NodePorts, ProcessId};
+use process::ProcessId;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -476,6 +477,16 @@ impl Planning for LocalProvider {
 }
 
 impl Provider for LocalProvider {
+    fn planned_ports(
+        &self,
+        topology: &Topology,
+        state: Option<&State>,
+        sd: &StateDir,
+    ) -> BTreeMap<String, PlannedPorts> {
+        // No free port left is an error apply reports where it happens.
+        LocalProvider::planned_ports(self, topology, state, sd).unwrap_or_default()
+    }
+
     fn refresh_by_default(&self) -> bool {
         true
     }

@@ -6,14 +6,17 @@
 //! `base_port: B` p2p starts at B and RPC right after the p2p block (B + node count). So
 //! the same topology gets the same ports after destroy + apply, as long as they are free.
 //! A port that is taken (by another program, or recorded for another network under the
-//! same `.consort/`) moves only that node, to the first free port past the block, and
-//! says so. Recorded ports always win: a running node keeps its ports.
+//! same `.consort/`) moves only that node, to the first free port past the block; the plan
+//! shows each new node's ports and the busy ones it skipped, and apply says in one line
+//! which nodes got other ports than planned. Recorded ports always win: a running node
+//! keeps its ports.
 //!
 //! Every node also serves geth's Prometheus metrics on its own address: node `i` on
 //! `metrics_base + i`, where `metrics_base` is geth's conventional 6060, or with
 //! `base_port: B` the port right after the RPC block (B + node count + 2 × tx count).
 
 use super::*;
+use crate::plan::ports::PlannedPorts;
 use process::{p2p_free, tcp_free_on, DEFAULT_METRICS_PORT, DEFAULT_RPC_PORT};
 use std::net::IpAddr;
 
@@ -60,23 +63,20 @@ impl PortTable {
     }
 
     /// The conventional port `want` of kind `what` if it is claimable, else the first
-    /// free one from `from` upwards, saying so in `moved`.
+    /// free one from `from` upwards, noting the busy one in `busy` ("p2p 30303").
     fn wanted_or_next(
         &mut self,
         node: &str,
         (what, want): (&str, u16),
         from: u16,
         free: impl Fn(u16) -> bool + Copy,
-        moved: &mut Vec<String>,
+        busy: &mut Vec<String>,
     ) -> Result<u16, ProviderError> {
         if self.claim(want, free) {
             return Ok(want);
         }
-        let p = self.first_free(node, from, 1, free)?;
-        moved.push(format!(
-            "node.{node}: {what} port {want} is taken; using {p}"
-        ));
-        Ok(p)
+        busy.push(format!("{what} {want}"));
+        self.first_free(node, from, 1, free)
     }
 
     fn claim_run(&mut self, first: u16, width: u16, free: impl Fn(u16) -> bool + Copy) -> bool {
@@ -90,6 +90,85 @@ impl PortTable {
         }
         self.taken.extend(ports);
         true
+    }
+}
+
+impl PortTable {
+    /// The ports recorded in `st` and by the sibling networks of `sd`.
+    fn recorded(st: &State, sd: &StateDir) -> PortTable {
+        let mut taken: BTreeSet<u16> = sibling_ports(sd);
+        let mut assigned = BTreeMap::new();
+        for (name, out) in recorded_nodes(st) {
+            taken.extend(out.ports.all());
+            assigned.insert(name, out.ports);
+        }
+        PortTable { taken, assigned }
+    }
+
+    /// Gives every node of `nodes` (the topology's, in its order) that has no ports yet its
+    /// own (see the module docs); returns, by node, the conventional ports it did not get
+    /// because they were busy ("p2p 30303", "http/ws 8545/8546").
+    fn allocate(
+        &mut self,
+        config: &LocalConfig,
+        nodes: &[NodeSpec],
+        (tcp_free, p2p_free): (impl Fn(u16) -> bool + Copy, impl Fn(u16) -> bool + Copy),
+    ) -> Result<BTreeMap<String, Vec<String>>, ProviderError> {
+        let (p2p_base, rpc_base) = bases(config, nodes.len());
+        let tx_count = nodes.iter().filter(|n| n.role == Role::Tx).count() as u16;
+        let metrics_base = metrics_base(config, nodes.len(), tx_count.into());
+        let mut all_busy = BTreeMap::new();
+        let mut tx_index = 0u16;
+        for (i, n) in nodes.iter().enumerate() {
+            let j = tx_index;
+            if n.role == Role::Tx {
+                tx_index += 1;
+            }
+            if self.assigned.contains_key(&n.name) {
+                continue;
+            }
+            let mut busy = Vec::new();
+            let p2p = self.wanted_or_next(
+                &n.name,
+                ("p2p", p2p_base.saturating_add(i as u16)),
+                p2p_base.saturating_add(nodes.len() as u16),
+                p2p_free,
+                &mut busy,
+            )?;
+            let (http, ws) = if n.role == Role::Tx {
+                let want = rpc_base.saturating_add(2 * j);
+                let h = if self.claim_run(want, 2, tcp_free) {
+                    want
+                } else {
+                    busy.push(format!("http/ws {want}/{}", want + 1));
+                    let from = rpc_base.saturating_add(2 * tx_count);
+                    self.first_free(&n.name, from, 2, tcp_free)?
+                };
+                (Some(h), Some(h + 1))
+            } else {
+                (None, None)
+            };
+            let metrics = self.wanted_or_next(
+                &n.name,
+                ("metrics", metrics_base.saturating_add(i as u16)),
+                metrics_base.saturating_add(nodes.len() as u16),
+                tcp_free,
+                &mut busy,
+            )?;
+            self.assigned.insert(
+                n.name.clone(),
+                NodePorts {
+                    p2p,
+                    http,
+                    ws,
+                    metrics: Some(metrics),
+                },
+            );
+            if !busy.is_empty() {
+                all_busy.insert(n.name.clone(), busy);
+            }
+        }
+        Ok(all_busy)
     }
 }
 
@@ -131,89 +210,46 @@ impl LocalProvider {
     ) -> Result<T, ProviderError> {
         let mut guard = self.ports.lock().unwrap();
         if guard.is_none() {
-            let st = ctx.snapshot();
-            let mut taken: BTreeSet<u16> = sibling_ports(ctx.state_dir);
-            let mut assigned = BTreeMap::new();
-            for (name, out) in recorded_nodes(&st) {
-                taken.extend(out.ports.all());
-                assigned.insert(name, out.ports);
-            }
-            *guard = Some(PortTable { taken, assigned });
+            *guard = Some(PortTable::recorded(&ctx.snapshot(), ctx.state_dir));
         }
         f(guard.as_mut().unwrap())
     }
 
     /// Ports of `node`: recorded, or already handed out this command, or new — allocating
-    /// for every node of the topology that has none yet (see the module docs).
+    /// for every node of the topology that has none yet (see the module docs). The plan
+    /// showed where new nodes would go; apply reports, in one line, those that went
+    /// elsewhere (`provider::moved_ports`), so no warning per busy port here.
     pub(super) fn ports_of(&self, ctx: &ApplyCtx, node: &str) -> Result<NodePorts, ProviderError> {
-        let nodes = ctx.topology.nodes();
-        let (p2p_base, rpc_base) = bases(&self.config, nodes.len());
-        let tx_count = nodes.iter().filter(|n| n.role == Role::Tx).count() as u16;
-        let metrics_base = metrics_base(&self.config, nodes.len(), tx_count.into());
-        let (tcp_free, p2p_free) = self.free_checks();
-        let mut moved = Vec::new();
-        let ports = self.with_ports(ctx, |t| {
-            let mut tx_index = 0u16;
-            for (i, n) in nodes.iter().enumerate() {
-                let j = tx_index;
-                if n.role == Role::Tx {
-                    tx_index += 1;
-                }
-                if t.assigned.contains_key(&n.name) {
-                    continue;
-                }
-                let p2p = t.wanted_or_next(
-                    &n.name,
-                    ("p2p", p2p_base.saturating_add(i as u16)),
-                    p2p_base.saturating_add(nodes.len() as u16),
-                    p2p_free,
-                    &mut moved,
-                )?;
-                let (http, ws) = if n.role == Role::Tx {
-                    let want = rpc_base.saturating_add(2 * j);
-                    let h = if t.claim_run(want, 2, tcp_free) {
-                        want
-                    } else {
-                        let from = rpc_base.saturating_add(2 * tx_count);
-                        let h = t.first_free(&n.name, from, 2, tcp_free)?;
-                        moved.push(format!(
-                            "node.{}: RPC ports {want}/{} are taken; using HTTP {h} and WebSocket {}",
-                            n.name,
-                            want + 1,
-                            h + 1
-                        ));
-                        h
-                    };
-                    (Some(h), Some(h + 1))
-                } else {
-                    (None, None)
-                };
-                let metrics = t.wanted_or_next(
-                    &n.name,
-                    ("metrics", metrics_base.saturating_add(i as u16)),
-                    metrics_base.saturating_add(nodes.len() as u16),
-                    tcp_free,
-                    &mut moved,
-                )?;
-                t.assigned.insert(
-                    n.name.clone(),
-                    NodePorts {
-                        p2p,
-                        http,
-                        ws,
-                        metrics: Some(metrics),
-                    },
-                );
-            }
+        let checks = self.free_checks();
+        self.with_ports(ctx, |t| {
+            t.allocate(&self.config, &ctx.topology.nodes(), checks)?;
             t.assigned
                 .get(node)
                 .copied()
                 .ok_or_else(|| ProviderError::at(&format!("node.{node}"), "is not in the topology"))
-        });
-        for message in moved {
-            ctx.emit(Event::Warning { message });
-        }
-        ports
+        })
+    }
+
+    /// What `ports_of` would hand out now to each node state does not record, with the
+    /// conventional ports it would not get because they are busy (nothing is claimed).
+    pub(super) fn planned_ports(
+        &self,
+        topology: &Topology,
+        state: Option<&State>,
+        sd: &StateDir,
+    ) -> Result<BTreeMap<String, PlannedPorts>, ProviderError> {
+        let empty = State::new(&topology.network.name, "local");
+        let mut t = PortTable::recorded(state.unwrap_or(&empty), sd);
+        let recorded: BTreeSet<String> = t.assigned.keys().cloned().collect();
+        let mut busy = t.allocate(&self.config, &topology.nodes(), self.free_checks())?;
+        Ok(t.assigned
+            .into_iter()
+            .filter(|(name, _)| !recorded.contains(name))
+            .map(|(name, ports)| {
+                let busy = busy.remove(&name).unwrap_or_default();
+                (name, PlannedPorts { ports, busy })
+            })
+            .collect())
     }
 
     /// Recorded `ports` made to fit the node's role: a validator has no RPC ports; a tx
@@ -331,4 +367,42 @@ pub(super) fn sibling_ports(sd: &StateDir) -> BTreeSet<u16> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::provider::for_topology;
+    use crate::state::StateDir;
+    use std::net::TcpListener;
+    use std::path::Path;
+
+    /// Issue 22 item 8: the plan's ports for new nodes skip a busy conventional one (and
+    /// say so), and planning claims nothing: asked twice, the same answer.
+    #[test]
+    fn planned_ports_skip_a_busy_port_say_so_and_claim_nothing() {
+        let holder = TcpListener::bind("127.0.0.1:0").unwrap();
+        let b = holder.local_addr().unwrap().port();
+        let text = include_str!("../../../topologies/dev-single.yaml")
+            .replace("base_port: 30303", &format!("base_port: {b}"));
+        let t = crate::topology::parse(Path::new("t.yaml"), text.as_bytes())
+            .unwrap()
+            .topology;
+        let dir = tempfile::tempdir().unwrap();
+        let sd = StateDir::new(dir.path(), "devnet");
+        let p = for_topology(&t).unwrap();
+        let first = p.planned_ports(&t, None, &sd);
+        assert_eq!(
+            first,
+            p.planned_ports(&t, None, &sd),
+            "planning claimed ports"
+        );
+        let v = &first["contoso-validator-0"];
+        assert_eq!(v.busy, vec![format!("p2p {b}")], "{first:?}");
+        assert!(v.ports.p2p > b + 1, "moved past the p2p block: {first:?}");
+        assert_eq!((v.ports.http, v.ports.ws), (None, None));
+        let tx = &first["contoso-tx-0"];
+        assert_eq!(tx.ports.p2p, b + 1, "{first:?}");
+        assert_eq!(tx.ports.ws, tx.ports.http.map(|h| h + 1));
+        drop(holder);
+    }
 }
