@@ -283,7 +283,7 @@ fn sorted(mut v: Vec<Address>) -> Vec<Address> {
 ///
 /// Several votes run side by side (validators added in one change): a Clique block carries
 /// one vote, picked at random among its sealer's proposals, so while waiting the proposals
-/// are steered (see [`steer`]) to make every block count.
+/// are steered (see `steer`) to make every block count.
 pub fn vote(
     candidates: &[SignerNode],
     target: Address,

@@ -31,7 +31,7 @@
 //! before consort (not tagged by it) is never deleted; one of another deployment (another
 //! `consort-lineage`) is never touched at all ([`lineage`]).
 //!
-//! Running VMs are controlled through VM Run Command ([`run_command`], [`votes`]): Clique
+//! Running VMs are controlled through VM Run Command ([`run_command`], `votes`): Clique
 //! votes with the local provider's rules (`governance::vote`), and live peer changes when
 //! the mesh changes (config rewritten, `admin_addPeer`/`removePeer`).
 
