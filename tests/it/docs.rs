@@ -283,3 +283,42 @@ fn docs_blocks_run_as_written() {
     // The CLI reference alone has a block per command.
     assert!(blocks_seen >= 20, "only {blocks_seen} blocks in {docs:?}");
 }
+
+/// Every relative link of README.md, docs/*.md and examples/*.md names a file that exists
+/// (sections moved between them must not leave a link behind).
+#[test]
+fn relative_links_of_the_documents_resolve() {
+    let mut docs = vec![repo().join("README.md")];
+    for d in ["docs", "examples"] {
+        for e in std::fs::read_dir(repo().join(d)).unwrap().flatten() {
+            if e.path().extension().is_some_and(|x| x == "md") {
+                docs.push(e.path());
+            }
+        }
+    }
+    let mut links = 0;
+    for doc in &docs {
+        let md = std::fs::read_to_string(doc).unwrap();
+        for (n, line) in md.lines().enumerate() {
+            for part in line.split("](").skip(1) {
+                let Some(target) = part.split(')').next() else {
+                    continue;
+                };
+                if target.contains("://") || target.starts_with('#') || target.is_empty() {
+                    continue;
+                }
+                let file = target.split('#').next().unwrap();
+                let path = doc.parent().unwrap().join(file);
+                assert!(
+                    path.exists(),
+                    "{}:{}: the link to {target} names {}, which does not exist",
+                    doc.display(),
+                    n + 1,
+                    path.display()
+                );
+                links += 1;
+            }
+        }
+    }
+    assert!(links >= 10, "only {links} relative links found in {docs:?}");
+}
