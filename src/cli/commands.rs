@@ -99,7 +99,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Schema => {
-            print!("{}", topology::schema::json_schema_text());
+            out!("{}", topology::schema::json_schema_text());
             Ok(0)
         }
         Command::Destroy {
@@ -347,11 +347,12 @@ fn mark_data_loss(plan: &mut Plan, state: Option<&State>, topology: &topology::T
     let Some(st) = state else { return };
     let shared = plan.destroy && topology.has_external_members();
     let destructive = plan.changes.iter().any(|c| {
-        matches!(c.action, Action::Destroy | Action::Replace)
-            && matches!(
-                c.kind,
-                Kind::Account | Kind::LocalNode | Kind::AzureVm | Kind::SignerKey
-            )
+        crate::plan::loss::is_corrupt_resync(c)
+            || matches!(c.action, Action::Destroy | Action::Replace)
+                && matches!(
+                    c.kind,
+                    Kind::Account | Kind::LocalNode | Kind::AzureVm | Kind::SignerKey
+                )
     });
     if !destructive || (plan.destroy && !shared) {
         return;
@@ -414,7 +415,7 @@ fn plan(
 ) -> Result<i32> {
     let p = make_plan(g, destroy, refresh)?;
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&plan_json(&p.plan))?);
+        outln!("{}", serde_json::to_string_pretty(&plan_json(&p.plan))?);
     } else {
         say_raw!("{}", display::render(&p.plan));
     }
@@ -593,8 +594,15 @@ pub(super) fn run_apply(
         for l in &plan.data_loss {
             msg.push_str(&format!("\n  ! {}: {}", l.addr, l.what));
         }
+        let resync = plan
+            .changes
+            .iter()
+            .any(|c| crate::plan::loss::is_corrupt_resync(c) && !o.allow_data_loss);
         msg.push_str(if destroy {
             "\nPass --allow-data-loss if this is really meant (the keys are archived, not deleted)."
+        } else if resync {
+            "\nPass --allow-data-loss to delete the corrupt chain data and resync it from peers, or \
+             restore that node's geth/chaindata from a backup (while it is stopped) and run apply again."
         } else {
             "\nRevert the topology change, or pass --allow-data-loss if this is really meant."
         });
@@ -692,9 +700,21 @@ pub(super) fn run_apply(
         for (addr, err) in &report.failed {
             msg.push_str(&format!("\n  {addr}: {err}"));
         }
-        msg.push_str(
-            "\nFix the cause and run the command again: it continues from what was saved.",
-        );
+        if report
+            .failed
+            .iter()
+            .any(|(_, e)| e.contains("No space left on device"))
+        {
+            msg.push_str(&format!(
+                "\nThe disk holding {} is full: free space there (`df -h {}`), then run the command again: it continues from what was saved.",
+                sd.root.display(),
+                sd.root.display()
+            ));
+        } else {
+            msg.push_str(
+                "\nFix the cause and run the command again: it continues from what was saved.",
+            );
+        }
         bail!(msg);
     }
     if destroy {
@@ -911,7 +931,7 @@ fn status(g: &Global, as_json: bool) -> Result<i32> {
         if let Some(holder) = sd.lock_holder() {
             v["command_running"] = json!(holder);
         }
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         if let Some(down) = health.down {
             say!("Network {}: {down}", state.network);
@@ -1033,13 +1053,13 @@ fn output(
     }
     let v = output::output_json(&loaded.topology, &state);
     match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&v)?),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(&v)?),
         Format::Text => say_raw!("{}", output::render_text(&v)),
-        Format::Env => print!("{}", output::render_env(&v, &loaded.topology, member)?),
+        Format::Env => out!("{}", output::render_env(&v, &loaded.topology, member)?),
         Format::Foundry => {
             let profile = output::render_foundry(&v, &loaded.topology, member)?;
             match write {
-                None => print!("{profile}"),
+                None => out!("{profile}"),
                 Some(path) => {
                     let network = &loaded.topology.network.name;
                     let what = match super::foundry::write(path, &profile)? {
@@ -1055,7 +1075,7 @@ fn output(
                 }
             }
         }
-        Format::Prometheus => print!("{}", output::render_prometheus(&v)?),
+        Format::Prometheus => out!("{}", output::render_prometheus(&v)?),
     }
     Ok(0)
 }

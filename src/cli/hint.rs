@@ -24,9 +24,9 @@ pub(super) fn hint(text: &str) -> String {
     }
 }
 
-/// `println!` for human output: suggested commands name the file in use.
+/// `println!` (through [`outln!`]) for human output: suggested commands name the file in use.
 macro_rules! say {
-    ($($arg:tt)*) => { println!("{}", $crate::cli::hint::hint(&format!($($arg)*))) };
+    ($($arg:tt)*) => { outln!("{}", $crate::cli::hint::hint(&format!($($arg)*))) };
 }
 
 /// `eprintln!` for human output: suggested commands name the file in use.
@@ -34,9 +34,9 @@ macro_rules! say_err {
     ($($arg:tt)*) => { eprintln!("{}", $crate::cli::hint::hint(&format!($($arg)*))) };
 }
 
-/// `print!` for human output: suggested commands name the file in use.
+/// `print!` (through [`out!`]) for human output: suggested commands name the file in use.
 macro_rules! say_raw {
-    ($($arg:tt)*) => { print!("{}", $crate::cli::hint::hint(&format!($($arg)*))) };
+    ($($arg:tt)*) => { out!("{}", $crate::cli::hint::hint(&format!($($arg)*))) };
 }
 
 /// A message's suggested commands (`` `consort apply` ``) with the topology file in use, so

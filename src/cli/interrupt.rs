@@ -3,7 +3,7 @@
 
 use crate::events::{Event, EventSink};
 use anyhow::{bail, Result};
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -107,8 +107,8 @@ pub(super) fn confirm(question: &str, yes: bool) -> Result<bool> {
     if !std::io::stdin().is_terminal() {
         bail!("refusing to {question} without confirmation: stdin is not a terminal; pass --yes");
     }
-    print!("\nDo you want to {question}? Only 'yes' will be accepted: ");
-    std::io::stdout().flush()?;
+    out!("\nDo you want to {question}? Only 'yes' will be accepted: ");
+    super::stdout::flush();
     let mut line = String::new();
     AT_PROMPT.store(true, Ordering::SeqCst);
     let read = std::io::stdin().lock().read_line(&mut line);

@@ -48,7 +48,7 @@ pub(super) fn invite(
     );
     // `consort join` is the other operator's command (in their own directory, with their
     // own file); `consort admit` is ours, so only it names our file.
-    println!(
+    outln!(
         "It holds no secret: send it to {name}'s operator, who runs `consort join {}` and sends back join-request.json for {}. (A copy is kept in {}.)",
         out.display(),
         super::hint::hint("`consort admit`"),
@@ -131,7 +131,7 @@ pub(super) fn join(
     let out = out.unwrap_or(&default_out);
     bundle::write(out, &request)?;
     // `consort admit` is the other operators' command (their own files); `status` is ours.
-    println!(
+    outln!(
         "Nodes of {} run on {address}. Wrote {}: send it to the network's operator(s), who run `consort admit {}`; the nodes sync once they are admitted ({}).",
         inv.invited.name,
         out.display(),

@@ -1,6 +1,8 @@
 //! Command line: clap definitions and dispatch. Core code never imports clap.
 
 #[macro_use]
+mod stdout;
+#[macro_use]
 mod hint;
 mod commands;
 mod foundry;

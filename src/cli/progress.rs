@@ -61,7 +61,7 @@ impl Progress {
             Some(m) => {
                 let _ = m.println(text);
             }
-            None => println!("{text}"),
+            None => outln!("{text}"),
         }
     }
 

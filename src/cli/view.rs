@@ -54,7 +54,7 @@ pub(super) fn graph(
                 );
             }
         }
-        None => print!("{text}"),
+        None => out!("{text}"),
     }
     Ok(0)
 }

@@ -129,6 +129,14 @@ pub fn build(input: PlanInput, provider: &dyn Planning) -> Result<Plan, PlanErro
             }
         }
     }
+    if input.refresh && !input.destroy {
+        let held = provider.held_names(topo, state, &changes);
+        for c in changes.iter_mut() {
+            if let Some(what) = held.get(&c.addr) {
+                c.summary = format!("{} — ~ {what}", c.summary);
+            }
+        }
+    }
     if input.destroy {
         for c in changes.iter_mut() {
             c.reason = "destroy (consort destroy)".into();

@@ -17,6 +17,10 @@ pub struct DataLoss {
     pub what: String,
 }
 
+/// How a node's change starts when geth cannot open its chain data: apply deletes that
+/// data and resyncs the node from its peers (a `!` change; see `corrupt_chain_data`).
+pub const CORRUPT_CHAIN_DATA: &str = "chain data corrupt";
+
 fn is_node(k: Kind) -> bool {
     matches!(k, Kind::LocalNode | Kind::AzureVm)
 }
@@ -64,7 +68,35 @@ pub fn mark(
             });
         }
     }
+    corrupt_chain_data(plan, head);
     funded_accounts(plan, st, balance);
+}
+
+/// Whether `c` deletes a node's chain data geth cannot open (the provider planned it so
+/// only while another node holds the chain).
+pub fn is_corrupt_resync(c: &super::Change) -> bool {
+    is_node(c.kind) && c.action == Action::Update && c.reason.starts_with(CORRUPT_CHAIN_DATA)
+}
+
+/// The `!` lines of nodes whose corrupt chain data apply deletes and resyncs from peers.
+fn corrupt_chain_data(plan: &mut Plan, head: Option<u64>) {
+    let head = head
+        .map(|h| format!(" (at block #{h})"))
+        .unwrap_or_default();
+    let lines: Vec<DataLoss> = plan
+        .changes
+        .iter()
+        .filter(|c| is_corrupt_resync(c))
+        .map(|c| DataLoss {
+            addr: c.addr.clone(),
+            what: format!(
+                "its chain data is deleted and re-initialised from genesis, then resynced from \
+                 the nodes that hold the chain{head}; its keys (node key, signer keystore) are \
+                 kept. Copy its geth/chaindata aside first if you want to examine it"
+            ),
+        })
+        .collect();
+    plan.data_loss.extend(lines);
 }
 
 /// The `!` lines of funded accounts whose keys the plan archives.
@@ -264,6 +296,29 @@ mod tests {
         let mut p = plan(&[("node.a", Kind::LocalNode, Action::Destroy)], false);
         mark(&mut p, Some(&st), Some(42), &balance);
         assert!(p.data_loss.is_empty(), "{:?}", p.data_loss);
+    }
+
+    #[test]
+    fn a_corrupt_nodes_resync_is_marked_and_a_plain_restart_is_not() {
+        let st = st();
+        let mut p = plan(
+            &[
+                ("node.a", Kind::LocalNode, Action::Update),
+                ("node.b", Kind::LocalNode, Action::Update),
+            ],
+            false,
+        );
+        p.changes[0].reason = format!("{CORRUPT_CHAIN_DATA}: pebble: malformed manifest file");
+        p.changes[1].reason = "restart (process not running)".into();
+        mark(&mut p, Some(&st), Some(7), &balance);
+        assert_eq!(p.data_loss.len(), 1, "{:?}", p.data_loss);
+        assert_eq!(p.data_loss[0].addr, "node.a");
+        assert!(
+            p.data_loss[0].what.contains("resynced"),
+            "{:?}",
+            p.data_loss
+        );
+        assert!(p.data_loss[0].what.contains("#7"), "{:?}", p.data_loss);
     }
 
     #[test]

@@ -50,6 +50,18 @@ pub trait Planning {
         BTreeMap::new()
     }
 
+    /// After `refresh`, on a plan that is not a destroy: creates whose name the platform
+    /// still holds for something deleted earlier (Azure: a soft-deleted key vault or
+    /// secret), address → what apply will do about it; the plan shows it beside the change.
+    fn held_names(
+        &self,
+        _topology: &Topology,
+        _state: Option<&State>,
+        _changes: &[Change],
+    ) -> BTreeMap<String, String> {
+        BTreeMap::new()
+    }
+
     /// Before a refresh that may lead to writes (`plan --refresh`, `apply`), or before a
     /// `destroy` (`destroy`: true): why the caller could not make the changes at all
     /// (Azure: missing permissions), so nothing is written or deleted only to fail

@@ -206,6 +206,28 @@ fn write_keystore(
     Ok((ks_path, pw_path))
 }
 
+/// Writes a key directory this change just made fresh (anything there before is in
+/// `archive/`): on failure (a full disk, say) what it half-wrote is removed, so no key
+/// directory is left that state does not account for — or, if that fails too, the error
+/// names it for removal.
+fn written_or_removed<T>(
+    addr: &str,
+    dir: &Path,
+    write: impl FnOnce() -> Result<T, ProviderError>,
+) -> Result<T, ProviderError> {
+    write().map_err(|e| {
+        let message = e.beside(addr);
+        let then = match fs::remove_dir_all(dir) {
+            Ok(()) => format!("; removed the half-written {}", dir.display()),
+            Err(r) => format!(
+                "; the half-written {} could not be removed ({r}): delete it before running again",
+                dir.display()
+            ),
+        };
+        ProviderError::at(addr, format!("{message}{then}"))
+    })
+}
+
 fn p(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
@@ -219,8 +241,10 @@ fn create(ctx: &ApplyCtx, change: &Change, root: &Path) -> Result<ResourceState,
             fresh_dir(root, addr, &dir)?;
             let key = SecretKey::random();
             let path = dir.join("nodekey");
-            write_secret(&path, key.to_hex().as_bytes())
-                .map_err(|e| io(addr, "cannot write", &path, e))?;
+            written_or_removed(addr, &dir, || {
+                write_secret(&path, key.to_hex().as_bytes())
+                    .map_err(|e| io(addr, "cannot write", &path, e))
+            })?;
             ctx.emit(crate::events::Event::Step {
                 subject: attr(change, "node").to_string(),
                 step: "keys".into(),
@@ -230,7 +254,9 @@ fn create(ctx: &ApplyCtx, change: &Change, root: &Path) -> Result<ResourceState,
         Kind::SignerKey => {
             let dir = resource_dir(root, addr, change.kind).expect("signer address");
             let key = earlier_or_new(ctx, root, addr, &dir, change.kind)?;
-            let (ks, pw) = write_keystore(addr, &dir, &key, KEYSTORE_KDF)?;
+            let (ks, pw) = written_or_removed(addr, &dir, || {
+                write_keystore(addr, &dir, &key, KEYSTORE_KDF)
+            })?;
             json!({
                 "address": key.address().to_checksum(),
                 "keystore": p(&ks),
@@ -250,10 +276,13 @@ fn create(ctx: &ApplyCtx, change: &Change, root: &Path) -> Result<ResourceState,
         Kind::Account => {
             let dir = resource_dir(root, addr, change.kind).expect("account address");
             let key = earlier_or_new(ctx, root, addr, &dir, change.kind)?;
-            let (ks, pw) = write_keystore(addr, &dir, &key, KEYSTORE_KDF)?;
             let raw = dir.join("key");
-            write_secret(&raw, key.to_hex().as_bytes())
-                .map_err(|e| io(addr, "cannot write", &raw, e))?;
+            let (ks, pw) = written_or_removed(addr, &dir, || {
+                let written = write_keystore(addr, &dir, &key, KEYSTORE_KDF)?;
+                write_secret(&raw, key.to_hex().as_bytes())
+                    .map_err(|e| io(addr, "cannot write", &raw, e))?;
+                Ok(written)
+            })?;
             json!({
                 "address": key.address().to_checksum(),
                 "keystore": p(&ks),

@@ -82,6 +82,14 @@ impl ProviderError {
             message: message.into(),
         }
     }
+
+    /// The error as said beside the change `addr` it failed (which names it already).
+    pub fn beside(&self, addr: &str) -> String {
+        match self {
+            ProviderError::Resource { addr: a, message } if a == addr => message.clone(),
+            other => other.to_string(),
+        }
+    }
 }
 
 /// A provider error met while planning (its desired resources) is the plan's error,
@@ -710,9 +718,9 @@ pub fn execute(
                             ctx.failed.store(true, Ordering::SeqCst);
                             ctx.emit(Event::ChangeFailed {
                                 addr: c.addr.clone(),
-                                error: e.to_string(),
+                                error: e.beside(&c.addr),
                             });
-                            report.failed.push((c.addr.clone(), e.to_string()));
+                            report.failed.push((c.addr.clone(), e.beside(&c.addr)));
                         }
                     }
                 }

@@ -24,11 +24,12 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("{path}: {source}")]
+    /// Said once: the OS error is part of this message, not a `source` an error chain
+    /// (`{:#}`) would print again.
+    #[error("{path}: {error}{}", io_hint(.error))]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{path}: state file is not valid ({reason}); it was left untouched. {}", restore_hint(.backup.as_deref(), path))]
     Corrupt {
@@ -66,9 +67,19 @@ fn restore_hint(backup: Option<&Path>, path: &Path) -> String {
 pub const BACKUPS_KEPT: usize = 10;
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
-    move |source| StateError::Io {
+    move |error| StateError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
+    }
+}
+
+/// What to do about an I/O error writing state, where the OS message alone does not say.
+fn io_hint(e: &std::io::Error) -> &'static str {
+    if e.raw_os_error() == Some(libc::ENOSPC) {
+        " — the disk is full: free space on it and run the command again (what was done \
+         and saved before is kept; key files this run wrote are picked up again)"
+    } else {
+        ""
     }
 }
 

@@ -2,6 +2,7 @@
 //! consort handling them through the binary: a VM runs one Run Command at a time (409
 //! `Conflict`), a NIC stays reserved for its deleted VM (400 `NicReservedForAnotherVm`).
 
+use crate::arm_schema;
 use crate::fake_arm::{FakeArm, FakeArmConfig};
 use std::path::Path;
 use std::process::Output;
@@ -285,8 +286,16 @@ fn a_seventy_node_export_stays_within_arms_parameter_limit_with_a_valid_paramete
     std::fs::write(d.join("consort.yaml"), text).unwrap();
     let (out, so, se) = cli(&fake, d, &["export", "arm", "-o", "arm"], None);
     assert!(out.status.success(), "{so}\n{se}");
-    let t: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(d.join("arm/azuredeploy.json")).unwrap()).unwrap();
+    let t_bytes = std::fs::read(d.join("arm/azuredeploy.json")).unwrap();
+    let t: serde_json::Value = serde_json::from_slice(&t_bytes).unwrap();
+    // Checked against ARM's own 2019-04-01 schemas and documented limits (arm_schema).
+    let bad = arm_schema::violations(&arm_schema::template_schema(), &t);
+    assert!(
+        bad.is_empty(),
+        "the template breaks deploymentTemplate.json: {bad:#?}"
+    );
+    let bad = arm_schema::template_limit_violations(&t_bytes, &t);
+    assert!(bad.is_empty(), "the template breaks ARM's limits: {bad:#?}");
     let vms = t["resources"]
         .as_array()
         .unwrap()
@@ -297,10 +306,18 @@ fn a_seventy_node_export_stays_within_arms_parameter_limit_with_a_valid_paramete
     let n = t["parameters"].as_object().unwrap().len();
     assert!(n <= 256, "{n} parameters");
     assert_eq!(n, 71, "location and one per node");
-    let p: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(d.join("arm/azuredeploy.parameters.json")).unwrap())
-            .unwrap();
+    let p_bytes = std::fs::read(d.join("arm/azuredeploy.parameters.json")).unwrap();
+    let p: serde_json::Value = serde_json::from_slice(&p_bytes).unwrap();
     parameters_file_is_valid(&p);
+    let bad = arm_schema::violations(&arm_schema::parameters_schema(), &p);
+    assert!(
+        bad.is_empty(),
+        "the parameters file breaks deploymentParameters.json: {bad:#?}"
+    );
+    assert_eq!(
+        arm_schema::parameters_file_limit_violations(&p_bytes),
+        Vec::<String>::new()
+    );
     assert!(fake.requests().is_empty(), "export is offline");
 }
 
@@ -505,4 +522,65 @@ fn a_throttled_key_vault_is_waited_out_for_the_retry_after_it_states() {
     );
     let (out, so, se) = cli(&fake, d, &["destroy", "--yes"], None);
     assert!(out.status.success(), "{so}\n{se}");
+}
+
+/// Destroy soft-deletes the vault, holding its name (Key Vault soft delete): applying the
+/// same network again recovers it in one run, and `plan --refresh` said so beforehand,
+/// having read the deleted vault (Vaults_GetDeleted) without writing anything.
+#[test]
+fn apply_after_destroy_recovers_the_soft_deleted_vault_and_plan_says_so_first() {
+    let fake = FakeArm::start();
+    let dir = checkout(&fake);
+    let d = dir.path();
+    let apply = ["apply", "--yes", "--skip-health-check"];
+    let (out, so, se) = cli(&fake, d, &apply, None);
+    assert!(out.status.success(), "{so}\n{se}");
+    let (out, so, se) = cli(&fake, d, &["destroy", "--yes"], None);
+    assert!(out.status.success(), "{so}\n{se}");
+    let deleted = fake.soft_deleted_vaults();
+    assert_eq!(deleted.len(), 1, "destroy soft-deletes the vault");
+    let vault = deleted[0].clone();
+
+    // A plan that does not read Azure cannot know; one that refreshes does.
+    fake.clear_log();
+    let (out, so, se) = cli(&fake, d, &["plan", "--refresh"], None);
+    assert!(out.status.success(), "{so}\n{se}");
+    let line = so
+        .lines()
+        .find(|l| l.contains("+ azure.vault"))
+        .unwrap_or_else(|| panic!("{so}"));
+    assert!(
+        line.contains(&format!("~ recover: key vault {vault} is soft-deleted"))
+            && line.contains("createMode: recover")
+            && line.contains(&format!("az keyvault purge --name {vault}")),
+        "{line}"
+    );
+    assert_eq!(fake.count("GET", "/deletedVaults/"), 1);
+    let writes = fake.requests().iter().filter(|r| r.method != "GET").count();
+    assert_eq!(writes, 0, "plan writes nothing: {:#?}", fake.requests());
+    let (_, so, _) = cli(&fake, d, &["plan", "--refresh", "--json"], None);
+    let plan: serde_json::Value = serde_json::from_str(&so).unwrap();
+    let change = plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["addr"] == "azure.vault")
+        .unwrap();
+    assert!(
+        change["summary"].as_str().unwrap().contains("~ recover"),
+        "{change}"
+    );
+
+    // Apply recovers it (createMode: recover) and converges in one run.
+    let (out, so, se) = cli(&fake, d, &apply, None);
+    assert!(out.status.success(), "{so}\n{se}");
+    assert!(
+        format!("{so}{se}").contains(&format!("recovering soft-deleted key vault {vault}")),
+        "{so}\n{se}"
+    );
+    assert!(fake.soft_deleted_vaults().is_empty());
+    // Nothing is soft-deleted any more: the next refreshing plan has nothing to recover.
+    let (out, so, se) = cli(&fake, d, &["plan", "--refresh"], None);
+    assert!(!so.contains("~ recover"), "{so}\n{se}");
+    let _ = out;
 }

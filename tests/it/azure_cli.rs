@@ -294,7 +294,7 @@ fn cli_votes_members_in_and_out_by_run_command_and_destroy_leaves_nothing() {
     poll("alpha to peer with gamma", Duration::from_secs(60), || {
         let peers = ipc(&alpha)
             .call_raw("admin_peers", serde_json::json!([]))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| format!("{e}\n{}", boot_log(&alpha)))?;
         Ok(peers.to_string().contains(&gamma_id).then_some(()))
     });
     let gamma_tx = vm_root(&fake, "gamma-tx-0");
@@ -349,6 +349,29 @@ fn cli_votes_members_in_and_out_by_run_command_and_destroy_leaves_nothing() {
         deleted.iter().any(|n| n == "gamma-validator-0-nodekey"),
         "{deleted:?}"
     );
+    // A refreshing plan with gamma back in the topology reads the deleted names and says
+    // apply will recover them (and writes nothing).
+    let yaml = std::fs::read_to_string(dir.join("consort.yaml")).unwrap();
+    assert!(!yaml.contains("gamma"), "{yaml}");
+    let with_gamma = yaml.replacen(
+        "provider:\n",
+        "  - name: gamma\n    validators: 1\nprovider:\n",
+        1,
+    );
+    std::fs::write(dir.join("consort.yaml"), &with_gamma).unwrap();
+    fake.clear_log();
+    let plan = cli_ok(&fake, &dir, &["plan", "--refresh"]);
+    std::fs::write(dir.join("consort.yaml"), &yaml).unwrap();
+    let line = plan
+        .lines()
+        .find(|l| l.contains("+ azure.secrets.gamma-validator-0"))
+        .unwrap_or_else(|| panic!("{plan}"));
+    assert!(
+        line.contains("~ recover: soft-deleted secret(s) gamma-validator-0-nodekey, gamma-validator-0-keystore, gamma-validator-0-password"),
+        "{line}"
+    );
+    assert_eq!(fake.count("GET", "/deletedsecrets/gamma-validator-0-"), 3);
+    assert_eq!(fake.count("PUT", "/"), 0, "{:#?}", fake.requests());
     let out = add_gamma(&fake, &dir, "0");
     assert!(
         out.contains("gamma-validator-0-nodekey was soft-deleted") && out.contains("recovered it"),

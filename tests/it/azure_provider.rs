@@ -858,7 +858,10 @@ fn export_arm_template_matches_what_apply_sends() {
         .unwrap()
         .contains("4633458b-17de-408a-b874-0445c86b69e6")));
     template_resolves(&t);
+    use crate::arm_schema::{parameters_schema, template_schema, violations};
+    assert_eq!(violations(&template_schema(), &t), Vec::<String>::new());
     let p: Value = serde_json::from_slice(&std::fs::read(&files[1]).unwrap()).unwrap();
+    assert_eq!(violations(&parameters_schema(), &p), Vec::<String>::new());
     assert!(p["parameters"].get("node_contoso_tx_0").is_none());
     assert!(
         p.get("metadata").is_none(),
@@ -878,6 +881,7 @@ fn export_arm_template_matches_what_apply_sends() {
     assert_eq!(mode & 0o777, 0o600);
     let p: Value = serde_json::from_slice(&std::fs::read(&files[1]).unwrap()).unwrap();
     crate::azure_behaviours::parameters_file_is_valid(&p);
+    assert_eq!(violations(&parameters_schema(), &p), Vec::<String>::new());
     for n in [
         "contoso-validator-0",
         "contoso-tx-0",

@@ -1,8 +1,14 @@
 //! Every `sh`, `js`/`mjs` and `python` block of README.md, docs/*.md and examples/*.md runs as written
 //! against a real network: each document in a fresh directory holding a copy of the
 //! repository's `topologies/` and, for the README, a deployed `consort.yaml` (its
-//! application snippets assume one; docs/*.md likewise). `consort`, `cast`, `solcjs` and ethers from npm and
-//! web3.py are on hand as the README says to install them. A block that is deliberately
+//! application snippets assume one; docs/*.md likewise). `consort`, `cast`, `forge`, `solcjs` and ethers from
+//! npm and web3.py are on hand as the README says to install them. forge gets one thing
+//! the README does not say: its compiler. forge downloads a native solc from
+//! binaries.soliditylang.org, which the test machine cannot reach (and no registry here
+//! serves a native solc), so every block runs with foundry's own settings
+//! `FOUNDRY_SOLC=<solc_shim.sh>` and `FOUNDRY_OFFLINE=true`: the shim (tests/it/solc_shim.sh)
+//! answers native solc's command line with npm's solcjs 0.8.26, the compiler the other tests
+//! use. The README's blocks themselves run unchanged. A block that is deliberately
 //! not runnable carries `<!-- doc-test: skip (why) -->` on the line before it; any other
 //! tag than the known ones fails the test, so a new block cannot slip past.
 //!
@@ -90,10 +96,28 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// Runs the runnable blocks of `doc` in order in `dir`; returns how many ran.
-fn run_doc(doc: &str, dir: &Path, setup: &str) -> usize {
+/// A block that ran: its line in the document and what it printed on stdout.
+struct Ran {
+    line: usize,
+    stdout: String,
+}
+
+/// Writes tests/it/solc_shim.sh as an executable `solc` in a directory of its own (kept
+/// out of the document's directory, which is the reader's project).
+fn solc_shim() -> (tempfile::TempDir, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let solc = dir.path().join("solc");
+    std::fs::write(&solc, include_str!("solc_shim.sh")).unwrap();
+    std::fs::set_permissions(&solc, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (dir, solc)
+}
+
+/// Runs the runnable blocks of `doc` in order in `dir`; returns those that ran.
+fn run_doc(doc: &str, dir: &Path, setup: &str) -> Vec<Ran> {
     let md = std::fs::read_to_string(repo().join(doc)).unwrap();
     let path = path_with_tools();
+    let (_shim_dir, solc) = solc_shim();
     // ES modules resolve packages from node_modules above the file, not NODE_PATH.
     let modules = npm_tool("cast")
         .parent()
@@ -105,7 +129,7 @@ fn run_doc(doc: &str, dir: &Path, setup: &str) -> usize {
     if !link.exists() {
         std::os::unix::fs::symlink(&modules, &link).unwrap();
     }
-    let mut ran = 0;
+    let mut ran = Vec::new();
     for (n, b) in blocks(&md, doc).into_iter().enumerate() {
         if !RUN.contains(&b.lang.as_str()) {
             continue;
@@ -136,6 +160,10 @@ fn run_doc(doc: &str, dir: &Path, setup: &str) -> usize {
             .current_dir(dir)
             .env("PATH", &path)
             .env("FOUNDRY_DISABLE_NIGHTLY_WARNING", "1")
+            // forge's compiler: the solcjs shim, never a download (see the module comment).
+            .env("FOUNDRY_SOLC", &solc)
+            .env("FOUNDRY_OFFLINE", "true")
+            .env("SOLCJS", npm_tool("solcjs"))
             .env_remove("ETH_RPC_URL")
             .env_remove("ETH_KEYSTORE")
             .env_remove("ETH_PASSWORD");
@@ -150,12 +178,12 @@ fn run_doc(doc: &str, dir: &Path, setup: &str) -> usize {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        eprintln!(
-            "[docs] {doc}:{} ran:\n{}",
-            b.line,
-            String::from_utf8_lossy(&out.stdout)
-        );
-        ran += 1;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        eprintln!("[docs] {doc}:{} ran:\n{stdout}", b.line);
+        ran.push(Ran {
+            line: b.line,
+            stdout,
+        });
     }
     ran
 }
@@ -170,6 +198,60 @@ fn markers_and_tags_are_read_as_the_doc_test_reads_them() {
     assert_eq!((b[1].lang.as_str(), b[1].skip.is_none()), ("python", true));
     let bad = std::panic::catch_unwind(|| blocks("```bash\nls\n```\n", "x.md"));
     assert!(bad.is_err(), "an unknown tag must fail the test");
+}
+
+/// The shim answers what foundry-compilers sends, as native solc would, and refuses the rest.
+#[test]
+fn solc_shim_speaks_what_forge_sends() {
+    let (_keep, solc) = solc_shim();
+    let run = |args: &[&str], stdin: &str| {
+        use std::io::Write;
+        use std::process::Stdio;
+        let mut child = Command::new(&solc)
+            .args(args)
+            .env("SOLCJS", npm_tool("solcjs"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The shim may refuse before reading: a closed pipe is its answer, not an error here.
+        let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+        child.wait_with_output().unwrap()
+    };
+    let v = run(&["--version"], "");
+    let text = String::from_utf8_lossy(&v.stdout);
+    assert!(v.status.success(), "{v:?}");
+    // What foundry-compilers parses: the line "Version: X.Y.Z+commit.H…".
+    let line = text.lines().find(|l| l.starts_with("Version: ")).unwrap();
+    assert!(line.starts_with("Version: 0.8.26+commit."), "{text}");
+    let src = tempfile::tempdir().unwrap();
+    let input = serde_json::json!({
+        "language": "Solidity",
+        "sources": {"A.sol": {"content": "pragma solidity ^0.8.0; contract A { function f() external pure returns (uint) { return 7; } }"}},
+        "settings": {"evmVersion": "london", "outputSelection": {"*": {"*": ["evm.deployedBytecode.object"]}}}
+    });
+    let base = src.path().to_str().unwrap();
+    let out = run(
+        &[
+            "--allow-paths",
+            base,
+            "--base-path",
+            base,
+            "--standard-json",
+        ],
+        &input.to_string(),
+    );
+    assert!(out.status.success(), "{out:?}");
+    // stdout is the JSON alone (solcjs' own note filtered), with the contract compiled.
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let code = v["contracts"]["A.sol"]["A"]["evm"]["deployedBytecode"]["object"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(code.contains("26121ff0"), "no f() in {v}");
+    let bad = run(&["--optimize", "--standard-json"], "{}");
+    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unsupported argument --optimize"));
 }
 
 /// A directory as the README's snippets assume it: the shipped topologies, and a deployed
@@ -191,12 +273,37 @@ fn readme_blocks_run_as_written() {
     let handle = NetworkHandle::new("devnet");
     let dir = deployed_devnet(&handle);
     let ran = run_doc("README.md", &dir, "");
-    // cast/foundry, ethers, web3.py (the two deploy blocks and operators' are skipped).
-    assert!(ran >= 3, "only {ran} README blocks ran");
-    // The snippets really sent: 1 ether each from cast, ethers and web3.py.
+    // cast, the contract, forge, ethers, web3.py (the two deploy blocks and operators' are
+    // skipped).
+    assert!(ran.len() >= 5, "only {} README blocks ran", ran.len());
     let out = crate::support::consort_ok(&dir, &["output", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let rpc = consort::rpc::RpcClient::new(v["wallet"]["rpc_url"].as_str().unwrap().to_string());
+    // forge really deployed the README's Counter: code at the address it printed, with
+    // the selectors of `number()` (8381f58a) and `increment()` (d09de08a).
+    let deployed: Vec<(usize, &str)> = ran
+        .iter()
+        .flat_map(|r| {
+            r.stdout
+                .lines()
+                .filter_map(|l| l.trim().strip_prefix("Deployed to:"))
+                .map(move |a| (r.line, a.trim()))
+        })
+        .collect();
+    assert_eq!(
+        deployed.len(),
+        1,
+        "one README block (forge create) prints `Deployed to:`: {deployed:?}"
+    );
+    let (line, address) = deployed[0];
+    let code: String = rpc
+        .call("eth_getCode", serde_json::json!([address, "latest"]))
+        .unwrap();
+    assert!(
+        code.len() > 2 && code.contains("8381f58a") && code.contains("d09de08a"),
+        "README.md:{line}: no Counter code at {address} (forge's address): {code}"
+    );
+    // The snippets really sent: 1 ether each from cast, ethers and web3.py.
     let dead = consort::rpc::parse_address("0x000000000000000000000000000000000000dEaD").unwrap();
     let got = rpc
         .eth_get_balance(&dead, consort::rpc::BlockId::Latest)
@@ -231,7 +338,7 @@ fn example_blocks_run_as_written() {
             std::fs::write(t.path(), text).unwrap();
         }
         let doc = format!("examples/{name}");
-        ran += run_doc(&doc, &dir, "");
+        ran += run_doc(&doc, &dir, "").len();
         // Whatever a walkthrough left running goes with its directory.
         if dir.join("consort.yaml").exists() {
             let _ = crate::support::consort(&dir, &["destroy", "--yes"]);

@@ -758,6 +758,11 @@ enum Target {
     RunCommand {
         vm: String,
     },
+    /// `/subscriptions/{s}/providers/Microsoft.KeyVault/locations/{l}/deletedVaults/{name}`.
+    DeletedVault {
+        location: String,
+        name: String,
+    },
     /// `{scope}/providers/Microsoft.Authorization/permissions`.
     Permissions {
         scope: String,
@@ -817,6 +822,12 @@ fn parse(path: &str, sub: &str) -> Result<Target, (u16, &'static str, String)> {
             type_given: format!("{}/{}/{}", segs[5], segs[6], segs[8]),
             name: segs[9].into(),
         }),
+        [_, _, "providers", "microsoft.keyvault", "locations", _, "deletedvaults", _] => {
+            Ok(Target::DeletedVault {
+                location: segs[5].into(),
+                name: segs[7].into(),
+            })
+        }
         [_, _, "providers", _, "locations", _, kind @ ("operations" | "operationresults"), _] => {
             Ok(Target::Operation {
                 kind: kind.to_string(),
@@ -915,6 +926,9 @@ async fn handle(
     };
     match (target, method.as_str()) {
         (Target::Subscription, "GET") => key_vault::subscription(&g),
+        (Target::DeletedVault { location, name }, "GET") => {
+            key_vault::deleted_vault(&g, &location, &name)
+        }
         (Target::Permissions { scope, rg }, "GET") => {
             key_vault::permissions(&g, &scope, rg.as_deref())
         }

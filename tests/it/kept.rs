@@ -438,3 +438,393 @@ fn deleted_chain_data_is_reinitialised_and_resynced() {
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
     net.ok(&["destroy", "--yes"]);
 }
+
+/// Damages a stopped node's pebble database the way a torn disk write would, picking by
+/// `seed` between its live MANIFEST (cut inside its first record, which pebble cannot read
+/// past: a cut later on is a torn tail it tolerates) and one of its `.sst` tables (any cut:
+/// the MANIFEST records each table's size). Returns the damaged file and its new length.
+fn damage_chaindata(datadir: &std::path::Path, seed: u64) -> (PathBuf, u64) {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let chaindata = datadir.join("geth/chaindata");
+    let manifest = chaindata.join(
+        std::fs::read_to_string(chaindata.join("CURRENT"))
+            .unwrap()
+            .trim(),
+    );
+    let mut tables: Vec<PathBuf> = std::fs::read_dir(&chaindata)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sst"))
+        .filter(|p| std::fs::metadata(p).unwrap().len() > 1)
+        .collect();
+    tables.sort();
+    let (file, len) = if tables.is_empty() || rng.gen_bool(0.5) {
+        // A record chunk: checksum (4), length (2, little-endian), type (1), data.
+        let bytes = std::fs::read(&manifest).unwrap();
+        let first = 7 + u16::from_le_bytes([bytes[4], bytes[5]]) as u64;
+        (manifest, rng.gen_range(8..first))
+    } else {
+        let t = tables[rng.gen_range(0..tables.len())].clone();
+        let size = std::fs::metadata(&t).unwrap().len();
+        (t, rng.gen_range(1..size))
+    };
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_len(len)
+        .unwrap();
+    (file, len)
+}
+
+/// Names, sizes and contents of the files directly in a node's `geth/chaindata`.
+fn chaindata_files(datadir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(datadir.join("geth/chaindata"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read(&p).unwrap())
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The address that sealed block `hash` (`clique_getSigner`).
+fn sealer(rpc: &RpcClient, hash: &str) -> String {
+    rpc.call::<String>("clique_getSigner", serde_json::json!([hash]))
+        .unwrap_or_else(|e| panic!("clique_getSigner({hash}): {e}"))
+        .to_ascii_lowercase()
+}
+
+/// Item 4: a killed validator whose pebble database is damaged (a truncated MANIFEST or
+/// `.sst`, chosen by seed) is planned as "chain data corrupt: <geth's error>; delete it and
+/// resync from peers" behind `!`; apply refuses it without `--allow-data-loss` and changes
+/// nothing; with it the node is re-initialised, keeps its keys, catches up and seals again.
+#[test]
+fn corrupt_chain_data_is_resynced_from_peers_only_when_allowed() {
+    let net = Net::new("corrupt", 747406, "");
+    net.ok(&["apply", "--yes"]);
+    let node = "fabrikam-validator-0";
+    let signer = net
+        .address(&format!("key.signer.{node}"))
+        .to_ascii_lowercase();
+    let enode_before = net.state().resources[&format!("node.{node}")].outputs["enode"].clone();
+    let o = consort::provider::local::NodeOutputs::from_state(&net.state(), node).unwrap();
+    // SAFETY: a geth this test's network started.
+    unsafe { libc::kill(o.pid as i32, libc::SIGKILL) };
+    poll("the validator to die", WAIT, || {
+        Ok((!o.is_running()).then_some(()))
+    });
+    let datadir = std::path::Path::new(&o.datadir);
+    let seed = std::env::var("CONSORT_CORRUPT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x20_04);
+    let (file, len) = damage_chaindata(datadir, seed);
+    eprintln!("seed {seed:#x}: cut {} to {len} bytes", file.display());
+    let damaged = chaindata_files(datadir);
+
+    // Every view of the plan says what apply would do and that it loses data.
+    let plan = net.ok(&["plan"]);
+    let line = plan
+        .lines()
+        .find(|l| l.contains(&format!("~ node.{node}")))
+        .unwrap_or_else(|| panic!("no line for {node}:\n{plan}"));
+    assert!(line.contains("chain data corrupt: "), "{line}");
+    assert!(
+        line.ends_with("; delete it and resync from peers"),
+        "{line}"
+    );
+    let file_name = file.file_name().unwrap().to_string_lossy().into_owned();
+    let number = file_name
+        .trim_end_matches(".sst")
+        .trim_start_matches("MANIFEST-");
+    assert!(
+        line.contains(number),
+        "geth's error names {file_name}: {line}"
+    );
+    let bang = plan
+        .lines()
+        .skip_while(|l| *l != line)
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        bang.trim_start().starts_with("! its chain data is deleted"),
+        "{plan}"
+    );
+    assert!(
+        bang.contains("keys (node key, signer keystore) are kept"),
+        "{bang}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&net.ok(&["plan", "--json"])).expect("plan --json");
+    assert_eq!(
+        json["data_loss"][0]["addr"],
+        format!("node.{node}"),
+        "{json}"
+    );
+    assert_eq!(json["data_loss"].as_array().unwrap().len(), 1, "{json}");
+
+    // Without the flag: refused, naming it, and nothing changes.
+    let serial = net.state().serial;
+    let out = net.run(&["apply", "--yes"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("--allow-data-loss"), "{}", text(&out));
+    assert_eq!(
+        chaindata_files(datadir),
+        damaged,
+        "a refused apply changed the data"
+    );
+    assert_eq!(net.state().serial, serial);
+    assert!(!o.is_running());
+
+    // With it: re-initialised, same keys, caught up, sealing again, healthy.
+    let head = net.ipc("contoso-validator-0").block_number().unwrap();
+    let out = net.ok(&["apply", "--yes", "--allow-data-loss"]);
+    assert!(out.contains("is healthy"), "{out}");
+    let st = net.state();
+    assert_eq!(
+        st.resources[&format!("node.{node}")].outputs["enode"],
+        enode_before,
+        "the node key changed"
+    );
+    assert_eq!(
+        net.address(&format!("key.signer.{node}"))
+            .to_ascii_lowercase(),
+        signer
+    );
+    let rpc = net.ipc(node);
+    assert_eq!(rpc.chain_id().unwrap(), 747406);
+    poll("the resynced validator to catch up", WAIT, || {
+        Ok((rpc.block_number().map_err(|e| e.to_string())? > head).then_some(()))
+    });
+    let from = rpc.block_number().unwrap();
+    poll("the resynced validator to seal a block", WAIT, || {
+        let now = rpc.block_number().map_err(|e| e.to_string())?;
+        for n in from + 1..=now {
+            let b = rpc
+                .block_by_number(BlockId::Number(n))
+                .map_err(|e| e.to_string())?
+                .ok_or("no block")?;
+            if sealer(&rpc, &b.hash) == signer {
+                return Ok(Some(()));
+            }
+        }
+        Ok(None)
+    });
+    let status: serde_json::Value =
+        serde_json::from_str(&net.ok(&["status", "--json"])).expect("status --json");
+    assert_eq!(status["healthy"], true, "{status}");
+    let again = net.run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    net.ok(&["destroy", "--yes"]);
+}
+
+/// Item 4, refused: a single-node network's only copy of the chain is never deleted to
+/// "resync" (from no one): plan and apply refuse, say why and what to do, and change
+/// nothing, `--allow-data-loss` or not.
+#[test]
+fn corrupt_chain_data_of_the_only_node_is_refused() {
+    let handle = NetworkHandle::new("lonely");
+    let dir = handle.dir.path().canonicalize().unwrap();
+    std::fs::write(
+        dir.join("consort.yaml"),
+        format!(
+            "network:
+  name: lonely
+  chain_id: 747407
+  consensus:
+    clique: {{ period: 1, epoch: 30000 }}
+members:
+  - name: contoso
+    validators: 1
+provider:
+  local:
+    base_port: {}
+",
+            port_base()
+        ),
+    )
+    .unwrap();
+    consort_ok(&dir, &["apply", "--yes"]);
+    let st = handle.state_dir().load().unwrap().unwrap();
+    let node = "contoso-validator-0";
+    let o = consort::provider::local::NodeOutputs::from_state(&st, node).unwrap();
+    // SAFETY: a geth this test's network started.
+    unsafe { libc::kill(o.pid as i32, libc::SIGKILL) };
+    poll("the validator to die", WAIT, || {
+        Ok((!o.is_running()).then_some(()))
+    });
+    let datadir = std::path::Path::new(&o.datadir);
+    damage_chaindata(datadir, 0x20_04_01);
+    let damaged = chaindata_files(datadir);
+    for args in [
+        &["plan"][..],
+        &["apply", "--yes"],
+        &["apply", "--yes", "--allow-data-loss"],
+    ] {
+        let out = consort(&dir, args);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {t}");
+        assert!(
+            t.contains(&format!("node.{node}: chain data corrupt: ")),
+            "{args:?}: {t}"
+        );
+        assert!(
+            t.contains(
+                "No other node holds the chain of network lonely (it is the network's only node)"
+            ),
+            "{args:?}: {t}"
+        );
+        assert!(t.contains("from a backup"), "{args:?}: {t}");
+        assert_eq!(
+            t.matches("chain data corrupt").count(),
+            1,
+            "{args:?}: said twice: {t}"
+        );
+        assert_eq!(
+            chaindata_files(datadir),
+            damaged,
+            "{args:?} changed the data"
+        );
+        assert!(!o.is_running(), "{args:?} started the node");
+    }
+    consort_ok(&dir, &["destroy", "--yes"]);
+}
+
+/// Unmounts the tmpfs a test mounted over its network's directory (before the directory
+/// itself goes).
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Item 6: a disk that fills up while apply writes keys. Every key directory left is a
+/// whole key (one plan then picks up again, saying so), never a half-written one; each
+/// failure says "No space left on device" once, names its resource once, and says what to
+/// do; after space is freed, apply converges. The network's directory is a small tmpfs
+/// (mounting one needs root: this test fails rather than skips without it).
+#[test]
+fn a_full_disk_leaves_no_half_written_key_and_says_so_once() {
+    let handle = NetworkHandle::new("full");
+    let dir = handle.dir.path().canonicalize().unwrap();
+    let mount = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=96k,mode=0755", "tmpfs"])
+        .arg(&dir)
+        .output()
+        .expect("run mount");
+    assert!(
+        mount.status.success(),
+        "mounting a tmpfs needs root: {}",
+        text(&mount)
+    );
+    let _mounted = Mounted(dir.clone());
+    let accounts: String = (0..20)
+        .map(|i| format!("      - name: a{i}\n        balance: 1 ether\n"))
+        .collect();
+    std::fs::write(
+        dir.join("consort.yaml"),
+        format!(
+            "network:
+  name: full
+  chain_id: 747408
+  consensus:
+    clique: {{ period: 1, epoch: 30000 }}
+members:
+  - name: contoso
+    validators: 1
+    accounts:
+{accounts}provider:
+  local:
+    base_port: {}
+",
+            port_base()
+        ),
+    )
+    .unwrap();
+    let out = consort(&dir, &["apply", "--yes"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("No space left on device"), "{t}");
+    for line in t.lines().filter(|l| l.contains("No space left")) {
+        assert_eq!(
+            line.matches("No space left on device").count(),
+            1,
+            "said twice: {line}"
+        );
+        let words: Vec<&str> = line.split_whitespace().collect();
+        assert!(
+            !words
+                .windows(2)
+                .any(|w| w[0] == w[1] && w[0].ends_with(':')),
+            "names its resource twice: {line}"
+        );
+    }
+    assert!(t.contains("free space"), "no way out said: {t}");
+
+    // What is left under keys/: whole keys only, each one the next plan picks up.
+    let sd = handle.state_dir();
+    let st = sd.load().unwrap();
+    let plan = consort_ok(&dir, &["plan"]);
+    let accounts_dir = sd.root.join("keys/accounts/contoso");
+    let mut promised = Vec::new();
+    for e in std::fs::read_dir(&accounts_dir).into_iter().flatten() {
+        let d = e.unwrap().path();
+        let name = d.file_name().unwrap().to_string_lossy().into_owned();
+        let keystores: Vec<_> = std::fs::read_dir(d.join("keystore"))
+            .map(|r| r.flatten().collect())
+            .unwrap_or_default();
+        assert!(
+            d.join("key").is_file() && d.join("password").is_file() && keystores.len() == 1,
+            "half-written key directory left: {}",
+            d.display()
+        );
+        let addr = format!("account.contoso.{name}");
+        let in_state = st.as_ref().is_some_and(|s| s.resources.contains_key(&addr));
+        if !in_state {
+            let line = plan
+                .lines()
+                .find(|l| l.contains(&format!("+ {addr} ")))
+                .unwrap_or_else(|| panic!("no line for {addr}:\n{plan}"));
+            assert!(line.contains("restores its earlier key 0x"), "{line}");
+            let key = std::fs::read_to_string(d.join("key")).unwrap();
+            let address = consort::crypto::SecretKey::from_hex(key.trim())
+                .unwrap()
+                .address()
+                .to_checksum();
+            assert!(line.contains(&address), "{line} is not {address}");
+            promised.push((addr, address));
+        }
+    }
+
+    // Space freed: apply converges, keeping the addresses plan promised.
+    let remount = std::process::Command::new("mount")
+        .args(["-o", "remount,size=512m"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(remount.status.success(), "{}", text(&remount));
+    let out = consort_ok(&dir, &["apply", "--yes"]);
+    assert!(out.contains("is healthy"), "{out}");
+    let st = sd.load().unwrap().unwrap();
+    for (addr, address) in &promised {
+        assert_eq!(
+            st.output_str(addr, "address"),
+            Some(address.as_str()),
+            "{addr}"
+        );
+    }
+    let again = consort(&dir, &["plan", "--detailed-exitcode"]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    consort_ok(&dir, &["destroy", "--yes"]);
+}

@@ -5,6 +5,8 @@ mod support;
 mod apps;
 
 #[cfg(feature = "azure")]
+mod arm_schema;
+#[cfg(feature = "azure")]
 mod azure_arm;
 #[cfg(feature = "azure")]
 mod azure_behaviours;
@@ -13,6 +15,7 @@ mod azure_cli;
 #[cfg(feature = "azure")]
 mod azure_provider;
 mod cli;
+mod closed_stdout;
 #[cfg(feature = "azure")]
 mod cloud_init;
 mod conveniences;

@@ -57,6 +57,7 @@ fn readme_starts_with_the_two_commands() {
     for needed in [
         "go install",
         "@foundry-rs/cast-linux-amd64",
+        "@foundry-rs/forge-linux-amd64",
         "solc@",
         "ethers@",
         "web3==",

@@ -314,11 +314,12 @@ pub fn port_base() -> u16 {
 /// same).
 pub const NPM_TOOLS: &[&str] = &[
     "@foundry-rs/cast-linux-amd64@1.7.1",
+    "@foundry-rs/forge-linux-amd64@1.7.1",
     "solc@0.8.26",
     "ethers@6.17.0",
 ];
 
-/// A tool from npm (`cast` from @foundry-rs/cast-linux-amd64, `solcjs` from solc; the
+/// A tool from npm (`cast` and `forge` from @foundry-rs/*-linux-amd64, `solcjs` from solc; the
 /// ethers library sits beside them in `node_modules`), or
 /// `$CONSORT_<NAME>`: found in consort's cache (`~/.cache/consort/tools`), else installed
 /// there once with `npm install --prefix`, as geth is built once with Go. A test that needs
@@ -338,6 +339,7 @@ pub fn npm_tool(name: &str) -> PathBuf {
             let prefix = cache.join("consort/tools");
             let bin = prefix.join("node_modules/.bin");
             if bin.join("cast").exists()
+                && bin.join("forge").exists()
                 && bin.join("solcjs").exists()
                 && prefix.join("node_modules/ethers/package.json").exists()
             {

@@ -47,6 +47,7 @@ mod log_tail;
 mod reconcile;
 mod resources;
 pub mod run_command;
+mod soft_delete;
 pub mod vault;
 mod votes;
 
@@ -515,6 +516,15 @@ impl Planning for AzureProvider {
             .collect();
         self.refresh_clique(topology, state, &mut drift);
         drift
+    }
+
+    fn held_names(
+        &self,
+        _topology: &Topology,
+        state: Option<&State>,
+        changes: &[Change],
+    ) -> BTreeMap<String, String> {
+        self.soft_deleted_names(state, changes)
     }
 
     fn preflight(&self, _topology: &Topology, destroy: bool) -> Result<(), String> {

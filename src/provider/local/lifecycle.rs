@@ -11,12 +11,12 @@ use crate::provider::ProviderError;
 use crate::state::{State, StateDir};
 use std::path::Path;
 
-/// Stops every node recorded in `state`, all at once; returns the names of those that were
-/// running (in state order).
 /// A node's mark that `consort stop` stopped it (so a node found down without it has
 /// crashed or was killed); removed when the node starts again.
 pub const STOPPED_MARK: &str = "stopped-by-consort";
 
+/// Stops every node recorded in `state`, all at once; returns the names of those that were
+/// running (in state order).
 pub fn stop_nodes(
     sd: &StateDir,
     state: &State,
@@ -28,13 +28,25 @@ pub fn stop_nodes(
         .filter_map(|addr| addr.strip_prefix("node."))
         .filter_map(|name| NodeOutputs::from_state(state, name).map(|o| (name.to_string(), o)))
         .collect();
+    // Each node is reported as soon as it is down (and marked), so a progress line — and a
+    // kill point of the fault suite — can fall between nodes.
     let results: Vec<(String, Result<Stopped, String>)> = std::thread::scope(|s| {
         let handles: Vec<_> = nodes
             .iter()
             .map(|(name, o)| {
                 s.spawn(move || {
                     let r = process::stop(o.process(), Path::new(&o.datadir), STOP_GRACE)
-                        .map_err(|e| e.to_string());
+                        .map_err(|e| e.to_string())
+                        .and_then(|stopped| {
+                            mark_stopped(sd, name)?;
+                            Ok(stopped)
+                        });
+                    if matches!(r, Ok(Stopped::Terminated | Stopped::Killed)) {
+                        events(Event::Step {
+                            subject: name.clone(),
+                            step: "stopped".into(),
+                        });
+                    }
                     (name.clone(), r)
                 })
             })
@@ -47,24 +59,9 @@ pub fn stop_nodes(
     let mut stopped = Vec::new();
     let mut failed = Vec::new();
     for (name, r) in results {
-        if r.is_ok() {
-            // In the node's directory under the state dir (not a path read from state).
-            let mark = node_dir(sd, &name).join(STOPPED_MARK);
-            if mark.parent().is_some_and(Path::is_dir) {
-                if let Err(e) = crate::state::fsutil::write_atomic(&mark, b"", 0o644) {
-                    failed.push(format!("node.{name}: cannot write {}: {e}", mark.display()));
-                }
-            }
-        }
         match r {
             Ok(Stopped::NotRunning) => {}
-            Ok(_) => {
-                events(Event::Step {
-                    subject: name.clone(),
-                    step: "stopped".into(),
-                });
-                stopped.push(name);
-            }
+            Ok(_) => stopped.push(name),
             Err(e) => failed.push(format!("node.{name}: {e}")),
         }
     }
@@ -75,4 +72,15 @@ pub fn stop_nodes(
         )));
     }
     Ok(stopped)
+}
+
+/// Marks node `name` as stopped by `consort stop`, in its directory under the state dir
+/// (not a path read from state); a node whose directory is gone needs no mark.
+fn mark_stopped(sd: &StateDir, name: &str) -> Result<(), String> {
+    let mark = node_dir(sd, name).join(STOPPED_MARK);
+    if mark.parent().is_some_and(Path::is_dir) {
+        crate::state::fsutil::write_atomic(&mark, b"", 0o644)
+            .map_err(|e| format!("cannot write {}: {e}", mark.display()))?;
+    }
+    Ok(())
 }

@@ -173,6 +173,9 @@ pub struct LocalProvider {
     genesis_db: Mutex<()>,
     /// Why the live signers cannot be reconciled, as the last `refresh` found.
     signer_refusal: Mutex<Option<String>>,
+    /// Why a node's corrupt chain data cannot be resynced (no other node holds the chain),
+    /// as the last `refresh` found.
+    chain_refusal: Mutex<Option<String>>,
     /// Held by the node restarting during a rolling upgrade (one at a time).
     rolling: Mutex<()>,
 }
@@ -189,6 +192,7 @@ impl LocalProvider {
             processes: Mutex::new(None),
             genesis_db: Mutex::new(()),
             signer_refusal: Mutex::new(None),
+            chain_refusal: Mutex::new(None),
             rolling: Mutex::new(()),
         }
     }
@@ -374,9 +378,13 @@ impl Planning for LocalProvider {
         let probed: Vec<(String, Result<String, Vec<String>>)> =
             parallel::map(&recorded, parallel::PROBE_CONCURRENCY, |(name, o)| {
                 let why = if !o.is_running() {
-                    match chaindata::missing(Path::new(&o.datadir)) {
+                    let datadir = Path::new(&o.datadir);
+                    match chaindata::missing(datadir) {
                         Some(why) => chaindata::reason(why),
-                        None => "restart (process not running)".to_string(),
+                        None => match chaindata::corrupt(&o.geth_binary(), datadir) {
+                            Some(why) => chaindata::corrupt_reason(&why),
+                            None => "restart (process not running)".to_string(),
+                        },
                     }
                 } else if o.ipc_path.is_empty() {
                     return None;
@@ -406,6 +414,7 @@ impl Planning for LocalProvider {
             .into_iter()
             .flatten()
             .collect();
+        *self.chain_refusal.lock().unwrap() = chaindata::no_holder(topology, &recorded, &probed);
         let restarted: BTreeSet<&str> = probed
             .iter()
             .filter(|(_, r)| r.is_ok())
@@ -467,6 +476,9 @@ impl Planning for LocalProvider {
 
     fn check_live(&self, topology: &Topology, state: &State) -> Result<(), String> {
         if let Some(why) = address_moved(topology, state) {
+            return Err(why);
+        }
+        if let Some(why) = self.chain_refusal.lock().unwrap().take() {
             return Err(why);
         }
         match self.signer_refusal.lock().unwrap().take() {

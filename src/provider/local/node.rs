@@ -758,6 +758,17 @@ impl LocalProvider {
             if !datadir.join("geth").is_dir() || chaindata::missing(&datadir).is_some() {
                 return self.create_node(ctx, change);
             }
+            // Chain data geth cannot open (plan marked it `!`, apply was allowed the loss,
+            // and another node holds the chain): the node is made afresh from genesis with
+            // its keys from keys/ (same node key, same signer) and resyncs from its peers.
+            if crate::plan::loss::is_corrupt_resync(change) {
+                step(
+                    ctx,
+                    &name,
+                    "delete its corrupt chain data, resync from peers",
+                );
+                return self.create_node(ctx, change);
+            }
             if spec.role == Role::Validator {
                 Self::install_signer(ctx, addr, &name, &datadir)?;
             }

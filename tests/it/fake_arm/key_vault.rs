@@ -111,6 +111,8 @@ pub(super) struct VaultState {
     pub secrets: BTreeMap<String, BTreeMap<String, String>>,
     /// Soft-deleted vaults by name: (stored resource, its secrets).
     pub deleted: BTreeMap<String, (String, Stored, BTreeMap<String, String>)>,
+    /// When each soft-deleted vault (by name) was deleted.
+    pub deleted_on: BTreeMap<String, time::OffsetDateTime>,
     pub assignments: BTreeMap<String, Assignment>,
     /// VM key → principal id.
     pub principals: BTreeMap<String, String>,
@@ -191,6 +193,50 @@ pub(super) fn subscription(g: &Inner) -> Response {
     )
 }
 
+/// `GET /subscriptions/{s}/providers/Microsoft.KeyVault/locations/{l}/deletedVaults/{name}`
+/// (Vaults_GetDeleted, specification/keyvault/resource-manager/Microsoft.KeyVault/stable/
+/// 2023-07-01/keyvault.json; shape as examples/listDeletedVaults.json there): a vault soft-
+/// deleted in that location, with its old id, deletion and scheduled purge dates
+/// (retention: the vault's softDeleteRetentionInDays, 90 by default); 404 otherwise.
+pub(super) fn deleted_vault(g: &Inner, location: &str, name: &str) -> Response {
+    let lname = name.to_ascii_lowercase();
+    let norm = |l: &str| l.replace(' ', "").to_ascii_lowercase();
+    let found = g.vaults.deleted.get(&lname).filter(|(_, s, _)| {
+        s.body["location"]
+            .as_str()
+            .is_some_and(|l| norm(l) == norm(location))
+    });
+    let Some((_, stored, _)) = found else {
+        return arm_error(
+            404,
+            "ResourceNotFound",
+            &format!("The Resource 'Microsoft.KeyVault/deletedVaults/{name}' under location '{location}' was not found."),
+        );
+    };
+    let fmt = &time::format_description::well_known::Rfc3339;
+    let on = g.vaults.deleted_on[&lname];
+    let days = stored.body["properties"]["softDeleteRetentionInDays"]
+        .as_i64()
+        .unwrap_or(90);
+    json_response(
+        200,
+        &json!({
+            "id": format!("/subscriptions/{}/providers/Microsoft.KeyVault/locations/{location}/deletedVaults/{name}", g.cfg.subscription_id),
+            "name": stored.name,
+            "type": "Microsoft.KeyVault/deletedVaults",
+            "properties": {
+                "vaultId": stored.id,
+                "location": stored.body["location"],
+                "tags": stored.body.get("tags").cloned().unwrap_or(json!({})),
+                "deletionDate": on.format(fmt).unwrap(),
+                "scheduledPurgeDate": (on + time::Duration::days(days)).format(fmt).unwrap(),
+                "purgeProtectionEnabled": stored.body["properties"]["enablePurgeProtection"].as_bool().unwrap_or(false),
+            }
+        }),
+        HeaderMap::new(),
+    )
+}
+
 /// Vault PUT pre-check: a soft-deleted name needs `createMode: recover`. Returns the
 /// secrets to restore.
 pub(super) fn vault_put_check(
@@ -211,6 +257,7 @@ pub(super) fn vault_put_check(
         )));
     }
     let (_, _, secrets) = g.vaults.deleted.remove(&lname).unwrap();
+    g.vaults.deleted_on.remove(&lname);
     let _ = key;
     Ok(Some(secrets))
 }
@@ -267,6 +314,10 @@ pub(super) fn after_delete(g: &mut Inner, key: &str, stored: &Stored) {
         g.vaults.deleted.insert(
             stored.name.to_ascii_lowercase(),
             (key.to_string(), stored.clone(), secrets),
+        );
+        g.vaults.deleted_on.insert(
+            stored.name.to_ascii_lowercase(),
+            time::OffsetDateTime::now_utc(),
         );
     }
     if stored.rtype == "Microsoft.Compute/virtualMachines" {

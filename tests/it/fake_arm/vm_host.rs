@@ -31,11 +31,38 @@ pub(super) struct Hosts {
     pub vms: BTreeMap<String, Host>,
 }
 
+/// Held while a test's VMs may be booted on the loopback VNet.
+pub struct VnetGuard {
+    _thread: std::sync::MutexGuard<'static, ()>,
+    /// flock(2)ed; closing it releases the lock.
+    _file: std::fs::File,
+}
+
 /// Booted VMs bind the loopback VNet's addresses (`127.0.0.0/16`, the one that holds
-/// 127.0.0.1) on geth's fixed ports: one booting network at a time in this test binary.
-pub fn loopback_vnet() -> std::sync::MutexGuard<'static, ()> {
+/// 127.0.0.1) on geth's fixed ports: one booting network at a time, on the whole machine —
+/// not only in this test binary (a mutex) but across test processes (an flock on a file in
+/// the temp directory), since another checkout's test run binds the same addresses and
+/// its geth would make ours fail with "bind: address already in use".
+pub fn loopback_vnet() -> VnetGuard {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::io::AsRawFd;
     static VNET: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    VNET.lock().unwrap_or_else(|p| p.into_inner())
+    let thread = VNET.lock().unwrap_or_else(|p| p.into_inner());
+    let path = std::env::temp_dir().join("consort-test-loopback-vnet.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    // SAFETY: flock on a descriptor we own; it is released when `file` is closed.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+    assert_eq!(rc, 0, "flock {}", path.display());
+    VnetGuard {
+        _thread: thread,
+        _file: file,
+    }
 }
 
 /// Writes every `write_files` entry of a cloud-init under `root`, with its permissions;
@@ -104,15 +131,48 @@ pub fn kill_root(root: &Path) {
     }
 }
 
+/// Processes of group `pgid` that have not exited yet (a zombie holds no socket or port).
+fn live_in_group(pgid: i32) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return vec![];
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|st| {
+                // pid (comm) state ppid pgrp ...: comm may hold spaces, so after the last ')'.
+                let rest: Vec<&str> = st
+                    .rsplit_once(')')
+                    .map(|(_, r)| r.split_whitespace().collect())
+                    .unwrap_or_default();
+                rest.len() > 2 && rest[0] != "Z" && rest[2].parse() == Ok(pgid)
+            })
+        })
+        .collect()
+}
+
 impl Host {
-    /// Kills the VM's whole process group (start.sh, bootstrap, geth, seal.sh).
+    /// Kills the VM's whole process group (start.sh, bootstrap, geth, seal.sh) and waits
+    /// until each has exited: the next VM on this private IP (the same VM name booted
+    /// again, or the next test's network on the loopback VNet) binds the same address and
+    /// port, which a geth still exiting (a kill does not wait; a process in the middle of
+    /// disk I/O on a loaded machine dies only after it) would still hold. Geth then fails
+    /// with "bind: address already in use" and the test waits for a node that never came.
     fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // SAFETY: signalling the process group we created for this VM's runcmd.
-            unsafe { libc::kill(-(c.id() as i32), libc::SIGKILL) };
-            let _ = c.wait();
-        }
+        let Some(mut c) = self.child.take() else {
+            kill_root(&self.root);
+            return;
+        };
+        let pgid = c.id() as i32;
+        // SAFETY: signalling the process group we created for this VM's runcmd.
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        let _ = c.wait();
         kill_root(&self.root);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !live_in_group(pgid).is_empty() && std::time::Instant::now() < deadline {
+            // SAFETY: as above; anything of the group still alive gets the signal again.
+            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 

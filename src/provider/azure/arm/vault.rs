@@ -189,11 +189,7 @@ impl Arm {
     /// Recovers a soft-deleted secret (`POST {vault}deletedsecrets/{name}/recover`) and
     /// waits until it can be read again: Key Vault recovers in the background.
     pub async fn recover_secret(&self, vault_uri: &str, name: &str) -> Result<(), ArmError> {
-        let mut url = self.secret_url(vault_uri, name)?;
-        url.set_path(&url.path().replace(
-            &format!("/secrets/{name}"),
-            &format!("/deletedsecrets/{name}/recover"),
-        ));
+        let url = self.deleted_secret_url(vault_uri, name, "/recover")?;
         let resource = format!("{vault_uri}deletedsecrets/{name}");
         self.send_json(&resource, Method::Post, url, None, Some(VAULT_SCOPE))
             .await?;
@@ -213,6 +209,57 @@ impl Arm {
             wait = (wait * 2).min(self.settings.retry_max_delay);
         }
         Ok(())
+    }
+
+    /// `{vault}deletedsecrets/{name}{suffix}`, to the same vault [`Arm::secret_url`] allows.
+    fn deleted_secret_url(
+        &self,
+        vault_uri: &str,
+        name: &str,
+        suffix: &str,
+    ) -> Result<Url, ArmError> {
+        let mut url = self.secret_url(vault_uri, name)?;
+        url.set_path(&url.path().replace(
+            &format!("/secrets/{name}"),
+            &format!("/deletedsecrets/{name}{suffix}"),
+        ));
+        Ok(url)
+    }
+
+    /// Whether `name` is held by a soft-deleted secret (`GET {vault}deletedsecrets/{name}`,
+    /// GetDeletedSecret, data plane 7.4): writing it then means recovering it first.
+    pub async fn secret_is_soft_deleted(
+        &self,
+        vault_uri: &str,
+        name: &str,
+    ) -> Result<bool, ArmError> {
+        let url = self.deleted_secret_url(vault_uri, name, "")?;
+        self.data_plane_exists(&format!("{vault_uri}deletedsecrets/{name}"), url)
+            .await
+    }
+
+    /// A soft-deleted vault holding `name` in `location`, if any (`GET /subscriptions/{s}/
+    /// providers/Microsoft.KeyVault/locations/{l}/deletedVaults/{name}`, Vaults_GetDeleted,
+    /// 2023-07-01): a vault of that name can then only be created by recovering it.
+    pub async fn deleted_vault(
+        &self,
+        location: &str,
+        name: &str,
+    ) -> Result<Option<DeletedVault>, ArmError> {
+        let id = format!(
+            "/subscriptions/{}/providers/Microsoft.KeyVault/locations/{location}/deletedVaults/{name}",
+            self.subscription_id()
+        );
+        Ok(self.get_json(&id, KEYVAULT_API).await?.map(|v| {
+            let p = &v["properties"];
+            let text = |k: &str| p[k].as_str().unwrap_or_default().to_string();
+            DeletedVault {
+                vault_id: text("vaultId"),
+                deletion_date: text("deletionDate"),
+                scheduled_purge_date: text("scheduledPurgeDate"),
+                purge_protection: p["purgeProtectionEnabled"].as_bool().unwrap_or(false),
+            }
+        }))
     }
 
     async fn put_secret_once(
@@ -264,9 +311,14 @@ impl Arm {
     /// Whether a secret exists (its value is not read).
     pub async fn secret_exists(&self, vault_uri: &str, name: &str) -> Result<bool, ArmError> {
         let url = self.secret_url(vault_uri, name)?;
-        let resource = format!("{vault_uri}secrets/{name}");
+        self.data_plane_exists(&format!("{vault_uri}secrets/{name}"), url)
+            .await
+    }
+
+    /// Whether a data-plane GET of `url` finds something (404: no).
+    async fn data_plane_exists(&self, resource: &str, url: Url) -> Result<bool, ArmError> {
         match self
-            .send_json(&resource, Method::Get, url, None, Some(VAULT_SCOPE))
+            .send_json(resource, Method::Get, url, None, Some(VAULT_SCOPE))
             .await
         {
             Ok(_) => Ok(true),
@@ -274,6 +326,18 @@ impl Arm {
             Err(e) => Err(e),
         }
     }
+}
+
+/// A soft-deleted vault, as Vaults_GetDeleted (2023-07-01) describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeletedVault {
+    /// The ARM id it had (its resource group is in it).
+    pub vault_id: String,
+    pub deletion_date: String,
+    /// When Azure purges it and frees the name.
+    pub scheduled_purge_date: String,
+    /// Purge protection: it cannot be purged before `scheduled_purge_date` (recovery works).
+    pub purge_protection: bool,
 }
 
 /// What writing a secret took.
