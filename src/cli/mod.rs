@@ -422,6 +422,7 @@ pub enum ExportCommand {
 /// Runs the CLI; returns the process exit code.
 pub fn run() -> i32 {
     crate::provider::local::process::close_inherited_on_exec();
+    crate::provider::local::process::raise_open_file_limit();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

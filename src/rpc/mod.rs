@@ -213,11 +213,16 @@ impl RpcClient {
     /// Calls `method`; the raw `result` (may be `null`).
     pub fn call_raw(&self, method: &str, params: Value) -> Result<Value, RpcError> {
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-        let mut v = if self.ipc {
+        let v = if self.ipc {
             self.send_ipc(method, &body)?
         } else {
             self.send_http(method, &body)?
         };
+        self.answer(method, v)
+    }
+
+    /// The `result` of one JSON-RPC answer, or its `error`.
+    fn answer(&self, method: &str, mut v: Value) -> Result<Value, RpcError> {
         if let Some(err) = v.get("error") {
             return Err(RpcError::Node {
                 url: self.url.clone(),
@@ -234,6 +239,49 @@ impl RpcClient {
             Some(r) => Ok(r.take()),
             None => Err(self.decode_err(method, "no `result` in the answer")),
         }
+    }
+
+    /// Several calls as one JSON-RPC batch: one request (over IPC one connection) instead of
+    /// one per call. Each call's raw `result` or error, in the order given; the outer error
+    /// is the transport's. Answers are matched by id: the JSON-RPC 2.0 spec lets a server
+    /// answer a batch in any order (geth keeps it).
+    pub fn call_batch(
+        &self,
+        calls: &[(&str, Value)],
+    ) -> Result<Vec<Result<Value, RpcError>>, RpcError> {
+        let label = calls.iter().map(|(m, _)| *m).collect::<Vec<_>>().join("+");
+        let body: Vec<Value> = calls
+            .iter()
+            .enumerate()
+            .map(|(i, (m, p))| json!({"jsonrpc": "2.0", "id": i, "method": m, "params": p}))
+            .collect();
+        let body = Value::Array(body);
+        let v = if self.ipc {
+            self.send_ipc(&label, &body)?
+        } else {
+            self.send_http(&label, &body)?
+        };
+        let Value::Array(answers) = v else {
+            return Err(self.decode_err(&label, "the answer to a batch is not an array"));
+        };
+        let mut by_id: Vec<Option<Value>> = vec![None; calls.len()];
+        for a in answers {
+            if let Some(slot) = a
+                .get("id")
+                .and_then(Value::as_u64)
+                .and_then(|i| by_id.get_mut(i as usize))
+            {
+                *slot = Some(a);
+            }
+        }
+        Ok(calls
+            .iter()
+            .zip(by_id)
+            .map(|((m, _), a)| match a {
+                Some(a) => self.answer(m, a),
+                None => Err(self.decode_err(m, "no answer for it in the batch")),
+            })
+            .collect())
     }
 
     fn transport_err(&self, method: &str, reason: impl Into<String>) -> RpcError {
@@ -307,6 +355,11 @@ impl RpcClient {
     /// Calls `method` and decodes `result` as `T`.
     pub fn call<T: DeserializeOwned>(&self, method: &str, params: Value) -> Result<T, RpcError> {
         let v = self.call_raw(method, params)?;
+        self.decode(method, v)
+    }
+
+    /// `result` of `method` as `T`.
+    fn decode<T: DeserializeOwned>(&self, method: &str, v: Value) -> Result<T, RpcError> {
         serde_json::from_value(v).map_err(|e| self.decode_err(method, e.to_string()))
     }
 
@@ -332,6 +385,17 @@ impl RpcClient {
 
     /// `None` if the node has no such block yet.
     pub fn block_by_number(&self, id: BlockId) -> Result<Option<Block>, RpcError> {
+        let (m, params) = Self::block_call(id);
+        self.decode_block(self.call_raw(m, params)?)
+    }
+
+    /// The `eth_getBlockByNumber` call [`block_by_number`](Self::block_by_number) makes.
+    pub fn block_call(id: BlockId) -> (&'static str, Value) {
+        ("eth_getBlockByNumber", json!([id.param(), false]))
+    }
+
+    /// An `eth_getBlockByNumber` result (without transactions).
+    pub fn decode_block(&self, v: Value) -> Result<Option<Block>, RpcError> {
         const M: &str = "eth_getBlockByNumber";
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
@@ -343,7 +407,7 @@ impl RpcClient {
             extra_data: String,
             total_difficulty: Option<String>,
         }
-        let raw: Option<Raw> = self.call(M, json!([id.param(), false]))?;
+        let raw: Option<Raw> = self.decode(M, v)?;
         let Some(r) = raw else { return Ok(None) };
         let bad = |what: &str, v: &str| self.decode_err(M, format!("{what} {v:?} is not valid"));
         Ok(Some(Block {
@@ -369,6 +433,11 @@ impl RpcClient {
     }
 
     pub fn admin_peers(&self) -> Result<Vec<Peer>, RpcError> {
+        self.decode_peers(self.call_raw("admin_peers", json!([]))?)
+    }
+
+    /// An `admin_peers` result.
+    pub fn decode_peers(&self, v: Value) -> Result<Vec<Peer>, RpcError> {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct RawNet {
@@ -385,7 +454,7 @@ impl RpcClient {
             id: String,
             network: RawNet,
         }
-        let raw: Vec<Raw> = self.call("admin_peers", json!([]))?;
+        let raw: Vec<Raw> = self.decode("admin_peers", v)?;
         Ok(raw
             .into_iter()
             .map(|r| Peer {
@@ -431,8 +500,13 @@ impl RpcClient {
     }
 
     pub fn clique_get_signers(&self) -> Result<Vec<Address>, RpcError> {
+        self.decode_signers(self.call_raw("clique_getSigners", json!([null]))?)
+    }
+
+    /// A `clique_getSigners` result.
+    pub fn decode_signers(&self, v: Value) -> Result<Vec<Address>, RpcError> {
         const M: &str = "clique_getSigners";
-        let raw: Vec<String> = self.call(M, json!([null]))?;
+        let raw: Vec<String> = self.decode(M, v)?;
         raw.iter()
             .map(|s| {
                 parse_address(s)
@@ -453,8 +527,13 @@ impl RpcClient {
     }
 
     pub fn clique_proposals(&self) -> Result<Vec<CliqueProposal>, RpcError> {
+        self.decode_proposals(self.call_raw("clique_proposals", json!([]))?)
+    }
+
+    /// A `clique_proposals` result.
+    pub fn decode_proposals(&self, v: Value) -> Result<Vec<CliqueProposal>, RpcError> {
         const M: &str = "clique_proposals";
-        let raw: std::collections::BTreeMap<String, bool> = self.call(M, json!([]))?;
+        let raw: std::collections::BTreeMap<String, bool> = self.decode(M, v)?;
         raw.into_iter()
             .map(|(a, authorize)| {
                 Ok(CliqueProposal {
@@ -605,6 +684,57 @@ mod tests {
             "0x00000000000000000000000000000000000000ff"
         );
         assert!(parse_address("0x1234").is_none());
+    }
+
+    /// A batch over IPC: one connection, one request; answers matched by id whatever their
+    /// order, a call's error kept to that call.
+    #[test]
+    fn a_batch_is_one_request_and_its_answers_are_matched_by_id() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("geth.ipc");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut reqs = serde_json::Deserializer::from_reader(&conn).into_iter::<Value>();
+            let Value::Array(calls) = reqs.next().unwrap().unwrap() else {
+                panic!("not a batch")
+            };
+            // Answered backwards; the second call fails.
+            let answers: Vec<Value> = calls
+                .iter()
+                .rev()
+                .map(|c| match c["id"].as_u64().unwrap() {
+                    1 => json!({"jsonrpc": "2.0", "id": 1, "error": {"code": -32601, "message": "no such method"}}),
+                    i => json!({"jsonrpc": "2.0", "id": i, "result": c["method"]}),
+                })
+                .collect();
+            conn.write_all(&serde_json::to_vec(&answers).unwrap())
+                .unwrap();
+            // A second connection would be a second request: there must be none.
+            listener.set_nonblocking(true).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+            assert!(listener.accept().is_err(), "a second connection");
+            calls.len()
+        });
+        let rpc = RpcClient::ipc(&path).with_timeout(Duration::from_secs(5));
+        let got = rpc
+            .call_batch(&[
+                ("eth_blockNumber", json!([])),
+                ("nope", json!([])),
+                ("admin_peers", json!([])),
+            ])
+            .unwrap();
+        assert_eq!(server.join().unwrap(), 3);
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0].as_ref().unwrap(), &json!("eth_blockNumber"));
+        match &got[1] {
+            Err(RpcError::Node { method, code, .. }) => {
+                assert_eq!((method.as_str(), *code), ("nope", -32601))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(got[2].as_ref().unwrap(), &json!("admin_peers"));
     }
 
     /// A JSON-RPC endpoint on 127.0.0.1 answering every call with `answer`.

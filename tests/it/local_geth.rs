@@ -1,49 +1,26 @@
 //! Phase-1 primitives against real geth 1.13.15: a single-signer Clique node started with
 //! `process::start`, checked through every RPC helper, then stopped.
 
-use crate::support::{geth, node_ports, poll, NodeHandle};
+use crate::support::{clique_genesis, geth_account, geth_init, node_ports, poll, NodeHandle};
 use consort::provider::local::process::{self, Stopped};
 use consort::rpc::{parse_address, BlockId, RpcError};
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 const CHAIN_ID: u64 = 4242;
 const BALANCE_WEI: u128 = 1_000_000_000_000_000_000_000; // 1000 ether
 
-/// A signer account made by geth itself (our crypto module is tested separately).
 fn new_account(keystore: &Path, password_file: &Path) -> String {
-    let out = Command::new(&geth().path)
-        .args(["account", "new", "--lightkdf", "--keystore"])
-        .arg(keystore)
-        .arg("--password")
-        .arg(password_file)
-        .output()
-        .expect("run geth account new");
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "geth account new failed: {text}");
-    text.lines()
-        .find_map(|l| l.split("Public address of the key:").nth(1))
-        .map(|a| a.trim().to_lowercase())
-        .unwrap_or_else(|| panic!("no address in: {text}"))
+    geth_account(keystore, password_file)
 }
 
 fn genesis(signer: &str) -> serde_json::Value {
     let hex = signer.trim_start_matches("0x");
-    serde_json::json!({
-        "config": {
-            "chainId": CHAIN_ID,
-            "homesteadBlock": 0, "eip150Block": 0, "eip155Block": 0, "eip158Block": 0,
-            "byzantiumBlock": 0, "constantinopleBlock": 0, "petersburgBlock": 0,
-            "istanbulBlock": 0, "berlinBlock": 0, "londonBlock": 0,
-            "clique": {"period": 1, "epoch": 30000}
-        },
-        "difficulty": "0x1",
-        "gasLimit": "0x1c9c380",
-        "extradata": format!("0x{}{}{}", "0".repeat(64), hex, "0".repeat(130)),
-        "alloc": { hex: {"balance": format!("{BALANCE_WEI:#x}")} }
-    })
+    clique_genesis(
+        CHAIN_ID,
+        &[signer],
+        serde_json::json!({ hex: {"balance": format!("{BALANCE_WEI:#x}")} }),
+    )
 }
 
 #[test]
@@ -63,18 +40,7 @@ fn single_clique_node_seals_and_answers_rpc_then_stops() {
         serde_json::to_vec_pretty(&genesis(&signer)).unwrap(),
     )
     .unwrap();
-    let init = Command::new(&geth().path)
-        .arg("init")
-        .arg("--datadir")
-        .arg(&datadir)
-        .arg(&genesis_file)
-        .output()
-        .unwrap();
-    assert!(
-        init.status.success(),
-        "geth init: {}",
-        String::from_utf8_lossy(&init.stderr)
-    );
+    geth_init(&datadir, &genesis_file);
 
     let ports = node_ports();
     let d = datadir.to_str().unwrap().to_string();

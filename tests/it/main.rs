@@ -27,6 +27,7 @@ mod docs;
 #[cfg(feature = "azure")]
 mod fake_arm;
 mod faults;
+mod forks;
 mod graph;
 mod intruders;
 mod kept;

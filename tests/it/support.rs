@@ -642,3 +642,61 @@ pub fn output_account(out: &serde_json::Value, name: &str) -> serde_json::Value 
         .cloned()
         .unwrap_or_else(|| panic!("no account {name} in {out}"))
 }
+
+/// A signer account made by geth itself (`geth account new --lightkdf`): its 0x address,
+/// lower case. (consort's own crypto module is tested separately.)
+pub fn geth_account(keystore: &Path, password_file: &Path) -> String {
+    let out = std::process::Command::new(&geth().path)
+        .args(["account", "new", "--lightkdf", "--keystore"])
+        .arg(keystore)
+        .arg("--password")
+        .arg(password_file)
+        .output()
+        .expect("run geth account new");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "geth account new failed: {text}");
+    text.lines()
+        .find_map(|l| l.split("Public address of the key:").nth(1))
+        .map(|a| a.trim().to_lowercase())
+        .unwrap_or_else(|| panic!("no address in: {text}"))
+}
+
+/// A Clique genesis (period 1) with `signers` (0x addresses, in the order given) and
+/// `alloc`, every fork up to London at block 0.
+pub fn clique_genesis(
+    chain_id: u64,
+    signers: &[&str],
+    alloc: serde_json::Value,
+) -> serde_json::Value {
+    let hex: String = signers.iter().map(|a| a.trim_start_matches("0x")).collect();
+    serde_json::json!({
+        "config": {
+            "chainId": chain_id,
+            "homesteadBlock": 0, "eip150Block": 0, "eip155Block": 0, "eip158Block": 0,
+            "byzantiumBlock": 0, "constantinopleBlock": 0, "petersburgBlock": 0,
+            "istanbulBlock": 0, "berlinBlock": 0, "londonBlock": 0,
+            "clique": {"period": 1, "epoch": 30000}
+        },
+        "difficulty": "0x1",
+        "gasLimit": "0x1c9c380",
+        "extradata": format!("0x{}{}{}", "0".repeat(64), hex, "0".repeat(130)),
+        "alloc": alloc
+    })
+}
+
+/// `geth init --datadir DATADIR GENESIS`, asserting it worked.
+pub fn geth_init(datadir: &Path, genesis_file: &Path) {
+    let init = std::process::Command::new(&geth().path)
+        .arg("init")
+        .arg("--datadir")
+        .arg(datadir)
+        .arg(genesis_file)
+        .output()
+        .expect("run geth init");
+    assert!(
+        init.status.success(),
+        "geth init: {}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+}

@@ -20,6 +20,7 @@
 //! [`process`]).
 
 mod chaindata;
+pub mod forks;
 mod funding;
 mod health;
 pub mod lifecycle;

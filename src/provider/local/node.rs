@@ -143,11 +143,45 @@ pub(super) fn prepare_ipc_dir(addr: &str, ipc: &Path) -> Result<(), ProviderErro
 
 /// Why a started geth did not come up.
 pub(super) enum StartFailure {
-    /// It exited; `port_clash` if its log says a port was taken.
+    /// It exited; `port_clash` if its log says a port was taken; `how` its wait status.
     Exited {
         port_clash: bool,
+        how: String,
+    },
+    /// It kept running but one of its servers failed: a port taken between consort's check
+    /// and geth's bind (the metrics server only logs that and goes on without it), or its
+    /// IPC endpoint closed before it ever answered. consort stopped it.
+    HalfStarted {
+        why: String,
     },
     Other(String),
+}
+
+/// What in geth's log (since this start) says the start failed though the process runs on.
+/// geth's metrics server logs "Failure in running metrics server" with the bind error and
+/// goes on without it (metrics/exp/exp.go, `Setup`); a failed RPC server start logs "IPC
+/// endpoint closed" as the stack stops its endpoints.
+fn half_started(log_since_start: &str, answered: bool) -> Option<String> {
+    if let Some(line) = log_since_start
+        .lines()
+        .find(|l| l.contains("address already in use"))
+    {
+        return Some(format!("a port was taken: {}", line.trim()));
+    }
+    (!answered && log_since_start.contains("IPC endpoint closed"))
+        .then(|| "its IPC endpoint closed before it answered".to_string())
+}
+
+/// The part of `path` from byte `offset` on ("" if unreadable).
+fn read_from(path: &Path, offset: u64) -> String {
+    use std::io::{Read as _, Seek as _};
+    let mut text = Vec::new();
+    if let Ok(mut f) = std::fs::File::open(path) {
+        if f.seek(std::io::SeekFrom::Start(offset)).is_ok() {
+            let _ = f.read_to_end(&mut text);
+        }
+    }
+    String::from_utf8_lossy(&text).into_owned()
 }
 
 impl LocalProvider {
@@ -400,11 +434,20 @@ impl LocalProvider {
         // The binary is the one chosen (or recorded in state): checked right before it runs.
         crate::chain::geth::verify(geth, GETH_HASH_ORIGIN)
             .map_err(|e| (StartFailure::Other(e.to_string()), None))?;
+        let log = datadir.join(process::LOG_FILE);
+        // Only what this start writes counts (the log is appended to across restarts).
+        let since = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+        let clash = || read_from(&log, since).contains("address already in use");
         let id = match process::start(&geth.path, &args, datadir) {
             Ok(id) => id,
-            Err(process::ProcessError::ExitedEarly { .. }) => {
-                let clash = process::log_tail(datadir, LOG_TAIL).contains("address already in use");
-                return Err((StartFailure::Exited { port_clash: clash }, None));
+            Err(process::ProcessError::ExitedEarly { how, .. }) => {
+                return Err((
+                    StartFailure::Exited {
+                        port_clash: clash(),
+                        how,
+                    },
+                    None,
+                ));
             }
             Err(e) => return Err((StartFailure::Other(e.to_string()), None)),
         };
@@ -422,18 +465,28 @@ impl LocalProvider {
         }
         let rpc = RpcClient::ipc(&launch.ipc_path).with_timeout(PROBE_TIMEOUT);
         let deadline = Instant::now() + START_TIMEOUT;
+        let mut last_look = Instant::now();
+        let mut answered = false;
         loop {
-            if !process::is_ours(id, datadir) {
-                process::reap(id.pid);
-                let clash = process::log_tail(datadir, LOG_TAIL).contains("address already in use");
-                return Err((StartFailure::Exited { port_clash: clash }, Some(id)));
+            // It is our child: only its wait status says it exited (a failed read of /proc
+            // does not).
+            if let Some(how) = process::reap(id.pid) {
+                return Err((
+                    StartFailure::Exited {
+                        port_clash: clash(),
+                        how,
+                    },
+                    None,
+                ));
             }
-            match rpc.chain_id() {
+            let ready = match rpc.chain_id() {
                 // A validator is ready once its signer is unlocked too: geth answers RPC
                 // before `--unlock` is done, and a seal attempted in between fails and is
                 // not retried until the next block arrives (which may never come).
-                Ok(c) if c == launch.chain_id && signer_ready(&rpc, launch) => return Ok(id),
-                Ok(c) if c == launch.chain_id => {}
+                Ok(c) if c == launch.chain_id => {
+                    answered = true;
+                    signer_ready(&rpc, launch)
+                }
                 Ok(c) => {
                     return Err((
                         StartFailure::Other(format!(
@@ -443,7 +496,7 @@ impl LocalProvider {
                         Some(id),
                     ))
                 }
-                Err(_) if Instant::now() < deadline => {}
+                Err(_) if Instant::now() < deadline => false,
                 Err(e) => {
                     return Err((
                         StartFailure::Other(format!(
@@ -452,6 +505,16 @@ impl LocalProvider {
                         Some(id),
                     ))
                 }
+            };
+            // A server that failed while the process runs on: not a started node.
+            if ready || last_look.elapsed() > Duration::from_millis(250) {
+                last_look = Instant::now();
+                if let Some(why) = half_started(&read_from(&log, since), answered) {
+                    return Err((StartFailure::HalfStarted { why }, Some(id)));
+                }
+            }
+            if ready {
+                return Ok(id);
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -528,27 +591,48 @@ impl LocalProvider {
                     Self::write_config(addr, &launch)?;
                     return Ok((id, ports, mesh));
                 }
-                Err((StartFailure::Exited { port_clash: true }, _)) if attempt < 3 => {
+                Err((
+                    why @ (StartFailure::Exited {
+                        port_clash: true, ..
+                    }
+                    | StartFailure::HalfStarted { .. }),
+                    id,
+                )) if attempt < 3 => {
+                    if let Some(id) = id {
+                        let _ = process::stop(id, datadir, STOP_GRACE);
+                    }
                     let old = ports;
                     ports = self.fresh_ports(ctx, &spec.name)?;
-                    ctx.emit(Event::Warning {
-                        message: format!(
+                    let message = match why {
+                        StartFailure::HalfStarted { why } => format!(
+                            "{addr}: geth started only in part ({why}) on {:?}; retrying on {:?}",
+                            old.all(),
+                            ports.all()
+                        ),
+                        _ => format!(
                             "{addr}: a port of {:?} was taken by another process; retrying on {:?}",
                             old.all(),
                             ports.all()
                         ),
-                    });
+                    };
+                    ctx.emit(Event::Warning { message });
                 }
                 Err((why, id)) => {
                     if let Some(id) = id {
                         let _ = process::stop(id, datadir, STOP_GRACE);
                     }
                     let msg = match why {
-                        StartFailure::Exited { port_clash: true } => format!(
-                            "geth exited: its ports {:?} are taken by another process; set `provider.local.base_port` to a free range",
+                        StartFailure::Exited { port_clash: true, how } => format!(
+                            "geth exited ({how}): its ports {:?} are taken by another process; set `provider.local.base_port` to a free range",
                             ports.all()
                         ),
-                        StartFailure::Exited { port_clash: false } => "geth exited right after starting".into(),
+                        StartFailure::HalfStarted { why } => format!(
+                            "geth started only in part on ports {:?} ({why}) and was stopped; set `provider.local.base_port` to a free range",
+                            ports.all()
+                        ),
+                        StartFailure::Exited { port_clash: false, how } => {
+                            format!("geth exited right after starting ({how})")
+                        }
                         StartFailure::Other(m) => m,
                     };
                     return Err(ProviderError::at(
@@ -955,6 +1039,39 @@ impl LocalProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_taken_port_or_an_early_closed_ipc_is_a_half_start() {
+        // What geth 1.13.15 logs when its metrics port is taken (it runs on without it).
+        let metrics = "INFO [12-06|12:20:34.507] Starting metrics server addr=http://127.0.0.1:38375/debug/metrics\n\
+            ERROR[12-06|12:20:34.510] Failure in running metrics server        err=\"listen tcp 127.0.0.1:38375: bind: address already in use\"\n\
+            INFO [12-06|12:20:35.043] IPC endpoint opened url=/x/geth.ipc\n";
+        let why = half_started(metrics, true).expect("a half start");
+        assert!(
+            why.contains("38375") && why.contains("metrics server"),
+            "{why}"
+        );
+        let closed = "INFO [..] IPC endpoint opened url=/x/geth.ipc\nINFO [..] IPC endpoint closed url=/x/geth.ipc\n";
+        assert!(half_started(closed, false).is_some());
+        // Closed after it answered: a stop, not a failed start; a clean start is none.
+        assert_eq!(half_started(closed, true), None);
+        assert_eq!(
+            half_started("INFO [..] IPC endpoint opened url=/x\n", false),
+            None
+        );
+    }
+
+    #[test]
+    fn only_the_log_written_since_the_start_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("geth.log");
+        std::fs::write(&p, "old: bind: address already in use\n").unwrap();
+        let since = std::fs::metadata(&p).unwrap().len();
+        assert_eq!(read_from(&p, since), "");
+        std::fs::write(&p, "old: bind: address already in use\nnew line\n").unwrap();
+        assert_eq!(read_from(&p, since), "new line\n");
+        assert_eq!(read_from(&dir.path().join("none"), 0), "");
+    }
 
     #[test]
     fn ipc_socket_lives_in_the_node_dir_unless_the_path_is_too_long() {

@@ -36,11 +36,20 @@ pub enum ProcessError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{datadir}: geth (pid {pid}) exited right after starting; see {log}")]
+    #[error("{datadir}: geth (pid {pid}) exited right after starting ({how}); see {log}")]
     ExitedEarly {
         datadir: PathBuf,
         pid: u32,
+        /// Its wait status: "exit status 1", "killed by signal 9 (SIGKILL)".
+        how: String,
         log: PathBuf,
+    },
+    #[error("{datadir}: cannot read /proc/{pid}/stat of the geth just started: {source}; it was stopped again (check `ulimit -n` and /proc)")]
+    Unidentified {
+        datadir: PathBuf,
+        pid: u32,
+        #[source]
+        source: std::io::Error,
     },
     #[error("{datadir}: cannot signal geth (pid {pid}): {source}")]
     Signal {
@@ -103,28 +112,88 @@ pub fn start<S: AsRef<OsStr>>(
             Ok(())
         });
     }
-    let child = cmd.spawn().map_err(|source| ProcessError::Spawn {
+    let mut child = cmd.spawn().map_err(|source| ProcessError::Spawn {
         program: program.to_path_buf(),
         datadir: datadir.to_path_buf(),
         source,
     })?;
     let pid = child.id();
-    // The Child handle is dropped without waiting: the process outlives us. While we run,
-    // `stop` / `reap` collect its exit status so it does not linger as a zombie.
-    drop(child);
-    match read_stat(pid) {
-        Some(st) if st.state != 'Z' => Ok(ProcessId {
-            pid,
-            start_time: st.start_time,
-        }),
-        _ => {
-            reap(pid);
-            Err(ProcessError::ExitedEarly {
+    // Until it is reaped the pid cannot be recycled, so what follows is about this process.
+    // Only its wait status says it exited: a failed read of /proc (a descriptor limit
+    // reached by a consort running hundreds of nodes, say) is not an exit, and was once
+    // reported as one, leaving a geth running that consort had given up on.
+    let identified = (|| {
+        let mut last = None;
+        for _ in 0..20 {
+            match try_read_stat(pid) {
+                Ok(st) if st.state != 'Z' => return Ok(st.start_time),
+                Ok(_) => return Err(None),
+                Err(e) => last = Some(e),
+            }
+            std::thread::sleep(POLL);
+        }
+        Err(last)
+    })();
+    match identified {
+        Ok(start_time) => {
+            // The Child handle is dropped without waiting: the process outlives us. While
+            // we run, `stop` / `reap` collect its exit status so it does not linger as a
+            // zombie.
+            drop(child);
+            Ok(ProcessId { pid, start_time })
+        }
+        Err(why) => {
+            let exited = |status: std::process::ExitStatus| ProcessError::ExitedEarly {
                 datadir: datadir.to_path_buf(),
                 pid,
-                log: log_path,
-            })
+                how: describe(status),
+                log: log_path.clone(),
+            };
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(exited(status));
+            }
+            // Alive but unreadable: never leave a geth running that nothing records.
+            let _ = child.kill();
+            let status = child.wait();
+            match (why, status) {
+                (Some(source), _) => Err(ProcessError::Unidentified {
+                    datadir: datadir.to_path_buf(),
+                    pid,
+                    source,
+                }),
+                (None, Ok(status)) => Err(exited(status)),
+                (None, Err(source)) => Err(ProcessError::Unidentified {
+                    datadir: datadir.to_path_buf(),
+                    pid,
+                    source,
+                }),
+            }
         }
+    }
+}
+
+/// "exit status 1" or "killed by signal 9 (SIGKILL)": how a process ended, for errors.
+pub fn describe(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt as _;
+    match (status.code(), status.signal()) {
+        (Some(c), _) => format!("exit status {c}"),
+        (None, Some(sig)) => format!("killed by signal {sig} ({})", signal_name(sig)),
+        _ => status.to_string(),
+    }
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGBUS => "SIGBUS",
+        _ => "another signal",
     }
 }
 
@@ -134,7 +203,20 @@ struct Stat {
 }
 
 fn read_stat(pid: u32) -> Option<Stat> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    try_read_stat(pid).ok()
+}
+
+fn try_read_stat(pid: u32) -> std::io::Result<Stat> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    parse_stat(&s).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("unexpected /proc/{pid}/stat: {s:?}"),
+        )
+    })
+}
+
+fn parse_stat(s: &str) -> Option<Stat> {
     // `pid (comm) state ...`: comm may contain spaces and parens; split after the last ')'.
     let rest = &s[s.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
@@ -222,13 +304,14 @@ pub fn find_by_datadir(wanted: impl Fn(&Path) -> bool) -> Vec<(ProcessId, PathBu
     out
 }
 
-/// Collects the exit status if `pid` is our child and has exited (no-op otherwise).
-pub fn reap(pid: u32) {
+/// Collects the exit status if `pid` is our child and has exited: how it ended ("exit status 1",
+/// "killed by signal 9 (SIGKILL)"), or None (still running, or not our child).
+pub fn reap(pid: u32) -> Option<String> {
+    use std::os::unix::process::ExitStatusExt as _;
     let mut status = 0;
     // SAFETY: waitpid with WNOHANG on a specific pid; returns -1/ECHILD if not our child.
-    unsafe {
-        libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG);
-    }
+    let r = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) };
+    (r == pid as libc::pid_t).then(|| describe(std::process::ExitStatus::from_raw(status)))
 }
 
 /// How `stop` ended.
@@ -512,6 +595,25 @@ pub fn log_tail(datadir: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// Raises this process's soft limit on open descriptors to its hard limit (as Go programs,
+/// geth among them, do for themselves). A network of hundreds of nodes has consort hold
+/// an IPC connection, a log and a thread's worth of descriptors per node in flight; a
+/// shell's default soft limit of 1,024 is near that. Children inherit the raised limit,
+/// which geth would set for itself anyway.
+pub fn raise_open_file_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit on a struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
 /// Marks every descriptor above 2 this process inherited (a caller's `flock` lock, a
 /// shell's pipes) close-on-exec, so no child — geth above all, which outlives consort —
 /// holds one: `consort apply | cat` returns and `flock LOCK consort apply` releases its
@@ -553,6 +655,44 @@ pub fn close_inherited_on_exec() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A start that dies at once is reported with its wait status, not guessed from /proc.
+    #[test]
+    fn an_exit_is_told_by_its_wait_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().canonicalize().unwrap();
+        let sh = Path::new("/bin/sh");
+        for (script, want) in [
+            ("kill -KILL $$", "killed by signal 9 (SIGKILL)"),
+            ("exit 3", "exit status 3"),
+        ] {
+            // `sh -c SCRIPT sh DATADIR`: the data dir is named on its command line.
+            let args = [
+                OsStr::new("-c"),
+                OsStr::new(script),
+                OsStr::new("sh"),
+                d.as_os_str(),
+            ];
+            let how = match start(sh, &args, &d) {
+                // Seen running first: the status is collected once it has exited.
+                Ok(id) => {
+                    let deadline = Instant::now() + Duration::from_secs(10);
+                    loop {
+                        if let Some(how) = reap(id.pid) {
+                            break how;
+                        }
+                        assert!(Instant::now() < deadline, "{script}: never exited");
+                        std::thread::sleep(POLL);
+                    }
+                }
+                Err(ProcessError::ExitedEarly { how, .. }) => how,
+                Err(e) => panic!("{script}: {e}"),
+            };
+            assert_eq!(how, want, "{script}");
+        }
+        // Not our child (or still running): nothing to tell.
+        assert_eq!(reap(1), None);
+    }
 
     #[test]
     fn cmdline_must_name_the_datadir_exactly() {

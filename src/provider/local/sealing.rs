@@ -81,12 +81,15 @@ impl LocalProvider {
     /// learns of the heavier fork and every signer has "signed recently" on its own. Only
     /// a new handshake (which carries the total difficulty) lets a node sync to the
     /// heaviest fork, so restart each validator whose head is not the heaviest block.
-    /// Returns the restarted nodes. (Sealing starts only once peered, which makes this
-    /// rare: a validator whose `miner_start` comes a few ms after the in-turn signer
-    /// sealed still drops that block.)
+    /// (Sealing starts only once peered, which makes this rare: a validator whose
+    /// `miner_start` comes a few ms after the in-turn signer sealed still drops that block.)
+    ///
+    /// Two heads of *equal* weight never resolve (see `forks`): a validator on a rival of
+    /// the winning head is first rewound below the fork with `debug_setHead`, then
+    /// restarted the same way. Returns the restarted nodes.
     pub(super) fn repair_forks(&self, ctx: &ApplyCtx) -> Result<Vec<String>, ProviderError> {
         let st = ctx.snapshot();
-        let heads: Vec<(NodeSpec, NodeOutputs, rpc::Block)> = ctx
+        let validators: Vec<(NodeSpec, NodeOutputs, forks::Head)> = ctx
             .topology
             .nodes()
             .into_iter()
@@ -101,36 +104,61 @@ impl LocalProvider {
                     .with_timeout(PROBE_TIMEOUT)
                     .block_by_number(BlockId::Latest)
                     .ok()??;
-                Some((n, o, b))
+                let head = forks::Head {
+                    node: n.name.clone(),
+                    number: b.number,
+                    hash: b.hash,
+                    total_difficulty: b.total_difficulty?,
+                };
+                Some((n, o, head))
             })
             .collect();
-        let Some(best) = heads
-            .iter()
-            .map(|(_, _, b)| b)
-            .max_by_key(|b| (b.total_difficulty, b.number))
-            .cloned()
-        else {
+        let heads: Vec<forks::Head> = validators.iter().map(|(_, _, h)| h.clone()).collect();
+        let Some((best, repairs)) = forks::plan(&heads) else {
             return Ok(vec![]);
         };
-        let behind: Vec<_> = heads
-            .into_iter()
-            .filter(|(_, _, b)| b.hash != best.hash && b.total_difficulty < best.total_difficulty)
-            .collect();
+        let winner = validators
+            .iter()
+            .find(|(_, _, h)| h.node == best.node)
+            .map(|(_, o, _)| o.control().with_timeout(PROBE_TIMEOUT))
+            .expect("the winner is one of the heads");
         let mut restarted = Vec::new();
-        for (spec, o, b) in behind {
+        for (head, repair) in repairs {
+            let (spec, o, _) = validators
+                .iter()
+                .find(|(_, _, h)| h.node == head.node)
+                .expect("a repair names one of the heads");
             let addr = format!("node.{}", spec.name);
-            ctx.emit(Event::Warning {
-                message: format!(
+            let message = match repair {
+                forks::Repair::Restart => format!(
                     "{addr}: stuck on a competing block {} while the heaviest chain is at block {} (a geth start-up race between signers); restarting it so it syncs to that chain",
-                    b.number, best.number
+                    head.number, best.number
                 ),
-            });
+                forks::Repair::Rewind => {
+                    let rpc = o.control().with_timeout(PROBE_TIMEOUT);
+                    let to = forks::rewind_to_common_ancestor(
+                        &rpc,
+                        &winner,
+                        head.number.min(best.number),
+                    )
+                    .map_err(|e| ProviderError::at(&addr, e))?;
+                    format!(
+                        "{addr}: stuck on block {} ({}), as heavy as block {} ({}) of {} that the other signers are on, and neither grows (every signer on each side signed recently: a Clique fork geth does not leave); rewound it to block {to} (debug_setHead) and restarting it so it syncs to that chain",
+                        head.number,
+                        health::short_hash(&head.hash),
+                        best.number,
+                        health::short_hash(&best.hash),
+                        best.node
+                    )
+                }
+            };
+            ctx.emit(Event::Warning { message });
             let datadir = super::node_dir(ctx.state_dir, &spec.name);
             process::stop(o.process(), &datadir, STOP_GRACE)
                 .map_err(|e| ProviderError::at(&addr, e.to_string()))?;
             let geth = o.geth_binary();
             let (id, ports, statics) =
-                self.launch_with_retries(ctx, &addr, &spec, &datadir, &geth, o.ports)?;
+                self.launch_with_retries(ctx, &addr, spec, &datadir, &geth, o.ports)?;
             let enode_id = st
                 .output_str(&format!("key.node.{}", spec.name), "enode_id")
                 .unwrap_or_default()
@@ -141,7 +169,7 @@ impl LocalProvider {
                 r.outputs = serde_json::to_value(out).expect("outputs serialise");
             }
             ctx.state_dir.save(&mut guard)?;
-            restarted.push(spec.name);
+            restarted.push(spec.name.clone());
         }
         Ok(restarted)
     }
