@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 /// The planning side of a provider: its resources for a topology, and what it reads from
 /// the live network before a plan is made.
 pub trait Planning {
+    /// The provider's name as state and plans record it (`local`, `azure`).
     fn name(&self) -> &'static str;
 
     /// The address of the resource that runs node `name` (`node.<name>` locally,
