@@ -1075,7 +1075,16 @@ fn output(
                 }
             }
         }
-        Format::Prometheus => out!("{}", output::render_prometheus(&v)?),
+        Format::Prometheus => {
+            if loaded.topology.provider.kind() == "azure" {
+                // geth's metrics port is rendered on local networks only (azure/mod.rs).
+                bail!(
+                    "the nodes of network {} run on Azure, where geth serves no metrics yet (`--format prometheus` covers local networks); their health: `consort status`",
+                    loaded.topology.network.name
+                );
+            }
+            out!("{}", output::render_prometheus(&v)?)
+        }
     }
     Ok(0)
 }

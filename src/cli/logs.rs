@@ -36,7 +36,15 @@ const NO_LOG: &str =
     "records no log file (on Azure the log is on the node's VM: `journalctl -u consort-geth`)";
 
 /// The logs `consort logs` shows: `node`, else every node of `member` (else of the network).
-fn chosen(g: &Global, node: Option<&str>, member: Option<&str>) -> Result<Vec<(String, PathBuf)>> {
+/// Nodes whose log is not a file here (Azure: on the VM) have their last `lines` read by
+/// the provider, once ([`Provider::remote_logs`]); they cannot be followed.
+fn chosen(
+    g: &Global,
+    node: Option<&str>,
+    member: Option<&str>,
+    lines: usize,
+    follow: bool,
+) -> Result<Chosen> {
     let (loaded, _, state) = deployed(g)?;
     let all = node_logs(&state);
     let names = || {
@@ -95,18 +103,47 @@ fn chosen(g: &Global, node: Option<&str>, member: Option<&str>) -> Result<Vec<(S
         .collect();
     let rank = |n: &str| order.iter().position(|o| o == n).unwrap_or(usize::MAX);
     let mut out = Vec::new();
+    let mut remote: Vec<&str> = Vec::new();
     for (name, log) in picked {
         match log {
             Some(p) => out.push((name.clone(), p.clone())),
-            None if node.is_some() => bail!("node {name} {NO_LOG}"),
+            None => remote.push(name),
+        }
+    }
+    remote.sort_by_key(|n| rank(n));
+    let mut fetched = Vec::new();
+    if !remote.is_empty() {
+        let provider = crate::provider::for_topology(&loaded.topology)?;
+        match provider.remote_logs(&state, &remote, lines) {
+            Some(_) if follow => bail!(
+                "-F follows log files on this machine; the log of {} is on its VM ({} provider): run `consort logs` again, or `journalctl -fu consort-geth` on the VM",
+                remote.join(", "),
+                provider.name()
+            ),
+            Some(logs) => {
+                for (name, text) in remote.iter().zip(logs) {
+                    let text = text.map_err(|e| anyhow::anyhow!("node {name}: {e}"))?;
+                    fetched.push((name.to_string(), text));
+                }
+            }
+            None if node.is_some() => bail!("node {} {NO_LOG}", remote[0]),
             None => {}
         }
     }
-    if out.is_empty() {
+    if out.is_empty() && fetched.is_empty() {
         bail!("no node of network {} {NO_LOG}", state.network);
     }
     out.sort_by_key(|(n, _)| rank(n));
-    Ok(out)
+    Ok(Chosen {
+        files: out,
+        fetched,
+    })
+}
+
+/// What `consort logs` shows: log files here, and logs the provider fetched (node, text).
+struct Chosen {
+    files: Vec<(String, PathBuf)>,
+    fetched: Vec<(String, String)>,
 }
 
 pub(super) fn logs(
@@ -116,9 +153,18 @@ pub(super) fn logs(
     lines: usize,
     follow: bool,
 ) -> Result<i32> {
-    let chosen = chosen(g, node, member)?;
+    let Chosen {
+        files: chosen,
+        fetched,
+    } = chosen(g, node, member, lines, follow)?;
     // One node: its log as it is; several: each line prefixed with its node's name.
-    let width = chosen.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    let width = chosen
+        .iter()
+        .map(|(n, _)| n)
+        .chain(fetched.iter().map(|(n, _)| n))
+        .map(|n| n.len())
+        .max()
+        .unwrap_or(0);
     let prefix = |name: &str| {
         if node.is_some() {
             String::new()
@@ -128,6 +174,11 @@ pub(super) fn logs(
     };
     let mut tails = Vec::with_capacity(chosen.len());
     let mut shown: Vec<(String, String)> = Vec::new();
+    for (name, text) in &fetched {
+        for l in last_lines(text, lines).lines() {
+            shown.push((name.clone(), l.to_string()));
+        }
+    }
     for (name, path) in &chosen {
         let mut file = std::fs::File::open(path)
             .with_context(|| format!("cannot open {} (log of {name})", path.display()))?;

@@ -529,6 +529,18 @@ pub trait Provider: Planning + Sync {
         })
     }
 
+    /// The last `lines` of each of `nodes`' geth logs, for nodes whose log is not a file
+    /// on this machine (Azure: read on the VM); one result per node, in order. None: the
+    /// provider cannot read them.
+    fn remote_logs(
+        &self,
+        _state: &State,
+        _nodes: &[&str],
+        _lines: usize,
+    ) -> Option<Vec<Result<String, String>>> {
+        None
+    }
+
     /// Removes what the provider keeps outside state resources after a full destroy.
     fn cleanup(&self, _state_dir: &StateDir) -> Result<(), ProviderError> {
         Ok(())

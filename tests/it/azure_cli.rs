@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
-const NET: &str = "runcmd";
+pub(crate) const NET: &str = "runcmd";
 
 /// A two-member network on a loopback address space (each "VM" binds its private IP).
 fn topology(fake: &FakeArm, space: &str, rg: &str) -> String {
@@ -22,7 +22,13 @@ fn topology(fake: &FakeArm, space: &str, rg: &str) -> String {
 }
 
 /// [`topology`] with `alpha_tx` tx nodes in alpha and RPC open to `rpc_cidrs`.
-fn topology_with(fake: &FakeArm, space: &str, rg: &str, alpha_tx: u32, rpc_cidrs: &str) -> String {
+pub(crate) fn topology_with(
+    fake: &FakeArm,
+    space: &str,
+    rg: &str,
+    alpha_tx: u32,
+    rpc_cidrs: &str,
+) -> String {
     format!(
         "network:
   name: {NET}
@@ -51,7 +57,7 @@ provider:
     )
 }
 
-fn cli(fake: &FakeArm, dir: &Path, args: &[&str]) -> Output {
+pub(crate) fn cli(fake: &FakeArm, dir: &Path, args: &[&str]) -> Output {
     let mut c = support::consort_cmd(dir, args);
     c.env("CONSORT_ARM_ENDPOINT", fake.url())
         .env("CONSORT_ARM_TOKEN", fake.token())
@@ -60,7 +66,7 @@ fn cli(fake: &FakeArm, dir: &Path, args: &[&str]) -> Output {
     support::run_logged(c, args)
 }
 
-fn cli_ok(fake: &FakeArm, dir: &Path, args: &[&str]) -> String {
+pub(crate) fn cli_ok(fake: &FakeArm, dir: &Path, args: &[&str]) -> String {
     let out = cli(fake, dir, args);
     assert!(out.status.success(), "consort {args:?} failed");
     format!(
@@ -70,16 +76,16 @@ fn cli_ok(fake: &FakeArm, dir: &Path, args: &[&str]) -> String {
     )
 }
 
-fn ipc(root: &Path) -> RpcClient {
+pub(crate) fn ipc(root: &Path) -> RpcClient {
     RpcClient::ipc(root.join("var/lib/consort/geth/geth.ipc"))
 }
 
-fn vm_root(fake: &FakeArm, node: &str) -> PathBuf {
+pub(crate) fn vm_root(fake: &FakeArm, node: &str) -> PathBuf {
     fake.vm_root(&format!("{node}-vm"))
         .unwrap_or_else(|| panic!("{node} did not boot"))
 }
 
-fn boot_log(root: &Path) -> String {
+pub(crate) fn boot_log(root: &Path) -> String {
     let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap_or_default();
     format!(
         "boot.log:\n{}\ngeth.log (tail):\n{}\nseal.log:\n{}",
@@ -94,7 +100,7 @@ fn boot_log(root: &Path) -> String {
     )
 }
 
-fn sorted_signers(rpc: &RpcClient) -> Result<Vec<String>, String> {
+pub(crate) fn sorted_signers(rpc: &RpcClient) -> Result<Vec<String>, String> {
     let mut s: Vec<String> = rpc
         .clique_get_signers()
         .map_err(|e| e.to_string())?
@@ -105,7 +111,7 @@ fn sorted_signers(rpc: &RpcClient) -> Result<Vec<String>, String> {
     Ok(s)
 }
 
-fn signer_address(sd: &StateDir, node: &str) -> String {
+pub(crate) fn signer_address(sd: &StateDir, node: &str) -> String {
     let st = sd.load().unwrap().unwrap();
     consort::rpc::parse_address(
         st.output_str(&format!("key.signer.{node}"), "address")
@@ -117,7 +123,7 @@ fn signer_address(sd: &StateDir, node: &str) -> String {
 
 /// Makes VMs the stand-in creates boot under `tmp` (installing geth from a local archive)
 /// and writes a checkout with `topology`; returns the checkout.
-fn booting_checkout(fake: &FakeArm, tmp: &Path, topology: &str) -> PathBuf {
+pub(crate) fn booting_checkout(fake: &FakeArm, tmp: &Path, topology: &str) -> PathBuf {
     let (tar, sha) = geth_tarball(&tmp.join("dl"));
     fake.boot_vms(BootConfig {
         dir: tmp.join("vms"),

@@ -19,6 +19,14 @@ pub fn geth_tarball(dir: &Path) -> (PathBuf, String) {
     let inner = dir.join("geth-linux-amd64-1.13.15-local");
     std::fs::create_dir_all(&inner).unwrap();
     std::fs::copy(&support::geth().path, inner.join("geth")).unwrap();
+    let tar = release_archive(dir);
+    let sha = hex::encode(Sha256::digest(std::fs::read(&tar).unwrap()));
+    (tar, sha)
+}
+
+/// `dir/geth.tar.gz` of `dir/geth-linux-amd64-1.13.15-local`, laid out as geth's release
+/// archive.
+pub fn release_archive(dir: &Path) -> PathBuf {
     let tar = dir.join("geth.tar.gz");
     let ok = Command::new("tar")
         .arg("-czf")
@@ -29,8 +37,7 @@ pub fn geth_tarball(dir: &Path) -> (PathBuf, String) {
         .status()
         .unwrap();
     assert!(ok.success());
-    let sha = hex::encode(Sha256::digest(std::fs::read(&tar).unwrap()));
-    (tar, sha)
+    tar
 }
 
 fn tx_cloud_init(p2p: u16) -> String {

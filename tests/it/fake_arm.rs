@@ -103,6 +103,10 @@ pub struct FakeArmConfig {
     /// Public IPs are handed out as `<prefix><n>` (loopback by default, so even a stray
     /// health probe never leaves the machine).
     pub public_ip_prefix: String,
+    /// Booted VMs' public IPs forward geth's RPC ports to their private IPs, as Azure's
+    /// NAT does (see `vm_host`). Off by default: the default public IPs share the
+    /// loopback VNet's addresses; a test turning it on picks a prefix of its own.
+    pub public_ip_nat: bool,
     /// How long a NIC stays reserved for its VM once the VM is deleted (Azure: 180 s; see
     /// [`nic_reserved`]). Short here so tests stay fast; the error states it in seconds.
     pub nic_reservation: Duration,
@@ -127,6 +131,7 @@ impl Default for FakeArmConfig {
             poll_retry_after_ms: Some(10),
             page_size: 100,
             public_ip_prefix: "127.0.0.".into(),
+            public_ip_nat: false,
             nic_reservation: Duration::from_secs(1),
             caller_permissions: json!([{"actions": ["*"], "notActions": [], "dataActions": [], "notDataActions": []}]),
         }

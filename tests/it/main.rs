@@ -13,6 +13,8 @@ mod azure_behaviours;
 #[cfg(feature = "azure")]
 mod azure_cli;
 #[cfg(feature = "azure")]
+mod azure_health;
+#[cfg(feature = "azure")]
 mod azure_provider;
 mod cli;
 mod closed_stdout;

@@ -1,7 +1,13 @@
-//! Health of an Azure network as its tx nodes' public RPC shows it, and the wait for it
-//! after apply. Validators have no public RPC: a head that advances proves they seal.
+//! Health of an Azure network, and the wait for it after apply: the tx nodes as their
+//! public RPC shows them (answering, peered, one genesis, head advancing), and the
+//! validators, which have no public RPC, as their own VMs show them through Run Command
+//! (geth running, peered, and the signer set the plan wants), the channel votes use.
+//! A head that advances proves enough validators seal, not that every one does: a
+//! validator whose geth never started is named only by asking its VM.
 
+use super::run_command::{json_line, node_status_script, parse_clique};
 use super::*;
+use crate::provider::parallel;
 
 impl AzureProvider {
     pub(super) fn wait_until_healthy(&self, ctx: &ApplyCtx) -> Result<Health, ProviderError> {
@@ -24,7 +30,15 @@ impl AzureProvider {
         let deadline = Instant::now() + ctx.health_timeout;
         let mut first_heads: BTreeMap<String, u64> = BTreeMap::new();
         loop {
-            let h = assess(ctx.topology, &ctx.snapshot(), &mut first_heads);
+            let st = ctx.snapshot();
+            let mut h = assess(ctx.topology, &st, &mut first_heads);
+            let out_of_time = Instant::now() >= deadline;
+            // Validators by Run Command (one at a time per VM on Azure, and slow): once
+            // the tx nodes look healthy, and at the end to name the ones at fault.
+            if h.healthy || out_of_time {
+                h.nodes.extend(self.validator_health(ctx.topology, &st));
+                h.healthy = h.nodes.iter().all(|n| n.problems.is_empty());
+            }
             if h.healthy {
                 if let Some(g) = ctx.state.lock().unwrap().genesis.as_mut() {
                     if g.hash.is_empty() {
@@ -45,7 +59,7 @@ impl AzureProvider {
                     "interrupted while waiting for the network to become healthy; the VMs keep running — `consort status` shows them".into(),
                 ));
             }
-            if Instant::now() >= deadline {
+            if out_of_time {
                 let detail: Vec<String> = h
                     .nodes
                     .iter()
@@ -54,7 +68,9 @@ impl AzureProvider {
                         format!(
                             "{} ({}): {}",
                             n.name,
-                            n.rpc_url.as_deref().unwrap_or("-"),
+                            n.rpc_url
+                                .clone()
+                                .unwrap_or_else(|| format!("VM {}", vm_name(&n.name))),
                             n.problems.join("; ")
                         )
                     })
@@ -63,11 +79,74 @@ impl AzureProvider {
                     "the network did not become healthy within {}s (VMs can take several minutes to boot and install geth):\n  {}\n{}\nRun `consort status` to look again.",
                     ctx.health_timeout.as_secs(),
                     detail.join("\n  "),
-                    self.unhealthy_logs(&ctx.snapshot(), &h)
+                    self.unhealthy_logs(&st, &h)
                 )));
             }
             std::thread::sleep(Duration::from_secs(2));
         }
+    }
+
+    /// Each validator of the topology that has a VM, as its VM shows it through Run
+    /// Command: geth running, peered, and the signer set being the plan's (every
+    /// validator's signer key in state).
+    pub(super) fn validator_health(&self, topology: &Topology, st: &State) -> Vec<NodeHealth> {
+        let validators: Vec<NodeSpec> = topology
+            .nodes()
+            .into_iter()
+            .filter(|n| n.role == Role::Validator && st.resources.contains_key(&vm_addr(&n.name)))
+            .collect();
+        let mut planned: Vec<crate::crypto::Address> = validators
+            .iter()
+            .filter_map(|n| {
+                st.output_str(&format!("key.signer.{}", n.name), "address")
+                    .and_then(crate::rpc::parse_address)
+            })
+            .collect();
+        planned.sort();
+        parallel::map(&validators, parallel::PROBE_CONCURRENCY, |n| {
+            let mut h = NodeHealth {
+                name: n.name.clone(),
+                member: n.member.clone(),
+                role: "validator".into(),
+                ..Default::default()
+            };
+            let read = self
+                .control(&n.name)
+                .map_err(|e| e.to_string())
+                .and_then(|vm| vm.run(&node_status_script()))
+                .and_then(|out| json_line(&out));
+            match read {
+                Err(e) if e.contains("geth is not running") => h.problems.push(
+                    "geth is not running on its VM (its bootstrap has not finished or failed: see its log below)".into(),
+                ),
+                Err(e) => h.problems.push(format!("its VM did not answer Run Command ({e})")),
+                Ok(v) => {
+                    h.running = true;
+                    h.block = v["block"].as_u64().unwrap_or(0);
+                    h.peers = v["peers"].as_u64().unwrap_or(0) as u32;
+                    if h.peers == 0 {
+                        h.problems.push("not peered".into());
+                    }
+                    match parse_clique(&json!({"signers": v["signers"]})) {
+                        Ok((mut signers, _)) => {
+                            signers.sort();
+                            if signers != planned {
+                                let list = |a: &[crate::crypto::Address]| {
+                                    a.iter().map(|x| x.to_checksum()).collect::<Vec<_>>().join(", ")
+                                };
+                                h.problems.push(format!(
+                                    "its chain's signers are [{}], the plan's [{}]",
+                                    list(&signers),
+                                    list(&planned)
+                                ));
+                            }
+                        }
+                        Err(e) => h.problems.push(format!("cannot read its signers ({e})")),
+                    }
+                }
+            }
+            h
+        })
     }
 }
 

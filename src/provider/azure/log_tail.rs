@@ -48,6 +48,16 @@ fi"#,
     ))
 }
 
+/// Prints the last `lines` of geth's log (`consort logs` on Azure).
+pub fn geth_log_script(lines: usize) -> String {
+    wrap(&format!(
+        r#"ROOT="${{CONSORT_ROOT:-}}"
+D="$ROOT{datadir}"
+if [ -s "$D/geth.log" ]; then tail -n {lines} "$D/geth.log"; else echo "(geth has written no log yet: its bootstrap has not finished)" >&2; exit 3; fi"#,
+        datadir = vm_paths::DATADIR,
+    ))
+}
+
 /// `text` with every one of `secrets` (and each JWT-shaped token) replaced by `<redacted>`.
 pub fn redact(text: &str, secrets: &[String]) -> String {
     let mut out = text.to_string();
@@ -101,6 +111,23 @@ impl AzureProvider {
         v
     }
 
+    /// `consort logs`: the last `lines` of each of `nodes`' geth logs, read on their VMs by
+    /// Run Command (all at once), secrets redacted.
+    pub(super) fn geth_logs(
+        &self,
+        st: &State,
+        nodes: &[&str],
+        lines: usize,
+    ) -> Vec<Result<String, String>> {
+        parallel::map(nodes, parallel::PROBE_CONCURRENCY, |node| {
+            let out = self
+                .control(node)
+                .map_err(|e| e.to_string())?
+                .run(&geth_log_script(lines))?;
+            Ok(redact(&out.stdout, &self.secrets_of(st, node)))
+        })
+    }
+
     /// For a failed health check: the log tails of the tx nodes with problems, then of the
     /// validators (whose sealing moves the head; their sealing step's states are quoted).
     pub(super) fn unhealthy_logs(&self, st: &State, h: &crate::provider::Health) -> String {
@@ -115,7 +142,11 @@ impl AzureProvider {
             .keys()
             .filter_map(|a| a.strip_prefix("key.signer."))
             .filter(|n| st.resources.contains_key(&super::layout::vm_addr(n)));
-        nodes.extend(validators);
+        for v in validators {
+            if !nodes.contains(&v) {
+                nodes.push(v);
+            }
+        }
         self.log_tails(st, &nodes)
     }
 

@@ -579,8 +579,31 @@ impl Provider for AzureProvider {
         self.wait_until_healthy(ctx)
     }
 
+    fn remote_logs(
+        &self,
+        state: &State,
+        nodes: &[&str],
+        lines: usize,
+    ) -> Option<Vec<Result<String, String>>> {
+        Some(self.geth_logs(state, nodes, lines))
+    }
+
     fn health(&self, topology: &Topology, state: &State) -> Health {
-        assess(topology, state, &mut BTreeMap::new())
+        // An advancing head takes two looks: a block period or two apart, at most.
+        let mut first_heads = BTreeMap::new();
+        let mut h = assess(topology, state, &mut first_heads);
+        let deadline =
+            Instant::now() + Duration::from_secs((topology.network.clique.period * 2 + 3).min(30));
+        let only_waiting = |h: &Health| {
+            h.nodes
+                .iter()
+                .all(|n| n.problems.iter().all(|p| p.ends_with("not advancing yet")))
+        };
+        while !h.healthy && only_waiting(&h) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_secs(1));
+            h = assess(topology, state, &mut first_heads);
+        }
+        h
     }
 }
 

@@ -44,6 +44,14 @@ pub fn read_clique_script() -> String {
     ))
 }
 
+/// A node's own view for the health check: head, peer count and the signer set.
+pub fn node_status_script() -> String {
+    wrap(&format!(
+        "{}\njs 'console.log(\"{JSON_MARKER}\" + JSON.stringify({{block: eth.blockNumber, peers: net.peerCount, signers: clique.getSigners()}}))'",
+        prelude()
+    ))
+}
+
 /// `clique.propose(target, authorize)`.
 pub fn propose_script(target: &Address, authorize: bool) -> String {
     wrap(&format!(

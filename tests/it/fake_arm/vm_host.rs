@@ -22,6 +22,105 @@ pub struct BootConfig {
 pub(super) struct Host {
     pub root: PathBuf,
     child: Option<Child>,
+    /// The VM's public IP forwarding to its private IP, while the VM runs.
+    nat: Option<Nat>,
+}
+
+/// A public IP as Azure wires it: inbound traffic to the public address reaches the NIC's
+/// private address (Azure's 1:1 NAT of an instance-level public IP;
+/// learn.microsoft.com/azure/virtual-network/ip-services/public-ip-addresses, "A public IP
+/// associated with a virtual machine's network interface"; network 2024-03-01
+/// publicIpAddress.json, `ipAddress` of the NIC's `ipConfigurations[].publicIPAddress`).
+/// Here: a TCP forwarder per geth port (RPC, WS) from the public to the private IP.
+struct Nat {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// The ports a public IP forwards here (geth's HTTP and WS RPC).
+const NAT_PORTS: [u16; 2] = [8545, 8546];
+
+impl Nat {
+    fn start(public: &str, private: &str) -> Option<Nat> {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut listeners = Vec::new();
+        for port in NAT_PORTS {
+            let listener = std::net::TcpListener::bind((public, port)).ok()?;
+            listener.set_nonblocking(true).ok()?;
+            listeners.push((listener, format!("{private}:{port}")));
+        }
+        for (listener, to) in listeners {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    match listener.accept() {
+                        Ok((inbound, _)) => {
+                            let to = to.clone();
+                            std::thread::spawn(move || forward(inbound, &to));
+                        }
+                        // Nonblocking: look again for the stop flag in a moment.
+                        Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+                    }
+                }
+            });
+        }
+        Some(Nat { stop })
+    }
+}
+
+/// Copies bytes both ways between a forwarded connection and its private target.
+fn forward(inbound: std::net::TcpStream, to: &str) {
+    let _ = inbound.set_nonblocking(false);
+    let Ok(outbound) = std::net::TcpStream::connect(to) else {
+        return;
+    };
+    let (Ok(mut in2), Ok(mut out2)) = (inbound.try_clone(), outbound.try_clone()) else {
+        return;
+    };
+    let up = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut in2, &mut out2);
+        let _ = out2.shutdown(std::net::Shutdown::Write);
+    });
+    let (mut inbound, mut outbound) = (inbound, outbound);
+    let _ = std::io::copy(&mut outbound, &mut inbound);
+    let _ = inbound.shutdown(std::net::Shutdown::Write);
+    let _ = up.join();
+}
+
+impl Drop for Nat {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// The (public, private) IP pair of a VM's NICs, as the stand-in stored them.
+fn public_and_private(g: &Inner, vm: &str) -> Option<(String, String)> {
+    let vm_body = g
+        .resources
+        .values()
+        .find(|s| {
+            s.rtype == "Microsoft.Compute/virtualMachines" && s.name.eq_ignore_ascii_case(vm)
+        })?
+        .body
+        .clone();
+    let by_id = |id: &str| g.resources.get(&id.to_ascii_lowercase()).map(|s| &s.body);
+    for nic in vm_body["properties"]["networkProfile"]["networkInterfaces"].as_array()? {
+        let Some(nic) = nic["id"].as_str().and_then(by_id) else {
+            continue;
+        };
+        for c in nic["properties"]["ipConfigurations"].as_array()? {
+            let p = &c["properties"];
+            let private = p["privateIPAddress"].as_str();
+            let public = p["publicIPAddress"]["id"]
+                .as_str()
+                .and_then(by_id)
+                .and_then(|b| b["properties"]["ipAddress"].as_str());
+            if let (Some(public), Some(private)) = (public, private) {
+                return Some((public.to_string(), private.to_string()));
+            }
+        }
+    }
+    None
 }
 
 #[derive(Default)]
@@ -158,6 +257,7 @@ impl Host {
     /// disk I/O on a loaded machine dies only after it) would still hold. Geth then fails
     /// with "bind: address already in use" and the test waits for a node that never came.
     fn stop(&mut self) {
+        drop(self.nat.take());
         let Some(mut c) = self.child.take() else {
             kill_root(&self.root);
             return;
@@ -225,9 +325,15 @@ pub(super) fn boot(g: &mut Inner, vm: &str, custom_data_b64: &str) {
         .stderr(Stdio::from(log))
         .spawn()
         .ok();
+    let nat = g
+        .cfg
+        .public_ip_nat
+        .then(|| public_and_private(g, vm))
+        .flatten()
+        .and_then(|(public, private)| Nat::start(&public, &private));
     g.hosts
         .vms
-        .insert(vm.to_ascii_lowercase(), Host { root, child });
+        .insert(vm.to_ascii_lowercase(), Host { root, child, nat });
 }
 
 /// A VM was deleted: its processes stop.
