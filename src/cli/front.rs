@@ -5,10 +5,10 @@ use super::dispatch::progress;
 use super::interrupt::{confirm, counting, interrupted, INTERRUPTED};
 use super::output;
 use super::progress::Progress;
+use crate::events::EventSink;
 use crate::ops::apply::ApplyOutcome;
 use crate::ops::{Edit, Front, Notice};
 use crate::plan::{display, Plan};
-use crate::provider::events::EventSink;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 

@@ -3,7 +3,7 @@
 //! each node), `-F` follow.
 
 use super::Global;
-use crate::plan::Kind;
+use crate::state::Kind;
 use crate::state::State;
 use anyhow::{bail, Context, Result};
 use std::io::{Read, Seek, SeekFrom, Write};

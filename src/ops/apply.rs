@@ -4,9 +4,10 @@
 
 use super::plan::{mark_data_loss, plan_loaded, sha256_hex, unread_message, Planned};
 use super::{Edit, Front, Notice, Workspace};
-use crate::plan::{Action, Change, Kind, Plan, Summary};
+use crate::plan::{Change, Plan, Summary};
 use crate::provider::{self, ApplyCtx, Health};
 use crate::state::{fsutil, State};
+use crate::state::{Action, Kind};
 use crate::topology::Loaded;
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -314,7 +315,7 @@ pub fn apply(
         });
     }
     if !nothing {
-        (front.events())(crate::provider::events::Event::Phase {
+        (front.events())(crate::events::Event::Phase {
             message: "waiting for the network to become healthy".to_string(),
         });
     }

@@ -16,8 +16,8 @@ pub mod recover;
 pub mod setup;
 pub mod status;
 
+use crate::events::EventSink;
 use crate::plan::Plan;
-use crate::provider::events::EventSink;
 use crate::provider::recover as found;
 use crate::state::{State, StateDir};
 use crate::topology::{self, Loaded};

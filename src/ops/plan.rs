@@ -2,7 +2,7 @@
 //! (reading the live network where the provider says so), mark what it would lose.
 
 use super::Workspace;
-use crate::plan::desired::{build, PlanInput};
+use crate::plan::build::{build, PlanInput};
 use crate::plan::Plan;
 use crate::provider::{self, recover, Health, Provider};
 use crate::state::{fsutil, State, StateDir};
@@ -56,7 +56,7 @@ pub(super) fn plan_loaded(
         // `destroy` reads nothing live, but must not delete half a network and then fail.
         provider
             .preflight(&loaded.topology, true)
-            .map_err(crate::plan::desired::PlanError::Refused)?;
+            .map_err(crate::plan::build::PlanError::Refused)?;
     }
     let mut plan = build(
         PlanInput {
@@ -89,7 +89,7 @@ pub(super) fn plan_loaded(
             let addr = provider.node_addr(name);
             plan.changes
                 .iter()
-                .any(|c| c.addr == addr && c.action == crate::plan::Action::Create)
+                .any(|c| c.addr == addr && c.action == crate::state::Action::Create)
         };
         let ports: std::collections::BTreeMap<_, _> = provider
             .planned_ports(&loaded.topology, state.as_ref(), &sd)
@@ -147,7 +147,7 @@ pub fn save(plan: &Plan, path: &Path) -> Result<()> {
 fn live_rpc(st: &State) -> Option<crate::rpc::RpcClient> {
     st.resources
         .values()
-        .filter(|r| r.kind == crate::plan::Kind::LocalNode)
+        .filter(|r| r.kind == crate::state::Kind::LocalNode)
         .filter_map(|r| r.outputs.get("rpc_url").and_then(|v| v.as_str()))
         .map(|u| crate::rpc::RpcClient::new(u).with_timeout(Duration::from_secs(2)))
         .find(|c| c.block_number().is_ok())
@@ -157,7 +157,7 @@ fn live_rpc(st: &State) -> Option<crate::rpc::RpcClient> {
 fn live_ipc(st: &State) -> Option<crate::rpc::RpcClient> {
     st.resources
         .iter()
-        .filter(|(_, r)| r.kind == crate::plan::Kind::LocalNode)
+        .filter(|(_, r)| r.kind == crate::state::Kind::LocalNode)
         .filter_map(|(a, _)| provider::local::NodeOutputs::from_state(st, a.strip_prefix("node.")?))
         .filter(|o| o.is_running())
         .map(|o| o.control().with_timeout(Duration::from_secs(2)))
@@ -171,7 +171,7 @@ pub(super) fn mark_data_loss(
     state: Option<&State>,
     topology: &topology::Topology,
 ) {
-    use crate::plan::{Action, Kind};
+    use crate::state::{Action, Kind};
     let Some(st) = state else { return };
     let shared = plan.destroy && topology.has_external_members();
     let destructive = plan.changes.iter().any(|c| {

@@ -30,7 +30,7 @@ pub fn status(ws: &Workspace) -> Result<Status> {
     let unrecorded = provider::recover::unrecorded_processes(&loaded.topology, &sd, &state);
     let command_running = sd.lock_holder();
     // Key files state names but the disk lacks (restorable ones: `consort apply`).
-    let keys = provider::key_files::check(&loaded.topology, &state);
+    let keys = crate::plan::key_files::check(&loaded.topology, &state);
     let key_problems: Vec<String> = keys
         .drift
         .iter()
