@@ -212,8 +212,7 @@ impl AzureProvider {
                 if g.stopped_by_consort {
                     "restart (geth not running on its VM: stopped by `consort stop`)".into()
                 } else {
-                    "restart (geth not running on its VM: it exited, not by `consort stop`)"
-                        .into()
+                    "restart (geth not running on its VM: it exited, not by `consort stop`)".into()
                 },
             );
         }
