@@ -36,7 +36,7 @@ MARK="$ROOT{mark}"
 SYSTEMD=""
 [ -d /run/systemd/system ] && [ -z "$ROOT" ] && SYSTEMD=1
 alive() {{ [ -n "$1" ] && kill -0 "$1" 2>/dev/null && ! grep -q '^[0-9]* (.*) Z' "/proc/$1/stat" 2>/dev/null; }}
-pid_of() {{ cat "$DATA/$1" 2>/dev/null; }}
+pid_of() {{ cat "$DATA/$1" 2>/dev/null || true; }}
 answers() {{ [ -S "$DATA/geth.ipc" ] && "$ROOT/usr/local/bin/geth" attach --exec 1 "$DATA/geth.ipc" >/dev/null 2>&1; }}
 units() {{ for u in consort-seal consort-geth; do [ -e "$ROOT/etc/systemd/system/$u.service" ] && echo "$u.service"; done; }}"#,
         data = vm_paths::DATADIR,

@@ -21,6 +21,10 @@ pub struct BootConfig {
 
 pub(super) struct Host {
     pub root: PathBuf,
+    /// The environment the VM booted with (its own engine-API port among it): what is
+    /// this VM's own on a real one — 127.0.0.1:8551 is per VM there, one machine's here —
+    /// so Run Command scripts that start geth again get the same.
+    pub env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
     child: Option<Child>,
     /// The VM's public IP forwarding to its private IP, while the VM runs.
     nat: Option<Nat>,
@@ -313,7 +317,12 @@ pub(super) fn boot(g: &mut Inner, vm: &str, custom_data_b64: &str) {
     let doc = write_files(&root, &text);
     let log = std::fs::File::create(root.join("boot.log")).unwrap();
     use std::os::unix::process::CommandExt;
-    let child = runcmd(&root, &doc)
+    let mut cmd = runcmd(&root, &doc);
+    let env = cmd
+        .get_envs()
+        .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned())))
+        .collect();
+    let child = cmd
         .process_group(0)
         .env("CONSORT_GETH_URL", &cfg.geth_url)
         .env("CONSORT_GETH_SHA256", &cfg.geth_sha256)
@@ -331,9 +340,15 @@ pub(super) fn boot(g: &mut Inner, vm: &str, custom_data_b64: &str) {
         .then(|| public_and_private(g, vm))
         .flatten()
         .and_then(|(public, private)| Nat::start(&public, &private));
-    g.hosts
-        .vms
-        .insert(vm.to_ascii_lowercase(), Host { root, child, nat });
+    g.hosts.vms.insert(
+        vm.to_ascii_lowercase(),
+        Host {
+            root,
+            env,
+            child,
+            nat,
+        },
+    );
 }
 
 /// A VM was deleted: its processes stop.
