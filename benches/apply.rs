@@ -16,7 +16,7 @@ use consort::chain::genesis::genesis_json;
 use consort::chain::geth::{ensure_geth, GethBinary};
 use consort::crypto::keystore::{self, ScryptParams};
 use consort::crypto::SecretKey;
-use consort::provider::events::null_sink;
+use consort::events::null_sink;
 use consort::provider::local::process::{self, PortAllocator};
 use consort::render::{self, NodeLaunch, SignerLaunch};
 use consort::rpc::RpcClient;

@@ -13,12 +13,13 @@
 #[path = "../tests/it/fake_arm.rs"]
 mod fake_arm;
 
-use consort::plan::desired::{build, PlanInput};
-use consort::plan::{Kind, Plan};
+use consort::events::{null_sink, Event, EventSink};
+use consort::plan::build::{build, PlanInput};
+use consort::plan::Plan;
 use consort::provider::azure::arm::{Arm, ArmSettings, StaticTokenCredential};
 use consort::provider::azure::AzureProvider;
-use consort::provider::events::{null_sink, Event, EventSink};
 use consort::provider::{execute, ApplyCtx};
+use consort::state::Kind;
 use consort::state::{State, StateDir};
 use consort::topology::{ProviderConfig, Topology};
 use fake_arm::{FakeArm, FakeArmConfig};

@@ -13,7 +13,7 @@
 
 use consort::chain::geth::{ensure_geth, GethBinary};
 use consort::crypto::Address;
-use consort::provider::events::EventSink;
+use consort::events::EventSink;
 use consort::provider::local::process::{self, PortAllocator, ProcessId};
 use consort::provider::local::NodeOutputs;
 use consort::rpc::{self, RpcClient};

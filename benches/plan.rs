@@ -14,7 +14,7 @@
 //! test `very_deep_nesting_is_refused_quickly_without_overflowing_the_stack` checks where it
 //! is refused; the time is measured here, not asserted in a debug build).
 
-use consort::plan::desired::{build, PlanInput};
+use consort::plan::build::{build, PlanInput};
 use consort::provider::Provider;
 use consort::state::{ResourceState, State};
 use consort::topology::{self, Loaded};

@@ -5,6 +5,7 @@ pub mod chain;
 pub mod cli;
 pub mod crypto;
 pub mod dashboard;
+pub mod events;
 pub mod graph;
 pub mod join;
 pub mod plan;

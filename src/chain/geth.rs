@@ -21,7 +21,7 @@
 //!
 //! Without any of these the error says how to install geth.
 
-use crate::provider::events::{Event, EventSink};
+use crate::events::{Event, EventSink};
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -658,14 +658,9 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let g = fake_geth(&d.path().join("bin"), "1.14.8");
         let env = Lookup::default();
-        let err = ensure_geth_with(
-            &env,
-            Some(&g),
-            "1.13.15",
-            &crate::provider::events::null_sink(),
-        )
-        .unwrap_err()
-        .to_string();
+        let err = ensure_geth_with(&env, Some(&g), "1.13.15", &crate::events::null_sink())
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains(&format!("found geth 1.14.8 at {}", g.display())),
             "{err}"
@@ -681,8 +676,7 @@ mod tests {
             env_geth: Some(g.clone()),
             ..Default::default()
         };
-        let bin =
-            ensure_geth_with(&env, None, "1.13.15", &crate::provider::events::null_sink()).unwrap();
+        let bin = ensure_geth_with(&env, None, "1.13.15", &crate::events::null_sink()).unwrap();
         assert_eq!(
             bin,
             GethBinary {
@@ -753,7 +747,7 @@ mod tests {
             path_var: Some(bin_dir.clone().into_os_string()),
             cache_home: Some(d.path().join("cache")),
         };
-        let sink = crate::provider::events::null_sink();
+        let sink = crate::events::null_sink();
         let err = ensure_geth_with(&env, None, "1.13.15", &sink)
             .unwrap_err()
             .to_string();
@@ -769,7 +763,7 @@ mod tests {
         let g = fake_geth(&d.path().join("bin"), "1.13.15");
         let good = sha256_file(&g).unwrap();
         let env = Lookup::default();
-        let sink = crate::provider::events::null_sink();
+        let sink = crate::events::null_sink();
         let recorded: std::collections::BTreeMap<PathBuf, (String, String)> =
             [(g.clone(), (good.clone(), "state for node.a".to_string()))].into();
         let bin = resolve(&env, Some(&g), "1.13.15", &sink, &recorded).unwrap();
@@ -817,7 +811,7 @@ mod tests {
             path_var: Some(d.path().join("empty").into_os_string()),
             cache_home: Some(d.path().join("cache")),
         };
-        let err = ensure_geth_with(&env, None, "1.13.15", &crate::provider::events::null_sink())
+        let err = ensure_geth_with(&env, None, "1.13.15", &crate::events::null_sink())
             .unwrap_err()
             .to_string();
         assert!(err.contains("Go is not installed"), "{err}");
@@ -903,7 +897,7 @@ printf 'half' > "$GOBIN/geth.partial"; echo 'compile error: boom' >&2; exit 2"#,
             path_var: Some(bin_dir.into_os_string()),
             cache_home: Some(cache.clone()),
         };
-        let err = ensure_geth_with(&env, None, "1.13.15", &crate::provider::events::null_sink())
+        let err = ensure_geth_with(&env, None, "1.13.15", &crate::events::null_sink())
             .unwrap_err()
             .to_string();
         assert!(err.contains("compile error: boom"), "{err}");

@@ -10,7 +10,7 @@ use super::{
     ApplyArgs, Cli, Command, ExportCommand, Global, MemberApply, MemberCommand, NewMemberArgs,
     StateCommand,
 };
-use crate::plan::desired::{build, PlanInput};
+use crate::plan::build::{build, PlanInput};
 use crate::plan::{display, Plan};
 use crate::provider::{self, recover, ApplyCtx, Provider};
 use crate::state::{fsutil, State, StateDir, StateError};
@@ -267,7 +267,7 @@ fn plan_loaded(
         // `destroy` reads nothing live, but must not delete half a network and then fail.
         provider
             .preflight(&loaded.topology, true)
-            .map_err(crate::plan::desired::PlanError::Refused)?;
+            .map_err(crate::plan::build::PlanError::Refused)?;
     }
     let mut plan = build(
         PlanInput {
@@ -300,7 +300,7 @@ fn plan_loaded(
             let addr = provider.node_addr(name);
             plan.changes
                 .iter()
-                .any(|c| c.addr == addr && c.action == crate::plan::Action::Create)
+                .any(|c| c.addr == addr && c.action == crate::state::Action::Create)
         };
         let ports: std::collections::BTreeMap<_, _> = provider
             .planned_ports(&loaded.topology, state.as_ref(), &sd)
@@ -323,7 +323,7 @@ fn plan_loaded(
 fn live_rpc(st: &State) -> Option<crate::rpc::RpcClient> {
     st.resources
         .values()
-        .filter(|r| r.kind == crate::plan::Kind::LocalNode)
+        .filter(|r| r.kind == crate::state::Kind::LocalNode)
         .filter_map(|r| r.outputs.get("rpc_url").and_then(|v| v.as_str()))
         .map(|u| crate::rpc::RpcClient::new(u).with_timeout(Duration::from_secs(2)))
         .find(|c| c.block_number().is_ok())
@@ -333,7 +333,7 @@ fn live_rpc(st: &State) -> Option<crate::rpc::RpcClient> {
 fn live_ipc(st: &State) -> Option<crate::rpc::RpcClient> {
     st.resources
         .iter()
-        .filter(|(_, r)| r.kind == crate::plan::Kind::LocalNode)
+        .filter(|(_, r)| r.kind == crate::state::Kind::LocalNode)
         .filter_map(|(a, _)| provider::local::NodeOutputs::from_state(st, a.strip_prefix("node.")?))
         .filter(|o| o.is_running())
         .map(|o| o.control().with_timeout(Duration::from_secs(2)))
@@ -343,7 +343,7 @@ fn live_ipc(st: &State) -> Option<crate::rpc::RpcClient> {
 /// The `!` lines: what the plan would lose, asking the live chain for balances (and, for
 /// the destroy of a chain other operators run, for its signers).
 fn mark_data_loss(plan: &mut Plan, state: Option<&State>, topology: &topology::Topology) {
-    use crate::plan::{Action, Kind};
+    use crate::state::{Action, Kind};
     let Some(st) = state else { return };
     let shared = plan.destroy && topology.has_external_members();
     let destructive = plan.changes.iter().any(|c| {
@@ -1020,7 +1020,7 @@ fn status(g: &Global, as_json: bool) -> Result<i32> {
         }
     }
     // Key files state names but the disk lacks (restorable ones: `consort apply`).
-    let keys = provider::key_files::check(&loaded.topology, &state);
+    let keys = crate::plan::key_files::check(&loaded.topology, &state);
     let key_problems: Vec<String> = keys
         .drift
         .iter()

@@ -1,7 +1,7 @@
 //! Ctrl-C, SIGTERM and SIGHUP during apply, destroy and member add/remove, and the
 //! confirmation prompt (where an interrupt exits at once).
 
-use crate::provider::events::{Event, EventSink};
+use crate::events::{Event, EventSink};
 use anyhow::{bail, Result};
 use std::io::{BufRead, IsTerminal};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

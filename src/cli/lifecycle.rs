@@ -2,8 +2,9 @@
 
 use super::commands::{deployed, progress, run_apply, ApplyOpts};
 use super::Global;
-use crate::plan::{Action, Change, Kind};
+use crate::plan::Change;
 use crate::provider;
+use crate::state::{Action, Kind};
 use anyhow::{anyhow, Result};
 use std::path::Path;
 

@@ -4,7 +4,7 @@
 
 use super::commands::deployed;
 use super::Global;
-use crate::plan::Kind;
+use crate::state::Kind;
 use crate::state::State;
 use anyhow::{bail, Context, Result};
 use std::io::{Read, Seek, SeekFrom, Write};

@@ -73,7 +73,7 @@ pub fn output_json(topo: &Topology, st: &State) -> Value {
             r.attrs.get("node").and_then(|v| v.as_str()) == Some(n.name.as_str())
                 && matches!(
                     r.kind,
-                    crate::plan::Kind::LocalNode | crate::plan::Kind::AzureVm
+                    crate::state::Kind::LocalNode | crate::state::Kind::AzureVm
                 )
         }) else {
             continue;

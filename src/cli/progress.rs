@@ -4,7 +4,7 @@
 //! `-v` adds a line as each change starts and every node step (on a terminal too).
 //! Warnings go to stderr.
 
-use crate::provider::events::{Event, EventSink};
+use crate::events::{Event, EventSink};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -157,7 +157,7 @@ impl Progress {
 }
 
 /// A change's symbol; `=` for a record-only step (as `plan` shows it).
-fn symbol(action: crate::plan::Action, recorded: bool) -> &'static str {
+fn symbol(action: crate::state::Action, recorded: bool) -> &'static str {
     if recorded {
         "="
     } else {

@@ -1,10 +1,10 @@
-//! The README's CLI reference, generated from the clap definitions so it cannot drift.
-//! `tests/it/readme.rs` checks README.md holds exactly this between the markers.
+//! The CLI reference (docs/cli.md), generated from the clap definitions so it cannot drift.
+//! `tests/it/readme.rs` checks docs/cli.md holds exactly this between the markers.
 
 use clap::CommandFactory;
 
 pub const BEGIN: &str =
-    "<!-- cli-reference:begin (generated from --help; UPDATE_README=1 cargo test readme) -->";
+    "<!-- cli-reference:begin (generated from --help; UPDATE_DOCS=1 cargo test --test it cli_reference) -->";
 pub const END: &str = "<!-- cli-reference:end -->";
 
 fn walk(cmd: &mut clap::Command, path: &str, out: &mut String) {

@@ -8,7 +8,7 @@
 //! - [`api`] is the page's only way to the chain: a fixed list of read methods
 //!   ([`api::READ_METHODS`]), each sent to a node over its IPC socket; anything else is
 //!   refused, and nothing the server answers holds a key or a password;
-//! - [`assets`] are the page;
+//! - `assets` are the page;
 //! - [`server`] holds the connections: header-read timeout and a connection cap, so a
 //!   local user cannot starve the owner.
 

@@ -5,7 +5,7 @@
 use super::bundle::*;
 use super::{refused, sign, JoinError};
 use crate::crypto::{keystore, Address, SecretKey};
-use crate::plan::Kind;
+use crate::state::Kind;
 use crate::state::{GenesisRecord, ResourceState, State, StateDir};
 use crate::topology::edit::{NewExternal, NewMember};
 use crate::topology::{Role, Topology, Wei};

@@ -1,8 +1,9 @@
 //! Human rendering of a plan (Terraform's shape): one line per change with its symbol,
 //! address, and reason or summary, then `Plan: N to add, N to change, N to destroy.`
 
-use super::{Action, Plan};
-use crate::provider::PlannedPorts;
+use super::ports::PlannedPorts;
+use super::Plan;
+use crate::state::Action;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -149,8 +150,9 @@ pub fn moved_ports_line(moved: &BTreeMap<String, Vec<(&'static str, u16, u16)>>)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{Change, Kind};
-    use crate::provider::local::process::NodePorts;
+    use crate::plan::ports::NodePorts;
+    use crate::plan::Change;
+    use crate::state::Kind;
 
     fn create(addr: &str, summary: &str) -> Change {
         Change {

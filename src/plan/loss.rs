@@ -3,8 +3,10 @@
 //! the key of an account that holds ether. Plan shows each with a `!` line; apply refuses
 //! them without `--allow-data-loss`.
 
-use super::{Action, Kind, Plan};
+use super::Plan;
+
 use crate::state::State;
+use crate::state::{Action, Kind};
 use crate::topology::Wei;
 use serde::{Deserialize, Serialize};
 

@@ -4,85 +4,22 @@
 //! dependencies. `diff` compares desired with state (plus live drift from the provider) and
 //! yields changes: `+` create, `~` update, `-` destroy, `-/+` replace, each with a reason.
 
+pub mod build;
+mod checks;
 pub mod desired;
 pub mod display;
+pub mod key_files;
 pub mod loss;
 pub mod peering;
+mod planning;
+pub mod ports;
 
-use crate::state::State;
+pub use planning::Planning;
+
+use crate::state::{Action, Kind, State};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    /// Fixed at first apply: chain id, Clique period/epoch, gas limit, signers, alloc.
-    Genesis,
-    /// A node's devp2p key (`nodekey`): gives the enode id.
-    NodeKey,
-    /// A validator's signer key, its keystore and password file.
-    SignerKey,
-    /// A funded application account: key, keystore, password file.
-    Account,
-    /// Funding of an account that joined after genesis (a signed transfer).
-    Funding,
-    /// "This validator is an authorised Clique signer": in genesis, or voted in/out.
-    Signer,
-    /// One per network (`clique`): the live Clique signer set equals the topology's
-    /// validators and no proposal consort did not make is pending. Plan reads the chain
-    /// for it; apply discards stray proposals and votes until the sets agree.
-    CliqueSigners,
-    /// A geth process on this machine.
-    LocalNode,
-    AzureResourceGroup,
-    AzureVnet,
-    AzureNsg,
-    AzureSubnet,
-    AzurePublicIp,
-    AzureNic,
-    AzureVm,
-    /// The network's Key Vault (RBAC authorization, soft delete on).
-    AzureVault,
-    /// One node's secrets in the Key Vault (node key; keystore and password).
-    AzureSecrets,
-    /// The VNet's explicit outbound: a NAT gateway with its own public IP.
-    AzureNatGateway,
-}
-
-impl Kind {
-    /// Attributes whose change forces destroy-then-create rather than an in-place update.
-    pub fn force_new(self) -> &'static [&'static str] {
-        match self {
-            Kind::NodeKey | Kind::SignerKey => &["node", "member", "name"],
-            Kind::Account => &["member", "name", "address"],
-            // A new geth is a rolling restart that keeps the chain, not a new node.
-            Kind::LocalNode => &["role", "member"],
-            Kind::AzureVm => &[
-                "size",
-                "image",
-                "admin_username",
-                "ssh_public_key",
-                "custom_data_sha256",
-                // geth's flags are in the VM's customData: a new list is a new tx VM.
-                "cors_origins",
-            ],
-            Kind::AzureNic => &["private_ip", "subnet"],
-            Kind::AzureSubnet => &["address_prefix"],
-            Kind::AzureVnet => &["address_space"],
-            Kind::AzureResourceGroup => &["location"],
-            _ => &[],
-        }
-    }
-
-    /// Kinds handled by the core (generated locally, identical for every provider).
-    pub fn is_core(self) -> bool {
-        matches!(
-            self,
-            Kind::Genesis | Kind::NodeKey | Kind::SignerKey | Kind::Account
-        )
-    }
-}
 
 /// One desired resource.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -94,26 +31,6 @@ pub struct Resource {
     pub deps: Vec<String>,
     /// Human summary for plan output ("validator of contoso", "enode known after apply").
     pub summary: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    Create,
-    Update,
-    Destroy,
-    Replace,
-}
-
-impl Action {
-    pub fn symbol(self) -> &'static str {
-        match self {
-            Action::Create => "+",
-            Action::Update => "~",
-            Action::Destroy => "-",
-            Action::Replace => "-/+",
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -156,13 +73,13 @@ pub struct Plan {
     pub data_loss: Vec<loss::DataLoss>,
     /// What the refresh could not read (each names the resource and why), e.g. a validator
     /// whose Run Command stayed busy: such a plan never says "No changes", since it does
-    /// not know (see `Provider::unread`).
+    /// not know (see `Planning::unread`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unread: Vec<String>,
     /// The ports each new node will get (local provider), by node name: shown under its
     /// `+ node.<name>` line; apply reports the nodes that got others (a port taken since).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub ports: BTreeMap<String, crate::provider::PlannedPorts>,
+    pub ports: BTreeMap<String, ports::PlannedPorts>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -170,6 +87,15 @@ pub struct Summary {
     pub add: usize,
     pub change: usize,
     pub destroy: usize,
+}
+
+/// Does dependency `dep` name `addr`? A dep ending in `*` names every address with that
+/// prefix (`key.node.*`: all node keys), which keeps full-mesh dependencies O(n).
+pub fn dep_matches(dep: &str, addr: &str) -> bool {
+    match dep.strip_suffix('*') {
+        Some(prefix) => addr.starts_with(prefix),
+        None => dep == addr,
+    }
 }
 
 impl Plan {
@@ -190,12 +116,7 @@ impl Plan {
             memo[i] = Some(0);
             let c = &changes[i];
             let before = (0..changes.len())
-                .filter(|&j| {
-                    j != i
-                        && c.deps
-                            .iter()
-                            .any(|d| crate::provider::dep_matches(d, &changes[j].addr))
-                })
+                .filter(|&j| j != i && c.deps.iter().any(|d| dep_matches(d, &changes[j].addr)))
                 .map(|j| visit(j, changes, weight, memo))
                 .max()
                 .unwrap_or(0);
@@ -372,7 +293,7 @@ fn short(v: Option<&Value>) -> String {
 /// "peers: +delta-validator-0 -fabrikam-tx-0" for string lists, "size: a → b" otherwise.
 fn describe_changes(before: &Value, after: &Value, keys: &[String]) -> String {
     keys.iter()
-        // `mesh` is a digest; plan::desired::build rewrites it as "peer add/remove …".
+        // `mesh` is a digest; plan::build::build rewrites it as "peer add/remove …".
         .filter(|k| k.as_str() != "mesh")
         .map(|k| {
             let (b, a) = (before.get(k), after.get(k));

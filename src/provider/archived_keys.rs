@@ -10,7 +10,8 @@
 //! Only `destroy` deletes the archive, once the whole network is gone.
 
 use crate::crypto::{keystore, SecretKey};
-use crate::plan::{Action, Kind, Plan};
+use crate::plan::Plan;
+use crate::state::{Action, Kind};
 use std::path::{Path, PathBuf};
 
 /// A key found in an earlier copy.

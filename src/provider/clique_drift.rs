@@ -9,11 +9,12 @@
 //! Only the channel differs between providers ([`LiveSigners`]): geth's IPC socket
 //! locally, VM Run Command scripts on Azure.
 
-use super::events::Event;
 use super::{parallel, ApplyCtx, ProviderError};
 use crate::crypto::Address;
-use crate::plan::{Change, Kind, Resource};
+use crate::events::Event;
+use crate::plan::{Change, Resource};
 use crate::rpc::{self, CliqueProposal};
+use crate::state::Kind;
 use crate::state::{ResourceState, State};
 use crate::topology::{Role, Topology};
 use serde_json::{json, Value};

@@ -19,8 +19,9 @@ use super::{ApplyCtx, ProviderError};
 use crate::chain::genesis::genesis_json;
 use crate::crypto::keystore::{self, ScryptParams};
 use crate::crypto::{Address, SecretKey};
-use crate::plan::{Action, Change, Kind};
+use crate::plan::Change;
 use crate::state::fsutil::{create_private_dir, write_atomic, write_secret};
+use crate::state::{Action, Kind};
 use crate::state::{GenesisRecord, ResourceState, State};
 use crate::topology::Wei;
 use serde_json::{json, Map, Value};
@@ -167,7 +168,7 @@ fn earlier_or_new(
     fresh_dir(root, addr, dir)?;
     Ok(match earlier {
         Some(e) => {
-            ctx.emit(super::events::Event::Step {
+            ctx.emit(crate::events::Event::Step {
                 subject: addr.to_string(),
                 step: format!("restored earlier key {}", e.key.address().to_checksum()),
             });
@@ -244,7 +245,7 @@ fn create(ctx: &ApplyCtx, change: &Change, root: &Path) -> Result<ResourceState,
                 write_secret(&path, key.to_hex().as_bytes())
                     .map_err(|e| io(addr, "cannot write", &path, e))
             })?;
-            ctx.emit(super::events::Event::Step {
+            ctx.emit(crate::events::Event::Step {
                 subject: attr(change, "node").to_string(),
                 step: "keys".into(),
             });

@@ -9,10 +9,10 @@
 //!   awaited, not sent again, when an earlier run's transfer still waits in the pool
 //!   (see [`earlier_transfer`]).
 
-use super::events::{Event, EventSink};
 use super::ProviderError;
 use crate::crypto::tx::LegacyTx;
 use crate::crypto::{Address, SecretKey};
+use crate::events::{Event, EventSink};
 use crate::rpc::{self, BlockId, RpcClient, RpcError};
 use crate::state::ResourceState;
 use crate::topology::Wei;
@@ -132,7 +132,7 @@ pub fn apply_signer(
     topology: &crate::topology::Topology,
     vote: impl FnOnce(&str, &str, bool) -> Result<&'static str, ProviderError>,
 ) -> Result<Option<ResourceState>, ProviderError> {
-    use crate::plan::{Action, Kind};
+    use crate::state::{Action, Kind};
     let addr = change.addr.as_str();
     let SignerChange {
         node,
@@ -174,7 +174,7 @@ pub fn apply_funding(
     change: &crate::plan::Change,
     rpc_for: impl FnOnce(&Funding, &crate::state::State) -> Result<RpcClient, ProviderError>,
 ) -> Result<Option<ResourceState>, ProviderError> {
-    use crate::plan::{Action, Kind};
+    use crate::state::{Action, Kind};
     let addr = change.addr.as_str();
     let st = ctx.snapshot();
     match change.action {
@@ -283,7 +283,7 @@ fn sorted(mut v: Vec<Address>) -> Vec<Address> {
 ///
 /// Several votes run side by side (validators added in one change): a Clique block carries
 /// one vote, picked at random among its sealer's proposals, so while waiting the proposals
-/// are steered (see [`steer`]) to make every block count.
+/// are steered (see `steer`) to make every block count.
 pub fn vote(
     candidates: &[SignerNode],
     target: Address,

@@ -1,118 +1,13 @@
-//! Key files that went missing. A key already on the chain is never regenerated (a new key
-//! is a new address: a genesis signer would silently stop being one, a funded account
-//! would lose its balance). Plan checks every key file state names; what has another copy
-//! is restored by apply (`~ key.signer.<n>` / `~ account.<m>.<a>`), what has none is said
-//! plainly, with the way to replace it.
-//!
-//! The other copies: a validator's keystore and password are also in its node directory
-//! (`nodes/<n>/keystore/`, `nodes/<n>/password`); an account's raw key file and its
-//! keystore + password are each enough to rebuild the other.
+//! Restoring key files that went missing from their other copy, as plan found them
+//! (`plan::key_files`: which are missing, which can be restored, which are lost).
 
 use super::ProviderError;
 use crate::crypto::keystore::{self, ScryptParams};
 use crate::crypto::SecretKey;
-use crate::plan::Kind;
+use crate::plan::key_files::{node_copy, output_path};
 use crate::state::fsutil::{create_private_dir, write_secret};
-use crate::state::{ResourceState, State};
-use crate::topology::{Role, Topology};
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-
-/// What plan learned about the key files.
-#[derive(Debug, Default)]
-pub struct KeyCheck {
-    /// address → reason: restorable, apply restores it.
-    pub drift: BTreeMap<String, String>,
-    /// Keys the topology still needs and nothing can restore: plan refuses.
-    pub lost: Vec<String>,
-    /// Keys nothing can restore that the topology no longer needs (e.g. a departing
-    /// validator): said, not refused.
-    pub warnings: Vec<String>,
-}
-
-fn out(r: &ResourceState, k: &str) -> Option<PathBuf> {
-    r.outputs.get(k).and_then(|v| v.as_str()).map(PathBuf::from)
-}
-
-/// The node dir copy of a validator's keystore and password (local provider layout).
-fn node_copy(st: &State, node: &str, keystore: &Path) -> Option<(PathBuf, PathBuf)> {
-    let datadir = st.output_str(&format!("node.{node}"), "datadir")?;
-    let dir = Path::new(datadir);
-    let ks = dir.join("keystore").join(keystore.file_name()?);
-    let pw = dir.join("password");
-    (ks.is_file() && pw.is_file()).then_some((ks, pw))
-}
-
-/// Checks every signer key and account key file that state names.
-pub fn check(topology: &Topology, st: &State) -> KeyCheck {
-    let mut c = KeyCheck::default();
-    let validators: Vec<String> = topology
-        .nodes()
-        .into_iter()
-        .filter(|n| n.role == Role::Validator)
-        .map(|n| n.name)
-        .collect();
-    for (addr, r) in &st.resources {
-        match r.kind {
-            Kind::SignerKey => {
-                let node = addr.strip_prefix("key.signer.").unwrap_or_default();
-                let (Some(ks), Some(pw)) = (out(r, "keystore"), out(r, "password_file")) else {
-                    continue;
-                };
-                if ks.is_file() && pw.is_file() {
-                    continue;
-                }
-                let address = r.outputs["address"].as_str().unwrap_or("?");
-                if node_copy(st, node, &ks).is_some() {
-                    c.drift.insert(
-                        addr.clone(),
-                        format!("restore its missing keystore/password from the copy in node {node}'s directory"),
-                    );
-                } else if validators.iter().any(|v| v == node) {
-                    c.lost.push(format!(
-                        "{addr}: the keystore or password of signer {address} is gone ({} / {}) and no copy is left; consort never regenerates a key that is on the chain (a new key is a new address). Restore the files from a backup, or replace the validator: remove it from the topology (its address is voted out), apply, then add a new one (a new key is voted in)",
-                        ks.display(),
-                        pw.display()
-                    ));
-                } else {
-                    c.warnings.push(format!(
-                        "{addr}: the keystore of departing signer {address} is already gone"
-                    ));
-                }
-            }
-            Kind::Account => {
-                let (Some(ks), Some(pw), Some(raw)) = (
-                    out(r, "keystore"),
-                    out(r, "password_file"),
-                    out(r, "key_file"),
-                ) else {
-                    continue;
-                };
-                let (has_ks, has_raw) = (ks.is_file() && pw.is_file(), raw.is_file());
-                let address = r.outputs["address"].as_str().unwrap_or("?");
-                match (has_ks, has_raw) {
-                    (true, true) => {}
-                    (true, false) => {
-                        c.drift.insert(addr.clone(), "restore its missing key file from its keystore".into());
-                    }
-                    (false, true) => {
-                        c.drift.insert(
-                            addr.clone(),
-                            "rebuild its missing keystore/password from its key file (same address)".into(),
-                        );
-                    }
-                    (false, false) => c.warnings.push(format!(
-                        "{addr}: every key file of account {address} is gone ({}, {}); consort cannot recover it — restore the files from a backup (the address and its balance stay on the chain)",
-                        ks.display(),
-                        raw.display()
-                    )),
-                }
-            }
-            _ => {}
-        }
-    }
-    c
-}
+use crate::state::{Kind, State};
+use std::path::Path;
 
 fn io(addr: &str, what: &str, path: &Path, e: impl std::fmt::Display) -> ProviderError {
     ProviderError::at(addr, format!("cannot {what} {}: {e}", path.display()))
@@ -157,8 +52,8 @@ pub fn restore(st: &State, addr: &str) -> Result<(), ProviderError> {
             .map_err(|e| ProviderError::at(addr, format!("the keystore copy does not open: {e}")))
     };
     let (ks, pw) = (
-        out(r, "keystore").unwrap_or_default(),
-        out(r, "password_file").unwrap_or_default(),
+        output_path(r, "keystore").unwrap_or_default(),
+        output_path(r, "password_file").unwrap_or_default(),
     );
     match r.kind {
         Kind::SignerKey => {
@@ -171,7 +66,7 @@ pub fn restore(st: &State, addr: &str) -> Result<(), ProviderError> {
             write(&pw, &p)?;
         }
         Kind::Account => {
-            let raw = out(r, "key_file").unwrap_or_default();
+            let raw = output_path(r, "key_file").unwrap_or_default();
             if ks.is_file() && pw.is_file() {
                 let key = open(&read(&ks)?, &read(&pw)?)?;
                 check_address(&key)?;

@@ -36,7 +36,6 @@
 pub mod archived_keys;
 pub mod clique_drift;
 pub mod core;
-pub mod events;
 pub mod governance;
 pub mod key_files;
 pub mod local;
@@ -47,11 +46,14 @@ pub mod recover;
 #[cfg(feature = "azure")]
 pub mod azure;
 
-use crate::plan::{Action, Change, Kind, Resource};
+use crate::plan::build::PlanError;
+use crate::plan::ports::PlannedPorts;
+use crate::plan::{dep_matches, Change, Planning};
+
+use crate::events::{Event, EventSink};
+use crate::state::{Action, Kind};
 use crate::state::{ResourceState, State, StateDir};
 use crate::topology::Topology;
-use events::{Event, EventSink};
-use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Mutex};
@@ -86,6 +88,28 @@ impl ProviderError {
         match self {
             ProviderError::Resource { addr: a, message } if a == addr => message.clone(),
             other => other.to_string(),
+        }
+    }
+}
+
+/// A provider error met while planning (its desired resources) is the plan's error,
+/// message and source chain unchanged.
+impl From<ProviderError> for PlanError {
+    fn from(e: ProviderError) -> PlanError {
+        PlanError::Provider(Box::new(e))
+    }
+}
+
+/// And back, where a provider plans for itself (`state recover`): the provider's own error
+/// as it was.
+impl From<PlanError> for ProviderError {
+    fn from(e: PlanError) -> ProviderError {
+        match e {
+            PlanError::Provider(b) => match b.downcast::<ProviderError>() {
+                Ok(e) => *e,
+                Err(b) => ProviderError::Other(b.to_string()),
+            },
+            PlanError::Refused(m) => ProviderError::Other(m),
         }
     }
 }
@@ -382,16 +406,6 @@ pub struct Proposal {
     pub authorize: bool,
 }
 
-/// The ports a new node will get, as `plan` shows them (local provider): its ports and the
-/// conventional ones it skips because something holds them ("p2p 30303").
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PlannedPorts {
-    #[serde(flatten)]
-    pub ports: local::process::NodePorts,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub busy: Vec<String>,
-}
-
 /// Nodes whose ports in `st` differ from the ones `planned` for them (a planned port was
 /// taken by the time apply started the node): node → [(kind, planned, got)], kinds in the
 /// order p2p, http, ws, metrics.
@@ -422,29 +436,9 @@ pub fn moved_ports(
     out
 }
 
-pub trait Provider: Sync {
-    fn name(&self) -> &'static str;
-
-    /// The address of the resource that runs node `name` (`node.<name>` locally,
-    /// `azure.vm.<name>` on Azure): signers and funding depend on it.
-    fn node_addr(&self, name: &str) -> String {
-        format!("node.{name}")
-    }
-
-    /// Provider resources (nodes, VMs, networks) for the topology; `core` are the
-    /// provider-independent ones (keys, accounts, genesis, signers) to depend on.
-    fn desired(
-        &self,
-        topology: &Topology,
-        state: Option<&State>,
-        core: &[Resource],
-    ) -> Result<Vec<Resource>, ProviderError>;
-
-    /// Notes the plan shows before its changes (Azure: what the network costs to run).
-    fn plan_notes(&self, _topology: &Topology, _desired: &[Resource]) -> Vec<String> {
-        Vec::new()
-    }
-
+/// A provider: where nodes run and how to reach them. What plan needs from it (its
+/// desired resources, notes, live drift and checks) is `plan::Planning`.
+pub trait Provider: Planning + Sync {
     /// The ports each node state does not record yet will get, if the provider chooses
     /// them (local: free ones, checked now on the nodes' address); apply may still move a
     /// node whose planned port is taken by then. Nothing is claimed.
@@ -455,57 +449,6 @@ pub trait Provider: Sync {
         _sd: &StateDir,
     ) -> BTreeMap<String, PlannedPorts> {
         BTreeMap::new()
-    }
-
-    /// Live drift of resources that state says exist: address → reason (e.g. a dead
-    /// process: "restart (process not running)"). Offline providers return nothing.
-    fn refresh(&self, _topology: &Topology, _state: &State) -> BTreeMap<String, String> {
-        BTreeMap::new()
-    }
-
-    /// After `refresh`: creates in `changes` the live network already shows done (a
-    /// funding transfer an interrupted run got mined): address → what was found. Plan
-    /// marks them record-only; apply then only records them.
-    fn already_done(
-        &self,
-        _topology: &Topology,
-        _state: &State,
-        _changes: &[crate::plan::Change],
-    ) -> BTreeMap<String, String> {
-        BTreeMap::new()
-    }
-
-    /// After `refresh`, on a plan that is not a destroy: creates whose name the platform
-    /// still holds for something deleted earlier (Azure: a soft-deleted key vault or
-    /// secret), address → what apply will do about it; the plan shows it beside the change.
-    fn held_names(
-        &self,
-        _topology: &Topology,
-        _state: Option<&State>,
-        _changes: &[crate::plan::Change],
-    ) -> BTreeMap<String, String> {
-        BTreeMap::new()
-    }
-
-    /// Before a refresh that may lead to writes (`plan --refresh`, `apply`), or before a
-    /// `destroy` (`destroy`: true): why the caller could not make the changes at all
-    /// (Azure: missing permissions), so nothing is written or deleted only to fail
-    /// half-way.
-    fn preflight(&self, _topology: &Topology, _destroy: bool) -> Result<(), String> {
-        Ok(())
-    }
-
-    /// After `refresh`: what it could not read, each naming the resource and why (e.g. a
-    /// validator whose Run Command stayed busy). A plan with any never says "No changes":
-    /// it does not know.
-    fn unread(&self) -> Vec<String> {
-        Vec::new()
-    }
-
-    /// After `refresh`: why the live network cannot be brought to the topology at all (a
-    /// plan refuses with this), e.g. a signer vote that too few signers could pass.
-    fn check_live(&self, _topology: &Topology, _state: &State) -> Result<(), String> {
-        Ok(())
     }
 
     /// Whether `plan` asks for drift without `--refresh` (cheap, offline checks only).
@@ -611,15 +554,6 @@ pub struct ExecReport {
     pub failed: Vec<(String, String)>,
     pub skipped: Vec<String>,
     pub interrupted: bool,
-}
-
-/// Does dependency `dep` name `addr`? A dep ending in `*` names every address with that
-/// prefix (`key.node.*`: all node keys), which keeps full-mesh dependencies O(n).
-pub fn dep_matches(dep: &str, addr: &str) -> bool {
-    match dep.strip_suffix('*') {
-        Some(prefix) => addr.starts_with(prefix),
-        None => dep == addr,
-    }
 }
 
 /// When may change `c` start? Create/update/replace: after every planned non-destroy change

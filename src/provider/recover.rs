@@ -14,8 +14,9 @@
 use super::local::recover::{self as local, NodeOnDisk};
 use super::{Provider, ProviderError};
 use crate::crypto::{Address, SecretKey};
-use crate::plan::{desired::core_resources, Kind, Resource};
+use crate::plan::{desired::core_resources, Resource};
 use crate::rpc::{BlockId, RpcClient};
+use crate::state::Kind;
 use crate::state::{GenesisRecord, ResourceState, State, StateDir};
 use crate::topology::{ProviderConfig, Role, Topology, Wei};
 use serde_json::{json, Map, Value};

@@ -9,6 +9,9 @@
 //!   both and refuses to apply once they moved on.
 
 pub mod fsutil;
+mod kind;
+
+pub use kind::{Action, Kind};
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -83,7 +86,7 @@ fn io_hint(e: &std::io::Error) -> &'static str {
 /// What consort knows about one resource it created.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResourceState {
-    pub kind: crate::plan::Kind,
+    pub kind: Kind,
     /// The desired attributes this resource was last applied with.
     pub attrs: serde_json::Value,
     /// What applying produced (pids, ports, addresses, file paths). Never a secret.
@@ -519,7 +522,7 @@ mod tests {
         st.resources.insert(
             "account.m.a".into(),
             ResourceState {
-                kind: crate::plan::Kind::Account,
+                kind: Kind::Account,
                 attrs: serde_json::json!({}),
                 outputs: serde_json::json!({
                     "key_file": "./.consort/net/keys/accounts/m/a/key",

@@ -3,12 +3,14 @@
 //! drift, ARM errors, destroy with the resource-group rule.
 
 use crate::fake_arm::{FakeArm, FakeArmConfig, Throttle};
-use consort::plan::desired::{build, PlanInput};
-use consort::plan::{Action, Kind, Plan};
+use consort::events::{Event, EventSink};
+use consort::plan::build::{build, PlanInput};
+use consort::plan::Plan;
+use consort::plan::Planning;
 use consort::provider::azure::arm::{Arm, ArmSettings, StaticTokenCredential};
 use consort::provider::azure::AzureProvider;
-use consort::provider::events::{Event, EventSink};
 use consort::provider::{execute, ApplyCtx, ExecReport, Provider};
+use consort::state::{Action, Kind};
 use consort::state::{State, StateDir};
 use consort::topology::{AzureConfig, Client, Clique, Member, Network, ProviderConfig, Topology};
 use serde_json::Value;
@@ -635,7 +637,7 @@ fn refresh_shows_drift_and_apply_repairs_it() {
             topology: &topo,
             state: Mutex::new(st),
             state_dir: &e.sd,
-            events: consort::provider::events::null_sink(),
+            events: consort::events::null_sink(),
             interrupted: &interrupted,
             health_timeout: Duration::from_secs(10),
             failed: Default::default(),

@@ -215,14 +215,14 @@ fn schema_accepts_every_shipped_topology_and_refuses_bad_ones() {
         }
     }
     assert!(checked >= 4, "only {checked} shipped topologies found");
-    // Every YAML block of the README and the examples, read as an editor reads it.
+    // Every YAML block of the README, docs/ and the examples, read as an editor reads it.
     let schema: serde_json::Value =
         serde_json::from_str(&consort_ok(dir.path(), &["schema"])).unwrap();
     let mut blocks = 0;
     let mut docs = vec![repo().join("README.md")];
-    for e in std::fs::read_dir(repo().join("examples"))
-        .unwrap()
-        .flatten()
+    for e in ["examples", "docs"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(repo().join(d)).unwrap().flatten())
     {
         if e.path().extension().is_some_and(|x| x == "md") {
             docs.push(e.path());

@@ -1,7 +1,7 @@
-//! Every `sh`, `js`/`mjs` and `python` block of README.md and examples/*.md runs as written
+//! Every `sh`, `js`/`mjs` and `python` block of README.md, docs/*.md and examples/*.md runs as written
 //! against a real network: each document in a fresh directory holding a copy of the
 //! repository's `topologies/` and, for the README, a deployed `consort.yaml` (its
-//! application snippets assume one). `consort`, `cast`, `forge`, `solcjs` and ethers from
+//! application snippets assume one; docs/*.md likewise). `consort`, `cast`, `forge`, `solcjs` and ethers from
 //! npm and web3.py are on hand as the README says to install them. forge gets one thing
 //! the README does not say: its compiler. forge downloads a native solc from
 //! binaries.soliditylang.org, which the test machine cannot reach (and no registry here
@@ -254,10 +254,9 @@ fn solc_shim_speaks_what_forge_sends() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unsupported argument --optimize"));
 }
 
-/// The README's blocks, against a deployed dev-single network as `consort.yaml`.
-#[test]
-fn readme_blocks_run_as_written() {
-    let handle = NetworkHandle::new("devnet");
+/// A directory as the README's snippets assume it: the shipped topologies, and a deployed
+/// dev-single network as `consort.yaml`.
+fn deployed_devnet(handle: &NetworkHandle) -> PathBuf {
     let dir = handle.dir.path().canonicalize().unwrap();
     copy_dir(&repo().join("topologies"), &dir.join("topologies"));
     let topology = std::fs::read_to_string(repo().join("topologies/dev-single.yaml"))
@@ -265,6 +264,14 @@ fn readme_blocks_run_as_written() {
         .replace("base_port: 30303", &format!("base_port: {}", port_base()));
     std::fs::write(dir.join("consort.yaml"), topology).unwrap();
     crate::support::consort_ok(&dir, &["apply", "--yes"]);
+    dir
+}
+
+/// The README's blocks, against a deployed dev-single network as `consort.yaml`.
+#[test]
+fn readme_blocks_run_as_written() {
+    let handle = NetworkHandle::new("devnet");
+    let dir = deployed_devnet(&handle);
     let ran = run_doc("README.md", &dir, "");
     // cast, the contract, forge, ethers, web3.py (the two deploy blocks and operators' are
     // skipped).
@@ -338,4 +345,87 @@ fn example_blocks_run_as_written() {
         }
     }
     assert!(ran >= 3, "only {ran} example blocks ran");
+}
+
+/// docs/*.md (the sections the README links to, and the generated CLI reference): every
+/// block's tag is one the test knows, and the runnable ones run as the README's do, against
+/// a deployed dev-single network (deployed only when a document has a block to run).
+#[test]
+fn docs_blocks_run_as_written() {
+    let mut docs: Vec<String> = std::fs::read_dir(repo().join("docs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".md"))
+        .map(|n| format!("docs/{n}"))
+        .collect();
+    docs.sort();
+    assert!(
+        docs.iter().any(|d| d == "docs/cli.md"),
+        "docs/ holds no cli.md: {docs:?}"
+    );
+    let mut blocks_seen = 0;
+    let mut network: Option<(NetworkHandle, PathBuf)> = None;
+    for doc in &docs {
+        let md = std::fs::read_to_string(repo().join(doc)).unwrap();
+        let found = blocks(&md, doc);
+        blocks_seen += found.len();
+        let runnable = found
+            .iter()
+            .any(|b| RUN.contains(&b.lang.as_str()) && b.skip.is_none());
+        if !runnable {
+            continue;
+        }
+        let dir = match &network {
+            Some((_, dir)) => dir.clone(),
+            None => {
+                let handle = NetworkHandle::new("devnet");
+                let dir = deployed_devnet(&handle);
+                network = Some((handle, dir.clone()));
+                dir
+            }
+        };
+        run_doc(doc, &dir, "");
+    }
+    // The CLI reference alone has a block per command.
+    assert!(blocks_seen >= 20, "only {blocks_seen} blocks in {docs:?}");
+}
+
+/// Every relative link of README.md, docs/*.md and examples/*.md names a file that exists
+/// (sections moved between them must not leave a link behind).
+#[test]
+fn relative_links_of_the_documents_resolve() {
+    let mut docs = vec![repo().join("README.md")];
+    for d in ["docs", "examples"] {
+        for e in std::fs::read_dir(repo().join(d)).unwrap().flatten() {
+            if e.path().extension().is_some_and(|x| x == "md") {
+                docs.push(e.path());
+            }
+        }
+    }
+    let mut links = 0;
+    for doc in &docs {
+        let md = std::fs::read_to_string(doc).unwrap();
+        for (n, line) in md.lines().enumerate() {
+            for part in line.split("](").skip(1) {
+                let Some(target) = part.split(')').next() else {
+                    continue;
+                };
+                if target.contains("://") || target.starts_with('#') || target.is_empty() {
+                    continue;
+                }
+                let file = target.split('#').next().unwrap();
+                let path = doc.parent().unwrap().join(file);
+                assert!(
+                    path.exists(),
+                    "{}:{}: the link to {target} names {}, which does not exist",
+                    doc.display(),
+                    n + 1,
+                    path.display()
+                );
+                links += 1;
+            }
+        }
+    }
+    assert!(links >= 10, "only {links} relative links found in {docs:?}");
 }

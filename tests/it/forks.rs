@@ -8,8 +8,9 @@
 //! and restarting it lets it sync the winner's block 1, after which both seal on one chain.
 
 use crate::support::{clique_genesis, geth_account, geth_init, poll, NodeHandle};
+use consort::plan::ports::NodePorts;
 use consort::provider::local::forks::{self, Head, Repair};
-use consort::provider::local::process::{NodePorts, PortAllocator};
+use consort::provider::local::process::PortAllocator;
 use consort::rpc::{BlockId, RpcClient};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -6,7 +6,7 @@
 //! that knows the genesis from peering (shown on loopback addresses).
 
 use crate::support::{consort_ok, geth, poll, port_base, topology_copy, NetworkHandle, NodeHandle};
-use consort::provider::local::process::NodePorts;
+use consort::plan::ports::NodePorts;
 use consort::provider::local::NodeOutputs;
 use consort::rpc::{self, RpcClient};
 use serde_json::{json, Value};

@@ -4,12 +4,13 @@
 
 use crate::support::{geth, poll, port_base, NetworkHandle};
 use consort::chain::genesis::genesis_json;
-use consort::plan::desired::{build, PlanInput};
-use consort::plan::{Action, Plan};
-use consort::provider::events::{Event, EventSink};
+use consort::events::{Event, EventSink};
+use consort::plan::build::{build, PlanInput};
+use consort::plan::Plan;
 use consort::provider::local::{LocalProvider, NodeOutputs};
 use consort::provider::{execute, ApplyCtx, ExecReport, Health, Provider, ProviderError};
 use consort::rpc::parse_address;
+use consort::state::Action;
 use consort::state::{GenesisRecord, ResourceState, State};
 use consort::topology::{
     Client, Clique, LocalConfig, Member, Network, ProviderConfig, Role, Topology,
@@ -64,7 +65,7 @@ fn topology(
 }
 
 fn res(
-    kind: consort::plan::Kind,
+    kind: consort::state::Kind,
     attrs: serde_json::Value,
     outputs: serde_json::Value,
 ) -> ResourceState {
@@ -78,7 +79,7 @@ fn res(
 
 /// What the core would have produced: node keys, signer keystores, genesis — in state.
 fn seed_core(net: &NetworkHandle, topo: &Topology) {
-    use consort::plan::Kind;
+    use consort::state::Kind;
     let sd = net.state_dir();
     let root = &sd.root;
     let mut st = State::new(&topo.network.name, "local");

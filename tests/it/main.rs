@@ -35,6 +35,7 @@ mod graph;
 mod intruders;
 mod kept;
 mod key_restore;
+mod layers;
 mod least_privilege;
 mod local_cli;
 mod local_geth;

@@ -1,12 +1,19 @@
-//! The README's CLI reference is generated from `--help`; it must be current.
+//! The CLI reference (docs/cli.md) is generated from `--help`; it must be current. The
+//! README starts with the two set-up commands and links to it.
 
 use consort::cli::reference;
 use std::path::Path;
 
 #[test]
-fn readme_cli_reference_is_current() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+fn cli_reference_in_docs_is_current() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/cli.md");
     let text = std::fs::read_to_string(&path).unwrap();
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    assert!(
+        readme.contains("](docs/cli.md)"),
+        "README.md must link to the CLI reference, docs/cli.md"
+    );
     let generated = reference::markdown();
     let current = match (text.find(reference::BEGIN), text.find(reference::END)) {
         (Some(b), Some(e)) => &text[b..e + reference::END.len()],
@@ -15,7 +22,8 @@ fn readme_cli_reference_is_current() {
     if current == generated {
         return;
     }
-    if std::env::var_os("UPDATE_README").is_some() {
+    // UPDATE_README is the name this had while the reference was in README.md.
+    if std::env::var_os("UPDATE_DOCS").is_some() || std::env::var_os("UPDATE_README").is_some() {
         let updated = if current.is_empty() {
             format!("{}\n{generated}\n", text.trim_end())
         } else {
@@ -24,7 +32,11 @@ fn readme_cli_reference_is_current() {
         std::fs::write(&path, updated).unwrap();
         return;
     }
-    panic!("README.md's CLI reference is stale: run `UPDATE_README=1 cargo test readme` and commit README.md");
+    panic!(
+        "docs/cli.md's CLI reference is stale: run `UPDATE_DOCS=1 cargo test --test it \
+         cli_reference` (or the it binary with UPDATE_DOCS=1 and the filter cli_reference) and \
+         commit docs/cli.md"
+    );
 }
 
 #[test]

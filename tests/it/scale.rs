@@ -169,8 +169,8 @@ fn three_thousand_members_plan_in_linear_time() {
     let t0 = std::time::Instant::now();
     let loaded = consort::topology::parse(Path::new("big.yaml"), yaml.as_bytes()).unwrap();
     let provider = consort::provider::for_topology(&loaded.topology).unwrap();
-    let plan = consort::plan::desired::build(
-        consort::plan::desired::PlanInput {
+    let plan = consort::plan::build::build(
+        consort::plan::build::PlanInput {
             topology: &loaded.topology,
             topology_sha256: String::new(),
             state: None,

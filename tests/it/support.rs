@@ -4,8 +4,9 @@
 #![allow(dead_code)]
 
 use consort::chain::geth::{ensure_geth, GethBinary};
-use consort::provider::events::{Event, EventSink};
-use consort::provider::local::process::{self, NodePorts, PortAllocator, ProcessId};
+use consort::events::{Event, EventSink};
+use consort::plan::ports::NodePorts;
+use consort::provider::local::process::{self, PortAllocator, ProcessId};
 use consort::rpc::RpcClient;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};

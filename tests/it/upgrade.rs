@@ -6,7 +6,7 @@
 
 use crate::support::{consort_cmd, geth, poll, port_base, topology_copy, NetworkHandle};
 use consort::chain::geth::{ensure_geth_with, GethBinary, Lookup};
-use consort::provider::events::{Event, EventSink};
+use consort::events::{Event, EventSink};
 use consort::provider::local::NodeOutputs;
 use consort::rpc::{BlockId, RpcClient};
 use serde_json::Value;

@@ -3,7 +3,7 @@
 //! Requests are built with the generated azure_mgmt_* clients (models and URLs) and sent
 //! with their `.send()`; we never await their built-in long-running-operation poller (it
 //! reads `provisioning_state` in snake_case and reports a still-Creating VM as done, see
-//! DESIGN.md). Instead [`lro`] polls as ARM documents it: the `Azure-AsyncOperation` URL
+//! DESIGN.md). Instead `lro` polls as ARM documents it: the `Azure-AsyncOperation` URL
 //! until its status is terminal, else the `Location` URL until it stops answering 202, else
 //! the resource until `properties.provisioningState` is terminal. Those polling GETs are raw
 //! requests through the same azure_core pipeline (the generated clients cannot poll an
@@ -230,7 +230,7 @@ pub fn parse_endpoint(variable: &'static str, value: &str) -> Result<Url, ArmErr
     Ok(url)
 }
 
-/// The ARM client: typed operations in [`ops`], long-running-operation polling in [`lro`].
+/// The ARM client: typed operations in `ops`, long-running-operation polling in `lro`.
 pub struct Arm {
     settings: ArmSettings,
     credential: Arc<dyn TokenCredential>,

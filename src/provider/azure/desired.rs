@@ -1,4 +1,4 @@
-//! The Azure resources a topology needs (`Provider::desired`), offline: no credentials,
+//! The Azure resources a topology needs (`Planning::desired`), offline: no credentials,
 //! so `plan` shows every resource before anything exists. The resource tree is in the
 //! module docs of `azure`.
 

@@ -25,9 +25,10 @@ use super::arm::{
 use super::layout::{nat_gateway_name, nat_pip_name, vnet_name};
 use super::vault::{node_secrets, vault_name};
 use super::{AzureProvider, OS_DISK_TYPE};
-use crate::plan::{Kind, Resource};
-use crate::provider::{Provider, ProviderError};
+use crate::plan::Resource;
+use crate::provider::ProviderError;
 use crate::state::fsutil::{write_atomic, write_secret};
+use crate::state::Kind;
 use crate::state::State;
 use crate::topology::Role;
 use crate::topology::{ProviderConfig, Topology};
@@ -112,7 +113,7 @@ pub fn export_arm_with_state(
         )));
     };
     let provider = AzureProvider::new(cfg.clone())?;
-    let desired = provider.desired(topology, state, &[])?;
+    let desired = provider.desired_resources(topology, state)?;
     let tags: BTreeMap<String, String> = provider.tags(&topology.network.name);
     let vnet = vnet_name(&topology.network.name);
     let by_kind = |k: Kind| desired.iter().filter(move |r| r.kind == k);

@@ -236,7 +236,7 @@ pub fn layout(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::Kind;
+    use crate::state::Kind;
     use crate::state::ResourceState;
     use crate::topology::*;
     use serde_json::json;

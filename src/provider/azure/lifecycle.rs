@@ -15,10 +15,11 @@ use super::arm::run_command::wrap;
 use super::layout::vm_name;
 use super::run_command::json_line;
 use super::AzureProvider;
-use crate::plan::{Change, Kind};
-use crate::provider::events::{Event, EventSink};
+use crate::events::{Event, EventSink};
+use crate::plan::Change;
 use crate::provider::{parallel, ApplyCtx, Down, Health, ProviderError};
 use crate::render::vm_paths;
+use crate::state::Kind;
 use crate::state::{ResourceState, State};
 use std::collections::BTreeMap;
 

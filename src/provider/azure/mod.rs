@@ -31,7 +31,7 @@
 //! before consort (not tagged by it) is never deleted; one of another deployment (another
 //! `consort-lineage`) is never touched at all ([`lineage`]).
 //!
-//! Running VMs are controlled through VM Run Command ([`run_command`], [`votes`]): Clique
+//! Running VMs are controlled through VM Run Command ([`run_command`], `votes`): Clique
 //! votes with the local provider's rules (`governance::vote`), and live peer changes when
 //! the mesh changes (config rewritten, `admin_addPeer`/`removePeer`).
 
@@ -54,13 +54,15 @@ mod votes;
 
 pub use export::{export_arm_with_state, node_parameter, MAX_PARAMETERS};
 
-use super::events::{Event, EventSink};
 use super::{ApplyCtx, Health, NodeHealth, Provider, ProviderError};
+use crate::events::{Event, EventSink};
+use crate::plan::build::PlanError;
 use crate::plan::desired::node_attrs;
 use crate::plan::peering::Peering;
-use crate::plan::{mesh_digest, Action, Change, Kind, Resource};
+use crate::plan::{mesh_digest, Change, Planning, Resource};
 use crate::render::{self, vm_paths, CloudInit, NodeLaunch, SignerLaunch};
 use crate::rpc::RpcClient;
+use crate::state::{Action, Kind};
 use crate::state::{ResourceState, State, StateDir};
 use crate::topology::{AzureConfig, NodeSpec, Role, Topology};
 use arm::{
@@ -444,7 +446,7 @@ fn is_azure_kind(k: Kind) -> bool {
     )
 }
 
-impl Provider for AzureProvider {
+impl Planning for AzureProvider {
     fn name(&self) -> &'static str {
         "azure"
     }
@@ -458,8 +460,8 @@ impl Provider for AzureProvider {
         topology: &Topology,
         state: Option<&State>,
         _core: &[Resource],
-    ) -> Result<Vec<Resource>, ProviderError> {
-        self.desired_resources(topology, state)
+    ) -> Result<Vec<Resource>, PlanError> {
+        Ok(self.desired_resources(topology, state)?)
     }
 
     fn plan_notes(&self, _topology: &Topology, desired: &[Resource]) -> Vec<String> {
@@ -542,7 +544,9 @@ impl Provider for AzureProvider {
             .take()
             .map_or(Ok(()), Err)
     }
+}
 
+impl Provider for AzureProvider {
     fn refresh_on_apply(&self) -> bool {
         // apply needs credentials anyway; it reads the live network like a plan --refresh.
         true

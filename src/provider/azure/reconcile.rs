@@ -11,11 +11,12 @@
 
 use super::AzureProvider;
 use crate::crypto::Address;
-use crate::plan::{Action, Change, Kind};
+use crate::plan::Change;
 use crate::provider::clique_drift::{self, LiveSigners, CLIQUE_ADDR};
 use crate::provider::governance::CliqueControl;
 use crate::provider::{ApplyCtx, ProviderError};
 use crate::rpc::CliqueProposal;
+use crate::state::{Action, Kind};
 use crate::state::{ResourceState, State};
 use crate::topology::Topology;
 use std::collections::{BTreeMap, BTreeSet};

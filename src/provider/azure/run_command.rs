@@ -5,7 +5,7 @@
 //!
 //! Scripts honour `CONSORT_ROOT` like the bootstrap, so tests run them against real geth
 //! under a directory. Everything they print that consort reads is on a line starting with
-//! `consort-json=`; [`arm::run_command::wrap`] adds the exit status.
+//! `consort-json=`; `arm::run_command::wrap` adds the exit status.
 
 use super::arm::run_command::{wrap, RunOutput};
 use super::arm::Arm;

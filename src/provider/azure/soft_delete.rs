@@ -5,14 +5,15 @@
 use super::arm::vault::DeletedVault;
 use super::layout::VAULT_ADDR;
 use super::{attr, attrs_of, AzureProvider};
-use crate::plan::{Action, Change, Kind};
+use crate::plan::Change;
 use crate::state::State;
+use crate::state::{Action, Kind};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
 impl AzureProvider {
     /// For each vault or secrets create in `changes`: what apply will do about a
-    /// soft-deleted name (see `Provider::held_names`).
+    /// soft-deleted name (see `Planning::held_names`).
     pub(super) fn soft_deleted_names(
         &self,
         state: Option<&State>,

@@ -4,12 +4,13 @@
 
 use super::run_command::{peers_script, VmControl};
 use super::AzureProvider;
-use crate::plan::{Change, Kind};
-use crate::provider::events::Event;
+use crate::events::Event;
+use crate::plan::Change;
 use crate::provider::governance::{self, SignerNode};
 use crate::provider::{ApplyCtx, ProviderError};
 use crate::render;
 use crate::rpc;
+use crate::state::Kind;
 use crate::state::{ResourceState, State};
 use std::collections::BTreeSet;
 use std::sync::Arc;

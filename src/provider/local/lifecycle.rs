@@ -6,7 +6,7 @@
 
 use super::process::{self, Stopped};
 use super::{node_dir, NodeOutputs, STOP_GRACE};
-use crate::provider::events::{Event, EventSink};
+use crate::events::{Event, EventSink};
 use crate::provider::ProviderError;
 use crate::state::{State, StateDir};
 use std::path::Path;

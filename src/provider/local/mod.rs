@@ -39,21 +39,24 @@ use node::*;
 use ports::*;
 use sealing::start_sealing;
 
-use super::events::Event;
 use super::governance::{self, SignerNode};
 use super::parallel;
 use super::{ApplyCtx, Down, Halted, Health, NodeHealth, Proposal, Provider, ProviderError};
 use crate::chain::geth::{ensure_geth_recorded, GethBinary};
 use crate::crypto::Address;
+use crate::events::Event;
+use crate::plan::build::PlanError;
 use crate::plan::desired::node_attrs;
 use crate::plan::peering::Peering;
-use crate::plan::{mesh_digest, Action, Change, Kind, Resource};
+use crate::plan::ports::{NodePorts, PlannedPorts};
+use crate::plan::{mesh_digest, Change, Planning, Resource};
 use crate::render::{self, NodeLaunch, SignerLaunch};
 use crate::rpc::{self, BlockId, RpcClient};
 use crate::state::fsutil::{create_private_dir, write_atomic, write_secret};
+use crate::state::{Action, Kind};
 use crate::state::{ResourceState, State, StateDir};
 use crate::topology::{LocalConfig, NodeSpec, Role, Topology};
-use process::{NodePorts, ProcessId};
+use process::ProcessId;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -306,7 +309,7 @@ fn step(ctx: &ApplyCtx, node: &str, step: &str) {
     });
 }
 
-impl Provider for LocalProvider {
+impl Planning for LocalProvider {
     fn name(&self) -> &'static str {
         "local"
     }
@@ -316,7 +319,7 @@ impl Provider for LocalProvider {
         topology: &Topology,
         _state: Option<&State>,
         _core: &[Resource],
-    ) -> Result<Vec<Resource>, ProviderError> {
+    ) -> Result<Vec<Resource>, PlanError> {
         let nodes = topology.nodes();
         // Other operators' nodes are planned peers too: a change to them rewrites the
         // peers of ours.
@@ -364,16 +367,6 @@ impl Provider for LocalProvider {
             })
             .chain(std::iter::once(super::clique_drift::resource("node.*")))
             .collect())
-    }
-
-    fn planned_ports(
-        &self,
-        topology: &Topology,
-        state: Option<&State>,
-        sd: &StateDir,
-    ) -> BTreeMap<String, super::PlannedPorts> {
-        // No free port left is an error apply reports where it happens.
-        LocalProvider::planned_ports(self, topology, state, sd).unwrap_or_default()
     }
 
     fn refresh(&self, topology: &Topology, state: &State) -> BTreeMap<String, String> {
@@ -494,6 +487,18 @@ impl Provider for LocalProvider {
             None => Ok(()),
         }
     }
+}
+
+impl Provider for LocalProvider {
+    fn planned_ports(
+        &self,
+        topology: &Topology,
+        state: Option<&State>,
+        sd: &StateDir,
+    ) -> BTreeMap<String, PlannedPorts> {
+        // No free port left is an error apply reports where it happens.
+        LocalProvider::planned_ports(self, topology, state, sd).unwrap_or_default()
+    }
 
     fn refresh_by_default(&self) -> bool {
         true
@@ -503,7 +508,7 @@ impl Provider for LocalProvider {
         &self,
         sd: &StateDir,
         state: &State,
-        events: &super::events::EventSink,
+        events: &crate::events::EventSink,
     ) -> Result<Vec<String>, ProviderError> {
         lifecycle::stop_nodes(sd, state, events)
     }

@@ -16,7 +16,7 @@
 //! `base_port: B` the port right after the RPC block (B + node count + 2 × tx count).
 
 use super::*;
-use crate::provider::PlannedPorts;
+use crate::plan::ports::PlannedPorts;
 use process::{p2p_free, tcp_free_on, DEFAULT_METRICS_PORT, DEFAULT_RPC_PORT};
 use std::net::IpAddr;
 

@@ -4,6 +4,7 @@
 //! command line: consort never signals a pid it cannot prove is the geth it started, so a
 //! recycled pid is never hit.
 
+use crate::plan::ports::NodePorts;
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::fs::OpenOptions;
@@ -447,32 +448,6 @@ pub fn stop(id: ProcessId, datadir: &Path, grace: Duration) -> Result<Stopped, P
             pid: id.pid,
             waited,
         })
-    }
-}
-
-/// The TCP/UDP ports of one geth node. Validators have only p2p: consort controls every
-/// node over its IPC socket, and applications connect to tx nodes (HTTP and WebSocket).
-/// geth's authrpc (engine API, JWT-authenticated, unused under Clique) always opens; it
-/// binds 127.0.0.1 on a port the kernel picks (`--authrpc.port=0`), so it is not recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct NodePorts {
-    pub p2p: u16,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub http: Option<u16>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ws: Option<u16>,
-    /// geth's Prometheus metrics (`--metrics.port`, on 127.0.0.1); absent on nodes
-    /// started before consort enabled metrics (they get one at their next restart).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metrics: Option<u16>,
-}
-
-impl NodePorts {
-    pub fn all(&self) -> Vec<u16> {
-        [Some(self.p2p), self.http, self.ws, self.metrics]
-            .into_iter()
-            .flatten()
-            .collect()
     }
 }
 

@@ -6,8 +6,9 @@
 //! Reads the layout documented in `local/mod.rs` (`nodes/<name>/{geth/, config.toml,
 //! consort.pid}` and geth's command line); writes nothing but state records.
 
-use super::process::{self, NodePorts, PortAllocator, ProcessId};
+use super::process::{self, PortAllocator, ProcessId};
 use super::NodeOutputs;
+use crate::plan::ports::NodePorts;
 use crate::state::StateDir;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

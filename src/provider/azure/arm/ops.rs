@@ -826,7 +826,7 @@ impl Arm {
 
     // ----- virtual machine -----
 
-    /// Sent as plain JSON (see [`vm_json`]); read back through the generated model.
+    /// Sent as plain JSON (see `vm_json`); read back through the generated model.
     pub async fn put_vm(&self, rg: &str, spec: &VmSpec) -> Result<cm::VirtualMachine, ArmError> {
         let id = self.vm_id(rg, &spec.name);
         self.put_json(&id, COMPUTE_API, &vm_json(spec, spec.custom_data.base64()))

@@ -1,7 +1,8 @@
-//! Events from the executor and providers to whatever draws progress (CLI: indicatif on a
+//! Events from the executor, providers and the geth installer to whatever draws progress
+//! (kept low, beside nothing but `state`, so `chain` can emit them too; CLI: indicatif on a
 //! terminal, plain lines otherwise; tests: a collector). Never carries a secret.
 
-use crate::plan::Action;
+use crate::state::Action;
 use std::sync::Arc;
 use std::time::Duration;
 
