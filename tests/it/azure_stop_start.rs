@@ -6,6 +6,7 @@
 use crate::azure_cli::{
     booting_checkout, cli, cli_ok, ipc, signer_address, sorted_signers, topology_with, vm_root, NET,
 };
+use crate::azure_health::text;
 use crate::fake_arm::{vm_host, FakeArm};
 use crate::support::poll;
 use consort::state::StateDir;
@@ -13,14 +14,6 @@ use std::path::Path;
 use std::time::Duration;
 
 const NODES: [&str; 3] = ["alpha-validator-0", "alpha-tx-0", "beta-validator-0"];
-
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// Whether the process in a VM's pid file still runs (a zombie does not).
 fn pid_alive(root: &Path, file: &str) -> bool {
