@@ -2,7 +2,8 @@
 //! Run Command (the channel votes and status use), its data, keys and VM kept. Like the
 //! local provider, every node is stopped at once (sealing stops with them, so the chain
 //! halts at one head and nothing forks) and marked "stopped by consort"; the mark is a file
-//! on the VM, so every view (refresh, status) reads it where the truth is. `start` is an
+//! on the VM, so every view (refresh, status) reads it where the truth is. A geth process
+//! that runs but does not answer is not restarted (a restart would not replace it). `start` is an
 //! apply of only restarts: a refresh reports each VM whose geth is down as "restart (geth
 //! not running on its VM)", the Update runs the start script, and the health wait follows.
 //!
@@ -39,6 +40,10 @@ SYSTEMD=""
 alive() {{ [ -n "$1" ] && kill -0 "$1" 2>/dev/null && ! grep -q '^[0-9]* (.*) Z' "/proc/$1/stat" 2>/dev/null; }}
 pid_of() {{ cat "$DATA/$1" 2>/dev/null || true; }}
 answers() {{ [ -S "$DATA/geth.ipc" ] && "$ROOT/usr/local/bin/geth" attach --exec 1 "$DATA/geth.ipc" >/dev/null 2>&1; }}
+geth_up() {{
+  answers && return 0
+  if [ -n "$SYSTEMD" ]; then systemctl is-active --quiet consort-geth.service; else alive "$(pid_of geth.pid)"; fi
+}}
 units() {{ for u in consort-seal consort-geth; do [ -e "$ROOT/etc/systemd/system/$u.service" ] && echo "$u.service"; done; }}"#,
         data = vm_paths::DATADIR,
         mark = STOPPED_MARK,
@@ -51,7 +56,7 @@ pub fn stop_script() -> String {
     wrap(&format!(
         r#"{}
 running=false
-answers && running=true
+geth_up && running=true
 touch "$MARK"
 if [ -n "$SYSTEMD" ]; then
   systemctl stop $(units)
@@ -109,7 +114,7 @@ pub fn state_script() -> String {
         r#"{}
 b() {{ if [ -e "$1" ]; then echo true; else echo false; fi; }}
 running=false
-answers && running=true
+geth_up && running=true
 echo "consort-json={{\"running\": $running, \"stopped_by_consort\": $(b "$MARK"), \"bootstrapped\": $(b "$ROOT{boot}")}}""#,
         prelude(),
         boot = vm_paths::BOOTSTRAPPED,
