@@ -221,16 +221,30 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// SIGKILLs what a bootstrap started under `root` (its pid files).
+/// SIGKILLs what a bootstrap (or a Run Command starting geth again) started under `root`
+/// (its pid files), and waits up to 60 s until each has exited: one started by Run Command
+/// is not in the VM's process group, and a geth still exiting holds its address and port.
 pub fn kill_root(root: &Path) {
+    let mut pids = Vec::new();
     for f in ["geth.pid", "seal.pid"] {
         let pidfile = root.join("var/lib/consort/geth").join(f);
         if let Ok(pid) = std::fs::read_to_string(&pidfile) {
             if let Ok(pid) = pid.trim().parse::<i32>() {
                 // SAFETY: signalling a pid our bootstrap wrote for its own process.
                 unsafe { libc::kill(pid, libc::SIGKILL) };
+                pids.push(pid);
             }
         }
+    }
+    let alive = |p: &i32| {
+        std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|st| {
+            st.rsplit_once(')')
+                .is_some_and(|(_, r)| r.split_whitespace().next() != Some("Z"))
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while pids.iter().any(alive) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
