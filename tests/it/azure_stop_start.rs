@@ -29,12 +29,14 @@ fn pid_alive(root: &Path, file: &str) -> bool {
 #[test]
 fn stop_halts_geth_on_every_vm_every_view_says_so_and_start_brings_the_chain_back() {
     let _vnet = vm_host::loopback_vnet();
+    // Before the stand-in, so dropped after it: its VMs are killed by their pid files
+    // (geth started again by Run Command is outside the VM's process group).
+    let tmp = tempfile::tempdir().unwrap();
     let fake = FakeArm::start();
     fake.configure(|c| {
         c.public_ip_prefix = "127.0.97.".into();
         c.public_ip_nat = true;
     });
-    let tmp = tempfile::tempdir().unwrap();
     let dir = booting_checkout(
         &fake,
         tmp.path(),
