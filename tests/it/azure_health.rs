@@ -36,7 +36,7 @@ fn tampered_archive(dir: &Path, ran: &Path) -> std::path::PathBuf {
     crate::cloud_init::release_archive(dir)
 }
 
-fn text(out: &std::process::Output) -> String {
+pub(crate) fn text(out: &std::process::Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

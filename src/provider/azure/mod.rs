@@ -42,6 +42,7 @@ mod desired;
 mod export;
 mod health;
 pub mod layout;
+mod lifecycle;
 pub mod lineage;
 mod log_tail;
 mod reconcile;
@@ -54,7 +55,7 @@ mod votes;
 pub use export::{export_arm_with_state, node_parameter, MAX_PARAMETERS};
 
 use super::{ApplyCtx, Health, NodeHealth, Provider, ProviderError};
-use crate::events::Event;
+use crate::events::{Event, EventSink};
 use crate::plan::build::PlanError;
 use crate::plan::desired::node_attrs;
 use crate::plan::peering::Peering;
@@ -62,7 +63,7 @@ use crate::plan::{mesh_digest, Change, Planning, Resource};
 use crate::render::{self, vm_paths, CloudInit, NodeLaunch, SignerLaunch};
 use crate::rpc::RpcClient;
 use crate::state::{Action, Kind};
-use crate::state::{ResourceState, State};
+use crate::state::{ResourceState, State, StateDir};
 use crate::topology::{AzureConfig, NodeSpec, Role, Topology};
 use arm::{
     Arm, ArmError, CustomData, ImageRef, NicSpec, NsgSpec, PublicIpSpec, RuleSpec, SubnetSpec,
@@ -515,6 +516,7 @@ impl Planning for AzureProvider {
             })
             .collect();
         self.refresh_clique(topology, state, &mut drift);
+        self.refresh_geth(state, &mut drift);
         drift
     }
 
@@ -579,6 +581,15 @@ impl Provider for AzureProvider {
         self.wait_until_healthy(ctx)
     }
 
+    fn stop_nodes(
+        &self,
+        _sd: &StateDir,
+        state: &State,
+        events: &EventSink,
+    ) -> Result<Vec<String>, ProviderError> {
+        self.stop_vms(state, events)
+    }
+
     fn remote_logs(
         &self,
         state: &State,
@@ -602,6 +613,9 @@ impl Provider for AzureProvider {
         while !h.healthy && only_waiting(&h) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_secs(1));
             h = assess(topology, state, &mut first_heads);
+        }
+        if !h.healthy {
+            self.mark_stopped(state, &mut h);
         }
         h
     }

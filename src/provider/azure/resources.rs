@@ -38,6 +38,11 @@ impl AzureProvider {
                 self.create(ctx, &arm, change).map(Some)
             }
             Action::Create => self.create(ctx, &arm, change).map(Some),
+            Action::Update
+                if change.kind == Kind::AzureVm && change.reason.contains("not running") =>
+            {
+                self.start_vm(ctx, change).map(Some)
+            }
             Action::Update if change.kind == Kind::AzureVm => {
                 self.update_vm(ctx, &arm, change).map(Some)
             }

@@ -122,10 +122,9 @@ pub(super) fn post(
         })
         .unwrap_or_default();
     let script = script.join("\n");
-    let root = g
-        .hosts
-        .vms
-        .get(&vm.to_ascii_lowercase())
+    let host = g.hosts.vms.get(&vm.to_ascii_lowercase());
+    let env = host.map(|h| h.env.clone()).unwrap_or_default();
+    let root = host
         .map(|h| h.root.clone())
         .unwrap_or_else(|| std::path::PathBuf::from("/nonexistent/fake-arm-vm-without-boot"));
     let op = g.new_op(&key, OpKind::Action, None);
@@ -135,6 +134,7 @@ pub(super) fn post(
         let out = std::process::Command::new("sh")
             .arg("-c")
             .arg(&script)
+            .envs(env)
             .env("CONSORT_ROOT", &root)
             .output();
         let (stdout, stderr) = match out {

@@ -21,6 +21,10 @@ pub struct BootConfig {
 
 pub(super) struct Host {
     pub root: PathBuf,
+    /// The environment the VM booted with (its own engine-API port among it): what is
+    /// this VM's own on a real one — 127.0.0.1:8551 is per VM there, one machine's here —
+    /// so Run Command scripts that start geth again get the same.
+    pub env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
     child: Option<Child>,
     /// The VM's public IP forwarding to its private IP, while the VM runs.
     nat: Option<Nat>,
@@ -217,16 +221,30 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// SIGKILLs what a bootstrap started under `root` (its pid files).
+/// SIGKILLs what a bootstrap (or a Run Command starting geth again) started under `root`
+/// (its pid files), and waits up to 60 s until each has exited: one started by Run Command
+/// is not in the VM's process group, and a geth still exiting holds its address and port.
 pub fn kill_root(root: &Path) {
+    let mut pids = Vec::new();
     for f in ["geth.pid", "seal.pid"] {
         let pidfile = root.join("var/lib/consort/geth").join(f);
         if let Ok(pid) = std::fs::read_to_string(&pidfile) {
             if let Ok(pid) = pid.trim().parse::<i32>() {
                 // SAFETY: signalling a pid our bootstrap wrote for its own process.
                 unsafe { libc::kill(pid, libc::SIGKILL) };
+                pids.push(pid);
             }
         }
+    }
+    let alive = |p: &i32| {
+        std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|st| {
+            st.rsplit_once(')')
+                .is_some_and(|(_, r)| r.split_whitespace().next() != Some("Z"))
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while pids.iter().any(alive) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -313,7 +331,12 @@ pub(super) fn boot(g: &mut Inner, vm: &str, custom_data_b64: &str) {
     let doc = write_files(&root, &text);
     let log = std::fs::File::create(root.join("boot.log")).unwrap();
     use std::os::unix::process::CommandExt;
-    let child = runcmd(&root, &doc)
+    let mut cmd = runcmd(&root, &doc);
+    let env = cmd
+        .get_envs()
+        .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned())))
+        .collect();
+    let child = cmd
         .process_group(0)
         .env("CONSORT_GETH_URL", &cfg.geth_url)
         .env("CONSORT_GETH_SHA256", &cfg.geth_sha256)
@@ -331,9 +354,15 @@ pub(super) fn boot(g: &mut Inner, vm: &str, custom_data_b64: &str) {
         .then(|| public_and_private(g, vm))
         .flatten()
         .and_then(|(public, private)| Nat::start(&public, &private));
-    g.hosts
-        .vms
-        .insert(vm.to_ascii_lowercase(), Host { root, child, nat });
+    g.hosts.vms.insert(
+        vm.to_ascii_lowercase(),
+        Host {
+            root,
+            env,
+            child,
+            nat,
+        },
+    );
 }
 
 /// A VM was deleted: its processes stop.
