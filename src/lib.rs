@@ -3,6 +3,7 @@
 
 pub mod chain;
 pub mod cli;
+pub mod consensus;
 pub mod crypto;
 pub mod dashboard;
 pub mod events;

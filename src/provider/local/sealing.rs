@@ -2,6 +2,7 @@
 //! and signer votes.
 
 use super::*;
+use crate::consensus::sealing;
 
 impl LocalProvider {
     /// Returns once a validator has sealed block 1 (at once on a running chain), starting
@@ -335,34 +336,27 @@ pub(super) fn start_sealing(
 }
 
 /// The ready validator that is in turn for the network's next block, when there are
-/// others to start before it (`start_sealing`). Clique's in-turn signer of block `b` is the
-/// one at index `b % n` of the signers sorted by address.
+/// others to start before it (`start_sealing`; the rule is `consensus::sealing`'s).
 fn in_turn_last<'a>(
     h: &Health,
     st: &State,
     ready: impl Iterator<Item = &'a str> + Clone,
 ) -> Option<String> {
-    if ready.clone().count() < 2 {
-        return None;
-    }
     let counted = governance::counted_signer(st);
-    let mut signers: Vec<(Address, &str)> = h
+    let address_of = |name: &str| {
+        st.output_str(&format!("key.signer.{name}"), "address")
+            .and_then(rpc::parse_address)
+    };
+    let signers: Vec<Address> = h
         .nodes
         .iter()
         .filter(|n| n.role == "validator")
         .filter(|n| counted(&n.name))
-        .filter_map(|n| {
-            let a = st.output_str(&format!("key.signer.{}", n.name), "address")?;
-            Some((rpc::parse_address(a)?, n.name.as_str()))
-        })
+        .filter_map(|n| address_of(&n.name))
         .collect();
-    if signers.is_empty() {
-        return None;
-    }
-    signers.sort();
-    let next = h.head + 1;
-    let (_, name) = signers[(next % signers.len() as u64) as usize];
-    ready.clone().any(|r| r == name).then(|| name.to_string())
+    let ready: Vec<(&str, Address)> = ready.filter_map(|r| Some((r, address_of(r)?))).collect();
+    let (_, last) = sealing::start_order(ready, &signers, h.head);
+    last.map(str::to_string)
 }
 
 #[cfg(test)]
