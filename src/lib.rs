@@ -10,6 +10,7 @@ pub mod events;
 pub mod graph;
 pub mod join;
 pub mod ops;
+pub mod parallel;
 pub mod plan;
 pub mod provider;
 pub mod render;

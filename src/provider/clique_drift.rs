@@ -9,9 +9,10 @@
 //! Only the channel differs between providers ([`LiveSigners`]): geth's IPC socket
 //! locally, VM Run Command scripts on Azure.
 
-use super::{parallel, ApplyCtx, ProviderError};
+use super::{ApplyCtx, ProviderError};
 use crate::crypto::Address;
 use crate::events::Event;
+use crate::parallel;
 use crate::plan::{Change, Resource};
 use crate::rpc::{self, CliqueProposal};
 use crate::state::Kind;

@@ -198,7 +198,7 @@ fn write_keystore(
         .map_err(|e| io(addr, "cannot write", &pw_path, e))?;
     let ks_dir = dir.join("keystore");
     create_private_dir(&ks_dir).map_err(|e| io(addr, "cannot create", &ks_dir, e))?;
-    let json = super::parallel::cpu_bound(|| keystore::encrypt(key, &password, params));
+    let json = crate::parallel::cpu_bound(|| keystore::encrypt(key, &password, params));
     let name = keystore::file_name(&key.address(), time::OffsetDateTime::now_utc());
     let ks_path = ks_dir.join(name);
     write_secret(&ks_path, json.to_string().as_bytes())

@@ -7,7 +7,7 @@
 
 use super::run_command::{json_line, node_status_script, parse_clique};
 use super::*;
-use crate::provider::parallel;
+use crate::parallel;
 
 impl AzureProvider {
     pub(super) fn wait_until_healthy(&self, ctx: &ApplyCtx) -> Result<Health, ProviderError> {

@@ -17,7 +17,7 @@
 use super::arm::run_command::wrap;
 use super::layout::vm_name;
 use super::AzureProvider;
-use crate::provider::parallel;
+use crate::parallel;
 use crate::render::vm_paths;
 use crate::state::State;
 use crate::topology::Role;

@@ -40,11 +40,11 @@ use ports::*;
 use sealing::start_sealing;
 
 use super::governance::{self, SignerNode};
-use super::parallel;
 use super::{ApplyCtx, Down, Halted, Health, NodeHealth, Proposal, Provider, ProviderError};
 use crate::chain::geth::{ensure_geth_recorded, GethBinary};
 use crate::crypto::Address;
 use crate::events::Event;
+use crate::parallel;
 use crate::plan::build::PlanError;
 use crate::plan::desired::node_attrs;
 use crate::plan::peering::Peering;
