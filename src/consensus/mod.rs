@@ -8,4 +8,5 @@
 //! implements (geth's IPC socket locally, VM Run Command on Azure). The consensus room
 //! sits below `provider` and `plan` and imports neither.
 
+pub mod liveness;
 pub mod sealing;

@@ -417,7 +417,8 @@ pub fn read_block(rpc: &RpcClient, n: u64) -> Option<BlockInfo> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::provider::{Down, Halted, NodeHealth, StuckTx};
+    use crate::consensus::liveness::Halted;
+    use crate::provider::{Down, NodeHealth, StuckTx};
     use proptest::prelude::*;
 
     fn topology() -> Topology {

@@ -5,6 +5,7 @@
 use super::build::PlanError;
 use super::desired::{account_id, GenesisFacts};
 use super::{Planning, Resource};
+use crate::consensus::liveness;
 use crate::state::{Kind, State};
 use crate::topology::{Role, Topology};
 use std::collections::{BTreeMap, BTreeSet};
@@ -181,7 +182,7 @@ pub(super) fn check_membership(
         )));
     }
     let n = remaining.len();
-    let need = n / 2 + 1;
+    let need = liveness::quorum(n);
     let running: Vec<&&String> = remaining
         .iter()
         .filter(|s| !drift.contains_key(&provider.node_addr(s)))
@@ -204,7 +205,7 @@ pub(super) fn check_membership(
     // Voting them out takes more than half of the current signers (the departing ones
     // vote too while they run): with fewer running, the vote can never pass.
     let n_now = signers_now.len();
-    let need_now = n_now / 2 + 1;
+    let need_now = liveness::quorum(n_now);
     let down_now: Vec<&str> = signers_now
         .iter()
         .filter(|s| drift.contains_key(&provider.node_addr(s)))

@@ -5,6 +5,7 @@
 
 use super::Plan;
 
+use crate::consensus::liveness;
 use crate::state::State;
 use crate::state::{Action, Kind};
 use crate::topology::Wei;
@@ -165,7 +166,7 @@ pub fn mark_shared_destroy(
         .collect();
     if !ours.is_empty() {
         let total = live_signers.map_or(ours.len(), |l| l.len()).max(ours.len());
-        let need = total / 2 + 1;
+        let need = liveness::quorum(total);
         let gone = ours.len();
         let halts = if total - gone < need {
             format!(

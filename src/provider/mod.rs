@@ -158,7 +158,7 @@ pub struct Health {
     pub proposals: Vec<Proposal>,
     /// Set when too few signers are online for Clique to seal: the chain is halted.
     #[serde(rename = "chain_halted", skip_serializing_if = "Option::is_none")]
-    pub halted: Option<Halted>,
+    pub halted: Option<crate::consensus::liveness::Halted>,
     /// Members other operators run, as this operator's nodes see them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub external: Vec<ExternalMember>,
@@ -363,24 +363,6 @@ impl std::fmt::Display for VoteProgress {
             )?;
         }
         Ok(())
-    }
-}
-
-/// A halted Clique chain: `online` of `signers` signers answer, `needed` must.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct Halted {
-    pub online: u32,
-    pub signers: u32,
-    pub needed: u32,
-}
-
-impl std::fmt::Display for Halted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "chain halted: {} of {} signers online, Clique needs {}",
-            self.online, self.signers, self.needed
-        )
     }
 }
 

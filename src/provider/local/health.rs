@@ -315,14 +315,9 @@ pub(super) fn assess(topology: &Topology, st: &State) -> Health {
                     .is_some_and(|p| p.running && p.rpc_error.is_none())
             })
             .count();
-        let needed = signers_total / 2 + 1;
-        if online < needed {
+        if let Some(halted) = liveness::halted(online, signers_total) {
             health.healthy = false;
-            health.halted = Some(Halted {
-                online: online as u32,
-                signers: signers_total as u32,
-                needed: needed as u32,
-            });
+            health.halted = Some(halted);
         }
     }
     if specs.is_empty() {

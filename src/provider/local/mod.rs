@@ -40,8 +40,9 @@ use ports::*;
 use sealing::start_sealing;
 
 use super::governance::{self, SignerNode};
-use super::{ApplyCtx, Down, Halted, Health, NodeHealth, Proposal, Provider, ProviderError};
+use super::{ApplyCtx, Down, Health, NodeHealth, Proposal, Provider, ProviderError};
 use crate::chain::geth::{ensure_geth_recorded, GethBinary};
+use crate::consensus::liveness;
 use crate::crypto::Address;
 use crate::events::Event;
 use crate::parallel;

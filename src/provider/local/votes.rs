@@ -119,7 +119,7 @@ pub(super) fn voted_out(
             out.push(RemovedMember {
                 name: member.clone(),
                 block: None,
-                votes_against: Some((against, live.len() as u32 / 2 + 1, head)),
+                votes_against: Some((against, liveness::quorum(live.len()) as u32, head)),
                 still_peered,
             });
         }
@@ -232,7 +232,7 @@ pub(super) fn consortium_view(topology: &Topology, st: &State, h: &mut Health) {
             authorize,
             votes,
             signers: live.len() as u32,
-            needed: (live.len() / 2 + 1) as u32,
+            needed: liveness::quorum(live.len()) as u32,
             waiting_for: waiting.into_iter().collect(),
         });
     }
