@@ -8,5 +8,8 @@
 //! implements (geth's IPC socket locally, VM Run Command on Azure). The consensus room
 //! sits below `provider` and `plan` and imports neither.
 
+pub mod control;
+pub mod drift;
 pub mod liveness;
 pub mod sealing;
+pub mod votes;

@@ -34,9 +34,9 @@
 //! customData is base64 of `render::cloud_init`.
 
 pub mod archived_keys;
-pub mod clique_drift;
+pub mod clique;
 pub mod core;
-pub mod governance;
+pub mod funding;
 pub mod key_files;
 pub mod local;
 /// Bounded fan-out moved to [`crate::parallel`] (consensus uses it too); this name stays
@@ -44,6 +44,7 @@ pub mod local;
 pub use crate::parallel;
 pub mod pending;
 pub mod recover;
+pub mod signer;
 
 #[cfg(feature = "azure")]
 pub mod azure;

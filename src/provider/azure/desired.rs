@@ -232,7 +232,7 @@ impl AzureProvider {
                 ),
             });
         }
-        out.push(super::super::clique_drift::resource("azure.vm.*"));
+        out.push(super::super::clique::resource("azure.vm.*"));
         Ok(out)
     }
 }

@@ -32,7 +32,7 @@
 //! `consort-lineage`) is never touched at all ([`lineage`]).
 //!
 //! Running VMs are controlled through VM Run Command ([`run_command`], `votes`): Clique
-//! votes with the local provider's rules (`governance::vote`), and live peer changes when
+//! votes with the local provider's rules (`consensus::votes::vote`), and live peer changes when
 //! the mesh changes (config rewritten, `admin_addPeer`/`removePeer`).
 
 pub mod arm;
@@ -637,7 +637,7 @@ impl AzureProvider {
         ctx: &ApplyCtx,
         change: &Change,
     ) -> Result<Option<ResourceState>, ProviderError> {
-        super::governance::apply_funding(ctx, change, |f, st| {
+        super::funding::apply_funding(ctx, change, |f, st| {
             tx_endpoints(st)
                 .into_iter()
                 .min_by_key(|(n, _)| !n.starts_with(&format!("{}-", f.member)))

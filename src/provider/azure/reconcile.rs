@@ -1,5 +1,5 @@
-//! Live Clique reconciliation on Azure ([`crate::provider::clique_drift`], the same rules
-//! as locally): every validator VM is read through a Run Command script that asks its geth
+//! Live Clique reconciliation on Azure ([`crate::consensus::drift`], the same rules as
+//! locally): every validator VM is read through a Run Command script that asks its geth
 //! over IPC (`clique.getSigners()`, `clique.proposals`), all VMs at once; stray proposals
 //! are discarded and votes cast the same way. An apply cannot restart geth on a VM (systemd
 //! on the VM does that), so only validators that answer count as able to vote.
@@ -10,18 +10,17 @@
 //! live set and an Update reconciles it.
 
 use super::AzureProvider;
-use crate::crypto::Address;
+use crate::consensus::control::{CliqueView, NodeControl, Validators};
+use crate::consensus::drift;
 use crate::plan::Change;
-use crate::provider::clique_drift::{self, LiveSigners, CLIQUE_ADDR};
-use crate::provider::governance::CliqueControl;
+use crate::provider::clique::{self, CLIQUE_ADDR};
 use crate::provider::{ApplyCtx, ProviderError};
-use crate::rpc::CliqueProposal;
 use crate::state::{Action, Kind};
 use crate::state::{ResourceState, State};
 use crate::topology::Topology;
 use std::collections::{BTreeMap, BTreeSet};
 
-impl LiveSigners for AzureProvider {
+impl Validators for AzureProvider {
     fn recorded(&self, st: &State) -> BTreeSet<String> {
         st.resources
             .iter()
@@ -29,7 +28,12 @@ impl LiveSigners for AzureProvider {
             .filter_map(|(a, _)| a.strip_prefix("azure.vm.").map(str::to_string))
             .collect()
     }
-    fn read(&self, _st: &State, node: &str) -> Option<(Vec<Address>, Vec<CliqueProposal>)> {
+    fn node_control<'a>(&'a self, _st: &State, node: &str) -> Option<Box<dyn NodeControl + 'a>> {
+        Some(Box::new(self.control(node).ok()?))
+    }
+    /// Every VM through a Run Command script; a VM that could not be asked (Run Command
+    /// itself failed) is remembered as unread, for `check_live`.
+    fn read(&self, _st: &State, node: &str) -> Option<CliqueView> {
         let read = self
             .control(node)
             .map_err(|e| e.to_string())
@@ -43,11 +47,6 @@ impl LiveSigners for AzureProvider {
                     .insert(node.to_string(), format!("validator {node}: {e}"));
                 None
             }
-        }
-    }
-    fn discard(&self, _st: &State, node: &str, target: &Address) {
-        if let Ok(vm) = self.control(node) {
-            let _ = vm.discard(target);
         }
     }
 }
@@ -65,7 +64,7 @@ impl AzureProvider {
         if !state.resources.contains_key(CLIQUE_ADDR) {
             return;
         }
-        let d = clique_drift::signer_drift(topology, state, self);
+        let d = drift::signer_drift(topology, state, self);
         *self.signer_refusal.lock().unwrap() = d.refusal();
         if !d.is_empty() {
             drift.insert(CLIQUE_ADDR.into(), d.reason());
@@ -81,12 +80,12 @@ impl AzureProvider {
     ) -> Result<Option<ResourceState>, ProviderError> {
         match change.action {
             Action::Destroy => Ok(None),
-            Action::Create => Ok(Some(clique_drift::record(change, vec![]))),
+            Action::Create => Ok(Some(clique::record(change, vec![]))),
             Action::Update | Action::Replace => {
-                let signers = clique_drift::reconcile(ctx, self, &|label, a, authorize| {
+                let signers = clique::reconcile(ctx, self, &|label, a, authorize| {
                     self.vote(ctx, CLIQUE_ADDR, label, *a, authorize)
                 })?;
-                Ok(Some(clique_drift::record(change, signers)))
+                Ok(Some(clique::record(change, signers)))
             }
         }
     }

@@ -1,6 +1,6 @@
 //! Control of running VMs through VM Run Command: the shell scripts consort sends (each
 //! talks to geth over its IPC socket on the VM, as root), and a VM as a Clique control
-//! channel for `governance::vote` — so votes on Azure follow exactly the local rules
+//! channel for `consensus::votes::vote` — so votes on Azure follow exactly the local rules
 //! (majority, confirmation through `clique_getSigners`, discard, resume).
 //!
 //! Scripts honour `CONSORT_ROOT` like the bootstrap, so tests run them against real geth
@@ -9,8 +9,8 @@
 
 use super::arm::run_command::{wrap, RunOutput};
 use super::arm::Arm;
+use crate::consensus::control::{CliqueView, GovError, NodeControl};
 use crate::crypto::Address;
-use crate::provider::governance::{CliqueControl, GovError};
 use crate::render::vm_paths;
 use crate::rpc::{self, CliqueProposal};
 use serde_json::Value;
@@ -135,9 +135,6 @@ pub fn parse_clique(v: &Value) -> Result<(Vec<Address>, Vec<CliqueProposal>), St
     Ok((signers, proposals))
 }
 
-/// A validator's signer set and pending proposals.
-pub type CliqueView = (Vec<Address>, Vec<CliqueProposal>);
-
 /// One VM reached through Run Command.
 pub struct VmControl {
     pub arm: Arc<Arm>,
@@ -179,9 +176,12 @@ impl VmControl {
     }
 }
 
-impl CliqueControl for VmControl {
+impl NodeControl for VmControl {
     fn signers(&self) -> Result<Vec<Address>, GovError> {
         self.clique().map(|c| c.0).map_err(GovError::Refused)
+    }
+    fn clique_view(&self) -> Result<CliqueView, GovError> {
+        self.clique().map_err(GovError::Refused)
     }
     fn propose(&self, target: &Address, authorize: bool) -> Result<(), GovError> {
         self.run(&propose_script(target, authorize))

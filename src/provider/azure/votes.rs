@@ -1,12 +1,13 @@
 //! Clique votes and live peer changes on Azure, through VM Run Command. The vote rules
-//! are `governance::vote`'s, shared with the local provider; only the control channel
+//! are `consensus::votes::vote`'s, shared with the local provider; only the control channel
 //! differs ([`VmControl`]).
 
 use super::run_command::{peers_script, VmControl};
 use super::AzureProvider;
+use crate::consensus::votes::SignerNode;
 use crate::events::Event;
 use crate::plan::Change;
-use crate::provider::governance::{self, SignerNode};
+use crate::provider::signer;
 use crate::provider::{ApplyCtx, ProviderError};
 use crate::render;
 use crate::rpc;
@@ -56,14 +57,14 @@ impl AzureProvider {
         Ok(out)
     }
 
-    /// `signer.<n>` (see `governance::apply_signer`): votes by Run Command.
+    /// `signer.<n>` (see `signer::apply_signer`): votes by Run Command.
     pub(super) fn apply_signer(
         &self,
         ctx: &ApplyCtx,
         change: &Change,
     ) -> Result<Option<ResourceState>, ProviderError> {
         let st = ctx.snapshot();
-        governance::apply_signer(change, &st, ctx.topology, |node, a, authorize| {
+        signer::apply_signer(change, &st, ctx.topology, |node, a, authorize| {
             let target = rpc::parse_address(a).ok_or_else(|| {
                 ProviderError::at(&change.addr, format!("{a:?} is not an address"))
             })?;
@@ -73,7 +74,7 @@ impl AzureProvider {
     }
 
     /// A Clique vote by every validator VM in state that is a current signer, through Run
-    /// Command, with the local rules (`governance::vote`). A failed vote quotes the log
+    /// Command, with the local rules (`consensus::votes::vote`). A failed vote quotes the log
     /// tail of the VMs it names (else of the first signer).
     pub(super) fn vote(
         &self,
@@ -97,7 +98,7 @@ impl AzureProvider {
                 names.join(", ")
             ),
         });
-        governance::vote_in_apply(ctx, &candidates, target, authorize, node)
+        signer::vote_in_apply(ctx, &candidates, target, authorize, node)
             .map(drop)
             .map_err(|e| {
                 let e = e.to_string();

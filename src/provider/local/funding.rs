@@ -4,7 +4,7 @@ use super::*;
 
 impl LocalProvider {
     /// Funds an account added after genesis with a transfer signed by the funding account
-    /// (`governance::apply_funding`), sent through a running node.
+    /// (`provider::funding::apply_funding`), sent through a running node.
     pub(super) fn apply_funding(
         &self,
         ctx: &ApplyCtx,
@@ -15,7 +15,7 @@ impl LocalProvider {
             // once told to: the transfer needs blocks.
             self.seal_now(ctx);
         }
-        governance::apply_funding(ctx, change, |f, st| {
+        crate::provider::funding::apply_funding(ctx, change, |f, st| {
             // Any running node of the network will do; prefer the funding member's own:
             // they were running before this change, so they are synced (a node that just
             // started may not be, and would give a stale nonce and balance).
@@ -44,7 +44,7 @@ impl LocalProvider {
     }
 
     /// Fundings planned as creates whose recipient already holds the amount: an
-    /// interrupted run's transfer was mined (`governance::earlier_transfer` says the same
+    /// interrupted run's transfer was mined (`provider::funding::earlier_transfer` says the same
     /// at apply, which then only records it). Read through any running node; an account
     /// not in state yet has no address, so it cannot have been funded.
     pub(super) fn mined_fundings(
@@ -84,7 +84,7 @@ impl LocalProvider {
                 continue;
             };
             if let Ok(held) = rpc.eth_get_balance(&to, BlockId::Latest) {
-                if governance::already_funded(held, amount) {
+                if crate::provider::funding::already_funded(held, amount) {
                     done.insert(
                         c.addr.clone(),
                         format!(

@@ -131,7 +131,7 @@ pub(super) fn assess(topology: &Topology, st: &State) -> Health {
     // What the network should look like.
     let enode_ids = planned_ids(topology, st);
     let validators: Vec<&NodeSpec> = specs.iter().filter(|n| n.role == Role::Validator).collect();
-    let counted = governance::counted_signer(st);
+    let counted = consensus::votes::counted_signer(st);
     let expected_signers: BTreeSet<Address> = validators
         .iter()
         .filter(|n| counted(&n.name))

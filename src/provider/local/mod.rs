@@ -39,10 +39,13 @@ use node::*;
 use ports::*;
 use sealing::start_sealing;
 
-use super::governance::{self, SignerNode};
+use super::signer;
 use super::{ApplyCtx, Down, Health, NodeHealth, Proposal, Provider, ProviderError};
 use crate::chain::geth::{ensure_geth_recorded, GethBinary};
+use crate::consensus;
+use crate::consensus::control::GovError;
 use crate::consensus::liveness;
+use crate::consensus::votes::SignerNode;
 use crate::crypto::Address;
 use crate::events::Event;
 use crate::parallel;
@@ -366,7 +369,7 @@ impl Planning for LocalProvider {
                     ),
                 }
             })
-            .chain(std::iter::once(super::clique_drift::resource("node.*")))
+            .chain(std::iter::once(super::clique::resource("node.*")))
             .collect())
     }
 
@@ -462,7 +465,7 @@ impl Planning for LocalProvider {
             None => d.refusal(),
         };
         if !d.is_empty() {
-            drift.insert(super::clique_drift::CLIQUE_ADDR.into(), d.reason());
+            drift.insert(super::clique::CLIQUE_ADDR.into(), d.reason());
         }
         drift
     }

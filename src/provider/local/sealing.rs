@@ -175,14 +175,14 @@ impl LocalProvider {
         Ok(restarted)
     }
 
-    /// `signer.<n>` (see `governance::apply_signer`): votes over IPC.
+    /// `signer.<n>` (see `signer::apply_signer`): votes over IPC.
     pub(super) fn apply_signer(
         &self,
         ctx: &ApplyCtx,
         change: &Change,
     ) -> Result<Option<ResourceState>, ProviderError> {
         let st = ctx.snapshot();
-        governance::apply_signer(change, &st, ctx.topology, |node, a, authorize| {
+        signer::apply_signer(change, &st, ctx.topology, |node, a, authorize| {
             // With other operators, ours may be cast only: the `clique` resource and
             // `status` follow the vote until theirs come.
             Ok(if self.vote(ctx, &change.addr, node, a, authorize)? {
@@ -211,9 +211,9 @@ impl LocalProvider {
 
     /// A Clique vote: every running validator of ours that is a current signer proposes
     /// (the target too, when voting itself out). Alone in the network
-    /// (`governance::vote`) a majority is required, then it waits until
+    /// (`consensus::votes::vote`) a majority is required, then it waits until
     /// `clique_getSigners` reflects it and discards the proposals. With other operators'
-    /// signers (`governance::cast`) ours vote alone only when they are a majority, else
+    /// signers (`consensus::votes::cast`) ours vote alone only when they are a majority, else
     /// they propose and nothing waits. Returns whether the vote has taken effect.
     pub(super) fn vote(
         &self,
@@ -237,15 +237,15 @@ impl LocalProvider {
                 "no running signer can vote; bring the validators back (`consort apply`) first",
             ));
         }
-        let e = |e: governance::GovError| ProviderError::at(addr, e.to_string());
+        let e = |e: GovError| ProviderError::at(addr, e.to_string());
         if external {
             let t = ctx.health_timeout;
-            return governance::cast(&candidates, target, authorize, t, node, &ctx.events)
-                .map(|c| c == governance::Cast::Done)
+            return consensus::votes::cast(&candidates, target, authorize, t, node, &ctx.events)
+                .map(|c| c == consensus::votes::Cast::Done)
                 .map_err(e);
         }
         step(ctx, node, if authorize { "vote in" } else { "vote out" });
-        governance::vote_in_apply(ctx, &candidates, target, authorize, node)
+        signer::vote_in_apply(ctx, &candidates, target, authorize, node)
             .map(|_| true)
             .map_err(e)
     }
@@ -342,7 +342,7 @@ fn in_turn_last<'a>(
     st: &State,
     ready: impl Iterator<Item = &'a str> + Clone,
 ) -> Option<String> {
-    let counted = governance::counted_signer(st);
+    let counted = consensus::votes::counted_signer(st);
     let address_of = |name: &str| {
         st.output_str(&format!("key.signer.{name}"), "address")
             .and_then(rpc::parse_address)

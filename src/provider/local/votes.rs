@@ -43,7 +43,7 @@ fn removed_at(rpc: &RpcClient, ours: &BTreeSet<Address>, head: u64) -> Option<u6
 
 /// The snapshot's view of one vote target: votes on chain and who cast them.
 fn tally(snapshot: &Value, target: &Address, authorize: bool) -> (u32, BTreeSet<Address>) {
-    let voters = crate::provider::governance::snapshot_voters(snapshot, target, authorize);
+    let voters = crate::consensus::votes::snapshot_voters(snapshot, target, authorize);
     (voters.len() as u32, voters)
 }
 

@@ -1,65 +1,21 @@
-//! Live Clique reconciliation, for every provider: the chain's signer set and pending
-//! proposals against the topology. State alone cannot tell: a `member add` killed after its
-//! proposals went out leaves them pending on the validators, and they take effect later
-//! whatever state says; a signer voted in behind consort's back is in no state at all.
-//! So plan reads the live set and every validator's proposals (the provider's `refresh`),
-//! and apply of the `clique` resource discards what consort does not want and votes until
-//! the live signers are exactly the topology's validators.
-//!
-//! Only the channel differs between providers ([`LiveSigners`]): geth's IPC socket
-//! locally, VM Run Command scripts on Azure.
+//! Signer-set drift: the chain's live signers and pending proposals against the topology.
+//! State alone cannot tell: a `member add` killed after its proposals went out leaves them
+//! pending on the validators, and they take effect later whatever state says; a signer
+//! voted in behind consort's back is in no state at all. So plan reads the live set and
+//! every validator's proposals (through the provider's [`Validators`]), and apply of the
+//! `clique` resource discards what consort does not want and votes until the live signers
+//! are exactly the topology's validators ([`reconcile`]).
 
-use super::{ApplyCtx, ProviderError};
+use super::control::Validators;
+use super::liveness;
+use super::votes::counted_signer;
 use crate::crypto::Address;
-use crate::events::Event;
 use crate::parallel;
-use crate::plan::{Change, Resource};
 use crate::rpc::{self, CliqueProposal};
-use crate::state::Kind;
-use crate::state::{ResourceState, State};
+use crate::state::{Kind, State};
 use crate::topology::{Role, Topology};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-
-/// The one resource of kind [`Kind::CliqueSigners`].
-pub const CLIQUE_ADDR: &str = "clique";
-
-/// The `clique` resource: after every vote of the same apply (`signer.*`), on nodes that
-/// are up (`nodes`: the provider's node resources, e.g. `node.*`).
-pub fn resource(nodes: &str) -> Resource {
-    Resource {
-        addr: CLIQUE_ADDR.into(),
-        kind: Kind::CliqueSigners,
-        attrs: json!({}),
-        deps: vec!["signer.*".into(), nodes.into()],
-        summary: "live Clique signers = the topology's validators, no stray proposal".into(),
-    }
-}
-
-/// What state records for the `clique` resource once reconciled.
-pub fn record(change: &Change, signers: Vec<String>) -> ResourceState {
-    ResourceState {
-        kind: Kind::CliqueSigners,
-        attrs: change.after.clone().unwrap_or(json!({})),
-        outputs: json!({ "signers": signers }),
-        deps: change.deps.clone(),
-    }
-}
-
-/// How a provider reaches its validators' Clique API.
-pub trait LiveSigners: Sync {
-    /// The nodes state records (whether or not they answer now).
-    fn recorded(&self, st: &State) -> BTreeSet<String>;
-    /// Whether an apply brings `node` back by itself when it does not answer (the local
-    /// provider restarts a dead process in the same apply).
-    fn restartable(&self, _st: &State, _node: &str) -> bool {
-        false
-    }
-    /// The signer set and pending proposals `node` reports (None: it does not answer).
-    fn read(&self, st: &State, node: &str) -> Option<(Vec<Address>, Vec<CliqueProposal>)>;
-    /// Drops `node`'s pending proposal about `target` (best effort).
-    fn discard(&self, st: &State, node: &str, target: &Address);
-}
 
 /// What the chain says against what the topology wants.
 #[derive(Debug, Default, Clone)]
@@ -96,7 +52,10 @@ impl SignerDrift {
 
     /// Signers needed for a vote to pass: more than half of the live set.
     fn needed(&self) -> usize {
-        self.live.as_ref().map(|l| l.len() / 2 + 1).unwrap_or(1)
+        self.live
+            .as_ref()
+            .map(|l| liveness::quorum(l.len()))
+            .unwrap_or(1)
     }
 
     /// The plan line: `vote in …; vote out …; discard stray proposals on …`.
@@ -174,11 +133,11 @@ fn signer_keys(st: &State) -> BTreeMap<Address, String> {
 
 /// Compares the live chain, as `live` reads it, with `topology` and `st` (see
 /// [`SignerDrift`]).
-pub fn signer_drift(topology: &Topology, st: &State, live: &dyn LiveSigners) -> SignerDrift {
+pub fn signer_drift(topology: &Topology, st: &State, live: &dyn Validators) -> SignerDrift {
     let specs = topology.nodes();
     let in_topology: BTreeSet<&str> = specs.iter().map(|n| n.name.as_str()).collect();
     let key_of = signer_keys(st);
-    let counted = super::governance::counted_signer(st);
+    let counted = counted_signer(st);
     let mut desired = BTreeSet::new();
     let mut being_added = BTreeSet::new();
     for n in specs.iter().filter(|n| n.role == Role::Validator) {
@@ -316,7 +275,7 @@ pub fn signer_drift(topology: &Topology, st: &State, live: &dyn LiveSigners) -> 
                 .any(|p| p.address == *a && p.authorize == authorize)
         })
     };
-    let need = live_set.len() / 2 + 1;
+    let need = liveness::quorum(live_set.len());
     let ours_are_majority = ours_live.len() >= need;
     let (vote_in, vote_out) = (
         std::mem::take(&mut d.vote_in),
@@ -341,40 +300,42 @@ pub fn signer_drift(topology: &Topology, st: &State, live: &dyn LiveSigners) -> 
 }
 
 /// A vote of the reconciliation: (label for messages, target, authorize).
-pub type Vote<'a> = dyn Fn(&str, &Address, bool) -> Result<(), ProviderError> + 'a;
+pub type Vote<'a, E> = dyn Fn(&str, &Address, bool) -> Result<(), E> + 'a;
 
-/// Applies the `clique` resource: discards every stray proposal, votes the live signer
-/// set to the topology's (with the provider's `vote`), checks the result and discards
-/// again; returns the live signers. Refuses when too few signers are online to vote.
-pub fn reconcile(
-    ctx: &ApplyCtx,
-    live: &dyn LiveSigners,
-    vote: &Vote,
-) -> Result<Vec<String>, ProviderError> {
+/// Reconciles the live signers: discards every stray proposal, votes the live signer set to
+/// the topology's (with the provider's `vote`), checks the result and discards again;
+/// returns the live signers. Refuses (`refuse(why)`) when too few signers are online to
+/// vote, or when the signers still differ after voting. `snapshot` reads the current
+/// state; `step` reports progress.
+pub fn reconcile<E>(
+    topology: &Topology,
+    live: &dyn Validators,
+    snapshot: &dyn Fn() -> State,
+    step: &dyn Fn(String),
+    vote: &Vote<E>,
+    refuse: &dyn Fn(String) -> E,
+) -> Result<Vec<String>, E> {
     let discard = |d: &SignerDrift, st: &State| {
         parallel::map(&d.stray, parallel::PROBE_CONCURRENCY, |(node, p)| {
             live.discard(st, node, &p.address)
         });
     };
-    let st = ctx.snapshot();
-    let d = signer_drift(ctx.topology, &st, live);
+    let st = snapshot();
+    let d = signer_drift(topology, &st, live);
     if let Some(why) = d.refusal() {
-        return Err(ProviderError::at(CLIQUE_ADDR, why));
+        return Err(refuse(why));
     }
     if !d.stray.is_empty() {
-        ctx.emit(Event::Step {
-            subject: CLIQUE_ADDR.into(),
-            step: format!(
-                "discard stray proposals on {}",
-                d.stray
-                    .iter()
-                    .map(|(n, _)| n.as_str())
-                    .collect::<BTreeSet<_>>()
-                    .into_iter()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        });
+        step(format!(
+            "discard stray proposals on {}",
+            d.stray
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
         discard(&d, &st);
     }
     for (a, why) in &d.vote_out {
@@ -387,17 +348,14 @@ pub fn reconcile(
     for (a, node) in &d.vote_in {
         vote(node, a, true)?;
     }
-    let st = ctx.snapshot();
-    let after = signer_drift(ctx.topology, &st, live);
+    let st = snapshot();
+    let after = signer_drift(topology, &st, live);
     discard(&after, &st);
     if after.needs_votes() {
-        return Err(ProviderError::at(
-            CLIQUE_ADDR,
-            format!(
-                "the live Clique signers still differ from the topology after voting: {}; run apply again",
-                after.reason()
-            ),
-        ));
+        return Err(refuse(format!(
+            "the live Clique signers still differ from the topology after voting: {}; run apply again",
+            after.reason()
+        )));
     }
     Ok(after
         .live
