@@ -295,6 +295,52 @@ fn discard(nodes: &[&SignerNode], target: Address) {
     });
 }
 
+/// The snapshot's view of one vote target: votes on chain and who cast them.
+pub fn tally(snapshot: &Value, target: &Address, authorize: bool) -> (u32, BTreeSet<Address>) {
+    let voters = snapshot_voters(snapshot, target, authorize);
+    (voters.len() as u32, voters)
+}
+
+/// Who a vote still waits for: the `live` signers that are not among its `voters`, by the
+/// label `other` gives them (None: a signer of this operator's, whose proposal is cast and
+/// reaches the chain as it seals).
+pub fn waiting_for(
+    live: &BTreeSet<Address>,
+    voters: &BTreeSet<Address>,
+    other: impl Fn(&Address) -> Option<String>,
+) -> BTreeSet<String> {
+    live.iter()
+        .filter(|s| !voters.contains(s))
+        .filter_map(other)
+        .collect()
+}
+
+/// Blocks sampled for a past signer set (see [`removed_at`]).
+const HISTORY_SAMPLES: u64 = 64;
+
+/// The first block at which none of a member's signers is a signer any more, when one of
+/// them was a signer earlier on the chain; `had(n)` tells whether one was at block `n`
+/// (None: the node did not answer). `HISTORY_SAMPLES` blocks spread over `0..head` find a
+/// block where one was, and a binary search between it and the head (where none is)
+/// finds the change. A signer that was in for fewer blocks than the sampling step
+/// (head / 64) is not found; its member then reads as waiting to be voted in.
+pub fn removed_at(head: u64, had: impl Fn(u64) -> Option<bool>) -> Option<u64> {
+    let step = (head / HISTORY_SAMPLES).max(1);
+    let mut lo = (0..head)
+        .rev()
+        .step_by(step as usize)
+        .find(|n| had(*n) == Some(true))?;
+    let mut hi = head;
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        match had(mid)? {
+            true => lo = mid,
+            false => hi = mid,
+        }
+    }
+    Some(hi)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -374,5 +420,29 @@ mod tests {
         let mut proposing = BTreeSet::new();
         steer(&candidates[3..], &[a, b, c], target, true, &mut proposing);
         assert!(proposing.is_empty());
+    }
+
+    #[test]
+    fn a_removal_is_found_at_its_block_unless_it_was_too_brief() {
+        // Ours signed up to block 136; from 137 on none is a signer.
+        assert_eq!(removed_at(1000, |n| Some(n < 137)), Some(137));
+        assert_eq!(removed_at(5, |n| Some(n < 1)), Some(1));
+        // Never a signer: not removed (waiting to be voted in).
+        assert_eq!(removed_at(1000, |_| Some(false)), None);
+        // In for blocks 505..510 only, between two samples (999, 984, …: step 1000 / 64 = 15,
+        // 504 and 519 are sampled): not found.
+        assert_eq!(removed_at(1000, |n| Some((505..510).contains(&n))), None);
+        // The node answers for blocks below 100 only: the search cannot finish.
+        assert_eq!(removed_at(1000, |n| (n < 100).then_some(n < 137)), None);
+    }
+
+    #[test]
+    fn a_vote_waits_for_the_live_signers_that_have_not_voted_except_ours() {
+        let addr = |b: u8| Address([b; 20]);
+        let live: BTreeSet<Address> = [addr(1), addr(2), addr(3), addr(4)].into();
+        let voters: BTreeSet<Address> = [addr(2)].into();
+        // addr(1) is ours; 3 and 4 are the other operator's "b".
+        let waiting = waiting_for(&live, &voters, |a| (*a != addr(1)).then(|| "b".to_string()));
+        assert_eq!(waiting, ["b".to_string()].into());
     }
 }

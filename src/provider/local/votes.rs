@@ -1,14 +1,13 @@
-//! The consortium as this operator's nodes see it, for `status`: the members other
+//! The consortium as this operator's nodes see it over IPC, for `status`: the members other
 //! operators run (peered with how many of their nodes, how many of their validators sign)
 //! and every signer vote that waits for other operators — its tally on chain
-//! (`clique_getSnapshot`) and the members whose operators have not voted.
+//! (`clique_getSnapshot`) and the members whose operators have not voted. The rules (tally,
+//! who a vote waits for, when a member was voted out) are [`crate::consensus::votes`]'.
 
 use super::reconcile::signer_drift;
 use super::*;
+use crate::consensus::votes::{tally, waiting_for};
 use crate::provider::{ExternalMember, RemovedMember, VoteProgress};
-
-/// Blocks sampled for a past signer set (see [`removed_at`]).
-const HISTORY_SAMPLES: u64 = 64;
 
 /// The signers at block `n` (None: the node does not answer).
 fn signers_at(rpc: &RpcClient, n: u64) -> Option<BTreeSet<Address>> {
@@ -18,33 +17,10 @@ fn signers_at(rpc: &RpcClient, n: u64) -> Option<BTreeSet<Address>> {
     Some(raw.iter().filter_map(|s| rpc::parse_address(s)).collect())
 }
 
-/// The first block at which none of `ours` is a signer any more, when one of them was a
-/// signer earlier on the chain: `HISTORY_SAMPLES` blocks spread over `0..head` find a
-/// block where one was, and a binary search between it and the head (where none is)
-/// finds the change. A signer that was in for fewer blocks than the sampling step
-/// (head / 64) is not found; its member then reads as waiting to be voted in.
+/// The first block at which none of `ours` is a signer any more, read over IPC (see
+/// [`consensus::votes::removed_at`]).
 fn removed_at(rpc: &RpcClient, ours: &BTreeSet<Address>, head: u64) -> Option<u64> {
-    let had = |n: u64| signers_at(rpc, n).map(|s| !s.is_disjoint(ours));
-    let step = (head / HISTORY_SAMPLES).max(1);
-    let mut lo = (0..head)
-        .rev()
-        .step_by(step as usize)
-        .find(|n| had(*n) == Some(true))?;
-    let mut hi = head;
-    while hi - lo > 1 {
-        let mid = lo + (hi - lo) / 2;
-        match had(mid)? {
-            true => lo = mid,
-            false => hi = mid,
-        }
-    }
-    Some(hi)
-}
-
-/// The snapshot's view of one vote target: votes on chain and who cast them.
-fn tally(snapshot: &Value, target: &Address, authorize: bool) -> (u32, BTreeSet<Address>) {
-    let voters = crate::consensus::votes::snapshot_voters(snapshot, target, authorize);
-    (voters.len() as u32, voters)
+    consensus::votes::removed_at(head, |n| signers_at(rpc, n).map(|s| !s.is_disjoint(ours)))
 }
 
 /// Our validators' signer addresses, by member.
@@ -215,17 +191,14 @@ pub(super) fn consortium_view(topology: &Topology, st: &State, h: &mut Health) {
             continue;
         }
         let (votes, voters) = tally(&snapshot, &target, authorize);
-        // Our own proposals are cast (they reach the chain as our signers seal).
-        let waiting: BTreeSet<String> = live
-            .iter()
-            .filter(|s| !voters.contains(s))
-            .filter(|s| {
-                !topology
-                    .member(member_of.get(s).map(String::as_str).unwrap_or(""))
-                    .is_some_and(|m| m.is_operated())
-            })
-            .map(|s| member_of.get(s).cloned().unwrap_or_else(|| s.to_checksum()))
-            .collect();
+        let waiting = waiting_for(&live, &voters, |s| {
+            let member = member_of.get(s);
+            // Our own proposals are cast (they reach the chain as our signers seal).
+            let ours = topology
+                .member(member.map(String::as_str).unwrap_or(""))
+                .is_some_and(|m| m.is_operated());
+            (!ours).then(|| member.cloned().unwrap_or_else(|| s.to_checksum()))
+        });
         h.votes.push(VoteProgress {
             subject: label.split(':').next().unwrap_or(&label).trim().to_string(),
             address: target.to_checksum(),
