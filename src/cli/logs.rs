@@ -36,7 +36,7 @@ const NO_LOG: &str =
 
 /// The logs `consort logs` shows: `node`, else every node of `member` (else of the network).
 /// Nodes whose log is not a file here (Azure: on the VM) have their last `lines` read by
-/// the provider, once ([`Provider::remote_logs`]); they cannot be followed.
+/// the provider, once ([`Provider::remote_logs`](crate::provider::Provider::remote_logs)); they cannot be followed.
 fn chosen(
     g: &Global,
     node: Option<&str>,
