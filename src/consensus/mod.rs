@@ -7,6 +7,17 @@
 //! need as values (signer addresses, heads) or through a control channel a provider
 //! implements (geth's IPC socket locally, VM Run Command on Azure). The consensus room
 //! sits below `provider` and `plan` and imports neither.
+//!
+//! - [`control`]: how the rules reach a node — [`control::NodeControl`] (one channel per
+//!   node: signers, proposals, propose, discard, votes on chain), which `RpcClient` and
+//!   Azure's `VmControl` implement, and [`control::Validators`] (a provider's validators
+//!   and which of them an apply brings back);
+//! - [`votes`]: changing the signer set — vote, cast beside other operators, steering
+//!   proposals, resumption, who counts as a signer, tallies and who a vote waits for;
+//! - [`drift`]: the live signer set and proposals against the topology, and the
+//!   reconciliation apply runs;
+//! - [`sealing`]: which signer is in turn, and the order validators start sealing in;
+//! - [`liveness`]: how many signers must be online (⌊n/2⌋+1) and when the chain is halted.
 
 pub mod control;
 pub mod drift;

@@ -27,8 +27,15 @@
 //!
 //! Non-core kinds a provider applies: its node resources; `signer.<n>` (attrs `{node,
 //! member, genesis}`: `genesis: true` is a no-op record, otherwise create = vote in by a
-//! majority of current signers, destroy = vote out); `fund.<m>.<a>` (attrs `{member, name,
-//! balance, from}`: a signed transfer from the funding account).
+//! majority of current signers, destroy = vote out; [`signer`], with the vote rules of
+//! [`crate::consensus::votes`]); `clique` (the live signers = the topology's validators,
+//! [`clique`] and [`crate::consensus::drift`]); `fund.<m>.<a>` (attrs `{member, name,
+//! balance, from}`: a signed transfer from the funding account, [`funding`]).
+//!
+//! A provider answers *where* nodes run and *how to reach them*; what the chain needs
+//! (votes, signer drift, sealing order, liveness) is [`crate::consensus`]'s, which reaches
+//! nodes through the channel each provider implements
+//! ([`crate::consensus::control::NodeControl`]).
 //!
 //! Rendering: `render::NodeLaunch` → `geth_config_toml` / `geth_args`; Azure VMs'
 //! customData is base64 of `render::cloud_init`.

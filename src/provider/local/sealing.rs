@@ -1,5 +1,6 @@
-//! Sealing and Clique governance: when validators start sealing, start-up fork repair,
-//! and signer votes.
+//! Sealing and Clique votes over IPC: starting validators' sealing (in the order of
+//! [`crate::consensus::sealing`]), start-up fork repair, and signer votes (the rules of
+//! [`crate::consensus::votes`], cast through each validator's IPC socket).
 
 use super::*;
 use crate::consensus::sealing;
