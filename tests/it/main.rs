@@ -16,6 +16,7 @@ mod azure_cli;
 mod azure_health;
 #[cfg(feature = "azure")]
 mod azure_provider;
+#[cfg(feature = "azure")]
 mod azure_stop_start;
 mod cli;
 mod closed_stdout;
