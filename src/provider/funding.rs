@@ -16,15 +16,14 @@ use crate::topology::Wei;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-/// Why a funding transfer was not made.
+/// Why a funding transfer was not made: the node's answer, or what went wrong (refused
+/// before sending, mined but failed, not mined in time).
 #[derive(Debug, thiserror::Error)]
 pub enum FundingError {
     #[error("{0}")]
     Rpc(#[from] RpcError),
     #[error("{0}")]
-    Refused(String),
-    #[error("{0}")]
-    Timeout(String),
+    Failed(String),
 }
 
 /// Who pays whom for a `fund.<member>.<account>` change, read from its attributes and state.
@@ -153,7 +152,7 @@ pub fn fund(
     let fee = gas_price.saturating_mul(gas as u128);
     let balance = rpc.eth_get_balance(&from, BlockId::Latest)?;
     if balance < amount.0.saturating_add(fee) {
-        return Err(FundingError::Refused(format!(
+        return Err(FundingError::Failed(format!(
             "funding account {funder_name} ({from}) holds {} and cannot cover {} for {to_name} \
              plus the fee; fund it, lower the balance, or name another funding account with \
              network.funding_account",
@@ -252,7 +251,7 @@ fn wait_mined(
     loop {
         if let Some(r) = rpc.eth_get_transaction_receipt(hash)? {
             if !r.success {
-                return Err(FundingError::Refused(format!(
+                return Err(FundingError::Failed(format!(
                     "funding transfer {hash} to {to_name} was mined in block {} but failed",
                     r.block_number
                 )));
@@ -260,7 +259,7 @@ fn wait_mined(
             return Ok(());
         }
         if Instant::now() >= deadline {
-            return Err(FundingError::Timeout(format!(
+            return Err(FundingError::Failed(format!(
                 "funding transfer {hash} to {to_name} not mined after {timeout:?}; are blocks \
                  being sealed? (`consort status`)"
             )));
