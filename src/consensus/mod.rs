@@ -17,10 +17,12 @@
 //! - [`drift`]: the live signer set and proposals against the topology, and the
 //!   reconciliation apply runs;
 //! - [`sealing`]: which signer is in turn, and the order validators start sealing in;
+//! - [`forks`]: which head wins a Clique fork geth does not leave, and what the others need;
 //! - [`liveness`]: how many signers must be online (⌊n/2⌋+1) and when the chain is halted.
 
 pub mod control;
 pub mod drift;
+pub mod forks;
 pub mod liveness;
 pub mod sealing;
 pub mod votes;

@@ -8,8 +8,9 @@
 //! and restarting it lets it sync the winner's block 1, after which both seal on one chain.
 
 use crate::support::{clique_genesis, geth_account, geth_init, poll, NodeHandle};
+use consort::consensus::forks::{self, Head, Repair};
 use consort::plan::ports::NodePorts;
-use consort::provider::local::forks::{self, Head, Repair};
+use consort::provider::local::forks as local_forks;
 use consort::provider::local::process::PortAllocator;
 use consort::rpc::{BlockId, RpcClient};
 use std::path::PathBuf;
@@ -163,7 +164,7 @@ fn an_equal_weight_fork_stays_until_the_rival_is_rewound_below_it() {
     } else {
         (b, a, false)
     };
-    let to = forks::rewind_to_common_ancestor(&loser.ipc(), &winner.ipc(), 1).unwrap();
+    let to = local_forks::rewind_to_common_ancestor(&loser.ipc(), &winner.ipc(), 1).unwrap();
     assert_eq!(to, 0, "they share only genesis");
     assert_eq!(loser.ipc().block_number().unwrap(), 0);
     // Restarted without sealing (as consort restarts a validator), it dials the winner

@@ -91,7 +91,7 @@ impl LocalProvider {
     /// restarted the same way. Returns the restarted nodes.
     pub(super) fn repair_forks(&self, ctx: &ApplyCtx) -> Result<Vec<String>, ProviderError> {
         let st = ctx.snapshot();
-        let validators: Vec<(NodeSpec, NodeOutputs, forks::Head)> = ctx
+        let validators: Vec<(NodeSpec, NodeOutputs, consensus::forks::Head)> = ctx
             .topology
             .nodes()
             .into_iter()
@@ -106,7 +106,7 @@ impl LocalProvider {
                     .with_timeout(PROBE_TIMEOUT)
                     .block_by_number(BlockId::Latest)
                     .ok()??;
-                let head = forks::Head {
+                let head = consensus::forks::Head {
                     node: n.name.clone(),
                     number: b.number,
                     hash: b.hash,
@@ -115,8 +115,9 @@ impl LocalProvider {
                 Some((n, o, head))
             })
             .collect();
-        let heads: Vec<forks::Head> = validators.iter().map(|(_, _, h)| h.clone()).collect();
-        let Some((best, repairs)) = forks::plan(&heads) else {
+        let heads: Vec<consensus::forks::Head> =
+            validators.iter().map(|(_, _, h)| h.clone()).collect();
+        let Some((best, repairs)) = consensus::forks::plan(&heads) else {
             return Ok(vec![]);
         };
         let winner = validators
@@ -132,11 +133,11 @@ impl LocalProvider {
                 .expect("a repair names one of the heads");
             let addr = format!("node.{}", spec.name);
             let message = match repair {
-                forks::Repair::Restart => format!(
+                consensus::forks::Repair::Restart => format!(
                     "{addr}: stuck on a competing block {} while the heaviest chain is at block {} (a geth start-up race between signers); restarting it so it syncs to that chain",
                     head.number, best.number
                 ),
-                forks::Repair::Rewind => {
+                consensus::forks::Repair::Rewind => {
                     let rpc = o.control().with_timeout(PROBE_TIMEOUT);
                     let to = forks::rewind_to_common_ancestor(
                         &rpc,
