@@ -364,3 +364,192 @@ pub fn reconcile<E>(
         .map(|a| a.to_checksum())
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consensus::control::{CliqueView, GovError, NodeControl};
+    use crate::state::ResourceState;
+    use serde_json::json;
+    use std::sync::Mutex;
+
+    /// A chain as every answering validator sees it: one signer set, proposals per node.
+    struct Chain {
+        nodes: Vec<String>,
+        down: BTreeSet<String>,
+        signers: Mutex<Vec<Address>>,
+        proposals: Mutex<BTreeMap<String, Vec<CliqueProposal>>>,
+        discarded: Mutex<Vec<String>>,
+    }
+
+    struct Node<'a> {
+        chain: &'a Chain,
+        name: String,
+    }
+
+    impl NodeControl for Node<'_> {
+        fn signers(&self) -> Result<Vec<Address>, GovError> {
+            Ok(self.chain.signers.lock().unwrap().clone())
+        }
+        fn clique_view(&self) -> Result<CliqueView, GovError> {
+            let proposals = self.chain.proposals.lock().unwrap();
+            Ok((
+                self.signers()?,
+                proposals.get(&self.name).cloned().unwrap_or_default(),
+            ))
+        }
+        fn propose(&self, _: &Address, _: bool) -> Result<(), GovError> {
+            Ok(())
+        }
+        fn discard(&self, target: &Address) -> Result<(), GovError> {
+            let mut proposals = self.chain.proposals.lock().unwrap();
+            proposals
+                .entry(self.name.clone())
+                .or_default()
+                .retain(|p| p.address != *target);
+            self.chain.discarded.lock().unwrap().push(self.name.clone());
+            Ok(())
+        }
+    }
+
+    impl Validators for Chain {
+        fn recorded(&self, _: &State) -> BTreeSet<String> {
+            self.nodes.iter().cloned().collect()
+        }
+        fn node_control<'a>(&'a self, _: &State, node: &str) -> Option<Box<dyn NodeControl + 'a>> {
+            (!self.down.contains(node)).then(|| {
+                Box::new(Node {
+                    chain: self,
+                    name: node.to_string(),
+                }) as Box<dyn NodeControl>
+            })
+        }
+    }
+
+    fn addr(b: u8) -> Address {
+        Address([b; 20])
+    }
+
+    /// three-members.yaml (one validator each) with the signer keys recorded, plus the key
+    /// of a validator that left the topology (`gone-validator-0`).
+    fn setup(down: &[&str]) -> (Topology, State, Chain) {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies/three-members.yaml");
+        let topology = crate::topology::validate::load(&path).unwrap().topology;
+        let nodes = [
+            "contoso-validator-0",
+            "fabrikam-validator-0",
+            "northwind-validator-0",
+            "gone-validator-0",
+        ];
+        let mut st = State::new("three-members", "local");
+        for (i, n) in nodes.iter().enumerate() {
+            st.resources.insert(
+                format!("key.signer.{n}"),
+                ResourceState {
+                    kind: Kind::SignerKey,
+                    attrs: json!({}),
+                    outputs: json!({ "address": rpc::hex_address(&addr(i as u8 + 1)) }),
+                    deps: vec![],
+                },
+            );
+        }
+        // Live: contoso, fabrikam and the departed one sign; northwind is missing; a stray
+        // proposal to add a stranger waits on contoso's validator.
+        let chain = Chain {
+            nodes: nodes.iter().map(|n| n.to_string()).collect(),
+            down: down.iter().map(|n| n.to_string()).collect(),
+            signers: Mutex::new(vec![addr(1), addr(2), addr(4)]),
+            proposals: Mutex::new(
+                [(
+                    "contoso-validator-0".to_string(),
+                    vec![CliqueProposal {
+                        address: addr(9),
+                        authorize: true,
+                    }],
+                )]
+                .into(),
+            ),
+            discarded: Mutex::default(),
+        };
+        (topology, st, chain)
+    }
+
+    #[test]
+    fn drift_names_the_votes_and_stray_proposals_and_reconcile_converges() {
+        let (topology, st, chain) = setup(&[]);
+        let d = signer_drift(&topology, &st, &chain);
+        assert_eq!(d.vote_in, [(addr(3), "northwind-validator-0".to_string())]);
+        assert_eq!(d.vote_out.len(), 1);
+        assert_eq!(d.vote_out[0].0, addr(4));
+        assert!(d.vote_out[0]
+            .1
+            .starts_with("gone-validator-0: no longer a validator"));
+        assert_eq!(d.stray.len(), 1);
+        assert_eq!((d.online, d.recoverable), (3, 3));
+        assert_eq!(d.refusal(), None);
+
+        let votes = Mutex::new(Vec::new());
+        let vote = |label: &str, a: &Address, authorize: bool| -> Result<(), String> {
+            let mut signers = chain.signers.lock().unwrap();
+            signers.retain(|s| s != a);
+            if authorize {
+                signers.push(*a);
+            }
+            votes.lock().unwrap().push((label.to_string(), authorize));
+            Ok(())
+        };
+        let steps = Mutex::new(Vec::new());
+        let live = reconcile(
+            &topology,
+            &chain,
+            &|| st.clone(),
+            &|s| steps.lock().unwrap().push(s),
+            &vote,
+            &|why| why,
+        )
+        .unwrap();
+        // Out first (the departed validator), then in.
+        assert_eq!(
+            *votes.lock().unwrap(),
+            [
+                ("gone-validator-0".to_string(), false),
+                ("northwind-validator-0".to_string(), true)
+            ]
+        );
+        assert_eq!(*chain.discarded.lock().unwrap(), ["contoso-validator-0"]);
+        assert_eq!(
+            *steps.lock().unwrap(),
+            ["discard stray proposals on contoso-validator-0"]
+        );
+        let mut want: Vec<String> = [1, 2, 3].map(|b| addr(b).to_checksum()).into();
+        want.sort();
+        let mut live = live;
+        live.sort();
+        assert_eq!(live, want);
+        assert!(signer_drift(&topology, &st, &chain).is_empty());
+    }
+
+    #[test]
+    fn too_few_signers_online_to_vote_is_refused_before_anything_is_sent() {
+        // Of the three live signers only the departed one answers: Clique needs 2 of 3.
+        let (topology, st, chain) = setup(&["contoso-validator-0", "fabrikam-validator-0"]);
+        let voted = Mutex::new(0);
+        let err = reconcile(
+            &topology,
+            &chain,
+            &|| st.clone(),
+            &|_| {},
+            &|_, _, _| -> Result<(), String> {
+                *voted.lock().unwrap() += 1;
+                Ok(())
+            },
+            &|why| why,
+        )
+        .unwrap_err();
+        assert!(err.contains("only 1 of 3 signers are online"), "{err}");
+        assert!(err.contains("Clique needs 2 of 3"), "{err}");
+        assert_eq!(*voted.lock().unwrap(), 0);
+        assert!(chain.discarded.lock().unwrap().is_empty());
+    }
+}
