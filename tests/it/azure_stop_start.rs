@@ -27,12 +27,6 @@ fn pid_alive(root: &Path, file: &str) -> bool {
 }
 
 #[test]
-// Ignored until `start` on Azure orders sealing like the local provider does: in CI (two
-// test threads) the restarted validator that seals first can send its block before the
-// others' geth counts as synced, so they discard it ("Syncing, discarded propagated
-// block") and, with 2 signers, neither may seal next ("signed recently"): the chain
-// stays at its head. Passes alone; run with `--ignored azure_stop_start`.
-#[ignore = "start on Azure can deadlock 2 signers when one seals before the other is synced"]
 fn stop_halts_geth_on_every_vm_every_view_says_so_and_start_brings_the_chain_back() {
     let _vnet = vm_host::loopback_vnet();
     // Before the stand-in, so dropped after it: its VMs are killed by their pid files
