@@ -89,11 +89,39 @@ fn stop_halts_geth_on_every_vm_every_view_says_so_and_start_brings_the_chain_bac
     // A second stop finds nothing running and changes nothing.
     let out = cli_ok(&fake, &dir, &["stop"]);
     assert!(out.contains("nothing to stop"), "{out}");
+    assert!(!out.contains(": stopped"), "no node was running: {out}");
 
     // start: geth back on every VM, the health wait passes, the chain continues with
     // the same signers.
     let out = cli_ok(&fake, &dir, &["start", "--timeout", "240"]);
     assert!(out.contains(&format!("Network {NET} is healthy")), "{out}");
+    // Sealing started on the other validator first, and last on the signer in turn for
+    // the next block (Clique: the sorted signers, block number modulo their count).
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    let (last_at, last, next) = lines
+        .iter()
+        .enumerate()
+        .find_map(|(i, l)| {
+            let (node, block) = l.split_once(": sealing (last: in turn for block ")?;
+            Some((i, node, block.trim_end_matches(')').parse::<u64>().ok()?))
+        })
+        .unwrap_or_else(|| panic!("no validator started sealing last: {out}"));
+    let mut by_address = signers.clone();
+    by_address.sort_by_key(|a| a.to_lowercase());
+    assert_eq!(
+        signer_address(&sd, last),
+        by_address[(next % 2) as usize],
+        "{out}"
+    );
+    let other = ["alpha-validator-0", "beta-validator-0"]
+        .into_iter()
+        .find(|n| *n != last)
+        .unwrap();
+    let other_at = lines
+        .iter()
+        .position(|l| *l == format!("{other}: sealing"))
+        .unwrap_or_else(|| panic!("{other} did not start sealing: {out}"));
+    assert!(other_at < last_at, "{out}");
     for root in &roots {
         assert!(!root.join("var/lib/consort/stopped-by-consort").exists());
         assert!(pid_alive(root, "geth.pid"), "{}", root.display());

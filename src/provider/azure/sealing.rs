@@ -84,10 +84,12 @@ pub enum Next {
     Done,
     /// Some are not ready: node → why.
     Wait(BTreeMap<String, String>),
-    /// Start sealing on `first` (together), then, once they all seal, on `last`.
+    /// Start sealing on `first` (together), then, once they all seal, on `last`, the
+    /// signer in turn for block `next`.
     Start {
         first: Vec<String>,
         last: Option<String>,
+        next: u64,
     },
 }
 
@@ -157,7 +159,11 @@ pub fn next_step(
         _ => v.addresses.values().copied().collect(),
     };
     let (first, last) = start_order(ready, &signers, head);
-    Next::Start { first, last }
+    Next::Start {
+        first,
+        last,
+        next: head + 1,
+    }
 }
 
 impl AzureProvider {
@@ -237,11 +243,12 @@ impl AzureProvider {
                     }
                     std::thread::sleep(Duration::from_secs(1));
                 }
-                Next::Start { first, last } => {
-                    let all = self.start_mining(ctx, &first);
+                Next::Start { first, last, next } => {
+                    let all = self.start_mining(ctx, &first, "sealing");
                     if all {
                         if let Some(last) = last {
-                            self.start_mining(ctx, &[last]);
+                            let step = format!("sealing (last: in turn for block {next})");
+                            self.start_mining(ctx, &[last], &step);
                         }
                     }
                     if force {
@@ -289,7 +296,7 @@ impl AzureProvider {
     }
 
     /// `miner.start` on `nodes` together; whether every one of them seals now.
-    fn start_mining(&self, ctx: &ApplyCtx, nodes: &[String]) -> bool {
+    fn start_mining(&self, ctx: &ApplyCtx, nodes: &[String], step: &str) -> bool {
         let mining = parallel::map(nodes, parallel::PROBE_CONCURRENCY, |n| {
             self.control(n)
                 .ok()
@@ -301,7 +308,7 @@ impl AzureProvider {
             if *m {
                 ctx.emit(Event::Step {
                     subject: n.clone(),
-                    step: "sealing".into(),
+                    step: step.into(),
                 });
             }
         }
@@ -387,7 +394,8 @@ mod tests {
             next_step(&both, &reads, &v, false),
             Next::Start {
                 first: vec!["v0".into()],
-                last: Some("v1".into())
+                last: Some("v1".into()),
+                next: 8
             }
         );
         // At head 8, block 9 is v0's: the furthest head counts.
@@ -400,7 +408,8 @@ mod tests {
             next_step(&both, &reads, &v, false),
             Next::Start {
                 first: vec!["v1".into()],
-                last: Some("v0".into())
+                last: Some("v0".into()),
+                next: 9
             }
         );
         // v0 seals already (its group started): v1 is the only one left, alone.
@@ -413,7 +422,8 @@ mod tests {
             next_step(&both, &reads, &v, false),
             Next::Start {
                 first: vec!["v1".into()],
-                last: None
+                last: None,
+                next: 8
             }
         );
         let reads = [
@@ -433,7 +443,8 @@ mod tests {
             next_step(&set(&["v0"]), &reads, &v, false),
             Next::Start {
                 first: vec!["v0".into()],
-                last: None
+                last: None,
+                next: 8
             }
         );
         // Out of time: the ready ones start, the others are left to their seal.sh.
@@ -446,7 +457,8 @@ mod tests {
             next_step(&set(&["v0", "v1"]), &reads, &v, true),
             Next::Start {
                 first: vec!["v0".into()],
-                last: None
+                last: None,
+                next: 8
             }
         );
     }
