@@ -14,12 +14,13 @@
 use super::lifecycle::start_sealer_script;
 use super::run_command::{json_line, prelude, JSON_MARKER};
 use super::*;
-use crate::consensus::sealing::start_order;
+use crate::consensus::sealing::{in_turn, start_order_with_recents};
 use crate::crypto::Address;
 use crate::provider::parallel;
 
 /// A validator's own view for starting sealing: head, whether it seals, whether its signer
-/// is unlocked, the enode ids (public keys) of its peers, and the signer set.
+/// is unlocked, the enode ids (public keys) of its peers, the signer set and who signed
+/// the last blocks (its head's Clique snapshot `recents`).
 pub fn seal_read_script() -> String {
     arm::run_command::wrap(&format!(
         r#"{}
@@ -27,7 +28,7 @@ js '(function () {{
   var unlocked = true;
   try {{ eth.sign(eth.coinbase, "0x00"); }} catch (e) {{ unlocked = false; }}
   var peers = admin.peers.map(function (p) {{ return p.enode.split("@")[0].replace("enode://", ""); }});
-  console.log("{JSON_MARKER}" + JSON.stringify({{block: eth.blockNumber, mining: eth.mining, unlocked: unlocked, peers: peers, signers: clique.getSigners()}}));
+  console.log("{JSON_MARKER}" + JSON.stringify({{block: eth.blockNumber, mining: eth.mining, unlocked: unlocked, peers: peers, signers: clique.getSigners(), recents: clique.getSnapshot().recents}}));
 }})()'"#,
         prelude()
     ))
@@ -57,6 +58,7 @@ pub struct SealRead {
     pub unlocked: bool,
     pub peers: BTreeSet<String>,
     pub signers: Vec<Address>,
+    pub recents: BTreeMap<u64, Address>,
 }
 
 fn parse_read(v: &Value) -> Option<SealRead> {
@@ -74,6 +76,19 @@ fn parse_read(v: &Value) -> Option<SealRead> {
             .iter()
             .filter_map(|a| a.as_str().and_then(crate::rpc::parse_address))
             .collect(),
+        recents: v["recents"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(n, a)| {
+                        Some((
+                            n.parse().ok()?,
+                            a.as_str().and_then(crate::rpc::parse_address)?,
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
     })
 }
 
@@ -84,12 +99,14 @@ pub enum Next {
     Done,
     /// Some are not ready: node → why.
     Wait(BTreeMap<String, String>),
-    /// Start sealing on `first` (together), then, once they all seal, on `last`, the
-    /// signer in turn for block `next`.
+    /// Start sealing on `first` (together), then, once they all seal, on `last`: the
+    /// signer in turn for block `next` (`in_turn`), or the ones that may seal it when that
+    /// one signed recently.
     Start {
         first: Vec<String>,
-        last: Option<String>,
+        last: Vec<String>,
         next: u64,
+        in_turn: Option<String>,
     },
 }
 
@@ -135,8 +152,7 @@ pub fn next_step(
                     .filter(|(p, id)| read(p).is_some() && !r.peers.contains(&id.to_lowercase()))
                     .map(|(p, _)| p.as_str())
                     .collect();
-                (!missing.is_empty())
-                    .then(|| format!("not peered yet with {}", missing.join(", ")))
+                (!missing.is_empty()).then(|| format!("not peered yet with {}", missing.join(", ")))
             }
         };
         match (why, v.addresses.get(n)) {
@@ -158,11 +174,16 @@ pub fn next_step(
         Some(r) if !r.signers.is_empty() => r.signers.clone(),
         _ => v.addresses.values().copied().collect(),
     };
-    let (first, last) = start_order(ready, &signers, head);
+    let recents = furthest.map(|r| r.recents.clone()).unwrap_or_default();
+    let (first, last) = start_order_with_recents(ready, &signers, head, &recents);
+    let in_turn = in_turn(&signers, head + 1)
+        .and_then(|s| v.addresses.iter().find(|(_, a)| **a == s))
+        .map(|(n, _)| n.clone());
     Next::Start {
         first,
         last,
         next: head + 1,
+        in_turn,
     }
 }
 
@@ -243,18 +264,30 @@ impl AzureProvider {
                     }
                     std::thread::sleep(Duration::from_secs(1));
                 }
-                Next::Start { first, last, next } => {
+                Next::Start {
+                    first,
+                    last,
+                    next,
+                    in_turn,
+                } => {
                     let all = self.start_mining(ctx, &first, "sealing");
-                    if all {
-                        if let Some(last) = last {
-                            let step = format!("sealing (last: in turn for block {next})");
-                            self.start_mining(ctx, &[last], &step);
-                        }
+                    if all && !last.is_empty() {
+                        let step = if last.len() == 1 && in_turn.as_ref() == last.first() {
+                            format!("sealing (last: in turn for block {next})")
+                        } else {
+                            format!("sealing (last: may seal block {next}, which its in-turn signer may not: it signed recently)")
+                        };
+                        self.start_mining(ctx, &last, &step);
                     }
                     if force {
                         let behind: Vec<&String> = to_seal
                             .iter()
-                            .filter(|n| !reads.get(*n).and_then(Option::as_ref).is_some_and(|r| r.mining))
+                            .filter(|n| {
+                                !reads
+                                    .get(*n)
+                                    .and_then(Option::as_ref)
+                                    .is_some_and(|r| r.mining)
+                            })
                             .collect();
                         if !behind.is_empty() {
                             ctx.emit(Event::Warning {
@@ -333,6 +366,7 @@ mod tests {
             unlocked: true,
             peers: peers.iter().map(|p| p.to_string()).collect(),
             signers: vec![a(0x20), a(0x10)],
+            recents: BTreeMap::new(),
         })
     }
 
@@ -376,7 +410,11 @@ mod tests {
         // A locked signer waits too.
         let mut locked = read(7, false, &["bb"]);
         locked.as_mut().unwrap().unlocked = false;
-        let reads = [("v0".into(), locked), ("v1".into(), read(7, false, &["aa"]))].into();
+        let reads = [
+            ("v0".into(), locked),
+            ("v1".into(), read(7, false, &["aa"])),
+        ]
+        .into();
         assert!(matches!(next_step(&both, &reads, &v, false), Next::Wait(_)));
     }
 
@@ -394,8 +432,9 @@ mod tests {
             next_step(&both, &reads, &v, false),
             Next::Start {
                 first: vec!["v0".into()],
-                last: Some("v1".into()),
-                next: 8
+                last: vec!["v1".into()],
+                next: 8,
+                in_turn: Some("v1".into())
             }
         );
         // At head 8, block 9 is v0's: the furthest head counts.
@@ -408,8 +447,9 @@ mod tests {
             next_step(&both, &reads, &v, false),
             Next::Start {
                 first: vec!["v1".into()],
-                last: Some("v0".into()),
-                next: 9
+                last: vec!["v0".into()],
+                next: 9,
+                in_turn: Some("v0".into())
             }
         );
         // v0 seals already (its group started): v1 is the only one left, alone.
@@ -422,8 +462,9 @@ mod tests {
             next_step(&both, &reads, &v, false),
             Next::Start {
                 first: vec!["v1".into()],
-                last: None,
-                next: 8
+                last: vec![],
+                next: 8,
+                in_turn: Some("v1".into())
             }
         );
         let reads = [
@@ -435,6 +476,28 @@ mod tests {
     }
 
     #[test]
+    fn an_in_turn_signer_that_signed_the_head_starts_first() {
+        // Out of phase (blocks sealed out of turn, e.g. after a fork): v1 (0x10), in turn
+        // for block 8, sealed block 7 and may not seal 8; v0 seals it, so v0 goes last.
+        let v = two();
+        let mut r0 = read(7, false, &["bb"]);
+        let mut r1 = read(7, false, &["aa"]);
+        for r in [&mut r0, &mut r1] {
+            r.as_mut().unwrap().recents = [(6, a(0x20)), (7, a(0x10))].into();
+        }
+        let reads = [("v0".into(), r0), ("v1".into(), r1)].into();
+        assert_eq!(
+            next_step(&set(&["v0", "v1"]), &reads, &v, false),
+            Next::Start {
+                first: vec!["v1".into()],
+                last: vec!["v0".into()],
+                next: 8,
+                in_turn: Some("v1".into())
+            }
+        );
+    }
+
+    #[test]
     fn only_restarted_validators_start_and_a_down_peer_is_not_waited_for() {
         let v = two();
         // Only v0 restarted; v1's geth is down: v0 is not held for it, and starts alone.
@@ -443,22 +506,20 @@ mod tests {
             next_step(&set(&["v0"]), &reads, &v, false),
             Next::Start {
                 first: vec!["v0".into()],
-                last: None,
-                next: 8
+                last: vec![],
+                next: 8,
+                in_turn: Some("v1".into())
             }
         );
         // Out of time: the ready ones start, the others are left to their seal.sh.
-        let reads = [
-            ("v0".into(), read(7, false, &["bb"])),
-            ("v1".into(), None),
-        ]
-        .into();
+        let reads = [("v0".into(), read(7, false, &["bb"])), ("v1".into(), None)].into();
         assert_eq!(
             next_step(&set(&["v0", "v1"]), &reads, &v, true),
             Next::Start {
                 first: vec!["v0".into()],
-                last: None,
-                next: 8
+                last: vec![],
+                next: 8,
+                in_turn: Some("v1".into())
             }
         );
     }
@@ -470,9 +531,10 @@ mod tests {
             assert!(!s.contains("password"), "{s}");
         }
         assert!(miner_start_script().contains("miner.start()"));
-        let v = json!({"block": 3, "mining": false, "unlocked": true, "peers": ["AB"], "signers": ["0x1000000000000000000000000000000000000000"]});
+        let v = json!({"block": 3, "mining": false, "unlocked": true, "peers": ["AB"], "signers": ["0x1000000000000000000000000000000000000000"], "recents": {"3": "0x1000000000000000000000000000000000000000"}});
         let r = parse_read(&v).unwrap();
         assert_eq!((r.block, r.peers.len(), r.signers), (3, 1, vec![a(0x10)]));
+        assert_eq!(r.recents, [(3, a(0x10))].into());
         assert!(r.peers.contains("ab"));
     }
 }
