@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use std::path::Path;
 use toml_edit::{DocumentMut, Item, Table};
 
-/// What [`write`] did to the file.
+/// What [`write()`] did to the file.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Written {
     Created,

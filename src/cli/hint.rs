@@ -1,7 +1,7 @@
 //! Hints: every `consort …` command consort suggests, in errors, warnings and success
 //! lines alike, names the topology file in use when it is not the default, so it runs as
-//! shown (`` `consort -f two.yaml start` ``). Human output goes through [`say!`],
-//! [`say_err!`] or [`say_raw!`] (or [`hint`]); machine output (JSON, env, TOML) does not.
+//! shown (`` `consort -f two.yaml start` ``). Human output goes through `say!`,
+//! `say_err!` or `say_raw!` (or [`hint`]); machine output (JSON, env, TOML) does not.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

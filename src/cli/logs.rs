@@ -36,7 +36,7 @@ const NO_LOG: &str =
 
 /// The logs `consort logs` shows: `node`, else every node of `member` (else of the network).
 /// Nodes whose log is not a file here (Azure: on the VM) have their last `lines` read by
-/// the provider, once ([`Provider::remote_logs`]); they cannot be followed.
+/// the provider, once ([`Provider::remote_logs`](crate::provider::Provider::remote_logs)); they cannot be followed.
 fn chosen(
     g: &Global,
     node: Option<&str>,
@@ -196,12 +196,14 @@ pub(super) fn logs(
             partial: Vec::new(),
         });
     }
+    // A reader that went away (`consort logs | head`) ends the command quietly, with or
+    // without -F: logs only print, so nothing is left half done.
     let mut out = std::io::stdout().lock();
-    for (name, line) in interleave(shown) {
-        writeln!(out, "{}{line}", prefix(&name))?;
-    }
-    out.flush()?;
-    if !follow {
+    let printed = interleave(shown)
+        .into_iter()
+        .try_for_each(|(name, line)| writeln!(out, "{}{line}", prefix(&name)))
+        .and_then(|()| out.flush());
+    if printed.is_err() || !follow {
         return Ok(0);
     }
     // Follow: print the complete lines each log gains (a log rotated or truncated is read
@@ -213,7 +215,7 @@ pub(super) fn logs(
                     .and_then(|_| out.flush())
                     .is_err()
                 {
-                    return Ok(0); // the reader went away (e.g. `| head`)
+                    return Ok(0); // the reader went away
                 }
             }
         }

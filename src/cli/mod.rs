@@ -187,6 +187,8 @@ pub enum Command {
         /// The member whose tx node and account env/foundry use (default: the first)
         #[arg(long, value_name = "NAME")]
         member: Option<String>,
+        // "[rpc_endpoints]" is foundry.toml's table in --help text, not a doc link.
+        #[allow(rustdoc::broken_intra_doc_links)]
         /// With --format foundry: merge the profile and [rpc_endpoints] into this
         /// foundry.toml (created if missing), keeping its other keys and comments; safe to
         /// repeat

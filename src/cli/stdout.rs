@@ -2,7 +2,7 @@
 //! first failed write (EPIPE, usually) turns printing off for the rest of the run and the
 //! command carries on — a destroy or an apply half done because nobody reads its progress
 //! any more would lose more than a line of output. Everything the CLI prints to stdout goes
-//! through [`outln!`] and [`out!`] (directly or through `say!`/`say_raw!`); errors and
+//! through `outln!` and `out!` (directly or through `say!`/`say_raw!`); errors and
 //! warnings stay on stderr.
 
 use std::io::Write as _;

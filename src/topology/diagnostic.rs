@@ -79,7 +79,7 @@ impl fmt::Display for Diagnostic {
     }
 }
 
-/// At most [`WINDOW`] characters of a long line, around `col`; returns the text and
+/// At most `WINDOW` (100) characters of a long line, around `col`; returns the text and
 /// the column within it.
 fn window(text: &str, col: usize) -> (String, usize) {
     const WINDOW: usize = 100;

@@ -2,7 +2,7 @@
 //!
 //! [`load`] / [`parse`] turn `consort.yaml` into a validated [`Topology`] or a
 //! [`LoadError`] listing every problem found, each with file, line, column, the source
-//! line and a hint. [`starter`] writes what `consort init` saves; [`edit`] adds and removes
+//! line and a hint. [`starter()`] writes what `consort init` saves; [`edit`] adds and removes
 //! members while keeping every other byte of the file.
 
 mod address;

@@ -1,5 +1,5 @@
 //! The JSON Schema of `consort.yaml`, generated from the serde types the loader reads
-//! ([`RawTopology`]), so it cannot drift from what `consort validate` accepts. Editors use
+//! (`RawTopology`), so it cannot drift from what `consort validate` accepts. Editors use
 //! it (through a `# yaml-language-server: $schema=…` line) to complete and check the file.
 //!
 //! The schema checks shape only (fields, types, patterns); names, chain ids, balances and

@@ -32,6 +32,32 @@ fn with_stdout_closed_after_one_line(dir: &Path, args: &[&str]) -> (Option<i32>,
     (code, err)
 }
 
+/// Runs `consort args` in `dir` with stdout a pipe whose reader is gone before consort
+/// writes (`consort logs | head` once head has exited); returns the exit code and stderr.
+fn with_stdout_closed(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let mut stderr = tempfile::tempfile().unwrap();
+    let mut child = consort_cmd(dir, args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(stderr.try_clone().unwrap())
+        .spawn()
+        .expect("run consort");
+    drop(child.stdout.take());
+    let code = poll(
+        &format!("consort {args:?} to end with its reader gone"),
+        Duration::from_secs(60),
+        || {
+            Ok(child
+                .try_wait()
+                .map_err(|e| e.to_string())?
+                .map(|s| s.code()))
+        },
+    );
+    let mut err = String::new();
+    stderr.rewind().unwrap();
+    stderr.read_to_string(&mut err).unwrap();
+    (code, err)
+}
+
 #[test]
 fn a_closed_stdout_interrupts_no_command() {
     let net = NetworkHandle::new("headless");
@@ -78,6 +104,16 @@ provider:
     run(&["apply", "--yes"]);
     healthy();
     assert!(state().resources.contains_key("node.contoso-tx-0"));
+
+    // logs only print: with nobody reading, they end at once, quietly (with -F too).
+    for args in [&["logs"][..], &["logs", "-F"]] {
+        let (code, err) = with_stdout_closed(&dir, args);
+        assert_eq!(code, Some(0), "consort {args:?} with stdout closed:\n{err}");
+        assert!(
+            err.trim().is_empty(),
+            "consort {args:?} printed an error:\n{err}"
+        );
+    }
 
     run(&["member", "add", "delta", "--validators", "1", "--yes"]);
     healthy();
