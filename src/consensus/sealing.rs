@@ -108,10 +108,11 @@ pub fn start_order_with_recents<T>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn a(byte: u8) -> Address {
+    /// An address whose first byte is `byte` (the rest zero).
+    pub(crate) fn a(byte: u8) -> Address {
         let mut b = [0u8; 20];
         b[0] = byte;
         Address(b)

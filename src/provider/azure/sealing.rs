@@ -352,12 +352,7 @@ impl AzureProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn a(byte: u8) -> Address {
-        let mut b = [0u8; 20];
-        b[0] = byte;
-        Address(b)
-    }
+    use crate::consensus::sealing::tests::a;
 
     fn read(block: u64, mining: bool, peers: &[&str]) -> Option<SealRead> {
         Some(SealRead {
