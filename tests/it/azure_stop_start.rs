@@ -4,12 +4,14 @@
 //! and waits for health like apply, on the same chain and signers.
 
 use crate::azure_cli::{
-    booting_checkout, cli, cli_ok, ipc, signer_address, sorted_signers, topology_with, vm_root, NET,
+    booting_checkout, cli, cli_ok, ipc, kill_tree, signer_address, sorted_signers, topology_with,
+    vm_root, NET,
 };
 use crate::azure_health::text;
 use crate::fake_arm::{vm_host, FakeArm};
 use crate::support::poll;
 use consort::state::StateDir;
+use serde_json::json;
 use std::path::Path;
 use std::time::Duration;
 
@@ -152,6 +154,44 @@ fn stop_halts_geth_on_every_vm_every_view_says_so_and_start_brings_the_chain_bac
     assert!(
         status.contains(&format!("Network {NET}: healthy")),
         "{status}"
+    );
+    let out = cli_ok(&fake, &dir, &["plan", "--refresh"]);
+    assert!(out.contains("No changes"), "{out}");
+
+    // A start interrupted after geth came back and before sealing started leaves geth
+    // running, not sealing, without seal.sh (made here: both sealers killed, miner.stop):
+    // the chain halts, a refresh names both, and `consort start` starts sealing in order.
+    for root in [&roots[0], &roots[2]] {
+        let pid = std::fs::read_to_string(root.join("var/lib/consort/geth/seal.pid")).unwrap();
+        kill_tree(pid.trim().parse().unwrap());
+        ipc(root).call_raw("miner_stop", json!([])).unwrap();
+    }
+    let plan = text(&cli(&fake, &dir, &["plan", "--refresh"]));
+    for n in ["alpha-validator-0", "beta-validator-0"] {
+        assert!(
+            plan.lines().any(|l| l.contains(&format!("azure.vm.{n}"))
+                && l.contains("restart sealing (its seal.sh not running on its VM, geth runs)")),
+            "{n}: {plan}"
+        );
+    }
+    assert!(!plan.contains("azure.vm.alpha-tx-0"), "{plan}");
+    let out = cli_ok(&fake, &dir, &["start", "--timeout", "240"]);
+    assert!(out.contains(&format!("Network {NET} is healthy")), "{out}");
+    assert!(out.contains(": sealing (last: "), "{out}");
+    assert!(!out.contains(": started"), "geth ran already: {out}");
+    let halted = ipc(&roots[2]).block_number().unwrap();
+    for root in [&roots[0], &roots[2]] {
+        assert!(pid_alive(root, "seal.pid"), "{}", root.display());
+        let mining = ipc(root).call_raw("eth_mining", json!([])).unwrap();
+        assert_eq!(mining, json!(true), "{}", root.display());
+    }
+    poll(
+        "the head to advance after sealing started again",
+        Duration::from_secs(60),
+        || {
+            let now = ipc(&roots[0]).block_number().map_err(|e| e.to_string())?;
+            Ok((now > halted).then_some(()))
+        },
     );
     let out = cli_ok(&fake, &dir, &["plan", "--refresh"]);
     assert!(out.contains("No changes"), "{out}");

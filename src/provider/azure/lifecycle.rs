@@ -84,8 +84,8 @@ echo "consort-json={{\"was_running\": $running}}""#,
 }
 
 /// Starts geth again (nothing before the bootstrap finished: it starts geth and its sealer
-/// itself) and removes the stop mark; prints `{started, sealer}` (`sealer`: the VM has a
-/// seal.sh, a validator). Not the sealer: sealing starts in the order `super::sealing`
+/// itself) and removes the stop mark; prints `{started, was_up, sealer}` (`was_up`: geth
+/// ran already; `sealer`: the VM has a seal.sh, a validator). Not the sealer: sealing starts in the order `super::sealing`
 /// gives, then [`start_sealer_script`] starts seal.sh to keep watch.
 pub fn start_script() -> String {
     wrap(&format!(
@@ -95,6 +95,8 @@ if [ ! -e "$ROOT{boot}" ]; then
   exit 0
 fi
 rm -f "$MARK"
+was_up=false
+geth_up && was_up=true
 if [ -n "$SYSTEMD" ]; then
   systemctl start consort-geth.service
 elif ! alive "$(pid_of geth.pid)"; then
@@ -103,7 +105,7 @@ elif ! alive "$(pid_of geth.pid)"; then
 fi
 sealer=false
 [ -x "$M/seal.sh" ] && sealer=true
-echo "consort-json={{\"started\": true, \"sealer\": $sealer}}""#,
+echo "consort-json={{\"started\": true, \"was_up\": $was_up, \"sealer\": $sealer}}""#,
         prelude(),
         boot = vm_paths::BOOTSTRAPPED,
     ))
@@ -315,10 +317,12 @@ impl AzureProvider {
             // Sealing starts once every restarted validator is up (`after_apply`).
             self.to_seal.lock().unwrap().insert(node.clone());
         }
-        ctx.emit(Event::Step {
-            subject: node,
-            step: "started".into(),
-        });
+        if out["was_up"].as_bool() != Some(true) {
+            ctx.emit(Event::Step {
+                subject: node,
+                step: "started".into(),
+            });
+        }
         Ok(recorded)
     }
 }
