@@ -270,23 +270,24 @@ impl AzureProvider {
                     next,
                     in_turn,
                 } => {
-                    let all = self.start_mining(ctx, &first, "sealing");
-                    if all && !last.is_empty() {
+                    let mut sealing = self.start_mining(ctx, &first, "sealing");
+                    if sealing.len() == first.len() && !last.is_empty() {
                         let step = if last.len() == 1 && in_turn.as_ref() == last.first() {
                             format!("sealing (last: in turn for block {next})")
                         } else {
                             format!("sealing (last: may seal block {next}, which its in-turn signer may not: it signed recently)")
                         };
-                        self.start_mining(ctx, &last, &step);
+                        sealing.extend(self.start_mining(ctx, &last, &step));
                     }
                     if force {
                         let behind: Vec<&String> = to_seal
                             .iter()
                             .filter(|n| {
-                                !reads
-                                    .get(*n)
-                                    .and_then(Option::as_ref)
-                                    .is_some_and(|r| r.mining)
+                                !sealing.contains(*n)
+                                    && !reads
+                                        .get(*n)
+                                        .and_then(Option::as_ref)
+                                        .is_some_and(|r| r.mining)
                             })
                             .collect();
                         if !behind.is_empty() {
@@ -328,8 +329,8 @@ impl AzureProvider {
         Ok(())
     }
 
-    /// `miner.start` on `nodes` together; whether every one of them seals now.
-    fn start_mining(&self, ctx: &ApplyCtx, nodes: &[String], step: &str) -> bool {
+    /// `miner.start` on `nodes` together; those of them that seal now.
+    fn start_mining(&self, ctx: &ApplyCtx, nodes: &[String], step: &str) -> Vec<String> {
         let mining = parallel::map(nodes, parallel::PROBE_CONCURRENCY, |n| {
             self.control(n)
                 .ok()
@@ -337,15 +338,19 @@ impl AzureProvider {
                 .and_then(|out| json_line(&out).ok())
                 .is_some_and(|v| v["mining"] == json!(true))
         });
-        for (n, m) in nodes.iter().zip(&mining) {
-            if *m {
-                ctx.emit(Event::Step {
-                    subject: n.clone(),
-                    step: step.into(),
-                });
-            }
+        let sealing: Vec<String> = nodes
+            .iter()
+            .zip(mining)
+            .filter(|(_, m)| *m)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for n in &sealing {
+            ctx.emit(Event::Step {
+                subject: n.clone(),
+                step: step.into(),
+            });
         }
-        mining.into_iter().all(|m| m)
+        sealing
     }
 }
 
