@@ -14,6 +14,7 @@
 //! 2) any out-of-turn block sealed meanwhile.
 
 use crate::crypto::Address;
+use std::collections::BTreeMap;
 
 /// Clique's in-turn signer of block `number`: the one at index `number % n` of the signers
 /// sorted by address (geth `consensus/clique/snapshot.go`, `inturn`). None without signers.
@@ -50,11 +51,68 @@ pub fn start_order<T>(
     (first, late)
 }
 
+/// Whether `signer` may not seal block `number` because it signed one of the blocks
+/// before it: geth `consensus/clique/clique.go`, `Seal` ("Signed recently, must wait for
+/// others"): a block `seen` it signed in the parent's snapshot `Recents` (block → signer)
+/// with `number < limit || seen > number - limit`, `limit = signers / 2 + 1`.
+pub fn signed_recently(
+    recents: &BTreeMap<u64, Address>,
+    signers: usize,
+    signer: &Address,
+    number: u64,
+) -> bool {
+    let limit = (signers / 2 + 1) as u64;
+    recents
+        .iter()
+        .any(|(seen, a)| a == signer && (number < limit || *seen > number - limit))
+}
+
+/// [`start_order`] when the head's `recents` (its Clique snapshot's) are known, with the
+/// last group a list. When the signer in turn for block `head + 1` signed recently, it
+/// seals nothing then, and the block comes from a signer out of turn: those that may seal
+/// it then start only after every one that may not (which must accept its block), together.
+/// (With two signers whose blocks are all out of turn, as after a fork, the one in turn
+/// is always the one that sealed the head: started last, it would miss its partner's block
+/// and neither could seal again.)
+pub fn start_order_with_recents<T>(
+    ready: Vec<(T, Address)>,
+    signers: &[Address],
+    head: u64,
+    recents: &BTreeMap<u64, Address>,
+) -> (Vec<T>, Vec<T>) {
+    let mut set = signers.to_vec();
+    set.sort();
+    set.dedup();
+    let next = head + 1;
+    let blocked = |a: &Address| signed_recently(recents, set.len(), a, next);
+    match in_turn(signers, next) {
+        Some(s) if blocked(&s) => {
+            let (late, first): (Vec<_>, Vec<_>) = ready.into_iter().partition(|(_, a)| !blocked(a));
+            if first.is_empty() || late.is_empty() {
+                (
+                    first.into_iter().chain(late).map(|(t, _)| t).collect(),
+                    vec![],
+                )
+            } else {
+                (
+                    first.into_iter().map(|(t, _)| t).collect(),
+                    late.into_iter().map(|(t, _)| t).collect(),
+                )
+            }
+        }
+        _ => {
+            let (first, last) = start_order(ready, signers, head);
+            (first, last.into_iter().collect())
+        }
+    }
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn a(byte: u8) -> Address {
+    /// An address whose first byte is `byte` (the rest zero).
+    pub(crate) fn a(byte: u8) -> Address {
         let mut b = [0u8; 20];
         b[0] = byte;
         Address(b)
@@ -83,5 +141,41 @@ mod tests {
         assert_eq!((first, last), (vec!["v1", "v2"], None));
         let (first, last) = start_order(vec![("v0", a(0x30))], &signers, 4);
         assert_eq!((first, last), (vec!["v0"], None));
+    }
+
+    #[test]
+    fn signed_recently_follows_geths_seal_rule() {
+        // Two signers: limit 2; whoever sealed block 7 may not seal 8, may seal 9.
+        let recents: BTreeMap<u64, Address> = [(6, a(0x10)), (7, a(0x20))].into();
+        assert!(signed_recently(&recents, 2, &a(0x20), 8));
+        assert!(!signed_recently(&recents, 2, &a(0x10), 8));
+        assert!(!signed_recently(&recents, 2, &a(0x20), 9));
+        // Below the limit every recent signer waits.
+        let recents: BTreeMap<u64, Address> = [(0, a(0x10))].into();
+        assert!(signed_recently(&recents, 3, &a(0x10), 1));
+    }
+
+    #[test]
+    fn an_in_turn_signer_that_signed_recently_starts_first() {
+        let signers = [a(0x10), a(0x20)];
+        let ready = vec![("v1", a(0x10)), ("v2", a(0x20))];
+        // In phase: block 7 by its in-turn signer (7 % 2 = 1: 0x20); block 8 is 0x10's.
+        let recents: BTreeMap<u64, Address> = [(7, a(0x20))].into();
+        assert_eq!(
+            start_order_with_recents(ready.clone(), &signers, 7, &recents),
+            (vec!["v2"], vec!["v1"])
+        );
+        // Out of phase: block 7 by 0x10, the one in turn for block 8, which then waits;
+        // 0x20 seals block 8 out of turn, so it starts last.
+        let recents: BTreeMap<u64, Address> = [(6, a(0x20)), (7, a(0x10))].into();
+        assert_eq!(
+            start_order_with_recents(ready.clone(), &signers, 7, &recents),
+            (vec!["v1"], vec!["v2"])
+        );
+        // Nothing known about recents: start_order's choice.
+        assert_eq!(
+            start_order_with_recents(ready, &signers, 7, &BTreeMap::new()),
+            (vec!["v2"], vec!["v1"])
+        );
     }
 }

@@ -481,7 +481,7 @@ fn control_socket(root: &Path, away: bool) {
 
 /// SIGKILLs `pid` and every process below it, each stopped first so that none starts
 /// another (the sealing step's `geth attach` in flight would start sealing again).
-fn kill_tree(pid: i32) {
+pub(crate) fn kill_tree(pid: i32) {
     let children = |parent: i32| -> Vec<i32> {
         std::fs::read_dir("/proc")
             .unwrap()

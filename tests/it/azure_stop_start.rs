@@ -4,12 +4,14 @@
 //! and waits for health like apply, on the same chain and signers.
 
 use crate::azure_cli::{
-    booting_checkout, cli, cli_ok, ipc, signer_address, sorted_signers, topology_with, vm_root, NET,
+    booting_checkout, cli, cli_ok, ipc, kill_tree, signer_address, sorted_signers, topology_with,
+    vm_root, NET,
 };
 use crate::azure_health::text;
 use crate::fake_arm::{vm_host, FakeArm};
 use crate::support::poll;
 use consort::state::StateDir;
+use serde_json::json;
 use std::path::Path;
 use std::time::Duration;
 
@@ -27,12 +29,6 @@ fn pid_alive(root: &Path, file: &str) -> bool {
 }
 
 #[test]
-// Ignored until `start` on Azure orders sealing like the local provider does: in CI (two
-// test threads) the restarted validator that seals first can send its block before the
-// others' geth counts as synced, so they discard it ("Syncing, discarded propagated
-// block") and, with 2 signers, neither may seal next ("signed recently"): the chain
-// stays at its head. Passes alone; run with `--ignored azure_stop_start`.
-#[ignore = "start on Azure can deadlock 2 signers when one seals before the other is synced"]
 fn stop_halts_geth_on_every_vm_every_view_says_so_and_start_brings_the_chain_back() {
     let _vnet = vm_host::loopback_vnet();
     // Before the stand-in, so dropped after it: its VMs are killed by their pid files
@@ -95,11 +91,47 @@ fn stop_halts_geth_on_every_vm_every_view_says_so_and_start_brings_the_chain_bac
     // A second stop finds nothing running and changes nothing.
     let out = cli_ok(&fake, &dir, &["stop"]);
     assert!(out.contains("nothing to stop"), "{out}");
+    assert!(!out.contains(": stopped"), "no node was running: {out}");
 
     // start: geth back on every VM, the health wait passes, the chain continues with
     // the same signers.
     let out = cli_ok(&fake, &dir, &["start", "--timeout", "240"]);
     assert!(out.contains(&format!("Network {NET} is healthy")), "{out}");
+    // Sealing started on the other validator first, and last on the signer in turn for
+    // the next block (Clique: the sorted signers, block number modulo their count) — or,
+    // when that one sealed the head (a chain whose blocks are out of turn), on the other.
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    let (last_at, last, in_turn, next) = lines
+        .iter()
+        .enumerate()
+        .find_map(|(i, l)| {
+            let (node, why) = l.split_once(": sealing (last: ")?;
+            let block = why.split("block ").nth(1)?;
+            let digits: String = block.chars().take_while(char::is_ascii_digit).collect();
+            Some((
+                i,
+                node,
+                why.starts_with("in turn"),
+                digits.parse::<u64>().ok()?,
+            ))
+        })
+        .unwrap_or_else(|| panic!("no validator started sealing last: {out}"));
+    let mut by_address = signers.clone();
+    by_address.sort_by_key(|a| a.to_lowercase());
+    assert_eq!(
+        signer_address(&sd, last) == by_address[(next % 2) as usize],
+        in_turn,
+        "{out}"
+    );
+    let other = ["alpha-validator-0", "beta-validator-0"]
+        .into_iter()
+        .find(|n| *n != last)
+        .unwrap();
+    let other_at = lines
+        .iter()
+        .position(|l| *l == format!("{other}: sealing"))
+        .unwrap_or_else(|| panic!("{other} did not start sealing: {out}"));
+    assert!(other_at < last_at, "{out}");
     for root in &roots {
         assert!(!root.join("var/lib/consort/stopped-by-consort").exists());
         assert!(pid_alive(root, "geth.pid"), "{}", root.display());
@@ -122,6 +154,44 @@ fn stop_halts_geth_on_every_vm_every_view_says_so_and_start_brings_the_chain_bac
     assert!(
         status.contains(&format!("Network {NET}: healthy")),
         "{status}"
+    );
+    let out = cli_ok(&fake, &dir, &["plan", "--refresh"]);
+    assert!(out.contains("No changes"), "{out}");
+
+    // A start interrupted after geth came back and before sealing started leaves geth
+    // running, not sealing, without seal.sh (made here: both sealers killed, miner.stop):
+    // the chain halts, a refresh names both, and `consort start` starts sealing in order.
+    for root in [&roots[0], &roots[2]] {
+        let pid = std::fs::read_to_string(root.join("var/lib/consort/geth/seal.pid")).unwrap();
+        kill_tree(pid.trim().parse().unwrap());
+        ipc(root).call_raw("miner_stop", json!([])).unwrap();
+    }
+    let plan = text(&cli(&fake, &dir, &["plan", "--refresh"]));
+    for n in ["alpha-validator-0", "beta-validator-0"] {
+        assert!(
+            plan.lines().any(|l| l.contains(&format!("azure.vm.{n}"))
+                && l.contains("restart sealing (its seal.sh not running on its VM, geth runs)")),
+            "{n}: {plan}"
+        );
+    }
+    assert!(!plan.contains("azure.vm.alpha-tx-0"), "{plan}");
+    let out = cli_ok(&fake, &dir, &["start", "--timeout", "240"]);
+    assert!(out.contains(&format!("Network {NET} is healthy")), "{out}");
+    assert!(out.contains(": sealing (last: "), "{out}");
+    assert!(!out.contains(": started"), "geth ran already: {out}");
+    let halted = ipc(&roots[2]).block_number().unwrap();
+    for root in [&roots[0], &roots[2]] {
+        assert!(pid_alive(root, "seal.pid"), "{}", root.display());
+        let mining = ipc(root).call_raw("eth_mining", json!([])).unwrap();
+        assert_eq!(mining, json!(true), "{}", root.display());
+    }
+    poll(
+        "the head to advance after sealing started again",
+        Duration::from_secs(60),
+        || {
+            let now = ipc(&roots[0]).block_number().map_err(|e| e.to_string())?;
+            Ok((now > halted).then_some(()))
+        },
     );
     let out = cli_ok(&fake, &dir, &["plan", "--refresh"]);
     assert!(out.contains("No changes"), "{out}");

@@ -44,6 +44,9 @@ geth_up() {{
   answers && return 0
   if [ -n "$SYSTEMD" ]; then systemctl is-active --quiet consort-geth.service; else alive "$(pid_of geth.pid)"; fi
 }}
+sealer_up() {{
+  if [ -n "$SYSTEMD" ]; then systemctl is-active --quiet consort-seal.service; else alive "$(pid_of seal.pid)"; fi
+}}
 units() {{ for u in consort-seal consort-geth; do [ -e "$ROOT/etc/systemd/system/$u.service" ] && echo "$u.service"; done; }}"#,
         data = vm_paths::DATADIR,
         mark = STOPPED_MARK,
@@ -80,42 +83,67 @@ echo "consort-json={{\"was_running\": $running}}""#,
     ))
 }
 
-/// Starts geth and its sealer again (nothing before the bootstrap finished: it starts
-/// them itself) and removes the stop mark; prints `{started}`.
+/// Starts geth again (nothing before the bootstrap finished: it starts geth and its sealer
+/// itself) and removes the stop mark; prints `{started, was_up, sealer}` (`was_up`: geth
+/// ran already; `sealer`: the VM has a seal.sh, a validator). Not the sealer: sealing starts in the order `super::sealing`
+/// gives, then [`start_sealer_script`] starts seal.sh to keep watch.
 pub fn start_script() -> String {
     wrap(&format!(
         r#"{}
 if [ ! -e "$ROOT{boot}" ]; then
-  echo 'consort-json={{"started": false}}'
+  echo 'consort-json={{"started": false, "sealer": false}}'
   exit 0
 fi
 rm -f "$MARK"
+was_up=false
+geth_up && was_up=true
 if [ -n "$SYSTEMD" ]; then
-  systemctl start $(units)
-else
-  if ! alive "$(pid_of geth.pid)"; then
-    nohup "$M/run-geth.sh" >>"$DATA/geth.log" 2>&1 </dev/null &
-    echo $! >"$DATA/geth.pid"
-  fi
-  if [ -x "$M/seal.sh" ] && ! alive "$(pid_of seal.pid)"; then
-    nohup "$M/seal.sh" >>"$DATA/seal.log" 2>&1 </dev/null &
-    echo $! >"$DATA/seal.pid"
-  fi
+  systemctl start consort-geth.service
+elif ! alive "$(pid_of geth.pid)"; then
+  nohup "$M/run-geth.sh" >>"$DATA/geth.log" 2>&1 </dev/null &
+  echo $! >"$DATA/geth.pid"
 fi
-echo 'consort-json={{"started": true}}'"#,
+sealer=false
+[ -x "$M/seal.sh" ] && sealer=true
+echo "consort-json={{\"started\": true, \"was_up\": $was_up, \"sealer\": $sealer}}""#,
         prelude(),
         boot = vm_paths::BOOTSTRAPPED,
     ))
 }
 
-/// Prints `{running, stopped_by_consort, bootstrapped}`.
+/// Starts the VM's seal.sh (unit `consort-seal`), which starts sealing once ready and
+/// keeps watch (it finds `eth.mining` true where consort started sealing); prints
+/// `{sealer}` (false: no seal.sh, not a validator).
+pub fn start_sealer_script() -> String {
+    wrap(&format!(
+        r#"{}
+if [ ! -x "$M/seal.sh" ]; then
+  echo 'consort-json={{"sealer": false}}'
+  exit 0
+fi
+if [ -n "$SYSTEMD" ]; then
+  systemctl start consort-seal.service
+elif ! alive "$(pid_of seal.pid)"; then
+  nohup "$M/seal.sh" >>"$DATA/seal.log" 2>&1 </dev/null &
+  echo $! >"$DATA/seal.pid"
+fi
+echo 'consort-json={{"sealer": true}}'"#,
+        prelude(),
+    ))
+}
+
+/// Prints `{running, stopped_by_consort, bootstrapped, sealer_down}` (`sealer_down`: a
+/// validator whose geth runs without its seal.sh, e.g. a `consort start` interrupted
+/// before sealing was started).
 pub fn state_script() -> String {
     wrap(&format!(
         r#"{}
 b() {{ if [ -e "$1" ]; then echo true; else echo false; fi; }}
 running=false
 geth_up && running=true
-echo "consort-json={{\"running\": $running, \"stopped_by_consort\": $(b "$MARK"), \"bootstrapped\": $(b "$ROOT{boot}")}}""#,
+sealer_down=false
+[ "$running" = true ] && [ -x "$M/seal.sh" ] && ! sealer_up && sealer_down=true
+echo "consort-json={{\"running\": $running, \"stopped_by_consort\": $(b "$MARK"), \"bootstrapped\": $(b "$ROOT{boot}"), \"sealer_down\": $sealer_down}}""#,
         prelude(),
         boot = vm_paths::BOOTSTRAPPED,
     ))
@@ -127,6 +155,8 @@ pub struct VmGeth {
     pub running: bool,
     pub stopped_by_consort: bool,
     pub bootstrapped: bool,
+    /// A validator's geth runs, its seal.sh does not.
+    pub sealer_down: bool,
 }
 
 /// Every node with a VM in state.
@@ -155,7 +185,7 @@ impl AzureProvider {
                 .and_then(|vm| vm.run(&script))
                 .and_then(|out| json_line(&out))
                 .map(|v| v["was_running"].as_bool().unwrap_or(false));
-            if r.is_ok() {
+            if r == Ok(true) {
                 events(Event::Step {
                     subject: node.clone(),
                     step: "stopped".into(),
@@ -196,6 +226,7 @@ impl AzureProvider {
                 running: v["running"].as_bool()?,
                 stopped_by_consort: v["stopped_by_consort"].as_bool()?,
                 bootstrapped: v["bootstrapped"].as_bool()?,
+                sealer_down: v["sealer_down"].as_bool().unwrap_or(false),
             })
         });
         nodes.into_iter().zip(reads).collect()
@@ -206,11 +237,19 @@ impl AzureProvider {
     pub(super) fn refresh_geth(&self, state: &State, drift: &mut BTreeMap<String, String>) {
         for (node, g) in self.vm_geth(state) {
             let Some(g) = g else { continue };
-            if g.running || !(g.bootstrapped || g.stopped_by_consort) {
-                continue;
-            }
             let addr = format!("azure.vm.{node}");
             if drift.contains_key(&addr) {
+                continue;
+            }
+            if g.running && g.sealer_down && g.bootstrapped {
+                // A restart of geth's sealing: the Update starts it in order (`sealing`).
+                drift.insert(
+                    addr,
+                    "restart sealing (its seal.sh not running on its VM, geth runs)".into(),
+                );
+                continue;
+            }
+            if g.running || !(g.bootstrapped || g.stopped_by_consort) {
                 continue;
             }
             drift.insert(
@@ -269,13 +308,21 @@ impl AzureProvider {
             .get(&change.addr)
             .cloned()
             .ok_or_else(|| ProviderError::at(&change.addr, "not in state"))?;
-        self.control(&node)?
+        let out = self
+            .control(&node)?
             .run(&start_script())
+            .and_then(|out| json_line(&out))
             .map_err(|e| ProviderError::at(&change.addr, e))?;
-        ctx.emit(Event::Step {
-            subject: node,
-            step: "started".into(),
-        });
+        if out["started"].as_bool() == Some(true) && out["sealer"].as_bool() == Some(true) {
+            // Sealing starts once every restarted validator is up (`after_apply`).
+            self.to_seal.lock().unwrap().insert(node.clone());
+        }
+        if out["was_up"].as_bool() != Some(true) {
+            ctx.emit(Event::Step {
+                subject: node,
+                step: "started".into(),
+            });
+        }
         Ok(recorded)
     }
 }

@@ -48,6 +48,7 @@ mod log_tail;
 mod reconcile;
 mod resources;
 pub mod run_command;
+mod sealing;
 mod soft_delete;
 pub mod vault;
 mod votes;
@@ -98,6 +99,9 @@ pub struct AzureProvider {
     signer_refusal: Mutex<Option<String>>,
     /// Validators the last refresh could not ask (`unread`): node → why.
     unread: Mutex<BTreeMap<String, String>>,
+    /// Validators whose geth this apply started again, to start sealing on in order
+    /// once all are up (`after_apply`, `sealing`).
+    to_seal: Mutex<BTreeSet<String>>,
 }
 
 impl AzureProvider {
@@ -110,6 +114,7 @@ impl AzureProvider {
             runtime: OnceLock::new(),
             signer_refusal: Mutex::new(None),
             unread: Mutex::default(),
+            to_seal: Mutex::default(),
         })
     }
 
@@ -121,6 +126,7 @@ impl AzureProvider {
             runtime: OnceLock::new(),
             signer_refusal: Mutex::new(None),
             unread: Mutex::default(),
+            to_seal: Mutex::default(),
         }
     }
 
@@ -575,6 +581,10 @@ impl Provider for AzureProvider {
             Kind::Funding => self.apply_funding(ctx, change),
             _ => Err(super::unsupported("azure", change)),
         }
+    }
+
+    fn after_apply(&self, ctx: &ApplyCtx) -> Result<(), ProviderError> {
+        self.seal_in_order(ctx)
     }
 
     fn wait_healthy(&self, ctx: &ApplyCtx) -> Result<Health, ProviderError> {

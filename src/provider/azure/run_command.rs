@@ -17,11 +17,11 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 
-const JSON_MARKER: &str = "consort-json=";
+pub(super) const JSON_MARKER: &str = "consort-json=";
 
 /// What every script starts with: where geth and its IPC socket are, and `js` to run one
 /// JavaScript expression in `geth attach`.
-fn prelude() -> String {
+pub(super) fn prelude() -> String {
     format!(
         r#"ROOT="${{CONSORT_ROOT:-}}"
 GETH="$ROOT/usr/local/bin/geth"
