@@ -46,9 +46,6 @@ pub mod core;
 pub mod funding;
 pub mod key_files;
 pub mod local;
-/// Bounded fan-out moved to [`crate::parallel`] (consensus uses it too); this name stays
-/// until azure/lifecycle.rs (being changed on another branch) imports it from there.
-pub use crate::parallel;
 pub mod pending;
 pub mod recover;
 pub mod signer;

@@ -16,7 +16,7 @@ use super::run_command::{json_line, prelude, JSON_MARKER};
 use super::*;
 use crate::consensus::sealing::{in_turn, start_order_with_recents};
 use crate::crypto::Address;
-use crate::provider::parallel;
+use crate::parallel;
 
 /// A validator's own view for starting sealing: head, whether it seals, whether its signer
 /// is unlocked, the enode ids (public keys) of its peers, the signer set and who signed
