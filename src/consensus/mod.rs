@@ -17,6 +17,8 @@
 //! - [`drift`]: the live signer set and proposals against the topology, and the
 //!   reconciliation apply runs;
 //! - [`sealing`]: which signer is in turn, and the order validators start sealing in;
+//! - [`start`]: when restarted validators are ready to seal, from what each reports, and
+//!   which group starts next;
 //! - [`forks`]: which head wins a Clique fork geth does not leave, and what the others need;
 //! - [`liveness`]: how many signers must be online (⌊n/2⌋+1) and when the chain is halted.
 
@@ -25,4 +27,5 @@ pub mod drift;
 pub mod forks;
 pub mod liveness;
 pub mod sealing;
+pub mod start;
 pub mod votes;
