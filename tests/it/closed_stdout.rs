@@ -12,12 +12,7 @@ use std::time::Duration;
 /// Runs `consort args` in `dir` with stdout a pipe whose reader closes after the first
 /// line; returns the exit code and stderr.
 fn with_stdout_closed_after_one_line(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
-    let mut stderr = tempfile::tempfile().unwrap();
-    let mut child = consort_cmd(dir, args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(stderr.try_clone().unwrap())
-        .spawn()
-        .expect("run consort");
+    let (mut child, stderr) = spawn_piped(dir, args);
     {
         let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
         let mut first = String::new();
@@ -25,22 +20,33 @@ fn with_stdout_closed_after_one_line(dir: &Path, args: &[&str]) -> (Option<i32>,
         assert!(!first.is_empty(), "consort {args:?} printed nothing");
     } // the reader is gone: every later write to stdout fails with EPIPE
     let code = child.wait().unwrap().code();
-    let mut err = String::new();
-    stderr.rewind().unwrap();
-    stderr.read_to_string(&mut err).unwrap();
+    let err = text_of(stderr);
     eprintln!("[consort {}] exit {code:?}\n{err}", args.join(" "));
     (code, err)
+}
+
+/// `consort args` in `dir`, its stdout a pipe, its stderr a temporary file.
+fn spawn_piped(dir: &Path, args: &[&str]) -> (std::process::Child, std::fs::File) {
+    let stderr = tempfile::tempfile().unwrap();
+    let child = consort_cmd(dir, args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(stderr.try_clone().unwrap())
+        .spawn()
+        .expect("run consort");
+    (child, stderr)
+}
+
+fn text_of(mut f: std::fs::File) -> String {
+    let mut text = String::new();
+    f.rewind().unwrap();
+    f.read_to_string(&mut text).unwrap();
+    text
 }
 
 /// Runs `consort args` in `dir` with stdout a pipe whose reader is gone before consort
 /// writes (`consort logs | head` once head has exited); returns the exit code and stderr.
 fn with_stdout_closed(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
-    let mut stderr = tempfile::tempfile().unwrap();
-    let mut child = consort_cmd(dir, args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(stderr.try_clone().unwrap())
-        .spawn()
-        .expect("run consort");
+    let (mut child, stderr) = spawn_piped(dir, args);
     drop(child.stdout.take());
     let code = poll(
         &format!("consort {args:?} to end with its reader gone"),
@@ -52,10 +58,7 @@ fn with_stdout_closed(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
                 .map(|s| s.code()))
         },
     );
-    let mut err = String::new();
-    stderr.rewind().unwrap();
-    stderr.read_to_string(&mut err).unwrap();
-    (code, err)
+    (code, text_of(stderr))
 }
 
 #[test]
